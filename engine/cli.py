@@ -1,0 +1,70 @@
+"""The command line: ``python main.py <command> ...``.
+
+Contract (scripts rely on it): exit status 0 on success, 2 for usage errors, 1 for processing errors, with a
+one-line message on stderr and no traceback unless ``--debug``.
+
+Sub-commands live in their own modules, listed explicitly in ``SUBCOMMAND_MODULES``; each exposes
+``add_parser(subparsers) -> argparse.ArgumentParser`` and sets ``handler=run`` where ``run(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+from .errors import EngineError
+
+#: Modules that add a sub-command (imported only to build the parser; keep their top level light).
+SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "engine.commands.models_cmd",
+    "engine.commands.info_cmd",
+    "engine.commands.restore_cmd",
+)
+
+
+class UsageError(Exception):
+    """A usage problem (bad option value, missing file argument...): exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse prints usage and exits 2; keep it, but one clean line
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="restoration-studio", description="Restoration Studio command line.")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for module_name in SUBCOMMAND_MODULES:
+        importlib.import_module(module_name).add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "handler", None):
+            parser.print_help()
+            return 2
+        return int(args.handler(args) or 0)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except EngineError as error:
+        if debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # an unexpected bug: still one line unless --debug
+        if debug:
+            raise
+        print(f"error: {type(error).__name__}: {error} (run with --debug for details)", file=sys.stderr)
+        return 1

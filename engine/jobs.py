@@ -1,0 +1,128 @@
+"""The jobs API: how long-running work (inference, training, ZSSR) reports progress and is cancelled.
+
+A job is a plain generator. It yields :class:`Progress` records, returns its result, and raises
+:class:`~engine.errors.JobCancelled` (via ``token.raise_if_cancelled()``) when the user cancels. It never
+touches Qt: the GUI wraps it in a worker thread, the command line drives it with :func:`run_job`, tests call
+``next()`` on it directly.
+
+    def my_job(image, token: CancelToken) -> Generator[Progress, None, Result]:
+        eta = EtaClock()
+        for i, tile in enumerate(tiles):
+            token.raise_if_cancelled()
+            ...
+            yield Progress(fraction=(i + 1) / len(tiles), stage="denoise", eta_s=eta.eta((i + 1) / len(tiles)))
+        return result
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generator, Mapping, TypeVar
+
+from .errors import JobCancelled
+
+R = TypeVar("R")
+Job = Generator["Progress", None, R]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress record. Immutable, so it can cross from a worker thread to the GUI."""
+
+    #: Completed fraction in [0, 1], or None when unknown.
+    fraction: float | None
+    #: Short name of the current stage ("load", "denoise", "train x2", ...).
+    stage: str = ""
+    #: Free text for a status line.
+    message: str = ""
+    #: Estimated seconds left, or None.
+    eta_s: float | None = None
+    #: Numbers worth plotting or showing (step, loss, lr, val_psnr, ...).
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    #: An optional intermediate result (e.g. ZSSR's current upscaled image), as an engine Image.
+    preview: Any = None
+
+
+class CancelToken:
+    """Cooperative cancellation shared between the thread that asks and the job that checks.
+
+    ``cancel()`` asks the job to stop and discard its work; ``request_stop()`` asks a job that supports it
+    (ZSSR, training) to finish early and return what it has. Callbacks registered with ``on_cancel`` run
+    when ``cancel()`` is called, from the calling thread (used to terminate a running ONNX Runtime call).
+    """
+
+    def __init__(self) -> None:
+        self._cancelled = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[], None]] = []
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled.set()
+            callbacks = list(self._callbacks)
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # a failing callback must not prevent the cancellation itself
+                pass
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def on_cancel(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Register ``callback``; returns a function that unregisters it. Runs at once if already cancelled."""
+        with self._lock:
+            already = self._cancelled.is_set()
+            if not already:
+                self._callbacks.append(callback)
+        if already:
+            callback()
+
+        def remove() -> None:
+            with self._lock:
+                if callback in self._callbacks:
+                    self._callbacks.remove(callback)
+
+        return remove
+
+    def raise_if_cancelled(self) -> None:
+        if self._cancelled.is_set():
+            raise JobCancelled()
+
+
+class EtaClock:
+    """Estimates the time left from the completed fraction (linear extrapolation since start)."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def eta(self, fraction: float) -> float | None:
+        if fraction <= 0.0:
+            return None
+        elapsed = self.elapsed()
+        return max(0.0, elapsed * (1.0 - fraction) / fraction)
+
+
+def run_job(job: Job[R], on_progress: Callable[[Progress], None] | None = None) -> R:
+    """Drive a job to completion in the calling thread and return its result."""
+    while True:
+        try:
+            record = next(job)
+        except StopIteration as stop:
+            return stop.value
+        if on_progress is not None:
+            on_progress(record)
