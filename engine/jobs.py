@@ -126,3 +126,18 @@ def run_job(job: Job[R], on_progress: Callable[[Progress], None] | None = None) 
             return stop.value
         if on_progress is not None:
             on_progress(record)
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """What an image-producing job (restore, ZSSR, ...) returns: the new image and how it was made."""
+
+    image: Any  # engine.image.Image
+    #: Short label for the history list, e.g. "DnCNN σ25" or "ZSSR x2 (fast)".
+    label: str
+    model_id: str
+    #: The device that really ran it, e.g. "CPU", "CUDA: NVIDIA H100", "CPU (CUDA unavailable: ...)".
+    device: str
+    seconds: float
+    #: Anything else worth showing (parameters used, tiles, iterations, final loss...).
+    details: Mapping[str, Any] = field(default_factory=dict)
