@@ -1,0 +1,129 @@
+"""Runs one engine job at a time on a background thread and reports it to the GUI thread with signals.
+
+A job is a plain generator (see ``engine.jobs``). The runner creates the cancel token, builds the job from a
+factory on the worker thread (so that expensive set-up such as building an ONNX session does not freeze the
+window), iterates it, and turns what happens into queued signals:
+
+- ``progress(Progress)``: throttled to ~20 Hz; the last record before the end is always delivered;
+- ``succeeded(result)``, ``failed(message, details)``, ``cancelled()``: exactly one of them per job;
+- ``finished()``: always, after the outcome signal.
+
+Only immutable objects cross threads (Progress records, results, strings).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from engine.errors import EngineError, JobCancelled
+from engine.jobs import CancelToken, Job, Progress
+
+#: Minimum seconds between two progress signals (~20 Hz).
+PROGRESS_INTERVAL_S = 0.05
+
+
+class JobRunner(QObject):
+    """Owns at most one running job. Create it in the GUI thread; connect to its signals there."""
+
+    progress = Signal(object)
+    succeeded = Signal(object)
+    failed = Signal(str, str)
+    cancelled = Signal()
+    finished = Signal()
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._thread: threading.Thread | None = None
+        self._token: CancelToken | None = None
+        self._lock = threading.Lock()
+        self._running = False
+
+    # -- control -------------------------------------------------------------------------------------------
+    def start(self, job_factory: Callable[[CancelToken], Job]) -> CancelToken:
+        """Start ``job_factory(token)`` on a worker thread. Raises RuntimeError while another job runs."""
+        with self._lock:
+            if self._running:
+                raise RuntimeError("a job is already running")
+            self._running = True
+            token = CancelToken()
+            self._token = token
+        thread = threading.Thread(target=self._run, args=(job_factory, token), name="restoration-job", daemon=True)
+        self._thread = thread
+        thread.start()
+        return token
+
+    def cancel(self) -> None:
+        """Ask the running job to stop and discard its work (it ends with ``cancelled``)."""
+        token = self._token
+        if token is not None:
+            token.cancel()
+
+    def request_stop(self) -> None:
+        """Ask the running job to finish early and return what it has (ZSSR, training)."""
+        token = self._token
+        if token is not None:
+            token.request_stop()
+
+    def is_running(self) -> bool:
+        return self._running
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Block until the worker thread ends (used at shutdown and in tests). True when it ended."""
+        thread = self._thread
+        if thread is None:
+            return True
+        thread.join(timeout_s)
+        return not thread.is_alive()
+
+    # -- worker thread -------------------------------------------------------------------------------------
+    def _run(self, job_factory: Callable[[CancelToken], Job], token: CancelToken) -> None:
+        outcome: tuple[str, Any] = ("failed", ("The job ended without a result.", ""))
+        pending: Progress | None = None
+        last_emit = 0.0
+        try:
+            job = job_factory(token)
+            while True:
+                try:
+                    record = next(job)
+                except StopIteration as stop:
+                    outcome = ("succeeded", stop.value)
+                    break
+                if token.cancelled:
+                    # The job may not check its token often; stop driving it and report the cancellation.
+                    job.close()
+                    raise JobCancelled()
+                now = time.monotonic()
+                if now - last_emit >= PROGRESS_INTERVAL_S:
+                    self.progress.emit(record)
+                    last_emit = now
+                    pending = None
+                else:
+                    pending = record
+        except JobCancelled:
+            outcome = ("cancelled", None)
+        except EngineError as error:
+            outcome = ("failed", (str(error), traceback.format_exc()))
+        except MemoryError:
+            outcome = ("failed", ("Out of memory. Try a smaller tile size.", traceback.format_exc()))
+        except Exception as error:  # any bug in a job must reach the user as a dialog, not kill the app
+            message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+            outcome = ("failed", (message, traceback.format_exc()))
+        if pending is not None and outcome[0] != "cancelled":
+            self.progress.emit(pending)
+        with self._lock:
+            self._running = False
+            self._token = None
+        kind, value = outcome
+        if kind == "succeeded":
+            self.succeeded.emit(value)
+        elif kind == "cancelled":
+            self.cancelled.emit()
+        else:
+            self.failed.emit(*value)
+        self.finished.emit()
