@@ -42,6 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_names() -> set[str]:
+    """Names of all sub-commands (main.py uses them to tell the CLI from image arguments)."""
+    names: set[str] = set()
+    for action in build_parser()._subparsers._group_actions:  # the one sub-parsers action
+        names.update(getattr(action, "choices", {}) or {})
+    return names
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv

@@ -1,0 +1,48 @@
+"""Restoration Studio: ``python main.py [IMAGE...]`` opens the app; ``python main.py COMMAND ...`` is the CLI.
+
+Double-clicking an image (or "Open with") runs ``main.py IMAGE``. ``--screenshot OUT.png IMAGE`` opens the
+window on IMAGE in split view, saves a screenshot of it and exits.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
+
+
+def _is_cli(argv: list[str]) -> bool:
+    first = next((arg for arg in argv if arg != "--debug"), None)
+    if first is None or first == "--screenshot":
+        return False
+    if first in ("cli", "-h", "--help"):
+        return True
+    from engine.cli import command_names
+
+    return first in command_names()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if _is_cli(argv):
+        from engine.cli import main as cli_main
+
+        if argv and argv[0] == "cli":
+            argv = argv[1:]
+        return cli_main(argv)
+    screenshot = None
+    if "--screenshot" in argv:
+        index = argv.index("--screenshot")
+        if index + 1 >= len(argv):
+            print("error: --screenshot needs an output file", file=sys.stderr)
+            return 2
+        screenshot = argv[index + 1]
+        del argv[index : index + 2]
+    from gui.app import main as gui_main
+
+    return gui_main([arg for arg in argv if not arg.startswith("-")], screenshot=screenshot)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

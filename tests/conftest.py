@@ -1,0 +1,19 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(autouse=True)
+def _user_home(tmp_path_factory, monkeypatch):
+    """Every test gets its own per-user data folder (models trained by tests never leak into the real one)."""
+    home = tmp_path_factory.mktemp("studio_home")
+    monkeypatch.setenv("RESTORATION_STUDIO_HOME", str(home))
+    return home

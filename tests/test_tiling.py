@@ -1,0 +1,94 @@
+import numpy as np
+import pytest
+
+from engine.errors import JobCancelled
+from engine.jobs import CancelToken
+from engine.tiling import axis_weights, pad_to_multiple, plan_axis, run_tiled
+
+
+@pytest.mark.parametrize("length", [1, 37, 100, 257, 1000, 1031])
+@pytest.mark.parametrize("tile,overlap", [(64, 4), (96, 16), (200, 8)])
+@pytest.mark.parametrize("scale", [1, 2, 3])
+def test_weights_are_a_partition_of_unity(length, tile, overlap, scale):
+    spans = plan_axis(length, tile, overlap)
+    total = np.zeros(length * scale, np.float64)
+    for span in spans:
+        total[span.start * scale : span.stop * scale] += axis_weights(span, scale)
+    np.testing.assert_allclose(total, 1.0, atol=1e-6)
+    assert spans[0].start == 0 and spans[-1].stop == length
+
+
+def test_weights_vanish_where_a_tile_is_inexact():
+    overlap = 8
+    spans = plan_axis(500, 100, overlap)
+    for index, span in enumerate(spans):
+        weights = axis_weights(span, 1)
+        if index > 0:
+            assert np.all(weights[:overlap] == 0)
+        if index + 1 < len(spans):
+            assert np.all(weights[-overlap:] == 0)
+
+
+def box_blur_radius(image: np.ndarray, radius: int) -> np.ndarray:
+    """A model with receptive radius ``radius``: repeated 3x3 box blurs with zero padding."""
+    out = image
+    for _ in range(radius):
+        padded = np.pad(out, ((1, 1), (1, 1), (0, 0)))
+        out = sum(padded[dy : dy + out.shape[0], dx : dx + out.shape[1]] for dy in range(3) for dx in range(3)) / 9
+    return out
+
+
+@pytest.mark.parametrize("scale", [1, 2])
+def test_tiled_equals_untiled(scale):
+    rng = np.random.default_rng(1)
+    image = rng.random((123, 157, 3)).astype(np.float32)
+
+    def model(tile):
+        out = box_blur_radius(tile["color"], 3)
+        return np.repeat(np.repeat(out, scale, 0), scale, 1)
+
+    whole = model({"color": image})
+    job = run_tiled({"color": image}, model, scale=scale, tile=48, overlap=4, feather=8)
+    steps = []
+    while True:
+        try:
+            steps.append(next(job))
+        except StopIteration as done:
+            tiled = done.value
+            break
+    assert steps[-1][0] == steps[-1][1] > 4
+    assert np.abs(tiled - whole).max() < 1e-4
+
+
+def test_alignment_padding_is_cropped_away():
+    image = np.random.default_rng(2).random((50, 61, 3)).astype(np.float32)
+    seen = []
+
+    def model(tile):
+        seen.append(tile["color"].shape[:2])
+        assert tile["color"].shape[0] % 8 == 0 and tile["color"].shape[1] % 8 == 0
+        return tile["color"] * 2
+
+    job = run_tiled({"color": image}, model, tile=0, alignment=8)
+    with pytest.raises(StopIteration) as done:
+        while True:
+            next(job)
+    np.testing.assert_allclose(done.value.value, image * 2, atol=1e-6)
+    assert seen == [(56, 64)]
+    padded, pad_h, pad_w = pad_to_multiple(image, 8)
+    assert (pad_h, pad_w) == (6, 3) and padded.shape == (56, 64, 3)
+
+
+def test_cancel_between_tiles():
+    image = np.zeros((200, 200, 3), np.float32)
+    token = CancelToken()
+    job = run_tiled({"color": image}, lambda t: t["color"], tile=64, overlap=4, token=token)
+    next(job)
+    token.cancel()
+    with pytest.raises(JobCancelled):
+        next(job)
+
+
+def test_tile_too_small_for_overlap_is_refused():
+    with pytest.raises(ValueError):
+        plan_axis(500, 20, 16)
