@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Sets up everything Restoration Studio needs on a Debian/Ubuntu machine: Debian packages (when run as root
+# or with sudo), a virtual environment in .venv with the pinned Python packages. Safe to run again: each
+# step is skipped when already done.
+#   scripts/setup.sh          app + tests + training dependencies (requirements-dev.txt)
+#   scripts/setup.sh --app    only what the app needs (requirements.txt)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+requirements=requirements-dev.txt
+[ "${1:-}" = "--app" ] && requirements=requirements.txt
+python=${PYTHON:-python3.11}
+command -v "$python" >/dev/null 2>&1 || python=python3
+
+# 1. Debian packages (a real Qt window, Xvfb for screenshots and window tests, fonts for document synthesis).
+if command -v apt-get >/dev/null 2>&1 && command -v dpkg-query >/dev/null 2>&1; then
+    mapfile -t wanted < <(grep -vE '^\s*(#|$)' scripts/apt-packages.txt)
+    missing=()
+    for package in "${wanted[@]}"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        sudo=""
+        [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo="sudo"
+        if [ "$(id -u)" -eq 0 ] || [ -n "$sudo" ]; then
+            echo "setup: installing Debian packages: ${missing[*]}"
+            $sudo apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        else
+            echo "setup: please install these Debian packages: ${missing[*]}" >&2
+        fi
+    fi
+fi
+
+# 2. Virtual environment with pinned packages (re-installed only when a requirements file changes).
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+stamp=.venv/.installed-$(basename "$requirements" .txt)
+digest=$(cat requirements.txt "$requirements" | sha256sum | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
+    echo "setup: installing Python packages from $requirements (first time: a few minutes)"
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -r "$requirements"
+    echo "$digest" > "$stamp"
+fi

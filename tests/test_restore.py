@@ -1,0 +1,154 @@
+import numpy as np
+import pytest
+
+from engine.errors import EngineError, JobCancelled, ModelError
+from engine.image import ImageMeta, make_image
+from engine.jobs import CancelToken, run_job
+from engine.models.registry import ModelRegistry, verify_model_file
+from engine.restore import restore_job, suitability_warning
+from tests.onnx_factory import install
+
+
+@pytest.fixture
+def registry(tmp_path):
+    folder = tmp_path / "models"
+    install(folder, "tiny-denoise", build={"layers": 3, "noise_input": True},
+            params=[{"name": "noise_level", "type": "float", "default": 25, "min": 0, "max": 75}])
+    install(folder, "tiny-sr2", task="super-resolution", build={"layers": 2, "scale": 2})
+    install(folder, "tiny-render", task="render-denoise", value_transform="log1p",
+            build={"layers": 2, "extra_inputs": ("albedo", "normal")})
+    install(folder, "tiny-doc", task="document", build={"layers": 2, "channels": 1})
+    return ModelRegistry([(folder, "bundled")])
+
+
+def photo(height=70, width=90, alpha=False, gray=False, seed=0):
+    rng = np.random.default_rng(seed)
+    pixels = rng.random((height, width, 1 if gray else 3)).astype(np.float32)
+    a = rng.random((height, width)).astype(np.float32) if alpha else None
+    return make_image(pixels, a, ImageMeta(format="png", bit_depth=16, gray=gray))
+
+
+def test_registry_lists_models_and_classical_engines(registry):
+    ids = {e.id for e in registry.models()}
+    assert {"tiny-denoise", "tiny-sr2", "nlm", "lanczos-x2"} <= ids
+    assert registry.default_for("photo-denoise").id == "tiny-denoise"  # a network before a classical engine
+    with pytest.raises(ModelError, match="no model named"):
+        registry.get("nope")
+
+
+def test_tiled_restore_equals_untiled(registry):
+    image = photo(101, 87)
+    entry = registry.get("tiny-denoise")
+    whole = run_job(restore_job(image, entry, {"noise_level": 10}, tile=0))
+    tiled = run_job(restore_job(image, entry, {"noise_level": 10}, tile=40))
+    assert tiled.details["tile"] == 40
+    assert np.abs(tiled.image.pixels - whole.image.pixels).max() < 1e-4
+
+
+def test_noise_level_reaches_the_model(registry):
+    image = photo()
+    entry = registry.get("tiny-denoise")
+    low = run_job(restore_job(image, entry, {"noise_level": 0})).image.pixels
+    high = run_job(restore_job(image, entry, {"noise_level": 75})).image.pixels
+    assert np.abs(low - high).max() > 1e-3
+
+
+def test_super_resolution_resizes_alpha_and_keeps_meta(registry):
+    image = photo(30, 40, alpha=True)
+    result = run_job(restore_job(image, registry.get("tiny-sr2"), tile=16))
+    assert result.image.pixels.shape == (60, 80, 3)
+    assert result.image.alpha.shape == (60, 80)
+    assert result.image.meta.bit_depth == 16 and result.image.meta.format == "png"
+    assert 0.0 <= result.image.pixels.min() and result.image.pixels.max() <= 1.0
+
+
+def test_gray_model_on_gray_image_stays_gray(registry):
+    image = photo(gray=True)
+    result = run_job(restore_job(image, registry.get("tiny-doc")))
+    pixels = result.image.pixels
+    assert result.image.meta.gray
+    np.testing.assert_array_equal(pixels[..., 0], pixels[..., 1])
+
+
+def test_hdr_render_keeps_range_and_uses_aovs(registry):
+    rng = np.random.default_rng(3)
+    radiance = (rng.random((48, 64, 3)) * 20).astype(np.float32)
+    radiance[0, 0] = np.nan  # a bad sample must not poison the result
+    albedo = rng.random((48, 64, 3)).astype(np.float32)
+    normal = rng.random((48, 64, 3)).astype(np.float32) * 2 - 1
+    meta = ImageMeta(format="exr", bit_depth=32, sample_type="float", hdr=True, color_space="linear")
+    image = make_image(radiance, None, meta, {"albedo": albedo, "normal": normal})
+    entry = registry.get("tiny-render")
+    assert suitability_warning(image, entry.manifest) is None
+    result = run_job(restore_job(image, entry, tile=0))
+    out = result.image.pixels
+    assert np.isfinite(out).all() and out.max() > 1.0  # HDR range kept, not clipped to 1
+    assert set(result.image.layers) == {"albedo", "normal"}
+    tiled = run_job(restore_job(image, entry, tile=24)).image.pixels
+    assert np.abs(tiled - out).max() < 1e-4 * max(1.0, float(out.max()))
+    other = make_image(radiance, None, meta, {"albedo": albedo * 0.1, "normal": normal})
+    assert np.abs(run_job(restore_job(other, entry)).image.pixels - out).max() > 1e-4
+
+
+def test_render_model_without_aovs_is_refused_clearly(registry):
+    meta = ImageMeta(format="exr", bit_depth=32, sample_type="float", hdr=True, color_space="linear")
+    image = make_image(np.ones((16, 16, 3), np.float32), None, meta)
+    entry = registry.get("tiny-render")
+    assert "albedo and normal" in suitability_warning(image, entry.manifest)
+    with pytest.raises(EngineError, match="albedo and normal"):
+        run_job(restore_job(image, entry))
+
+
+def test_photo_model_warns_about_hdr_input(registry):
+    meta = ImageMeta(format="exr", bit_depth=32, hdr=True, color_space="linear")
+    image = make_image(np.ones((16, 16, 3), np.float32) * 3, None, meta)
+    assert "HDR" in suitability_warning(image, registry.get("tiny-denoise").manifest)
+
+
+def test_cancel_stops_between_tiles(registry):
+    token = CancelToken()
+    job = restore_job(photo(200, 200), registry.get("tiny-denoise"), tile=48, token=token)
+    next(job)  # prepare
+    next(job)  # first tile
+    token.cancel()
+    with pytest.raises(JobCancelled):
+        next(job)
+
+
+def test_checksum_mismatch_is_refused(registry):
+    entry = registry.get("tiny-sr2")
+    with open(entry.path, "ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(ModelError, match="checksum"):
+        verify_model_file(entry)
+
+
+def test_bad_manifest_is_reported_not_fatal(tmp_path):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "broken.json").write_text("{not json", encoding="utf-8")
+    (folder / "wrongtask.json").write_text('{"id": "x", "task": "cooking", "file": "x.onnx"}', encoding="utf-8")
+    registry = ModelRegistry([(folder, "user")])
+    assert len(registry.problems) == 2
+    assert any("cooking" in p for p in registry.problems)
+
+
+def test_unknown_parameter_is_a_clear_error(registry):
+    with pytest.raises(ValueError, match="no parameter"):
+        run_job(restore_job(photo(), registry.get("tiny-denoise"), {"strength": 3}))
+    with pytest.raises(ValueError, match="between"):
+        run_job(restore_job(photo(), registry.get("tiny-denoise"), {"noise_level": 500}))
+
+
+def test_classical_nlm_denoises(registry):
+    rng = np.random.default_rng(5)
+    clean = np.tile(np.linspace(0.2, 0.8, 64, dtype=np.float32), (64, 1))[:, :, None].repeat(3, 2)
+    noisy = np.clip(clean + rng.normal(0, 20 / 255, clean.shape), 0, 1).astype(np.float32)
+    result = run_job(restore_job(make_image(noisy), registry.get("nlm"), {"noise_level": 20}))
+    assert np.mean((result.image.pixels - clean) ** 2) < 0.5 * np.mean((noisy - clean) ** 2)
+    assert result.device.startswith("CPU")
+
+
+def test_cpu_device_is_reported_truthfully(registry):
+    result = run_job(restore_job(photo(), registry.get("tiny-denoise"), device="cpu"))
+    assert result.device.startswith("CPU (")
