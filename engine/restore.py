@@ -27,21 +27,44 @@ from .transforms import auto_exposure_scale, from_model_space, prepare_aov, to_m
 #: Tile edge used when neither the user nor the manifest gives one.
 FALLBACK_TILE = 512
 #: Images up to this many pixels run as one tile when the tile size is automatic (0).
-WHOLE_IMAGE_LIMIT = 1024 * 1024
+WHOLE_IMAGE_LIMIT = 2048 * 2048
+#: Share of the available memory that one tile's inference may use.
+MEMORY_FRACTION = 0.25
 
 
-def choose_tile_size(image: Image, manifest: ModelManifest, requested: int | None = None) -> int:
-    """Tile edge in input pixels: the user's choice, else the manifest's, else whole-image up to a limit.
+def available_memory_bytes() -> int:
+    """Memory the system can give without swapping (MemAvailable on Linux; a safe guess elsewhere)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 4 << 30
 
-    0 (from the user or manifest) means "automatic": the whole image when it has at most
-    ``WHOLE_IMAGE_LIMIT`` pixels, otherwise ``FALLBACK_TILE``, so peak memory follows the tile, not the image.
+
+def choose_tile_size(
+    image: Image, manifest: ModelManifest, requested: int | None = None, bytes_per_pixel: float | None = None
+) -> int:
+    """Tile edge in input pixels (0 = the whole image in one tile).
+
+    The user's choice wins, then the manifest's default. When both say 0 ("automatic"), the tile is sized
+    to memory: a quarter of the available memory divided by what one pixel costs inside the model
+    (``bytes_per_pixel``, e.g. from the widest layer), capped at ``WHOLE_IMAGE_LIMIT`` pixels, so peak memory
+    follows the tile, not the image.
     """
     size = manifest.tile.default if requested is None else requested
     if size and size > 0:
         return int(size)
-    if image.width * image.height <= WHOLE_IMAGE_LIMIT:
+    pixel_budget = WHOLE_IMAGE_LIMIT
+    if bytes_per_pixel:
+        pixel_budget = min(pixel_budget, int(available_memory_bytes() * MEMORY_FRACTION / bytes_per_pixel))
+    if image.width * image.height * manifest.scale**2 <= pixel_budget:
         return 0
-    return FALLBACK_TILE
+    edge = int(pixel_budget**0.5) // manifest.scale
+    alignment = max(1, manifest.tile.alignment)
+    return max(edge - edge % alignment, 2 * manifest.tile.overlap + 64)
 
 
 def suitability_warning(image: Image, manifest: ModelManifest) -> str | None:
@@ -91,15 +114,15 @@ def _model_inputs(image: Image, manifest: ModelManifest, scale_hdr: float) -> di
 
 def _tile_runner(
     entry: ModelEntry, params: Mapping[str, Any], device: str, token: CancelToken
-) -> tuple[Callable[[Mapping[str, np.ndarray]], np.ndarray], str]:
-    """The per-tile function for this model and the device description it really runs on."""
+) -> tuple[Callable[[Mapping[str, np.ndarray]], np.ndarray], str, float | None]:
+    """The per-tile function, the device it really runs on, and the model's memory cost per pixel."""
     manifest = entry.manifest
     if manifest.engine == "classical":
         from .models.classical import classical_engine
         from .runtime import cpu_description
 
         engine = classical_engine(manifest.id)
-        return (lambda tile: engine.run(tile, params)), cpu_description()
+        return (lambda tile: engine.run(tile, params)), cpu_description(), None
 
     from .runtime import load_onnx_model
 
@@ -116,7 +139,7 @@ def _tile_runner(
         output = model.run(feeds, token)[0]
         return np.ascontiguousarray(output[0].transpose(1, 2, 0))
 
-    return run, str(model.device)
+    return run, str(model.device), model.bytes_per_pixel
 
 
 def _resize_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
@@ -146,9 +169,9 @@ def restore_job(
     scale_hdr = auto_exposure_scale(image.pixels) if manifest.hdr and image.meta.hdr else 1.0
     inputs = _model_inputs(image, manifest, scale_hdr)
     token.raise_if_cancelled()
-    run_tile, device_used = _tile_runner(entry, values, device, token)
+    run_tile, device_used, bytes_per_pixel = _tile_runner(entry, values, device, token)
 
-    tile_size = choose_tile_size(image, manifest, tile)
+    tile_size = choose_tile_size(image, manifest, tile, bytes_per_pixel)
     tiles = run_tiled(
         inputs,
         run_tile,

@@ -115,6 +115,7 @@ class OnnxModel:
             if device == "cuda":
                 raise EngineError(f"CUDA was requested but is not usable here: {reason}")
             self.device = DeviceInfo("cpu", cpu_description(), reason)
+        self.bytes_per_pixel = _bytes_per_pixel(self.path)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
 
@@ -143,6 +144,26 @@ class OnnxModel:
         finally:
             if unregister is not None:
                 unregister()
+
+
+#: Feature maps of the widest layer that ONNX Runtime keeps alive at once (input, output, workspace...),
+#: measured generously on conv nets so that automatic tiles do not run out of memory.
+_LIVE_TENSORS = 6
+
+
+def _bytes_per_pixel(path: Path) -> float:
+    """Rough memory cost of one input pixel inside the model: widest conv layer x live tensors x float32."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:
+        return 64 * _LIVE_TENSORS * 4.0
+    widest = 3
+    for tensor in model.graph.initializer:
+        if len(tensor.dims) == 4:  # conv weights: (out, in, kh, kw)
+            widest = max(widest, int(tensor.dims[0]), int(tensor.dims[1]))
+    return float(widest * _LIVE_TENSORS * 4)
 
 
 _cache: OrderedDict[tuple[str, float, str], OnnxModel] = OrderedDict()

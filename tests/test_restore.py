@@ -152,3 +152,17 @@ def test_classical_nlm_denoises(registry):
 def test_cpu_device_is_reported_truthfully(registry):
     result = run_job(restore_job(photo(), registry.get("tiny-denoise"), device="cpu"))
     assert result.device.startswith("CPU (")
+
+
+def test_automatic_tile_follows_memory_not_image_size(registry):
+    from engine.restore import WHOLE_IMAGE_LIMIT, choose_tile_size
+
+    manifest = registry.get("tiny-denoise").manifest
+    small = photo(64, 64)
+    assert choose_tile_size(small, manifest, None, bytes_per_pixel=100.0) == 0  # fits: one tile
+    assert choose_tile_size(small, manifest, 128) == 128  # the user's choice wins
+    # An image larger than the whole-image limit gets tiles whose area respects the limit.
+    side = int(WHOLE_IMAGE_LIMIT**0.5) + 8
+    big_view = make_image(np.broadcast_to(np.zeros((1, 1, 3), np.float32), (side, side, 3)))
+    edge = choose_tile_size(big_view, manifest, None, bytes_per_pixel=24.0)
+    assert 0 < edge and edge * edge <= WHOLE_IMAGE_LIMIT
