@@ -21,6 +21,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "engine.commands.models_cmd",
     "engine.commands.info_cmd",
     "engine.commands.restore_cmd",
+    "engine.render_data.cli",
 )
 
 

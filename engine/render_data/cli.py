@@ -1,0 +1,72 @@
+"""``render-data``: render procedural Mitsuba scenes as training/validation sets for render denoisers."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..jobs import Progress, run_job
+
+
+def _spp_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated sample counts, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError("sample counts must be positive integers")
+    return values
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "render-data",
+        help="render procedural scenes (noisy + reference, with AOVs) for training render denoisers",
+        description="Render N procedural Mitsuba scenes at several sample counts with albedo, normal and depth "
+        "AOVs, plus a high-spp reference, as EXR sets (needs mitsuba from requirements-dev.txt).",
+    )
+    parser.add_argument("--scenes", type=_positive, required=True, help="number of scenes")
+    parser.add_argument("--out", type=Path, required=True, help="output folder (one sub-folder per scene)")
+    parser.add_argument("--spp", type=_spp_list, default=(1, 4, 16, 64), help="noisy sample counts (default 1,4,16,64)")
+    parser.add_argument("--ref-spp", type=_positive, default=1024, help="reference sample count (default 1024)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first scene; scene i uses seed+i")
+    parser.add_argument("--size", default="128x128", help="image size WxH (default 128x128)")
+    parser.add_argument("--threads", type=_positive, default=None, help="render threads (default: all cores)")
+    parser.add_argument("--no-resume", action="store_true", help="re-render scenes that are already complete")
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..cli import UsageError
+    from .generate import RenderSetRequest, generate_set
+
+    try:
+        width, height = (int(v) for v in args.size.lower().split("x"))
+        if width < 8 or height < 8:
+            raise ValueError
+    except ValueError:
+        raise UsageError(f"--size must be WxH with both at least 8, got {args.size!r}") from None
+    request = RenderSetRequest(
+        out=args.out, scenes=args.scenes, seed=args.seed, spp=args.spp, ref_spp=args.ref_spp,
+        width=width, height=height, threads=args.threads, resume=not args.no_resume,
+    )
+
+    def report(progress: Progress) -> None:
+        eta = f", {progress.eta_s:.0f} s left" if progress.eta_s is not None else ""
+        print(f"[{progress.fraction:6.1%}] {progress.message}{eta}", file=sys.stderr, flush=True)
+
+    result = run_job(generate_set(request), report)
+    print(f"{len(result.names)} scenes in {result.seconds:.1f} s ({result.variant}) -> {result.out}")
+    return 0

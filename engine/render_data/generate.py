@@ -1,0 +1,124 @@
+"""Rendering a numbered set of procedural scenes to disk, as a job (see :mod:`engine.jobs`).
+
+Layout, the same as ``bench/renders/cbox256`` so that one reader serves both::
+
+    OUT/<name>/<name>_spp00004_color.exr   (and _albedo, _normal, _depth, for every noisy spp level)
+    OUT/<name>/<name>_ref_spp01024_color.exr
+    OUT/<name>/scene.json                  (the scene description, sizes, seeds and render times)
+
+``<name>`` is ``scene_<seed>``. Scene ``i`` uses seed ``seed + i``, and every render of it its own seed
+derived from the scene seed and the sample count, so a set is reproducible and its noisy renders are
+independent of each other and of the reference.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..jobs import CancelToken, EtaClock, Progress
+from . import mitsuba_backend
+from .exr import write_buffer
+from .scenes import random_scene
+
+#: Mean luminance the exposure factor of a scene description is relative to (middle grey).
+MIDDLE_GREY = 0.18
+
+
+@dataclass(frozen=True)
+class RenderSetRequest:
+    out: Path
+    scenes: int
+    seed: int = 0
+    spp: tuple[int, ...] = (1, 4, 16, 64)
+    ref_spp: int = 1024
+    width: int = 128
+    height: int = 128
+    threads: int | None = None
+    #: Skip scenes whose folder already holds a complete set (lets an interrupted run resume).
+    resume: bool = True
+
+
+@dataclass(frozen=True)
+class RenderSetResult:
+    out: Path
+    names: tuple[str, ...]
+    seconds: float
+    variant: str
+
+
+def scene_name(seed: int) -> str:
+    return f"scene_{seed:06d}"
+
+
+def render_seed(scene_seed: int, spp: int, reference: bool = False) -> int:
+    """The sampler seed of one render: distinct per scene, sample count and noisy/reference role."""
+    return (scene_seed * 7919 + spp * 2 + int(reference)) % (2**31)
+
+
+def set_paths(folder: Path, name: str, spp: Sequence[int], ref_spp: int) -> list[Path]:
+    paths = [folder / f"{name}_spp{n:05d}_{b}.exr" for n in spp for b in ("color", "albedo", "normal", "depth")]
+    return paths + [folder / f"{name}_ref_spp{ref_spp:05d}_color.exr", folder / "scene.json"]
+
+
+def render_one(seed: int, spp: Sequence[int], ref_spp: int, width: int, height: int) -> dict:
+    """Render one scene: ``{"noisy": {spp: buffers}, "reference": colour, "spec": ..., "times": ...}``.
+
+    Colour is scaled so that the reference's mean luminance is the description's exposure times middle grey.
+    """
+    spec = random_scene(seed)
+    scene = mitsuba_backend.build_scene(spec, width, height)
+    times: dict[str, float] = {}
+    start = time.perf_counter()
+    reference = mitsuba_backend.render(scene, ref_spp, render_seed(seed, ref_spp, True))["color"]
+    times[f"ref_spp{ref_spp}"] = time.perf_counter() - start
+    noisy = {}
+    for n in spp:
+        start = time.perf_counter()
+        noisy[n] = mitsuba_backend.render(scene, n, render_seed(seed, n))
+        times[f"spp{n}"] = time.perf_counter() - start
+    mean = float((reference @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)).mean())
+    gain = spec["exposure"] * MIDDLE_GREY / mean if mean > 1e-8 else 1.0
+    reference = reference * np.float32(gain)
+    for buffers in noisy.values():
+        buffers["color"] = buffers["color"] * np.float32(gain)
+    return {"noisy": noisy, "reference": reference, "spec": spec, "times": times, "gain": gain, "mean": mean}
+
+
+def generate_set(
+    request: RenderSetRequest, token: CancelToken | None = None
+) -> Generator[Progress, None, RenderSetResult]:
+    """Render ``request.scenes`` scenes into ``request.out`` (see the module docstring for the layout)."""
+    token = token or CancelToken()
+    variant = mitsuba_backend.set_variant(request.threads)
+    request.out.mkdir(parents=True, exist_ok=True)
+    clock = EtaClock()
+    names = []
+    for i in range(request.scenes):
+        token.raise_if_cancelled()
+        seed = request.seed + i
+        name = scene_name(seed)
+        folder = request.out / name
+        paths = set_paths(folder, name, request.spp, request.ref_spp)
+        if not (request.resume and all(p.exists() for p in paths)):
+            result = render_one(seed, request.spp, request.ref_spp, request.width, request.height)
+            folder.mkdir(parents=True, exist_ok=True)
+            for n, buffers in result["noisy"].items():
+                for buffer, array in buffers.items():
+                    write_buffer(folder / f"{name}_spp{n:05d}_{buffer}.exr", buffer, array, half=buffer != "color")
+            write_buffer(folder / f"{name}_ref_spp{request.ref_spp:05d}_color.exr", "color", result["reference"])
+            info = {"name": name, "seed": seed, "width": request.width, "height": request.height,
+                    "spp": list(request.spp), "ref_spp": request.ref_spp, "variant": variant,
+                    "render_seconds": result["times"], "exposure_gain": result["gain"],
+                    "raw_mean_luminance": result["mean"], "spec": result["spec"]}
+            # scene.json last: its presence marks a complete set for resuming.
+            (folder / "scene.json").write_text(json.dumps(info, indent=1), encoding="utf-8")
+        names.append(name)
+        fraction = (i + 1) / request.scenes
+        yield Progress(fraction, "render", f"{name} ({i + 1}/{request.scenes})", clock.eta(fraction))
+    return RenderSetResult(request.out, tuple(names), clock.elapsed(), variant)

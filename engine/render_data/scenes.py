@@ -1,0 +1,139 @@
+"""Random scene descriptions, drawn deterministically from a seed.
+
+A description is a plain JSON-able dict (camera, lights, shapes with materials, integrator settings); it is
+recorded beside each rendered set so that a scene can be re-rendered or inspected. Turning it into a Mitsuba
+scene is :func:`engine.render_data.mitsuba_backend.build_scene`; nothing here imports Mitsuba.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+PRIMITIVES = ("sphere", "cube", "cylinder", "disk", "rectangle", "torus", "blob")
+MATERIALS = ("diffuse", "textured", "plastic", "roughconductor", "conductor", "dielectric", "roughdielectric")
+LIGHTS = ("area", "point", "spot", "envmap", "constant", "directional")
+# Complex IOR presets of Mitsuba's conductor BSDFs.
+CONDUCTOR_PRESETS = ("Au", "Ag", "Al", "Cu", "Cr", "none")
+
+Spec = dict[str, Any]
+
+
+def _colour(rng: np.random.Generator, low: float = 0.05, high: float = 0.9) -> list[float]:
+    # Saturated and grey colours alike: draw a hue-ish vector and mix it with grey.
+    base = rng.uniform(low, high, 3)
+    grey = float(base.mean())
+    mix = rng.uniform(0.0, 1.0)
+    return [float(grey + mix * (c - grey)) for c in base]
+
+
+def _material(rng: np.random.Generator, kind: str | None = None) -> Spec:
+    kind = kind or str(rng.choice(MATERIALS, p=[0.28, 0.2, 0.14, 0.12, 0.08, 0.1, 0.08]))
+    if kind == "diffuse":
+        return {"type": "diffuse", "reflectance": _colour(rng)}
+    if kind == "textured":
+        pattern = str(rng.choice(["checker", "noise", "stripes"]))
+        return {
+            "type": "textured",
+            "pattern": pattern,
+            "colour0": _colour(rng),
+            "colour1": _colour(rng),
+            "frequency": float(rng.uniform(2.0, 12.0)),
+            "seed": int(rng.integers(0, 2**31 - 1)),
+        }
+    if kind == "plastic":
+        return {"type": "plastic", "reflectance": _colour(rng), "alpha": float(rng.uniform(0.02, 0.4))}
+    if kind == "roughconductor":
+        return {"type": "roughconductor", "preset": str(rng.choice(CONDUCTOR_PRESETS)),
+                "alpha": float(rng.uniform(0.05, 0.5))}
+    if kind == "conductor":
+        return {"type": "conductor", "preset": str(rng.choice(CONDUCTOR_PRESETS))}
+    if kind == "dielectric":
+        return {"type": "dielectric", "ior": float(rng.uniform(1.3, 1.7))}
+    return {"type": "roughdielectric", "ior": float(rng.uniform(1.3, 1.7)), "alpha": float(rng.uniform(0.05, 0.35))}
+
+
+def _camera(rng: np.random.Generator) -> Spec:
+    distance = float(rng.uniform(3.5, 6.5))  # inside the walls (7.5 from the centre)
+    azimuth = float(rng.uniform(0.0, 2.0 * math.pi))
+    elevation = float(np.radians(rng.uniform(5.0, 50.0)))
+    origin = [
+        distance * math.cos(elevation) * math.cos(azimuth),
+        distance * math.sin(elevation) + 0.2,
+        distance * math.cos(elevation) * math.sin(azimuth),
+    ]
+    target = [float(v) for v in rng.uniform([-0.4, 0.1, -0.4], [0.4, 0.6, 0.4])]
+    return {
+        "origin": origin,
+        "target": target,
+        "fov": float(rng.uniform(28.0, 55.0)),
+        # Most renderers reconstruct with a smooth filter; some use a box (uncorrelated pixel noise).
+        "filter": str(rng.choice(["gaussian", "box"], p=[0.7, 0.3])),
+    }
+
+
+def _light(rng: np.random.Generator, kind: str) -> Spec:
+    power = float(np.exp(rng.uniform(np.log(0.5), np.log(4.0))))
+    tint = [float(c) for c in 1.0 - 0.35 * rng.uniform(0.0, 1.0, 3)]
+    azimuth = float(rng.uniform(0.0, 2.0 * math.pi))
+    height = float(rng.uniform(1.5, 4.5))
+    radius = float(rng.uniform(1.0, 3.5))
+    position = [radius * math.cos(azimuth), height, radius * math.sin(azimuth)]
+    if kind == "area":
+        return {"type": "area", "position": position, "size": float(rng.uniform(0.3, 1.5)),
+                "radiance": [c * power * 4.0 for c in tint], "shape": str(rng.choice(["rectangle", "sphere"]))}
+    if kind == "point":
+        return {"type": "point", "position": position, "intensity": [c * power * 8.0 for c in tint]}
+    if kind == "spot":
+        return {"type": "spot", "position": position, "target": [float(v) for v in rng.uniform(-0.5, 0.5, 3)],
+                "cutoff": float(rng.uniform(20.0, 50.0)), "intensity": [c * power * 15.0 for c in tint]}
+    if kind == "envmap":
+        return {"type": "envmap", "sun_azimuth": azimuth, "sun_elevation": float(rng.uniform(0.1, 1.2)),
+                "sun_strength": float(rng.uniform(5.0, 60.0)), "sky": _colour(rng, 0.3, 1.0),
+                "scale": power * 0.4}
+    if kind == "constant":
+        return {"type": "constant", "radiance": [c * power * 0.15 for c in tint]}
+    return {"type": "directional", "direction": [float(-position[0]), -height, float(-position[2])],
+            "irradiance": [c * power * 1.5 for c in tint]}
+
+
+def _shape(rng: np.random.Generator, kind: str) -> Spec:
+    size = float(rng.uniform(0.2, 0.7))
+    x, z = (float(v) for v in rng.uniform(-1.6, 1.6, 2))
+    return {
+        "type": kind,
+        "position": [x, size if kind not in ("disk", "rectangle") else float(rng.uniform(0.2, 1.2)), z],
+        "size": size,
+        "rotation": [float(v) for v in rng.uniform(0.0, 360.0, 3)],
+        "material": _material(rng),
+        "seed": int(rng.integers(0, 2**31 - 1)),
+    }
+
+
+def random_scene(seed: int) -> Spec:
+    """A random scene description; the same seed always gives the same description."""
+    rng = np.random.default_rng(seed)
+    n_lights = int(rng.integers(1, 4))
+    lights = [_light(rng, str(rng.choice(LIGHTS, p=[0.32, 0.16, 0.14, 0.18, 0.1, 0.1]))) for _ in range(n_lights)]
+    n_shapes = int(rng.integers(2, 8))
+    shapes = [_shape(rng, str(rng.choice(PRIMITIVES, p=[0.22, 0.18, 0.14, 0.06, 0.06, 0.17, 0.17])))
+              for _ in range(n_shapes)]
+    room = {
+        "ground": bool(rng.uniform() < 0.85),
+        "walls": int(rng.choice([0, 1, 2], p=[0.45, 0.3, 0.25])),
+        "wall_azimuth": float(rng.uniform(0.0, 360.0)),
+        "ground_material": _material(rng, str(rng.choice(["diffuse", "textured", "plastic"]))),
+        "wall_material": _material(rng, str(rng.choice(["diffuse", "textured"]))),
+    }
+    return {
+        "seed": int(seed),
+        "camera": _camera(rng),
+        "lights": lights,
+        "shapes": shapes,
+        "room": room,
+        "max_depth": int(rng.integers(4, 9)),
+        # Scales the whole image so that the data covers dark and bright renders alike.
+        "exposure": float(np.exp(rng.uniform(np.log(0.15), np.log(3.0)))),
+    }
