@@ -1,0 +1,127 @@
+"""The command-line contract that scripts rely on (issue 2, part 5)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.cli import main as cli
+from engine.image import ImageMeta, make_image
+from engine.imageio import read_image, write_image
+from engine.paths import user_models_dir
+from tests.onnx_factory import install
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def rgba16_png(path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    pixels = rng.random((40, 56, 3)).astype(np.float32)
+    alpha = np.tile(np.linspace(0, 1, 56, dtype=np.float32), (40, 1))
+    return write_image(path, make_image(pixels, alpha, ImageMeta(format="png", bit_depth=16)))
+
+
+def multilayer_exr(path: Path) -> Path:
+    rng = np.random.default_rng(1)
+    radiance = (rng.random((32, 48, 3)) * 8).astype(np.float32)
+    layers = {"albedo": rng.random((32, 48, 3)), "normal": rng.random((32, 48, 3)) * 2 - 1}
+    meta = ImageMeta(format="exr", bit_depth=32, sample_type="float", hdr=True, color_space="linear")
+    return write_image(path, make_image(radiance, None, meta, layers))
+
+
+def test_models_json(capsys):
+    assert cli(["models", "--json"]) == 0
+    models = json.loads(capsys.readouterr().out)
+    nlm = next(m for m in models if m["id"] == "nlm")
+    assert nlm["task"] == "photo-denoise" and nlm["params"][0]["name"] == "noise_level"
+
+
+def test_info_json(tmp_path, capsys):
+    path = rgba16_png(tmp_path / "a.png")
+    assert cli(["info", str(path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    text = json.dumps(info).lower()
+    assert "16" in text and "alpha" in text
+
+
+def test_restore_16bit_rgba_png_keeps_depth_and_alpha(tmp_path, capsys):
+    source = rgba16_png(tmp_path / "in.png")
+    target = tmp_path / "out.png"
+    assert cli(["restore", str(source), "-o", str(target), "--model", "nlm", "--set", "noise_level=5"]) == 0
+    before, after = read_image(source), read_image(target)
+    assert after.meta.bit_depth == 16 and after.has_alpha
+    np.testing.assert_allclose(after.alpha, before.alpha, atol=1 / 65535)
+    assert after.pixels.shape == before.pixels.shape
+
+
+def test_restore_multilayer_exr_keeps_layers_and_hdr(tmp_path):
+    install(user_models_dir(), "tiny-render", task="render-denoise", value_transform="log1p",
+            build={"layers": 2, "extra_inputs": ("albedo", "normal")})
+    source = multilayer_exr(tmp_path / "render.exr")
+    target = tmp_path / "clean.exr"
+    assert cli(["restore", str(source), "-o", str(target), "--model", "tiny-render"]) == 0
+    result = read_image(target)
+    assert result.meta.hdr and result.pixels.max() > 1.0
+    assert {"albedo", "normal"} <= set(result.layers)
+    np.testing.assert_allclose(result.layers["albedo"], read_image(source).layers["albedo"], atol=1e-3)
+
+
+def test_restore_jpeg_and_upscale(tmp_path):
+    rng = np.random.default_rng(2)
+    source = write_image(tmp_path / "photo.jpg", make_image(rng.random((24, 32, 3)), None, ImageMeta(format="jpeg")))
+    assert cli(["restore", str(source), "-o", str(tmp_path / "big.jpg"), "--model", "lanczos-x2"]) == 0
+    result = read_image(tmp_path / "big.jpg")
+    assert result.meta.format == "jpeg" and (result.height, result.width) == (48, 64)
+
+
+def test_batch_goes_on_past_a_bad_file(tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rgba16_png(folder / "a.png")
+    rgba16_png(folder / "b.png")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    out = tmp_path / "out"
+    assert cli(["restore", str(folder), "-o", str(out), "--model", "bicubic-x2"]) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
+    assert "broken.png" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["restore", "missing.png", "-o", "x.png"],
+        ["restore", "{src}", "-o", "{tmp}/o.png", "--model", "nlm", "--set", "strength=3"],
+        ["restore", "{src}", "-o", "{tmp}/o.png", "--model", "nlm", "--set", "noise_level=loud"],
+        ["restore", "{src}", "-o", "{tmp}/o.png", "--bogus"],
+        ["frobnicate"],
+    ],
+)
+def test_usage_errors_exit_2(tmp_path, arguments, capsys):
+    source = rgba16_png(tmp_path / "in.png")
+    arguments = [a.format(src=source, tmp=tmp_path) for a in arguments]
+    assert cli(arguments) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "Traceback" not in err
+
+
+def test_processing_error_is_one_line_without_traceback(tmp_path):
+    broken = tmp_path / "broken.exr"
+    broken.write_bytes(b"v/1\x01 truncated")
+    run = subprocess.run(
+        [sys.executable, "main.py", "restore", str(broken), "-o", str(tmp_path / "o.exr")],
+        cwd=ROOT, capture_output=True, text=True,
+    )
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr and "broken.exr" in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o.exr").exists()
+
+
+def test_input_is_never_overwritten(tmp_path):
+    source = rgba16_png(tmp_path / "in.png")
+    before = source.read_bytes()
+    assert cli(["restore", str(source), "-o", str(source), "--model", "nlm"]) == 1
+    assert source.read_bytes() == before
