@@ -1,0 +1,256 @@
+"""Faithful image reading and writing in the engine's one convention (engine/image.py).
+
+Public API:
+- :func:`read_image` (PNG, JPEG, TIFF, BMP, WebP at 8/16 bit; OpenEXR half/float with layers; Radiance .hdr)
+- :func:`write_image` (atomic; keeps bit depth, alpha, gray-ness, HDR range, ICC, EXIF and EXR layers where the
+  target format can hold them; never overwrites the input unless asked)
+- :func:`describe` (what ``info`` prints), :func:`sanitize_hdr` / :func:`sanitize_image` (NaN/Inf/negatives),
+  :func:`is_supported`, ``SUPPORTED_READ_EXTENSIONS``, ``SUPPORTED_WRITE_EXTENSIONS``, ``DEFAULT_MAX_PIXELS``.
+
+Every failure raises :class:`engine.errors.ImageReadError` / :class:`ImageWriteError` naming the file and the
+problem; nothing else escapes (a decoder returning None, a cv2.error, a MemoryError all become one of them).
+
+Conversions on save (documented choices):
+- linear HDR -> 8/16-bit formats: sRGB-encoded, then clipped to [0, 1]. For the viewer's look (exposure, tone
+  map) apply :func:`engine.display.to_display_uint8` first, as the GUI's export does;
+- display-referred -> EXR / .hdr / float TIFF: sRGB-decoded to linear;
+- alpha is dropped for JPEG (no alpha channel) and gray is written as RGB where the format has no gray (WebP);
+- palette images are written as RGB(A); TIFF keeps ICC but not EXIF; EXR and .hdr keep no ICC/EXIF.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ImageReadError, ImageWriteError
+from ..image import Image
+from .atomic import atomic_write, atomic_write_bytes
+from .formats import (
+    DEFAULT_MAX_PIXELS,
+    FORMAT_EXTENSIONS,
+    MAX_PIXELS_ENV,
+    SUPPORTED_READ_EXTENSIONS,
+    SUPPORTED_WRITE_EXTENSIONS,
+    format_from_extension,
+    is_supported,
+    max_pixels_limit,
+    normalise_format,
+    sniff_format,
+)
+from .hdr import sanitize_hdr, sanitize_image
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "FORMAT_EXTENSIONS",
+    "MAX_PIXELS_ENV",
+    "SUPPORTED_READ_EXTENSIONS",
+    "SUPPORTED_WRITE_EXTENSIONS",
+    "describe",
+    "is_supported",
+    "max_pixels_limit",
+    "read_image",
+    "sanitize_hdr",
+    "sanitize_image",
+    "write_image",
+]
+
+
+def _check_readable(path: Path) -> bytes:
+    """The file's first bytes, after turning every way of not being a readable file into a clear error."""
+    try:
+        if not path.exists():
+            raise ImageReadError(path, "no such file")
+        if path.is_dir():
+            raise ImageReadError(path, "this is a folder, not an image file")
+        with open(path, "rb") as stream:
+            head = stream.read(64)
+    except ImageReadError:
+        raise
+    except PermissionError as error:
+        raise ImageReadError(path, "permission denied") from error
+    except OSError as error:
+        problem = "permission denied" if error.errno in (errno.EACCES, errno.EPERM) else (error.strerror or str(error))
+        raise ImageReadError(path, problem) from error
+    if not head:
+        raise ImageReadError(path, "the file is empty")
+    return head
+
+
+def read_image(path: str | os.PathLike[str], *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+               load_sidecars: bool = True) -> Image:
+    """Read an image file into the engine's convention (see engine/image.py).
+
+    The format comes from the file's content (its first bytes), not its extension. Dimensions are checked from the
+    header before decoding: images above ``max_pixels`` are refused (pass None to use the
+    ``RESTORATION_STUDIO_MAX_PIXELS`` environment variable, else ``DEFAULT_MAX_PIXELS``; the default argument is
+    also overridden by that variable when set). ``load_sidecars`` attaches ``NAME_albedo.exr``-style AOV files
+    found beside an HDR render as layers.
+    """
+    path = Path(path)
+    head = _check_readable(path)
+    if max_pixels is None or (max_pixels == DEFAULT_MAX_PIXELS and os.environ.get(MAX_PIXELS_ENV)):
+        max_pixels = max_pixels_limit(None)
+    fmt = sniff_format(head)
+    if fmt is None:
+        named = format_from_extension(path)
+        if named is None:
+            supported = " ".join(sorted({e.lstrip(".") for e in SUPPORTED_READ_EXTENSIONS}))
+            raise ImageReadError(path, f"unsupported file format (supported: {supported})")
+        raise ImageReadError(path, f"not a valid {named.upper()} file (corrupt, or another format under this name)")
+    image = _decode(path, fmt, max_pixels)
+    if load_sidecars and image.meta.hdr:
+        from .sidecars import attach_sidecars
+
+        image = attach_sidecars(image, path, lambda p: read_image(p, max_pixels=max_pixels, load_sidecars=False))
+    return image
+
+
+def _decode(path: Path, fmt: str, max_pixels: int) -> Image:
+    try:
+        if fmt == "exr":
+            from .exr import read_exr
+
+            return read_exr(path, max_pixels)
+        if fmt == "hdr":
+            from .hdr import read_hdr
+
+            return read_hdr(path, max_pixels)
+        from .raster import read_raster
+
+        return read_raster(path, fmt, max_pixels)
+    except ImageReadError:
+        raise
+    except MemoryError as error:
+        raise ImageReadError(path, "not enough memory to decode this image") from error
+    except PermissionError as error:
+        raise ImageReadError(path, "permission denied") from error
+    except Exception as error:  # any decoder failure is a property of the file, reported as such
+        raise ImageReadError(path, f"corrupt {fmt.upper()} file ({type(error).__name__}: {error})") from error
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def write_image(
+    path: str | os.PathLike[str],
+    image: Image,
+    *,
+    format: str | None = None,
+    bit_depth: int | None = None,
+    allow_overwrite_input: bool = False,
+    jpeg_quality: int | None = None,
+) -> Path:
+    """Write ``image`` to ``path`` atomically and return the path.
+
+    ``format`` defaults to the extension's. ``bit_depth`` defaults to the image's own where the format has it
+    (8/16 for PNG and TIFF, 32-bit float TIFF for float data, half/float for EXR). ``jpeg_quality`` (1-100) sets
+    JPEG quality (default: the source's if known, else 95) and makes WebP lossy (WebP is lossless without it).
+    Refuses to replace the file the image was read from (or its sidecars) unless ``allow_overwrite_input``.
+    """
+    path = Path(path)
+    try:
+        fmt = normalise_format(format) if format else format_from_extension(path)
+    except ValueError as error:
+        raise ImageWriteError(path, str(error)) from error
+    if fmt is None:
+        supported = " ".join(sorted({e.lstrip(".") for e in SUPPORTED_WRITE_EXTENSIONS}))
+        raise ImageWriteError(path, f"unknown output format for extension {path.suffix!r} (use one of: {supported})")
+    if jpeg_quality is not None and not 1 <= int(jpeg_quality) <= 100:
+        raise ImageWriteError(path, f"JPEG quality must be 1 to 100, got {jpeg_quality}")
+    if not allow_overwrite_input:
+        sources = [image.meta.path] + list(dict(image.meta.extra.get("sidecars", {})).values())
+        for source in sources:
+            if source and _same_file(path, Path(source)):
+                raise ImageWriteError(path, "refusing to overwrite the input file (ask explicitly to replace it)")
+    if fmt == "exr":
+        from .exr import write_exr
+
+        return atomic_write(path, lambda temporary: write_exr(temporary, image, bit_depth, path))
+    if fmt == "hdr":
+        if bit_depth not in (None, 32):
+            raise ImageWriteError(path, "Radiance .hdr stores 32-bit (RGBE) floats only")
+        from .convert import linearise
+        from .hdr import encode_hdr
+
+        def produce_hdr(temporary: Path) -> None:
+            pixels = image.pixels if image.meta.hdr else linearise(image.pixels)
+            temporary.write_bytes(encode_hdr(pixels))
+
+        return atomic_write(path, produce_hdr)
+    from .raster import default_bit_depth, encode_raster
+
+    depth = int(bit_depth) if bit_depth else default_bit_depth(image, fmt)
+    try:
+        data = encode_raster(image, fmt, depth, jpeg_quality, path)
+    except ImageWriteError:
+        raise
+    except MemoryError as error:
+        raise ImageWriteError(path, "not enough memory to encode the image") from error
+    except Exception as error:
+        raise ImageWriteError(path, f"could not encode {fmt.upper()} ({type(error).__name__}: {error})") from error
+    return atomic_write_bytes(path, data)
+
+
+def _finite_range(pixels: np.ndarray) -> tuple[float | None, float | None]:
+    finite_min, finite_max = None, None
+    rows = max(1, (1 << 20) // max(1, pixels.shape[1]))
+    for top in range(0, pixels.shape[0], rows):
+        part = pixels[top : top + rows]
+        values = part[np.isfinite(part)]
+        if values.size:
+            low, high = float(values.min()), float(values.max())
+            finite_min = low if finite_min is None else min(finite_min, low)
+            finite_max = high if finite_max is None else max(finite_max, high)
+    return finite_min, finite_max
+
+
+def describe(image: Image) -> dict[str, Any]:
+    """What the loader sees, as plain JSON-ready values (the ``info`` command prints this)."""
+    meta = image.meta
+    low, high = _finite_range(image.pixels)
+    channels = (1 if meta.gray else 3) + (1 if image.alpha is not None else 0)
+    extra = dict(meta.extra)
+    info: dict[str, Any] = {
+        "path": meta.path,
+        "format": meta.format,
+        "width": image.width,
+        "height": image.height,
+        "channels": channels,
+        "bit_depth": meta.bit_depth,
+        "sample_type": meta.sample_type,
+        "gray": meta.gray,
+        "alpha": image.alpha is not None,
+        "palette": meta.palette,
+        "hdr": meta.hdr,
+        "color_space": meta.color_space,
+        "min": low,
+        "max": high,
+        "layers": {name: int(layer.shape[2]) for name, layer in image.layers.items()},
+        "aovs": [name for name in image.aovs],
+        "icc_profile": len(meta.icc_profile) if meta.icc_profile else None,
+        "exif": len(meta.exif) if meta.exif else None,
+    }
+    for key in ("nonfinite_count", "nan_count", "inf_count", "negative_count"):
+        if key in extra:
+            info[key] = int(extra[key])
+    if "sidecars" in extra:
+        info["sidecars"] = {k: os.path.basename(v) for k, v in dict(extra["sidecars"]).items()}
+    if "sidecar_problems" in extra:
+        info["sidecar_problems"] = dict(extra["sidecar_problems"])
+    if "exif_orientation_applied" in extra:
+        info["exif_orientation_applied"] = int(extra["exif_orientation_applied"])
+    if "exr_compression" in extra:
+        info["compression"] = extra["exr_compression"]
+    return info
+

@@ -1,0 +1,428 @@
+"""PNG, JPEG, TIFF, BMP and WebP: 8 and 16 bit, gray, gray + alpha, RGB, RGBA and palette images.
+
+Who does what, and why:
+- the header (size, mode, ICC profile, EXIF, DPI) is read with Pillow, or tifffile for TIFF, before any pixel is
+  decoded, so that bombs are refused cheaply;
+- PNG, BMP and WebP pixels are decoded by OpenCV, which keeps 16-bit samples (Pillow reduces 16-bit RGB to 8);
+- JPEG pixels are decoded by Pillow, which reports truncated files (OpenCV fills them with gray silently);
+- TIFF pixels are decoded by tifffile (16-bit gray + alpha, float, planar data) with OpenCV's libtiff as the
+  fallback for compressions tifffile cannot decode without extra codecs (LZW, JPEG, PackBits) and palettes.
+Writing uses OpenCV for PNG pixels (plus metadata chunks), Pillow for JPEG and WebP (they take ICC/EXIF), and
+tifffile for TIFF (16 bit with alpha and ICC).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ImageReadError, ImageWriteError
+from ..image import Image, ImageMeta, make_image
+from . import metadata
+from .convert import linearise, to_float, to_uint
+from .formats import check_dimensions
+
+os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
+
+
+def _cv2() -> Any:
+    import cv2
+
+    return cv2
+
+
+def _pillow(max_pixels: int) -> Any:
+    from PIL import Image as PILImage
+
+    # Pillow refuses images above twice its own limit (~179 MP) even when ours is higher; our check runs first,
+    # so lift Pillow's limit to ours. This only ever raises it.
+    if PILImage.MAX_IMAGE_PIXELS is not None and PILImage.MAX_IMAGE_PIXELS < max_pixels:
+        PILImage.MAX_IMAGE_PIXELS = max_pixels
+    return PILImage
+
+
+def _read_bytes(path: Path) -> bytes:
+    with open(path, "rb") as stream:
+        return stream.read()
+
+
+# --- reading ----------------------------------------------------------------------------------------------------
+
+
+def read_raster(path: Path, fmt: str, max_pixels: int) -> Image:
+    if fmt == "tiff":
+        return _read_tiff(path, max_pixels)
+    data = _read_bytes(path)
+    header = _pillow_header(path, data, fmt, max_pixels)
+    if fmt == "jpeg":
+        samples = _decode_with_pillow(path, data, max_pixels)
+    else:
+        samples = _decode_with_opencv(path, data, fmt)
+    return _assemble(path, fmt, samples, header)
+
+
+def _pillow_header(path: Path, data: bytes, fmt: str, max_pixels: int) -> dict[str, Any]:
+    pil = _pillow(max_pixels)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with pil.open(io.BytesIO(data)) as image:
+                width, height = image.size
+                check_dimensions(path, width, height, max_pixels)
+                info = dict(image.info)
+                header = {"mode": image.mode, "width": width, "height": height, "info": info}
+                if fmt == "jpeg":
+                    header["subsampling"] = _jpeg_subsampling(image)
+                return header
+    except ImageReadError:
+        raise
+    except pil.DecompressionBombError as error:
+        raise ImageReadError(path, f"image too large (possible decompression bomb): {error}") from error
+    except Exception as error:
+        raise ImageReadError(path, f"corrupt {fmt.upper()} header ({error})") from error
+
+
+def _jpeg_subsampling(image: Any) -> int | None:
+    try:
+        from PIL import JpegImagePlugin
+
+        value = JpegImagePlugin.get_sampling(image)
+        return value if value >= 0 else None
+    except Exception:
+        return None
+
+
+def _decode_with_pillow(path: Path, data: bytes, max_pixels: int) -> np.ndarray:
+    pil = _pillow(max_pixels)
+    try:
+        with pil.open(io.BytesIO(data)) as image:
+            image.load()
+            if image.mode not in ("L", "RGB"):
+                image = image.convert("RGB")
+            return np.asarray(image)
+    except OSError as error:
+        problem = "truncated file" if "truncated" in str(error) else f"corrupt data ({error})"
+        raise ImageReadError(path, f"{problem}: the JPEG data could not be decoded completely") from error
+
+
+def _decode_with_opencv(path: Path, data: bytes, fmt: str) -> np.ndarray:
+    cv2 = _cv2()
+    # imdecode rather than imread: it reads any path (non-ASCII names on Windows) the same way.
+    samples = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if samples is None or samples.size == 0:
+        raise ImageReadError(path, f"corrupt or truncated {fmt.upper()} data: the decoder could not read the pixels")
+    return samples
+
+
+def _assemble(path: Path, fmt: str, samples: np.ndarray, header: dict[str, Any]) -> Image:
+    """OpenCV/Pillow samples + header -> Image. OpenCV gives BGR(A); Pillow (JPEG) gives RGB or L."""
+    info = header["info"]
+    mode = header["mode"]
+    extra: dict[str, Any] = {}
+    from_pillow = fmt == "jpeg"
+    channels = 1 if samples.ndim == 2 else samples.shape[2]
+    palette = mode in ("P", "PA")
+    if fmt == "png":
+        png = metadata.png_header(_read_head(path))
+        gray = png["color_type"] in (0, 4)
+        palette = png["color_type"] == 3
+        has_alpha = channels == 4 and (png["color_type"] in (4, 6) or "transparency" in info)
+        if png["bit_depth"] < 8:
+            extra["png_bit_depth"] = png["bit_depth"]
+    else:
+        gray = mode in ("1", "L", "LA", "I;16", "I;16B", "I;16L", "I") or channels == 1
+        has_alpha = channels == 4 and ("A" in mode or "transparency" in info)
+    if palette and has_alpha is False and "transparency" in info and channels == 4:
+        has_alpha = True
+    if samples.dtype not in (np.uint8, np.uint16):
+        raise ImageReadError(path, f"unsupported sample type {samples.dtype} in a {fmt.upper()} file")
+    bit_depth = 16 if samples.dtype == np.uint16 else 8
+
+    exif = metadata.normalise_exif(info.get("exif"))
+    orientation = metadata.exif_orientation(exif)
+    if orientation != 1:
+        samples = metadata.apply_orientation(samples, orientation)
+        exif = metadata.exif_with_orientation_reset(exif)
+        extra["exif_orientation_applied"] = orientation
+
+    pixels, alpha = _split(samples, gray=gray, has_alpha=has_alpha, bgr=not from_pillow)
+    if fmt == "jpeg" and header.get("subsampling") is not None:
+        extra["jpeg_subsampling"] = header["subsampling"]
+    if "dpi" in info:
+        try:
+            extra["dpi"] = (float(info["dpi"][0]), float(info["dpi"][1]))
+        except (TypeError, ValueError, IndexError):
+            pass
+    text = {k: v for k, v in info.items() if isinstance(k, str) and isinstance(v, str) and fmt == "png"}
+    if text:
+        extra["png_text"] = text
+    meta = ImageMeta(
+        path=str(path),
+        format=fmt,
+        bit_depth=bit_depth,
+        sample_type="uint",
+        gray=gray,
+        palette=palette,
+        hdr=False,
+        color_space="srgb",
+        icc_profile=info.get("icc_profile") or None,
+        exif=exif,
+        extra=extra,
+    )
+    return make_image(pixels, alpha, meta)
+
+
+def _read_head(path: Path) -> bytes:
+    with open(path, "rb") as stream:
+        return stream.read(64)
+
+
+def _split(samples: np.ndarray, *, gray: bool, has_alpha: bool, bgr: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Samples -> (float32 H x W x 3 colour, float32 H x W alpha or None), converting once, chunk by chunk."""
+    if samples.ndim == 2:
+        return to_float(samples, out_channels=3), None
+    channels = samples.shape[2]
+    if gray:
+        colour = to_float(samples[:, :, 0], out_channels=3)
+    elif channels == 2:  # gray + alpha from a decoder that keeps it as two channels
+        colour = to_float(samples[:, :, 0], out_channels=3)
+    else:
+        colour = to_float(samples, [2, 1, 0] if bgr else [0, 1, 2])
+    alpha = None
+    if has_alpha and channels in (2, 4):
+        alpha = to_float(samples[:, :, channels - 1])[:, :, 0]
+    return colour, alpha
+
+
+def _read_tiff(path: Path, max_pixels: int) -> Image:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages.first
+            shape = dict(zip(page.axes, page.shape, strict=False))
+            width, height = int(shape.get("X", 0)), int(shape.get("Y", 0))
+            check_dimensions(path, width, height, max_pixels)
+            photometric = int(page.photometric)
+            samples_per_pixel = int(page.samplesperpixel)
+            extra_samples = tuple(int(v) for v in (page.extrasamples or ()))
+            icc = page.iccprofile or None
+            exif_tags = _tiff_exif(page)
+            compression = int(page.compression)
+            try:
+                samples = page.asarray()
+            except (KeyError, ValueError, NotImplementedError):
+                samples = None  # a codec tifffile lacks (LZW, JPEG...): libtiff through OpenCV reads it
+    except ImageReadError:
+        raise
+    except Exception as error:
+        raise ImageReadError(path, f"corrupt or truncated TIFF file ({error})") from error
+
+    extra: dict[str, Any] = {"tiff_compression": compression}
+    if exif_tags:
+        extra["tiff_exif"] = exif_tags
+    gray = photometric in (0, 1)  # MINISWHITE, MINISBLACK
+    palette = photometric == 3
+    if samples is not None and not palette and photometric in (0, 1, 2):
+        if "S" in page.axes and page.axes.index("S") < page.axes.index("Y"):
+            samples = np.moveaxis(samples, page.axes.index("S"), -1)  # planar -> interleaved
+        samples = samples.reshape(height, width, -1)
+        if photometric == 0 and samples.dtype.kind in "ui":
+            samples = np.iinfo(samples.dtype).max - samples
+        base = 1 if gray else 3
+        has_alpha = samples_per_pixel > base and bool(extra_samples)
+        kind = samples.dtype
+        if kind == np.uint8 or kind == np.uint16:
+            colour = to_float(samples[:, :, 0], out_channels=3) if gray else to_float(samples, [0, 1, 2])
+            alpha = to_float(samples[:, :, base])[:, :, 0] if has_alpha else None
+            meta_kind: tuple[int, str, bool] = (8 if kind == np.uint8 else 16, "uint", False)
+        elif kind.kind == "f":
+            floats = samples.astype(np.float32, copy=False)
+            colour = np.repeat(floats[:, :, :1], 3, axis=2) if gray else floats[:, :, :3]
+            alpha = floats[:, :, base] if has_alpha else None
+            meta_kind = (32 if kind.itemsize >= 4 else 16, "float" if kind.itemsize >= 4 else "half", True)
+        else:
+            raise ImageReadError(path, f"unsupported TIFF sample type {kind}")
+    else:
+        decoded = _decode_with_opencv(path, _read_bytes(path), "tiff")
+        channels = 1 if decoded.ndim == 2 else decoded.shape[2]
+        gray = gray or channels == 1
+        has_alpha = channels == 4 and bool(extra_samples)
+        if decoded.dtype not in (np.uint8, np.uint16):
+            raise ImageReadError(path, f"unsupported TIFF sample type {decoded.dtype}")
+        colour, alpha = _split(decoded, gray=gray, has_alpha=has_alpha, bgr=True)
+        meta_kind = (16 if decoded.dtype == np.uint16 else 8, "uint", False)
+    bit_depth, sample_type, hdr = meta_kind
+    meta = ImageMeta(
+        path=str(path),
+        format="tiff",
+        bit_depth=bit_depth,
+        sample_type=sample_type,
+        gray=gray,
+        palette=palette,
+        hdr=hdr,
+        color_space="linear" if hdr else "srgb",
+        icc_profile=icc,
+        exif=None,
+        extra=extra,
+    )
+    return make_image(colour, alpha, meta)
+
+
+def _tiff_exif(page: Any) -> dict[str, Any]:
+    """The EXIF sub-IFD as {tag name: value} (kept for ``describe``; TIFF EXIF is not written back)."""
+    try:
+        exif = page.tags.get("ExifTag")
+        return dict(exif.value) if exif is not None and isinstance(exif.value, dict) else {}
+    except Exception:
+        return {}
+
+
+# --- writing ----------------------------------------------------------------------------------------------------
+
+
+def default_bit_depth(image: Image, fmt: str) -> int:
+    """The bit depth a format writes by default: the image's own where the format has it."""
+    meta = image.meta
+    if fmt in ("png", "tiff"):
+        if meta.sample_type != "uint":
+            return 32 if fmt == "tiff" else 16  # float data: float TIFF, or 16-bit PNG keeps the most precision
+        return 16 if meta.bit_depth == 16 else 8
+    return 8
+
+
+def encode_raster(image: Image, fmt: str, bit_depth: int, jpeg_quality: int | None, path: Path) -> bytes:
+    """Encode an image as PNG/JPEG/TIFF/BMP/WebP bytes, keeping what the format can hold."""
+    allowed = {"png": (8, 16), "tiff": (8, 16, 32), "jpeg": (8,), "bmp": (8,), "webp": (8,)}[fmt]
+    if bit_depth not in allowed:
+        raise ImageWriteError(path, f"{fmt.upper()} cannot store {bit_depth}-bit samples (choose {allowed})")
+    meta = image.meta
+    gray = meta.gray and _channels_equal(image.pixels)
+    colour = image.pixels[:, :, 0] if gray else image.pixels
+    if fmt == "tiff" and bit_depth == 32:
+        return _encode_tiff_float(image, colour, gray)
+    # Linear HDR data is sRGB-encoded and clipped to [0, 1] for integer formats; the GUI's export applies the
+    # display transform (exposure + tone map) before calling this when the user wants the viewer's look.
+    encode_srgb = meta.hdr
+    samples = to_uint(colour, bit_depth, encode_srgb=encode_srgb)
+    alpha = to_uint(image.alpha, bit_depth) if image.alpha is not None and fmt != "jpeg" else None
+    if fmt == "png":
+        return _encode_png(image, samples, alpha, gray)
+    if fmt == "tiff":
+        return _encode_tiff(image, samples, alpha, gray)
+    if fmt == "bmp":
+        return _encode_bmp(samples, alpha, gray)
+    return _encode_pillow(image, fmt, samples, alpha, gray, jpeg_quality)
+
+
+def _channels_equal(pixels: np.ndarray) -> bool:
+    rows = max(1, (1 << 20) // max(1, pixels.shape[1]))
+    for top in range(0, pixels.shape[0], rows):
+        part = pixels[top : top + rows]
+        if not (np.array_equal(part[:, :, 0], part[:, :, 1]) and np.array_equal(part[:, :, 0], part[:, :, 2])):
+            return False
+    return True
+
+
+def _interleave(samples: np.ndarray, alpha: np.ndarray | None, *, bgr: bool) -> np.ndarray:
+    if samples.ndim == 2:
+        return samples if alpha is None else np.dstack((samples, alpha))
+    colour = samples[:, :, ::-1] if bgr else samples
+    return np.ascontiguousarray(colour) if alpha is None else np.dstack((colour, alpha))
+
+
+def _encode_png(image: Image, samples: np.ndarray, alpha: np.ndarray | None, gray: bool) -> bytes:
+    meta = image.meta
+    if gray and alpha is not None:
+        data = metadata.encode_png(np.dstack((samples, alpha)), color_type=4)
+    else:
+        cv2 = _cv2()
+        ok, encoded = cv2.imencode(".png", _interleave(samples, alpha, bgr=True), [cv2.IMWRITE_PNG_COMPRESSION, 4])
+        if not ok:
+            raise ValueError("OpenCV's PNG encoder failed")
+        data = encoded.tobytes()
+    chunks = metadata.metadata_chunks(
+        meta.icc_profile, meta.exif, meta.extra.get("dpi"), meta.extra.get("png_text") if meta.format == "png" else None
+    )
+    return metadata.insert_png_chunks(data, chunks)
+
+
+def _encode_bmp(samples: np.ndarray, alpha: np.ndarray | None, gray: bool) -> bytes:
+    cv2 = _cv2()
+    if gray and alpha is not None:  # BMP has no gray + alpha: write BGRA
+        samples = np.dstack((samples, samples, samples))
+    ok, encoded = cv2.imencode(".bmp", _interleave(samples, alpha, bgr=True))
+    if not ok:
+        raise ValueError("OpenCV's BMP encoder failed")
+    return encoded.tobytes()
+
+
+def _encode_pillow(
+    image: Image, fmt: str, samples: np.ndarray, alpha: np.ndarray | None, gray: bool, quality: int | None
+) -> bytes:
+    from PIL import Image as PILImage
+
+    meta = image.meta
+    if fmt == "webp" and gray:  # WebP stores RGB only
+        samples = np.dstack((samples, samples, samples))
+        gray = False
+    array = samples if alpha is None else np.dstack((samples if samples.ndim == 3 else samples[:, :, None], alpha))
+    mode = ("L" if gray else "RGB") + ("A" if alpha is not None else "")
+    pil_image = PILImage.fromarray(np.ascontiguousarray(array), mode=mode)
+    options: dict[str, Any] = {}
+    if meta.icc_profile:
+        options["icc_profile"] = meta.icc_profile
+    if meta.exif:
+        options["exif"] = meta.exif
+    if meta.extra.get("dpi"):
+        options["dpi"] = tuple(meta.extra["dpi"])
+    if fmt == "jpeg":
+        options["quality"] = int(quality or meta.extra.get("jpeg_quality") or 95)
+        if meta.extra.get("jpeg_subsampling") is not None and not gray:
+            options["subsampling"] = int(meta.extra["jpeg_subsampling"])
+        options["optimize"] = True
+    else:
+        if quality is None:
+            options["lossless"] = True
+            options["exact"] = True  # keep the colour under fully transparent pixels
+        else:
+            options["quality"] = int(quality)
+    buffer = io.BytesIO()
+    pil_image.save(buffer, format="JPEG" if fmt == "jpeg" else "WEBP", **options)
+    return buffer.getvalue()
+
+
+def _encode_tiff(image: Image, samples: np.ndarray, alpha: np.ndarray | None, gray: bool) -> bytes:
+    array = samples if alpha is None else np.dstack((samples if samples.ndim == 3 else samples[:, :, None], alpha))
+    return _tiff_bytes(image, array, gray, alpha is not None)
+
+
+def _encode_tiff_float(image: Image, colour: np.ndarray, gray: bool) -> bytes:
+    # Float TIFF holds linear values: display-referred images are linearised, like for EXR.
+    values = colour if image.meta.hdr else linearise(colour)
+    array = values if image.alpha is None else np.dstack((values if values.ndim == 3 else values[:, :, None],
+                                                          image.alpha))
+    return _tiff_bytes(image, np.asarray(array, dtype=np.float32), gray, image.alpha is not None)
+
+
+def _tiff_bytes(image: Image, array: np.ndarray, gray: bool, has_alpha: bool) -> bytes:
+    import tifffile
+
+    buffer = io.BytesIO()
+    tifffile.imwrite(
+        buffer,
+        array,
+        photometric="minisblack" if gray else "rgb",
+        extrasamples=["unassalpha"] if has_alpha else None,
+        planarconfig="contig",
+        compression="zlib",
+        iccprofile=image.meta.icc_profile,
+        resolution=tuple(image.meta.extra["dpi"]) if image.meta.extra.get("dpi") else None,
+        resolutionunit="inch" if image.meta.extra.get("dpi") else None,
+    )
+    return buffer.getvalue()
