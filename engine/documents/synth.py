@@ -203,7 +203,9 @@ def shadow(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
     return field.astype(np.float32)
 
 
-def _blob_mask(rng: np.random.Generator, shape: tuple[int, int], centre: tuple[float, float], radius: float) -> np.ndarray:
+def _blob_mask(
+    rng: np.random.Generator, shape: tuple[int, int], centre: tuple[float, float], radius: float
+) -> np.ndarray:
     """A soft irregular blob: a distorted disc (0 outside, 1 inside)."""
     h, w = shape
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
