@@ -1,0 +1,85 @@
+"""Application entry: ``gui.app.main(images, screenshot=None)`` (called by ``python main.py [IMAGE...]``)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QCoreApplication, QElapsedTimer, Qt
+from PySide6.QtWidgets import QApplication
+
+from .settings import APPLICATION, ORGANISATION, AppSettings
+from .theme import apply_theme
+
+#: Window size used for ``--screenshot`` (a stable picture for the README).
+SCREENSHOT_SIZE = (1440, 900)
+
+
+def create_application(argv: list[str] | None = None) -> QApplication:
+    app = QApplication.instance()
+    if app is None:
+        QCoreApplication.setOrganizationName(ORGANISATION)
+        QCoreApplication.setApplicationName(APPLICATION)
+        QApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+        app = QApplication(argv if argv is not None else [sys.argv[0]])
+    from .icons import app_icon
+
+    app.setWindowIcon(app_icon())
+    return app
+
+
+def _process_until(app: QApplication, done, timeout_ms: int) -> bool:
+    timer = QElapsedTimer()
+    timer.start()
+    while not done() and timer.elapsed() < timeout_ms:
+        app.processEvents()
+        QCoreApplication.sendPostedEvents()
+    return done()
+
+
+def take_screenshot(window, image_path: str, out_path: str) -> int:
+    """Open ``image_path`` (synchronously), show the split view and write a PNG of the whole window."""
+    app = QApplication.instance()
+    from engine.errors import EngineError
+    from engine.imageio import read_image
+
+    try:
+        image = read_image(image_path)
+    except EngineError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    window.resize(*SCREENSHOT_SIZE)
+    window.show()
+    window.set_original(image, Path(image_path))
+    window.set_mode("split")
+    window.viewer.set_divider(0.5)
+    _process_until(app, lambda: window.device_text() != "detecting\u2026", 10000)
+    for _ in range(5):
+        app.processEvents()
+    picture = window.grab()
+    if picture.isNull() or not picture.save(out_path, "PNG"):
+        print(f"error: could not write the screenshot to {out_path}", file=sys.stderr)
+        return 1
+    print(f"screenshot written to {out_path}")
+    return 0
+
+
+def main(images: list[str], screenshot: str | None = None) -> int:
+    """Start the desktop app with ``images`` (several become a queue); with ``screenshot``, write one and exit."""
+    app = create_application()
+    settings = AppSettings()
+    apply_theme(app, settings.theme)
+    from .main_window import MainWindow
+
+    window = MainWindow(settings, persist_layout=screenshot is None)
+    if screenshot is not None:
+        if not images:
+            print("error: --screenshot needs an IMAGE", file=sys.stderr)
+            return 2
+        code = take_screenshot(window, images[0], screenshot)
+        window.close()
+        return code
+    window.show()
+    if images:
+        window.open_paths([str(Path(p)) for p in images])
+    return app.exec()

@@ -1,0 +1,1092 @@
+"""The main window: menus, toolbar, docks (model, history, queue, inspector), the comparison viewer, status bar."""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRect, Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QAction,
+    QActionGroup,
+    QCloseEvent,
+    QColor,
+    QDragEnterEvent,
+    QDropEvent,
+    QKeySequence,
+    QPainter,
+)
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSizePolicy,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.errors import EngineError
+from engine.image import Image
+from engine.jobs import CancelToken, ImageResult, Progress
+from engine.models.registry import ModelRegistry
+
+from . import background
+from .compare_bar import CompareBar
+from .display_cache import uint8_to_qimage
+from .icons import app_icon, icon
+from .inspector import PixelInspector, pixel_of
+from .model_panel import ModelPanel, format_eta
+from .session import Session
+from .settings import AppSettings
+from .side_panels import HistoryPanel, QueuePanel
+from .task_panels import available_task_panels
+from .theme import apply_theme, icon_colour
+from .viewer import CompareViewer
+from .worker import JobRunner
+
+APP_TITLE = "Restoration Studio"
+SHORTCUTS = (
+    ("Ctrl+O", "Open images"), ("Ctrl+Shift+O", "Load a reference image"), ("Ctrl+S", "Save the result"),
+    ("Ctrl+E", "Export the comparison as PNG"), ("Ctrl+R", "Run the selected model"), ("Esc", "Cancel the job"),
+    ("Ctrl+1 \u2026 Ctrl+4", "Split / side by side / flicker / difference"), ("X", "Swap A and B"),
+    ("Space (hold)", "Flicker: show the other image"), ("Click", "Flicker: flip between A and B"),
+    ("F / double-click", "Fit to window"), ("1", "Actual pixels (1:1)"), ("+ / \u2212, wheel", "Zoom (wheel zooms "
+     "around the cursor)"), ("Drag, arrows", "Pan"), ("Drag the divider", "Move the split"),
+    ("E / Shift+E", "Exposure +/\u2212 half a stop"), ("R", "Reset exposure"), ("F1", "This list"),
+)
+
+
+def _imageio():
+    import engine.imageio as imageio
+
+    return imageio
+
+
+def _tonemaps() -> tuple[str, ...]:
+    from engine.display import TONEMAPS
+
+    return tuple(TONEMAPS)
+
+
+def describe_image(image: Image) -> str:
+    """Status bar text: size, format and depth, HDR or not, alpha, value range."""
+    meta = image.meta
+    depth = {"half": "16-bit half", "float": "32-bit float"}.get(meta.sample_type, f"{meta.bit_depth}-bit")
+    parts = [f"{image.width}\u00d7{image.height}", f"{meta.format.upper()} {depth}",
+             "HDR linear" if meta.hdr else ("gray" if meta.gray else "RGB")]
+    if image.alpha is not None:
+        parts.append("alpha")
+    if image.aovs:
+        parts.append("AOVs: " + ", ".join(image.aovs))
+    pixels = image.pixels
+    step = max(1, int(np.sqrt(pixels.shape[0] * pixels.shape[1] / 4_000_000)))  # sample huge images
+    sample = pixels[::step, ::step]
+    parts.append(f"range {float(np.nanmin(sample)):.4g} \u2013 {float(np.nanmax(sample)):.4g}")
+    return " \u00b7 ".join(parts)
+
+
+def expand_paths(paths: list[str]) -> list[str]:
+    """Files as given, folders replaced by the supported images inside them (sorted, not recursive)."""
+    imageio = _imageio()
+    out: list[str] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            out.extend(str(p) for p in sorted(path.iterdir()) if p.is_file() and imageio.is_supported(p))
+        else:
+            out.append(str(path))
+    return out
+
+
+class MainWindow(QMainWindow):
+    imageOpened = Signal(str)
+    openFailed = Signal(str)
+    resultAdded = Signal(str)
+    saved = Signal(str)
+
+    def __init__(self, settings: AppSettings | None = None, registry: ModelRegistry | None = None, *,
+                 persist_layout: bool = True) -> None:
+        super().__init__()
+        self.settings = settings or AppSettings()
+        #: False for --screenshot: a stable default layout, and the user's saved one is left alone.
+        self.persist_layout = persist_layout
+        self.registry = registry or ModelRegistry()
+        self.session = Session()
+        self.runner = JobRunner(self)
+        self._job_started = 0.0
+        self._job_title = ""
+        self._batch: dict[str, Any] | None = None
+        self._metrics_cache: dict[tuple[int, int], str] = {}
+        self._device_text = "detecting\u2026"
+        self.last_error_dialog: QMessageBox | None = None
+        self.setWindowTitle(APP_TITLE)
+        self.setWindowIcon(app_icon())
+        self.setAcceptDrops(True)
+        self.resize(1400, 860)
+
+        colour = icon_colour(self.settings.theme)
+        self._icon = lambda name: icon(name, colour)
+        self.viewer = CompareViewer()
+        self.compare_bar = CompareBar(_tonemaps(), self._icon)
+        self.metrics_label = QLabel()
+        self.metrics_label.setObjectName("metricsLabel")
+        self.metrics_label.setTextFormat(Qt.TextFormat.RichText)
+        self.metrics_label.setContentsMargins(8, 2, 8, 2)
+        self.metrics_label.hide()
+        central = QWidget()
+        central_layout = QVBoxLayout(central)
+        central_layout.setContentsMargins(0, 0, 0, 0)
+        central_layout.setSpacing(0)
+        central_layout.addWidget(self.compare_bar)
+        central_layout.addWidget(self.metrics_label)
+        central_layout.addWidget(self.viewer, 1)
+        self.setCentralWidget(central)
+
+        self.model_panel = ModelPanel(self.registry, available_task_panels(), self.settings.tile_size)
+        self.history_panel = HistoryPanel()
+        self.queue_panel = QueuePanel()
+        self.inspector = PixelInspector()
+        self.model_dock = self._dock("Model", "modelDock", self.model_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.inspector_dock = self._dock("Pixel inspector", "inspectorDock", self.inspector,
+                                         Qt.DockWidgetArea.RightDockWidgetArea)
+        self.history_dock = self._dock("History", "historyDock", self.history_panel,
+                                       Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.queue_dock = self._dock("Queue", "queueDock", self.queue_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.tabifyDockWidget(self.history_dock, self.queue_dock)
+        self.history_dock.raise_()
+        self.model_panel.setMinimumWidth(320)
+        self.history_panel.setMinimumWidth(190)
+        self.resizeDocks([self.model_dock, self.history_dock], [340, 210], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.model_dock, self.inspector_dock], [600, 170], Qt.Orientation.Vertical)
+
+        self._build_actions()
+        self._build_menus()
+        self._build_toolbar()
+        self._build_status_bar()
+        self._connect()
+        self.compare_bar.set_tonemap(self.settings.tonemap if self.settings.tonemap in _tonemaps() else "aces")
+        self.viewer.set_tonemap(self.compare_bar.tonemap())
+        self._restore_geometry()
+        self._update_actions()
+        self._detect_device()
+
+    # == construction ==========================================================================================
+    def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _action(self, text: str, slot, shortcut: str | QKeySequence.StandardKey | None = None,
+                icon_name: str | None = None, tip: str = "", viewer_only: bool = False) -> QAction:
+        action = QAction(text, self)
+        if icon_name:
+            action.setIcon(self._icon(icon_name))
+            action.setProperty("iconName", icon_name)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        if viewer_only:
+            # Single-key shortcuts act only while the viewer has focus, so typing in a field is never stolen.
+            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            self.viewer.addAction(action)
+        else:
+            self.addAction(action)
+        if tip:
+            action.setToolTip(tip)
+            action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        return action
+
+    def _build_actions(self) -> None:
+        self.act_open = self._action("&Open\u2026", self.open_dialog, QKeySequence.StandardKey.Open, "open",
+                                     "Open one or more images (several become a queue)")
+        self.act_open_folder = self._action("Open &Folder\u2026", self.open_folder_dialog, None, None,
+                                            "Queue every image of a folder")
+        self.act_reference = self._action("Load &Reference\u2026", self.reference_dialog, "Ctrl+Shift+O",
+                                          "reference", "Load a clean reference image to score results against")
+        self.act_clear_reference = self._action("Clear Reference", self.clear_reference)
+        self.act_save = self._action("&Save Result As\u2026", lambda: self.save_dialog(), QKeySequence.StandardKey.Save,
+                                     "save", "Save the result (keeps the input's format, depth, alpha, metadata)")
+        self.act_export = self._action("&Export Comparison\u2026", self.export_dialog, "Ctrl+E", "export",
+                                       "Write the current split or side-by-side comparison as a PNG")
+        self.act_quit = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.act_run = self._action("&Run", self.run_current, "Ctrl+R", "run", "Run the selected model (Ctrl+R)")
+        self.act_cancel = self._action("&Cancel", self.cancel_job, "Esc", "cancel", "Cancel the running job (Esc)")
+        self.act_stop = self._action("&Stop and Keep Result", self.runner.request_stop, None, None,
+                                     "Finish early and keep the current result (ZSSR)")
+        self.mode_actions: dict[str, QAction] = {}
+        group = QActionGroup(self)
+        for index, (mode, label) in enumerate((("split", "&Split"), ("side", "Side by Si&de"),
+                                               ("flicker", "&Flicker"), ("diff", "&Difference"))):
+            action = self._action(label, lambda _=False, m=mode: self.set_mode(m), f"Ctrl+{index + 1}", mode)
+            action.setCheckable(True)
+            group.addAction(action)
+            self.mode_actions[mode] = action
+        self.mode_actions["split"].setChecked(True)
+        self.act_swap = self._action("S&wap A and B", self.compare_bar.swap, "X", "swap", viewer_only=True)
+        self.act_fit = self._action("&Fit to Window", self.viewer.zoom_fit, "F", "fit", "Fit to window (F)",
+                                    viewer_only=True)
+        self.act_one = self._action("&Actual Pixels (1:1)", lambda: self.viewer.zoom_1to1(), "1", "one_to_one",
+                                    "Actual pixels, 1:1 (1)", viewer_only=True)
+        self.act_zoom_in = self._action("Zoom &In", self.viewer.zoom_in, "+", "zoom_in", viewer_only=True)
+        self.act_zoom_in_eq = self._action("Zoom In", self.viewer.zoom_in, "=", viewer_only=True)
+        self.act_zoom_out = self._action("Zoom &Out", self.viewer.zoom_out, "-", "zoom_out", viewer_only=True)
+        self.act_exp_up = self._action("Exposure +\u00bd Stop", lambda: self._nudge_exposure(0.5), "E",
+                                       viewer_only=True)
+        self.act_exp_down = self._action("Exposure \u2212\u00bd Stop", lambda: self._nudge_exposure(-0.5), "Shift+E",
+                                         viewer_only=True)
+        self.act_exp_reset = self._action("Reset Exposure", lambda: self.compare_bar.set_exposure(0.0), "R",
+                                          viewer_only=True)
+        self.act_shortcuts = self._action("&Keyboard Shortcuts", self.show_shortcuts, "F1")
+        self.act_about = self._action("&About Restoration Studio", self.show_about)
+        self.act_refresh_models = self._action("Refresh &Models", self.refresh_models, None, None,
+                                               "Read the models folders again")
+        self.act_train = None
+        if self._train_dialog_class() is not None:
+            self.act_train = self._action("&Train / Fine-tune\u2026", self.open_train_dialog, None, "train",
+                                          "Train or fine-tune a model on your own images")
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        file_menu.addActions([self.act_open, self.act_open_folder])
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        file_menu.addSeparator()
+        file_menu.addActions([self.act_reference, self.act_clear_reference])
+        file_menu.addSeparator()
+        file_menu.addActions([self.act_save, self.act_export])
+        file_menu.addSeparator()
+        file_menu.addAction(self.act_quit)
+
+        view = bar.addMenu("&View")
+        view.addActions(list(self.mode_actions.values()))
+        view.addAction(self.act_swap)
+        view.addSeparator()
+        view.addActions([self.act_fit, self.act_one, self.act_zoom_in, self.act_zoom_out])
+        view.addSeparator()
+        view.addActions([self.act_exp_up, self.act_exp_down, self.act_exp_reset])
+        tone = view.addMenu("&Tone Map")
+        tone_group = QActionGroup(self)
+        self.tonemap_actions: dict[str, QAction] = {}
+        for name in _tonemaps():
+            action = tone.addAction(name.upper() if name == "aces" else name.capitalize())
+            action.setCheckable(True)
+            action.triggered.connect(lambda _=False, n=name: self.compare_bar.set_tonemap(n))
+            tone_group.addAction(action)
+            self.tonemap_actions[name] = action
+        view.addSeparator()
+        theme_menu = view.addMenu("T&heme")
+        theme_group = QActionGroup(self)
+        for name in ("dark", "light"):
+            action = theme_menu.addAction(name.capitalize())
+            action.setCheckable(True)
+            action.setChecked(self.settings.theme == name)
+            action.triggered.connect(lambda _=False, n=name: self.set_theme(n))
+            theme_group.addAction(action)
+        panels = view.addMenu("&Panels")
+        for dock in (self.model_dock, self.history_dock, self.queue_dock, self.inspector_dock):
+            panels.addAction(dock.toggleViewAction())
+
+        run_menu = bar.addMenu("&Run")
+        run_menu.addActions([self.act_run, self.act_stop, self.act_cancel])
+
+        tools = bar.addMenu("&Tools")
+        device_menu = tools.addMenu("Compute &Device")
+        device_group = QActionGroup(self)
+        self.device_actions: dict[str, QAction] = {}
+        for name, label in (("auto", "Automatic (GPU when available)"), ("cpu", "CPU"), ("cuda", "CUDA GPU")):
+            action = device_menu.addAction(label)
+            action.setCheckable(True)
+            action.setChecked(self.settings.device == name)
+            action.triggered.connect(lambda _=False, n=name: self.set_device(n))
+            device_group.addAction(action)
+            self.device_actions[name] = action
+        if self.act_train is not None:
+            tools.addAction(self.act_train)
+        tools.addAction(self.act_refresh_models)
+
+        help_menu = bar.addMenu("&Help")
+        help_menu.addActions([self.act_shortcuts, self.act_about])
+
+    def _build_toolbar(self) -> None:
+        toolbar = QToolBar("Main")
+        toolbar.setObjectName("mainToolbar")
+        toolbar.setMovable(False)
+        toolbar.addActions([self.act_open, self.act_save, self.act_export])
+        toolbar.addSeparator()
+        toolbar.addAction(self.act_reference)
+        toolbar.addSeparator()
+        toolbar.addActions([self.act_run, self.act_cancel])
+        toolbar.addSeparator()
+        toolbar.addActions([self.act_fit, self.act_one])
+        spacer = QWidget()
+        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        toolbar.addWidget(spacer)
+        toolbar.addWidget(self.compare_bar.display_controls)
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+        for action in (self.act_open, self.act_run):  # the two everyone looks for get a label
+            toolbar.widgetForAction(action).setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.addToolBar(toolbar)
+        self.toolbar = toolbar
+
+    def _build_status_bar(self) -> None:
+        status = self.statusBar()
+        self.image_label = QLabel("No image")
+        self.pixel_label = QLabel()
+        self.model_label = QLabel()
+        self.device_label = QLabel()
+        self.run_label = QLabel("Last run: \u2013")
+        status.addWidget(self.image_label, 1)
+        status.addWidget(self.pixel_label)
+        for label in (self.model_label, self.device_label, self.run_label):
+            status.addPermanentWidget(label)
+        self._update_model_label()
+        self._update_device_label()
+
+    def _connect(self) -> None:
+        self.runner.progress.connect(self._on_progress)
+        self.runner.succeeded.connect(self._on_succeeded)
+        self.runner.failed.connect(self._on_failed)
+        self.runner.cancelled.connect(self._on_cancelled)
+        self.runner.finished.connect(self._on_finished)
+        self.model_panel.runRequested.connect(self.run_current)
+        self.model_panel.cancelRequested.connect(self.cancel_job)
+        self.model_panel.stopRequested.connect(self.runner.request_stop)
+        self.model_panel.selectionChanged.connect(self._update_model_label)
+        self.model_panel.selectionChanged.connect(self._update_actions)
+        self.model_panel.tile_box.valueChanged.connect(lambda v: setattr(self.settings, "tile_size", v))
+        self.compare_bar.sourcesChanged.connect(self._on_sources_changed)
+        self.compare_bar.modeChanged.connect(self.set_mode)
+        self.compare_bar.errorKindChanged.connect(self.viewer.set_error_kind)
+        self.compare_bar.exposureChanged.connect(self.viewer.set_exposure)
+        self.compare_bar.tonemapChanged.connect(self._on_tonemap)
+        self.viewer.hovered.connect(self._on_hover)
+        self.history_panel.chosen.connect(lambda key: self.compare_bar.select(b_key=key))
+        self.history_panel.saveRequested.connect(lambda key: self.save_dialog(key))
+        self.queue_panel.openRequested.connect(self.open_file)
+        self.queue_panel.processRequested.connect(self.process_queue_dialog)
+
+    def _restore_geometry(self) -> None:
+        if not self.persist_layout:
+            return
+        if self.settings.geometry is not None:
+            self.restoreGeometry(self.settings.geometry)
+        if self.settings.window_state is not None:
+            self.restoreState(self.settings.window_state)
+
+    # == opening =================================================================================================
+    def open_dialog(self) -> None:
+        imageio = _imageio()
+        patterns = " ".join(f"*{ext}" for ext in sorted(imageio.SUPPORTED_READ_EXTENSIONS))
+        paths, _ = QFileDialog.getOpenFileNames(self, "Open images", self.settings.last_folder,
+                                                f"Images ({patterns});;All files (*)")
+        if paths:
+            self.open_paths(paths)
+
+    def open_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Queue a folder of images", self.settings.last_folder)
+        if folder:
+            self.open_paths([folder])
+
+    def open_paths(self, paths: list[str]) -> None:
+        """Open one image, or queue several (folders expand to their images) and open the first."""
+        files = expand_paths(paths)
+        if not files:
+            self.show_error("Nothing to open", "No supported images were found in what you dropped or chose.")
+            return
+        if len(files) > 1 or any(Path(p).is_dir() for p in paths):
+            self.queue_panel.set_paths(files)
+            self.queue_dock.show()
+            self.queue_dock.raise_()
+        self.open_file(files[0])
+
+    def open_file(self, path: str) -> None:
+        """Read ``path`` on a background thread and show it; a readable dialog when it cannot be read."""
+        path = str(path)
+        self.statusBar().showMessage(f"Opening {Path(path).name}\u2026")
+        read_image = _imageio().read_image
+        background.call_in_background(lambda: read_image(path), lambda image: self._on_opened(image, path),
+                                      lambda error, details: self._on_open_failed(path, error, details))
+
+    def _on_opened(self, image: Image, path: str) -> None:
+        self.set_original(image, Path(path))
+        self.settings.add_recent_file(path)
+        self.settings.last_folder = str(Path(path).resolve().parent)
+        self.statusBar().showMessage(f"Opened {Path(path).name}", 4000)
+        self.imageOpened.emit(path)
+
+    def _on_open_failed(self, path: str, error: Exception, details: str) -> None:
+        self.statusBar().clearMessage()
+        message = str(error) if isinstance(error, EngineError) else f"{Path(path).name}: {error}"
+        self.show_error(f"Cannot open {Path(path).name}", message,
+                        "" if isinstance(error, EngineError) else details)
+        self.openFailed.emit(message)
+
+    def set_original(self, image: Image, path: Path | None) -> None:
+        """Make ``image`` the working image (results of the previous one are forgotten)."""
+        self.session.open(image, path)
+        self._metrics_cache.clear()
+        self.history_panel.set_results([])
+        self.model_panel.set_image(image)
+        self.image_label.setText(describe_image(image))
+        self.setWindowTitle(f"{path.name if path else 'image'} \u2014 {APP_TITLE}")
+        self._refresh_sources("original", "original")
+        self.viewer.zoom_fit()
+        self.viewer.setFocus()
+        self._update_actions()
+
+    def reference_dialog(self) -> None:
+        imageio = _imageio()
+        patterns = " ".join(f"*{ext}" for ext in sorted(imageio.SUPPORTED_READ_EXTENSIONS))
+        path, _ = QFileDialog.getOpenFileName(self, "Load reference image", self.settings.last_folder,
+                                              f"Images ({patterns});;All files (*)")
+        if path:
+            self.load_reference(path)
+
+    def load_reference(self, path: str) -> None:
+        read_image = _imageio().read_image
+        background.call_in_background(lambda: read_image(path), lambda image: self.set_reference(image, Path(path)),
+                                      lambda error, details: self._on_open_failed(path, error, details))
+
+    def set_reference(self, image: Image | None, path: Path | None = None) -> None:
+        self.session.reference = image
+        self.session.reference_path = path
+        self._metrics_cache.clear()
+        a, b = self.compare_bar.keys()
+        self._refresh_sources(a, b)
+        self._update_actions()
+
+    def clear_reference(self) -> None:
+        self.set_reference(None)
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        files = self.settings.recent_files()
+        for path in files:
+            action = self.recent_menu.addAction(Path(path).name)
+            action.setToolTip(path)
+            action.setStatusTip(path)
+            action.triggered.connect(lambda _=False, p=path: self.open_file(p))
+        if not files:
+            self.recent_menu.addAction("(none)").setEnabled(False)
+        else:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear Recent", self.settings.clear_recent_files)
+
+    # -- drag and drop ---------------------------------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        if event.mimeData().hasUrls() and any(url.isLocalFile() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dragMoveEvent(self, event) -> None:  # noqa: N802
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if not paths:
+            return
+        event.acceptProposedAction()
+        if event.modifiers() & Qt.KeyboardModifier.ShiftModifier and len(paths) == 1:
+            self.load_reference(paths[0])  # Shift+drop: use as the reference
+        else:
+            self.open_paths(paths)
+
+    # == comparing ===============================================================================================
+    def _refresh_sources(self, a_key: str | None, b_key: str | None) -> None:
+        self.compare_bar.set_sources(self.session.sources(), a_key, b_key)
+
+    def _on_sources_changed(self, a_key: str, b_key: str) -> None:
+        a = self.session.source(a_key)
+        b = self.session.source(b_key)
+        self.viewer.set_images(a.image if a else None, b.image if b else None,
+                               a.label if a else "A", b.label if b else "B")
+        self.history_panel.select_key(b_key)
+        self._update_metrics()
+        self._update_actions()
+
+    def set_mode(self, mode: str) -> None:
+        self.viewer.set_mode(mode)
+        self.compare_bar.set_mode(mode)
+        self.mode_actions[mode].setChecked(True)
+
+    def _on_tonemap(self, name: str) -> None:
+        self.viewer.set_tonemap(name)
+        self.settings.tonemap = name
+        if name in self.tonemap_actions:
+            self.tonemap_actions[name].setChecked(True)
+
+    def _nudge_exposure(self, stops: float) -> None:
+        self.compare_bar.set_exposure(self.compare_bar.exposure() + stops)
+
+    def shown_sources(self) -> list[tuple[str, Image]]:
+        """(name, image) of A, B and the reference, for the inspector."""
+        out = []
+        a_key, b_key = self.compare_bar.keys()
+        for tag, key in (("A", a_key), ("B", b_key)):
+            source = self.session.source(key) if key else None
+            if source is not None:
+                out.append((tag, source.image))
+        if self.session.reference is not None and "reference" not in (a_key, b_key):
+            out.append(("Ref", self.session.reference))
+        return out
+
+    def _on_hover(self, x: int, y: int) -> None:
+        if x < 0:
+            self.inspector.clear()
+            self.pixel_label.clear()
+            return
+        canvas = self.viewer.canvas_size()
+        sources = self.shown_sources()
+        extra = []
+        if self.viewer.mode() == "diff":
+            made = self.viewer.diff_values()
+            if made is not None:
+                errors = made[0]
+                px, py = min(x, errors.shape[1] - 1), min(y, errors.shape[0] - 1)
+                extra.append(("error", float(errors[py, px])))
+        self.inspector.show_pixel(x, y, canvas, sources, extra)
+        if sources:
+            name, image = sources[0]
+            px, py = pixel_of(image, x, y, canvas)
+            rgb = image.pixels[py, px]
+            self.pixel_label.setText(f"({x}, {y})  {name}: " + " ".join(f"{float(v):.4g}" for v in rgb))
+
+    def _update_metrics(self) -> None:
+        """PSNR / SSIM (and relMSE for HDR) of A and B against the reference, computed off the GUI thread."""
+        reference = self.session.reference
+        if reference is None:
+            self.metrics_label.hide()
+            return
+        a_key, b_key = self.compare_bar.keys()
+        parts: list[str] = []
+        pending = False
+        for tag, key in (("A", a_key), ("B", b_key)):
+            source = self.session.source(key) if key else None
+            if source is None or key == "reference":
+                continue
+            cache_key = (id(source.image), id(reference))
+            if cache_key in self._metrics_cache:
+                parts.append(f"<b>{tag}</b> {self._metrics_cache[cache_key]}")
+            else:
+                pending = True
+                parts.append(f"<b>{tag}</b> computing\u2026")
+                self._compute_metrics(source.image, reference, cache_key)
+        if not parts:
+            parts.append("choose an image other than the reference as A or B")
+        self.metrics_label.setText("vs reference \u2014 " + " &nbsp;&nbsp;|&nbsp;&nbsp; ".join(parts))
+        self.metrics_label.setVisible(True)
+        self.metrics_label.setProperty("pending", pending)
+
+    def _compute_metrics(self, image: Image, reference: Image, cache_key: tuple[int, int]) -> None:
+        if cache_key in self._metrics_cache or getattr(self, "_metrics_running", set()) & {cache_key}:
+            return
+        self._metrics_running = getattr(self, "_metrics_running", set()) | {cache_key}
+
+        def compute() -> str:
+            return metrics_text(image, reference)
+
+        def done(text: str) -> None:
+            self._metrics_running.discard(cache_key)
+            self._metrics_cache[cache_key] = text
+            self._update_metrics()
+
+        def error(exc: Exception, details: str) -> None:
+            done(f"n/a ({exc})")
+
+        background.call_in_background(compute, done, error)
+
+    def metrics_text(self) -> str:
+        return self.metrics_label.text() if self.metrics_label.isVisible() else ""
+
+    # == running ==================================================================================================
+    def run_current(self) -> None:
+        image = self.session.original
+        if image is None or self.runner.is_running():
+            return
+        factory, title = self._job_factory()
+        if factory is None:
+            return
+        self._start_job(lambda token: factory(image, token), title)
+
+    def _job_factory(self):
+        """(make_job(image, token), title) for the current selection, or (None, "")."""
+        panel = self.model_panel.current_task_panel()
+        if panel is not None:
+            return panel.make_job, str(getattr(panel, "title", "ZSSR"))
+        entry = self.model_panel.current_entry()
+        if entry is None:
+            return None, ""
+        params = self.model_panel.params()
+        tile = self.model_panel.tile()
+        device = self.settings.device
+
+        def make(image: Image, token: CancelToken):
+            from engine.restore import restore_job
+
+            return restore_job(image, entry, params, tile=tile, device=device, token=token)
+
+        return make, entry.manifest.display_name
+
+    def _start_job(self, factory, title: str) -> None:
+        self._job_title = title
+        self._job_started = time.perf_counter()
+        self.runner.start(factory)
+        self.model_panel.set_running(True)
+        self.statusBar().showMessage(f"Running {title}\u2026")
+        self._update_actions()
+
+    def cancel_job(self) -> None:
+        if self.runner.is_running():
+            if self._batch is not None:
+                self._batch["stop"] = True
+            self.runner.cancel()
+            self.statusBar().showMessage("Cancelling\u2026")
+
+    def _on_progress(self, progress: Progress) -> None:
+        self.model_panel.show_progress(progress)
+        panel = self.model_panel.current_task_panel()
+        if panel is not None and hasattr(panel, "on_progress"):
+            try:
+                panel.on_progress(progress)
+            except Exception as error:  # a panel's display bug must not stop the job's reporting
+                self.statusBar().showMessage(f"Panel display error: {error}", 5000)
+        eta = format_eta(progress.eta_s)
+        self.statusBar().showMessage(f"{self._job_title}: {progress.message or progress.stage}"
+                                     + (f" \u2014 {eta}" if eta else ""))
+        if isinstance(progress.preview, Image) and self._batch is None:
+            first = self.session.preview is None
+            self.session.preview = progress.preview
+            a_key, b_key = self.compare_bar.keys()
+            if first:
+                self._refresh_sources(a_key or "original", "preview")
+            elif b_key == "preview" or a_key == "preview":
+                a = self.session.source(a_key)
+                b = self.session.source(b_key)
+                self.viewer.set_images(a.image if a else None, b.image if b else None,
+                                       a.label if a else "A", b.label if b else "B")
+
+    def _on_succeeded(self, result: Any) -> None:
+        seconds = time.perf_counter() - self._job_started
+        if self._batch is not None:
+            self._batch_item_done(result)
+            return
+        if not isinstance(result, ImageResult):
+            self.show_error("Unexpected result", f"The job returned {type(result).__name__}, not an image.")
+            return
+        key = self.session.add_result(result)
+        self.history_panel.set_results(self.session.results)
+        a_key, _ = self.compare_bar.keys()
+        self._refresh_sources(a_key if a_key and a_key != "preview" else "original", key)
+        took = result.seconds or seconds
+        self.run_label.setText(f"Last run: {took:.1f} s")
+        self.run_label.setToolTip(f"{result.label} on {result.device}")
+        if result.device:
+            self._device_text = result.device
+            self._update_device_label()
+        self.model_panel.show_outcome(f"Done in {took:.1f} s", True)
+        self.statusBar().showMessage(f"{result.label}: done in {took:.1f} s", 6000)
+        self.resultAdded.emit(key)
+
+    def _on_failed(self, message: str, details: str) -> None:
+        if self._batch is not None:
+            self._batch_item_failed(message)
+            return
+        self._drop_preview()
+        self.model_panel.show_outcome("Failed", False)
+        self.statusBar().showMessage(f"{self._job_title} failed", 6000)
+        self.show_error(f"{self._job_title or 'The job'} failed", message, details)
+
+    def _on_cancelled(self) -> None:
+        if self._batch is not None:
+            self._batch_item_failed("cancelled", status="cancelled")
+            return
+        self._drop_preview()
+        self.model_panel.show_outcome("Cancelled", False)
+        self.statusBar().showMessage("Cancelled", 4000)
+
+    def _on_finished(self) -> None:
+        if self._batch is not None and not self._batch.get("stop") and self._batch["todo"]:
+            QTimer.singleShot(0, self._batch_next)
+            return
+        if self._batch is not None:
+            self._batch_end()
+        self.model_panel.set_running(False)
+        self._update_actions()
+
+    def _drop_preview(self) -> None:
+        if self.session.preview is not None:
+            self.session.preview = None
+            a_key, b_key = self.compare_bar.keys()
+            self._refresh_sources(a_key if a_key != "preview" else "original",
+                                  b_key if b_key != "preview" else self.session.latest_result_key() or "original")
+
+    # -- batch queue ---------------------------------------------------------------------------------------------
+    def process_queue_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Save the results into", self.settings.last_folder)
+        if folder:
+            self.process_queue(Path(folder))
+
+    def process_queue(self, out_folder: Path) -> bool:
+        """Run the current model on every queued file, saving ``<name>_<model><ext>`` into ``out_folder``."""
+        if self.runner.is_running() or not self.queue_panel.paths():
+            return False
+        factory, title = self._job_factory()
+        if factory is None:
+            self.show_error("No model selected", "Choose a model in the Model panel first.")
+            return False
+        suffix = (self.model_panel.current_entry().id if self.model_panel.current_entry() else "zssr")
+        self._batch = {"todo": list(self.queue_panel.paths()), "factory": factory, "title": title,
+                       "out": Path(out_folder), "suffix": suffix, "current": None, "done": 0, "failed": 0}
+        for path in self._batch["todo"]:
+            self.queue_panel.set_status(path, "waiting")
+        self.model_panel.set_running(True)
+        self._batch_next()
+        return True
+
+    def _batch_next(self) -> None:
+        batch = self._batch
+        path = batch["todo"].pop(0)
+        batch["current"] = path
+        self.queue_panel.set_status(path, "running")
+        imageio = _imageio()
+        factory, out_folder, suffix = batch["factory"], batch["out"], batch["suffix"]
+
+        def job(token: CancelToken):
+            image = imageio.read_image(path)
+            result = yield from factory(image, token)
+            source = Path(path)
+            target = out_folder / f"{source.stem}_{suffix}{source.suffix}"
+            written = imageio.write_image(target, result.image)
+            return str(written)
+
+        self._job_title = f"{batch['title']} ({Path(path).name})"
+        self._job_started = time.perf_counter()
+        self.runner.start(job)
+        self.statusBar().showMessage(f"Queue: {Path(path).name}\u2026")
+
+    def _batch_item_done(self, written: Any) -> None:
+        self._batch["done"] += 1
+        self.queue_panel.set_status(self._batch["current"], "done", f"saved {written}")
+
+    def _batch_item_failed(self, message: str, status: str = "failed") -> None:
+        self._batch["failed"] += status == "failed"
+        self.queue_panel.set_status(self._batch["current"], status, message)
+
+    def _batch_end(self) -> None:
+        batch, self._batch = self._batch, None
+        text = f"Queue finished: {batch['done']} saved to {batch['out']}"
+        if batch["failed"]:
+            text += f", {batch['failed']} failed (hover over them for the reason)"
+        self.model_panel.show_outcome(f"Queue: {batch['done']} done", batch["failed"] == 0)
+        self.statusBar().showMessage(text, 10000)
+
+    # == saving ===================================================================================================
+    def current_result_key(self) -> str | None:
+        """The result to save: B when it is a result, else A when it is, else the newest result."""
+        a_key, b_key = self.compare_bar.keys()
+        for key in (b_key, a_key):
+            if key and self.session.result_for_key(key) is not None:
+                return key
+        return self.session.latest_result_key()
+
+    def suggested_name(self, key: str) -> Path:
+        result = self.session.result_for_key(key)
+        original = self.session.original_path or Path("image.png")
+        folder = original.parent if self.session.original_path else Path(self.settings.last_folder)
+        return folder / f"{original.stem}_{result.model_id if result else 'result'}{original.suffix or '.png'}"
+
+    def save_dialog(self, key: str | None = None) -> None:
+        key = key or self.current_result_key()
+        if key is None:
+            self.show_error("Nothing to save", "Run a model first; its result is what gets saved.")
+            return
+        imageio = _imageio()
+        suggested = self.suggested_name(key)
+        filters = ["Same format as the input (*" + (suggested.suffix or ".png") + ")",
+                   "PNG (*.png)", "TIFF (*.tif *.tiff)", "OpenEXR (*.exr)", "JPEG (*.jpg *.jpeg)", "WebP (*.webp)",
+                   "Radiance HDR (*.hdr)", "All files (*)"]
+        del imageio
+        path, _ = QFileDialog.getSaveFileName(self, "Save result", str(suggested), ";;".join(filters))
+        if path:
+            self.save_result(Path(path), key)
+
+    def save_result(self, path: Path, key: str | None = None, wait: bool = False) -> bool:
+        """Write a result to ``path`` (format from the extension; depth, alpha, metadata kept by the engine).
+
+        Overwriting the original input asks for explicit confirmation first. Returns False when not saved.
+        """
+        key = key or self.current_result_key()
+        result = self.session.result_for_key(key) if key else None
+        if result is None:
+            return False
+        overwrite_input = (self.session.original_path is not None and path.exists()
+                           and path.resolve() == self.session.original_path.resolve())
+        if overwrite_input and not self.confirm(
+                "Overwrite the original?",
+                f"{path.name} is the image you opened. Replacing it loses the original for good.\n\n"
+                "Overwrite it with the result?"):
+            self.statusBar().showMessage("Not saved: the original was kept", 5000)
+            return False
+        write_image = _imageio().write_image
+        image = result.image
+
+        def write():
+            return write_image(path, image, allow_overwrite_input=overwrite_input)
+
+        def done(written) -> None:
+            self.settings.last_folder = str(Path(written).parent)
+            self.statusBar().showMessage(f"Saved {written}", 6000)
+            self.saved.emit(str(written))
+
+        def failed(error: Exception, details: str) -> None:
+            self.show_error("Cannot save", str(error), "" if isinstance(error, EngineError) else details)
+
+        if wait:
+            try:
+                done(write())
+            except Exception as error:  # shown like the asynchronous path does
+                failed(error, "")
+                return False
+        else:
+            background.call_in_background(write, done, failed)
+        return True
+
+    def confirm(self, title: str, question: str) -> bool:
+        answer = QMessageBox.warning(self, title, question,
+                                     QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+                                     QMessageBox.StandardButton.Cancel)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def export_dialog(self) -> None:
+        if self.viewer.image_a() is None:
+            self.show_error("Nothing to export", "Open an image first.")
+            return
+        original = self.session.original_path or Path("comparison.png")
+        default = Path(self.settings.last_folder) / f"{original.stem}_comparison.png"
+        path, _ = QFileDialog.getSaveFileName(self, "Export comparison", str(default), "PNG (*.png)")
+        if path:
+            if not path.lower().endswith(".png"):
+                path += ".png"
+            self.export_comparison(Path(path))
+
+    def export_comparison(self, path: Path) -> bool:
+        """Write the comparison at full resolution: split at the divider, or side by side (also for flicker)."""
+        picture = render_comparison(self.viewer, self.compare_bar.exposure(), self.compare_bar.tonemap())
+        if picture is None or not picture.save(str(path), "PNG"):
+            self.show_error("Cannot export", f"Could not write {path}.")
+            return False
+        self.statusBar().showMessage(f"Exported {path}", 6000)
+        return True
+
+    # == settings, dialogs, status =================================================================================
+    def set_theme(self, theme: str) -> None:
+        self.settings.theme = theme
+        apply_theme(QApplication.instance(), theme)
+        colour = icon_colour(theme)
+        self._icon = lambda name: icon(name, colour)
+        for action in self.findChildren(QAction):
+            name = action.property("iconName")
+            if name:
+                action.setIcon(self._icon(name))
+
+    def set_device(self, device: str) -> None:
+        self.settings.device = device
+        self._detect_device()
+
+    def _detect_device(self) -> None:
+        preference = self.settings.device
+        self._device_text = "detecting\u2026"
+        self._update_device_label()
+
+        def done(text: str) -> None:
+            self._device_text = text
+            self._update_device_label()
+
+        def probe() -> str:
+            from engine.runtime import device_summary
+
+            return device_summary(preference)
+
+        background.call_in_background(probe, done, lambda error, _: done(f"unknown ({error})"))
+
+    def _update_device_label(self) -> None:
+        short = self._device_text.split(" \u2014 ")[0]
+        self.device_label.setText(f"Device: {short}")
+        self.device_label.setToolTip(self._device_text)
+
+    def device_text(self) -> str:
+        return self._device_text
+
+    def _update_model_label(self) -> None:
+        title = self.model_panel.current_title()
+        self.model_label.setText(f"Model: {title}" if title else "Model: none")
+
+    def _update_actions(self) -> None:
+        has_image = self.session.original is not None
+        running = self.runner.is_running()
+        self.act_run.setEnabled(has_image and not running and bool(self.model_panel.current_title()))
+        self.act_cancel.setEnabled(running)
+        self.act_stop.setEnabled(running and self.model_panel.current_task_panel() is not None)
+        self.act_save.setEnabled(bool(self.session.results))
+        self.act_export.setEnabled(has_image)
+        self.act_clear_reference.setEnabled(self.session.reference is not None)
+
+    def refresh_models(self) -> None:
+        self.registry.refresh()
+        self.model_panel.refresh()
+        if self.registry.problems:
+            self.statusBar().showMessage(f"{len(self.registry.problems)} model(s) could not be read: "
+                                         + self.registry.problems[0], 10000)
+
+    @staticmethod
+    def _train_dialog_class():
+        try:
+            from .train_dialog import TrainDialog
+        except Exception:  # the training feature is optional
+            return None
+        return TrainDialog
+
+    def open_train_dialog(self) -> None:
+        dialog_class = self._train_dialog_class()
+        if dialog_class is None:
+            return
+        dialog = dialog_class(self, self.registry)
+        dialog.finished.connect(lambda _: self.refresh_models())
+        dialog.open()
+
+    def show_error(self, title: str, message: str, details: str = "") -> QMessageBox:
+        """A window-modal (non-blocking) error box; ``details`` go into its expandable Details section."""
+        box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        if details:
+            box.setDetailedText(details)
+        box.open()
+        self.last_error_dialog = box
+        return box
+
+    def show_shortcuts(self) -> None:
+        rows = "".join(f"<tr><td style='padding-right:18px'><b>{k}</b></td><td>{v}</td></tr>" for k, v in SHORTCUTS)
+        box = QMessageBox(QMessageBox.Icon.NoIcon, "Keyboard shortcuts", f"<table>{rows}</table>",
+                          QMessageBox.StandardButton.Close, self)
+        box.open()
+
+    def about_text(self) -> str:
+        def version(name: str) -> str:
+            try:
+                return metadata.version(name)
+            except metadata.PackageNotFoundError:
+                return "not installed"
+
+        from PySide6 import QtCore
+
+        ort = version("onnxruntime-gpu")
+        if ort == "not installed":
+            ort = version("onnxruntime")
+        return (f"<h3>{APP_TITLE}</h3><p>Restores HDR renders, photos and scanned documents on your own machine."
+                f"</p><p><b>Compute device:</b> {self._device_text}</p>"
+                f"<p>Python {platform.python_version()} \u00b7 Qt {QtCore.qVersion()} \u00b7 PySide6 "
+                f"{version('PySide6-Essentials')}<br>NumPy {np.__version__} \u00b7 ONNX Runtime {ort} \u00b7 "
+                f"OpenCV {version('opencv-python-headless')} \u00b7 PyTorch {version('torch')}<br>"
+                f"{platform.system()} {platform.release()} ({sys.platform})</p>")
+
+    def show_about(self) -> None:
+        box = QMessageBox(QMessageBox.Icon.NoIcon, f"About {APP_TITLE}", self.about_text(),
+                          QMessageBox.StandardButton.Close, self)
+        box.setIconPixmap(app_icon().pixmap(72, 72))
+        box.open()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        if self.runner.is_running():
+            if not self.confirm("A job is running", "Cancel the running job and quit?"):
+                event.ignore()
+                return
+            self._batch = None
+            self.runner.cancel()
+            self.runner.wait(3.0)
+        if self.persist_layout:
+            self.settings.geometry = self.saveGeometry()
+            self.settings.window_state = self.saveState()
+            self.settings.sync()
+        background.wait_idle(3000)
+        super().closeEvent(event)
+
+
+def metrics_text(image: Image, reference: Image) -> str:
+    """"PSNR 31.20 dB · SSIM 0.9123" (+ relMSE for HDR) of ``image`` against ``reference``."""
+    if image.pixels.shape != reference.pixels.shape:
+        return f"n/a (size {image.width}\u00d7{image.height} vs reference {reference.width}\u00d7{reference.height})"
+    from engine import metrics
+
+    if reference.meta.hdr or image.meta.hdr:
+        # Linear HDR values have no peak: score the display-like version (clip, gamma 1/2.2) as the
+        # benchmark protocol does, and add relMSE, the render-denoising standard.
+        def display(x):
+            return np.clip(x, 0.0, 1.0) ** (1.0 / 2.2)
+
+        return " \u00b7 ".join([
+            f"PSNR {metrics.tonemapped_psnr(image.pixels, reference.pixels):.2f} dB",
+            f"SSIM {metrics.ssim(display(image.pixels), display(reference.pixels)):.4f}",
+            f"relMSE {metrics.relmse(image.pixels, reference.pixels):.4g}"])
+    parts = [f"PSNR {metrics.psnr(image.pixels, reference.pixels):.2f} dB",
+             f"SSIM {metrics.ssim(image.pixels, reference.pixels):.4f}"]
+    return " \u00b7 ".join(parts)
+
+
+def _display_rgb(image: Image, exposure: float, tonemap: str, size: tuple[int, int]) -> np.ndarray:
+    from engine.display import to_display_uint8
+
+    rgb = to_display_uint8(image.pixels, hdr=bool(image.meta.hdr), exposure=exposure, tonemap=tonemap)
+    width, height = size
+    if (image.width, image.height) != (width, height):  # stretch a smaller image over the canvas (nearest)
+        ys = np.arange(height) * image.height // height
+        xs = np.arange(width) * image.width // width
+        rgb = rgb[ys][:, xs]
+    return rgb
+
+
+def render_comparison(viewer: CompareViewer, exposure: float, tonemap: str):
+    """The comparison as a full-resolution QImage (labels included), or None when there is nothing to show."""
+    a, b = viewer.image_a(), viewer.image_b()
+    if a is None:
+        return None
+    b = b or a
+    width, height = viewer.canvas_size()
+    mode = viewer.mode()
+    if mode == "diff":
+        made = viewer.diff_values()
+        if made is not None:
+            from .diffmap import FalseColour
+
+            return uint8_to_qimage(FalseColour(made[1])(made[0]))
+        mode = "side"
+    left = _display_rgb(a, exposure, tonemap, (width, height))
+    right = _display_rgb(b, exposure, tonemap, (width, height))
+    if mode == "split":
+        point = viewer.canvas_point(QPointF(viewer.width() * viewer.divider(), viewer.height() / 2.0))
+        cut = width // 2 if point is None else int(min(max(point.x(), 0), width))
+        out = np.concatenate([left[:, :cut], right[:, cut:]], axis=1)
+        picture = uint8_to_qimage(out)
+        painter = QPainter(picture)
+        painter.fillRect(QRect(max(0, cut - 1), 0, 2, height), QColor(255, 255, 255))
+        painter.end()
+        return picture
+    gap = max(2, width // 200)
+    out = np.full((height, 2 * width + gap, 3), 40, dtype=np.uint8)
+    out[:, :width] = left
+    out[:, width + gap:] = right
+    return uint8_to_qimage(out)

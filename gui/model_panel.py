@@ -1,0 +1,502 @@
+"""The model panel: models grouped by task, what they expect, their parameters, and the Run / Cancel controls.
+
+Task panels written elsewhere (ZSSR) plug in here: they appear as entries of their task and replace the
+parameter form with their own widget; the main window asks them for the job (see :mod:`gui.task_panels`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QSpinBox,
+    QSplitter,
+    QStackedWidget,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.image import AOV_NAMES, Image
+from engine.jobs import Progress
+from engine.models.manifest import TASK_LABELS, TASKS, ModelManifest, ParamSpec
+from engine.models.registry import ModelEntry, ModelRegistry
+
+from .task_panels import TaskPanelSpec
+
+ROLE_KIND = Qt.ItemDataRole.UserRole
+ROLE_ID = Qt.ItemDataRole.UserRole + 1
+INPUT_LABELS = {"color": "colour", "albedo": "albedo", "normal": "normal", "depth": "depth",
+                "noise_level": "noise level"}
+SOURCE_LABELS = {"builtin": "classical, built in", "bundled": "trained, bundled", "user": "trained on this machine"}
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min left"
+    if seconds >= 60:
+        return f"{seconds // 60} min {seconds % 60:02d} s left"
+    return f"{seconds} s left"
+
+
+def progress_text(progress: Progress) -> str:
+    """"denoise · 45% · 12 s left" (the parts that are known)."""
+    parts = [progress.stage] if progress.stage else []
+    if progress.fraction is not None:
+        parts.append(f"{progress.fraction * 100:.0f}%")
+    eta = format_eta(progress.eta_s)
+    if eta:
+        parts.append(eta)
+    return " \u00b7 ".join(parts)
+
+
+def suitability(image: Image, manifest: ModelManifest) -> str | None:
+    try:
+        from engine.runtime import suitability_warning
+    except ImportError:
+        from engine.restore import suitability_warning
+    return suitability_warning(image, manifest)
+
+
+class ParamForm(QWidget):
+    """Controls built from a manifest's ParamSpecs; ``values()`` reads them back."""
+
+    changed = Signal()
+
+    def __init__(self, specs: tuple[ParamSpec, ...], values: dict[str, Any], parent: QWidget | None = None):
+        super().__init__(parent)
+        self._controls: dict[str, tuple[ParamSpec, QWidget]] = {}
+        layout = QFormLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        for spec in specs:
+            control = self._control(spec, values.get(spec.name, spec.default))
+            control.setToolTip(spec.help)
+            label = QLabel(spec.label or spec.name.replace("_", " ").capitalize())
+            label.setToolTip(spec.help)
+            layout.addRow(label, control)
+            self._controls[spec.name] = (spec, control)
+
+    def _control(self, spec: ParamSpec, value: Any) -> QWidget:
+        if spec.type == "float":
+            box = QDoubleSpinBox()
+            box.setRange(spec.min if spec.min is not None else -1e9, spec.max if spec.max is not None else 1e9)
+            span = (spec.max or 1.0) - (spec.min or 0.0)
+            box.setDecimals(3 if span <= 2 else 2 if span <= 20 else 1)
+            box.setSingleStep(span / 100 if spec.min is not None and spec.max is not None else 0.1)
+            box.setValue(float(value if value is not None else box.minimum()))
+            box.valueChanged.connect(self.changed)
+            return box
+        if spec.type == "int":
+            box = QSpinBox()
+            box.setRange(int(spec.min) if spec.min is not None else -(2 ** 31),
+                         int(spec.max) if spec.max is not None else 2 ** 31 - 1)
+            box.setValue(int(value if value is not None else box.minimum()))
+            box.valueChanged.connect(self.changed)
+            return box
+        if spec.type == "bool":
+            box = QCheckBox()
+            box.setChecked(bool(value))
+            box.toggled.connect(self.changed)
+            return box
+        combo = QComboBox()
+        combo.addItems(list(spec.choices))
+        if value in spec.choices:
+            combo.setCurrentText(str(value))
+        combo.currentTextChanged.connect(self.changed)
+        return combo
+
+    def values(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, (spec, control) in self._controls.items():
+            if spec.type == "float":
+                out[name] = float(control.value())
+            elif spec.type == "int":
+                out[name] = int(control.value())
+            elif spec.type == "bool":
+                out[name] = bool(control.isChecked())
+            else:
+                out[name] = control.currentText()
+        return out
+
+    def control(self, name: str) -> QWidget:
+        return self._controls[name][1]
+
+
+class ModelPanel(QWidget):
+    runRequested = Signal()
+    cancelRequested = Signal()
+    stopRequested = Signal()
+    selectionChanged = Signal()
+
+    def __init__(self, registry: ModelRegistry, task_panels: list[TaskPanelSpec] | None = None,
+                 default_tile: int = 0, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.registry = registry
+        self._task_panels = list(task_panels or [])
+        self._panel_widgets: dict[str, QWidget] = {}
+        self._image: Image | None = None
+        self._param_memory: dict[str, dict[str, Any]] = {}
+        self._form: ParamForm | None = None
+        self._running = False
+
+        self.tree = QTreeWidget()
+        self.tree.setHeaderHidden(True)
+        self.tree.setRootIsDecorated(True)
+        self.tree.setUniformRowHeights(True)
+        self.tree.currentItemChanged.connect(self._on_current_changed)
+        self.tree.itemDoubleClicked.connect(self._on_double_click)
+
+        self.title = QLabel()
+        title_font = QFont(self.title.font())
+        title_font.setPointSizeF(title_font.pointSizeF() * 1.15)
+        title_font.setBold(True)
+        self.title.setFont(title_font)
+        self.title.setWordWrap(True)
+        self.description = QLabel()
+        self.description.setWordWrap(True)
+        self.facts = QLabel()
+        self.facts.setWordWrap(True)
+        self.facts.setTextFormat(Qt.TextFormat.RichText)
+        self.aovs = QLabel()
+        self.aovs.setWordWrap(True)
+        self.aovs.setTextFormat(Qt.TextFormat.RichText)
+        self.warning = QLabel()
+        self.warning.setWordWrap(True)
+        self.warning.setObjectName("suitabilityWarning")
+        self.warning.setStyleSheet("QLabel#suitabilityWarning { color: #1e1e1e; background: #f0b94a;"
+                                   " border-radius: 4px; padding: 6px; }")
+        self.warning.hide()
+
+        self.params_host = QWidget()
+        self.params_layout = QVBoxLayout(self.params_host)
+        self.params_layout.setContentsMargins(0, 0, 0, 0)
+        self.tile_box = QSpinBox()
+        self.tile_box.setRange(0, 8192)
+        self.tile_box.setSingleStep(64)
+        self.tile_box.setSpecialValueText("Auto")
+        self.tile_box.setSuffix(" px")
+        self.tile_box.setValue(default_tile)
+        self.tile_box.setToolTip("Tile edge in input pixels. Smaller tiles use less memory; Auto picks one.")
+        tile_row = QFormLayout()
+        tile_row.setContentsMargins(0, 0, 0, 0)
+        tile_row.addRow("Tile size", self.tile_box)
+        self.model_page = QWidget()
+        model_layout = QVBoxLayout(self.model_page)
+        model_layout.setContentsMargins(0, 0, 0, 0)
+        model_layout.addWidget(self.params_host)
+        model_layout.addLayout(tile_row)
+        model_layout.addStretch(1)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.model_page)
+
+        self.run_button = QPushButton("Run")
+        self.run_button.setObjectName("runButton")
+        self.run_button.setDefault(True)
+        self.run_button.setToolTip("Run the selected model on the image (Ctrl+R)")
+        self.run_button.clicked.connect(self.runRequested)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop the job and discard its work (Esc)")
+        self.cancel_button.clicked.connect(self.cancelRequested)
+        self.stop_button = QPushButton("Stop && keep")
+        self.stop_button.setToolTip("Finish early and keep the current result")
+        self.stop_button.clicked.connect(self.stopRequested)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button, 2)
+        buttons.addWidget(self.stop_button, 1)
+        buttons.addWidget(self.cancel_button, 1)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("Idle")
+        self.progress.setValue(0)
+        self.progress_message = QLabel()
+        self.progress_message.setWordWrap(True)
+        self.progress_message.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+
+        details = QWidget()
+        details_layout = QVBoxLayout(details)
+        details_layout.setContentsMargins(6, 6, 6, 6)
+        details_layout.setSpacing(6)
+        for widget in (self.title, self.description, self.facts, self.aovs, self.warning):
+            details_layout.addWidget(widget)
+        line = QFrame()
+        line.setFrameShape(QFrame.Shape.HLine)
+        line.setFrameShadow(QFrame.Shadow.Sunken)
+        details_layout.addWidget(line)
+        details_layout.addWidget(self.stack, 1)
+        details_layout.addLayout(buttons)
+        details_layout.addWidget(self.progress)
+        details_layout.addWidget(self.progress_message)
+
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(self.tree)
+        splitter.addWidget(details)
+        splitter.setStretchFactor(0, 2)
+        splitter.setStretchFactor(1, 3)
+        splitter.setChildrenCollapsible(False)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(splitter)
+        self.refresh()
+        self.set_running(False)
+
+    # -- building ------------------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Rebuild the list from the registry (after training a model); keeps the selection when possible."""
+        previous = self.current_key()
+        self.tree.blockSignals(True)
+        self.tree.clear()
+        bold = QFont(self.tree.font())
+        bold.setBold(True)
+        first: QTreeWidgetItem | None = None
+        for task in TASKS:
+            entries = sorted(self.registry.models(task), key=lambda e: ({"bundled": 0, "user": 1}.get(e.source, 2),
+                                                                         e.manifest.display_name.lower()))
+            panels = [spec for spec in self._task_panels if spec.task == task]
+            if not entries and not panels:
+                continue
+            group = QTreeWidgetItem([TASK_LABELS.get(task, task)])
+            group.setFont(0, bold)
+            group.setFlags(Qt.ItemFlag.ItemIsEnabled)
+            group.setData(0, ROLE_KIND, "task")
+            self.tree.addTopLevelItem(group)
+            for entry in entries:
+                text = entry.manifest.display_name
+                if entry.source == "user":
+                    text += "  (yours)"
+                item = QTreeWidgetItem([text])
+                item.setData(0, ROLE_KIND, "model")
+                item.setData(0, ROLE_ID, entry.id)
+                item.setToolTip(0, entry.manifest.description or entry.id)
+                group.addChild(item)
+                first = first or item
+            for spec in panels:
+                item = QTreeWidgetItem([spec.title])
+                item.setData(0, ROLE_KIND, "panel")
+                item.setData(0, ROLE_ID, spec.key)
+                item.setToolTip(0, spec.description)
+                group.addChild(item)
+                first = first or item
+            group.setExpanded(True)
+        self.tree.blockSignals(False)
+        target = self._find_item(previous) if previous else None
+        if target is None and previous is None:
+            target = self._default_item() or first
+        self.tree.setCurrentItem(target or first)
+        if target is None and first is None:
+            self._show_nothing()
+
+    def _default_item(self) -> QTreeWidgetItem | None:
+        for task in TASKS:
+            entry = self.registry.default_for(task)
+            if entry is not None:
+                return self._find_item(("model", entry.id))
+        return None
+
+    def _find_item(self, key: tuple[str, str] | None) -> QTreeWidgetItem | None:
+        if key is None:
+            return None
+        for i in range(self.tree.topLevelItemCount()):
+            group = self.tree.topLevelItem(i)
+            for j in range(group.childCount()):
+                item = group.child(j)
+                if (item.data(0, ROLE_KIND), item.data(0, ROLE_ID)) == key:
+                    return item
+        return None
+
+    # -- selection -----------------------------------------------------------------------------------------
+    def current_key(self) -> tuple[str, str] | None:
+        item = self.tree.currentItem()
+        if item is None or item.data(0, ROLE_KIND) not in ("model", "panel"):
+            return None
+        return item.data(0, ROLE_KIND), item.data(0, ROLE_ID)
+
+    def select(self, kind: str, ident: str) -> bool:
+        item = self._find_item((kind, ident))
+        if item is not None:
+            self.tree.setCurrentItem(item)
+        return item is not None
+
+    def current_entry(self) -> ModelEntry | None:
+        key = self.current_key()
+        if key is None or key[0] != "model" or key[1] not in self.registry:
+            return None
+        return self.registry.get(key[1])
+
+    def current_task_panel(self) -> QWidget | None:
+        key = self.current_key()
+        if key is None or key[0] != "panel":
+            return None
+        return self._panel_widget(key[1])
+
+    def current_title(self) -> str:
+        entry = self.current_entry()
+        if entry is not None:
+            return entry.manifest.display_name
+        panel = self.current_task_panel()
+        return str(getattr(panel, "title", "")) if panel is not None else ""
+
+    def _panel_widget(self, key: str) -> QWidget | None:
+        if key not in self._panel_widgets:
+            spec = next((s for s in self._task_panels if s.key == key), None)
+            if spec is None:
+                return None
+            widget = spec.factory()
+            self._panel_widgets[key] = widget
+            self.stack.addWidget(widget)
+        return self._panel_widgets[key]
+
+    def params(self) -> dict[str, Any]:
+        return self._form.values() if self._form is not None else {}
+
+    def tile(self) -> int | None:
+        """The tile size the user chose; None for automatic."""
+        return self.tile_box.value() or None
+
+    def _on_double_click(self, item: QTreeWidgetItem, column: int) -> None:
+        if item.data(0, ROLE_KIND) in ("model", "panel") and not self._running:
+            self.runRequested.emit()
+
+    def _on_current_changed(self, current: QTreeWidgetItem | None, previous: QTreeWidgetItem | None) -> None:
+        if previous is not None and previous.data(0, ROLE_KIND) == "model" and self._form is not None:
+            self._param_memory[previous.data(0, ROLE_ID)] = self._form.values()
+        self._update_details()
+        self.selectionChanged.emit()
+
+    def _show_nothing(self) -> None:
+        self.title.setText("No model available")
+        self.description.setText("Install models into the models folder, or train one (Tools \u203a Train).")
+        self.facts.clear()
+        self.aovs.clear()
+        self.warning.hide()
+        self._set_form(None)
+
+    def _set_form(self, form: ParamForm | None) -> None:
+        if self._form is not None:
+            self._form.setParent(None)
+            self._form.deleteLater()
+        self._form = form
+        if form is not None:
+            self.params_layout.addWidget(form)
+
+    def _update_details(self) -> None:
+        entry = self.current_entry()
+        panel = self.current_task_panel()
+        if entry is None and panel is None:
+            self._show_nothing()
+            return
+        if panel is not None:
+            spec = next(s for s in self._task_panels if s.key == self.current_key()[1])
+            self.title.setText(spec.title)
+            self.description.setText(spec.description)
+            self.facts.setText(f"<b>Task</b> {TASK_LABELS.get(spec.task, spec.task)} \u00b7 trains on the image itself")
+            self.aovs.clear()
+            self.warning.hide()
+            self._set_form(None)
+            self.stack.setCurrentWidget(panel)
+            self.stop_button.setVisible(True)
+            self._update_buttons()
+            return
+        manifest = entry.manifest
+        self.stack.setCurrentWidget(self.model_page)
+        self.title.setText(manifest.display_name)
+        self.description.setText(manifest.description)
+        inputs = ", ".join(INPUT_LABELS.get(name, name) for name in manifest.inputs)
+        space = {"srgb": "display-referred (sRGB)", "linear": "HDR linear", "log1p": "HDR (log1p)"}
+        facts = [f"<b>Scale</b> \u00d7{manifest.scale}", f"<b>Inputs</b> {inputs}",
+                 f"<b>Values</b> {space.get(manifest.value_transform, manifest.value_transform)}",
+                 f"<b>Source</b> {SOURCE_LABELS.get(entry.source, entry.source)}"]
+        scores = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
+                           for k, v in list(manifest.scores.items())[:3])
+        if scores:
+            facts.append(f"<b>Scores</b> {scores}")
+        self.facts.setText("<br>".join(facts))
+        self._set_form(ParamForm(manifest.params, self._param_memory.get(entry.id, manifest.default_params())))
+        self.stop_button.setVisible(False)
+        self._update_image_info()
+        self._update_buttons()
+
+    # -- image-dependent hints -------------------------------------------------------------------------------
+    def set_image(self, image: Image | None) -> None:
+        self._image = image
+        self._update_image_info()
+        self._update_buttons()
+
+    def _update_image_info(self) -> None:
+        entry = self.current_entry()
+        if entry is None:
+            return
+        image = self._image
+        wanted = [name for name in AOV_NAMES if name in entry.manifest.inputs]
+        present = list(image.aovs) if image is not None else []
+        if image is None:
+            self.aovs.setText("")
+        elif wanted or present:
+            marks = []
+            for name in AOV_NAMES:
+                if name in present:
+                    marks.append(f"<span style='color:#6fcf73'>\u2714 {name}</span>")
+                elif name in wanted:
+                    marks.append(f"<span style='color:#ef8a62'>\u2718 {name}</span>")
+            use = "attached" if wanted else "found (this model does not use them)"
+            self.aovs.setText(f"<b>AOV buffers</b> {use}: " + "&nbsp; ".join(marks))
+        else:
+            self.aovs.setText("")
+        message = suitability(image, entry.manifest) if image is not None else None
+        self.warning.setText("\u26a0 " + message if message else "")
+        self.warning.setVisible(bool(message))
+
+    def warning_text(self) -> str:
+        return self.warning.text() if self.warning.isVisible() or self.warning.text() else ""
+
+    # -- running state ---------------------------------------------------------------------------------------
+    def set_running(self, running: bool) -> None:
+        self._running = running
+        self._update_buttons()
+        if running:
+            self.progress.setRange(0, 0)
+            self.progress.setFormat("Starting\u2026")
+            self.progress_message.setText("")
+        else:
+            self.progress.setRange(0, 1000)
+
+    def _update_buttons(self) -> None:
+        can_run = (self.current_entry() is not None or self.current_task_panel() is not None) and \
+            self._image is not None
+        self.run_button.setEnabled(can_run and not self._running)
+        self.cancel_button.setEnabled(self._running)
+        self.stop_button.setEnabled(self._running)
+        self.tree.setEnabled(not self._running)
+        self.stack.setEnabled(not self._running)
+
+    def show_progress(self, progress: Progress) -> None:
+        if progress.fraction is None:
+            self.progress.setRange(0, 0)
+        else:
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(int(round(progress.fraction * 1000)))
+        self.progress.setFormat(progress_text(progress) or "Working\u2026")
+        self.progress_message.setText(progress.message)
+
+    def show_outcome(self, text: str, complete: bool) -> None:
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(1000 if complete else 0)
+        self.progress.setFormat(text)
+        self.progress_message.setText("")

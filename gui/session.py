@@ -1,0 +1,71 @@
+"""What the user is working on: the original image, the results made this session, an optional reference."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.image import Image
+from engine.jobs import ImageResult
+
+
+@dataclass(frozen=True)
+class Source:
+    """One image the viewer can show as A or B."""
+
+    key: str
+    label: str
+    image: Image
+
+
+@dataclass
+class Session:
+    original: Image | None = None
+    original_path: Path | None = None
+    results: list[ImageResult] = field(default_factory=list)
+    reference: Image | None = None
+    reference_path: Path | None = None
+    #: The live intermediate result of the running job (ZSSR), shown as a source while it runs.
+    preview: Image | None = None
+
+    def open(self, image: Image, path: Path | None) -> None:
+        """Start over with a new original; results of the previous image are dropped."""
+        self.original = image
+        self.original_path = path
+        self.results = []
+        self.preview = None
+
+    def add_result(self, result: ImageResult) -> str:
+        self.results.append(result)
+        self.preview = None
+        return f"result:{len(self.results) - 1}"
+
+    def sources(self) -> list[Source]:
+        found: list[Source] = []
+        if self.original is not None:
+            name = self.original_path.name if self.original_path else "image"
+            found.append(Source("original", f"Original ({name})", self.original))
+        for index, result in enumerate(self.results):
+            found.append(Source(f"result:{index}", f"#{index + 1} {result.label}", result.image))
+        if self.preview is not None:
+            found.append(Source("preview", "Running\u2026 (live preview)", self.preview))
+        if self.reference is not None:
+            name = self.reference_path.name if self.reference_path else "reference"
+            found.append(Source("reference", f"Reference ({name})", self.reference))
+        return found
+
+    def source(self, key: str) -> Source | None:
+        for candidate in self.sources():
+            if candidate.key == key:
+                return candidate
+        return None
+
+    def latest_result_key(self) -> str | None:
+        return f"result:{len(self.results) - 1}" if self.results else None
+
+    def result_for_key(self, key: str) -> ImageResult | None:
+        if key.startswith("result:"):
+            index = int(key.split(":", 1)[1])
+            if 0 <= index < len(self.results):
+                return self.results[index]
+        return None
