@@ -117,7 +117,11 @@ def read_exr(path: Path, max_pixels: int) -> Image:
 
 
 def _first_line(error: BaseException) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    # The binding's RuntimeErrors say something useful; anything else (an IndexError from a half-read file) not.
+    text = str(error).strip()
+    if not isinstance(error, RuntimeError) or not text:
+        return "the pixel data could not be read"
+    return text.splitlines()[0]
 
 
 def _collect_channels(parts: list[Any]) -> dict[str, np.ndarray]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from ..errors import ImageReadError, ImageWriteError
 from ..image import Image, ImageMeta, make_image
 from . import metadata
 from .convert import linearise, to_float, to_uint
-from .formats import check_dimensions
+from .formats import MAX_PIXELS_ENV, check_dimensions
 
 os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
 
@@ -82,7 +83,16 @@ def _pillow_header(path: Path, data: bytes, fmt: str, max_pixels: int) -> dict[s
     except ImageReadError:
         raise
     except pil.DecompressionBombError as error:
-        raise ImageReadError(path, f"image too large (possible decompression bomb): {error}") from error
+        # Pillow checks the size inside open(), before we see it; report it in our own words.
+        match = re.search(r"\((\d+) pixels\)", str(error))
+        claimed = f"{int(match.group(1)) / 1e6:.1f} megapixels " if match else ""
+        raise ImageReadError(
+            path,
+            f"image too large: {claimed}exceeds the limit of {max_pixels / 1e6:.1f} megapixels (possible "
+            f"decompression bomb; raise it with {MAX_PIXELS_ENV})",
+        ) from error
+    except pil.UnidentifiedImageError as error:
+        raise ImageReadError(path, f"corrupt {fmt.upper()} header (unrecognised data)") from error
     except Exception as error:
         raise ImageReadError(path, f"corrupt {fmt.upper()} header ({error})") from error
 
