@@ -22,6 +22,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "engine.commands.info_cmd",
     "engine.commands.restore_cmd",
     "engine.render_data.cli",
+    "engine.training.cli",
 )
 
 

@@ -1,0 +1,73 @@
+"""``main.py train --recipe recipes/NAME.toml [--minutes M] [--steps N] [--data DIR...] [--out DIR] [--resume]``.
+
+Trains the recipe's model, prints progress lines (at most one every few seconds, plus every validation), and
+exports the best weights to ``<id>.onnx/.json/.pt`` in ``--out`` (default: the per-user models folder, so the
+model appears in the app at once; ship a model with ``--out resources/models``). The top level of this module
+stays light: torch is imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser("train", help="train a model from a recipe and register it")
+    parser.add_argument("--recipe", required=True, help="recipe TOML file (see recipes/)")
+    parser.add_argument("--minutes", type=float, help="wall-time budget (replaces the recipe's budgets)")
+    parser.add_argument("--steps", type=int, help="step budget (replaces the recipe's budgets)")
+    parser.add_argument("--data", nargs="+", metavar="DIR", help="training image folder(s) (paired: input/ + target/)")
+    parser.add_argument("--out", help="folder to export the model into (default: your models folder)")
+    parser.add_argument("--run-dir", help="checkpoint folder (default: <user data>/training/<model id>)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in the checkpoint folder")
+    parser.add_argument("--id", dest="model_id", help="id of the exported model (default: the recipe's)")
+    parser.add_argument("--init", help="fine-tune from a .pt weights file or a registered model id")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--no-export", action="store_true", help="train and checkpoint only")
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..cli import UsageError
+    from ..jobs import CancelToken, run_job
+    from .recipes import load_recipe
+    from .trainer import TrainOptions, train_job
+
+    if args.steps is not None and args.steps <= 0 or args.minutes is not None and args.minutes <= 0:
+        raise UsageError("--steps and --minutes must be positive")
+    recipe = load_recipe(args.recipe)
+    options = TrainOptions(
+        steps=args.steps,
+        minutes=args.minutes,
+        data=tuple(args.data or ()),
+        run_dir=Path(args.run_dir) if args.run_dir else None,
+        out_dir=Path(args.out) if args.out else None,
+        resume=args.resume,
+        export=not args.no_export,
+        model_id=args.model_id,
+        init=args.init,
+        device=None if args.device == "auto" else args.device,
+    )
+    last_print = [0.0]
+
+    def report(progress) -> None:
+        now = time.monotonic()
+        if progress.stage != "train" or "val_psnr" in progress.metrics or now - last_print[0] >= 5.0:
+            last_print[0] = now
+            eta = f" (about {progress.eta_s / 60:.1f} min left)" if progress.eta_s else ""
+            print(f"[{progress.stage}] {progress.message}{eta}", flush=True)
+
+    result = run_job(train_job(recipe, CancelToken(), options), report)
+    best = "n/a" if result.best_val_psnr is None else f"{result.best_val_psnr:.2f} dB (step {result.best_step})"
+    print(
+        f"trained {result.steps} steps in {result.seconds / 60:.1f} min on {result.device}; best validation {best}; "
+        f"{result.skipped_batches} batches skipped"
+    )
+    if result.export is not None:
+        print(f"exported {result.export.onnx_path} (parity error {result.export.parity_error:.2g})")
+    sys.stdout.flush()
+    return 0

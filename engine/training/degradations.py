@@ -1,0 +1,265 @@
+"""Degradations as pure functions: noise, JPEG, blur kernels, downscaling.
+
+The numpy functions take and return float32 H x W x C arrays (C = 1 or 3) without modifying their input; noise
+levels are in [0, 1] units (an 8-bit sigma of 25 is ``25 / 255``). Randomness always comes from a
+``numpy.random.Generator`` passed in, so a seed reproduces a degradation exactly. Noisy results are not clipped:
+real sensors clip, but the benchmark protocols add unclipped noise, and clipping biases the noise at black and
+white.
+
+The torch twins at the end (``*_torch``) apply the same noise models to whole N x C x H x W batches on the
+training device, with one level per sample.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:  # torch is imported lazily: inference never needs it
+    import torch
+
+os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
+
+
+def _as_float_image(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3:
+        raise ValueError(f"expected an H x W x C image, got shape {image.shape}")
+    return image
+
+
+# ----------------------------------------------------------------------------------------------- noise
+
+
+def sample_level(level: float | tuple[float, float], rng: np.random.Generator) -> float:
+    """A fixed level, or one drawn uniformly from ``(low, high)``."""
+    if isinstance(level, (tuple, list)):
+        low, high = float(level[0]), float(level[1])
+        return float(rng.uniform(low, high)) if high > low else low
+    return float(level)
+
+
+def correlated_normal(shape: tuple[int, ...], correlation_sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Unit-variance Gaussian noise of ``shape`` (H x W x C), spatially correlated by a Gaussian of
+    ``correlation_sigma`` pixels (0: white noise). Real camera noise after demosaicing is correlated like this."""
+    noise = rng.standard_normal(shape).astype(np.float32)
+    if correlation_sigma <= 0:
+        return noise
+    import cv2
+
+    blurred = cv2.GaussianBlur(noise, (0, 0), sigmaX=correlation_sigma, borderType=cv2.BORDER_REFLECT)
+    if blurred.ndim == 2:
+        blurred = blurred[:, :, None]
+    # Renormalise so that the level still means the per-pixel standard deviation.
+    std = float(blurred.std())
+    return blurred / max(std, 1e-8)
+
+
+def add_gaussian_noise(
+    image: np.ndarray,
+    sigma: float | tuple[float, float],
+    rng: np.random.Generator,
+    per_channel: bool = False,
+    correlation_sigma: float = 0.0,
+) -> tuple[np.ndarray, float]:
+    """``image + sigma * n``. ``sigma`` fixed or a ``(low, high)`` range; ``per_channel`` draws one level per
+    channel (within the range) to mimic colour-dependent sensor noise. Returns the noisy image and the mean
+    level used (what a noise-level input should be told)."""
+    image = _as_float_image(image)
+    channels = image.shape[2]
+    if per_channel:
+        levels = np.array([sample_level(sigma, rng) for _ in range(channels)], dtype=np.float32)
+    else:
+        levels = np.full(channels, sample_level(sigma, rng), dtype=np.float32)
+    noise = correlated_normal(image.shape, correlation_sigma, rng)
+    return image + noise * levels[None, None, :], float(levels.mean())
+
+
+def add_poisson_gaussian_noise(
+    image: np.ndarray,
+    shot: float | tuple[float, float],
+    read: float | tuple[float, float],
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, float]:
+    """Heteroscedastic sensor noise: variance ``shot * x + read**2`` (the Gaussian approximation of
+    Poisson-Gaussian noise, exact enough at photographic exposures and differentiable). Returns the noisy
+    image and the equivalent mean standard deviation over the image."""
+    image = _as_float_image(image)
+    a = sample_level(shot, rng)
+    b = sample_level(read, rng)
+    variance = a * np.clip(image, 0.0, None) + b * b
+    std = np.sqrt(variance).astype(np.float32)
+    noisy = image + std * rng.standard_normal(image.shape).astype(np.float32)
+    return noisy, float(std.mean())
+
+
+def jpeg_compress(image: np.ndarray, quality: int) -> np.ndarray:
+    """Round-trip through an 8-bit JPEG of ``quality`` (1-100). Input values are clipped to [0, 1]."""
+    import cv2
+
+    image = _as_float_image(image)
+    channels = image.shape[2]
+    as_uint8 = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+    if channels == 3:
+        as_uint8 = as_uint8[:, :, ::-1]  # OpenCV encodes BGR
+    ok, encoded = cv2.imencode(".jpg", np.ascontiguousarray(as_uint8), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    decoded = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
+    if decoded.ndim == 2:
+        decoded = decoded[:, :, None]
+    elif channels == 3:
+        decoded = decoded[:, :, ::-1]
+    return np.ascontiguousarray(decoded, dtype=np.float32) / 255.0
+
+
+# ----------------------------------------------------------------------------------------------- blur kernels
+
+
+def anisotropic_gaussian_kernel(size: int, sigma_x: float, sigma_y: float, theta: float = 0.0) -> np.ndarray:
+    """A ``size`` x ``size`` Gaussian kernel with standard deviations ``sigma_x``, ``sigma_y`` (pixels) along
+    axes rotated by ``theta`` radians; sums to 1."""
+    if size < 1 or size % 2 == 0:
+        raise ValueError(f"kernel size must be odd and positive, got {size}")
+    if sigma_x <= 0 or sigma_y <= 0:
+        raise ValueError("kernel sigmas must be positive")
+    half = size // 2
+    y, x = np.mgrid[-half : half + 1, -half : half + 1].astype(np.float64)
+    cos_t, sin_t = math.cos(theta), math.sin(theta)
+    u = cos_t * x + sin_t * y
+    v = -sin_t * x + cos_t * y
+    kernel = np.exp(-0.5 * ((u / sigma_x) ** 2 + (v / sigma_y) ** 2))
+    return (kernel / kernel.sum()).astype(np.float32)
+
+
+def isotropic_gaussian_kernel(size: int, sigma: float) -> np.ndarray:
+    return anisotropic_gaussian_kernel(size, sigma, sigma, 0.0)
+
+
+def random_gaussian_kernel(
+    rng: np.random.Generator, size: int = 15, sigma_range: tuple[float, float] = (0.2, 3.0), isotropic_prob: float = 0.5
+) -> np.ndarray:
+    """A random isotropic or anisotropic Gaussian kernel, as in blind SR degradation models."""
+    if rng.random() < isotropic_prob:
+        return isotropic_gaussian_kernel(size, float(rng.uniform(*sigma_range)))
+    return anisotropic_gaussian_kernel(
+        size, float(rng.uniform(*sigma_range)), float(rng.uniform(*sigma_range)), float(rng.uniform(0, math.pi))
+    )
+
+
+def blur(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Convolve every channel with ``kernel`` (reflect borders)."""
+    import cv2
+
+    image = _as_float_image(image)
+    # filter2D correlates; flipping makes it a true convolution for asymmetric kernels.
+    flipped = np.ascontiguousarray(kernel[::-1, ::-1], dtype=np.float32)
+    result = cv2.filter2D(image, -1, flipped, borderType=cv2.BORDER_REFLECT)
+    if result.ndim == 2:
+        result = result[:, :, None]
+    return result
+
+
+# ----------------------------------------------------------------------------------------------- downscaling
+
+
+def _cubic(x: np.ndarray) -> np.ndarray:
+    absx = np.abs(x)
+    absx2, absx3 = absx**2, absx**3
+    return (1.5 * absx3 - 2.5 * absx2 + 1) * (absx <= 1) + (-0.5 * absx3 + 2.5 * absx2 - 4 * absx + 2) * (
+        (absx > 1) & (absx <= 2)
+    )
+
+
+def _resize_weights(in_length: int, out_length: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """MATLAB imresize's contribution weights and indices along one axis (bicubic, antialiased when shrinking)."""
+    kernel_width = 4.0
+    antialias = scale < 1
+    if antialias:
+        kernel_width /= scale
+    x = np.arange(1, out_length + 1, dtype=np.float64)
+    u = x / scale + 0.5 * (1 - 1 / scale)
+    left = np.floor(u - kernel_width / 2)
+    taps = int(math.ceil(kernel_width)) + 2
+    indices = left[:, None] + np.arange(taps)[None, :]
+    distance = u[:, None] - indices
+    weights = scale * _cubic(distance * scale) if antialias else _cubic(distance)
+    weights /= weights.sum(axis=1, keepdims=True)
+    # Mirror out-of-range indices (MATLAB's symmetric padding), then go 0-based.
+    indices = indices - 1
+    indices = np.where(indices < 0, -indices - 1, indices)
+    indices = np.where(indices >= in_length, 2 * in_length - indices - 1, indices)
+    return weights.astype(np.float64), indices.astype(np.int64)
+
+
+def imresize_bicubic(image: np.ndarray, scale: float) -> np.ndarray:
+    """MATLAB-compatible bicubic resize (antialiased when downscaling), the degradation Set5/Set14 LR images
+    were made with. Output size is ``ceil(H * scale) x ceil(W * scale)``."""
+    image = _as_float_image(image)
+    height, width = image.shape[:2]
+    out_h, out_w = int(math.ceil(height * scale)), int(math.ceil(width * scale))
+    result = image.astype(np.float64)
+    # Resize along the dimension that shrinks most first, as MATLAB does (it changes the result slightly).
+    order = (0, 1) if scale <= 1 else (1, 0)
+    for axis in order:
+        in_len = result.shape[axis]
+        out_len = out_h if axis == 0 else out_w
+        weights, indices = _resize_weights(in_len, out_len, scale)
+        gathered = np.take(result, indices, axis=axis)  # axis replaced by (out_len, taps)
+        if axis == 0:
+            result = np.einsum("otwc,ot->owc", gathered, weights)
+        else:
+            result = np.einsum("hotc,ot->hoc", gathered, weights)
+    return result.astype(np.float32)
+
+
+def bicubic_downscale(image: np.ndarray, factor: int) -> np.ndarray:
+    """Downscale by an integer ``factor`` with MATLAB bicubic; the image is first cropped to a multiple of it."""
+    image = _as_float_image(image)
+    height, width = image.shape[:2]
+    image = image[: height - height % factor, : width - width % factor]
+    return imresize_bicubic(image, 1.0 / factor)
+
+
+def kernel_downscale(image: np.ndarray, kernel: np.ndarray, factor: int) -> np.ndarray:
+    """``(x * k) downsampled by factor``: blur with ``kernel`` then keep every ``factor``-th pixel, starting at the
+    centre of each factor x factor cell so that the LR grid lines up with bicubic's."""
+    image = _as_float_image(image)
+    height, width = image.shape[:2]
+    image = image[: height - height % factor, : width - width % factor]
+    blurred = blur(image, kernel)
+    offset = (factor - 1) // 2
+    return np.ascontiguousarray(blurred[offset::factor, offset::factor])
+
+
+def modcrop(image: np.ndarray, factor: int) -> np.ndarray:
+    """Crop H and W down to multiples of ``factor``."""
+    height, width = image.shape[:2]
+    return image[: height - height % factor, : width - width % factor]
+
+
+# ----------------------------------------------------------------------------------------------- torch twins
+
+
+def gaussian_noise_torch(batch: torch.Tensor, sigma: torch.Tensor, generator: torch.Generator | None = None):
+    """Batch twin of :func:`add_gaussian_noise`: ``sigma`` has one level per sample (shape N), in [0, 1] units."""
+    import torch
+
+    noise = torch.randn(batch.shape, generator=generator, device=batch.device, dtype=batch.dtype)
+    return batch + noise * sigma.to(batch).view(-1, 1, 1, 1)
+
+
+def poisson_gaussian_noise_torch(
+    batch: torch.Tensor, shot: torch.Tensor, read: torch.Tensor, generator: torch.Generator | None = None
+):
+    """Batch twin of :func:`add_poisson_gaussian_noise` with per-sample ``shot`` and ``read`` (shape N)."""
+    import torch
+
+    variance = shot.to(batch).view(-1, 1, 1, 1) * batch.clamp(min=0) + read.to(batch).view(-1, 1, 1, 1) ** 2
+    noise = torch.randn(batch.shape, generator=generator, device=batch.device, dtype=batch.dtype)
+    return batch + noise * variance.sqrt()

@@ -1,0 +1,87 @@
+"""Losses: L1 by default, MS-SSIM optionally (alone or mixed with L1 as OIDN trains: 0.16 L1 + 0.84 MS-SSIM).
+
+All losses take ``valid``, a boolean mask of target points that count (seed 001: invalid HDR ground truth is
+masked out rather than clamped). MS-SSIM uses as many scales as the patch allows (a 64 px patch supports 3 of
+the usual 5 with a 7 px window), so it works on small training patches.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+
+
+def masked_l1(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    diff = (pred - target).abs()
+    if valid is None:
+        return diff.mean()
+    weights = valid.to(diff.dtype)
+    return (diff * weights).sum() / weights.sum().clamp(min=1.0)
+
+
+def _gaussian_window(size: int, sigma: float, channels: int, device, dtype) -> torch.Tensor:
+    coords = torch.arange(size, device=device, dtype=dtype) - (size - 1) / 2
+    g = torch.exp(-(coords**2) / (2 * sigma * sigma))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
+
+
+def _ssim_parts(x: torch.Tensor, y: torch.Tensor, window: torch.Tensor, data_range: float):
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    groups = x.shape[1]
+    mu_x = F.conv2d(x, window, groups=groups)
+    mu_y = F.conv2d(y, window, groups=groups)
+    sxx = F.conv2d(x * x, window, groups=groups) - mu_x**2
+    syy = F.conv2d(y * y, window, groups=groups) - mu_y**2
+    sxy = F.conv2d(x * y, window, groups=groups) - mu_x * mu_y
+    cs = (2 * sxy + c2) / (sxx + syy + c2)
+    luminance = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)
+    return luminance * cs, cs
+
+
+def ms_ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, window_size: int = 7) -> torch.Tensor:
+    """Multi-scale SSIM of N x C x H x W batches (mean over the batch), using the scales the size allows."""
+    levels = 1
+    size = min(x.shape[-2:])
+    while levels < len(MS_SSIM_WEIGHTS) and size // (2**levels) >= window_size:
+        levels += 1
+    if size < window_size:
+        raise ValueError(f"MS-SSIM needs patches of at least {window_size} pixels, got {size}")
+    weights = torch.tensor(MS_SSIM_WEIGHTS[:levels], device=x.device, dtype=x.dtype)
+    weights = weights / weights.sum()
+    window = _gaussian_window(window_size, 1.5, x.shape[1], x.device, x.dtype)
+    values = []
+    for level in range(levels):
+        ssim_map, cs_map = _ssim_parts(x, y, window, data_range)
+        if level == levels - 1:
+            values.append(ssim_map.flatten(1).mean(1))
+        else:
+            values.append(cs_map.flatten(1).mean(1))
+            x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
+    # cs can be slightly negative on noise; clamping keeps the fractional power real.
+    stacked = torch.stack(values, dim=1).clamp(min=1e-6)
+    return torch.prod(stacked ** weights[None, :], dim=1).mean()
+
+
+def restoration_loss(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    valid: torch.Tensor | None = None,
+    kind: str = "l1",
+    ms_ssim_weight: float = 0.84,
+) -> torch.Tensor:
+    """The recipe's loss. Invalid target points get the prediction's own (detached) value, so they add no
+    error to MS-SSIM either."""
+    if valid is not None:
+        target = torch.where(valid, target, pred.detach())
+    if kind == "l1":
+        return masked_l1(pred, target, valid)
+    data_range = max(1.0, float(target.detach().amax()))  # log1p HDR values can exceed 1
+    structural = 1.0 - ms_ssim(pred.float(), target.float(), data_range)
+    if kind == "ms-ssim":
+        return structural
+    if kind == "l1+ms-ssim":
+        return ms_ssim_weight * structural + (1.0 - ms_ssim_weight) * masked_l1(pred, target, valid)
+    raise ValueError(f"unknown loss {kind!r}")

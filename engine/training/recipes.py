@@ -1,0 +1,265 @@
+"""Training recipes: TOML files in ``recipes/`` that say everything needed to retrain a model.
+
+A recipe has five tables (every key optional unless noted; see ``recipes/*.toml`` and the README):
+
+- ``[model]``: ``id`` (required), ``task`` (required, one of engine.models.manifest.TASKS), ``arch`` (required, a
+  key of ``ARCHITECTURES``), ``name``, ``description``, ``value_transform`` (srgb | linear | log1p),
+  ``[model.config]`` (keyword arguments of the architecture's builder).
+- ``[data]``: where the images come from and how patches are picked.
+- ``[degradation]``: what is done on the fly to clean images (noise, JPEG, blur, downscaling).
+- ``[train]``: budgets, optimiser, schedule, loss, validation cadence, seed.
+- ``[export]``: user parameters of the exported model, scores to record.
+
+Relative paths are relative to the repository root (so ``../shared/data/...`` works from any working folder).
+Unknown keys are errors: a typo must not silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import EngineError
+from ..models.manifest import TASKS, VALUE_TRANSFORMS
+
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+class RecipeError(EngineError):
+    """A recipe file is missing, malformed or inconsistent."""
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    id: str
+    task: str
+    arch: str
+    name: str = ""
+    description: str = ""
+    value_transform: str = "srgb"
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DataSection:
+    #: "clean": folders of clean images, degraded on the fly; "paired": input and target folders.
+    kind: str = "clean"
+    #: Folders of clean training images (kind "clean").
+    train: tuple[str, ...] = ()
+    #: Folders of validation images; empty: hold out ``val_count`` training images instead.
+    val: tuple[str, ...] = ()
+    #: Paired data (kind "paired"): files matched by name; see datasets.PairedImageDataset.
+    input_dir: str = ""
+    target_dir: str = ""
+    val_input_dir: str = ""
+    val_target_dir: str = ""
+    val_count: int = 8
+    #: Validation images are centre-cropped to this size (0: whole image) to keep validation fast.
+    val_crop: int = 192
+    #: Training patch size at the target (output) resolution.
+    patch_size: int = 64
+    #: "gradient" | "std" | "hf_power": mine the top fraction of a non-overlapping grid; "random": random crops.
+    mining: str = "gradient"
+    mine_fraction: float = 0.5
+    #: Mining grid stride (0: the patch size; smaller values are refused, see mining.py).
+    mine_stride: int = 0
+    #: Use at most this many training images (0: all), the first ones in sorted order.
+    max_images: int = 0
+    #: Random flips and 90-degree rotations (seed 000 found they matter little: off by default).
+    augment: bool = False
+    #: HDR only: random exposure scale 2**U(-stops, stops) applied to input and target together.
+    exposure_jitter_stops: float = 0.0
+    #: Recurse into sub-folders.
+    recursive: bool = False
+
+
+@dataclass(frozen=True)
+class DegradationSection:
+    #: "noise" (denoising), "sr" (downscaling, then optional noise), "none" (paired data / identity).
+    kind: str = "noise"
+    #: Noise: "gaussian" or "poisson-gaussian"; levels in 8-bit units (sigma 25 = 25/255).
+    noise: str = "gaussian"
+    sigma: tuple[float, float] = (0.0, 50.0)
+    #: Poisson-Gaussian: shot-noise gain range (variance a * x, x in [0, 1]) and read noise (8-bit units).
+    shot: tuple[float, float] = (0.0, 0.02)
+    per_channel: bool = False
+    #: Probability of spatially correlated noise, and its correlation radius range (pixels).
+    correlated_prob: float = 0.0
+    correlation: tuple[float, float] = (0.5, 1.5)
+    #: Probability of a JPEG round trip, and its quality range.
+    jpeg_prob: float = 0.0
+    jpeg_quality: tuple[int, int] = (30, 95)
+    #: Super-resolution: scale factor, "bicubic" (MATLAB) or "kernel" (random Gaussian blur + decimation).
+    scale: int = 1
+    downscale: str = "bicubic"
+    blur_sigma: tuple[float, float] = (0.2, 2.0)
+    #: Noise added to the LR image for SR (8-bit units; (0, 0) = none).
+    sr_noise: tuple[float, float] = (0.0, 0.0)
+    #: Validation uses this fixed noise level (8-bit units) so scores are comparable between steps.
+    val_sigma: float = 25.0
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    #: Budgets: training stops at whichever comes first; 0 means no limit of that kind (one must be set).
+    steps: int = 1000
+    minutes: float = 0.0
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 50
+    #: Cosine annealing ends at lr * min_lr_ratio.
+    min_lr_ratio: float = 0.01
+    #: Gradient clipping (max global norm; 0: off).
+    clip_grad: float = 1.0
+    #: "l1", "ms-ssim" or "l1+ms-ssim" (weight ``ms_ssim_weight`` on the MS-SSIM term, as in OIDN's 0.84).
+    loss: str = "l1"
+    ms_ssim_weight: float = 0.84
+    val_every: int = 100
+    checkpoint_every: int = 100
+    seed: int = 0
+    #: Mixed precision: "auto" (fp16 on CUDA, off on CPU), "off", "bf16", "fp16".
+    amp: str = "auto"
+    #: Start from these weights (a ``.pt`` file or a registered model id): fine-tuning.
+    init: str = ""
+
+
+@dataclass(frozen=True)
+class ExportSection:
+    #: User parameters of the exported model (ParamSpec fields), e.g. the noise level of a non-blind denoiser.
+    params: tuple[Mapping[str, Any], ...] = ()
+    #: Default tile edge written into the manifest.
+    tile: int = 512
+
+
+@dataclass(frozen=True)
+class Recipe:
+    model: ModelSection
+    data: DataSection = field(default_factory=DataSection)
+    degradation: DegradationSection = field(default_factory=DegradationSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    export: ExportSection = field(default_factory=ExportSection)
+    #: The file it came from (repo-relative when inside the repo), recorded in model provenance.
+    source: str = ""
+
+    def replace(self, **sections: Any) -> Recipe:
+        return dataclasses.replace(self, **sections)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def fingerprint(self) -> str:
+        """Hash of the model section: a resumed run must train the same network."""
+        model = dataclasses.asdict(self.model)
+        return hashlib.sha256(repr(sorted(model.items())).encode()).hexdigest()[:16]
+
+
+def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise RecipeError(f"{where} must be a table")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise RecipeError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(fields)})")
+    values = {}
+    for name, value in data.items():
+        default = fields[name].default
+        kind = str(fields[name].type)
+        if kind.startswith("tuple"):
+            if not isinstance(value, (list, tuple)):
+                # A single value: one folder, or a fixed level given where a (low, high) range is expected.
+                value = (value,) if kind.endswith("...]") else (value, value)
+            value = tuple(value)
+        elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        values[name] = value
+    try:
+        return cls(**values)
+    except TypeError as error:
+        raise RecipeError(f"{where}: {error}") from None
+
+
+def recipe_from_dict(data: Mapping[str, Any], source: str = "recipe") -> Recipe:
+    unknown = sorted(set(data) - {"model", "data", "degradation", "train", "export"})
+    if unknown:
+        raise RecipeError(f"{source}: unknown table(s) {', '.join(unknown)}")
+    if "model" not in data:
+        raise RecipeError(f"{source}: a recipe needs a [model] table")
+    model_data = dict(data["model"])
+    for key in ("id", "task", "arch"):
+        if not model_data.get(key):
+            raise RecipeError(f"{source}: [model] needs {key!r}")
+    recipe = Recipe(
+        model=_build(ModelSection, model_data, f"{source} [model]"),
+        data=_build(DataSection, data.get("data", {}), f"{source} [data]"),
+        degradation=_build(DegradationSection, data.get("degradation", {}), f"{source} [degradation]"),
+        train=_build(TrainSection, data.get("train", {}), f"{source} [train]"),
+        export=_build(ExportSection, data.get("export", {}), f"{source} [export]"),
+        source=source,
+    )
+    validate(recipe)
+    return recipe
+
+
+def validate(recipe: Recipe) -> None:
+    m, d, g, t = recipe.model, recipe.data, recipe.degradation, recipe.train
+    where = recipe.source or "recipe"
+    problems = []
+    if m.task not in TASKS:
+        problems.append(f"task {m.task!r} is not one of {', '.join(TASKS)}")
+    if m.value_transform not in VALUE_TRANSFORMS:
+        problems.append(f"value_transform {m.value_transform!r} is not one of {', '.join(VALUE_TRANSFORMS)}")
+    if d.kind not in ("clean", "paired"):
+        problems.append(f"data kind {d.kind!r} must be 'clean' or 'paired'")
+    if d.mining not in ("gradient", "std", "hf_power", "random"):
+        problems.append(f"mining {d.mining!r} must be gradient, std, hf_power or random")
+    if not 0 < d.mine_fraction <= 1:
+        problems.append("mine_fraction must be in (0, 1]")
+    if g.kind not in ("noise", "sr", "none"):
+        problems.append(f"degradation kind {g.kind!r} must be noise, sr or none")
+    if g.noise not in ("gaussian", "poisson-gaussian"):
+        problems.append(f"noise {g.noise!r} must be gaussian or poisson-gaussian")
+    if g.downscale not in ("bicubic", "kernel"):
+        problems.append(f"downscale {g.downscale!r} must be bicubic or kernel")
+    if g.kind == "sr" and g.scale < 2:
+        problems.append("an 'sr' degradation needs scale >= 2")
+    if t.loss not in ("l1", "ms-ssim", "l1+ms-ssim"):
+        problems.append(f"loss {t.loss!r} must be l1, ms-ssim or l1+ms-ssim")
+    if t.amp not in ("auto", "off", "bf16", "fp16"):
+        problems.append(f"amp {t.amp!r} must be auto, off, bf16 or fp16")
+    if t.steps <= 0 and t.minutes <= 0:
+        problems.append("set a budget: train.steps or train.minutes")
+    if t.batch_size < 1 or d.patch_size < 4:
+        problems.append("batch_size must be >= 1 and patch_size >= 4")
+    if problems:
+        raise RecipeError(f"{where}: " + "; ".join(problems))
+
+
+def resolve_path(path: str | Path) -> Path:
+    """Recipe paths are relative to the repository root."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else (REPO_ROOT / path).resolve()
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    path = Path(path)
+    if not path.is_file() and not path.is_absolute() and (REPO_ROOT / path).is_file():
+        path = REPO_ROOT / path
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RecipeError(f"recipe {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise RecipeError(f"cannot read recipe {path}: {error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise RecipeError(f"recipe {path} is not valid TOML: {error}") from None
+    try:
+        source = str(path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        source = str(path)
+    return recipe_from_dict(data, source)
