@@ -1,0 +1,168 @@
+"""ZSSR on Set5 (x2, x4) with the protocol of ../shared/bench/PROTOCOL.md: bicubic and each preset.
+
+    .venv/bin/python bench/zssr.py --scales 2 4 --methods bicubic fast          # runs, appends records
+    .venv/bin/python bench/zssr.py --report                                     # table only
+
+Each finished image appends one JSON line to ``bench/results/zssr_records.jsonl`` (so long runs in the
+background keep what they finished); ``--report`` (also run at the end of every run) builds
+``bench/results/zssr.md`` and ``zssr.json`` from the newest record per (method, scale, image).
+
+Protocol: input ``_LR.png``, target ``_HR.png``; Y of ITU-R BT.601 as MATLAB ``rgb2ycbcr`` on uint8 (so Y is
+rounded to an integer, as MATLAB returns uint8), output rounded to uint8 first, ``k`` pixels cropped off
+every border. Bicubic = MATLAB-style antialiased imresize (engine.zssr.kernels), which gives 33.65 / 28.42.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SET5 = ROOT.parent / "shared" / "bench" / "sr" / "Set5"
+RESULTS = ROOT / "bench" / "results"
+RECORDS = RESULTS / "zssr_records.jsonl"
+PAPER = {2: 37.37, 3: 33.42, 4: 31.13}
+BICUBIC_PUBLISHED = {2: 33.65, 3: 30.39, 4: 28.42}
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    from PIL import Image as PILImage
+
+    with PILImage.open(path) as handle:
+        return np.asarray(handle.convert("RGB"), dtype=np.float32) / 255.0
+
+
+def y_channel(rgb: np.ndarray) -> np.ndarray:
+    return np.round(16.0 + 65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2])
+
+
+def psnr_y(output: np.ndarray, target: np.ndarray, k: int) -> float:
+    out = np.round(np.clip(output, 0.0, 1.0) * 255.0) / 255.0
+    a = y_channel(out)[k:-k, k:-k]
+    b = y_channel(target)[k:-k, k:-k]
+    return float(10.0 * np.log10(255.0**2 / np.mean((a - b) ** 2)))
+
+
+def pair(k: int, index: int) -> tuple[np.ndarray, np.ndarray]:
+    folder = SET5 / f"image_SRF_{k}"
+    return read_rgb(folder / f"img_{index:03d}_SRF_{k}_LR.png"), read_rgb(folder / f"img_{index:03d}_SRF_{k}_HR.png")
+
+
+def run_one(method: str, k: int, index: int, seconds: float | None, seed: int) -> dict:
+    from engine.image import make_image
+    from engine.jobs import CancelToken, run_job
+    from engine.zssr import preset_request, zssr_job
+    from engine.zssr.kernels import imresize
+
+    lr, hr = pair(k, index)
+    start = time.perf_counter()
+    record: dict = {"method": method, "scale": k, "image": index}
+    if method == "bicubic":
+        output = imresize(lr, float(k), out_shape=hr.shape[:2])
+        record["device"] = "CPU (numpy)"
+    else:
+        request = preset_request(method, float(k), seed=seed, seconds=seconds)
+        def log(progress) -> None:  # a heartbeat for long background runs
+            it = progress.metrics.get("iteration")
+            if it is not None and int(it) % 100 == 0 and progress.stage.startswith("train"):
+                print(f"  x{k} img{index}: {progress.message}", file=sys.stderr, flush=True)
+
+        result = run_job(zssr_job(make_image(lr), request, CancelToken()), log)
+        output = np.asarray(result.image.pixels)
+        record["device"] = result.device
+        record["iterations"] = result.details["iterations"]
+        record["seconds_per_iteration"] = result.details["seconds_per_iteration"]
+        record["step_seconds"] = result.details["step_seconds"]
+        record["seconds_budget"] = seconds
+    if output.shape != hr.shape:
+        raise SystemExit(f"shape mismatch {output.shape} vs {hr.shape}")
+    record["seconds"] = time.perf_counter() - start
+    record["psnr"] = psnr_y(output, hr, k)
+    record["host"] = platform.node()
+    record["when"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    return record
+
+
+def report() -> str:
+    records: dict[tuple[str, int, int], dict] = {}
+    if RECORDS.exists():
+        for line in RECORDS.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                rec = json.loads(line)
+                records[(rec["method"], rec["scale"], rec["image"])] = rec
+    methods = [m for m in ("bicubic", "fast", "real", "paper") if any(key[0] == m for key in records)]
+    scales = sorted({key[1] for key in records})
+    lines = [
+        "# ZSSR on Set5 (PSNR on Y, dB; protocol of PROTOCOL.md; wall time on this machine)",
+        "",
+        "| method | scale | img1 | img2 | img3 | img4 | img5 | mean | reference | s/image | iterations | s/iter |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    table = []
+    for method in methods:
+        for k in scales:
+            recs = [records.get((method, k, i)) for i in range(1, 6)]
+            done = [r for r in recs if r]
+            if not done:
+                continue
+            cells = [f"{r['psnr']:.2f}" if r else "–" for r in recs]
+            mean = float(np.mean([r["psnr"] for r in done]))
+            mean_cell = f"{mean:.2f}" + ("" if len(done) == 5 else f" ({len(done)}/5)")
+            ref = BICUBIC_PUBLISHED[k] if method == "bicubic" else PAPER[k]
+            secs = float(np.mean([r["seconds"] for r in done]))
+            iters = [r.get("iterations") for r in done if r.get("iterations") is not None]
+            spi = [r.get("seconds_per_iteration") for r in done if r.get("seconds_per_iteration")]
+            lines.append(
+                f"| {method} | x{k} | " + " | ".join(cells) + f" | {mean_cell} | {ref:.2f} | {secs:.1f} | "
+                + (f"{np.mean(iters):.0f}" if iters else "–") + " | "
+                + (f"{np.mean(spi):.3f}" if spi else "–") + " |"
+            )
+            table.append({"method": method, "scale": k, "psnr": [r["psnr"] if r else None for r in recs],
+                          "mean": mean, "images_done": len(done), "reference": ref, "seconds_per_image": secs})
+    devices = sorted({r.get("device", "") for r in records.values()})
+    lines += ["", "Devices: " + "; ".join(devices), "",
+              "s/image includes the 8-way ensemble and back-projection; s/iter = training seconds / iterations "
+              "(the machine is shared with other jobs, so wall times are upper bounds)."]
+    text = "\n".join(lines) + "\n"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "zssr.md").write_text(text, encoding="utf-8")
+    (RESULTS / "zssr.json").write_text(json.dumps({"table": table, "records": list(records.values())}, indent=1),
+                                       encoding="utf-8")
+    return text
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scales", type=int, nargs="+", default=[2, 4])
+    parser.add_argument("--methods", nargs="+", default=["bicubic", "fast"])
+    parser.add_argument("--images", type=int, nargs="+", default=[1, 2, 3, 4, 5])
+    parser.add_argument("--seconds", type=float, default=None, help="wall-clock budget per image (ZSSR)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--report", action="store_true", help="only rebuild the table from the records")
+    args = parser.parse_args()
+    if not args.report:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        for method in args.methods:
+            for k in args.scales:
+                for index in args.images:
+                    rec = run_one(method, k, index, args.seconds, args.seed)
+                    print(json.dumps({key: rec[key] for key in ("method", "scale", "image", "psnr", "seconds")}),
+                          flush=True)
+                    with open(RECORDS, "a", encoding="utf-8") as handle:
+                        handle.write(json.dumps(rec) + "\n")
+    print(report())
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
+    raise SystemExit(main())
