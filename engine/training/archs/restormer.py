@@ -167,10 +167,17 @@ class Upsample(nn.Module):
 class Restormer(nn.Module):
     """The Restormer network. See the module docstring for the input/output contract."""
 
+    #: ONNX contract attributes read by the trainer and the exporter (see archs/common.py).
+    input_roles: tuple[str, ...] = ("color",)
+    scale = 1
+    alignment = ALIGNMENT
+
     def __init__(self, config: RestormerConfig | None = None) -> None:
         super().__init__()
         config = config or RestormerConfig()
         self.config = config
+        self.channels = config.out_channels
+        self.overlap = conv_receptive_radius(config)
         d = config.dim
         nb, hd = config.num_blocks, config.heads
         self.patch_embed = nn.Conv2d(config.in_channels, d, kernel_size=3, padding=1, bias=config.bias)
@@ -211,6 +218,21 @@ class Restormer(nn.Module):
             out = residual
         # Training keeps overshoots differentiable; inference (and the ONNX export) stays in [0, 1].
         return out if self.training else out.clamp(0.0, 1.0)
+
+
+def conv_receptive_radius(config: RestormerConfig) -> int:
+    """Pixels of context each side that the convolutions see (full-resolution pixels, rounded up to 8).
+
+    Each transformer block has two 3x3 depth-wise convolutions (radius 2 at its level); a level k (1-based) pixel
+    spans 2**(k-1) input pixels. MDTA itself is global over whatever tile it sees, so no overlap makes tiles
+    exactly equal to the whole page; this radius is the part a tiler can honour.
+    """
+    nb, refine = config.num_blocks, config.num_refinement_blocks
+    radius = 1 + 2 * (nb[0] * 2 + refine) + 1 + 1  # embed, enc1 + dec1 + refinement, output, down conv
+    radius += 2 * (2 * 2 * nb[1] + 2)  # level 2 blocks, its down and up convs
+    radius += 4 * (2 * 2 * nb[2] + 2)
+    radius += 8 * (2 * nb[3])
+    return -(-radius // 8) * 8
 
 
 def build_restormer(size: str = "tiny", channels: int = 1, **overrides: object) -> Restormer:
