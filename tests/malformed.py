@@ -32,13 +32,12 @@ def valid_bytes(fmt: str, size: tuple[int, int] = (48, 64), seed: int = 0) -> by
     rng = np.random.default_rng(seed)
     height, width = size
     if fmt == "exr":
+        import tempfile
+
         import OpenEXR
 
         data = rng.random((height, width)).astype(np.float32)
         channels = {"R": data, "G": data * 0.5, "B": data * 0.25}
-        path = Path(io.BytesIO().__class__.__name__)  # placeholder name replaced below
-        del path
-        import tempfile
 
         with tempfile.TemporaryDirectory() as folder:
             target = Path(folder) / "x.exr"

@@ -251,7 +251,8 @@ def _choose_main(groups: dict[str, list[str]]) -> tuple[str | None, list[str], b
         for rgb in (("R", "G", "B"), ("r", "g", "b")):
             if set(rgb) <= set(suffixes):
                 return layer, list(rgb), False
-        if layer == "" and ("Y" in suffixes or "y" in suffixes):
+        is_vector = {"X", "Z"} <= set(suffixes) or {"x", "z"} <= set(suffixes)  # X Y Z is a normal, not luminance
+        if layer == "" and ("Y" in suffixes or "y" in suffixes) and not is_vector:
             return layer, ["Y" if "Y" in suffixes else "y"], True
     # No beauty pass by name: a single RGB layer that is not an AOV, then any lone layer (an AOV file read alone).
     candidates = [g for g in groups if g and canonical_aov(g) is None and {"R", "G", "B"} <= set(groups[g])]

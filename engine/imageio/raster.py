@@ -393,8 +393,10 @@ def _encode_pillow(
         options["dpi"] = tuple(meta.extra["dpi"])
     if fmt == "jpeg":
         options["quality"] = int(quality or meta.extra.get("jpeg_quality") or 95)
-        if meta.extra.get("jpeg_subsampling") is not None and not gray:
+        if meta.extra.get("jpeg_subsampling") is not None:
             options["subsampling"] = int(meta.extra["jpeg_subsampling"])
+        elif options["quality"] >= 90:
+            options["subsampling"] = 0  # 4:4:4: at high quality, full-resolution colour is worth its bytes
         options["optimize"] = True
     else:
         if quality is None:
