@@ -26,6 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--id", dest="model_id", help="id of the exported model (default: the recipe's)")
     parser.add_argument("--init", help="fine-tune from a .pt weights file or a registered model id")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     parser.add_argument("--no-export", action="store_true", help="train and checkpoint only")
     parser.set_defaults(handler=run)
     return parser
@@ -51,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
         model_id=args.model_id,
         init=args.init,
         device=None if args.device == "auto" else args.device,
+        threads=args.threads,
     )
     last_print = [0.0]
 

@@ -1,0 +1,135 @@
+"""Degradations and patch mining: pure functions, checked on synthetic arrays."""
+
+import numpy as np
+import pytest
+
+from engine.training import degradations as deg
+from engine.training import mining
+
+
+def test_gaussian_noise_has_the_requested_std_and_leaves_input_alone():
+    rng = np.random.default_rng(0)
+    clean = np.full((128, 128, 3), 0.5, np.float32)
+    noisy, level = deg.add_gaussian_noise(clean, 25 / 255, rng)
+    assert level == pytest.approx(25 / 255)
+    assert float((noisy - clean).std()) == pytest.approx(25 / 255, rel=0.03)
+    assert np.all(clean == 0.5)
+    # Not clipped: the protocol's noise goes below 0 near black.
+    dark, _ = deg.add_gaussian_noise(np.zeros((64, 64, 3), np.float32), 0.1, rng)
+    assert dark.min() < 0
+
+
+def test_noise_level_ranges_per_channel_and_correlation():
+    rng = np.random.default_rng(1)
+    clean = np.zeros((96, 96, 3), np.float32)
+    noisy, level = deg.add_gaussian_noise(clean, (0.05, 0.2), rng, per_channel=True)
+    stds = noisy.reshape(-1, 3).std(axis=0)
+    assert 0.04 < stds.min() and stds.max() < 0.22 and 0.05 <= level <= 0.2
+    correlated, _ = deg.add_gaussian_noise(clean, 0.1, rng, correlation_sigma=1.5)
+    white, _ = deg.add_gaussian_noise(clean, 0.1, rng)
+    assert float(correlated.std()) == pytest.approx(0.1, rel=0.1)
+
+    def neighbour_corr(x):
+        return float(np.corrcoef(x[:, :-1, 0].ravel(), x[:, 1:, 0].ravel())[0, 1])
+
+    assert neighbour_corr(correlated) > 0.5 > abs(neighbour_corr(white))
+
+
+def test_poisson_gaussian_noise_grows_with_signal():
+    rng = np.random.default_rng(2)
+    dark, _ = deg.add_poisson_gaussian_noise(np.full((64, 64, 3), 0.05, np.float32), 0.01, 0.0, rng)
+    bright, _ = deg.add_poisson_gaussian_noise(np.full((64, 64, 3), 0.9, np.float32), 0.01, 0.0, rng)
+    assert bright.std() > 3 * dark.std()
+    assert float(bright.std()) == pytest.approx(np.sqrt(0.01 * 0.9), rel=0.05)
+
+
+def test_jpeg_changes_pixels_and_quality_matters():
+    rng = np.random.default_rng(3)
+    image = rng.random((64, 64, 3)).astype(np.float32)
+    low, high = deg.jpeg_compress(image, 10), deg.jpeg_compress(image, 95)
+    assert low.shape == image.shape and low.dtype == np.float32
+    assert np.abs(low - image).mean() > np.abs(high - image).mean() > 0.0
+    gray = deg.jpeg_compress(image[:, :, :1], 50)
+    assert gray.shape == (64, 64, 1)
+
+
+def test_kernels_are_normalised_and_oriented():
+    iso = deg.isotropic_gaussian_kernel(15, 2.0)
+    assert iso.sum() == pytest.approx(1.0, abs=1e-6) and np.allclose(iso, iso.T)
+    aniso = deg.anisotropic_gaussian_kernel(15, 4.0, 1.0, 0.0)
+    assert aniso.sum() == pytest.approx(1.0, abs=1e-6)
+    assert aniso[7, :].sum() > aniso[:, 7].sum()  # wider along x
+    rotated = deg.anisotropic_gaussian_kernel(15, 4.0, 1.0, np.pi / 2)
+    assert np.allclose(rotated, aniso.T, atol=1e-6)
+    random = deg.random_gaussian_kernel(np.random.default_rng(0))
+    assert random.sum() == pytest.approx(1.0, abs=1e-6)
+    with pytest.raises(ValueError):
+        deg.isotropic_gaussian_kernel(4, 1.0)
+
+
+def test_blur_and_downscaling_shapes_and_constants():
+    constant = np.full((30, 42, 3), 0.3, np.float32)
+    assert np.allclose(deg.blur(constant, deg.isotropic_gaussian_kernel(7, 1.5)), 0.3, atol=1e-6)
+    small = deg.bicubic_downscale(constant, 2)
+    assert small.shape == (15, 21, 3) and np.allclose(small, 0.3, atol=1e-5)
+    odd = deg.bicubic_downscale(np.zeros((31, 43, 1), np.float32), 3)
+    assert odd.shape == (10, 14, 1)
+    decimated = deg.kernel_downscale(constant, deg.isotropic_gaussian_kernel(11, 1.0), 3)
+    assert decimated.shape == (10, 14, 3) and np.allclose(decimated, 0.3, atol=1e-5)
+    # Upscaling a ramp with MATLAB bicubic keeps it a ramp in the interior.
+    ramp = np.tile(np.linspace(0, 1, 16, dtype=np.float32)[None, :, None], (8, 1, 1))
+    up = deg.imresize_bicubic(ramp, 2.0)
+    assert up.shape == (16, 32, 1) and np.all(np.diff(up[4, 4:-4, 0]) > 0)
+
+
+def test_torch_noise_twins_match_numpy_statistics():
+    torch = pytest.importorskip("torch")
+    batch = torch.full((4, 3, 64, 64), 0.5)
+    sigma = torch.tensor([0.0, 0.05, 0.1, 0.2])
+    noisy = deg.gaussian_noise_torch(batch, sigma, torch.Generator().manual_seed(0))
+    stds = (noisy - batch).flatten(1).std(dim=1)
+    assert torch.allclose(stds, sigma, atol=0.01)
+    pg = deg.poisson_gaussian_noise_torch(batch, torch.full((4,), 0.02), torch.zeros(4))
+    assert float((pg - batch).std()) == pytest.approx(0.1, rel=0.05)
+
+
+def _half_textured_images(count=3, size=96, seed=0):
+    rng = np.random.default_rng(seed)
+    images = []
+    for _ in range(count):
+        image = np.full((size, size, 3), 0.4, np.float32)
+        image[:, size // 2 :] = rng.random((size, size // 2, 3))  # right half: texture
+        images.append(image)
+    return images
+
+
+def test_mined_patches_have_higher_gradient_than_random_ones():
+    images = _half_textured_images()
+    mined = mining.mine_patches(images, 16, fraction=0.5)
+    random = mining.random_patches([im.shape[:2] for im in images], 16, len(mined), np.random.default_rng(0))
+    assert len(random) == len(mined) == 54  # 3 images x 36 grid patches x 0.5
+
+    def mean_gradient(refs):
+        return np.mean([mining.mean_gradient(r.crop(images[r.image])) for r in refs])
+
+    assert mean_gradient(mined) > 1.5 * mean_gradient(random)
+    # Non-overlapping: distinct grid cells, stride = size.
+    assert len({(r.image, r.top, r.left) for r in mined}) == len(mined)
+    assert all(r.top % 16 == 0 and r.left % 16 == 0 for r in mined)
+
+
+def test_mining_refuses_overlap_unless_asked_and_statistics_rank_texture():
+    images = _half_textured_images(1)
+    with pytest.raises(ValueError):
+        mining.extract_grid([(96, 96)], 16, 8)
+    assert len(mining.overlapping_patches([(96, 96)], 16, 8)) == 11 * 11
+    flat, textured = images[0][:16, :16], images[0][:16, -16:]
+    a, b = mining.patch_statistics(flat), mining.patch_statistics(textured)
+    for key in ("gradient", "std", "hf_power"):
+        assert b[key] > a[key]
+    refs = mining.extract_grid([(96, 96)], 32, 32)
+    for statistic in ("std", "hf_power"):
+        top = mining.select_top(refs, mining.score_patches(images, refs, statistic), 0.5)
+        assert all(r.left >= 32 for r in top) and all(r.left == 64 for r in top[:3])
+    losses = mining.loss_scores(images, refs, lambda patch: float(patch.std()))
+    assert losses.shape == (9,)

@@ -1,0 +1,327 @@
+"""The trainer job, export and the train command, on tiny models and toy images (seconds in total)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+cv2 = pytest.importorskip("cv2")
+
+from engine.errors import EngineError, JobCancelled, ModelError  # noqa: E402
+from engine.jobs import CancelToken, run_job  # noqa: E402
+from engine.training import trainer as trainer_module  # noqa: E402
+from engine.training.archs import ARCHITECTURES, build_model  # noqa: E402
+from engine.training.losses import ms_ssim, restoration_loss  # noqa: E402
+from engine.training.recipes import RecipeError, load_recipe, recipe_from_dict  # noqa: E402
+from engine.training.trainer import TrainOptions, train_job  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run ~100x faster on one thread than on two contended ones (shared CI machine)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def toy_folder(tmp_path_factory):
+    """Six 48x48 images of two flat colours each (a tiny net can learn to denoise them in ~100 steps)."""
+    folder = tmp_path_factory.mktemp("toy")
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        base = np.ones((48, 48, 3), np.float32) * rng.random(3).astype(np.float32)
+        base[:, 24 + i :] *= 0.5
+        cv2.imwrite(str(folder / f"img{i}.png"), np.clip(base * 255, 0, 255).astype(np.uint8))
+    return folder
+
+
+def tiny_recipe(folder, arch="dncnn", **train):
+    config = {"features": 8, "depth": 3} if arch == "dncnn" else dict(ARCHITECTURES[arch].tiny, scale=2)
+    degradation = {"kind": "noise", "sigma": [15, 35]} if arch == "dncnn" else {"kind": "sr", "scale": 2}
+    settings = {"steps": 30, "batch_size": 4, "lr": 3e-3, "warmup_steps": 3, "val_every": 0, "checkpoint_every": 0}
+    settings.update(train)
+    return recipe_from_dict(
+        {
+            "model": {
+                "id": f"toy-{arch}",
+                "task": "photo-denoise" if arch == "dncnn" else "super-resolution",
+                "arch": arch,
+                "config": config,
+            },
+            "data": {"train": [str(folder)], "patch_size": 16, "val_crop": 32, "val_count": 1},
+            "degradation": degradation,
+            "train": settings,
+        },
+        source="toy",
+    )
+
+
+def test_a_few_steps_lower_the_loss(toy_folder, tmp_path):
+    recipe = tiny_recipe(toy_folder, steps=150, lr=1e-2)
+    result = run_job(train_job(recipe, None, TrainOptions(run_dir=tmp_path, export=False)))
+    losses = [h["loss"] for h in result.history if "loss" in h]
+    assert len(losses) == 150 and result.skipped_batches == 0
+    assert np.mean(losses[-15:]) < 0.8 * np.mean(losses[:15])
+    assert result.best_val_psnr is not None and np.isfinite(result.best_val_psnr)
+
+
+def test_a_nan_batch_is_skipped_not_propagated(toy_folder, tmp_path, monkeypatch):
+    real_build = trainer_module.build_data
+    calls = {"n": 0}
+
+    def poisoned_build(*args, **kwargs):
+        train, val = real_build(*args, **kwargs)
+        real_sample = train.sample
+
+        def sample(rng):
+            calls["n"] += 1
+            s = real_sample(rng)
+            if calls["n"] == 9:  # one sample of the third batch (batch size 4)
+                s.inputs["color"][0, 0, 0] = np.nan
+            if calls["n"] == 14:
+                s.inputs["color"][1, 2, 3] = np.inf
+            return s
+
+        train.sample = sample
+        return train, val
+
+    monkeypatch.setattr(trainer_module, "build_data", poisoned_build)
+    result = run_job(train_job(tiny_recipe(toy_folder, steps=6), None, TrainOptions(run_dir=tmp_path, export=False)))
+    assert result.steps == 6 and result.skipped_batches == 2
+    skipped_steps = [h["step"] for h in result.history if "lr" in h and "loss" not in h]
+    assert skipped_steps == [3.0, 4.0]
+    state = torch.load(tmp_path / "best.pt", weights_only=True)["state_dict"]
+    assert all(torch.isfinite(v).all() for v in state.values())
+    assert np.isfinite(result.final_loss)
+
+
+def test_invalid_hdr_targets_are_masked_out_of_the_loss():
+    pred = torch.rand(2, 3, 32, 32, requires_grad=True)
+    target = pred.detach() + 0.1
+    target[0, :, :4, :4] = float("nan")
+    target[1, 0, 5, 5] = float("inf")
+    valid = torch.isfinite(target)
+    for kind in ("l1", "ms-ssim", "l1+ms-ssim"):
+        loss = restoration_loss(pred, torch.nan_to_num(target, nan=0.0, posinf=0.0), valid, kind)
+        loss.backward()
+        assert torch.isfinite(loss) and torch.isfinite(pred.grad).all()
+        pred.grad = None
+    l1 = restoration_loss(pred, torch.nan_to_num(target, nan=0.0, posinf=0.0), valid, "l1")
+    assert float(l1.detach()) == pytest.approx(0.1, abs=1e-5)  # the masked points add nothing
+    same = torch.rand(1, 3, 64, 64)
+    assert float(ms_ssim(same, same)) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_resume_continues_the_same_run(toy_folder, tmp_path):
+    recipe = tiny_recipe(toy_folder, steps=8)
+    straight = run_job(train_job(recipe, None, TrainOptions(run_dir=tmp_path / "a", export=False)))
+
+    token = CancelToken()
+
+    def cancel_after_four(progress):
+        if progress.metrics.get("step") == 4.0:
+            token.cancel()
+
+    with pytest.raises(JobCancelled):
+        run_job(train_job(recipe, token, TrainOptions(run_dir=tmp_path / "b", export=False)), cancel_after_four)
+    assert torch.load(tmp_path / "b" / "last.pt", weights_only=True)["step"] == 4
+    resumed = run_job(train_job(recipe, None, TrainOptions(run_dir=tmp_path / "b", export=False, resume=True)))
+    assert resumed.steps == 8
+    assert [h["step"] for h in resumed.history if "loss" in h] == [float(s) for s in range(1, 9)]
+    assert [h["loss"] for h in resumed.history if "loss" in h] == pytest.approx(
+        [h["loss"] for h in straight.history if "loss" in h], rel=1e-5
+    )
+    a = torch.load(tmp_path / "a" / "last.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "b" / "last.pt", weights_only=True)["state_dict"]
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_stop_request_exports_best_and_registers_it(toy_folder, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    from engine.models.registry import ModelRegistry, verify_model_file
+
+    token = CancelToken()
+    events = []
+
+    def stop_at_five(progress):
+        events.append(progress)
+        if progress.metrics.get("step") == 5.0:
+            token.request_stop()
+
+    result = run_job(train_job(tiny_recipe(toy_folder, steps=100), token, TrainOptions(run_dir=tmp_path)), stop_at_five)
+    assert result.stopped_early and result.steps == 5
+    assert {"step", "loss", "lr"} <= set(events[-3].metrics) or events[-1].stage == "export"
+    exported = result.export
+    assert exported.parity_error <= 1e-4
+    registry = ModelRegistry(include_classical=False)  # the per-user folder (RESTORATION_STUDIO_HOME)
+    entry = registry.get("toy-dncnn")
+    verify_model_file(entry)
+    manifest = entry.manifest
+    assert manifest.inputs == ("color", "noise_level") and manifest.params[0].name == "noise_level"
+    assert manifest.provenance["steps"] == 5 and manifest.scores["val_psnr"] == pytest.approx(
+        result.best_val_psnr, abs=1e-3
+    )
+    session = ort.InferenceSession(str(entry.path), providers=["CPUExecutionProvider"])
+    metadata = session.get_modelmeta().custom_metadata_map
+    assert json.loads(metadata["restoration_studio.manifest"])["id"] == "toy-dncnn"
+    model = build_model("dncnn", {"features": 8, "depth": 3})
+    model.load_state_dict(torch.load(exported.weights_path, weights_only=True)["state_dict"])
+    x = np.random.default_rng(5).random((1, 3, 37, 53), dtype=np.float32)
+    level = np.full((1, 1, 1, 1), 0.1, np.float32)
+    got = session.run(None, {"color": x, "noise_level": level})[0]
+    with torch.no_grad():
+        expected = model.eval()(torch.from_numpy(x), torch.from_numpy(level)).numpy()
+    assert np.abs(got - expected).max() <= 1e-4
+
+
+@pytest.mark.parametrize("arch", ["dncnn", "edsr", "rcan"])
+def test_every_architecture_exports_with_parity(arch, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from engine.training.export import build_manifest, export_model, read_onnx_manifest
+
+    config = dict(ARCHITECTURES[arch].tiny)
+    if arch == "dncnn":
+        config["downscale"] = 2
+    else:
+        config.update(scale=2, noise_level_input=True)
+    model = build_model(arch, config)
+    manifest = build_manifest(
+        model, model_id=f"tiny-{arch}", task="super-resolution" if arch != "dncnn" else "photo-denoise"
+    )
+    result = export_model(model, manifest, tmp_path, arch=arch, arch_config=config)
+    assert result.parity_error <= 1e-4
+    assert result.manifest.tile.alignment == model.alignment and result.manifest.scale == model.scale
+    assert read_onnx_manifest(result.onnx_path)["inputs"] == list(model.input_roles)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        f"tiny-{arch}{ext}" for ext in (".json", ".onnx", ".pt")
+    )
+
+
+def test_export_fails_loudly_when_onnx_differs_from_torch(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from engine.training.export import build_manifest, export_model
+
+    class Jittery(torch.nn.Module):
+        input_roles, channels, scale, alignment, overlap = ("color",), 3, 1, 1, 0
+
+        def forward(self, color):
+            return color + torch.rand_like(color)  # random at every call: ONNX cannot match torch
+
+    model = Jittery()
+    with pytest.raises(ModelError, match="parity"):
+        export_model(
+            model, build_manifest(model, model_id="bad", task="photo-denoise"), tmp_path, arch="x", arch_config={}
+        )
+    assert not any(p.suffix in (".onnx", ".json") for p in tmp_path.rglob("*"))
+
+
+def test_train_command_end_to_end(toy_folder, tmp_path, capsys):
+    from engine.cli import main
+
+    recipe = tmp_path / "toy.toml"
+    recipe.write_text(
+        f"""
+[model]
+id = "toy-sr"
+task = "super-resolution"
+arch = "edsr"
+[model.config]
+features = 4
+blocks = 1
+scale = 2
+[data]
+train = ["{toy_folder.as_posix()}"]
+patch_size = 16
+val_crop = 32
+[degradation]
+kind = "sr"
+scale = 2
+[train]
+steps = 100
+batch_size = 2
+""",
+        encoding="utf-8",
+    )
+    out = tmp_path / "models"
+    assert (
+        main(["train", "--recipe", str(recipe), "--steps", "3", "--out", str(out), "--run-dir", str(tmp_path / "run")])
+        == 0
+    )
+    assert "trained 3 steps" in capsys.readouterr().out
+    manifest = json.loads((out / "toy-sr.json").read_text())
+    assert manifest["scale"] == 2 and manifest["provenance"]["steps"] == 3
+    assert main(["train", "--recipe", str(tmp_path / "missing.toml")]) == 1
+    assert main(["train", "--recipe", str(recipe), "--steps", "0"]) == 2
+
+
+def test_recipes_in_the_repo_load_and_bad_keys_are_refused():
+    root = Path(__file__).resolve().parent.parent
+    recipes = sorted((root / "recipes").glob("*.toml"))
+    assert recipes
+    for path in recipes:
+        recipe = load_recipe(path)
+        if recipe.model.arch in ARCHITECTURES:
+            build_model(recipe.model.arch, ARCHITECTURES[recipe.model.arch].tiny)
+    with pytest.raises(RecipeError, match="unknown key"):
+        recipe_from_dict({"model": {"id": "x", "task": "photo-denoise", "arch": "dncnn"}, "train": {"stepz": 3}})
+    with pytest.raises(RecipeError, match="loss"):
+        recipe_from_dict({"model": {"id": "x", "task": "photo-denoise", "arch": "dncnn"}, "train": {"loss": "l3"}})
+
+
+def test_paired_hdr_data_with_aovs_and_invalid_targets(tmp_path):
+    """Render-style pairs: EXR colour + albedo/normal/depth inputs, a reference with NaN points (masked)."""
+    rng = np.random.default_rng(0)
+    (tmp_path / "input").mkdir()
+    (tmp_path / "target").mkdir()
+    for i in range(3):
+        ref = (rng.random((32, 32, 3)) * 4).astype(np.float32)
+        noisy = ref * rng.gamma(4.0, 0.25, ref.shape).astype(np.float32)
+        ref[0, 0] = np.nan
+        cv2.imwrite(str(tmp_path / "target" / f"s{i}_color.exr"), ref[:, :, ::-1])
+        cv2.imwrite(str(tmp_path / "input" / f"s{i}_color.exr"), noisy[:, :, ::-1])
+        cv2.imwrite(str(tmp_path / "input" / f"s{i}_albedo.exr"), rng.random((32, 32, 3)).astype(np.float32))
+        cv2.imwrite(str(tmp_path / "input" / f"s{i}_normal.exr"), rng.random((32, 32, 3)).astype(np.float32) * 2 - 1)
+        cv2.imwrite(str(tmp_path / "input" / f"s{i}_depth.exr"), rng.random((32, 32)).astype(np.float32) * 9)
+    recipe = recipe_from_dict(
+        {
+            "model": {
+                "id": "toy-render",
+                "task": "render-denoise",
+                "arch": "edsr",
+                "value_transform": "log1p",
+                "config": {"features": 4, "blocks": 1, "scale": 1, "aux_inputs": ["albedo", "normal", "depth"]},
+            },
+            "data": {"kind": "paired", "patch_size": 16, "val_crop": 32, "mining": "random"},
+            "degradation": {"kind": "none"},
+            "train": {"steps": 4, "batch_size": 2, "val_every": 2, "checkpoint_every": 0},
+        }
+    )
+    result = run_job(train_job(recipe, None, TrainOptions(data=(str(tmp_path),), run_dir=tmp_path / "run")))
+    assert result.skipped_batches == 0 and np.isfinite(result.final_loss)
+    assert result.export.manifest.inputs == ("color", "albedo", "normal", "depth")
+    assert result.export.manifest.value_transform == "log1p"
+
+
+def test_broken_data_stops_with_a_clear_error(toy_folder, tmp_path, monkeypatch):
+    real_build = trainer_module.build_data
+
+    def all_nan(*args, **kwargs):
+        train, val = real_build(*args, **kwargs)
+        real_sample = train.sample
+
+        def sample(rng):
+            s = real_sample(rng)
+            s.inputs["color"][:] = np.nan
+            return s
+
+        train.sample = sample
+        return train, val
+
+    monkeypatch.setattr(trainer_module, "build_data", all_nan)
+    monkeypatch.setattr(trainer_module, "MAX_CONSECUTIVE_SKIPS", 3)
+    with pytest.raises(EngineError, match="NaN"):
+        run_job(train_job(tiny_recipe(toy_folder, steps=10), None, TrainOptions(run_dir=tmp_path, export=False)))
