@@ -18,6 +18,7 @@ import numpy as np
 
 from .errors import EngineError
 from .image import Image, luma
+from .imageio.hdr import sanitize_hdr
 from .jobs import CancelToken, EtaClock, ImageResult, Progress
 from .models.manifest import ModelManifest
 from .models.registry import ModelEntry, verify_model_file
@@ -88,10 +89,13 @@ def suitability_warning(image: Image, manifest: ModelManifest) -> str | None:
     return None
 
 
-def _model_inputs(image: Image, manifest: ModelManifest, scale_hdr: float) -> dict[str, np.ndarray]:
-    pixels = image.pixels
+def _model_inputs(
+    image: Image, manifest: ModelManifest, scale_hdr: float
+) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """The model's inputs by role, and how many bad HDR samples (NaN/Inf/negative) were replaced by 0."""
+    pixels, report = image.pixels, {}
     if image.meta.hdr:
-        pixels = np.nan_to_num(pixels, nan=0.0, posinf=0.0, neginf=0.0)
+        pixels, report = sanitize_hdr(image.pixels)
     color = to_model_space(pixels, manifest.value_transform, image.meta.hdr, scale_hdr)
     if manifest.channels == 1:
         color = luma(color)[:, :, None].astype(np.float32)
@@ -109,7 +113,7 @@ def _model_inputs(image: Image, manifest: ModelManifest, scale_hdr: float) -> di
             if name in ("albedo", "normal") and layer.shape[2] == 1:
                 layer = np.repeat(layer, 3, axis=2)
             inputs[name] = prepare_aov(name, layer[:, :, :1] if name == "depth" else layer[:, :, :3], depth_max)
-    return inputs
+    return inputs, report
 
 
 def _tile_runner(
@@ -167,7 +171,10 @@ def restore_job(
     yield Progress(0.0, "prepare", f"Preparing {manifest.display_name}")
 
     scale_hdr = auto_exposure_scale(image.pixels) if manifest.hdr and image.meta.hdr else 1.0
-    inputs = _model_inputs(image, manifest, scale_hdr)
+    inputs, bad_values = _model_inputs(image, manifest, scale_hdr)
+    replaced = bad_values.get("nonfinite_count", 0) + bad_values.get("negative_count", 0)
+    if replaced:
+        yield Progress(0.0, "prepare", f"{replaced} NaN/Inf/negative HDR samples set to 0 before restoring")
     token.raise_if_cancelled()
     run_tile, device_used, bytes_per_pixel = _tile_runner(entry, values, device, token)
 
@@ -212,5 +219,5 @@ def restore_job(
         model_id=manifest.id,
         device=device_used,
         seconds=seconds,
-        details={"params": dict(values), "tile": tile_size, "exposure_scale": scale_hdr},
+        details={"params": dict(values), "tile": tile_size, "exposure_scale": scale_hdr, **bad_values},
     )
