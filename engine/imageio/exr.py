@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from ..display import srgb_decode
 from ..errors import ImageReadError, ImageWriteError
 from ..image import Image, ImageMeta, make_image
-from .convert import linearise
 from .formats import check_dimensions
 from .hdr import value_report
 
@@ -100,9 +100,14 @@ def read_exr(path: Path, max_pixels: int) -> Image:
         width, height = _part_size(part)
         check_dimensions(path, width, height, max_pixels)
     try:
-        exr_file = OpenEXR.File(str(path), separate_channels=True)
+        # Interleaved reading hands R, G, B(, A) groups over as one H x W x C array each: a float RGB image then
+        # becomes the engine's pixel array without any copy (a 40 MP float EXR reads at ~1x its size in memory).
+        exr_file = OpenEXR.File(str(path), separate_channels=False)
         parts = exr_file.parts
-        channels = _collect_channels(parts)
+        header = dict(parts[0].header)
+        width, height = _part_size(parts[0])
+        channels, groups = _collect_channels(parts)
+        del exr_file, parts
     except ImageReadError:
         raise
     except MemoryError:
@@ -111,9 +116,7 @@ def read_exr(path: Path, max_pixels: int) -> Image:
         raise ImageReadError(path, f"corrupt or truncated OpenEXR data ({_first_line(error)})") from error
     if not channels:
         raise ImageReadError(path, "the OpenEXR file has no channels")
-    first = parts[0]
-    width, height = _part_size(first)
-    return _assemble(path, channels, first.header, width, height)
+    return _assemble(path, channels, groups, header, width, height)
 
 
 def _first_line(error: BaseException) -> str:
@@ -124,10 +127,14 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0]
 
 
-def _collect_channels(parts: list[Any]) -> dict[str, np.ndarray]:
-    """All channels of all parts by full name; channels of later parts are prefixed by their part's name."""
+def _collect_channels(parts: list[Any]) -> tuple[dict[str, np.ndarray], dict[str, tuple[list[str], np.ndarray]]]:
+    """(channels by full name as 2-D arrays or views, interleaved groups {prefix: (full names, H x W x C array)}).
+
+    Channels of later parts are prefixed by their part's name.
+    """
     width, height = _part_size(parts[0])
     channels: dict[str, np.ndarray] = {}
+    interleaved: dict[str, tuple[list[str], np.ndarray]] = {}
     for index, part in enumerate(parts):
         if _part_size(part) != (width, height):
             continue  # a part of another size cannot be a layer of this image
@@ -136,15 +143,41 @@ def _collect_channels(parts: list[Any]) -> dict[str, np.ndarray]:
             pixels = channel.pixels
             if pixels is None:
                 continue
+            if pixels.ndim == 3:  # an R G B (A) group: "RGB"/"RGBA" at the root, else the layer's name
+                prefix = "" if name in ("RGB", "RGBA") else name
+                suffixes = ["R", "G", "B", "A"][: pixels.shape[2]]
+                names = [_join(_join(part_name, prefix), suffix) for suffix in suffixes]
+                interleaved[_join(part_name, prefix)] = (names, pixels)
+                for position, full in enumerate(names):
+                    channels[full] = pixels[:, :, position]
+                continue
             if pixels.shape != (height, width):  # subsampled channel (e.g. chroma): nearest upsampling
                 pixels = np.repeat(np.repeat(pixels, channel.ySampling, axis=0), channel.xSampling, axis=1)
                 pixels = pixels[:height, :width]
-            full = f"{part_name}.{name}" if part_name and not name.startswith(part_name + ".") else name
+            full = _join(part_name, name) if not (part_name and name.startswith(part_name + ".")) else name
             channels[full] = pixels
-    return channels
+    return channels, interleaved
 
 
-def _assemble(path: Path, channels: dict[str, np.ndarray], header: dict, width: int, height: int) -> Image:
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _take(names: list[str], channels: dict[str, np.ndarray],
+          interleaved: dict[str, tuple[list[str], np.ndarray]]) -> np.ndarray:
+    """float32 H x W x len(names) of these channels; the file's own array when it already is exactly that."""
+    for group_names, array in interleaved.values():
+        if group_names == names and array.dtype == np.float32 and array.flags.c_contiguous:
+            return array
+    first = channels[names[0]]
+    out = np.empty((*first.shape, len(names)), dtype=np.float32)
+    for position, name in enumerate(names):
+        out[:, :, position] = channels[name]
+    return out
+
+
+def _assemble(path: Path, channels: dict[str, np.ndarray], interleaved: dict[str, tuple[list[str], np.ndarray]],
+              header: dict, width: int, height: int) -> Image:
     groups: dict[str, list[str]] = {}
     for full in channels:
         layer, _, suffix = full.rpartition(".")
@@ -154,25 +187,15 @@ def _assemble(path: Path, channels: dict[str, np.ndarray], header: dict, width: 
     if main_layer is None:
         raise ImageReadError(path, f"no colour channels found (channels: {', '.join(sorted(channels)[:12])})")
 
-    def full(layer: str, suffix: str) -> str:
-        return f"{layer}.{suffix}" if layer else suffix
-
-    main_names = [full(main_layer, s) for s in main_suffixes]
+    main_names = [_join(main_layer, s) for s in main_suffixes]
     main_arrays = [channels[n] for n in main_names]
-    pixels = np.empty((height, width, 3), dtype=np.float32)
-    for index in range(3):
-        pixels[:, :, index] = main_arrays[0 if gray else index]
+    pixels = _take(main_names, channels, interleaved)  # gray: H x W x 1, which make_image repeats to RGB
     alpha = None
     used = set(main_names)
-    alpha_suffix = "A" if "A" in groups[main_layer] else ("a" if "a" in groups[main_layer] else None)
-    if alpha_suffix and not gray:
-        alpha_name = full(main_layer, alpha_suffix)
-        alpha = channels[alpha_name].astype(np.float32)
-        used.add(alpha_name)
-        main_names.append(alpha_name)
-    elif alpha_suffix and gray and main_suffixes != [alpha_suffix]:
-        alpha_name = full(main_layer, alpha_suffix)
-        alpha = channels[alpha_name].astype(np.float32)
+    alpha_suffix = next((a for a in ("A", "a") if a in groups[main_layer] and a not in main_suffixes), None)
+    if alpha_suffix:
+        alpha_name = _join(main_layer, alpha_suffix)
+        alpha = _take([alpha_name], channels, interleaved)[:, :, 0]
         used.add(alpha_name)
         main_names.append(alpha_name)
 
@@ -180,36 +203,33 @@ def _assemble(path: Path, channels: dict[str, np.ndarray], header: dict, width: 
     layer_channels: dict[str, list[str]] = {MAIN_KEY: main_names}
     layer_types: dict[str, str] = {MAIN_KEY: _pixel_type(main_arrays)}
     # Root channels other than the main ones: Z is depth; anything else becomes a one-channel layer of its name.
-    for suffix in groups.get("", []):
-        name = suffix
+    for name in groups.get("", []):
         if name in used:
             continue
-        canonical = "depth" if name in ("Z", "depth") and "depth" not in layers else None
-        key = canonical or name
+        key = "depth" if name in ("Z", "depth") and "depth" not in layers else name
         if key in layers:
             continue
-        layers[key] = channels[name][:, :, None].astype(np.float32)
+        layers[key] = _take([name], channels, interleaved)
         layer_channels[key] = [name]
         layer_types[key] = _pixel_type([channels[name]])
         used.add(name)
     for layer, suffixes in groups.items():
-        if layer == "" or (layer == main_layer):
-            remaining = [s for s in suffixes if full(layer, s) not in used]
-            if layer == "" or not remaining:
+        if layer == "":
+            continue
+        if layer == main_layer:  # leftover channels of the main layer are kept as their own layer
+            suffixes = [s for s in suffixes if _join(layer, s) not in used]
+            if not suffixes:
                 continue
-            suffixes = remaining
-            # leftover channels of the main layer are kept as their own layer
-        names = [full(layer, s) for s in _ordered(suffixes)]
         canonical = canonical_aov(layer)
         if canonical and canonical not in layers:
             names = _aov_channels(canonical, layer, _ordered(suffixes))
             key = canonical
         else:
+            names = [_join(layer, s) for s in _ordered(suffixes)]
             key = layer if layer not in layers else f"{layer}#{len(layers)}"
-        arrays = [channels[n] for n in names]
-        layers[key] = np.stack([a.astype(np.float32) for a in arrays], axis=2)
+        layers[key] = _take(names, channels, interleaved)
         layer_channels[key] = names
-        layer_types[key] = _pixel_type(arrays)
+        layer_types[key] = _pixel_type([channels[n] for n in names])
 
     kind = layer_types[MAIN_KEY]
     extra: dict[str, Any] = dict(value_report(pixels))
@@ -297,13 +317,28 @@ def _default_layer_names(name: str, count: int) -> list[str]:
     return [f"{name}.{s}" for s in suffixes[:count]]
 
 
-def _typed(array: np.ndarray, kind: str) -> np.ndarray:
-    if kind == "half":
-        # Values beyond half's range would become Inf; keep them at the largest half instead (NaN stays NaN).
-        return np.ascontiguousarray(np.clip(array, -_HALF_MAX, _HALF_MAX).astype(np.float16))
-    if kind == "uint":
-        return np.ascontiguousarray(np.rint(np.clip(np.nan_to_num(array), 0, 4294967295)).astype(np.uint32))
-    return np.ascontiguousarray(array, dtype=np.float32)
+_DTYPES = {"half": np.float16, "float": np.float32, "uint": np.uint32}
+
+
+def _plane(source: np.ndarray, index: int | None, kind: str, *, to_linear: bool = False) -> np.ndarray:
+    """One contiguous channel plane of the EXR pixel type, converted in row chunks (no whole-image temporaries).
+
+    Half: values beyond its range are kept at the largest half instead of becoming Inf (NaN stays NaN).
+    """
+    height, width = source.shape[:2]
+    out = np.empty((height, width), dtype=_DTYPES[kind])
+    rows = max(1, (1 << 20) // max(1, width))
+    for top in range(0, height, rows):
+        part = source[top : top + rows] if index is None else source[top : top + rows, :, index]
+        part = np.asarray(part, dtype=np.float32)
+        if to_linear:
+            part = srgb_decode(part)
+        if kind == "half":
+            part = np.clip(part, -_HALF_MAX, _HALF_MAX)
+        elif kind == "uint":
+            part = np.rint(np.clip(np.nan_to_num(part), 0, 4294967295))
+        out[top : top + rows] = part
+    return out
 
 
 def write_exr(temporary: Path, image: Image, bit_depth: int | None, path: Path) -> None:
@@ -315,20 +350,21 @@ def write_exr(temporary: Path, image: Image, bit_depth: int | None, path: Path) 
     kind = {16: "half", 32: "float"}.get(bit_depth) if bit_depth else default_sample_type(image)
     known_channels: dict[str, list[str]] = dict(meta.extra.get("exr_channels", {})) if meta.format == "exr" else {}
     known_types: dict[str, str] = dict(meta.extra.get("exr_types", {})) if meta.format == "exr" else {}
-    pixels = image.pixels if meta.hdr else linearise(image.pixels)
+    pixels = image.pixels
+    to_linear = not meta.hdr  # display-referred images are stored linear in EXR
     main_names = known_channels.get(MAIN_KEY, [])
     channels: dict[str, np.ndarray] = {}
     gray_original = meta.gray and len(main_names) in (1, 2) and (not main_names[0].endswith(("R", "r")))
     if gray_original:
-        channels[main_names[0]] = _typed(pixels[:, :, 0], kind)
+        channels[main_names[0]] = _plane(pixels, 0, kind, to_linear=to_linear)
         alpha_name = main_names[1] if len(main_names) > 1 else "A"
     else:
         rgb = main_names[:3] if len(main_names) >= 3 else ["R", "G", "B"]
         for index, name in enumerate(rgb):
-            channels[name] = _typed(pixels[:, :, index], kind)
+            channels[name] = _plane(pixels, index, kind, to_linear=to_linear)
         alpha_name = main_names[3] if len(main_names) > 3 else (rgb[0].rpartition(".")[0] + ".A").lstrip(".")
     if image.alpha is not None:
-        channels[alpha_name] = _typed(image.alpha, kind)
+        channels[alpha_name] = _plane(image.alpha, None, kind)
     for name, layer in image.layers.items():
         names = known_channels.get(name)
         if not names or len(names) != layer.shape[2]:
@@ -337,7 +373,7 @@ def write_exr(temporary: Path, image: Image, bit_depth: int | None, path: Path) 
         for index, channel_name in enumerate(names):
             if channel_name in channels:
                 raise ImageWriteError(path, f"two layers would write the channel {channel_name!r}")
-            channels[channel_name] = _typed(layer[:, :, index], layer_kind)
+            channels[channel_name] = _plane(layer, index, layer_kind)
 
     header: dict[str, Any] = {"type": OpenEXR.scanlineimage}
     for key, value in dict(meta.extra.get("exr_header", {})).items() if meta.format == "exr" else ():
