@@ -24,8 +24,8 @@ _ACES_INPUT = np.array(
 _ACES_OUTPUT = np.array(
     [[1.60475, -0.53108, -0.07367], [-0.10208, 1.10813, -0.00605], [-0.00327, -0.07276, 1.07602]], dtype=np.float32
 )
-# About one million pixels per chunk keeps temporaries near 12 MB each.
-_CHUNK_PIXELS = 1 << 20
+# 256 K pixels per chunk keeps each float temporary near 3 MB.
+_CHUNK_PIXELS = 1 << 18
 
 
 def _as_float32(pixels: np.ndarray) -> np.ndarray:

@@ -194,3 +194,57 @@ def test_hdr_to_png_is_srgb_encoded_and_clipped(tmp_path):
 def test_is_supported():
     assert is_supported("a.PNG") and is_supported("b.exr") and is_supported("c.jpeg") and is_supported("d.hdr")
     assert not is_supported("e.gif") and not is_supported("noext")
+
+
+def test_tiff_variants_from_other_writers(tmp_path):
+    import cv2
+    import tifffile
+
+    rng = np.random.default_rng(9)
+    deep = rng.integers(0, 65536, (12, 10, 3), dtype=np.uint16)
+    cv2.imwrite(str(tmp_path / "lzw.tif"), deep[:, :, ::-1])  # OpenCV writes LZW, which tifffile cannot decode
+    lzw = read_image(tmp_path / "lzw.tif")
+    assert lzw.meta.bit_depth == 16
+    np.testing.assert_array_equal(np.rint(lzw.pixels * 65535), deep)
+
+    tifffile.imwrite(tmp_path / "planar.tif", np.moveaxis(deep, 2, 0), photometric="rgb", planarconfig="separate")
+    np.testing.assert_array_equal(np.rint(read_image(tmp_path / "planar.tif").pixels * 65535), deep)
+
+    gray = rng.integers(0, 256, (12, 10), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "white.tif", gray, photometric="miniswhite")
+    white = read_image(tmp_path / "white.tif")
+    assert white.meta.gray
+    np.testing.assert_array_equal(np.rint(white.pixels[:, :, 0] * 255), 255 - gray)
+
+
+def test_webp_is_lossless_by_default_and_lossy_with_a_quality(tmp_path):
+    image = _synthetic(8, False, True, size=(64, 64))
+    lossless = write_image(tmp_path / "lossless.webp", image)
+    lossy = write_image(tmp_path / "lossy.webp", image, jpeg_quality=50)
+    np.testing.assert_array_equal(read_image(lossless).pixels, image.pixels)
+    assert lossy.stat().st_size < lossless.stat().st_size
+    assert read_image(lossy).alpha is not None
+
+
+@pytest.mark.parametrize("ext", ["png", "tif", "exr", "jpg"])
+def test_reading_and_writing_stay_memory_lean(tmp_path, ext):
+    """A 2 MP image: numpy/Python allocations peak near the size of the float32 result, not several copies."""
+    import tracemalloc
+
+    rows, cols = np.mgrid[0:1000, 0:2000]
+    pixels = np.dstack([(rows % 256) / 255, (cols % 256) / 255, ((rows + cols) % 256) / 255]).astype(np.float32)
+    image = make_image(pixels, None, ImageMeta(format="png"))
+    del rows, cols, pixels
+    path = tmp_path / f"big.{ext}"
+    tracemalloc.start()
+    try:
+        write_image(path, image)
+        write_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        back = read_image(path)
+        read_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    size = image.pixels.nbytes
+    assert write_peak < 1.4 * size, f"write peak {write_peak / size:.2f}x the pixels"
+    assert read_peak - back.pixels.nbytes < 0.8 * size, f"read peak {read_peak / size:.2f}x the pixels"

@@ -30,6 +30,7 @@ import numpy as np
 from ..errors import ImageReadError, ImageWriteError
 from ..image import Image
 from .atomic import atomic_write, atomic_write_bytes
+from .convert import rows_per_chunk
 from .formats import (
     DEFAULT_MAX_PIXELS,
     FORMAT_EXTENSIONS,
@@ -204,7 +205,7 @@ def write_image(
 
 def _finite_range(pixels: np.ndarray) -> tuple[float | None, float | None]:
     finite_min, finite_max = None, None
-    rows = max(1, (1 << 20) // max(1, pixels.shape[1]))
+    rows = rows_per_chunk(pixels.shape[1])
     for top in range(0, pixels.shape[0], rows):
         part = pixels[top : top + rows]
         values = part[np.isfinite(part)]

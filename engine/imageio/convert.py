@@ -10,10 +10,11 @@ import numpy as np
 
 from ..display import srgb_decode, srgb_encode
 
-_CHUNK_PIXELS = 1 << 20
+_CHUNK_PIXELS = 1 << 18
 
 
-def _rows_per_chunk(width: int) -> int:
+def rows_per_chunk(width: int) -> int:
+    """Rows of a ``width``-pixel image that make one conversion chunk."""
     return max(1, _CHUNK_PIXELS // max(1, width))
 
 
@@ -38,7 +39,7 @@ def to_float(samples: np.ndarray, channels: list[int] | None = None, *, out_chan
     count = out_channels or view.shape[2]
     out = np.empty((samples.shape[0], samples.shape[1], count), dtype=np.float32)
     scale = np.float32(max_value(samples.dtype))
-    rows = _rows_per_chunk(samples.shape[1])
+    rows = rows_per_chunk(samples.shape[1])
     for top in range(0, samples.shape[0], rows):
         part = view[top : top + rows]
         if scale == 1.0:
@@ -67,22 +68,22 @@ def to_uint(
     dtype = np.uint8 if bits == 8 else np.uint16
     scale = np.float32(255.0 if bits == 8 else 65535.0)
     out = np.empty(pixels.shape, dtype=dtype)
-    rows = _rows_per_chunk(pixels.shape[1])
+    rows = rows_per_chunk(pixels.shape[1])
     for top in range(0, pixels.shape[0], rows):
         part = np.asarray(pixels[top : top + rows], dtype=np.float32)
-        if encode_srgb:
-            part = srgb_encode(part)
-        part = np.clip(np.nan_to_num(part, nan=0.0), 0.0, 1.0) * scale
-        if reverse_channels and part.ndim == 3:
-            part = part[:, :, ::-1]
-        out[top : top + rows] = np.rint(part)
+        scaled = srgb_encode(part) if encode_srgb else part.copy()
+        np.nan_to_num(scaled, copy=False, nan=0.0)
+        np.clip(scaled, 0.0, 1.0, out=scaled)
+        np.multiply(scaled, scale, out=scaled)
+        np.rint(scaled, out=scaled)
+        out[top : top + rows] = scaled[:, :, ::-1] if reverse_channels and scaled.ndim == 3 else scaled
     return out
 
 
 def linearise(pixels: np.ndarray) -> np.ndarray:
     """sRGB-encoded display pixels -> linear float32, in chunks (used when a display image is saved as HDR)."""
     out = np.empty(pixels.shape, dtype=np.float32)
-    rows = _rows_per_chunk(pixels.shape[1])
+    rows = rows_per_chunk(pixels.shape[1])
     for top in range(0, pixels.shape[0], rows):
         out[top : top + rows] = srgb_decode(pixels[top : top + rows])
     return out

@@ -23,6 +23,7 @@ import numpy as np
 from ..display import srgb_decode
 from ..errors import ImageReadError, ImageWriteError
 from ..image import Image, ImageMeta, make_image
+from .convert import rows_per_chunk
 from .formats import check_dimensions
 from .hdr import value_report
 
@@ -327,7 +328,7 @@ def _plane(source: np.ndarray, index: int | None, kind: str, *, to_linear: bool 
     """
     height, width = source.shape[:2]
     out = np.empty((height, width), dtype=_DTYPES[kind])
-    rows = max(1, (1 << 20) // max(1, width))
+    rows = rows_per_chunk(width)
     for top in range(0, height, rows):
         part = source[top : top + rows] if index is None else source[top : top + rows, :, index]
         part = np.asarray(part, dtype=np.float32)

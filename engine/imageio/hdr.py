@@ -23,7 +23,7 @@ from .formats import check_dimensions
 
 os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
 
-_CHUNK_PIXELS = 1 << 20
+_CHUNK_PIXELS = 1 << 18
 _RESOLUTION = re.compile(rb"^([-+])Y\s+(\d+)\s+([-+])X\s+(\d+)\s*$")
 
 

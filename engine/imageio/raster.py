@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import ImageReadError, ImageWriteError
 from ..image import Image, ImageMeta, make_image
 from . import metadata
-from .convert import linearise, to_float, to_uint
+from .convert import linearise, rows_per_chunk, to_float, to_uint
 from .formats import MAX_PIXELS_ENV, check_dimensions
 
 os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
@@ -331,7 +331,7 @@ def encode_raster(image: Image, fmt: str, bit_depth: int, jpeg_quality: int | No
 
 
 def _channels_equal(pixels: np.ndarray) -> bool:
-    rows = max(1, (1 << 20) // max(1, pixels.shape[1]))
+    rows = rows_per_chunk(pixels.shape[1])
     for top in range(0, pixels.shape[0], rows):
         part = pixels[top : top + rows]
         if not (np.array_equal(part[:, :, 0], part[:, :, 1]) and np.array_equal(part[:, :, 0], part[:, :, 2])):
