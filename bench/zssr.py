@@ -24,6 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+# Idle OpenMP threads must sleep, not spin, on a shared machine (see engine/zssr/train.py: import_torch).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 

@@ -23,6 +23,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "engine.commands.restore_cmd",
     "engine.render_data.cli",
     "engine.training.cli",
+    "engine.zssr.cli",
 )
 
 

@@ -1,0 +1,233 @@
+"""ZSSR: resampling, the job's contract (shapes, seed, cancel, stop), training behaviour, CLI (tiny configs)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: spinning threads crawl on a busy CPU
+
+import numpy as np
+import pytest
+
+from engine.errors import JobCancelled
+from engine.image import ImageMeta, make_image
+from engine.jobs import CancelToken, run_job
+from engine.zssr import ZssrRequest, preset_request, zssr_job
+from engine.zssr.kernels import bicubic_matrix, imresize, kernel_downscale, load_kernel, scaled_shape
+
+torch = pytest.importorskip("torch")
+
+TINY = dict(width=8, depth=3, crop_size=16, min_iterations=4, max_iterations=6, lr_check_every=2,
+            test_every=2, lr_slope_range=8, father_levels=3, preview_every_s=0.0, bf16=False, device="cpu")
+
+
+def tiny(scale=(2.0, 2.0), **changes) -> ZssrRequest:
+    return ZssrRequest(scale=scale, **{**TINY, **changes})
+
+
+def smooth_image(h=20, w=16, seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    base = [0.5 + 0.4 * np.sin(6 * xx + 3 * yy + p) for p in rng.random(3) * 6]
+    return np.stack(base, axis=2).astype(np.float32)
+
+
+def self_similar(n: int) -> np.ndarray:
+    """Sharp-edged, axis-aligned stripes of several widths: the same edges recur at every scale."""
+    yy, xx = np.mgrid[0:n, 0:n].astype(np.float64)
+    img = 0.2 + 0.6 * ((np.floor(xx / 6) + np.floor(yy / 9)) % 2)
+    return np.repeat(img[:, :, None], 3, axis=2).astype(np.float32)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(1.0 / np.mean((a - b) ** 2)))
+
+
+# ------------------------------------------------------------------------------------------ resampling
+
+
+def test_bicubic_matrix_is_matlab_like():
+    m = bicubic_matrix(10, 20, 2.0)
+    assert np.allclose(m.sum(axis=1), 1.0)
+    # MATLAB's x2 bicubic weights for an interior pixel: (-0.0234, 0.2266, 0.8672, -0.0703)
+    row = m[9]
+    assert np.allclose(sorted(row[row != 0]), sorted([-0.0234375, 0.2265625, 0.8671875, -0.0703125]))
+    constant = np.full((7, 9, 3), 0.3, np.float32)
+    assert np.allclose(imresize(constant, 0.5), 0.3, atol=1e-6)
+    assert imresize(constant, (1.5, 2.5)).shape == (11, 23, 3)
+
+
+def test_torch_resampler_matches_numpy_for_bicubic_and_kernels(tmp_path):
+    from engine.zssr.kernels import TorchResampler
+
+    x = np.random.default_rng(1).random((12, 10, 3)).astype(np.float32)
+    t = torch.from_numpy(x.transpose(2, 0, 1)[None].copy())
+    rs = TorchResampler(torch.device("cpu"))
+    up = rs.resize(t, (2.0, 2.0))[0].numpy().transpose(1, 2, 0)
+    assert np.allclose(up, imresize(x, 2.0), atol=1e-5)
+    kernel = np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1]).astype(np.float64)
+    np.save(tmp_path / "k.npy", kernel)
+    loaded = load_kernel(tmp_path / "k.npy")
+    assert np.isclose(loaded.sum(), 1.0)
+    rk = TorchResampler(torch.device("cpu"), loaded)
+    down = rk.down(t, (2.0, 2.0))[0].numpy().transpose(1, 2, 0)
+    assert down.shape == (6, 5, 3)
+    assert np.allclose(down, kernel_downscale(x, loaded, (2.0, 2.0), (6, 5)), atol=1e-5)
+    # a symmetric kernel on a constant image keeps the constant
+    ones = torch.full((1, 1, 8, 8), 0.7)
+    assert torch.allclose(rk.down(ones, (2.0, 2.0)), torch.tensor(0.7), atol=1e-6)
+
+
+# ----------------------------------------------------------------------------------------------- the job
+
+
+@pytest.mark.parametrize("scale", [(2.0, 2.0), (1.5, 1.5), (1.5, 2.5)])
+def test_output_shapes_alpha_and_gray(scale):
+    pixels = smooth_image()
+    alpha = np.linspace(0, 1, 20 * 16, dtype=np.float32).reshape(20, 16)
+    image = make_image(pixels, alpha)
+    result = run_job(zssr_job(image, tiny(scale), CancelToken()))
+    expected = scaled_shape((20, 16), scale)
+    assert result.image.pixels.shape == (*expected, 3)
+    assert result.image.alpha.shape == expected
+    assert result.device.startswith("CPU")
+    gray = make_image(pixels[:, :, :1], meta=ImageMeta(gray=True))
+    out = run_job(zssr_job(gray, tiny(scale), CancelToken()))
+    assert out.details["channels"] == 1
+    assert np.array_equal(out.image.pixels[..., 0], out.image.pixels[..., 2])
+
+
+def test_gradual_steps_and_hdr_value_space():
+    request = tiny((4.0, 4.0), max_iterations=3)
+    assert request.scale_steps() == [(2.0, 2.0), (4.0, 4.0)]
+    assert tiny((4.0, 4.0), gradual_steps=4).scale_steps()[0] == pytest.approx((4 ** 0.25, 4 ** 0.25))
+    hdr = make_image(smooth_image(10, 12) * 20.0, meta=ImageMeta(hdr=True, format="exr", color_space="linear"))
+    result = run_job(zssr_job(hdr, request, CancelToken()))
+    assert result.image.pixels.shape == (40, 48, 3)
+    assert "log1p" in result.details["value_space"]
+    assert result.image.pixels.max() > 2.0  # mapped back to the linear range, not clipped to 1
+
+
+def test_same_seed_same_result_other_seed_differs():
+    image = make_image(smooth_image())
+    a = run_job(zssr_job(image, tiny(seed=3), CancelToken())).image.pixels
+    b = run_job(zssr_job(image, tiny(seed=3), CancelToken())).image.pixels
+    c = run_job(zssr_job(image, tiny(seed=4), CancelToken())).image.pixels
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_progress_metrics_and_preview():
+    records = []
+    run_job(zssr_job(make_image(smooth_image()), tiny(), CancelToken()), records.append)
+    training = [r for r in records if r.stage.startswith("train")]
+    assert len(training) == 6
+    assert {"iteration", "loss", "lr", "scale_step"} <= set(training[0].metrics)
+    assert any(r.preview is not None and r.preview.pixels.shape == (40, 32, 3) for r in training)
+    assert records[-1].fraction == 1.0
+
+
+def test_cancel_stops_within_one_iteration():
+    token = CancelToken()
+    job = zssr_job(make_image(smooth_image()), tiny(max_iterations=1000, min_iterations=1000), token)
+    seen = 0
+    with pytest.raises(JobCancelled):
+        for progress in job:
+            if progress.stage.startswith("train"):
+                seen += 1
+                if seen == 3:
+                    token.cancel()
+    assert seen == 3
+
+
+def test_stop_keeps_the_current_result():
+    token = CancelToken()
+    job = zssr_job(make_image(smooth_image()), tiny((4.0, 4.0), max_iterations=1000, min_iterations=1000), token)
+    seen = 0
+    while True:
+        try:
+            progress = next(job)
+        except StopIteration as stop:
+            result = stop.value
+            break
+        if progress.stage.startswith("train"):
+            seen += 1
+            if seen == 5:
+                token.request_stop()
+    assert seen == 5
+    assert result.details["stopped_early"] and result.image.pixels.shape == (80, 64, 3)
+
+
+# ------------------------------------------------------------------------------------------- training
+
+
+def test_training_loss_decreases():
+    from engine.zssr.train import ZssrTrainer
+
+    request = tiny(width=16, depth=4, crop_size=24, max_iterations=400, min_iterations=400, test_every=1000)
+    trainer = ZssrTrainer(self_similar(32), request, None, torch.device("cpu"))
+    trainer.start_step((2.0, 2.0))
+    trainer._record_reconstruction_error()  # the error on a fixed pair: the input from its own son
+    losses = [trainer.train_iteration() for _ in range(120)]
+    trainer._record_reconstruction_error()
+    assert trainer.rec_errors[-1] < 0.85 * trainer.rec_errors[0]
+    assert np.mean(losses[-20:]) < np.mean(losses[:20])
+
+
+def test_back_projection_makes_downscaled_output_match_input():
+    from engine.zssr.train import ZssrTrainer
+
+    x = smooth_image(18, 18)
+    for iters, bound in ((0, None), (10, 2e-3)):
+        trainer = ZssrTrainer(x, tiny(back_projection_iters=iters), None, torch.device("cpu"))
+        trainer.start_step((2.0, 2.0))
+        for _ in range(3):
+            trainer.train_iteration()
+        out = trainer.final_output()[0].numpy().transpose(1, 2, 0)
+        err = float(np.abs(imresize(out, 0.5) - x).mean())
+        if bound is None:
+            before = err
+        else:
+            assert err < bound and err < 0.2 * before
+
+
+def test_zssr_beats_bicubic_on_a_self_similar_image():
+    hr = self_similar(64)
+    lr = imresize(hr, 0.5)
+    request = ZssrRequest(scale=(2.0, 2.0), width=32, depth=5, crop_size=32, min_iterations=200,
+                          max_iterations=350, lr_check_every=30, test_every=15, lr_slope_range=90, seed=0,
+                          device="cpu", preview_every_s=1e9)
+    out = run_job(zssr_job(make_image(lr), request, CancelToken())).image.pixels
+    bicubic = np.clip(imresize(lr, 2.0), 0, 1)
+    assert psnr(out, hr) > psnr(bicubic, hr) + 1.0
+
+
+# ------------------------------------------------------------------------------------------ interfaces
+
+
+def test_presets_and_cli_arguments():
+    from engine.cli import build_parser
+    from engine.zssr.cli import request_from_args
+
+    assert preset_request("real").noise_std > 0 and not preset_request("real").back_projection
+    paper = preset_request("paper", 2.0)
+    assert (paper.width, paper.depth, paper.crop_size, paper.max_iterations) == (64, 8, 128, 3000)
+    args = build_parser().parse_args(["zssr", "in.png", "-o", "out.png", "--scale", "1.5", "2.5", "--preset",
+                                      "paper", "--iterations", "50", "--seconds", "9", "--seed", "7"])
+    request = request_from_args(args)
+    assert request.scale == (1.5, 2.5) and request.max_iterations == 50 and request.seconds == 9
+    assert request.seed == 7 and request.preset == "paper"
+
+
+def test_cli_end_to_end(tmp_path):
+    from engine.cli import main
+    from engine.imageio import read_image, write_image
+
+    source = tmp_path / "in.png"
+    write_image(source, make_image(smooth_image(12, 10)))
+    target = tmp_path / "out.png"
+    code = main(["zssr", str(source), "-o", str(target), "--scale", "2", "--iterations", "2", "--crop", "16",
+                 "--device", "cpu"])
+    assert code == 0
+    assert read_image(target).pixels.shape == (24, 20, 3)
+    assert main(["zssr", str(source), "-o", str(target), "--scale", "0.5"]) == 2
