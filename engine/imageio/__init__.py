@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import ImageReadError, ImageWriteError
 from ..image import Image
-from .atomic import atomic_write, atomic_write_bytes
+from .atomic import atomic_write
 from .convert import rows_per_chunk
 from .formats import (
     DEFAULT_MAX_PIXELS,
@@ -189,18 +189,18 @@ def write_image(
             temporary.write_bytes(encode_hdr(pixels))
 
         return atomic_write(path, produce_hdr)
-    from .raster import default_bit_depth, encode_raster
+    from .raster import check_raster_depth, default_bit_depth, encode_raster
 
     depth = int(bit_depth) if bit_depth else default_bit_depth(image, fmt)
-    try:
-        data = encode_raster(image, fmt, depth, jpeg_quality, path)
-    except ImageWriteError:
-        raise
-    except MemoryError as error:
-        raise ImageWriteError(path, "not enough memory to encode the image") from error
-    except Exception as error:
-        raise ImageWriteError(path, f"could not encode {fmt.upper()} ({type(error).__name__}: {error})") from error
-    return atomic_write_bytes(path, data)
+    check_raster_depth(fmt, depth, path)
+
+    def produce(temporary: Path) -> None:
+        with open(temporary, "wb") as stream:
+            encode_raster(image, fmt, depth, jpeg_quality, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+
+    return atomic_write(path, produce)
 
 
 def _finite_range(pixels: np.ndarray) -> tuple[float | None, float | None]:

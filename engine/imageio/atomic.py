@@ -72,16 +72,6 @@ def atomic_write(path: Path, produce: Callable[[Path], None]) -> Path:
     return path
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    def produce(temporary: Path) -> None:
-        with open(temporary, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-
-    return atomic_write(path, produce)
-
-
 def _keep_permissions(path: Path, temporary: Path) -> None:
     # mkstemp creates 0600 files; give the new file the old file's mode, or the usual umask-based mode.
     try:

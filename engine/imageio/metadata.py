@@ -14,6 +14,7 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Iterable
+from typing import BinaryIO
 
 import numpy as np
 
@@ -127,14 +128,16 @@ def metadata_chunks(
     return chunks
 
 
-def insert_png_chunks(png: bytes, chunks: Iterable[bytes]) -> bytes:
-    """Insert chunks right after IHDR (the position every reader accepts for iCCP/eXIf/pHYs/tEXt)."""
-    chunks = list(chunks)
-    if not chunks:
-        return png
+def write_png_with_chunks(stream: BinaryIO, png: bytes | memoryview, chunks: Iterable[bytes]) -> None:
+    """Write an encoded PNG with extra chunks inserted right after IHDR (where every reader accepts
+    iCCP/eXIf/pHYs/iTXt), piece by piece so that the encoded data is not copied."""
+    png = memoryview(png)
     (ihdr_length,) = struct.unpack(">I", png[8:12])
     end_of_ihdr = 8 + 12 + ihdr_length
-    return png[:end_of_ihdr] + b"".join(chunks) + png[end_of_ihdr:]
+    stream.write(png[:end_of_ihdr])
+    for chunk in chunks:
+        stream.write(chunk)
+    stream.write(png[end_of_ihdr:])
 
 
 def encode_png(samples: np.ndarray, color_type: int, compression: int = 6) -> bytes:

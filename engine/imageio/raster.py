@@ -18,7 +18,7 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -306,28 +306,34 @@ def default_bit_depth(image: Image, fmt: str) -> int:
     return 8
 
 
-def encode_raster(image: Image, fmt: str, bit_depth: int, jpeg_quality: int | None, path: Path) -> bytes:
-    """Encode an image as PNG/JPEG/TIFF/BMP/WebP bytes, keeping what the format can hold."""
+def check_raster_depth(fmt: str, bit_depth: int, path: Path) -> None:
     allowed = {"png": (8, 16), "tiff": (8, 16, 32), "jpeg": (8,), "bmp": (8,), "webp": (8,)}[fmt]
     if bit_depth not in allowed:
         raise ImageWriteError(path, f"{fmt.upper()} cannot store {bit_depth}-bit samples (choose {allowed})")
+
+
+def encode_raster(image: Image, fmt: str, bit_depth: int, jpeg_quality: int | None, stream: BinaryIO) -> None:
+    """Encode an image as PNG/JPEG/TIFF/BMP/WebP into ``stream``, keeping what the format can hold.
+
+    Encoders write straight to the stream (the temporary file) so that no whole encoded copy sits in memory.
+    """
     meta = image.meta
     gray = meta.gray and _channels_equal(image.pixels)
     colour = image.pixels[:, :, 0] if gray else image.pixels
     if fmt == "tiff" and bit_depth == 32:
-        return _encode_tiff_float(image, colour, gray)
+        return _encode_tiff_float(image, colour, gray, stream)
     # Linear HDR data is sRGB-encoded and clipped to [0, 1] for integer formats; the GUI's export applies the
     # display transform (exposure + tone map) before calling this when the user wants the viewer's look.
     encode_srgb = meta.hdr
     samples = to_uint(colour, bit_depth, encode_srgb=encode_srgb)
     alpha = to_uint(image.alpha, bit_depth) if image.alpha is not None and fmt != "jpeg" else None
     if fmt == "png":
-        return _encode_png(image, samples, alpha, gray)
+        return _encode_png(image, samples, alpha, gray, stream)
     if fmt == "tiff":
-        return _encode_tiff(image, samples, alpha, gray)
+        return _encode_tiff(image, samples, alpha, gray, stream)
     if fmt == "bmp":
-        return _encode_bmp(samples, alpha, gray)
-    return _encode_pillow(image, fmt, samples, alpha, gray, jpeg_quality)
+        return _encode_bmp(samples, alpha, gray, stream)
+    return _encode_pillow(image, fmt, samples, alpha, gray, jpeg_quality, stream)
 
 
 def _channels_equal(pixels: np.ndarray) -> bool:
@@ -346,7 +352,7 @@ def _interleave(samples: np.ndarray, alpha: np.ndarray | None, *, bgr: bool) -> 
     return np.ascontiguousarray(colour) if alpha is None else np.dstack((colour, alpha))
 
 
-def _encode_png(image: Image, samples: np.ndarray, alpha: np.ndarray | None, gray: bool) -> bytes:
+def _encode_png(image: Image, samples: np.ndarray, alpha: np.ndarray | None, gray: bool, stream: BinaryIO) -> None:
     meta = image.meta
     if gray and alpha is not None:
         data = metadata.encode_png(np.dstack((samples, alpha)), color_type=4)
@@ -355,26 +361,32 @@ def _encode_png(image: Image, samples: np.ndarray, alpha: np.ndarray | None, gra
         ok, encoded = cv2.imencode(".png", _interleave(samples, alpha, bgr=True), [cv2.IMWRITE_PNG_COMPRESSION, 4])
         if not ok:
             raise ValueError("OpenCV's PNG encoder failed")
-        data = encoded.tobytes()
+        data = memoryview(encoded).cast("B")
     chunks = metadata.metadata_chunks(
         meta.icc_profile, meta.exif, meta.extra.get("dpi"), meta.extra.get("png_text") if meta.format == "png" else None
     )
-    return metadata.insert_png_chunks(data, chunks)
+    metadata.write_png_with_chunks(stream, data, chunks)
 
 
-def _encode_bmp(samples: np.ndarray, alpha: np.ndarray | None, gray: bool) -> bytes:
+def _encode_bmp(samples: np.ndarray, alpha: np.ndarray | None, gray: bool, stream: BinaryIO) -> None:
     cv2 = _cv2()
     if gray and alpha is not None:  # BMP has no gray + alpha: write BGRA
         samples = np.dstack((samples, samples, samples))
     ok, encoded = cv2.imencode(".bmp", _interleave(samples, alpha, bgr=True))
     if not ok:
         raise ValueError("OpenCV's BMP encoder failed")
-    return encoded.tobytes()
+    stream.write(memoryview(encoded).cast("B"))
 
 
 def _encode_pillow(
-    image: Image, fmt: str, samples: np.ndarray, alpha: np.ndarray | None, gray: bool, quality: int | None
-) -> bytes:
+    image: Image,
+    fmt: str,
+    samples: np.ndarray,
+    alpha: np.ndarray | None,
+    gray: bool,
+    quality: int | None,
+    stream: BinaryIO,
+) -> None:
     from PIL import Image as PILImage
 
     meta = image.meta
@@ -397,37 +409,33 @@ def _encode_pillow(
             options["subsampling"] = int(meta.extra["jpeg_subsampling"])
         elif options["quality"] >= 90:
             options["subsampling"] = 0  # 4:4:4: at high quality, full-resolution colour is worth its bytes
-        options["optimize"] = True
     else:
         if quality is None:
             options["lossless"] = True
             options["exact"] = True  # keep the colour under fully transparent pixels
         else:
             options["quality"] = int(quality)
-    buffer = io.BytesIO()
-    pil_image.save(buffer, format="JPEG" if fmt == "jpeg" else "WEBP", **options)
-    return buffer.getvalue()
+    pil_image.save(stream, format="JPEG" if fmt == "jpeg" else "WEBP", **options)
 
 
-def _encode_tiff(image: Image, samples: np.ndarray, alpha: np.ndarray | None, gray: bool) -> bytes:
+def _encode_tiff(image: Image, samples: np.ndarray, alpha: np.ndarray | None, gray: bool, stream: BinaryIO) -> None:
     array = samples if alpha is None else np.dstack((samples if samples.ndim == 3 else samples[:, :, None], alpha))
-    return _tiff_bytes(image, array, gray, alpha is not None)
+    _tiff_write(image, array, gray, alpha is not None, stream)
 
 
-def _encode_tiff_float(image: Image, colour: np.ndarray, gray: bool) -> bytes:
+def _encode_tiff_float(image: Image, colour: np.ndarray, gray: bool, stream: BinaryIO) -> None:
     # Float TIFF holds linear values: display-referred images are linearised, like for EXR.
     values = colour if image.meta.hdr else linearise(colour)
     array = values if image.alpha is None else np.dstack((values if values.ndim == 3 else values[:, :, None],
                                                           image.alpha))
-    return _tiff_bytes(image, np.asarray(array, dtype=np.float32), gray, image.alpha is not None)
+    _tiff_write(image, np.asarray(array, dtype=np.float32), gray, image.alpha is not None, stream)
 
 
-def _tiff_bytes(image: Image, array: np.ndarray, gray: bool, has_alpha: bool) -> bytes:
+def _tiff_write(image: Image, array: np.ndarray, gray: bool, has_alpha: bool, stream: BinaryIO) -> None:
     import tifffile
 
-    buffer = io.BytesIO()
     tifffile.imwrite(
-        buffer,
+        stream,
         array,
         photometric="minisblack" if gray else "rgb",
         extrasamples=["unassalpha"] if has_alpha else None,
@@ -437,4 +445,3 @@ def _tiff_bytes(image: Image, array: np.ndarray, gray: bool, has_alpha: bool) ->
         resolution=tuple(image.meta.extra["dpi"]) if image.meta.extra.get("dpi") else None,
         resolutionunit="inch" if image.meta.extra.get("dpi") else None,
     )
-    return buffer.getvalue()
