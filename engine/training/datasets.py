@@ -93,6 +93,19 @@ def is_hdr_file(path: Path) -> bool:
     return Path(path).suffix.lower() in HDR_EXTENSIONS
 
 
+class FloatView(Sequence):
+    """Float32 views of stored images, converted one at a time on access (mining never holds all in float)."""
+
+    def __init__(self, arrays: Sequence[np.ndarray], channels: int) -> None:
+        self.arrays, self.channels = arrays, channels
+
+    def __len__(self) -> int:
+        return len(self.arrays)
+
+    def __getitem__(self, index):
+        return to_float(self.arrays[index], self.channels)
+
+
 @dataclass
 class ImageStore:
     """Images held in memory, in their file's sample type."""
@@ -252,7 +265,9 @@ class CleanImageDataset:
         mine_stride: int = 0,
         augment: bool = False,
         exposure_jitter_stops: float = 0.0,
+        patches: Sequence[PatchRef] | None = None,
     ) -> None:
+        """``patches`` (optional) is a fixed pool of patch refs to sample from, replacing mining."""
         if len(store) == 0:
             raise DataError("no training images")
         self.store = store
@@ -269,9 +284,9 @@ class CleanImageDataset:
         usable = [i for i, (h, w) in enumerate(store.shapes()) if h >= self.patch_size and w >= self.patch_size]
         if not usable:
             raise DataError(f"no training image is at least {self.patch_size} x {self.patch_size} pixels")
-        self.patches: list[PatchRef] | None = None
-        if mining != "random":
-            images = [to_float(a, channels) for a in store.arrays]
+        self.patches: list[PatchRef] | None = list(patches) if patches is not None else None
+        if self.patches is None and mining != "random":
+            images = FloatView(store.arrays, channels)
             stride = mine_stride or self.patch_size
             self.patches = mine_patches(images, self.patch_size, stride, mine_fraction, mining)
             if not self.patches:
@@ -384,8 +399,8 @@ class PairedImageDataset:
         self.patches: list[PatchRef] | None = None
         if mining != "random":
             # Mine on the inputs' grid: a target patch is then the same ref at ``scale``.
-            inputs = [to_float(item[2], channels) for item in self.items]
-            refs = mine_patches(inputs, self.patch_size, self.patch_size, mine_fraction, mining)
+            targets = FloatView([item[2] for item in self.items], channels)
+            refs = mine_patches(targets, self.patch_size, self.patch_size, mine_fraction, mining)
             self.patches = [PatchRef(r.image, r.top // scale, r.left // scale, lr_patch) for r in refs]
 
     def __len__(self) -> int:

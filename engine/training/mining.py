@@ -142,7 +142,7 @@ def mine_patches(
     """Seed 000's mining: non-overlapping grid (``stride`` defaults to ``size``), top ``fraction`` by
     ``statistic``; ``budget`` (if given) caps the count, keeping the highest-scoring patches."""
     stride = size if stride is None else stride
-    refs = extract_grid([img.shape[:2] for img in images], size, stride)
+    refs = extract_grid([images[i].shape[:2] for i in range(len(images))], size, stride)
     selected = select_top(refs, score_patches(images, refs, statistic), fraction)
     return selected[:budget] if budget is not None else selected
 

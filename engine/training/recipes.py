@@ -263,3 +263,21 @@ def load_recipe(path: str | Path) -> Recipe:
     except ValueError:
         source = str(path)
     return recipe_from_dict(data, source)
+
+
+def recipes_dir() -> Path:
+    """The repository's (or the bundle's) ``recipes/`` folder."""
+    return REPO_ROOT / "recipes"
+
+
+def list_recipes(folder: Path | None = None) -> list[Recipe]:
+    """Every valid recipe in ``folder`` (default: :func:`recipes_dir`), sorted by file name; broken files are
+    skipped (the command line reports their problem when used)."""
+    folder = folder or recipes_dir()
+    found = []
+    for path in sorted(folder.glob("*.toml")) if folder.is_dir() else []:
+        try:
+            found.append(load_recipe(path))
+        except RecipeError:
+            continue
+    return found

@@ -69,6 +69,10 @@ class TrainOptions:
     #: CPU threads for torch during the run (None: torch's default). On a busy 2-core machine 1 thread can be
     #: far faster for small models: idle-spinning threads fight over the cores.
     threads: int | None = None
+    #: Your own data instead of the recipe's: an object with ``sample(rng) -> datasets.Sample`` (e.g. a
+    #: synthetic generator or a fixed patch pool) and the validation samples to score it with.
+    train_data: Any = None
+    val_data: Sequence[Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,7 @@ def build_data(recipe: Recipe, options: TrainOptions, roles: Sequence[str], alig
             paths = paths[: d.max_images]
         if not paths:
             raise EngineError("the training folders hold no images")
-        if d.val:
+        if d.val and not options.data:  # the recipe's validation folders go with its own training folders
             val_paths = [p for folder in d.val for p in ds.list_images(resolve_path(folder), d.recursive)][
                 : d.val_count
             ]
@@ -146,7 +150,7 @@ def build_data(recipe: Recipe, options: TrainOptions, roles: Sequence[str], alig
     else:
         input_dir, target_dir = resolve_path(d.input_dir), resolve_path(d.target_dir)
     pairs = ds.match_pairs(input_dir, target_dir)
-    if d.val_input_dir:
+    if d.val_input_dir and not options.data:
         val_pairs = ds.match_pairs(resolve_path(d.val_input_dir), resolve_path(d.val_target_dir))[: d.val_count]
     else:
         holdout = min(d.val_count, max(1, len(pairs) // 5)) if len(pairs) > 1 else 0
@@ -328,7 +332,10 @@ def _train(recipe: Recipe, token: CancelToken | None, options: TrainOptions) -> 
     model, arch, config, init_path = build_for_recipe(recipe, init)
     model.to(device).train()
     roles = tuple(model.input_roles)
-    train_set, val_samples = build_data(recipe, options, roles, int(model.alignment))
+    if options.train_data is not None:
+        train_set, val_samples = options.train_data, list(options.val_data or ())
+    else:
+        train_set, val_samples = build_data(recipe, options, roles, int(model.alignment))
     optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     amp_dtype = autocast_dtype(t.amp, device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16 and device == "cuda")
@@ -403,6 +410,7 @@ def _train(recipe: Recipe, token: CancelToken | None, options: TrainOptions) -> 
     consecutive_skips = 0
     last_loss: float | None = None
     last_val_step = -1
+    last_val: tuple[float, float] | None = None
     stopped_early = False
     try:
         while budget_fraction() < 1.0:
@@ -460,8 +468,12 @@ def _train(recipe: Recipe, token: CancelToken | None, options: TrainOptions) -> 
             if t.val_every > 0 and step % t.val_every == 0:
                 metrics["val_psnr"] = validate()
                 last_val_step = step
+                last_val = (float(step), metrics["val_psnr"])
             if best_psnr is not None:
                 metrics["best_val_psnr"] = best_psnr
+            if last_val is not None:
+                # Repeated in every record: a GUI that throttles progress events still sees each validation.
+                metrics["last_val_step"], metrics["last_val_psnr"] = last_val
             history.append(dict(metrics))
             # save
             if t.checkpoint_every > 0 and step % t.checkpoint_every == 0:
@@ -480,7 +492,10 @@ def _train(recipe: Recipe, token: CancelToken | None, options: TrainOptions) -> 
     if last_val_step != step and val_samples:
         yield Progress(1.0, "validate", "final validation")
         score = validate()
-        history.append({"step": float(step), "val_psnr": score, "best_val_psnr": best_psnr or score})
+        final = {"step": float(step), "val_psnr": score, "best_val_psnr": best_psnr if best_psnr is not None else score}
+        history.append(final)
+        final.update(last_val_step=float(step), last_val_psnr=score)
+        yield Progress(1.0, "validate", f"validation {score:.2f} dB", None, dict(final))
     _save(last_path, checkpoint_payload())
     seconds = elapsed()
     result = TrainResult(

@@ -1,0 +1,326 @@
+"""The "Train / fine-tune" dialog: train a model on the user's own images, watch its curves, get it registered.
+
+The user picks a task, a recipe of that task (the architecture and degradations, from ``recipes/``), a base
+model (from scratch, or fine-tune a model whose torch weights ``<id>.pt`` lie beside its ONNX file: every
+model exported by this app has them), image folders and a time budget. The engine's ``train_job`` runs in a
+:class:`gui.worker.JobRunner`; loss and validation PSNR are plotted live. "Finish now" stops early and still
+exports the best weights; "Cancel" discards the run (its checkpoint stays for a later resume). When the job
+succeeds the model is in the per-user models folder, the registry is refreshed, ``model_trained(id)`` is
+emitted and the validation score is shown.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.models.manifest import TASK_LABELS
+from gui.loss_plot import LossPlot
+from gui.worker import JobRunner
+
+#: Fine-tuning starts from trained weights: a smaller learning rate keeps what the base model knows.
+FINE_TUNE_LR_FACTOR = 0.2
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "model"
+
+
+class TrainDialog(QDialog):
+    """Train or fine-tune a model on the user's images; the result appears in the model picker."""
+
+    model_trained = Signal(str)
+
+    def __init__(self, parent: QWidget | None, registry) -> None:
+        super().__init__(parent)
+        from engine.training.recipes import list_recipes
+
+        self.setWindowTitle("Train / fine-tune a model")
+        self.setMinimumWidth(620)
+        self.registry = registry
+        self.recipes = list_recipes()
+        self.result = None
+        self.runner = JobRunner(self)
+        self.runner.progress.connect(self._on_progress)
+        self.runner.succeeded.connect(self._on_succeeded)
+        self.runner.failed.connect(self._on_failed)
+        self.runner.cancelled.connect(self._on_cancelled)
+        self.runner.finished.connect(self._on_finished)
+        self._last_val_step = -1.0
+
+        self.task_box = QComboBox()
+        tasks = sorted({r.model.task for r in self.recipes}, key=lambda t: list(TASK_LABELS).index(t))
+        for task in tasks:
+            self.task_box.addItem(TASK_LABELS.get(task, task), task)
+        self.recipe_box = QComboBox()
+        self.base_box = QComboBox()
+        self.base_note = QLabel()
+        self.base_note.setWordWrap(True)
+        self.base_note.setStyleSheet("color: gray")
+        self.folders = QListWidget()
+        self.folders.setMaximumHeight(80)
+        add_folder = QPushButton("Add folder…")
+        remove_folder = QPushButton("Remove")
+        add_folder.clicked.connect(self._add_folder)
+        remove_folder.clicked.connect(self._remove_folder)
+        self.data_note = QLabel()
+        self.data_note.setWordWrap(True)
+        self.data_note.setStyleSheet("color: gray")
+        self.minutes = QSpinBox()
+        self.minutes.setRange(1, 24 * 60)
+        self.minutes.setValue(10)
+        self.minutes.setSuffix(" min")
+        self.name_edit = QLineEdit()
+
+        folder_buttons = QHBoxLayout()
+        folder_buttons.addWidget(add_folder)
+        folder_buttons.addWidget(remove_folder)
+        folder_buttons.addStretch(1)
+        form = QFormLayout()
+        form.addRow("Task", self.task_box)
+        form.addRow("Recipe", self.recipe_box)
+        form.addRow("Start from", self.base_box)
+        form.addRow("", self.base_note)
+        form.addRow("Image folders", self.folders)
+        form.addRow("", folder_buttons)
+        form.addRow("", self.data_note)
+        form.addRow("Time budget", self.minutes)
+        form.addRow("Model name", self.name_edit)
+
+        self.loss_plot = LossPlot(self, log_y=True, y_label="loss")
+        self.val_plot = LossPlot(self, log_y=False, y_label="validation PSNR (dB)")
+        plots = QHBoxLayout()
+        plots.addWidget(self.loss_plot)
+        plots.addWidget(self.val_plot)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 1000)
+        self.status = QLabel("Choose images and press Train.")
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self.train_button = QPushButton("Train")
+        self.train_button.setDefault(True)
+        self.stop_button = QPushButton("Finish now")
+        self.stop_button.setToolTip("Stop training and register the best model so far")
+        self.cancel_button = QPushButton("Cancel")
+        self.close_button = QPushButton("Close")
+        self.train_button.clicked.connect(self.start_training)
+        self.stop_button.clicked.connect(self.runner.request_stop)
+        self.cancel_button.clicked.connect(self.runner.cancel)
+        self.close_button.clicked.connect(self.reject)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        for button in (self.train_button, self.stop_button, self.cancel_button, self.close_button):
+            buttons.addWidget(button)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(plots, 1)
+        layout.addWidget(self.progress_bar)
+        layout.addWidget(self.status)
+        layout.addLayout(buttons)
+
+        self.task_box.currentIndexChanged.connect(self._task_changed)
+        self.recipe_box.currentIndexChanged.connect(self._recipe_changed)
+        self._task_changed()
+        self._set_running(False)
+        if not self.recipes:
+            self.status.setText("No training recipes were found, so nothing can be trained.")
+            self.train_button.setEnabled(False)
+
+    # -- choices ---------------------------------------------------------------------------------------------
+    def current_task(self) -> str | None:
+        return self.task_box.currentData()
+
+    def current_recipe(self):
+        index = self.recipe_box.currentData()
+        return self.recipes[index] if index is not None else None
+
+    def _task_changed(self) -> None:
+        task = self.current_task()
+        self.recipe_box.blockSignals(True)
+        self.recipe_box.clear()
+        for index, recipe in enumerate(self.recipes):
+            if recipe.model.task == task:
+                self.recipe_box.addItem(recipe.model.name or recipe.model.id, index)
+        self.recipe_box.blockSignals(False)
+        self.base_box.clear()
+        self.base_box.addItem("From scratch", None)
+        fine_tunable, frozen = 0, 0
+        for entry in self.registry.models(task) if task else []:
+            if entry.path is None:
+                continue  # classical engines have no weights
+            if entry.path.with_suffix(".pt").is_file():
+                self.base_box.addItem(f"Fine-tune: {entry.manifest.display_name}", entry.id)
+                fine_tunable += 1
+            else:
+                frozen += 1
+        self.base_note.setText(
+            f"{frozen} model(s) of this task ship without torch weights and can only be retrained from their recipe."
+            if frozen
+            else ""
+        )
+        self.base_note.setVisible(bool(frozen))
+        if task:
+            self.name_edit.setText(f"My {TASK_LABELS.get(task, task).lower()} model")
+        self._recipe_changed()
+
+    def _recipe_changed(self) -> None:
+        recipe = self.current_recipe()
+        if recipe is None:
+            self.data_note.setText("")
+            return
+        if recipe.data.kind == "paired":
+            self.data_note.setText(
+                "Give one folder holding input/ and target/ sub-folders (matching file names). "
+                "The last pairs are held out for validation."
+            )
+        else:
+            what = "noise is added" if recipe.degradation.kind == "noise" else "they are downscaled"
+            self.data_note.setText(
+                f"Folders of clean images; {what} on the fly. Some of your images are held out for validation."
+            )
+
+    def _add_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder of training images")
+        if folder:
+            self.add_folder(folder)
+
+    def add_folder(self, folder: str) -> None:
+        existing = {self.folders.item(i).text() for i in range(self.folders.count())}
+        if folder not in existing:
+            self.folders.addItem(folder)
+
+    def _remove_folder(self) -> None:
+        for item in self.folders.selectedItems():
+            self.folders.takeItem(self.folders.row(item))
+
+    def folder_list(self) -> list[str]:
+        return [self.folders.item(i).text() for i in range(self.folders.count())]
+
+    # -- running ---------------------------------------------------------------------------------------------
+    def build_job_factory(self):
+        """The job to run for the current choices (raises ValueError with a message for the user)."""
+        from engine.training.trainer import TrainOptions, train_job
+
+        recipe = self.current_recipe()
+        if recipe is None:
+            raise ValueError("Choose a recipe.")
+        folders = self.folder_list()
+        if not folders:
+            raise ValueError("Add at least one folder of training images.")
+        missing = [f for f in folders if not Path(f).is_dir()]
+        if missing:
+            raise ValueError(f"Folder not found: {missing[0]}")
+        name = self.name_edit.text().strip() or recipe.model.name or recipe.model.id
+        model_id = f"user-{slug(name)}-{time.strftime('%Y%m%d-%H%M%S')}"
+        base = self.base_box.currentData()
+        if base:
+            recipe = recipe.replace(train=replace(recipe.train, lr=recipe.train.lr * FINE_TUNE_LR_FACTOR))
+        options = TrainOptions(
+            minutes=float(self.minutes.value()),
+            data=tuple(folders),
+            model_id=model_id,
+            model_name=name,
+            init=base,
+        )
+        return lambda token: train_job(recipe, token, options)
+
+    def start_training(self) -> None:
+        try:
+            factory = self.build_job_factory()
+        except ValueError as error:
+            QMessageBox.warning(self, "Cannot train", str(error))
+            return
+        self.loss_plot.clear()
+        self.val_plot.clear()
+        self._last_val_step = -1.0
+        self.result = None
+        self.progress_bar.setValue(0)
+        self.status.setText("Preparing…")
+        self._set_running(True)
+        self.runner.start(factory)
+
+    def _set_running(self, running: bool) -> None:
+        for widget in (
+            self.task_box,
+            self.recipe_box,
+            self.base_box,
+            self.folders,
+            self.minutes,
+            self.name_edit,
+            self.train_button,
+            self.close_button,
+        ):
+            widget.setEnabled(not running)
+        self.stop_button.setEnabled(running)
+        self.cancel_button.setEnabled(running)
+
+    def _on_progress(self, progress) -> None:
+        metrics = progress.metrics
+        if progress.fraction is not None:
+            self.progress_bar.setValue(int(progress.fraction * 1000))
+        if "loss" in metrics and "step" in metrics:
+            self.loss_plot.add_point("train loss", metrics["step"], metrics["loss"])
+        val_step = metrics.get("last_val_step")
+        if val_step is not None and val_step != self._last_val_step:
+            self._last_val_step = val_step
+            self.val_plot.add_point("validation", val_step, metrics["last_val_psnr"])
+        text = progress.message or progress.stage
+        if progress.eta_s:
+            text += f" — about {progress.eta_s / 60:.1f} min left"
+        if "skipped" in metrics and metrics["skipped"]:
+            text += f" — {int(metrics['skipped'])} bad batch(es) skipped"
+        self.status.setText(text)
+
+    def _on_succeeded(self, result) -> None:
+        self.result = result
+        self.progress_bar.setValue(1000)
+        self.registry.refresh()
+        exported = result.export
+        score = (
+            "no validation score" if result.best_val_psnr is None else f"validation PSNR {result.best_val_psnr:.2f} dB"
+        )
+        if exported is not None:
+            self.status.setText(
+                f"“{exported.manifest.display_name}” is ready in the model list: {score} "
+                f"({result.steps} steps, {result.seconds / 60:.1f} min on {result.device})."
+            )
+            self.model_trained.emit(exported.manifest.id)
+        else:
+            self.status.setText(f"Training finished: {score}.")
+
+    def _on_failed(self, message: str, details: str) -> None:
+        self.status.setText(f"Training failed: {message}")
+
+    def _on_cancelled(self) -> None:
+        self.status.setText("Training cancelled; nothing was registered.")
+
+    def _on_finished(self) -> None:
+        self._set_running(False)
+
+    def reject(self) -> None:
+        if self.runner.is_running():
+            self.runner.cancel()
+            self.runner.wait(10.0)
+        super().reject()

@@ -1,0 +1,97 @@
+"""The Train / fine-tune dialog, offscreen, with a tiny recipe: train, finish early, see the model registered."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+torch = pytest.importorskip("torch")
+cv2 = pytest.importorskip("cv2")
+
+from engine.models.registry import ModelRegistry  # noqa: E402
+from engine.training.recipes import recipe_from_dict  # noqa: E402
+
+
+@pytest.fixture
+def images(tmp_path):
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(4):
+        image = np.ones((40, 40, 3), np.float32) * rng.random(3).astype(np.float32)
+        image[:, 20:] *= 0.5
+        cv2.imwrite(str(folder / f"p{i}.png"), (image * 255).astype(np.uint8))
+    return folder
+
+
+def tiny_recipe():
+    return recipe_from_dict(
+        {
+            "model": {
+                "id": "tiny",
+                "task": "photo-denoise",
+                "arch": "dncnn",
+                "name": "Tiny denoiser",
+                "config": {"features": 4, "depth": 3},
+            },
+            "data": {"patch_size": 16, "val_crop": 32},
+            "degradation": {"kind": "noise", "sigma": [10, 30]},
+            "train": {"steps": 100000, "batch_size": 2, "val_every": 2, "checkpoint_every": 0},
+        },
+        source="tiny",
+    )
+
+
+def test_train_dialog_trains_registers_and_offers_fine_tuning(qtbot, images):
+    from gui.train_dialog import TrainDialog
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        registry = ModelRegistry(include_classical=False)
+        dialog = TrainDialog(None, registry)
+        qtbot.addWidget(dialog)
+        assert dialog.task_box.count() >= 1  # the repository's recipes are offered
+        dialog.recipes = [tiny_recipe()]
+        dialog.task_box.clear()
+        dialog.task_box.addItem("Photo denoise", "photo-denoise")
+        assert dialog.recipe_box.currentText() == "Tiny denoiser"
+        dialog.add_folder(str(images))
+        dialog.name_edit.setText("Test denoiser")
+        trained = []
+        dialog.model_trained.connect(trained.append)
+
+        def stop_once_validated(progress):
+            if progress.metrics.get("last_val_step"):
+                dialog.runner.request_stop()
+
+        dialog.runner.progress.connect(stop_once_validated)
+        with qtbot.waitSignal(dialog.runner.finished, timeout=60000):
+            dialog.start_training()
+            assert not dialog.train_button.isEnabled() and dialog.stop_button.isEnabled()
+        assert trained and trained[0].startswith("user-test-denoiser-")
+        assert "validation PSNR" in dialog.status.text()
+        assert dialog.loss_plot.series("train loss")[0] and dialog.val_plot.series("validation")[0]
+        entry = registry.get(trained[0])
+        assert entry.source == "user" and entry.manifest.name == "Test denoiser"
+        assert dialog.train_button.isEnabled()
+
+        again = TrainDialog(None, registry)
+        qtbot.addWidget(again)
+        again.task_box.setCurrentIndex(again.task_box.findData("photo-denoise"))
+        bases = [again.base_box.itemData(i) for i in range(again.base_box.count())]
+        assert bases[0] is None and trained[0] in bases
+    finally:
+        torch.set_num_threads(previous)
+
+
+def test_train_dialog_refuses_to_start_without_images(qtbot, monkeypatch):
+    from gui import train_dialog
+
+    dialog = train_dialog.TrainDialog(None, ModelRegistry(include_classical=False))
+    qtbot.addWidget(dialog)
+    with pytest.raises(ValueError, match="folder"):
+        dialog.build_job_factory()
+    warnings = []
+    monkeypatch.setattr(train_dialog.QMessageBox, "warning", lambda *args: warnings.append(args[2]))
+    dialog.start_training()
+    assert warnings and not dialog.runner.is_running()
