@@ -106,6 +106,9 @@ def test_multipart_gray_and_data_window(tmp_path):
     assert gray.meta.gray
     write_image(tmp_path / "gray_out.exr", gray)
     assert set(OpenEXR.File(str(tmp_path / "gray_out.exr"), separate_channels=True).channels()) == {"Y"}
+    tinted = gray.with_pixels(gray.pixels * np.array([1.0, 0.5, 0.25], np.float32))
+    write_image(tmp_path / "tinted.exr", tinted)  # no longer gray: written as RGB, not squashed to Y
+    assert set(OpenEXR.File(str(tmp_path / "tinted.exr"), separate_channels=True).channels()) == {"R", "G", "B"}
 
     window = (np.array([10, 20], np.int32), np.array([10 + W - 1, 20 + H - 1], np.int32))
     header = {"compression": OpenEXR.NO_COMPRESSION, "dataWindow": window,

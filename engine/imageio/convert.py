@@ -18,6 +18,16 @@ def rows_per_chunk(width: int) -> int:
     return max(1, _CHUNK_PIXELS // max(1, width))
 
 
+def channels_equal(pixels: np.ndarray) -> bool:
+    """True when R, G and B are identical everywhere (a gray image that a restoration kept gray)."""
+    rows = rows_per_chunk(pixels.shape[1])
+    for top in range(0, pixels.shape[0], rows):
+        part = pixels[top : top + rows]
+        if not (np.array_equal(part[:, :, 0], part[:, :, 1]) and np.array_equal(part[:, :, 0], part[:, :, 2])):
+            return False
+    return True
+
+
 def max_value(dtype: np.dtype) -> float:
     """Full-scale value of an integer sample type (255, 65535, ...), 1.0 for floats."""
     dtype = np.dtype(dtype)

@@ -23,7 +23,7 @@ import numpy as np
 from ..display import srgb_decode
 from ..errors import ImageReadError, ImageWriteError
 from ..image import Image, ImageMeta, make_image
-from .convert import rows_per_chunk
+from .convert import channels_equal, rows_per_chunk
 from .formats import check_dimensions
 from .hdr import value_report
 
@@ -355,7 +355,8 @@ def write_exr(temporary: Path, image: Image, bit_depth: int | None, path: Path) 
     to_linear = not meta.hdr  # display-referred images are stored linear in EXR
     main_names = known_channels.get(MAIN_KEY, [])
     channels: dict[str, np.ndarray] = {}
-    gray_original = meta.gray and len(main_names) in (1, 2) and (not main_names[0].endswith(("R", "r")))
+    gray_original = (meta.gray and len(main_names) in (1, 2) and not main_names[0].endswith(("R", "r"))
+                     and channels_equal(pixels))
     if gray_original:
         channels[main_names[0]] = _plane(pixels, 0, kind, to_linear=to_linear)
         alpha_name = main_names[1] if len(main_names) > 1 else "A"

@@ -25,8 +25,9 @@ import numpy as np
 from ..errors import ImageReadError, ImageWriteError
 from ..image import Image, ImageMeta, make_image
 from . import metadata
-from .convert import linearise, rows_per_chunk, to_float, to_uint
+from .convert import channels_equal, linearise, to_float, to_uint
 from .formats import MAX_PIXELS_ENV, check_dimensions
+from .hdr import value_report
 
 os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
 
@@ -268,6 +269,8 @@ def _read_tiff(path: Path, max_pixels: int) -> Image:
         colour, alpha = _split(decoded, gray=gray, has_alpha=has_alpha, bgr=True)
         meta_kind = (16 if decoded.dtype == np.uint16 else 8, "uint", False)
     bit_depth, sample_type, hdr = meta_kind
+    if hdr:
+        extra.update(value_report(colour))
     meta = ImageMeta(
         path=str(path),
         format="tiff",
@@ -318,7 +321,7 @@ def encode_raster(image: Image, fmt: str, bit_depth: int, jpeg_quality: int | No
     Encoders write straight to the stream (the temporary file) so that no whole encoded copy sits in memory.
     """
     meta = image.meta
-    gray = meta.gray and _channels_equal(image.pixels)
+    gray = meta.gray and channels_equal(image.pixels)
     colour = image.pixels[:, :, 0] if gray else image.pixels
     if fmt == "tiff" and bit_depth == 32:
         return _encode_tiff_float(image, colour, gray, stream)
@@ -334,15 +337,6 @@ def encode_raster(image: Image, fmt: str, bit_depth: int, jpeg_quality: int | No
     if fmt == "bmp":
         return _encode_bmp(samples, alpha, gray, stream)
     return _encode_pillow(image, fmt, samples, alpha, gray, jpeg_quality, stream)
-
-
-def _channels_equal(pixels: np.ndarray) -> bool:
-    rows = rows_per_chunk(pixels.shape[1])
-    for top in range(0, pixels.shape[0], rows):
-        part = pixels[top : top + rows]
-        if not (np.array_equal(part[:, :, 0], part[:, :, 1]) and np.array_equal(part[:, :, 0], part[:, :, 2])):
-            return False
-    return True
 
 
 def _interleave(samples: np.ndarray, alpha: np.ndarray | None, *, bgr: bool) -> np.ndarray:
