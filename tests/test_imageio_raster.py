@@ -248,3 +248,16 @@ def test_reading_and_writing_stay_memory_lean(tmp_path, ext):
     size = image.pixels.nbytes
     assert write_peak < 1.4 * size, f"write peak {write_peak / size:.2f}x the pixels"
     assert read_peak - back.pixels.nbytes < 0.8 * size, f"read peak {read_peak / size:.2f}x the pixels"
+
+
+def test_xmp_travels_between_jpeg_png_and_webp(tmp_path):
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           b'<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:creator>Restorer'
+           b"</dc:creator></rdf:Description></rdf:RDF></x:xmpmeta>")
+    PILImage.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "in.jpg", xmp=xmp)
+    image = read_image(tmp_path / "in.jpg")
+    for ext in ("png", "webp", "jpg"):
+        back = read_image(write_image(tmp_path / f"out.{ext}", image))
+        assert b"Restorer" in back.meta.extra["xmp"], ext
+    from_png = read_image(tmp_path / "out.png")
+    assert b"Restorer" in read_image(write_image(tmp_path / "again.jpg", from_png)).meta.extra["xmp"]

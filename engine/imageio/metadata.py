@@ -21,6 +21,8 @@ import numpy as np
 EXIF_PREFIX = b"Exif\x00\x00"
 ORIENTATION_TAG = 0x0112
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: The iTXt keyword under which PNG files carry XMP metadata.
+PNG_XMP_KEYWORD = "XML:com.adobe.xmp"
 
 
 def normalise_exif(data: bytes | None) -> bytes | None:

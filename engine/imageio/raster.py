@@ -77,7 +77,7 @@ def _pillow_header(path: Path, data: bytes, fmt: str, max_pixels: int) -> dict[s
                 width, height = image.size
                 check_dimensions(path, width, height, max_pixels)
                 info = dict(image.info)
-                header = {"mode": image.mode, "width": width, "height": height, "info": info}
+                header = {"mode": image.mode, "width": width, "height": height, "info": info, "head": data[:64]}
                 if fmt == "jpeg":
                     header["subsampling"] = _jpeg_subsampling(image)
                 return header
@@ -139,7 +139,7 @@ def _assemble(path: Path, fmt: str, samples: np.ndarray, header: dict[str, Any])
     channels = 1 if samples.ndim == 2 else samples.shape[2]
     palette = mode in ("P", "PA")
     if fmt == "png":
-        png = metadata.png_header(_read_head(path))
+        png = metadata.png_header(header["head"])
         gray = png["color_type"] in (0, 4)
         palette = png["color_type"] == 3
         has_alpha = channels == 4 and (png["color_type"] in (4, 6) or "transparency" in info)
@@ -148,8 +148,6 @@ def _assemble(path: Path, fmt: str, samples: np.ndarray, header: dict[str, Any])
     else:
         gray = mode in ("1", "L", "LA", "I;16", "I;16B", "I;16L", "I") or channels == 1
         has_alpha = channels == 4 and ("A" in mode or "transparency" in info)
-    if palette and has_alpha is False and "transparency" in info and channels == 4:
-        has_alpha = True
     if samples.dtype not in (np.uint8, np.uint16):
         raise ImageReadError(path, f"unsupported sample type {samples.dtype} in a {fmt.upper()} file")
     bit_depth = 16 if samples.dtype == np.uint16 else 8
@@ -172,6 +170,9 @@ def _assemble(path: Path, fmt: str, samples: np.ndarray, header: dict[str, Any])
     text = {k: v for k, v in info.items() if isinstance(k, str) and isinstance(v, str) and fmt == "png"}
     if text:
         extra["png_text"] = text
+    xmp = info.get("xmp") or text.get(metadata.PNG_XMP_KEYWORD)
+    if xmp:
+        extra["xmp"] = xmp.encode("utf-8") if isinstance(xmp, str) else bytes(xmp)
     meta = ImageMeta(
         path=str(path),
         format=fmt,
@@ -186,11 +187,6 @@ def _assemble(path: Path, fmt: str, samples: np.ndarray, header: dict[str, Any])
         extra=extra,
     )
     return make_image(pixels, alpha, meta)
-
-
-def _read_head(path: Path) -> bytes:
-    with open(path, "rb") as stream:
-        return stream.read(64)
 
 
 def _split(samples: np.ndarray, *, gray: bool, has_alpha: bool, bgr: bool) -> tuple[np.ndarray, np.ndarray | None]:
@@ -356,9 +352,10 @@ def _encode_png(image: Image, samples: np.ndarray, alpha: np.ndarray | None, gra
         if not ok:
             raise ValueError("OpenCV's PNG encoder failed")
         data = memoryview(encoded).cast("B")
-    chunks = metadata.metadata_chunks(
-        meta.icc_profile, meta.exif, meta.extra.get("dpi"), meta.extra.get("png_text") if meta.format == "png" else None
-    )
+    text = dict(meta.extra.get("png_text", {})) if meta.format == "png" else {}
+    if meta.extra.get("xmp") and metadata.PNG_XMP_KEYWORD not in text:
+        text[metadata.PNG_XMP_KEYWORD] = bytes(meta.extra["xmp"]).decode("utf-8", "replace")
+    chunks = metadata.metadata_chunks(meta.icc_profile, meta.exif, meta.extra.get("dpi"), text)
     metadata.write_png_with_chunks(stream, data, chunks)
 
 
@@ -397,6 +394,8 @@ def _encode_pillow(
         options["exif"] = meta.exif
     if meta.extra.get("dpi"):
         options["dpi"] = tuple(meta.extra["dpi"])
+    if meta.extra.get("xmp"):
+        options["xmp"] = bytes(meta.extra["xmp"])
     if fmt == "jpeg":
         options["quality"] = int(quality or meta.extra.get("jpeg_quality") or 95)
         if meta.extra.get("jpeg_subsampling") is not None:
