@@ -261,3 +261,13 @@ def test_xmp_travels_between_jpeg_png_and_webp(tmp_path):
         assert b"Restorer" in back.meta.extra["xmp"], ext
     from_png = read_image(tmp_path / "out.png")
     assert b"Restorer" in read_image(write_image(tmp_path / "again.jpg", from_png)).meta.extra["xmp"]
+
+
+@pytest.mark.parametrize("quality", [30, 75, 92])
+def test_jpeg_quality_is_estimated_and_kept_on_resave(tmp_path, quality):
+    pixels = np.random.default_rng(10).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    PILImage.fromarray(pixels).save(tmp_path / "in.jpg", quality=quality)
+    image = read_image(tmp_path / "in.jpg")
+    assert image.meta.extra["jpeg_quality"] == quality
+    write_image(tmp_path / "out.jpg", image)
+    assert read_image(tmp_path / "out.jpg").meta.extra["jpeg_quality"] == quality

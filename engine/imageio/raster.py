@@ -13,6 +13,7 @@ tifffile for TIFF (16 bit with alpha and ICC).
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
@@ -80,6 +81,7 @@ def _pillow_header(path: Path, data: bytes, fmt: str, max_pixels: int) -> dict[s
                 header = {"mode": image.mode, "width": width, "height": height, "info": info, "head": data[:64]}
                 if fmt == "jpeg":
                     header["subsampling"] = _jpeg_subsampling(image)
+                    header["quality"] = estimate_jpeg_quality(getattr(image, "quantization", None))
                 return header
     except ImageReadError:
         raise
@@ -96,6 +98,37 @@ def _pillow_header(path: Path, data: bytes, fmt: str, max_pixels: int) -> dict[s
         raise ImageReadError(path, f"corrupt {fmt.upper()} header (unrecognised data)") from error
     except Exception as error:
         raise ImageReadError(path, f"corrupt {fmt.upper()} header ({error})") from error
+
+
+@functools.cache
+def _libjpeg_luma_tables() -> dict[int, tuple[int, ...]]:
+    """The luminance quantisation table that libjpeg (through Pillow) writes at each quality 1..100."""
+    from PIL import Image as PILImage
+
+    tables = {}
+    tiny = PILImage.new("L", (8, 8))
+    for quality in range(1, 101):
+        buffer = io.BytesIO()
+        tiny.save(buffer, format="JPEG", quality=quality)
+        with PILImage.open(buffer) as encoded:
+            tables[quality] = tuple(encoded.quantization[0])
+    return tables
+
+
+def estimate_jpeg_quality(quantization: dict[int, Any] | None) -> int | None:
+    """The libjpeg quality whose luminance table is closest to the file's (so a re-save keeps its size/look).
+
+    None when the file has no tables or they are far from any libjpeg quality (custom tables).
+    """
+    if not quantization or 0 not in quantization or len(quantization[0]) != 64:
+        return None
+    table = np.asarray(quantization[0], dtype=np.float64)
+    best_quality, best_error = None, np.inf
+    for quality, reference in _libjpeg_luma_tables().items():
+        error = float(np.mean(np.abs(table - np.asarray(reference)) / np.asarray(reference)))
+        if error < best_error:
+            best_quality, best_error = quality, error
+    return best_quality if best_error < 0.15 else None
 
 
 def _jpeg_subsampling(image: Any) -> int | None:
@@ -162,6 +195,8 @@ def _assemble(path: Path, fmt: str, samples: np.ndarray, header: dict[str, Any])
     pixels, alpha = _split(samples, gray=gray, has_alpha=has_alpha, bgr=not from_pillow)
     if fmt == "jpeg" and header.get("subsampling") is not None:
         extra["jpeg_subsampling"] = header["subsampling"]
+    if fmt == "jpeg" and header.get("quality") is not None:
+        extra["jpeg_quality"] = header["quality"]
     if "dpi" in info:
         try:
             extra["dpi"] = (float(info["dpi"][0]), float(info["dpi"][1]))
