@@ -271,3 +271,13 @@ def test_jpeg_quality_is_estimated_and_kept_on_resave(tmp_path, quality):
     assert image.meta.extra["jpeg_quality"] == quality
     write_image(tmp_path / "out.jpg", image)
     assert read_image(tmp_path / "out.jpg").meta.extra["jpeg_quality"] == quality
+
+
+@pytest.mark.parametrize("ext", ["png", "jpg", "tif", "bmp", "webp", "exr", "hdr"])
+def test_non_ascii_paths(tmp_path, ext):
+    folder = tmp_path / "Bilder ü 图"
+    folder.mkdir()
+    image = _synthetic(8, False, False, size=(5, 6))
+    back = read_image(write_image(folder / f"ïmage ü.{ext}", image))
+    assert back.pixels.shape == (5, 6, 3)
+    assert [p.name for p in folder.iterdir()] == [f"ïmage ü.{ext}"]  # and no temporary file left behind
