@@ -79,12 +79,23 @@ def main() -> int:
 
     recipe = recipe_from_dict(
         {
-            "model": {"id": "bench-patch-mining", "task": "super-resolution", "arch": "edsr",
-                      "config": {"features": 32, "blocks": 4, "scale": 2}},
+            "model": {
+                "id": "bench-patch-mining",
+                "task": "super-resolution",
+                "arch": "edsr",
+                "config": {"features": 32, "blocks": 4, "scale": 2},
+            },
             "data": {"patch_size": args.patch, "val_crop": 192},
             "degradation": {"kind": "sr", "scale": 2},
-            "train": {"steps": args.steps, "batch_size": args.batch, "lr": 1e-3, "warmup_steps": 20,
-                      "val_every": 0, "checkpoint_every": 0, "amp": args.amp},
+            "train": {
+                "steps": args.steps,
+                "batch_size": args.batch,
+                "lr": 1e-3,
+                "warmup_steps": 20,
+                "val_every": 0,
+                "checkpoint_every": 0,
+                "amp": args.amp,
+            },
         },
         source="bench/patch_mining.py",
     )
@@ -92,26 +103,56 @@ def main() -> int:
     val_paths = ds.list_images(resolve_path(VAL))[: args.val_count]
     store = ds.ImageStore.load(train_paths)
     val_store = ds.ImageStore.load(val_paths)
-    val = ds.validation_from_clean(val_store, crop=192, degradation=recipe.degradation, roles=("color",),
-                                   transform="srgb", channels=3, multiple=1)
-    bicubic = float(np.mean([
-        psnr(np.clip(imresize_bicubic(np.transpose(s.inputs["color"], (1, 2, 0)), 2.0), 0, 1),
-             display_space(s.target, s, "srgb")) for s in val
-    ]))
+    val = ds.validation_from_clean(
+        val_store, crop=192, degradation=recipe.degradation, roles=("color",), transform="srgb", channels=3, multiple=1
+    )
+    bicubic = float(
+        np.mean(
+            [
+                psnr(
+                    np.clip(imresize_bicubic(np.transpose(s.inputs["color"], (1, 2, 0)), 2.0), 0, 1),
+                    display_space(s.target, s, "srgb"),
+                )
+                for s in val
+            ]
+        )
+    )
 
     rows = []
     for seed in args.seeds:
         seed_recipe = recipe.replace(train=recipe.train.__class__(**{**recipe.train.__dict__, "seed": seed}))
         for name, refs in pools(store, args.patch, args.budget, seed).items():
-            dataset = ds.CleanImageDataset(store, patch_size=args.patch, degradation=recipe.degradation,
-                                           roles=("color",), mining="random", patches=refs)
+            dataset = ds.CleanImageDataset(
+                store,
+                patch_size=args.patch,
+                degradation=recipe.degradation,
+                roles=("color",),
+                mining="random",
+                patches=refs,
+            )
             started = time.perf_counter()
-            result = run_job(train_job(seed_recipe, None, TrainOptions(
-                run_dir=Path("/tmp") / f"bench_patch_mining_{name}_{seed}", export=False, threads=args.threads,
-                train_data=dataset, val_data=val)))
-            row = {"pool": name, "seed": seed, "patches": len(refs), "pool_gradient": pool_gradient(store, refs),
-                   "val_psnr": result.best_val_psnr, "final_loss": result.final_loss,
-                   "seconds": round(time.perf_counter() - started, 1)}
+            result = run_job(
+                train_job(
+                    seed_recipe,
+                    None,
+                    TrainOptions(
+                        run_dir=Path("/tmp") / f"bench_patch_mining_{name}_{seed}",
+                        export=False,
+                        threads=args.threads,
+                        train_data=dataset,
+                        val_data=val,
+                    ),
+                )
+            )
+            row = {
+                "pool": name,
+                "seed": seed,
+                "patches": len(refs),
+                "pool_gradient": pool_gradient(store, refs),
+                "val_psnr": result.best_val_psnr,
+                "final_loss": result.final_loss,
+                "seconds": round(time.perf_counter() - started, 1),
+            }
             rows.append(row)
             print(json.dumps(row), flush=True)
 
@@ -119,8 +160,12 @@ def main() -> int:
     summary = {}
     for name in names:
         scores = [r["val_psnr"] for r in rows if r["pool"] == name]
-        summary[name] = {"mean": float(np.mean(scores)), "std": float(np.std(scores)), "n": len(scores),
-                         "pool_gradient": float(np.mean([r["pool_gradient"] for r in rows if r["pool"] == name]))}
+        summary[name] = {
+            "mean": float(np.mean(scores)),
+            "std": float(np.std(scores)),
+            "n": len(scores),
+            "pool_gradient": float(np.mean([r["pool_gradient"] for r in rows if r["pool"] == name])),
+        }
     diffs = [
         next(r["val_psnr"] for r in rows if r["pool"] == "mined" and r["seed"] == s)
         - next(r["val_psnr"] for r in rows if r["pool"] == "random" and r["seed"] == s)
@@ -143,8 +188,7 @@ def main() -> int:
     lines.append(f"| bicubic upscale (reference) | | {bicubic:.3f} |")
     lines += [
         "",
-        f"Mined minus random, per seed: {', '.join(f'{d:+.3f}' for d in diffs)} dB "
-        f"(mean {np.mean(diffs):+.3f} dB).",
+        f"Mined minus random, per seed: {', '.join(f'{d:+.3f}' for d in diffs)} dB (mean {np.mean(diffs):+.3f} dB).",
         "",
         f"Command: `nice -n 10 .venv/bin/python bench/patch_mining.py --steps {args.steps} --budget {args.budget} "
         f"--patch {args.patch} --images {args.images} --seeds {' '.join(map(str, args.seeds))} "
@@ -155,8 +199,12 @@ def main() -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".md").write_text(table, encoding="utf-8")
-    out.with_suffix(".json").write_text(json.dumps({"rows": rows, "summary": summary, "bicubic": bicubic,
-                                                    "mined_minus_random": diffs, "args": vars(args)}, indent=2))
+    out.with_suffix(".json").write_text(
+        json.dumps(
+            {"rows": rows, "summary": summary, "bicubic": bicubic, "mined_minus_random": diffs, "args": vars(args)},
+            indent=2,
+        )
+    )
     return 0
 
 

@@ -325,3 +325,34 @@ def test_broken_data_stops_with_a_clear_error(toy_folder, tmp_path, monkeypatch)
     monkeypatch.setattr(trainer_module, "MAX_CONSECUTIVE_SKIPS", 3)
     with pytest.raises(EngineError, match="NaN"):
         run_job(train_job(tiny_recipe(toy_folder, steps=10), None, TrainOptions(run_dir=tmp_path, export=False)))
+
+
+def test_dynamo_exporter_also_passes_parity(tmp_path):
+    pytest.importorskip("onnxscript")
+    from engine.training.export import build_manifest, export_model
+
+    config = dict(ARCHITECTURES["dncnn"].tiny, downscale=2)
+    model = build_model("dncnn", config)
+    manifest = build_manifest(model, model_id="tiny-dynamo", task="photo-denoise")
+    result = export_model(model, manifest, tmp_path, arch="dncnn", arch_config=config, exporter="dynamo")
+    assert result.manifest.provenance["exporter"] == "dynamo" and result.parity_error <= 1e-4
+
+
+def test_bf16_autocast_and_fine_tuning_from_an_exported_model(toy_folder, tmp_path):
+    from engine.models.registry import ModelRegistry
+
+    first = run_job(train_job(tiny_recipe(toy_folder, steps=3, amp="bf16"), None, TrainOptions(run_dir=tmp_path / "a")))
+    assert first.skipped_batches == 0 and np.isfinite(first.final_loss)
+    base_id = first.export.manifest.id
+    assert base_id in ModelRegistry(include_classical=False)
+    # Fine-tune: starts from the exported weights (architecture taken from the .pt), new id, provenance kept.
+    tuned = run_job(
+        train_job(
+            tiny_recipe(toy_folder, steps=2),
+            None,
+            TrainOptions(run_dir=tmp_path / "b", init=base_id, model_id="toy-tuned", steps=2),
+        )
+    )
+    assert tuned.export.manifest.provenance["fine_tuned_from"].endswith(f"{base_id}.pt")
+    with pytest.raises(EngineError, match="no model named"):
+        run_job(train_job(tiny_recipe(toy_folder, steps=1), None, TrainOptions(run_dir=tmp_path / "c", init="nope")))
