@@ -133,3 +133,29 @@ def test_mining_refuses_overlap_unless_asked_and_statistics_rank_texture():
         assert all(r.left >= 32 for r in top) and all(r.left == 64 for r in top[:3])
     losses = mining.loss_scores(images, refs, lambda patch: float(patch.std()))
     assert losses.shape == (9,)
+
+
+def test_paired_sr_patches_stay_aligned_under_augmentation(tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    from engine.training.datasets import PairedImageDataset, match_pairs
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "lr").mkdir()
+    (tmp_path / "hr").mkdir()
+    for i in range(2):
+        hr = cv2.GaussianBlur(rng.random((64, 64, 3)).astype(np.float32), (0, 0), 2)
+        hr = (hr - hr.min()) / (hr.max() - hr.min())
+        hr = np.clip(np.rint(hr * 255), 0, 255).astype(np.uint8)
+        lr = hr.reshape(32, 2, 32, 2, 3).mean(axis=(1, 3)).round().astype(np.uint8)  # 2x2 box average
+        cv2.imwrite(str(tmp_path / "hr" / f"im{i}_hr.png"), hr)
+        cv2.imwrite(str(tmp_path / "lr" / f"im{i}_lr.png"), lr)
+    pairs = match_pairs(tmp_path / "lr", tmp_path / "hr")
+    assert [(a.name, b.name) for a, b in pairs] == [("im0_lr.png", "im0_hr.png"), ("im1_lr.png", "im1_hr.png")]
+    dataset = PairedImageDataset(pairs, patch_size=32, roles=("color",), scale=2, augment=True, mining="gradient")
+    sample_rng = np.random.default_rng(1)
+    for _ in range(8):
+        sample = dataset.sample(sample_rng)
+        x, y = sample.inputs["color"], sample.target
+        assert x.shape == (3, 16, 16) and y.shape == (3, 32, 32)
+        boxed = y.reshape(3, 16, 2, 16, 2).mean(axis=(2, 4))
+        assert np.abs(boxed - x).max() < 1.5 / 255

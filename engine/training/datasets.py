@@ -422,11 +422,8 @@ class PairedImageDataset:
         crops = {name: ref.crop(layer) for name, layer in aovs.items()}
         if self.augment:
             names = list(crops)
-            arrays = (
-                augment_pair([x, y] + [crops[n] for n in names], rng)
-                if self.scale == 1
-                else [x, y] + [crops[n] for n in names]
-            )
+            # Rotating/flipping an LR patch and its HR patch alike keeps them aligned at any scale.
+            arrays = augment_pair([x, y] + [crops[n] for n in names], rng)
             x, y = arrays[0], arrays[1]
             crops = dict(zip(names, arrays[2:], strict=True))
         if hdr and self.exposure_jitter_stops > 0 and exposure is not None:
