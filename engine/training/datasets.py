@@ -236,7 +236,7 @@ def degrade(
         if spec.noise == "poisson-gaussian" and spec.kind == "noise":
             shot = (spec.shot[0], spec.shot[1])
             read = (sigma_range[0] / 255.0, sigma_range[1] / 255.0)
-            image, level = deg.add_poisson_gaussian_noise(image, shot, read, rng)
+            image, level = deg.add_poisson_gaussian_noise(image, shot, read, rng, correlation)
         else:
             sigma = (sigma_range[0] / 255.0, sigma_range[1] / 255.0)
             image, level = deg.add_gaussian_noise(image, sigma, rng, spec.per_channel, correlation)

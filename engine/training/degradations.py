@@ -85,16 +85,17 @@ def add_poisson_gaussian_noise(
     shot: float | tuple[float, float],
     read: float | tuple[float, float],
     rng: np.random.Generator,
+    correlation_sigma: float = 0.0,
 ) -> tuple[np.ndarray, float]:
     """Heteroscedastic sensor noise: variance ``shot * x + read**2`` (the Gaussian approximation of
-    Poisson-Gaussian noise, exact enough at photographic exposures and differentiable). Returns the noisy
-    image and the equivalent mean standard deviation over the image."""
+    Poisson-Gaussian noise, exact enough at photographic exposures and differentiable), optionally spatially
+    correlated like demosaiced camera noise. Returns the noisy image and the mean standard deviation."""
     image = _as_float_image(image)
     a = sample_level(shot, rng)
     b = sample_level(read, rng)
     variance = a * np.clip(image, 0.0, None) + b * b
     std = np.sqrt(variance).astype(np.float32)
-    noisy = image + std * rng.standard_normal(image.shape).astype(np.float32)
+    noisy = image + std * correlated_normal(image.shape, correlation_sigma, rng)
     return noisy, float(std.mean())
 
 
