@@ -202,7 +202,7 @@ def restore_job(
 
     output = from_model_space(output, manifest.value_transform, image.meta.hdr, scale_hdr)
     if not image.meta.hdr:
-        output = np.clip(output, 0.0, 1.0)
+        np.clip(output, 0.0, 1.0, out=output)  # in place: a copy would cost an image-sized buffer
     alpha = image.alpha
     if alpha is not None and manifest.scale != 1:
         alpha = _resize_alpha(alpha, manifest.scale)
