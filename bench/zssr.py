@@ -73,7 +73,8 @@ def run_one(method: str, k: int, index: int, seconds: float | None, seed: int) -
         output = imresize(lr, float(k), out_shape=hr.shape[:2])
         record["device"] = "CPU (numpy)"
     else:
-        request = preset_request(method, float(k), seed=seed, seconds=seconds)
+        # no previews: nobody looks at them here, and each costs a full forward pass
+        request = preset_request(method, float(k), seed=seed, seconds=seconds, preview_every_s=1e9)
         def log(progress) -> None:  # a heartbeat for long background runs
             it = progress.metrics.get("iteration")
             if it is not None and int(it) % 100 == 0 and progress.stage.startswith("train"):
