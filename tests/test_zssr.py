@@ -231,3 +231,40 @@ def test_cli_end_to_end(tmp_path):
     assert code == 0
     assert read_image(target).pixels.shape == (24, 20, 3)
     assert main(["zssr", str(source), "-o", str(target), "--scale", "0.5"]) == 2
+
+
+# -------------------------------------------------------------------------------------------------- GUI
+
+
+def test_zssr_panel_builds_requests_plots_and_stops(qtbot):
+    pytest.importorskip("pytestqt")
+    from engine.jobs import Progress
+    from gui.zssr_panel import ZssrPanel
+
+    panel = ZssrPanel()
+    qtbot.addWidget(panel)
+    assert panel.request().preset == "fast" and panel.request().bf16
+    panel.preset.setCurrentIndex(panel.preset.findData("real"))
+    request = panel.request()
+    assert request.noise_std == pytest.approx(0.0125) and not request.back_projection
+    panel.per_axis.setChecked(True)
+    panel.scale.setValue(1.5)
+    panel.scale_x.setValue(3.0)
+    panel.max_iters.setValue(2)
+    panel.crop.setValue(16)
+    panel.seconds.setValue(30)
+    request = panel.request()
+    assert request.scale == (1.5, 3.0) and request.max_iterations == 2 and request.seconds == 30.0
+
+    token = CancelToken()
+    stops = []
+    panel.set_stop_callback(lambda: stops.append(1))
+    job = panel.make_job(make_image(smooth_image(10, 8)), token)
+    panel.on_progress(Progress(0.5, "train x2", "step", metrics={"iteration": 1.0, "loss": 0.1}))
+    assert panel.loss_plot.series("loss") == ([1.0], [0.1])
+    assert panel.stop_button.isEnabled()
+    with qtbot.waitSignal(panel.stopRequested, timeout=1000):
+        panel.stop_button.click()
+    assert token.stop_requested and stops == [1]
+    result = run_job(job)  # stop was requested before training: ensemble on the initial net, right size
+    assert result.image.pixels.shape == (15, 24, 3)
