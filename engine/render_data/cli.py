@@ -44,6 +44,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--size", default="128x128", help="image size WxH (default 128x128)")
     parser.add_argument("--threads", type=_positive, default=None, help="render threads (default: all cores)")
     parser.add_argument("--no-resume", action="store_true", help="re-render scenes that are already complete")
+    parser.add_argument("--pairs", type=Path, default=None,
+                        help="also write a training view (input/ + target/ folders paired by name) here")
     parser.set_defaults(handler=run)
     return parser
 
@@ -69,4 +71,8 @@ def run(args: argparse.Namespace) -> int:
 
     result = run_job(generate_set(request), report)
     print(f"{len(result.names)} scenes in {result.seconds:.1f} s ({result.variant}) -> {result.out}")
+    if args.pairs is not None:
+        from .pairs import write_pairs
+
+        print(f"{write_pairs(args.out, args.pairs)} training pairs -> {args.pairs}")
     return 0

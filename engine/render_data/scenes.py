@@ -15,6 +15,7 @@ import numpy as np
 PRIMITIVES = ("sphere", "cube", "cylinder", "disk", "rectangle", "torus", "blob")
 MATERIALS = ("diffuse", "textured", "plastic", "roughconductor", "conductor", "dielectric", "roughdielectric")
 LIGHTS = ("area", "point", "spot", "envmap", "constant", "directional")
+ENVIRONMENT_LIGHTS = ("envmap", "constant")
 # Complex IOR presets of Mitsuba's conductor BSDFs.
 CONDUCTOR_PRESETS = ("Au", "Ag", "Al", "Cu", "Cr", "none")
 
@@ -116,7 +117,12 @@ def random_scene(seed: int) -> Spec:
     """A random scene description; the same seed always gives the same description."""
     rng = np.random.default_rng(seed)
     n_lights = int(rng.integers(1, 4))
-    lights = [_light(rng, str(rng.choice(LIGHTS, p=[0.32, 0.16, 0.14, 0.18, 0.1, 0.1]))) for _ in range(n_lights)]
+    lights: list[Spec] = []
+    for _ in range(n_lights):
+        kind = str(rng.choice(LIGHTS, p=[0.32, 0.16, 0.14, 0.18, 0.1, 0.1]))
+        if kind in ENVIRONMENT_LIGHTS and any(light["type"] in ENVIRONMENT_LIGHTS for light in lights):
+            kind = "area"  # Mitsuba allows one environment emitter per scene
+        lights.append(_light(rng, kind))
     n_shapes = int(rng.integers(2, 8))
     shapes = [_shape(rng, str(rng.choice(PRIMITIVES, p=[0.22, 0.18, 0.14, 0.06, 0.06, 0.17, 0.17])))
               for _ in range(n_shapes)]

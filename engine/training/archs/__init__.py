@@ -15,7 +15,9 @@ from torch import nn
 
 from .dncnn import DnCNN
 from .edsr import EDSR
+from .kpcn import direct_denoiser, kpcn, kprcan, kprcn
 from .rcan import RCAN
+from .restormer import build_restormer
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,20 @@ ARCHITECTURES: dict[str, ArchSpec] = {
         "RCAN: residual groups of channel-attention blocks",
         {"features": 4, "groups": 1, "blocks": 1, "reduction": 2},
     ),
+    # Document restoration (seed 004): transposed attention, gated-Dconv FFN; see archs/restormer.py.
+    "restormer": ArchSpec(
+        build_restormer,
+        "Restormer: transposed (channel) attention + gated-Dconv FFN in a 4-level encoder-decoder",
+        {"size": "tiny", "channels": 1, "dim": 4, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1,
+         "heads": [1, 1, 1, 1]},
+    ),
+    # Render denoisers (seed 001): per-pixel kernels applied to the noisy radiance; see archs/kpcn.py.
+    "kpcn": ArchSpec(kpcn, "KPCN: 5x5 conv stack predicting per-pixel kernels (render denoising, AOVs)",
+                     {"features": 4, "blocks": 1}),
+    "kprcn": ArchSpec(kprcn, "KPRCN: KPCN with residual blocks", {"features": 4, "blocks": 1}),
+    "kprcan": ArchSpec(kprcan, "KPRCAN: KPCN with residual channel-attention blocks", {"features": 4, "blocks": 1}),
+    "kp-direct": ArchSpec(direct_denoiser, "Direct-prediction render denoiser (KPRCAN body, no kernels)",
+                          {"features": 4, "blocks": 1}),
 }
 
 

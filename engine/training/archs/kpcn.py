@@ -1,0 +1,229 @@
+"""Kernel-prediction render denoisers (seed 001): KPCN, KPRCN, KPRCAN, and the direct-prediction baseline.
+
+KPCN (Bako et al. 2017) predicts, for every pixel, a normalised filter kernel and applies it to the noisy
+radiance; the output is a weighted average of noisy values, so it cannot invent energy or explode the way
+direct prediction did in the seed's experiments. The three variants share one body and differ only in its
+blocks, with equal depth so that their receptive fields match:
+
+- ``block="plain"``: KPCN, a VGG-like stack of 5x5 convolutions with ReLU, no batch normalisation;
+- ``block="residual"``: KPRCN, residual blocks of two 5x5 convolutions;
+- ``block="rcab"``: KPRCAN, residual blocks with channel attention (squeeze-and-excitation). The attention
+  pools over a local 9x9 window instead of the whole image, so a tile's result does not depend on the tile;
+- ``mode="direct"``: the same body predicting the denoised colour (a residual on the input), the baseline.
+
+Kernels: ``kernel="multiscale"`` predicts 5x5 taps at dilations 1, 2 and 4 (the coarser ones on a box-
+prefiltered signal), 75 weights in one softmax: a 21x21 footprint for a fraction of the cost of 441 taps.
+``kernel=<odd int>`` predicts one dense kernel of that size (KPCN's 21). Kernels are applied as sums of
+shifted slices, which export to ONNX as plain Slice/Mul/Add (no unfold).
+
+Inputs (ONNX contract of engine/models/manifest.py): ``color`` (N, 3, H, W) in log1p space, and the AOVs
+named in ``aux_inputs``: ``albedo`` [0, 1], ``normal`` [-1, 1], ``depth`` [0, 1]. With an albedo input the
+kernel filters the demodulated signal (colour / albedo, KPCN's diffuse trick) and the albedo is multiplied
+back, so texture detail survives strong filtering. Output: (N, 3, H, W) in log1p space.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .common import AOV_CHANNELS, round_up
+
+#: Added to the albedo before demodulating, so black albedo (sky, glass) stays finite and smooth.
+ALBEDO_EPS = 0.02
+MULTISCALE_DILATIONS = (1, 2, 4)
+MULTISCALE_TAPS = 5
+#: Local window of the channel attention's pooling (tile-independent, unlike global pooling).
+ATTENTION_WINDOW = 9
+
+
+class LocalChannelAttention(nn.Module):
+    def __init__(self, features: int, reduction: int) -> None:
+        super().__init__()
+        hidden = max(1, features // reduction)
+        self.squeeze = nn.Conv2d(features, hidden, 1)
+        self.excite = nn.Conv2d(hidden, features, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = F.avg_pool2d(x, ATTENTION_WINDOW, stride=1, padding=ATTENTION_WINDOW // 2, count_include_pad=False)
+        return x * torch.sigmoid(self.excite(F.relu(self.squeeze(pooled))))
+
+
+class Block(nn.Module):
+    """Two 5x5 convolutions: plain (KPCN), residual (KPRCN) or residual with channel attention (KPRCAN)."""
+
+    def __init__(self, features: int, kind: str, reduction: int, kernel_size: int) -> None:
+        super().__init__()
+        pad = kernel_size // 2
+        self.kind = kind
+        self.conv1 = nn.Conv2d(features, features, kernel_size, padding=pad)
+        self.conv2 = nn.Conv2d(features, features, kernel_size, padding=pad)
+        self.attention = LocalChannelAttention(features, reduction) if kind == "rcab" else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv2(F.relu(self.conv1(x)))
+        if self.attention is not None:
+            y = self.attention(y)
+        return F.relu(y) if self.kind == "plain" else x + y
+
+
+def shift_taps(size: int, dilation: int) -> list[tuple[int, int]]:
+    """(dy, dx) offsets of a size x size kernel with ``dilation``, row-major (the order of the weights)."""
+    radius = size // 2
+    return [(dy * dilation, dx * dilation) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)]
+
+
+def apply_kernels(
+    signals: list[torch.Tensor], weights: torch.Tensor, layout: list[tuple[int, int, int]]
+) -> torch.Tensor:
+    """Per-pixel filtering as a sum of shifted slices.
+
+    ``signals[s]`` is (N, C, H, W); ``layout`` lists ``(signal index, dy, dx)`` for each of the K weight
+    channels of ``weights`` (N, K, H, W). Edges are replicated.
+    """
+    height, width = signals[0].shape[-2:]
+    reach = max(max(abs(dy), abs(dx)) for _, dy, dx in layout)
+    padded = [F.pad(s, (reach, reach, reach, reach), mode="replicate") for s in signals]
+    out = None
+    for k, (index, dy, dx) in enumerate(layout):
+        tap = padded[index][:, :, reach + dy : reach + dy + height, reach + dx : reach + dx + width]
+        term = tap * weights[:, k : k + 1]
+        out = term if out is None else out + term
+    return out
+
+
+class KernelPredictionDenoiser(nn.Module):
+    def __init__(
+        self,
+        aux_inputs: tuple[str, ...] = ("albedo", "normal"),
+        features: int = 32,
+        blocks: int = 4,
+        block: str = "rcab",
+        kernel: str | int = "multiscale",
+        mode: str = "kernel",
+        reduction: int = 4,
+        conv_size: int = 5,
+        demodulate: bool = True,
+        channels: int = 3,
+        unshuffle: int = 2,
+    ) -> None:
+        super().__init__()
+        if block not in ("plain", "residual", "rcab"):
+            raise ValueError(f"block must be plain, residual or rcab, got {block!r}")
+        if mode not in ("kernel", "direct"):
+            raise ValueError(f"mode must be kernel or direct, got {mode!r}")
+        unknown = [name for name in aux_inputs if name not in AOV_CHANNELS]
+        if unknown:
+            raise ValueError(f"unknown auxiliary inputs {unknown}")
+        self.channels = channels
+        self.scale = 1
+        self.aux_inputs = tuple(aux_inputs)
+        self.input_roles = ("color",) + self.aux_inputs
+        self.mode = mode
+        self.demodulate = bool(demodulate and "albedo" in self.aux_inputs and mode == "kernel")
+        in_channels = 3 * (2 if self.demodulate else 1) + sum(AOV_CHANNELS[name] for name in self.aux_inputs)
+        pad = conv_size // 2
+        # The body runs at 1/unshuffle resolution on space-to-depth input: unshuffle**2 times fewer
+        # operations, and each 5x5 convolution reaches twice as far in full-resolution pixels.
+        self.unshuffle = int(unshuffle)
+        self.head = nn.Conv2d(in_channels * self.unshuffle**2, features, conv_size, padding=pad)
+        self.body = nn.Sequential(*[Block(features, block, reduction, conv_size) for _ in range(blocks)])
+        if kernel == "multiscale":
+            self.layout = [
+                (i, dy, dx) for i, d in enumerate(MULTISCALE_DILATIONS) for dy, dx in shift_taps(MULTISCALE_TAPS, d)
+            ]
+            self.prefilters = [1] + [2 * d - 1 for d in MULTISCALE_DILATIONS[1:]]  # box sizes 1, 3, 7
+            kernel_reach = max(MULTISCALE_DILATIONS) * (MULTISCALE_TAPS // 2) + self.prefilters[-1] // 2
+        else:
+            size = int(kernel)
+            if size < 1 or size % 2 == 0:
+                raise ValueError(f"kernel size must be odd, got {size}")
+            self.layout = [(0, dy, dx) for dy, dx in shift_taps(size, 1)]
+            self.prefilters = [1]
+            kernel_reach = size // 2
+        self.kernel_desc = kernel
+        outputs = len(self.layout) if mode == "kernel" else channels
+        self.tail = nn.Conv2d(features, outputs * self.unshuffle**2, 1)
+        self.alignment = self.unshuffle
+        attention_reach = blocks * (ATTENTION_WINDOW // 2) if block == "rcab" else 0
+        self.receptive_radius = (pad * (1 + 2 * blocks) + attention_reach + 1) * self.unshuffle
+        self.overlap = round_up(self.receptive_radius + (kernel_reach if mode == "kernel" else 0), 8)
+        self.kernel_reach = kernel_reach
+
+    # The pieces are separate methods so that the kernel inspector can run the same graph up to the weights.
+    def _signal(self, color: torch.Tensor, aux: dict[str, torch.Tensor]) -> torch.Tensor:
+        if not self.demodulate:
+            return color
+        # exp(x) - 1 and log(1 + x) rather than expm1/log1p: the TorchScript ONNX exporter lacks expm1.
+        shading = (torch.exp(color.clamp(min=0)) - 1) / (aux["albedo"].clamp(0, 1) + ALBEDO_EPS)
+        return torch.log(1 + shading)
+
+    def _features(self, color: torch.Tensor, signal: torch.Tensor, aux: dict[str, torch.Tensor]) -> torch.Tensor:
+        parts = [color] + ([signal] if self.demodulate else []) + [aux[name] for name in self.aux_inputs]
+        x = torch.cat(parts, dim=1) if len(parts) > 1 else color
+        if self.unshuffle > 1:
+            x = F.pixel_unshuffle(x, self.unshuffle)
+        y = self.tail(F.relu(self.body(F.relu(self.head(x)))))
+        return F.pixel_shuffle(y, self.unshuffle) if self.unshuffle > 1 else y
+
+    def _split(self, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if len(inputs) != len(self.input_roles):
+            raise TypeError(f"expected inputs {self.input_roles}, got {len(inputs)} tensors")
+        color = inputs[0]
+        return color, {name: t.to(color) for name, t in zip(self.aux_inputs, inputs[1:], strict=True)}
+
+    def kernel_weights(self, *inputs: torch.Tensor) -> torch.Tensor:
+        """The normalised per-pixel weights (N, K, H, W), K = len(self.layout)."""
+        color, aux = self._split(inputs)
+        return torch.softmax(self._features(color, self._signal(color, aux), aux), dim=1)
+
+    def _prefiltered(self, signal: torch.Tensor) -> list[torch.Tensor]:
+        out = []
+        for size in self.prefilters:
+            if size == 1:
+                out.append(signal)
+            else:
+                padded = F.pad(signal, (size // 2,) * 4, mode="replicate")
+                out.append(F.avg_pool2d(padded, size, stride=1))
+        return out
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        color, aux = self._split(inputs)
+        signal = self._signal(color, aux)
+        logits = self._features(color, signal, aux)
+        if self.mode == "direct":
+            return color + logits
+        weights = torch.softmax(logits, dim=1)
+        filtered = apply_kernels(self._prefiltered(signal), weights, self.layout)
+        if self.demodulate:
+            filtered = torch.log(1 + (torch.exp(filtered) - 1) * (aux["albedo"].clamp(0, 1) + ALBEDO_EPS))
+        return filtered
+
+
+class KernelWeightsModel(nn.Module):
+    """Export wrapper: the same inputs, the normalised kernel weights as output (for the kernel inspector)."""
+
+    def __init__(self, model: KernelPredictionDenoiser) -> None:
+        super().__init__()
+        self.model = model
+        self.input_roles = model.input_roles
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.model.kernel_weights(*inputs)
+
+
+def kpcn(**config) -> KernelPredictionDenoiser:
+    return KernelPredictionDenoiser(**dict({"block": "plain"}, **config))
+
+
+def kprcn(**config) -> KernelPredictionDenoiser:
+    return KernelPredictionDenoiser(**dict({"block": "residual"}, **config))
+
+
+def kprcan(**config) -> KernelPredictionDenoiser:
+    return KernelPredictionDenoiser(**dict({"block": "rcab"}, **config))
+
+
+def direct_denoiser(**config) -> KernelPredictionDenoiser:
+    return KernelPredictionDenoiser(**dict({"block": "rcab", "mode": "direct"}, **config))
