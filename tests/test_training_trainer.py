@@ -356,3 +356,12 @@ def test_bf16_autocast_and_fine_tuning_from_an_exported_model(toy_folder, tmp_pa
     assert tuned.export.manifest.provenance["fine_tuned_from"].endswith(f"{base_id}.pt")
     with pytest.raises(EngineError, match="no model named"):
         run_job(train_job(tiny_recipe(toy_folder, steps=1), None, TrainOptions(run_dir=tmp_path / "c", init="nope")))
+
+
+def test_gray_models_get_gray_samples(toy_folder, tmp_path):
+    recipe = tiny_recipe(toy_folder, steps=2)
+    recipe = recipe.replace(
+        model=recipe.model.__class__(**{**recipe.model.__dict__, "config": {"features": 4, "depth": 3, "channels": 1}})
+    )
+    result = run_job(train_job(recipe, None, TrainOptions(run_dir=tmp_path, out_dir=tmp_path / "out")))
+    assert result.export.manifest.channels == 1 and np.isfinite(result.final_loss)

@@ -100,11 +100,14 @@ def _train_folders(recipe: Recipe, options: TrainOptions) -> list[Path]:
     return [resolve_path(f) for f in folders]
 
 
-def build_data(recipe: Recipe, options: TrainOptions, roles: Sequence[str], alignment: int):
-    """The training dataset and the fixed validation samples."""
+def build_data(recipe: Recipe, options: TrainOptions, model) -> tuple[Any, list]:
+    """The training dataset and the fixed validation samples, shaped for ``model`` (its input roles, colour
+    channels, scale and alignment)."""
     d, g, m = recipe.data, recipe.degradation, recipe.model
-    channels = int(m.config.get("channels", 3))
-    scale = g.scale if g.kind == "sr" else int(m.config.get("scale", 1))
+    roles, alignment = tuple(model.input_roles), int(model.alignment)
+    channels, scale = int(model.channels), int(model.scale)
+    if g.kind == "sr" and g.scale != scale:
+        raise EngineError(f"the recipe degrades by x{g.scale} but the model upscales x{scale}")
     if d.kind == "clean":
         paths = [p for folder in _train_folders(recipe, options) for p in ds.list_images(folder, d.recursive)]
         if d.max_images:
@@ -335,7 +338,7 @@ def _train(recipe: Recipe, token: CancelToken | None, options: TrainOptions) -> 
     if options.train_data is not None:
         train_set, val_samples = options.train_data, list(options.val_data or ())
     else:
-        train_set, val_samples = build_data(recipe, options, roles, int(model.alignment))
+        train_set, val_samples = build_data(recipe, options, model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     amp_dtype = autocast_dtype(t.amp, device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16 and device == "cuda")
@@ -344,7 +347,7 @@ def _train(recipe: Recipe, token: CancelToken | None, options: TrainOptions) -> 
     history: list[dict] = []
     best_state = None
     if options.resume and last_path.is_file():
-        checkpoint = torch.load(str(last_path), map_location=device, weights_only=True)
+        checkpoint = torch.load(str(last_path), map_location="cpu", weights_only=True)
         if (
             checkpoint.get("kind") != CHECKPOINT_KIND
             or checkpoint.get("arch") != arch
