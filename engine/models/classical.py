@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from .manifest import ModelManifest, ParamSpec, TileSpec
+from .oidn import oidn_engines
 
 os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
 
@@ -117,6 +118,8 @@ CLASSICAL_ENGINES: list[ClassicalEngine] = [
     _resize_engine(4, "Lanczos", "INTER_LANCZOS4", 8),
     _resize_engine(2, "Bicubic", "INTER_CUBIC", 4),
     _resize_engine(4, "Bicubic", "INTER_CUBIC", 4),
+    # Intel Open Image Denoise (render denoising peer), colour only and with AOVs; shown when pyoidn is installed.
+    *oidn_engines(),
 ]
 
 
