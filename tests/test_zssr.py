@@ -268,3 +268,33 @@ def test_zssr_panel_builds_requests_plots_and_stops(qtbot):
     assert token.stop_requested and stops == [1]
     result = run_job(job)  # stop was requested before training: ensemble on the initial net, right size
     assert result.image.pixels.shape == (15, 24, 3)
+
+
+def pink_noise(n: int, seed: int = 0) -> np.ndarray:
+    """A scale-invariant (1/f) random image: the statistics the kernel estimator assumes."""
+    rng = np.random.default_rng(seed)
+    f = np.fft.fftfreq(n)
+    r = np.hypot(*np.meshgrid(f, f, indexing="ij"))
+    r[0, 0] = 1.0
+    x = np.real(np.fft.ifft2(np.fft.fft2(rng.standard_normal((n, n))) / r))
+    return ((x - x.min()) / (x.max() - x.min()))[:, :, None].astype(np.float32)
+
+
+def test_kernel_estimate_recovers_width_and_direction():
+    from engine.zssr.kernel_estimate import estimate_kernel_job, gaussian_kernel
+
+    def moments(k):
+        c = (k.shape[0] - 1) / 2
+        yy, xx = np.mgrid[0 : k.shape[0], 0 : k.shape[1]] - c
+        return (k * xx * xx).sum(), (k * yy * yy).sum()
+
+    hr = pink_noise(160)
+    found = {}
+    for name, params in {"sharp": (0.7, 0.7, 0.0), "wide": (2.0, 0.8, 0.0), "tall": (2.0, 0.8, np.pi / 2)}.items():
+        lr = kernel_downscale(hr, gaussian_kernel(11, *params), (2.0, 2.0), (80, 80))
+        kernel = run_job(estimate_kernel_job(lr, (2.0, 2.0), 0, CancelToken()))
+        assert kernel.shape == (11, 11) and np.isclose(kernel.sum(), 1.0)
+        found[name] = moments(kernel)
+    assert found["wide"][0] > 2.0 * found["wide"][1]  # blur along x recognised
+    assert found["tall"][1] > 2.0 * found["tall"][0]  # and along y
+    assert sum(found["sharp"]) < 0.5 * sum(found["wide"])
