@@ -298,3 +298,16 @@ def test_kernel_estimate_recovers_width_and_direction():
     assert found["wide"][0] > 2.0 * found["wide"][1]  # blur along x recognised
     assert found["tall"][1] > 2.0 * found["tall"][0]  # and along y
     assert sum(found["sharp"]) < 0.5 * sum(found["wide"])
+
+
+def test_job_with_estimated_and_file_kernels(tmp_path):
+    from PIL import Image as PILImage
+
+    image = make_image(np.repeat(pink_noise(72), 3, axis=2))
+    result = run_job(zssr_job(image, tiny(kernel="estimate", max_iterations=2), CancelToken()))
+    assert result.details["kernel"].startswith("estimated") and result.image.pixels.shape == (144, 144, 3)
+    kernel_png = tmp_path / "k.png"
+    PILImage.fromarray((np.outer([1, 3, 1], [1, 3, 1]) * 20).astype(np.uint8)).save(kernel_png)
+    result = run_job(zssr_job(image, tiny(kernel="file", kernel_path=str(kernel_png), max_iterations=2),
+                              CancelToken()))
+    assert result.details["kernel"] == "file k.png"
