@@ -68,13 +68,16 @@ def run_one(method: str, k: int, index: int, seconds: float | None, seed: int) -
 
     lr, hr = pair(k, index)
     start = time.perf_counter()
+    cpu_start = time.process_time()
     record: dict = {"method": method, "scale": k, "image": index}
     if method == "bicubic":
         output = imresize(lr, float(k), out_shape=hr.shape[:2])
         record["device"] = "CPU (numpy)"
     else:
         # no previews: nobody looks at them here, and each costs a full forward pass
-        request = preset_request(method, float(k), seed=seed, seconds=seconds, preview_every_s=1e9)
+        preset, _, variant = method.partition("-")
+        extra = {"bf16": False} if variant == "fp32" else {}
+        request = preset_request(preset, float(k), seed=seed, seconds=seconds, preview_every_s=1e9, **extra)
         def log(progress) -> None:  # a heartbeat for long background runs
             it = progress.metrics.get("iteration")
             if it is not None and int(it) % 100 == 0 and progress.stage.startswith("train"):
@@ -90,6 +93,9 @@ def run_one(method: str, k: int, index: int, seconds: float | None, seed: int) -
     if output.shape != hr.shape:
         raise SystemExit(f"shape mismatch {output.shape} vs {hr.shape}")
     record["seconds"] = time.perf_counter() - start
+    # CPU seconds (all threads): on a machine shared with other jobs this, divided by the thread count, is
+    # closer to what the run costs on an idle machine than the wall time is.
+    record["cpu_seconds"] = time.process_time() - cpu_start
     record["psnr"] = psnr_y(output, hr, k)
     record["host"] = platform.node()
     record["when"] = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -103,13 +109,14 @@ def report() -> str:
             if line.strip():
                 rec = json.loads(line)
                 records[(rec["method"], rec["scale"], rec["image"])] = rec
-    methods = [m for m in ("bicubic", "fast", "real", "paper") if any(key[0] == m for key in records)]
+    methods = [m for m in ("bicubic", "fast", "fast-fp32", "real", "paper") if any(key[0] == m for key in records)]
     scales = sorted({key[1] for key in records})
     lines = [
         "# ZSSR on Set5 (PSNR on Y, dB; protocol of PROTOCOL.md; wall time on this machine)",
         "",
-        "| method | scale | img1 | img2 | img3 | img4 | img5 | mean | reference | s/image | iterations | s/iter |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| method | scale | img1 | img2 | img3 | img4 | img5 | mean | reference | wall s/image | CPU s/image "
+        "| iterations | wall s/iter |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     table = []
     for method in methods:
@@ -123,10 +130,12 @@ def report() -> str:
             mean_cell = f"{mean:.2f}" + ("" if len(done) == 5 else f" ({len(done)}/5)")
             ref = BICUBIC_PUBLISHED[k] if method == "bicubic" else PAPER[k]
             secs = float(np.mean([r["seconds"] for r in done]))
+            cpus = [r["cpu_seconds"] for r in done if "cpu_seconds" in r]
+            cpu_cell = f"{np.mean(cpus):.0f}" if cpus else "–"
             iters = [r.get("iterations") for r in done if r.get("iterations") is not None]
             spi = [r.get("seconds_per_iteration") for r in done if r.get("seconds_per_iteration")]
             lines.append(
-                f"| {method} | x{k} | " + " | ".join(cells) + f" | {mean_cell} | {ref:.2f} | {secs:.1f} | "
+                f"| {method} | x{k} | " + " | ".join(cells) + f" | {mean_cell} | {ref:.2f} | {secs:.1f} | {cpu_cell} | "
                 + (f"{np.mean(iters):.0f}" if iters else "–") + " | "
                 + (f"{np.mean(spi):.3f}" if spi else "–") + " |"
             )
