@@ -1,0 +1,124 @@
+"""The kernel inspector: which filter a kernel-predicting render denoiser applies at one pixel, and how much
+the albedo/normal buffers shaped it.
+
+    inspection = inspect_kernel(entry, image, x=120, y=80)
+    inspection.kernel            # (S, S) float32, sums to 1: weight of each neighbour of (x, y) in the output
+    inspection.kernel_without_aovs   # the same with the AOVs replaced by flat buffers (their mean)
+    inspection.aov_influence     # 0 (AOVs changed nothing) .. 1 (disjoint kernels): half the L1 distance
+
+Runs the model's companion ``<id>.kernels.onnx`` (written by engine/training/kpcn_export.py, named in the
+manifest's provenance) on a window around the pixel only, so a click costs milliseconds. The inputs are
+prepared as the restore job does (one image-wide exposure scale, log1p, AOV conventions of
+engine/transforms.py), so the kernel is the one the restore applies. The kernel acts on the model's filtered
+signal (log1p of colour / albedo when the model demodulates); neighbours outside the image are clamped to
+the edge, as the model pads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import EngineError
+from .image import Image
+from .models.manifest import ModelManifest
+from .models.registry import ModelEntry, file_sha256
+from .transforms import auto_exposure_scale, prepare_aov, to_model_space
+
+
+@dataclass(frozen=True)
+class KernelInspection:
+    x: int
+    y: int
+    #: (S, S) weights centred on the pixel, summing to 1 (S = 2 * radius + 1).
+    kernel: np.ndarray
+    #: The kernel predicted with flat albedo/normal/depth (None for a colour-only model).
+    kernel_without_aovs: np.ndarray | None
+    #: Half the L1 distance between the two kernels: 0 = AOVs irrelevant here, 1 = they decided everything.
+    aov_influence: float
+    radius: int
+
+
+def has_kernels(manifest: ModelManifest) -> bool:
+    """True when the model ships a kernel model the inspector can use."""
+    return bool(manifest.provenance.get("kernel_model")) and manifest.task == "render-denoise"
+
+
+def dense_kernel(weights: np.ndarray, layout: list, prefilters: list) -> np.ndarray:
+    """Spread K tap weights (signal index, dy, dx; each signal box-prefiltered) onto one dense S x S kernel."""
+    reach = max(max(abs(dy), abs(dx)) + prefilters[s] // 2 for s, dy, dx in layout)
+    size = 2 * reach + 1
+    kernel = np.zeros((size, size), np.float64)
+    for weight, (s, dy, dx) in zip(weights, layout, strict=True):
+        half = prefilters[s] // 2
+        box = prefilters[s] ** 2
+        kernel[reach + dy - half : reach + dy + half + 1, reach + dx - half : reach + dx + half + 1] += weight / box
+    return kernel.astype(np.float32)
+
+
+def _window(length: int, centre: int, half: int, align: int) -> tuple[int, int]:
+    size = min(length, 2 * half + align)
+    size -= size % align
+    start = int(np.clip(centre - size // 2, 0, max(0, length - size)))
+    return start, start + size
+
+
+def _feeds(image: Image, manifest: ModelManifest, box: tuple[int, int, int, int], flat_aovs: bool) -> dict:
+    top, bottom, left, right = box
+    scale = auto_exposure_scale(image.pixels)  # image-wide, as the restore job computes it
+    pixels = np.nan_to_num(image.pixels[top:bottom, left:right], nan=0.0, posinf=0.0, neginf=0.0)
+    feeds = {"color": to_model_space(pixels, manifest.value_transform, True, scale)}
+    for name in ("albedo", "normal", "depth"):
+        if name not in manifest.inputs:
+            continue
+        if name not in image.layers:
+            raise EngineError(f"{manifest.display_name} needs a {name} buffer, which this image does not have")
+        layer = image.layers[name]
+        depth_max = None
+        if name == "depth":
+            finite = layer[np.isfinite(layer)]
+            depth_max = float(finite.max()) if finite.size else 1.0
+            layer = layer[:, :, :1]
+        elif layer.shape[2] == 1:
+            layer = np.repeat(layer, 3, axis=2)
+        crop = prepare_aov(name, layer[top:bottom, left:right, :3], depth_max)
+        if flat_aovs:
+            crop = np.broadcast_to(crop.reshape(-1, crop.shape[2]).mean(axis=0), crop.shape)
+        feeds[name] = crop
+    return {k: np.ascontiguousarray(v.transpose(2, 0, 1)[None], dtype=np.float32) for k, v in feeds.items()}
+
+
+def inspect_kernel(entry: ModelEntry, image: Image, x: int, y: int, device: str = "cpu") -> KernelInspection:
+    """The kernel the model applies at pixel (x, y) of ``image``, with and without the AOVs' say."""
+    from .runtime import load_onnx_model
+
+    manifest = entry.manifest
+    if not has_kernels(manifest) or entry.path is None:
+        raise EngineError(f"{manifest.display_name} has no kernel model to inspect")
+    if not (0 <= x < image.width and 0 <= y < image.height):
+        raise EngineError(f"pixel ({x}, {y}) is outside the {image.width} x {image.height} image")
+    provenance = manifest.provenance
+    path = entry.path.with_name(provenance["kernel_model"])
+    if not path.is_file():
+        raise EngineError(f"kernel model {path.name} is missing")
+    expected = provenance.get("kernel_model_sha256")
+    if expected and file_sha256(path) != expected:
+        raise EngineError(f"kernel model {path.name} fails its checksum")
+    layout, prefilters = provenance["kernel_layout"], provenance["kernel_prefilters"]
+    align = max(1, manifest.tile.alignment)
+    top, bottom = _window(image.height, y, manifest.tile.overlap + 8, align)
+    left, right = _window(image.width, x, manifest.tile.overlap + 8, align)
+    if (bottom - top) < align or (right - left) < align:
+        raise EngineError("the image is too small to inspect")
+    model = load_onnx_model(path, device)
+
+    def kernel_at(flat: bool) -> np.ndarray:
+        weights = model.run(_feeds(image, manifest, (top, bottom, left, right), flat))[0]
+        return dense_kernel(weights[0, :, y - top, x - left], layout, prefilters)
+
+    kernel = kernel_at(False)
+    aov_names = [n for n in manifest.inputs if n in ("albedo", "normal", "depth")]
+    without = kernel_at(True) if aov_names else None
+    influence = float(0.5 * np.abs(kernel - without).sum()) if without is not None else 0.0
+    return KernelInspection(x, y, kernel, without, influence, kernel.shape[0] // 2)
