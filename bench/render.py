@@ -1,0 +1,192 @@
+"""Render denoising benchmark: our kernel-predicting networks next to Intel Open Image Denoise.
+
+Data (PROTOCOL.md, "Render denoising"): ``../shared/bench/renders/cbox256`` (Cornell box, 1/4/16/64 spp with
+albedo/normal/depth, 4096-spp reference) and held-out procedural scenes of our own generator whose seeds
+(90000+) no training set uses (made here with ``render-data`` when missing: 6 scenes, 128x128, 1024-spp
+reference). Every method runs through the app's restore job (same tiling, exposure and value transforms):
+
+- ``noisy``: the input itself;
+- ``oidn`` / ``oidn-aov``: OIDN 2.5 (pyoidn) colour only / with albedo + normal, quality high;
+- every render-denoise ONNX model in ``resources/models`` and in each ``--models`` folder.
+
+Metrics: relMSE = mean((x - r)^2 / (r^2 + 0.01)); tonemapped PSNR (clip to [0, 1], gamma 1/2.2, peak 1); time
+per megapixel = median seconds of a restore (session warm, cbox 256x256 runs) / megapixels.
+
+    nice -n 10 .venv/bin/python bench/render.py [--models DIR ...] [--scenes-dir DIR]
+
+Prints markdown tables and writes bench/results/render.md and .json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from engine.imageio import read_image  # noqa: E402
+from engine.jobs import run_job  # noqa: E402
+from engine.models.registry import ModelEntry, scan_models_folder  # noqa: E402
+from engine.restore import restore_job  # noqa: E402
+
+CBOX = ROOT.parent / "shared" / "bench" / "renders" / "cbox256"
+SPP = (1, 4, 16, 64)
+VAL_SEED, VAL_SCENES, VAL_SIZE, VAL_REF_SPP = 90000, 6, 128, 1024
+
+
+def rel_mse(x: np.ndarray, r: np.ndarray) -> float:
+    return float(np.mean((x - r) ** 2 / (r**2 + 0.01)))
+
+
+def tonemapped_psnr(x: np.ndarray, r: np.ndarray) -> float:
+    a = np.clip(x, 0, 1) ** (1 / 2.2)
+    b = np.clip(r, 0, 1) ** (1 / 2.2)
+    mse = float(np.mean((a - b) ** 2))
+    return float(10 * np.log10(1.0 / max(mse, 1e-12)))
+
+
+def cbox_cases() -> list[dict]:
+    reference = read_image(CBOX / "cbox_256_ref_spp04096_color.exr").pixels
+    return [{"set": "cbox256", "scene": "cbox", "spp": n, "input": CBOX / f"cbox_256_spp{n:05d}_color.exr",
+             "reference": reference} for n in SPP]
+
+
+def ensure_scenes(folder: Path) -> None:
+    if len(list(folder.glob("*/scene.json"))) >= VAL_SCENES:
+        return
+    from engine.render_data.generate import RenderSetRequest, generate_set
+
+    print(f"rendering {VAL_SCENES} held-out scenes into {folder} (seeds {VAL_SEED}+) ...", file=sys.stderr)
+    run_job(generate_set(RenderSetRequest(folder, VAL_SCENES, VAL_SEED, SPP, VAL_REF_SPP, VAL_SIZE, VAL_SIZE)))
+
+
+def generated_cases(folder: Path) -> list[dict]:
+    cases = []
+    for info_path in sorted(folder.glob("*/scene.json"))[:VAL_SCENES]:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+        name, scene_dir = info["name"], info_path.parent
+        if info["seed"] < VAL_SEED:
+            raise SystemExit(f"{scene_dir}: seed {info['seed']} is in the training range; use held-out scenes")
+        reference = read_image(scene_dir / f"{name}_ref_spp{info['ref_spp']:05d}_color.exr").pixels
+        for n in SPP:
+            cases.append({"set": "generated", "scene": name, "spp": n,
+                          "input": scene_dir / f"{name}_spp{n:05d}_color.exr", "reference": reference})
+    return cases
+
+
+def methods(model_dirs: list[Path], with_oidn: bool) -> list[ModelEntry]:
+    from engine.models.classical import CLASSICAL_ENGINES
+
+    entries = []
+    if with_oidn:
+        entries += [ModelEntry(e.manifest, None, "builtin") for e in CLASSICAL_ENGINES
+                    if e.manifest.task == "render-denoise" and e.available()]
+    for folder, source in [(ROOT / "resources" / "models", "bundled")] + [(d, "user") for d in model_dirs]:
+        found, problems = scan_models_folder(folder, source)
+        for problem in problems:
+            print(f"warning: {problem}", file=sys.stderr)
+        entries += [e for e in found if e.manifest.task == "render-denoise"]
+    return entries
+
+
+def run(args: argparse.Namespace) -> dict:
+    scenes_dir = Path(args.scenes_dir)
+    ensure_scenes(scenes_dir)
+    cases = cbox_cases() + generated_cases(scenes_dir)
+    entries = methods([Path(d) for d in args.models], not args.no_oidn)
+    rows: list[dict] = []
+    images = {str(c["input"]): read_image(c["input"]) for c in cases}
+    for case in cases:
+        image = images[str(case["input"])]
+        rows.append({"method": "noisy", "set": case["set"], "scene": case["scene"], "spp": case["spp"],
+                     "rel_mse": rel_mse(image.pixels, case["reference"]),
+                     "psnr": tonemapped_psnr(image.pixels, case["reference"]), "seconds": 0.0,
+                     "megapixels": image.width * image.height / 1e6})
+    for entry in entries:
+        # Warm-up: the first call creates the ONNX Runtime session / OIDN device.
+        run_job(restore_job(images[str(cases[0]["input"])], entry, device="cpu"))
+        for case in cases:
+            image = images[str(case["input"])]
+            missing = [n for n in entry.manifest.inputs if n != "color" and n not in image.layers]
+            if missing:
+                continue
+            started = time.perf_counter()
+            result = run_job(restore_job(image, entry, device="cpu"))
+            seconds = time.perf_counter() - started
+            rows.append({"method": entry.id, "set": case["set"], "scene": case["scene"], "spp": case["spp"],
+                         "rel_mse": rel_mse(result.image.pixels, case["reference"]),
+                         "psnr": tonemapped_psnr(result.image.pixels, case["reference"]), "seconds": seconds,
+                         "megapixels": image.width * image.height / 1e6})
+            print(f"{entry.id:28s} {case['set']:9s} {case['scene']:14s} spp {case['spp']:3d} "
+                  f"relMSE {rows[-1]['rel_mse']:.5f} PSNR {rows[-1]['psnr']:.2f} ({seconds:.2f} s)", file=sys.stderr)
+    names = {e.id: e.manifest.display_name for e in entries}
+    return {"rows": rows, "names": names}
+
+
+def summarise(rows: list[dict], names: dict) -> tuple[str, dict]:
+    order = ["noisy"] + list(names)
+    summary: dict = {}
+    lines = []
+    for set_name, title in (("cbox256", "Cornell box 256x256 (cbox256, 4096-spp reference)"),
+                            ("generated", f"Held-out generated scenes (seeds {VAL_SEED}+, {VAL_SIZE}x{VAL_SIZE}, "
+                                          f"{VAL_REF_SPP}-spp reference; mean over scenes)")):
+        lines += [f"### {title}", "", "relMSE / tonemapped PSNR (dB), lower / higher is better.", "",
+                  "| method | " + " | ".join(f"{n} spp" for n in SPP) + " | s per MP |",
+                  "|---|" + "---|" * (len(SPP) + 1)]
+        for method in order:
+            picked = [r for r in rows if r["method"] == method and r["set"] == set_name]
+            if not picked:
+                continue
+            cells = []
+            for n in SPP:
+                at = [r for r in picked if r["spp"] == n]
+                if not at:
+                    cells.append("-")
+                    continue
+                mse, psnr = float(np.mean([r["rel_mse"] for r in at])), float(np.mean([r["psnr"] for r in at]))
+                summary.setdefault(set_name, {}).setdefault(method, {})[str(n)] = {"rel_mse": mse, "psnr": psnr}
+                cells.append(f"{mse:.5f} / {psnr:.2f}")
+            per_mp = [r["seconds"] / r["megapixels"] for r in picked if r["seconds"] > 0]
+            speed = f"{float(np.median(per_mp)):.2f}" if per_mp else "-"
+            if per_mp:
+                summary[set_name][method]["seconds_per_megapixel"] = float(np.median(per_mp))
+            label = "noisy input" if method == "noisy" else f"{names[method]} (`{method}`)"
+            lines.append(f"| {label} | " + " | ".join(cells) + f" | {speed} |")
+        lines.append("")
+    return "\n".join(lines), summary
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="*", default=[], help="extra folders of render-denoise models")
+    parser.add_argument("--scenes-dir", default=str(ROOT / "bench" / "work" / "render_val"))
+    parser.add_argument("--no-oidn", action="store_true")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "render"))
+    args = parser.parse_args()
+    started = time.perf_counter()
+    result = run(args)
+    table, summary = summarise(result["rows"], result["names"])
+    header = (f"## Render denoising (one run, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+              f"{platform.processor() or platform.machine()}, shared 2-core CPU; times include tiling and "
+              f"transforms)\n\n")
+    text = header + table
+    print(text)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".md").write_text(text, encoding="utf-8")
+    out.with_suffix(".json").write_text(json.dumps({"summary": summary, "rows": result["rows"],
+                                                    "names": result["names"],
+                                                    "seconds": time.perf_counter() - started}, indent=1),
+                                        encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
