@@ -174,7 +174,8 @@ def main() -> int:
     lines = [
         "# Patch mining vs random patches (seed 000, small scale)",
         "",
-        f"EDSR x2 (32 features, 4 blocks), bicubic degradation, {args.steps} steps x batch {args.batch}, "
+        f"EDSR x2 (32 features, 4 blocks, residual over a bicubic upscale), bicubic degradation, "
+        f"{args.steps} steps x batch {args.batch}, "
         f"{args.budget} HR patches of {args.patch} px per pool from the first {args.images} photos of "
         f"BSDS500_train; validation: {args.val_count} held-out BSDS500_test photos, 192 px centre crops, RGB PSNR. "
         f"Seeds {args.seeds}; CPU, {args.threads} thread(s), amp {args.amp}.",
