@@ -140,6 +140,10 @@ class TrainDialog(QDialog):
         layout.addWidget(self.status)
         layout.addLayout(buttons)
 
+        # Photos are what most users have at hand: start there when a photo recipe exists.
+        photo = self.task_box.findData("photo-denoise")
+        if photo >= 0:
+            self.task_box.setCurrentIndex(photo)
         self.task_box.currentIndexChanged.connect(self._task_changed)
         self.recipe_box.currentIndexChanged.connect(self._recipe_changed)
         self._task_changed()
