@@ -76,7 +76,7 @@ def run_one(method: str, k: int, index: int, seconds: float | None, seed: int) -
     else:
         # no previews: nobody looks at them here, and each costs a full forward pass
         preset, _, variant = method.partition("-")
-        extra = {"bf16": False} if variant == "fp32" else {}
+        extra = {"bf16": variant == "bf16"} if variant in ("fp32", "bf16") else {}
         request = preset_request(preset, float(k), seed=seed, seconds=seconds, preview_every_s=1e9, **extra)
         def log(progress) -> None:  # a heartbeat for long background runs
             it = progress.metrics.get("iteration")
@@ -102,6 +102,62 @@ def run_one(method: str, k: int, index: int, seconds: float | None, seed: int) -
     return record
 
 
+def speed(peak_gflops: float) -> str:
+    """Seconds per training iteration and per ensemble pass, by layout and precision, vs the CPU's peak."""
+    import torch
+
+    from engine.zssr import preset_request
+    from engine.zssr.net import flops_per_pixel
+    from engine.zssr.train import ZssrTrainer
+
+    x = np.random.default_rng(0).random((256, 256, 3)).astype(np.float32)
+    lines = ["| what | layout | precision | wall s | CPU s (all threads) | GFLOP | GFLOP/s (wall) | "
+             "GFLOP per CPU-second | of the peak per CPU-second |", "|---|---|---|---|---|---|---|---|---|"]
+    threads = torch.get_num_threads()
+    rows = []
+    for crop in (128, 64):
+        for channels_last in (True, False):
+            for bf16 in (False, True):
+                trainer = ZssrTrainer(x, preset_request("paper", 2.0, crop_size=crop, bf16=bf16), None,
+                                      torch.device("cpu"))
+                if not channels_last:
+                    trainer.channels_last = False
+                    trainer.net = trainer.net.to(memory_format=torch.contiguous_format)
+                trainer.start_step((2.0, 2.0))
+                for _ in range(2):
+                    trainer.train_iteration()
+                n = 6
+                wall, cpu = time.perf_counter(), time.process_time()
+                for _ in range(n):
+                    trainer.train_iteration()
+                wall, cpu = (time.perf_counter() - wall) / n, (time.process_time() - cpu) / n
+                gflop = crop * crop * flops_per_pixel(3) * 3 / 1e9  # forward + backward ~ 3 forwards
+                rows.append((f"train step, crop {crop}", channels_last, bf16, wall, cpu, gflop))
+    for channels_last in (True, False):
+        trainer = ZssrTrainer(x, preset_request("paper", 2.0), None, torch.device("cpu"))
+        if not channels_last:
+            trainer.channels_last = False
+            trainer.net = trainer.net.to(memory_format=torch.contiguous_format)
+        trainer.start_step((2.0, 2.0))
+        trainer.forward(trainer.input, (512, 512))
+        wall, cpu = time.perf_counter(), time.process_time()
+        trainer.forward(trainer.input, (512, 512))
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        rows.append(("inference 256->512 (1 of 8 ensemble passes)", channels_last, False, wall, cpu,
+                     512 * 512 * flops_per_pixel(3) / 1e9))
+    for what, channels_last, bf16, wall, cpu, gflop in rows:
+        per_core = gflop / cpu
+        lines.append(f"| {what} | {'channels_last' if channels_last else 'NCHW'} | {'bf16' if bf16 else 'fp32'} "
+                     f"| {wall:.3f} | {cpu:.3f} | {gflop:.1f} | {gflop / wall:.0f} | {per_core:.0f} | "
+                     f"{per_core / peak_gflops:.0%} |")
+    text = (f"# ZSSR speed on this CPU ({threads} threads; peak per core taken as {peak_gflops:.0f} GFLOP/s fp32)\n\n"
+            + "\n".join(lines) + "\n\nFLOPs count the convolutions only (2 x multiply-adds; training = 3x forward)."
+            " The machine was shared with other jobs: wall times are inflated, CPU seconds / threads estimates"
+            " the time on an idle machine.\n")
+    (RESULTS / "zssr_speed.md").write_text(text, encoding="utf-8")
+    return text
+
+
 def report() -> str:
     records: dict[tuple[str, int, int], dict] = {}
     if RECORDS.exists():
@@ -109,7 +165,8 @@ def report() -> str:
             if line.strip():
                 rec = json.loads(line)
                 records[(rec["method"], rec["scale"], rec["image"])] = rec
-    methods = [m for m in ("bicubic", "fast", "fast-fp32", "real", "paper") if any(key[0] == m for key in records)]
+    order = ("bicubic", "fast", "fast-bf16", "real", "paper", "paper-bf16")
+    methods = [m for m in order if any(key[0] == m for key in records)]
     scales = sorted({key[1] for key in records})
     lines = [
         "# ZSSR on Set5 (PSNR on Y, dB; protocol of PROTOCOL.md; wall time on this machine)",
@@ -161,7 +218,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=None, help="wall-clock budget per image (ZSSR)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--report", action="store_true", help="only rebuild the table from the records")
+    parser.add_argument("--speed", action="store_true", help="measure seconds per iteration / per pass only")
+    parser.add_argument("--peak", type=float, default=166.0, help="the CPU's fp32 peak in GFLOP/s")
     args = parser.parse_args()
+    if args.speed:
+        print(speed(args.peak))
+        return 0
     if not args.report:
         RESULTS.mkdir(parents=True, exist_ok=True)
         for method in args.methods:

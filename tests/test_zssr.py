@@ -243,7 +243,7 @@ def test_zssr_panel_builds_requests_plots_and_stops(qtbot):
 
     panel = ZssrPanel()
     qtbot.addWidget(panel)
-    assert panel.request().preset == "fast" and panel.request().bf16
+    assert panel.request().preset == "fast" and panel.request().crop_size == 64
     panel.preset.setCurrentIndex(panel.preset.findData("real"))
     request = panel.request()
     assert request.noise_std == pytest.approx(0.0125) and not request.back_projection

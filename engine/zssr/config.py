@@ -98,11 +98,11 @@ def preset_request(name: str, scale: float | tuple[float, float] = 2.0, **overri
     pair = (float(scale), float(scale)) if not isinstance(scale, tuple) else (float(scale[0]), float(scale[1]))
     base: dict[str, Any] = {"scale": pair, "preset": name}
     if name == "fast":
-        # Same algorithm, a CPU budget: smaller crops (4x fewer FLOPs per step), bf16 autocast, an earlier
-        # learning-rate policy and fewer iterations (measured in bench/results/zssr.md).
+        # Same algorithm, a CPU budget: smaller crops (4x fewer FLOPs per step), an earlier learning-rate
+        # policy and fewer iterations (bench/results/zssr.md). fp32: bf16 autocast costs 6x more CPU time at
+        # 64x64 crops on this CPU (and saves only ~20% at 128), see bench/results/zssr_speed.md.
         base.update(
             crop_size=64,
-            bf16=True,
             min_iterations=128,
             max_iterations=800,
             lr_check_every=30,
