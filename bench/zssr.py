@@ -152,8 +152,8 @@ def speed(peak_gflops: float) -> str:
                      f"{per_core / peak_gflops:.0%} |")
     text = (f"# ZSSR speed on this CPU ({threads} threads; peak per core taken as {peak_gflops:.0f} GFLOP/s fp32)\n\n"
             + "\n".join(lines) + "\n\nFLOPs count the convolutions only (2 x multiply-adds; training = 3x forward)."
-            " The machine was shared with other jobs: wall times are inflated, CPU seconds / threads estimates"
-            " the time on an idle machine.\n")
+            " The machine was shared with other jobs (load 10-18 on 2 cores): wall times are inflated;"
+            " GFLOP per CPU-second is the throughput of one busy core, compared with the peak given.\n")
     (RESULTS / "zssr_speed.md").write_text(text, encoding="utf-8")
     return text
 
