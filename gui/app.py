@@ -64,14 +64,25 @@ def take_screenshot(window, image_path: str, out_path: str) -> int:
     return 0
 
 
-def main(images: list[str], screenshot: str | None = None) -> int:
-    """Start the desktop app with ``images`` (several become a queue); with ``screenshot``, write one and exit."""
+def build_window(images: list[str], *, persist_layout: bool = True):
+    """The themed main window, shown, with ``images`` being opened (reading happens in the background)."""
     app = create_application()
     settings = AppSettings()
     apply_theme(app, settings.theme)
     from .main_window import MainWindow
 
-    window = MainWindow(settings, persist_layout=screenshot is None)
+    window = MainWindow(settings, persist_layout=persist_layout)
+    if persist_layout:
+        window.show()
+        if images:
+            window.open_paths([str(Path(p)) for p in images])
+    return window
+
+
+def main(images: list[str], screenshot: str | None = None) -> int:
+    """Start the desktop app with ``images`` (several become a queue); with ``screenshot``, write one and exit."""
+    app = create_application()
+    window = build_window(images if screenshot is None else [], persist_layout=screenshot is None)
     if screenshot is not None:
         if not images:
             print("error: --screenshot needs an IMAGE", file=sys.stderr)
@@ -79,7 +90,4 @@ def main(images: list[str], screenshot: str | None = None) -> int:
         code = take_screenshot(window, images[0], screenshot)
         window.close()
         return code
-    window.show()
-    if images:
-        window.open_paths([str(Path(p)) for p in images])
     return app.exec()

@@ -13,6 +13,7 @@ Only immutable objects cross threads (Progress records, results, strings).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import traceback
@@ -85,6 +86,7 @@ class JobRunner(QObject):
     def _run(self, job_factory: Callable[[CancelToken], Job], token: CancelToken) -> None:
         outcome: tuple[str, Any] = ("failed", ("The job ended without a result.", ""))
         pending: Progress | None = None
+        pending_preview = None  # the newest preview of a throttled-away record; never lost
         last_emit = 0.0
         try:
             job = job_factory(token)
@@ -98,11 +100,16 @@ class JobRunner(QObject):
                     # The job may not check its token often; stop driving it and report the cancellation.
                     job.close()
                     raise JobCancelled()
+                if record.preview is not None:
+                    pending_preview = record.preview
+                elif pending_preview is not None:
+                    record = dataclasses.replace(record, preview=pending_preview)
                 now = time.monotonic()
                 if now - last_emit >= PROGRESS_INTERVAL_S:
                     self.progress.emit(record)
                     last_emit = now
                     pending = None
+                    pending_preview = None
                 else:
                     pending = record
         except JobCancelled:

@@ -99,3 +99,16 @@ def test_one_job_at_a_time(qtbot, runner):
         runner.cancel()
     with qtbot.waitSignal(runner.succeeded, timeout=5000):
         runner.start(lambda token: counting_job(token, steps=3))
+
+
+def test_a_throttled_preview_is_never_lost(qtbot, runner):
+    def job(token):
+        for i in range(30):
+            yield Progress(i / 30, "train", preview=f"preview {i}" if i in (1, 2) else None)
+        return "done"
+
+    previews = []
+    runner.progress.connect(lambda p: previews.append(p.preview))
+    with qtbot.waitSignal(runner.finished, timeout=5000):
+        runner.start(job)
+    assert "preview 2" in previews
