@@ -127,9 +127,10 @@ def run(args: argparse.Namespace) -> int:
                 overall = (index + (progress.fraction or 0.0)) / len(files)
                 _progress_bar(overall, label)
 
-            result = run_job(
-                restore_job(image, entry, settings, tile=args.tile, device=args.device, token=CancelToken()), show
-            )
+            job = restore_job(image, entry, settings, tile=args.tile, device=args.device, token=CancelToken())
+            del image  # the job holds the input only while it runs, so writing never needs both in memory
+            result = run_job(job, show)
+            del job
             write_image(target, result.image)
             if sys.stderr.isatty():
                 sys.stderr.write("\r" + " " * 90 + "\r")
