@@ -1,0 +1,114 @@
+"""Kernel-predicting render denoisers: kernels are normalised, the inspector's dense kernel is the filter the
+model applies, export keeps the kernel application inside the ONNX graph, and the inspector runs on it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from engine.image import ImageMeta, make_image  # noqa: E402
+from engine.kernel_inspector import dense_kernel, has_kernels, inspect_kernel  # noqa: E402
+from engine.training.archs import ARCHITECTURES, build_model  # noqa: E402
+from engine.training.archs.kpcn import KernelPredictionDenoiser  # noqa: E402
+
+TINY = {"features": 4, "blocks": 1}
+
+
+def _inputs(roles, size=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    tensors = []
+    for role in roles:
+        low = -1.0 if role == "normal" else 0.0
+        tensors.append(torch.rand(1, 1 if role == "depth" else 3, size, size, generator=g) * (1 - low) + low)
+    return tensors
+
+
+@pytest.mark.parametrize("arch", ["kpcn", "kprcn", "kprcan", "kp-direct"])
+def test_registered_tiny_models_run_and_train(arch):
+    model = build_model(arch, ARCHITECTURES[arch].tiny)
+    inputs = _inputs(model.input_roles)
+    out = model(*inputs)
+    assert out.shape == inputs[0].shape
+    out.abs().mean().backward()
+    assert all(p.grad is not None for p in model.parameters())
+    assert model.overlap % 8 == 0 and model.overlap >= model.receptive_radius
+
+
+@pytest.mark.parametrize("aux", [(), ("albedo", "normal")])
+def test_kernel_prediction_keeps_a_flat_image_flat(aux):
+    model = KernelPredictionDenoiser(aux_inputs=aux, **TINY).eval()
+    color = torch.full((1, 3, 32, 32), 0.7)
+    rest = [torch.full((1, 3, 32, 32), 0.4) if n == "albedo" else torch.zeros(1, 3, 32, 32) for n in aux]
+    with torch.no_grad():
+        out = model(color, *rest)
+    # A normalised kernel averages equal values to the same value (demodulation cancels out too).
+    assert torch.allclose(out, color, atol=1e-5)
+
+
+def test_weights_sum_to_one_and_dense_kernel_reproduces_the_output():
+    torch.manual_seed(0)
+    model = KernelPredictionDenoiser(aux_inputs=(), **TINY).eval()
+    (color,) = _inputs(model.input_roles, seed=3)
+    with torch.no_grad():
+        weights = model.kernel_weights(color)
+        out = model(color)
+    assert torch.allclose(weights.sum(dim=1), torch.ones(1, 32, 32), atol=1e-5)
+    y, x = 13, 17
+    kernel = dense_kernel(weights[0, :, y, x].numpy(), model.layout, model.prefilters)
+    assert kernel.shape == (23, 23)  # dilation 4 x radius 2 + box radius 3 each side
+    r = kernel.shape[0] // 2
+    padded = np.pad(color[0].numpy(), ((0, 0), (r, r), (r, r)), mode="edge")
+    window = padded[:, y : y + 2 * r + 1, x : x + 2 * r + 1]
+    expected = (window * kernel[None]).sum(axis=(1, 2))
+    np.testing.assert_allclose(out[0, :, y, x].numpy(), expected, atol=1e-5)
+
+
+def test_dense_single_scale_kernel_and_bad_configs():
+    model = KernelPredictionDenoiser(aux_inputs=("albedo",), kernel=5, **TINY)
+    assert len(model.layout) == 25 and model.prefilters == [1]
+    with pytest.raises(ValueError):
+        KernelPredictionDenoiser(kernel=4)
+    with pytest.raises(ValueError):
+        KernelPredictionDenoiser(block="dense")
+    with pytest.raises(ValueError):
+        KernelPredictionDenoiser(aux_inputs=("motion",))
+
+
+def _render_image(size=40, seed=0):
+    rng = np.random.default_rng(seed)
+    albedo = np.where(np.arange(size)[None, :, None] < size // 2, 0.8, 0.2) * np.ones((size, size, 3))
+    normal = np.zeros((size, size, 3))
+    normal[..., 2] = 1.0
+    pixels = albedo * rng.gamma(2.0, 0.5, (size, size, 3))
+    meta = ImageMeta(format="exr", bit_depth=32, sample_type="float", hdr=True, color_space="linear")
+    return make_image(pixels.astype(np.float32), None, meta, {"albedo": albedo, "normal": normal})
+
+
+@pytest.mark.slow
+def test_export_restore_and_inspect(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from engine.jobs import run_job
+    from engine.models.manifest import load_manifest
+    from engine.models.registry import ModelEntry
+    from engine.restore import restore_job
+    from engine.training.export import build_manifest, export_model
+    from engine.training.kpcn_export import export_kernel_model
+
+    torch.manual_seed(0)
+    model = build_model("kprcan", TINY).eval()
+    manifest = build_manifest(model, model_id="tiny-kp", task="render-denoise", value_transform="log1p")
+    export_model(model, manifest, tmp_path, arch="kprcan", arch_config=TINY)
+    export_kernel_model(model, tmp_path, "tiny-kp")
+    manifest = load_manifest(tmp_path / "tiny-kp.json")
+    assert has_kernels(manifest) and manifest.tile.alignment == 2
+    entry = ModelEntry(manifest, tmp_path / "tiny-kp.onnx", "user")
+    image = _render_image()
+    result = run_job(restore_job(image, entry, device="cpu"))
+    assert result.image.pixels.shape == image.pixels.shape and np.isfinite(result.image.pixels).all()
+    inspection = inspect_kernel(entry, image, x=5, y=30)
+    assert inspection.kernel.shape == (23, 23) and abs(float(inspection.kernel.sum()) - 1.0) < 1e-4
+    assert inspection.kernel_without_aovs is not None and 0.0 <= inspection.aov_influence <= 1.0
+    with pytest.raises(Exception, match="outside"):
+        inspect_kernel(entry, image, x=99, y=0)
