@@ -1,0 +1,91 @@
+"""The Mitsuba scene generator, the render-data command, the bundled render sample and the OIDN engines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.render_data.scenes import ENVIRONMENT_LIGHTS, random_scene
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_scene_descriptions_are_deterministic_and_valid():
+    assert random_scene(7) == random_scene(7)
+    assert random_scene(7) != random_scene(8)
+    for seed in range(200):
+        spec = random_scene(seed)
+        json.dumps(spec)  # recorded beside every set
+        assert sum(light["type"] in ENVIRONMENT_LIGHTS for light in spec["lights"]) <= 1
+        assert 1 <= len(spec["lights"]) <= 3 and 2 <= len(spec["shapes"]) <= 7
+
+
+@pytest.mark.slow
+def test_render_data_command_writes_deterministic_sets_and_pairs(tmp_path):
+    pytest.importorskip("mitsuba")
+    from engine.cli import main
+    from engine.imageio import read_image
+    from engine.training.datasets import match_pairs, read_aovs
+    from engine.training.datasets import read_image as read_training_image
+
+    args = ["render-data", "--scenes", "1", "--spp", "1,2", "--ref-spp", "4", "--seed", "3", "--size", "24x16",
+            "--threads", "1"]
+    assert main(args + ["--out", str(tmp_path / "a"), "--pairs", str(tmp_path / "pairs")]) == 0
+    assert main(args + ["--out", str(tmp_path / "b")]) == 0
+    folder = tmp_path / "a" / "scene_000003"
+    info = json.loads((folder / "scene.json").read_text())
+    assert info["seed"] == 3 and info["spp"] == [1, 2] and info["spec"] == random_scene(3)
+    for path in folder.glob("*.exr"):
+        other = read_image(tmp_path / "b" / "scene_000003" / path.name)
+        np.testing.assert_array_equal(read_image(path).pixels, other.pixels)
+    image = read_image(folder / "scene_000003_spp00002_color.exr")  # sidecars found as in cbox256
+    assert image.meta.hdr and image.pixels.shape == (16, 24, 3)
+    assert {"albedo", "normal", "depth"} <= set(image.layers)
+    pairs = match_pairs(tmp_path / "pairs" / "input", tmp_path / "pairs" / "target")
+    assert len(pairs) == 2
+    aovs = read_aovs(pairs[0][0], ["albedo", "normal"])
+    np.testing.assert_allclose(aovs["normal"], image.layers["normal"] if "spp00002" in pairs[0][0].name
+                               else read_image(folder / "scene_000003_spp00001_color.exr").layers["normal"],
+                               atol=1e-3)
+    assert read_training_image(pairs[0][1]).shape == (16, 24, 3)
+    assert main(args + ["--out", str(tmp_path / "c"), "--size", "3x3"]) == 2
+
+
+def test_bundled_render_sample_has_aovs_and_reference():
+    from engine.imageio import read_image
+
+    noisy_path = ROOT / "resources" / "samples" / "sample_render.exr"
+    ref_path = ROOT / "resources" / "samples" / "sample_render_ref.exr"
+    assert noisy_path.stat().st_size < 2e6 and ref_path.stat().st_size < 2e6
+    noisy, ref = read_image(noisy_path), read_image(ref_path)
+    assert noisy.meta.hdr and noisy.pixels.shape == (256, 384, 3) == ref.pixels.shape
+    assert {"albedo", "normal"} <= set(noisy.layers)
+    # Noisy and reference agree on average (same scene, same exposure) but not pixel by pixel.
+    assert abs(noisy.pixels.mean() / ref.pixels.mean() - 1) < 0.05
+    assert np.abs(noisy.pixels - ref.pixels).mean() > 0.01
+
+
+def test_oidn_engines_denoise_with_and_without_aovs():
+    pytest.importorskip("pyoidn")
+    from engine.image import ImageMeta, make_image
+    from engine.jobs import run_job
+    from engine.models.classical import CLASSICAL_ENGINES
+    from engine.models.registry import ModelEntry
+    from engine.restore import restore_job
+
+    engines = {e.manifest.id: e for e in CLASSICAL_ENGINES}
+    assert engines["oidn"].manifest.inputs == ("color",)
+    assert engines["oidn-aov"].manifest.inputs == ("color", "albedo", "normal")
+    rng = np.random.default_rng(0)
+    clean = np.full((32, 32, 3), 0.5, np.float32)
+    noisy = clean * rng.gamma(1.0, 1.0, clean.shape).astype(np.float32)
+    normal = np.zeros_like(clean)
+    normal[..., 2] = 1
+    meta = ImageMeta(format="exr", bit_depth=32, sample_type="float", hdr=True, color_space="linear")
+    image = make_image(noisy, None, meta, {"albedo": np.full_like(clean, 0.8), "normal": normal})
+    for model_id in ("oidn", "oidn-aov"):
+        result = run_job(restore_job(image, ModelEntry(engines[model_id].manifest, None, "builtin"), device="cpu"))
+        assert np.abs(result.image.pixels - clean).mean() < 0.5 * np.abs(noisy - clean).mean()
