@@ -45,6 +45,17 @@ class RestormerConfig:
     heads: tuple[int, int, int, int] = (1, 2, 4, 8)
     ffn_expansion: float = 2.66
     bias: bool = False
+    #: "none": the paper's network. "background": a document prior computed inside the network (see
+    #: :class:`BackgroundPrior`): the page divided by its estimated paper background is given as an extra input
+    #: channel and is the base of the global residual, so the transformer learns a correction of an already
+    #: flattened page (what makes a CPU-sized budget reach useful accuracy).
+    prior: str = "none"
+    #: Radius of the background closing (pixels): more than half the widest ink stroke.
+    prior_radius: int = 5
+    #: 2: pixel-unshuffle the input by 2 before the first convolution and pixel-shuffle the output back (as
+    #: FFDNet does): lossless, and every level then runs on 4x fewer pixels, which is what makes training on a
+    #: CPU affordable. 1: the paper's full-resolution first level.
+    stem_unshuffle: int = 1
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -78,6 +89,26 @@ class ChannelLayerNorm(nn.Module):
         centred = x - mean
         var = (centred * centred).mean(dim=1, keepdim=True)
         return centred * torch.rsqrt(var + self.eps) * self.weight + self.bias
+
+
+class BackgroundPrior(nn.Module):
+    """Paper background by grey-level closing (max-pool then min-pool), and the page divided by it.
+
+    Ink is darker and thinner than ``2 * radius + 1`` pixels, so the closing removes it and keeps the paper,
+    stains and shadows; dividing by it flattens them (as the classical cleaner in engine/documents does).
+    Max-pooling exports to ONNX MaxPool, which runs fast in ONNX Runtime. Returns the flattened page in [0, 1].
+    """
+
+    def __init__(self, radius: int) -> None:
+        super().__init__()
+        self.radius = int(radius)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        r, k = self.radius, 2 * self.radius + 1
+        # Replicate padding keeps the page's edge values; "-max(-x)" is a min-pool (erosion).
+        dilated = F.max_pool2d(F.pad(x, (r, r, r, r), mode="replicate"), k, stride=1)
+        closed = -F.max_pool2d(F.pad(-dilated, (r, r, r, r), mode="replicate"), k, stride=1)
+        return (x / closed.clamp(min=1e-2)).clamp(0.0, 1.0)
 
 
 class MDTA(nn.Module):
@@ -178,9 +209,19 @@ class Restormer(nn.Module):
         self.config = config
         self.channels = config.out_channels
         self.overlap = conv_receptive_radius(config)
+        if config.prior not in ("none", "background"):
+            raise ValueError(f"unknown Restormer prior {config.prior!r} (none or background)")
+        if config.prior == "background" and config.in_channels != config.out_channels:
+            raise ValueError("the background prior needs as many output channels as input channels")
+        self.prior = BackgroundPrior(config.prior_radius) if config.prior == "background" else None
         d = config.dim
         nb, hd = config.num_blocks, config.heads
-        self.patch_embed = nn.Conv2d(config.in_channels, d, kernel_size=3, padding=1, bias=config.bias)
+        if config.stem_unshuffle not in (1, 2):
+            raise ValueError("stem_unshuffle must be 1 or 2")
+        self.stem = config.stem_unshuffle
+        self.alignment = ALIGNMENT * self.stem
+        embed_in = config.in_channels * (2 if self.prior is not None else 1) * self.stem**2
+        self.patch_embed = nn.Conv2d(embed_in, d, kernel_size=3, padding=1, bias=config.bias)
 
         self.encoder1 = _stage(d, nb[0], hd[0], config)
         self.down1_2 = Downsample(d)
@@ -200,10 +241,21 @@ class Restormer(nn.Module):
         # Level 1 keeps the concatenated 2d channels (no reduction), as in the paper.
         self.decoder1 = _stage(d * 2, nb[0], hd[0], config)
         self.refinement = _stage(d * 2, config.num_refinement_blocks, hd[0], config)
-        self.output = nn.Conv2d(d * 2, config.out_channels, kernel_size=3, padding=1, bias=config.bias)
+        self.output = nn.Conv2d(d * 2, config.out_channels * self.stem**2, kernel_size=3, padding=1, bias=config.bias)
+        # Start as the identity of the residual base (zero residual): early steps refine instead of undoing noise.
+        nn.init.zeros_(self.output.weight)
+        if self.output.bias is not None:
+            nn.init.zeros_(self.output.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        e1 = self.encoder1(self.patch_embed(x))
+        base = x
+        features = x
+        if self.prior is not None:
+            base = self.prior(x)
+            features = torch.cat([x, base], dim=1)
+        if self.stem > 1:
+            features = F.pixel_unshuffle(features, self.stem)
+        e1 = self.encoder1(self.patch_embed(features))
         e2 = self.encoder2(self.down1_2(e1))
         e3 = self.encoder3(self.down2_3(e2))
         latent = self.latent(self.down3_4(e3))
@@ -212,8 +264,10 @@ class Restormer(nn.Module):
         d2 = self.decoder2(self.reduce2(torch.cat([self.up3_2(d3), e2], dim=1)))
         d1 = self.decoder1(torch.cat([self.up2_1(d2), e1], dim=1))
         residual = self.output(self.refinement(d1))
+        if self.stem > 1:
+            residual = F.pixel_shuffle(residual, self.stem)
         if self.config.in_channels == self.config.out_channels:
-            out = x + residual
+            out = base + residual
         else:
             out = residual
         # Training keeps overshoots differentiable; inference (and the ONNX export) stays in [0, 1].
@@ -232,6 +286,9 @@ def conv_receptive_radius(config: RestormerConfig) -> int:
     radius += 2 * (2 * 2 * nb[1] + 2)  # level 2 blocks, its down and up convs
     radius += 4 * (2 * 2 * nb[2] + 2)
     radius += 8 * (2 * nb[3])
+    radius *= config.stem_unshuffle
+    if config.prior == "background":
+        radius += 2 * config.prior_radius
     return -(-radius // 8) * 8
 
 
