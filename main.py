@@ -23,6 +23,13 @@ def _is_cli(argv: list[str]) -> bool:
     return first in command_names()
 
 
+def _has_display() -> bool:
+    """Whether Qt can open a window here (a platform chosen by the user counts as yes)."""
+    if os.environ.get("QT_QPA_PLATFORM") or sys.platform in ("win32", "darwin"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if _is_cli(argv):
@@ -39,6 +46,15 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         screenshot = argv[index + 1]
         del argv[index : index + 2]
+    if not _has_display():
+        if screenshot is None:
+            print(
+                "error: no display found (DISPLAY/WAYLAND_DISPLAY unset). Start the app from a desktop session, "
+                "or run scripts/run_app.sh, which uses a virtual screen (Xvfb).",
+                file=sys.stderr,
+            )
+            return 1
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"  # a screenshot needs no screen
     from gui.app import main as gui_main
 
     return gui_main([arg for arg in argv if not arg.startswith("-")], screenshot=screenshot)
