@@ -103,3 +103,37 @@ def clean_tile(inputs: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> n
         paper_level=float(values["paper_level"]),
     )
     return out[:, :, None]
+
+
+def document_engines() -> list:
+    """The classical document cleaner for ``CLASSICAL_ENGINES`` (task "document", gray)."""
+    from ..models.classical import ClassicalEngine
+    from ..models.manifest import ModelManifest, ParamSpec, TileSpec
+
+    params = (
+        ParamSpec("method", "choice", "soft", choices=METHODS, label="Method",
+                  help="soft keeps anti-aliased letter edges (best RMSE); sauvola and adaptive binarise"),
+        ParamSpec("radius", "int", 5, 1, 50, label="Stroke radius",
+                  help="pixels; must exceed half the widest ink stroke (raise it for large or bold type)"),
+        ParamSpec("window", "int", 25, 3, 201, label="Window", help="local window of the Sauvola/adaptive threshold"),
+        ParamSpec("k", "float", 0.5, 0.0, 1.0, label="Sauvola k", help="higher: less ink"),
+        ParamSpec("ink_level", "float", 0.15, 0.0, 0.9, label="Ink level",
+                  help="soft: normalised values below this become black"),
+        ParamSpec("paper_level", "float", 0.9, 0.1, 1.0, label="Paper level",
+                  help="soft: normalised values above this become white"),
+    )
+    manifest = ModelManifest(
+        id="document-background",
+        task="document",
+        name="Background flattening (classical)",
+        description="Estimates the paper background (grey-level closing), divides it out, then stretches (soft) "
+        "or binarises (Sauvola / adaptive). Instant, no training; thick strokes need a larger radius.",
+        engine="classical",
+        channels=1,
+        params=params,
+        # Closing (radius) + median (4) + threshold window: 64 pixels of context covers the defaults.
+        tile=TileSpec(alignment=1, overlap=64, default=1024),
+        provenance={"method": "OpenCV grey-level closing + median background, division, soft stretch / Sauvola",
+                    "tuned_on": "training split of ../shared/bench/documents (validation pages excluded)"},
+    )
+    return [ClassicalEngine(manifest, clean_tile, requires=("cv2",))]

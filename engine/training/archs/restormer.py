@@ -317,5 +317,5 @@ def pad_to_alignment(x: torch.Tensor, alignment: int = ALIGNMENT) -> tuple[torch
 
 def restore_padded(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Run ``model`` on any H x W by padding to the alignment and cropping the result back."""
-    padded, (h, w) = pad_to_alignment(x)
+    padded, (h, w) = pad_to_alignment(x, int(getattr(model, "alignment", ALIGNMENT)))
     return model(padded)[..., :h, :w]
