@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from ..documents.classical import document_engines
 from .manifest import ModelManifest, ParamSpec, TileSpec
 from .oidn import oidn_engines
 
@@ -120,6 +121,7 @@ CLASSICAL_ENGINES: list[ClassicalEngine] = [
     _resize_engine(4, "Bicubic", "INTER_CUBIC", 4),
     # Intel Open Image Denoise (render denoising peer), colour only and with AOVs; shown when pyoidn is installed.
     *oidn_engines(),
+    *document_engines(),
 ]
 
 
