@@ -1,8 +1,10 @@
 """The image-specific network of ZSSR: ``depth`` 3x3 convolutions, ReLU between, residual over the input.
 
 The input is the (bicubic) interpolated LR image at the output size; the net learns the residual to the HR
-father. Weights start as in the reference (normal, variance ``init_variance / fan_in``, zero bias), which keeps
-the initial residual near zero so training starts from the interpolation.
+father. As in the reference: convolutions without biases, weights drawn from a normal of variance
+``init_variance / fan_in``, which keeps the initial residual near zero so training starts from the
+interpolation. (With biases and this small init, Adam's first bias steps outweigh the tiny activations and
+drove every ReLU dead: the net then never left the bicubic result.)
 """
 
 from __future__ import annotations
@@ -20,11 +22,10 @@ def build_net(channels: int, width: int = 64, depth: int = 8, init_variance: flo
             super().__init__()
             sizes = [channels] + [width] * (depth - 1) + [channels]
             pairs = zip(sizes[:-1], sizes[1:], strict=True)
-            self.convs = nn.ModuleList(nn.Conv2d(a, b, 3, padding=1) for a, b in pairs)
+            self.convs = nn.ModuleList(nn.Conv2d(a, b, 3, padding=1, bias=False) for a, b in pairs)
             for conv in self.convs:
                 fan_in = conv.in_channels * 9
                 nn.init.normal_(conv.weight, 0.0, math.sqrt(init_variance / fan_in))
-                nn.init.zeros_(conv.bias)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             y = x
