@@ -1,0 +1,116 @@
+"""Photo denoising and super-resolution engines: BM3D (classical) and the shipped ONNX models.
+
+Shipped models must load, run through the app's restore path on a small image and improve a degraded
+synthetic image (noisy for denoisers, bicubic-downscaled for super-resolution).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.image import make_image
+from engine.jobs import run_job
+from engine.metrics import psnr
+from engine.models.registry import ModelRegistry, default_folders
+from engine.paths import resources_dir
+from engine.restore import restore_job
+
+
+def scene(size: int = 32, seed: int = 0) -> np.ndarray:
+    """A clean RGB scene with smooth gradients and soft-edged shapes (a stand-in for a photo crop)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    image = np.stack([0.25 + 0.5 * x, 0.3 + 0.4 * y, 0.7 - 0.4 * x * y], axis=2)
+    for _ in range(4):
+        cy, cx = rng.uniform(0.2, 0.8, 2)
+        radius = rng.uniform(0.1, 0.25)
+        image[(y - cy) ** 2 + (x - cx) ** 2 < radius**2] = rng.uniform(0.1, 0.9, 3)
+    return np.clip(cv2.GaussianBlur(image, (0, 0), 0.7), 0.0, 1.0).astype(np.float32)
+
+
+def restore(entry, pixels: np.ndarray, params: dict | None = None) -> np.ndarray:
+    result = run_job(restore_job(make_image(pixels), entry, params or {}, device="cpu"), lambda progress: None)
+    return np.asarray(result.image.pixels)
+
+
+# ------------------------------------------------------------------------------------------------- BM3D
+
+
+def test_bm3d_engine_denoises_colour_and_gray():
+    pytest.importorskip("bm3d")
+    registry = ModelRegistry(folders=[], include_classical=True)
+    entry = registry.get("bm3d")
+    assert entry.manifest.task == "photo-denoise"
+    clean = scene()
+    noisy = clean + 25.0 / 255.0 * np.random.default_rng(1).standard_normal(clean.shape).astype(np.float32)
+    out = restore(entry, noisy, {"noise_level": 25.0})
+    assert out.shape == clean.shape
+    assert psnr(out, clean) > psnr(np.clip(noisy, 0, 1), clean) + 3.0
+    gray = np.repeat(noisy[:, :, 1:2], 3, axis=2)
+    out_gray = restore(entry, gray, {"noise_level": 25.0})
+    assert np.array_equal(out_gray[:, :, 0], out_gray[:, :, 2])
+    assert psnr(out_gray[:, :, 0], clean[:, :, 1]) > psnr(np.clip(gray[:, :, 0], 0, 1), clean[:, :, 1]) + 3.0
+
+
+def test_bm3d_zero_noise_is_identity():
+    pytest.importorskip("bm3d")
+    from engine.models.classical import classical_engine
+
+    pixels = scene(16)
+    out = classical_engine("bm3d").run({"color": pixels}, {"noise_level": 0.0})
+    assert np.array_equal(out, pixels)
+
+
+# ------------------------------------------------------------------------------------------- shipped models
+
+
+def shipped(task: str) -> list:
+    folders = [(resources_dir() / "models", "bundled")]
+    return [e for e in ModelRegistry(folders=folders, include_classical=False).models(task)]
+
+
+def test_shipped_models_have_full_manifests():
+    registry = ModelRegistry(folders=default_folders()[:1], include_classical=False)
+    for entry in registry.models("photo-denoise") + registry.models("super-resolution"):
+        manifest = entry.manifest
+        assert entry.path is not None and entry.path.is_file()
+        assert entry.path.stat().st_size <= 20 * 1024 * 1024
+        assert manifest.sha256
+        for key in ("recipe", "steps", "minutes"):
+            assert key in manifest.provenance, (entry.id, key)
+        assert manifest.scores, entry.id
+        if "noise_level" in manifest.inputs:
+            assert manifest.param("noise_level").max >= 75.0
+
+
+@pytest.mark.parametrize("entry", shipped("photo-denoise"), ids=lambda e: e.id)
+def test_shipped_denoiser_improves_noisy_image(entry):
+    clean = scene()
+    noisy = clean + 25.0 / 255.0 * np.random.default_rng(2).standard_normal(clean.shape).astype(np.float32)
+    params = {"noise_level": 25.0} if "noise_level" in entry.manifest.default_params() else {}
+    out = restore(entry, noisy, params)
+    assert out.shape == clean.shape
+    assert psnr(out, clean) > psnr(np.clip(noisy, 0, 1), clean) + 2.0
+    # A gray-origin image (three equal channels) comes back gray and still denoised.
+    gray_noisy = np.repeat(noisy[:, :, 1:2], 3, axis=2)
+    gray_out = restore(entry, gray_noisy, params)
+    assert np.abs(gray_out[:, :, 0] - gray_out[:, :, 2]).max() < 0.02
+    assert psnr(gray_out[:, :, 1], clean[:, :, 1]) > psnr(np.clip(gray_noisy[:, :, 1], 0, 1), clean[:, :, 1]) + 2.0
+
+
+@pytest.mark.parametrize("entry", shipped("super-resolution"), ids=lambda e: e.id)
+def test_shipped_sr_model_beats_nearest_neighbour(entry):
+    import cv2
+
+    scale = entry.manifest.scale
+    high = scene(32 * scale // 2 * 2)
+    low = cv2.resize(high, (high.shape[1] // scale, high.shape[0] // scale), interpolation=cv2.INTER_AREA)
+    out = restore(entry, low)
+    assert out.shape == high.shape
+    nearest = np.repeat(np.repeat(low, scale, axis=0), scale, axis=1)
+    border = 2 * scale
+    crop = (slice(border, -border), slice(border, -border))
+    assert psnr(out[crop], high[crop]) > psnr(nearest[crop], high[crop]) + 1.0
