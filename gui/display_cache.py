@@ -17,6 +17,8 @@ from PySide6.QtGui import QImage
 TILE = 512
 #: Levels stop once the longer edge is at most this many pixels.
 SMALLEST_LEVEL = 128
+#: Longer edge of the stand-in shown while tiles are being converted.
+THUMBNAIL = 256
 #: Tiles kept per pyramid (512 x 512 x 4 bytes = 1 MiB each).
 MAX_CACHED_TILES = 96
 
@@ -30,9 +32,12 @@ def downsample2(array: np.ndarray) -> np.ndarray:
     if h % 2 or w % 2:
         pad = [(0, h % 2), (0, w % 2)] + [(0, 0)] * (array.ndim - 2)
         array = np.pad(array, pad, mode="edge")
-    h2, w2 = array.shape[0] // 2, array.shape[1] // 2
-    shaped = array.reshape(h2, 2, w2, 2, *array.shape[2:])
-    return shaped.mean(axis=(1, 3), dtype=np.float32)
+    # Four strided views summed: several times faster than reshape + mean on large images.
+    total = array[0::2, 0::2] + array[1::2, 0::2]
+    total += array[0::2, 1::2]
+    total += array[1::2, 1::2]
+    total *= np.float32(0.25)
+    return total.astype(np.float32, copy=False)
 
 
 def checkerboard(h: int, w: int, y0: int, x0: int, square: int = 8) -> np.ndarray:
@@ -43,10 +48,10 @@ def checkerboard(h: int, w: int, y0: int, x0: int, square: int = 8) -> np.ndarra
 
 
 def uint8_to_qimage(rgb: np.ndarray) -> QImage:
-    """Wrap an h x w x 3 uint8 array as a QImage that owns a copy of the data."""
+    """An h x w x 3 uint8 array as a QImage in the painter's native 32-bit format (drawn without conversion)."""
     rgb = np.ascontiguousarray(rgb)
     h, w = rgb.shape[:2]
-    return QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+    return QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).convertToFormat(QImage.Format.Format_RGB32)
 
 
 class DisplayPyramid:
@@ -115,6 +120,31 @@ class DisplayPyramid:
         if len(self._tiles) > MAX_CACHED_TILES:
             self._tiles.popitem(last=False)
         return image
+
+    def has_tile(self, index: int, ty: int, tx: int) -> bool:
+        return (index, ty, tx) in self._tiles
+
+    def thumbnail(self) -> tuple[QImage, int]:
+        """A quick stand-in for tiles not converted yet: the image subsampled to at most one tile, and its step.
+
+        Subsampling (not averaging) keeps it cheap for images that change often (live previews).
+        """
+        key = (-1, 0, 0)
+        step = 1
+        while max(self.height, self.width) / step > THUMBNAIL:
+            step *= 2
+        cached = self._tiles.get(key)
+        if cached is None:
+            region = self._levels[0][::step, ::step]
+            rgb = self._converter(region)
+            alpha = self._alphas[0]
+            if alpha is not None:
+                a = alpha[::step, ::step, None]
+                checker = checkerboard(region.shape[0], region.shape[1], 0, 0) * 255.0
+                rgb = (rgb.astype(np.float32) * a + checker * (1.0 - a) + 0.5).astype(np.uint8)
+            cached = uint8_to_qimage(rgb)
+            self._tiles[key] = cached
+        return cached, step
 
     def cached_tile_count(self) -> int:
         return len(self._tiles)

@@ -9,10 +9,11 @@ Pixels are drawn from cached display levels (see display_cache); magnified pixel
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, QRect, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QColor,
     QFont,
@@ -37,6 +38,9 @@ MAX_ZOOM = 32.0
 #: Zoom factor of one mouse-wheel notch (four notches double the size).
 WHEEL_STEP = 2.0 ** 0.25
 DIVIDER_GRAB_PX = 8
+#: Milliseconds a paint may spend converting new tiles; the rest is drawn from a thumbnail and refined in the
+#: next frames, so that a new image (a live preview) never freezes the window.
+PAINT_BUDGET_MS = 15.0
 PANE_GAP = 2
 BACKGROUND = QColor(38, 38, 40)
 
@@ -93,6 +97,7 @@ class CompareViewer(QWidget):
         self._pyramids: dict[int, tuple[Image, DisplayPyramid, tuple[float, str]]] = {}
         self._diff: tuple[tuple[int, int, str], DisplayPyramid, float] | None = None
         self._diff_problem = ""
+        self._deadline = 0.0
         self._empty_text = "Drop images here, or File \u203a Open (Ctrl+O)"
 
     # -- content -------------------------------------------------------------------------------------------
@@ -300,6 +305,14 @@ class CompareViewer(QWidget):
     # -- painting ------------------------------------------------------------------------------------------
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
         painter = QPainter(self)
+        try:
+            self._paint(painter)
+        finally:
+            painter.end()  # explicitly: a painter kept alive by a traceback would break the next paint
+
+    def _paint(self, painter: QPainter) -> None:
+        # One conversion budget for the whole frame, shared by its panes.
+        self._deadline = time.perf_counter() + PAINT_BUDGET_MS / 1000.0
         painter.fillRect(self.rect(), BACKGROUND)
         if self._a is None and self._b is None:
             self._paint_empty(painter)
@@ -362,16 +375,32 @@ class CompareViewer(QWidget):
             return
         painter.save()
         painter.setClipRect(visible)
+        tiles = [(ty, tx) for ty in range(y0 // TILE, (y1 - 1) // TILE + 1)
+                 for tx in range(x0 // TILE, (x1 - 1) // TILE + 1)]
+        missing = [t for t in tiles if not pyramid.has_tile(level, *t)]
+        if missing and len(tiles) > 1:
+            # Conversions may not fit the budget: lay a thumbnail underneath so nothing is ever blank.
+            thumb, step = pyramid.thumbnail()
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+            painter.drawImage(QRectF(origin.x(), origin.y(), pyramid.width * image_zoom,
+                                     pyramid.height * image_zoom), thumb,
+                              QRectF(0, 0, pyramid.width / step, pyramid.height / step))
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, level_zoom < 1.0)
-        for ty in range(y0 // TILE, (y1 - 1) // TILE + 1):
-            for tx in range(x0 // TILE, (x1 - 1) // TILE + 1):
-                sx0, sy0 = max(x0, tx * TILE), max(y0, ty * TILE)
-                sx1, sy1 = min(x1, (tx + 1) * TILE), min(y1, (ty + 1) * TILE)
-                tile = pyramid.tile(level, ty, tx)
-                source = QRectF(sx0 - tx * TILE, sy0 - ty * TILE, sx1 - sx0, sy1 - sy0)
-                target = QRectF(origin.x() + sx0 * level_zoom, origin.y() + sy0 * level_zoom,
-                                (sx1 - sx0) * level_zoom, (sy1 - sy0) * level_zoom)
-                painter.drawImage(target, tile, source)
+        deadline = self._deadline
+        deferred = False
+        for ty, tx in tiles:
+            if not pyramid.has_tile(level, ty, tx) and len(tiles) > 1 and time.perf_counter() > deadline:
+                deferred = True
+                continue
+            sx0, sy0 = max(x0, tx * TILE), max(y0, ty * TILE)
+            sx1, sy1 = min(x1, (tx + 1) * TILE), min(y1, (ty + 1) * TILE)
+            tile = pyramid.tile(level, ty, tx)
+            source = QRectF(sx0 - tx * TILE, sy0 - ty * TILE, sx1 - sx0, sy1 - sy0)
+            target = QRectF(origin.x() + sx0 * level_zoom, origin.y() + sy0 * level_zoom,
+                            (sx1 - sx0) * level_zoom, (sy1 - sy0) * level_zoom)
+            painter.drawImage(target, tile, source)
+        if deferred:
+            QTimer.singleShot(0, self.update)  # convert the rest in the next frame
         if level == 0 and level_zoom >= 16.0:
             self._paint_pixel_grid(painter, origin, level_zoom, x0, y0, x1, y1)
         painter.restore()
@@ -388,19 +417,18 @@ class CompareViewer(QWidget):
 
     def _paint_divider(self, painter: QPainter, x: int) -> None:
         painter.save()
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        painter.setPen(QPen(QColor(0, 0, 0, 120), 3))
-        painter.drawLine(x, 0, x, self.height())
-        painter.setPen(QPen(QColor(255, 255, 255, 230), 1))
-        painter.drawLine(x, 0, x, self.height())
+        # Plain rectangles, not antialiased wide lines: those cost milliseconds per frame on tall windows.
+        painter.fillRect(QRect(x - 1, 0, 3, self.height()), QColor(0, 0, 0, 110))
+        painter.fillRect(QRect(x, 0, 1, self.height()), QColor(255, 255, 255, 230))
         # A round grip in the middle says "drag me".
-        centre = QPointF(x, self.height() / 2.0)
-        painter.setBrush(QColor(255, 255, 255, 230))
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        centre = QPointF(x + 0.5, self.height() / 2.0)
+        painter.setBrush(QColor(255, 255, 255, 235))
         painter.setPen(QPen(QColor(0, 0, 0, 140), 1))
         painter.drawEllipse(centre, 11, 11)
         painter.setPen(QPen(QColor(40, 40, 40), 2))
         for dx in (-4, 4):
-            painter.drawLine(QPointF(x + dx, centre.y() - 5), QPointF(x + dx, centre.y() + 5))
+            painter.drawLine(QPointF(centre.x() + dx, centre.y() - 5), QPointF(centre.x() + dx, centre.y() + 5))
         painter.restore()
 
     def _paint_text_box(self, painter: QPainter, text: str, area: QRect, align: Qt.AlignmentFlag,

@@ -14,6 +14,8 @@ Only immutable objects cross threads (Progress records, results, strings).
 from __future__ import annotations
 
 import dataclasses
+import os
+import sys
 import threading
 import time
 import traceback
@@ -27,6 +29,20 @@ from engine.jobs import CancelToken, Job, Progress
 
 #: Minimum seconds between two progress signals (~20 Hz).
 PROGRESS_INTERVAL_S = 0.05
+#: How much lower the job thread's scheduling priority is than the GUI's (Unix nice steps). Thread pools that
+#: the job starts (OpenCV, ONNX Runtime, PyTorch) inherit it, so the window always gets the CPU first.
+JOB_NICENESS = 5
+
+
+def _lower_thread_priority() -> None:
+    """Lower the calling thread's priority (on Linux, setpriority on a thread id affects that thread only)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        thread_id = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, thread_id, os.getpriority(os.PRIO_PROCESS, thread_id) + JOB_NICENESS)
+    except (AttributeError, OSError):  # not permitted or not supported: run at normal priority
+        pass
 
 
 class JobRunner(QObject):
@@ -88,6 +104,7 @@ class JobRunner(QObject):
         pending: Progress | None = None
         pending_preview = None  # the newest preview of a throttled-away record; never lost
         last_emit = 0.0
+        _lower_thread_priority()
         try:
             job = job_factory(token)
             while True:
