@@ -59,8 +59,8 @@ class StallMeter:
         gaps = np.asarray(self.gaps) if self.gaps else np.zeros(1)
         # A gap of TICK_MS is no stall at all: report the delay beyond the timer's own period.
         stalls = np.maximum(gaps - TICK_MS, 0.0)
-        return {"ticks": int(len(self.gaps)), "worst_ms": float(stalls.max()), "p99_ms": float(np.percentile(stalls, 99)),
-                "median_ms": float(np.median(stalls))}
+        return {"ticks": int(len(self.gaps)), "worst_ms": float(stalls.max()),
+                "p99_ms": float(np.percentile(stalls, 99)), "median_ms": float(np.median(stalls))}
 
 
 def wait_for(app, condition, timeout_s: float) -> bool:
@@ -192,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
                      f"{row['worst_ms']:.1f} | {row['p99_ms']:.1f} | {row['median_ms']:.1f} |")
     table = "\n".join(lines)
     header = (f"GUI event-loop stall while a job runs ({os.cpu_count()} CPU threads, "
-              f"load average {load:.1f} at the end, QT_QPA_PLATFORM={os.environ.get('QT_QPA_PLATFORM')}). A stall is the delay of a {TICK_MS} ms timer "
+              f"load average {load:.1f} at the end, QT_QPA_PLATFORM={os.environ.get('QT_QPA_PLATFORM')}). "
+              f"A stall is the delay of a {TICK_MS} ms timer "
               "beyond its period.\n\n")
     header += (f"One viewer frame (split, 1:1, {args.size}x{args.size}): {paint_cached:.1f} ms with cached tiles, "
                f"{paint_new:.1f} ms for a new image (median of 30).\n\n")
