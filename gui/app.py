@@ -60,6 +60,7 @@ def take_screenshot(window, image_path: str, out_path: str) -> int:
     window.set_original(image, Path(image_path))
     window.set_mode("split")
     window.viewer.set_divider(0.5)
+    _process_until(app, lambda: window.windowHandle() is not None and window.windowHandle().isExposed(), 5000)
     _process_until(app, lambda: window.device_text() != "detecting\u2026", 10000)
     for _ in range(5):
         app.processEvents()

@@ -626,7 +626,9 @@ class MainWindow(QMainWindow):
         factory, title = self._job_factory()
         if factory is None:
             return
-        self._start_job(lambda token: factory(image, token), title)
+        # A task panel's make_job may touch its widgets, so it is called here, in the GUI thread.
+        panel = self.model_panel.current_task_panel()
+        self._start_job(lambda token: factory(image, token), title, build_here=panel is not None)
 
     def _job_factory(self):
         """(make_job(image, token), title) for the current selection, or (None, "")."""
@@ -647,10 +649,14 @@ class MainWindow(QMainWindow):
 
         return make, entry.manifest.display_name
 
-    def _start_job(self, factory, title: str) -> None:
+    def _start_job(self, factory, title: str, build_here: bool = False) -> None:
         self._job_title = title
         self._job_started = time.perf_counter()
-        self.runner.start(factory)
+        try:
+            self.runner.start(factory, build_here=build_here)
+        except Exception as error:  # a panel that cannot build its job (bad settings) says why
+            self.show_error(f"{title} cannot start", str(error))
+            return
         self.model_panel.set_running(True)
         self.statusBar().showMessage(f"Running {title}\u2026")
         self._update_actions()
@@ -734,6 +740,9 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("Cancelled", 4000)
 
     def _on_finished(self) -> None:
+        panel = self.model_panel.current_task_panel()
+        if panel is not None and hasattr(panel, "job_finished"):
+            panel.job_finished()
         if self._batch is not None and not self._batch.get("stop") and self._batch["todo"]:
             QTimer.singleShot(0, self._batch_next)
             return
@@ -760,6 +769,10 @@ class MainWindow(QMainWindow):
     def process_queue(self, out_folder: Path) -> bool:
         """Run the current model on every queued file, saving ``<name>_<model><ext>`` into ``out_folder``."""
         if self.runner.is_running() or not self.queue_panel.paths():
+            return False
+        if self.model_panel.current_task_panel() is not None:
+            self.show_error("Choose a model", "The queue runs a model from the list on every file; "
+                            "ZSSR trains on one image at a time, so run it on the open image instead.")
             return False
         factory, title = self._job_factory()
         if factory is None:

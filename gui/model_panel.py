@@ -411,7 +411,8 @@ class ModelPanel(QWidget):
             self.warning.hide()
             self._set_form(None)
             self.stack.setCurrentWidget(panel)
-            self.stop_button.setVisible(True)
+            # A panel with its own "stop and keep" button does not need a second one here.
+            self.stop_button.setVisible(not hasattr(panel, "request_stop"))
             self._update_buttons()
             return
         manifest = entry.manifest
@@ -484,7 +485,7 @@ class ModelPanel(QWidget):
         self.cancel_button.setEnabled(self._running)
         self.stop_button.setEnabled(self._running)
         self.tree.setEnabled(not self._running)
-        self.stack.setEnabled(not self._running)
+        self.model_page.setEnabled(not self._running)  # task panels manage their own controls
 
     def show_progress(self, progress: Progress) -> None:
         if progress.fraction is None:

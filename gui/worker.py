@@ -62,14 +62,31 @@ class JobRunner(QObject):
         self._running = False
 
     # -- control -------------------------------------------------------------------------------------------
-    def start(self, job_factory: Callable[[CancelToken], Job]) -> CancelToken:
-        """Start ``job_factory(token)`` on a worker thread. Raises RuntimeError while another job runs."""
+    def start(self, job_factory: Callable[[CancelToken], Job], *, build_here: bool = False) -> CancelToken:
+        """Start ``job_factory(token)`` on a worker thread. Raises RuntimeError while another job runs.
+
+        The factory runs on the worker thread, unless ``build_here``: then it runs in the calling (GUI) thread,
+        for factories that touch widgets (a task panel resetting its plot); the job itself still runs on the
+        worker thread.
+        """
         with self._lock:
             if self._running:
                 raise RuntimeError("a job is already running")
             self._running = True
             token = CancelToken()
             self._token = token
+        if build_here:
+            try:
+                built = job_factory(token)
+            except BaseException:
+                with self._lock:
+                    self._running = False
+                    self._token = None
+                raise
+
+            def job_factory(_token: CancelToken, built=built) -> Job:
+                return built
+
         thread = threading.Thread(target=self._run, args=(job_factory, token), name="restoration-job", daemon=True)
         self._thread = thread
         thread.start()
