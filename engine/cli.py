@@ -41,7 +41,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module_name in SUBCOMMAND_MODULES:
-        importlib.import_module(module_name).add_parser(subparsers)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            # The inference-only ("lite") bundle leaves out training, ZSSR and the render generator; their
+            # commands are then absent. Any other missing module is a real error.
+            if error.name and module_name.startswith(error.name + ".") and error.name != "engine":
+                continue
+            raise
+        module.add_parser(subparsers)
     return parser
 
 
