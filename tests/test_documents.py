@@ -71,7 +71,7 @@ def test_restormer_starts_as_its_residual_base_and_learns():
         assert torch.allclose(plain(x), x)
     prior = build_restormer("tiny", **TINY, prior="background", prior_radius=2).eval()
     with torch.no_grad():
-        assert torch.allclose(prior(x), BackgroundPrior(2)(x))
+        assert torch.allclose(prior(x), BackgroundPrior(2, (0.15, 0.9))(x))
     plain.train()
     optimizer = torch.optim.AdamW(plain.parameters(), lr=1e-2)
     loss = (plain(x) - 0.5 * x).abs().mean()

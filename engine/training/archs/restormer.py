@@ -52,6 +52,9 @@ class RestormerConfig:
     prior: str = "none"
     #: Radius of the background closing (pixels): more than half the widest ink stroke.
     prior_radius: int = 5
+    #: Initial (ink, paper) levels of the prior's stretch, learned in training: normalised values below ``ink``
+    #: map to 0, above ``paper`` to 1 (the classical cleaner's "soft" method, whose defaults these are).
+    prior_levels: tuple[float, float] = (0.15, 0.9)
     #: 2: pixel-unshuffle the input by 2 before the first convolution and pixel-shuffle the output back (as
     #: FFDNet does): lossless, and every level then runs on 4x fewer pixels, which is what makes training on a
     #: CPU affordable. 1: the paper's full-resolution first level.
@@ -96,19 +99,25 @@ class BackgroundPrior(nn.Module):
 
     Ink is darker and thinner than ``2 * radius + 1`` pixels, so the closing removes it and keeps the paper,
     stains and shadows; dividing by it flattens them (as the classical cleaner in engine/documents does).
-    Max-pooling exports to ONNX MaxPool, which runs fast in ONNX Runtime. Returns the flattened page in [0, 1].
+    The flattened page then goes through a clipped linear stretch with learned (ink, paper) levels. Max-pooling
+    exports to ONNX MaxPool, which runs fast in ONNX Runtime. Returns the prior page in [0, 1].
     """
 
-    def __init__(self, radius: int) -> None:
+    def __init__(self, radius: int, levels: tuple[float, float] = (0.0, 1.0)) -> None:
         super().__init__()
         self.radius = int(radius)
+        self.ink = nn.Parameter(torch.tensor(float(levels[0])))
+        self.paper = nn.Parameter(torch.tensor(float(levels[1])))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         r, k = self.radius, 2 * self.radius + 1
         # Replicate padding keeps the page's edge values; "-max(-x)" is a min-pool (erosion).
         dilated = F.max_pool2d(F.pad(x, (r, r, r, r), mode="replicate"), k, stride=1)
         closed = -F.max_pool2d(F.pad(-dilated, (r, r, r, r), mode="replicate"), k, stride=1)
-        return (x / closed.clamp(min=1e-2)).clamp(0.0, 1.0)
+        flat = (x / closed.clamp(min=1e-2)).clamp(0.0, 1.0)
+        # Clipped linear stretch: paper to white, ink to black, anti-aliased edges in between.
+        span = (self.paper - self.ink).clamp(min=1e-2)
+        return ((flat - self.ink) / span).clamp(0.0, 1.0)
 
 
 class MDTA(nn.Module):
@@ -213,7 +222,7 @@ class Restormer(nn.Module):
             raise ValueError(f"unknown Restormer prior {config.prior!r} (none or background)")
         if config.prior == "background" and config.in_channels != config.out_channels:
             raise ValueError("the background prior needs as many output channels as input channels")
-        self.prior = BackgroundPrior(config.prior_radius) if config.prior == "background" else None
+        self.prior = BackgroundPrior(config.prior_radius, config.prior_levels) if config.prior == "background" else None
         d = config.dim
         nb, hd = config.num_blocks, config.heads
         if config.stem_unshuffle not in (1, 2):
