@@ -225,6 +225,9 @@ def degrade(
         sigma_range = spec.sr_noise
     elif spec.kind == "noise":
         sigma_range = spec.sigma
+        if fixed_sigma is None and spec.blur_prob > 0 and rng.random() < spec.blur_prob:
+            sigma = float(rng.uniform(*spec.blur_sigma))
+            image = deg.blur(image, deg.isotropic_gaussian_kernel(2 * int(np.ceil(3 * sigma)) + 1, sigma))
     else:
         return image.astype(np.float32), 0.0
     level = 0.0

@@ -98,6 +98,9 @@ class DegradationSection:
     scale: int = 1
     downscale: str = "bicubic"
     blur_sigma: tuple[float, float] = (0.2, 2.0)
+    #: Denoising: probability of a mild isotropic Gaussian blur (sigma in ``blur_sigma``) of the clean patch
+    #: before the noise, as camera optics and demosaicing soften real photos (the target stays sharp).
+    blur_prob: float = 0.0
     #: Noise added to the LR image for SR (8-bit units; (0, 0) = none).
     sr_noise: tuple[float, float] = (0.0, 0.0)
     #: Validation uses this fixed noise level (8-bit units) so scores are comparable between steps.

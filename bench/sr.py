@@ -1,0 +1,166 @@
+"""Super-resolution on Set5 x2 / x4, protocol of ../shared/bench/PROTOCOL.md.
+
+    .venv/bin/python bench/sr.py                         # bicubic (MATLAB), classical engines, shipped SR models
+    .venv/bin/python bench/sr.py --models sr-x2 --scales 2 --models-dir /tmp/my_models
+
+Rows: MATLAB-style bicubic (``engine.zssr.kernels.imresize``; must give 33.65 / 28.42 dB, else the protocol is
+broken and the script stops), every super-resolution model in the registry of the matching scale (the app's
+OpenCV bicubic and Lanczos engines, shipped ONNX models), each run through ``engine.restore.restore_job``
+exactly as the app runs it, and ZSSR as measured by ``bench/zssr.py`` (read from ``bench/results/zssr.json``;
+ZSSR trains per image, minutes each, so it has its own benchmark script and records).
+
+Protocol: input ``_LR.png``, target ``_HR.png`` of the same scale folder; output rounded to uint8; Y of BT.601
+as MATLAB ``rgb2ycbcr`` on uint8 (``engine.metrics.psnr_y_sr``); ``k`` pixels cropped off every border; mean
+over the five images. Writes ``bench/results/sr.md`` and ``sr.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SET5 = ROOT.parent / "shared" / "bench" / "sr" / "Set5"
+RESULTS = ROOT / "bench" / "results"
+BICUBIC_PUBLISHED = {2: 33.65, 3: 30.39, 4: 28.42}
+#: Published Set5 Y-PSNR (REFERENCE.md).
+PUBLISHED = {
+    "SRCNN": {2: 36.66, 4: 30.48},
+    "VDSR": {2: 37.53, 4: 31.35},
+    "ZSSR (paper)": {2: 37.37, 4: 31.13},
+    "EDSR baseline": {2: 37.99, 4: 32.09},
+}
+
+
+def read_rgb_uint8(path: Path) -> np.ndarray:
+    import cv2
+
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise SystemExit(f"cannot read {path}")
+    return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
+def pair(scale: int, index: int) -> tuple[np.ndarray, np.ndarray]:
+    folder = SET5 / f"image_SRF_{scale}"
+    return (read_rgb_uint8(folder / f"img_{index:03d}_SRF_{scale}_LR.png"),
+            read_rgb_uint8(folder / f"img_{index:03d}_SRF_{scale}_HR.png"))
+
+
+def to_uint8(pixels: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(pixels, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def bicubic(low: np.ndarray, scale: int) -> tuple[np.ndarray, str]:
+    from engine.zssr.kernels import imresize
+
+    return imresize(low.astype(np.float32) / 255.0, scale=float(scale)), "CPU (numpy)"
+
+
+def run_model(entry, device: str):
+    from engine.image import make_image
+    from engine.jobs import run_job
+    from engine.restore import restore_job
+
+    def upscale(low: np.ndarray, scale: int) -> tuple[np.ndarray, str]:
+        result = run_job(restore_job(make_image(low.astype(np.float32) / 255.0), entry, {}, device=device),
+                         lambda progress: None)
+        return np.asarray(result.image.pixels), result.device
+
+    return upscale
+
+
+def evaluate(method: str, upscale, scale: int) -> dict:
+    from engine.metrics import psnr_y_sr
+
+    scores, seconds, device = [], [], ""
+    for index in range(1, 6):
+        low, high = pair(scale, index)
+        started = time.perf_counter()
+        out, device = upscale(low, scale)
+        seconds.append(time.perf_counter() - started)
+        if out.shape[:2] != high.shape[:2]:
+            raise SystemExit(f"{method}: output {out.shape} does not match HR {high.shape}")
+        scores.append(psnr_y_sr(to_uint8(out), high, scale))
+    return {"method": method, "scale": scale, "psnr": scores, "mean": float(np.mean(scores)),
+            "seconds_per_image": float(np.mean(seconds)), "device": device}
+
+
+def zssr_rows() -> list[dict]:
+    path = RESULTS / "zssr.json"
+    if not path.is_file():
+        return []
+    rows = []
+    for row in json.loads(path.read_text(encoding="utf-8")).get("table", []):
+        if row.get("method") != "bicubic" and row.get("images_done") == 5:
+            rows.append({"method": f"ZSSR {row['method']} (bench/zssr.py)", "scale": row["scale"],
+                         "psnr": row["psnr"], "mean": row["mean"],
+                         "seconds_per_image": row.get("seconds_per_image", float("nan")),
+                         "device": "CPU (torch)"})
+    return rows
+
+
+def table(rows: list[dict], scales: list[int]) -> str:
+    lines = ["# Super-resolution on Set5 (PSNR on Y, dB; protocol of PROTOCOL.md)", "",
+             "| method | scale | img1 | img2 | img3 | img4 | img5 | mean | s/image | device |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in sorted(rows, key=lambda r: (r["scale"], r["mean"])):
+        lines.append(f"| {row['method']} | x{row['scale']} | " + " | ".join(f"{p:.2f}" for p in row["psnr"])
+                     + f" | **{row['mean']:.2f}** | {row['seconds_per_image']:.2f} | {row['device']} |")
+    lines.append("")
+    lines.append("Published (REFERENCE.md), Set5 " + " / ".join(f"x{s}" for s in scales) + ": "
+                 + "; ".join(f"{name} {' / '.join(str(v.get(s, '–')) for s in scales)}"
+                             for name, v in PUBLISHED.items()) + ".")
+    lines.append("")
+    lines.append("`bicubic (MATLAB)` is the protocol's baseline (must read 33.65 / 28.42). `bicubic-xk` and "
+                 "`lanczos-xk` are the app's OpenCV engines (OpenCV's cubic uses a = -0.75, MATLAB's a = -0.5). "
+                 "Models run through `engine.restore.restore_job` (ONNX Runtime). Wall times are on a 2-core "
+                 f"machine shared with other jobs ({platform.node()}, {time.strftime('%Y-%m-%d')}).")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scales", type=int, nargs="*", default=[2, 4])
+    parser.add_argument("--models", nargs="*", help="model ids (default: every SR model of each scale)")
+    parser.add_argument("--models-dir", action="append", default=[], help="extra folder of ONNX models")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args(argv)
+    from engine.models.registry import ModelRegistry, default_folders
+
+    registry = ModelRegistry(default_folders() + [(Path(d), "user") for d in args.models_dir])
+    rows = []
+    for scale in args.scales:
+        row = evaluate("bicubic (MATLAB)", bicubic, scale)
+        if abs(row["mean"] - BICUBIC_PUBLISHED[scale]) > 0.01:
+            raise SystemExit(f"bicubic x{scale} gives {row['mean']:.2f}, not {BICUBIC_PUBLISHED[scale]}: "
+                             "the protocol is broken")
+        rows.append(row)
+        for entry in registry.models("super-resolution"):
+            if entry.manifest.scale != scale or (args.models and entry.id not in args.models):
+                continue
+            rows.append(evaluate(entry.id, run_model(entry, args.device), scale))
+            print(f"{entry.id}: x{scale} {rows[-1]['mean']:.2f} dB", flush=True)
+    rows += [r for r in zssr_rows() if r["scale"] in args.scales]
+    text = table(rows, args.scales)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "sr.md").write_text(text, encoding="utf-8")
+    (RESULTS / "sr.json").write_text(json.dumps({"table": rows}, indent=1), encoding="utf-8")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
