@@ -181,6 +181,29 @@ def write_report() -> str:
     return text
 
 
+def update_manifests(models_dir: Path) -> list[str]:
+    """Write each bundled model's Kodak24 means into its manifest's ``scores`` (only means over all 24 images)."""
+    updated = []
+    records = load_records()
+    for manifest_path in sorted(models_dir.glob("*.json")):
+        data = json.loads(manifest_path.read_text(encoding="utf-8"))
+        if data.get("task") != "photo-denoise":
+            continue
+        scores = dict(data.get("scores", {}))
+        for sigma in SIGMAS:
+            chosen = [r for r in records if r["model"] == data["id"] and r["sigma"] == sigma
+                      and not r.get("device", "").startswith("CUDA")]
+            if len({r["image"] for r in chosen}) == 24:
+                scores[f"kodak24_sigma{sigma}_psnr"] = round(float(np.mean([r["psnr"] for r in chosen])), 2)
+                if sigma == 25:
+                    scores["kodak24_seconds_per_mp_cpu"] = round(float(np.median([r["s_per_mp"] for r in chosen])), 2)
+        if scores != data.get("scores"):
+            data["scores"] = scores
+            manifest_path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+            updated.append(data["id"])
+    return updated
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="*", help="model ids (default: every photo-denoise model)")
@@ -191,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--report", action="store_true", help="only rebuild the table from the records")
     parser.add_argument("--no-record", action="store_true", help="print results without saving them")
+    parser.add_argument("--update-manifests", action="store_true",
+                        help="write the Kodak24 means (24 images only) into resources/models/*.json scores")
     args = parser.parse_args(argv)
     if not args.report:
         if not KODAK.is_dir():
@@ -211,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
                         with open(RECORDS, "a", encoding="utf-8") as handle:
                             handle.write(json.dumps(record) + "\n")
     print(write_report())
+    if args.update_manifests:
+        print("manifests updated:", ", ".join(update_manifests(ROOT / "resources" / "models")) or "none")
     return 0
 
 

@@ -131,12 +131,31 @@ def table(rows: list[dict], scales: list[int]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def update_manifests(rows: list[dict], models_dir: Path) -> list[str]:
+    """Write each bundled SR model's Set5 mean into its manifest's ``scores``."""
+    updated = []
+    for manifest_path in sorted(models_dir.glob("*.json")):
+        data = json.loads(manifest_path.read_text(encoding="utf-8"))
+        mine = [r for r in rows if r["method"] == data.get("id")]
+        if data.get("task") != "super-resolution" or not mine:
+            continue
+        scores = dict(data.get("scores", {}))
+        for row in mine:
+            scores[f"set5_x{row['scale']}_psnr_y"] = round(row["mean"], 2)
+        data["scores"] = scores
+        manifest_path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+        updated.append(data["id"])
+    return updated
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", type=int, nargs="*", default=[2, 4])
     parser.add_argument("--models", nargs="*", help="model ids (default: every SR model of each scale)")
     parser.add_argument("--models-dir", action="append", default=[], help="extra folder of ONNX models")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--update-manifests", action="store_true",
+                        help="write the Set5 means into resources/models/*.json scores")
     args = parser.parse_args(argv)
     from engine.models.registry import ModelRegistry, default_folders
 
@@ -159,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     (RESULTS / "sr.md").write_text(text, encoding="utf-8")
     (RESULTS / "sr.json").write_text(json.dumps({"table": rows}, indent=1), encoding="utf-8")
     print(text)
+    if args.update_manifests:
+        print("manifests updated:", ", ".join(update_manifests(rows, ROOT / "resources" / "models")) or "none")
     return 0
 
 
