@@ -14,6 +14,13 @@ Per gradual scale step ``s_i`` (relative to the input, as the reference's ``scal
    exceeds ``-lr_change_ratio x slope``; training stops below ``min_learning_rate`` or at ``max_iterations``.
 4. Output: median of the 8-way geometric self-ensemble (each member back-projected), back-projected again.
 
+Where this differs from the reference code, and why: fathers come from a fixed pyramid (``father_levels``
+scales per unit of scale, from ``min_father_scale``) sampled by area, as the paper describes, instead of the
+reference's random continuous affine warps (scale, shear, rotation with interpolation); the
+reconstruction error is measured on a centred crop of at most two crop sizes a side (the reference uses the
+whole input; on a CPU that probe would cost more than the training on large images); a user or estimated
+kernel is applied at every gradual step with that step's factor (the reference takes one kernel per step).
+
 Value spaces: display-referred images train in [0, 1] as they are; HDR images train in a normalised log space
 ``log1p(x) / max(log1p(x))`` (so the net sees [0, 1] and the result is mapped back with ``expm1``). Gray images
 train on their one channel. Alpha is upscaled bicubically beside the colour.
