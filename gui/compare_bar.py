@@ -111,6 +111,12 @@ class CompareBar(QWidget):
         display.addWidget(self.tonemap_combo)
         self._updating = False
 
+    def set_icons(self, icon_for) -> None:
+        """Re-tint the icons (after a theme change)."""
+        self.swap_button.setIcon(icon_for("swap"))
+        for mode, button in self.mode_buttons.items():
+            button.setIcon(icon_for(MODE_ICONS[mode]))
+
     # -- sources -------------------------------------------------------------------------------------------
     def set_sources(self, sources: list[Source], a_key: str | None, b_key: str | None) -> None:
         """Fill both combos and select ``a_key`` / ``b_key`` (keys missing fall back to the first source)."""

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
 
 from engine.image import Image
 
-COLUMNS = ("", "R", "G", "B", "A")
+COLUMNS = ("", "R", "G", "B", "\u03b1")
 
 
 def pixel_of(image: Image, canvas_x: int, canvas_y: int, canvas_size: tuple[int, int]) -> tuple[int, int]:
@@ -47,8 +47,8 @@ class PixelInspector(QWidget):
         self._table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self._table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         header = self._table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
         self._table.setFont(mono)
         layout = QVBoxLayout(self)

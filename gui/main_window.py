@@ -43,7 +43,7 @@ from . import background
 from .compare_bar import CompareBar
 from .display_cache import uint8_to_qimage
 from .icons import app_icon, icon
-from .inspector import PixelInspector, pixel_of
+from .inspector import PixelInspector
 from .model_panel import ModelPanel, format_eta
 from .session import Session
 from .settings import AppSettings
@@ -82,15 +82,15 @@ def describe_image(image: Image) -> str:
     meta = image.meta
     depth = {"half": "16-bit half", "float": "32-bit float"}.get(meta.sample_type, f"{meta.bit_depth}-bit")
     parts = [f"{image.width}\u00d7{image.height}", f"{meta.format.upper()} {depth}",
-             "HDR linear" if meta.hdr else ("gray" if meta.gray else "RGB")]
+             "HDR" if meta.hdr else ("gray" if meta.gray else "RGB")]
     if image.alpha is not None:
         parts.append("alpha")
     if image.aovs:
-        parts.append("AOVs: " + ", ".join(image.aovs))
+        parts.append("+" + "/".join(image.aovs))
     pixels = image.pixels
     step = max(1, int(np.sqrt(pixels.shape[0] * pixels.shape[1] / 4_000_000)))  # sample huge images
     sample = pixels[::step, ::step]
-    parts.append(f"range {float(np.nanmin(sample)):.4g} \u2013 {float(np.nanmax(sample)):.4g}")
+    parts.append(f"{float(np.nanmin(sample)):.4g}\u2013{float(np.nanmax(sample)):.4g}")
     return " \u00b7 ".join(parts)
 
 
@@ -168,7 +168,7 @@ class MainWindow(QMainWindow):
         self.queue_dock = self._dock("Queue", "queueDock", self.queue_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.tabifyDockWidget(self.history_dock, self.queue_dock)
         self.history_dock.raise_()
-        self.model_panel.setMinimumWidth(320)
+        self.model_panel.setMinimumWidth(340)
         self.history_panel.setMinimumWidth(190)
         self.resizeDocks([self.model_dock, self.history_dock], [340, 210], Qt.Orientation.Horizontal)
         self.resizeDocks([self.model_dock, self.inspector_dock], [600, 170], Qt.Orientation.Vertical)
@@ -351,12 +351,18 @@ class MainWindow(QMainWindow):
     def _build_status_bar(self) -> None:
         status = self.statusBar()
         self.image_label = QLabel("No image")
-        self.pixel_label = QLabel()
+        self.message_label = QLabel()
+        self._message_timer = QTimer(self)
+        self._message_timer.setSingleShot(True)
+        self._message_timer.timeout.connect(self.message_label.clear)
         self.model_label = QLabel()
         self.device_label = QLabel()
         self.run_label = QLabel("Last run: \u2013")
-        status.addWidget(self.image_label, 1)
-        status.addWidget(self.pixel_label)
+        # Messages get their own label: QStatusBar.showMessage would hide the image description.
+        status.addWidget(self.image_label)
+        status.addWidget(self.message_label, 1)
+        self.message_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.model_label.setMaximumWidth(300)
         for label in (self.model_label, self.device_label, self.run_label):
             status.addPermanentWidget(label)
         self._update_model_label()
@@ -422,7 +428,7 @@ class MainWindow(QMainWindow):
     def open_file(self, path: str) -> None:
         """Read ``path`` on a background thread and show it; a readable dialog when it cannot be read."""
         path = str(path)
-        self.statusBar().showMessage(f"Opening {Path(path).name}\u2026")
+        self.flash(f"Opening {Path(path).name}\u2026")
         read_image = _imageio().read_image
         background.call_in_background(lambda: read_image(path), lambda image: self._on_opened(image, path),
                                       lambda error, details: self._on_open_failed(path, error, details))
@@ -431,11 +437,11 @@ class MainWindow(QMainWindow):
         self.set_original(image, Path(path))
         self.settings.add_recent_file(path)
         self.settings.last_folder = str(Path(path).resolve().parent)
-        self.statusBar().showMessage(f"Opened {Path(path).name}", 4000)
+        self.flash(f"Opened {Path(path).name}", 4000)
         self.imageOpened.emit(path)
 
     def _on_open_failed(self, path: str, error: Exception, details: str) -> None:
-        self.statusBar().clearMessage()
+        self.flash("")
         message = str(error) if isinstance(error, EngineError) else f"{Path(path).name}: {error}"
         self.show_error(f"Cannot open {Path(path).name}", message,
                         "" if isinstance(error, EngineError) else details)
@@ -448,6 +454,8 @@ class MainWindow(QMainWindow):
         self.history_panel.set_results([])
         self.model_panel.set_image(image)
         self.image_label.setText(describe_image(image))
+        self.image_label.setToolTip("Size \u00b7 format and depth \u00b7 HDR or not \u00b7 alpha \u00b7 AOV buffers "
+                                    "\u00b7 value range (min\u2013max)")
         self.setWindowTitle(f"{path.name if path else 'image'} \u2014 {APP_TITLE}")
         self._refresh_sources("original", "original")
         self.viewer.zoom_fit()
@@ -553,7 +561,6 @@ class MainWindow(QMainWindow):
     def _on_hover(self, x: int, y: int) -> None:
         if x < 0:
             self.inspector.clear()
-            self.pixel_label.clear()
             return
         canvas = self.viewer.canvas_size()
         sources = self.shown_sources()
@@ -565,11 +572,6 @@ class MainWindow(QMainWindow):
                 px, py = min(x, errors.shape[1] - 1), min(y, errors.shape[0] - 1)
                 extra.append(("error", float(errors[py, px])))
         self.inspector.show_pixel(x, y, canvas, sources, extra)
-        if sources:
-            name, image = sources[0]
-            px, py = pixel_of(image, x, y, canvas)
-            rgb = image.pixels[py, px]
-            self.pixel_label.setText(f"({x}, {y})  {name}: " + " ".join(f"{float(v):.4g}" for v in rgb))
 
     def _update_metrics(self) -> None:
         """PSNR / SSIM (and relMSE for HDR) of A and B against the reference, computed off the GUI thread."""
@@ -658,7 +660,7 @@ class MainWindow(QMainWindow):
             self.show_error(f"{title} cannot start", str(error))
             return
         self.model_panel.set_running(True)
-        self.statusBar().showMessage(f"Running {title}\u2026")
+        self.flash(f"Running {title}\u2026")
         self._update_actions()
 
     def cancel_job(self) -> None:
@@ -666,7 +668,7 @@ class MainWindow(QMainWindow):
             if self._batch is not None:
                 self._batch["stop"] = True
             self.runner.cancel()
-            self.statusBar().showMessage("Cancelling\u2026")
+            self.flash("Cancelling\u2026")
 
     def _on_progress(self, progress: Progress) -> None:
         self.model_panel.show_progress(progress)
@@ -675,9 +677,9 @@ class MainWindow(QMainWindow):
             try:
                 panel.on_progress(progress)
             except Exception as error:  # a panel's display bug must not stop the job's reporting
-                self.statusBar().showMessage(f"Panel display error: {error}", 5000)
+                self.flash(f"Panel display error: {error}", 5000)
         eta = format_eta(progress.eta_s)
-        self.statusBar().showMessage(f"{self._job_title}: {progress.message or progress.stage}"
+        self.flash(f"{self._job_title}: {progress.message or progress.stage}"
                                      + (f" \u2014 {eta}" if eta else ""))
         if isinstance(progress.preview, Image) and self._batch is None:
             self._pending_preview = progress.preview
@@ -719,7 +721,7 @@ class MainWindow(QMainWindow):
             self._device_text = result.device
             self._update_device_label()
         self.model_panel.show_outcome(f"Done in {took:.1f} s", True)
-        self.statusBar().showMessage(f"{result.label}: done in {took:.1f} s", 6000)
+        self.flash(f"{result.label}: done in {took:.1f} s", 6000)
         self.resultAdded.emit(key)
 
     def _on_failed(self, message: str, details: str) -> None:
@@ -728,7 +730,7 @@ class MainWindow(QMainWindow):
             return
         self._drop_preview()
         self.model_panel.show_outcome("Failed", False)
-        self.statusBar().showMessage(f"{self._job_title} failed", 6000)
+        self.flash(f"{self._job_title} failed", 6000)
         self.show_error(f"{self._job_title or 'The job'} failed", message, details)
 
     def _on_cancelled(self) -> None:
@@ -737,7 +739,7 @@ class MainWindow(QMainWindow):
             return
         self._drop_preview()
         self.model_panel.show_outcome("Cancelled", False)
-        self.statusBar().showMessage("Cancelled", 4000)
+        self.flash("Cancelled", 4000)
 
     def _on_finished(self) -> None:
         panel = self.model_panel.current_task_panel()
@@ -806,7 +808,7 @@ class MainWindow(QMainWindow):
         self._job_title = f"{batch['title']} ({Path(path).name})"
         self._job_started = time.perf_counter()
         self.runner.start(job)
-        self.statusBar().showMessage(f"Queue: {Path(path).name}\u2026")
+        self.flash(f"Queue: {Path(path).name}\u2026")
 
     def _batch_item_done(self, written: Any) -> None:
         self._batch["done"] += 1
@@ -822,7 +824,7 @@ class MainWindow(QMainWindow):
         if batch["failed"]:
             text += f", {batch['failed']} failed (hover over them for the reason)"
         self.model_panel.show_outcome(f"Queue: {batch['done']} done", batch["failed"] == 0)
-        self.statusBar().showMessage(text, 10000)
+        self.flash(text, 10000)
 
     # == saving ===================================================================================================
     def current_result_key(self) -> str | None:
@@ -869,7 +871,7 @@ class MainWindow(QMainWindow):
                 "Overwrite the original?",
                 f"{path.name} is the image you opened. Replacing it loses the original for good.\n\n"
                 "Overwrite it with the result?"):
-            self.statusBar().showMessage("Not saved: the original was kept", 5000)
+            self.flash("Not saved: the original was kept", 5000)
             return False
         write_image = _imageio().write_image
         image = result.image
@@ -879,7 +881,7 @@ class MainWindow(QMainWindow):
 
         def done(written) -> None:
             self.settings.last_folder = str(Path(written).parent)
-            self.statusBar().showMessage(f"Saved {written}", 6000)
+            self.flash(f"Saved {written}", 6000)
             self.saved.emit(str(written))
 
         def failed(error: Exception, details: str) -> None:
@@ -894,6 +896,13 @@ class MainWindow(QMainWindow):
         else:
             background.call_in_background(write, done, failed)
         return True
+
+    def flash(self, text: str, timeout_ms: int = 0) -> None:
+        """Show a status message (cleared after ``timeout_ms`` when given)."""
+        self.message_label.setText(text)
+        self._message_timer.stop()
+        if timeout_ms:
+            self._message_timer.start(timeout_ms)
 
     def confirm(self, title: str, question: str) -> bool:
         answer = QMessageBox.warning(self, title, question,
@@ -919,7 +928,7 @@ class MainWindow(QMainWindow):
         if picture is None or not picture.save(str(path), "PNG"):
             self.show_error("Cannot export", f"Could not write {path}.")
             return False
-        self.statusBar().showMessage(f"Exported {path}", 6000)
+        self.flash(f"Exported {path}", 6000)
         return True
 
     # == settings, dialogs, status =================================================================================
@@ -932,6 +941,7 @@ class MainWindow(QMainWindow):
             name = action.property("iconName")
             if name:
                 action.setIcon(self._icon(name))
+        self.compare_bar.set_icons(self._icon)
 
     def set_device(self, device: str) -> None:
         self.settings.device = device
@@ -954,7 +964,7 @@ class MainWindow(QMainWindow):
         background.call_in_background(probe, done, lambda error, _: done(f"unknown ({error})"))
 
     def _update_device_label(self) -> None:
-        short = self._device_text.split(" \u2014 ")[0]
+        short = self._device_text.split(" \u2014 ")[0].replace("(R)", "").replace("(TM)", "").replace("  ", " ")
         self.device_label.setText(f"Device: {short}")
         self.device_label.setToolTip(self._device_text)
 
@@ -979,7 +989,7 @@ class MainWindow(QMainWindow):
         self.registry.refresh()
         self.model_panel.refresh()
         if self.registry.problems:
-            self.statusBar().showMessage(f"{len(self.registry.problems)} model(s) could not be read: "
+            self.flash(f"{len(self.registry.problems)} model(s) could not be read: "
                                          + self.registry.problems[0], 10000)
 
     @staticmethod

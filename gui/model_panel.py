@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QSpinBox,
     QSplitter,
@@ -230,25 +231,38 @@ class ModelPanel(QWidget):
         self.progress_message.setWordWrap(True)
         self.progress_message.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
-        details = QWidget()
-        details_layout = QVBoxLayout(details)
-        details_layout.setContentsMargins(6, 6, 6, 6)
-        details_layout.setSpacing(6)
+        # What the model is and its settings scroll (ZSSR has many); Run / Cancel / progress stay in view.
+        info = QWidget()
+        info_layout = QVBoxLayout(info)
+        info_layout.setContentsMargins(6, 6, 6, 6)
+        info_layout.setSpacing(6)
         for widget in (self.title, self.description, self.facts, self.aovs, self.warning):
-            details_layout.addWidget(widget)
+            info_layout.addWidget(widget)
         line = QFrame()
         line.setFrameShape(QFrame.Shape.HLine)
         line.setFrameShadow(QFrame.Shadow.Sunken)
-        details_layout.addWidget(line)
-        details_layout.addWidget(self.stack, 1)
-        details_layout.addLayout(buttons)
-        details_layout.addWidget(self.progress)
-        details_layout.addWidget(self.progress_message)
+        info_layout.addWidget(line)
+        info_layout.addWidget(self.stack, 1)
+        scroll = QScrollArea()
+        scroll.setWidget(info)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        details = QWidget()
+        details_layout = QVBoxLayout(details)
+        details_layout.setContentsMargins(0, 0, 0, 6)
+        details_layout.setSpacing(6)
+        details_layout.addWidget(scroll, 1)
+        controls = QVBoxLayout()
+        controls.setContentsMargins(6, 0, 6, 0)
+        controls.addLayout(buttons)
+        controls.addWidget(self.progress)
+        controls.addWidget(self.progress_message)
+        details_layout.addLayout(controls)
 
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.tree)
         splitter.addWidget(details)
-        splitter.setStretchFactor(0, 2)
+        splitter.setStretchFactor(0, 1)
         splitter.setStretchFactor(1, 3)
         splitter.setChildrenCollapsible(False)
         layout = QVBoxLayout(self)

@@ -28,6 +28,9 @@ class HistoryPanel(QWidget):
         super().__init__(parent)
         self.list = QListWidget()
         self.list.setAlternatingRowColors(True)
+        self.list.setWordWrap(True)
+        self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.itemActivated.connect(lambda item: self.chosen.emit(item.data(Qt.ItemDataRole.UserRole)))
         self.list.itemClicked.connect(lambda item: self.chosen.emit(item.data(Qt.ItemDataRole.UserRole)))
         self.save_button = QPushButton("Save\u2026")
@@ -51,11 +54,11 @@ class HistoryPanel(QWidget):
         self.list.clear()
         for index, result in enumerate(results):
             image = result.image
-            text = (f"#{index + 1}  {result.label}\n{image.width}\u00d7{image.height} \u00b7 "
-                    f"{result.seconds:.1f} s \u00b7 {result.device}")
+            text = f"#{index + 1}  {result.label}\n{image.width}\u00d7{image.height} \u00b7 {result.seconds:.1f} s"
             item = QListWidgetItem(text)
             item.setData(Qt.ItemDataRole.UserRole, f"result:{index}")
-            item.setToolTip("\n".join(f"{k}: {v}" for k, v in result.details.items()) or result.model_id)
+            details = "\n".join(f"{k}: {v}" for k, v in result.details.items())
+            item.setToolTip(f"{result.label}\nModel: {result.model_id}\nDevice: {result.device}\n{details}".strip())
             self.list.addItem(item)
         self.empty.setVisible(not results)
         self.list.setVisible(bool(results))
