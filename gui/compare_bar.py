@@ -127,6 +127,8 @@ class CompareBar(QWidget):
                 combo.addItem(source.label, source.key)
             index = combo.findData(key) if key is not None else -1
             combo.setCurrentIndex(index if index >= 0 else (0 if sources else -1))
+            combo.setEnabled(bool(sources))
+        self.swap_button.setEnabled(len(sources) > 1)
         self._updating = False
         self._emit_sources()
 

@@ -452,6 +452,7 @@ class MainWindow(QMainWindow):
         self.session.open(image, path)
         self._metrics_cache.clear()
         self.history_panel.set_results([])
+        self._suggest_model(image)
         self.model_panel.set_image(image)
         self.image_label.setText(describe_image(image))
         self.image_label.setToolTip("Size \u00b7 format and depth \u00b7 HDR or not \u00b7 alpha \u00b7 AOV buffers "
@@ -461,6 +462,29 @@ class MainWindow(QMainWindow):
         self.viewer.zoom_fit()
         self.viewer.setFocus()
         self._update_actions()
+
+    def _suggest_model(self, image: Image) -> None:
+        """When the selected model does not suit the new image, select the default model of a task that does.
+
+        An HDR render goes to render denoising (preferring a model that uses its AOVs), a gray scan to document
+        restoration, other images to photo denoising. The user's choice is kept whenever it suits the image.
+        """
+        from .model_panel import suitability
+
+        current = self.model_panel.current_entry()
+        if self.model_panel.current_task_panel() is not None:
+            return
+        if current is not None and suitability(image, current.manifest) is None:
+            return
+        tasks = ["render-denoise"] if image.meta.hdr else (["document", "photo-denoise"] if image.meta.gray
+                                                            else ["photo-denoise"])
+        for task in tasks:
+            candidates = sorted(self.registry.models(task), key=lambda e: (
+                {"bundled": 0, "user": 1}.get(e.source, 2), -len(set(e.manifest.inputs) & set(image.aovs))))
+            for entry in candidates:
+                if suitability(image, entry.manifest) is None:
+                    self.model_panel.select("model", entry.id)
+                    return
 
     def reference_dialog(self) -> None:
         imageio = _imageio()

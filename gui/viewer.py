@@ -34,13 +34,15 @@ from .diffmap import ERROR_KINDS, FalseColour, error_map, robust_max
 from .display_cache import TILE, DisplayPyramid
 
 MODES = {"split": "Split", "side": "Side by side", "flicker": "Flicker", "diff": "Difference"}
-MAX_ZOOM = 32.0
+MAX_ZOOM = 64.0
 #: Zoom factor of one mouse-wheel notch (four notches double the size).
 WHEEL_STEP = 2.0 ** 0.25
 DIVIDER_GRAB_PX = 8
 #: Milliseconds a paint may spend converting new tiles; the rest is drawn from a thumbnail and refined in the
 #: next frames, so that a new image (a live preview) never freezes the window.
 PAINT_BUDGET_MS = 15.0
+#: Screen pixels per image pixel from which each pixel's values are written into it.
+PIXEL_VALUES_ZOOM = 40.0
 PANE_GAP = 2
 BACKGROUND = QColor(38, 38, 40)
 
@@ -355,7 +357,39 @@ class CompareViewer(QWidget):
         self._paint_zoom(painter)
 
     def _paint_image(self, painter: QPainter, image: Image, pane: QRect, clip: QRect) -> None:
-        self._paint_pyramid(painter, self._pyramid(image), pane, clip)
+        pyramid = self._pyramid(image)
+        self._paint_pyramid(painter, pyramid, pane, clip)
+        cw, _ = self.canvas_size()
+        step = self._zoom * cw / image.width
+        if step >= PIXEL_VALUES_ZOOM:
+            self._paint_pixel_values(painter, image, pane, clip, step)
+
+    def _paint_pixel_values(self, painter: QPainter, image: Image, pane: QRect, clip: QRect, step: float) -> None:
+        """At very high zoom, write each visible pixel's values into it (as tev does)."""
+        origin = QPointF(pane.topLeft()) + self._offset
+        visible = QRectF(clip.intersected(pane))
+        x0 = max(0, math.floor((visible.left() - origin.x()) / step))
+        y0 = max(0, math.floor((visible.top() - origin.y()) / step))
+        x1 = min(image.width, math.ceil((visible.right() + 1 - origin.x()) / step))
+        y1 = min(image.height, math.ceil((visible.bottom() + 1 - origin.y()) / step))
+        if x1 <= x0 or y1 <= y0 or (x1 - x0) * (y1 - y0) > 2000:
+            return
+        painter.save()
+        painter.setClipRect(visible)
+        font = QFont(self.font())
+        font.setPixelSize(max(8, int(step / 6)))
+        painter.setFont(font)
+        block = image.pixels[y0:y1, x0:x1]
+        bright = (np.minimum(block, 1.0) @ np.array([0.2126, 0.7152, 0.0722], np.float32)) > 0.45
+        digits = 4 if image.meta.hdr else 3
+        for y in range(y0, y1):
+            for x in range(x0, x1):
+                values = block[y - y0, x - x0]
+                text = "\n".join(f"{float(v):.{digits}g}" if image.meta.hdr else f"{float(v):.3f}" for v in values)
+                painter.setPen(QColor(20, 20, 20) if bright[y - y0, x - x0] else QColor(235, 235, 235))
+                cell = QRectF(origin.x() + x * step, origin.y() + y * step, step, step)
+                painter.drawText(cell, Qt.AlignmentFlag.AlignCenter, text)
+        painter.restore()
 
     def _paint_pyramid(self, painter: QPainter, pyramid: DisplayPyramid, pane: QRect, clip: QRect) -> None:
         cw, _ = self.canvas_size()

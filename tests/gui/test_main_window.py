@@ -256,3 +256,13 @@ def test_settings_persist_between_runs(qtbot, photo):
     assert again.compare_bar.tonemap() == "reinhard"
     assert again.settings.theme == "dark"
     background.wait_idle(5000)
+
+
+def test_opening_an_image_suggests_a_suitable_model(qtbot, window, photo, tmp_path):
+    window.model_panel.select("model", "oidn")  # an HDR render model: unsuitable for an 8-bit photo
+    open_and_wait(qtbot, window, photo)
+    entry = window.model_panel.current_entry()
+    assert entry.manifest.task == "photo-denoise" and not window.model_panel.warning.isVisible()
+    window.model_panel.select("model", "bicubic-x2")  # suits the photo: kept when the next one opens
+    open_and_wait(qtbot, window, write_png(tmp_path / "second.png", seed=3))
+    assert window.model_panel.current_entry().id == "bicubic-x2"

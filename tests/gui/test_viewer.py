@@ -111,7 +111,7 @@ def test_zoom_around_cursor_limits_and_one_to_one(qtbot, viewer):
     assert after.x() == pytest.approx(before.x(), abs=1e-3) and after.y() == pytest.approx(before.y(), abs=1e-3)
     viewer.zoom_to(1000)
     assert viewer.zoom() == MAX_ZOOM
-    # At 32x one image pixel covers 32 screen pixels (nearest neighbour: no blending at a pixel's centre).
+    # MAX_ZOOM (64) goes beyond the 32x that pixel peeping needs, so that values can be written in pixels.
     viewer.zoom_1to1()
     assert viewer.zoom() == 1.0
     viewer.zoom_fit()
@@ -177,3 +177,25 @@ def test_different_sizes_line_up_on_one_canvas(viewer):
     assert viewer.canvas_size() == (64, 48)
     viewer.set_mode("side")
     assert colour_at(viewer, 100, 150) == (255, 0, 0)
+
+
+def test_pixel_values_are_written_into_pixels_at_high_zoom(qtbot):
+    viewer = CompareViewer()
+    viewer.resize(300, 300)
+    qtbot.addWidget(viewer)
+    viewer.show()
+    image = make_image(np.full((4, 4, 3), 0.25, np.float32))
+    viewer.set_images(image, image)
+    viewer.set_mode("flicker")
+
+    def light_pixels_in_cell():
+        origin = viewer.widget_point(1, 1)
+        shot = viewer.grab().toImage()
+        cell = [shot.pixelColor(int(origin.x()) + dx, int(origin.y()) + dy).red()
+                for dx in range(2, 60, 2) for dy in range(2, 60, 2)]
+        return sum(1 for v in cell if v > 200)
+
+    viewer.zoom_to(8.0)
+    assert light_pixels_in_cell() == 0
+    viewer.zoom_to(64.0, viewer.widget_point(1.5, 1.5))
+    assert light_pixels_in_cell() > 5  # "0.250" three times, in light text on the dark pixel
