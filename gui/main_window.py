@@ -416,11 +416,16 @@ class MainWindow(QMainWindow):
     def open_paths(self, paths: list[str]) -> None:
         """Open one image, or queue several (folders expand to their images) and open the first."""
         files = expand_paths(paths)
+        skipped = 0
+        if len(files) > 1:  # in a batch, leave out what cannot be an image instead of failing on it later
+            supported = [f for f in files if _imageio().is_supported(f)]
+            skipped = len(files) - len(supported)
+            files = supported
         if not files:
             self.show_error("Nothing to open", "No supported images were found in what you dropped or chose.")
             return
         if len(files) > 1 or any(Path(p).is_dir() for p in paths):
-            self.queue_panel.set_paths(files)
+            self.queue_panel.set_paths(files, f"{skipped} unsupported file(s) left out." if skipped else "")
             self.queue_dock.show()
             self.queue_dock.raise_()
         self.open_file(files[0])
@@ -443,6 +448,7 @@ class MainWindow(QMainWindow):
     def _on_open_failed(self, path: str, error: Exception, details: str) -> None:
         self.flash("")
         message = str(error) if isinstance(error, EngineError) else f"{Path(path).name}: {error}"
+        self.queue_panel.set_status(path, "failed", message)
         self.show_error(f"Cannot open {Path(path).name}", message,
                         "" if isinstance(error, EngineError) else details)
         self.openFailed.emit(message)

@@ -109,10 +109,12 @@ class QueuePanel(QWidget):
         row.addWidget(self.process_button)
         layout.addLayout(row)
         self._status: dict[str, str] = {}
+        self._note = ""
         self.set_paths([])
 
-    def set_paths(self, paths: list[str]) -> None:
+    def set_paths(self, paths: list[str], note: str = "") -> None:
         self._status = {str(p): "waiting" for p in paths}
+        self._note = note
         self._rebuild()
 
     def paths(self) -> list[str]:
@@ -139,7 +141,7 @@ class QueuePanel(QWidget):
             self.list.addItem(item)
         count = len(self._status)
         done = sum(1 for s in self._status.values() if s == "done")
-        self.summary.setText(f"{count} file(s) queued, {done} done." if count else
-                             "Drop several files or a folder to queue them.")
+        text = f"{count} file(s) queued, {done} done." if count else "Drop several files or a folder to queue them."
+        self.summary.setText(f"{text} {self._note}".strip() if count else text)
         self.process_button.setEnabled(count > 0)
         self.clear_button.setEnabled(count > 0)

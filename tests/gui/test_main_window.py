@@ -266,3 +266,51 @@ def test_opening_an_image_suggests_a_suitable_model(qtbot, window, photo, tmp_pa
     window.model_panel.select("model", "bicubic-x2")  # suits the photo: kept when the next one opens
     open_and_wait(qtbot, window, write_png(tmp_path / "second.png", seed=3))
     assert window.model_panel.current_entry().id == "bicubic-x2"
+
+
+def test_viewer_keys_about_box_and_unsupported_files_in_a_drop(qtbot, window, photo, tmp_path):
+    open_and_wait(qtbot, window, photo)
+    window.viewer.setFocus()
+    qtbot.waitUntil(window.viewer.hasFocus, timeout=2000)
+    qtbot.keyClick(window.viewer, Qt.Key.Key_1)
+    assert window.viewer.zoom() == 1.0
+    qtbot.keyClick(window.viewer, Qt.Key.Key_F)
+    assert window.viewer.zoom() == pytest.approx(window.viewer.fit_zoom())
+    qtbot.keyClick(window.viewer, Qt.Key.Key_E)
+    assert window.compare_bar.exposure() == 0.5 and window.viewer.exposure() == 0.5
+    qtbot.keyClick(window.viewer, Qt.Key.Key_R)
+    assert window.compare_bar.exposure() == 0.0
+    qtbot.keyClick(window.viewer, Qt.Key.Key_4, Qt.KeyboardModifier.ControlModifier)
+    assert window.viewer.mode() == "diff"
+    about = window.about_text()
+    assert "Compute device" in about and "ONNX Runtime" in about and "Qt " in about
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    other = write_png(tmp_path / "other.png", seed=5)
+    with qtbot.waitSignal(window.imageOpened, timeout=WAIT_MS):
+        drop(window, [notes, other, photo])
+    assert window.queue_panel.paths() == [str(other), str(photo)]
+    assert "1 unsupported file(s) left out" in window.queue_panel.summary.text()
+
+
+def test_queue_processes_every_file_and_saves_in_their_format(qtbot, window, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    files = [write_png(folder / f"page{i}.png", seed=i, size=16) for i in range(2)]
+    (folder / "broken.png").write_bytes(b"not a png at all")
+    with qtbot.waitSignal(window.openFailed, timeout=WAIT_MS):  # the first file (sorted) is the broken one
+        drop(window, [folder])
+    window.last_error_dialog.close()
+    assert window.queue_panel.status(str(folder / "broken.png")) == "failed"
+    open_and_wait(qtbot, window, files[0])
+    window.model_panel.select("model", "bicubic-x2")
+    out = tmp_path / "out"
+    out.mkdir()
+    assert window.process_queue(out)
+    qtbot.waitUntil(lambda: window._batch is None and not window.runner.is_running(), timeout=20000)
+    for source in files:
+        written = imageio.read_image(out / f"{source.stem}_bicubic-x2.png")
+        assert (written.width, written.height) == (32, 32)
+        assert window.queue_panel.status(str(source)) == "done"
+    assert window.queue_panel.status(str(folder / "broken.png")) == "failed"
+    assert window.model_panel.run_button.isEnabled()
