@@ -191,7 +191,7 @@ def main() -> int:
         "",
         f"Mined minus random, per seed: {', '.join(f'{d:+.3f}' for d in diffs)} dB (mean {np.mean(diffs):+.3f} dB).",
         "",
-        "Caveats: small scale (a few passes over each pool, a 0.2 M-parameter model) and a short CPU budget; the seed "
+        "Caveats: small scale (a few passes over each pool, a 0.12 M-parameter model) and a short CPU budget; the seed "
         "measured full EDSR trainings on DIV2K. The mined pool is the top slice of the non-overlapping grid by "
         "mean gradient; its higher training loss only reflects harder patches.",
         "",
