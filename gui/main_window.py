@@ -131,6 +131,7 @@ class MainWindow(QMainWindow):
         self._job_title = ""
         self._batch: dict[str, Any] | None = None
         self._metrics_cache: dict[tuple[int, int], str] = {}
+        self._metrics_running: set[tuple[int, int]] = set()
         self._device_text = "detecting\u2026"
         self.last_error_dialog: QMessageBox | None = None
         self.setWindowTitle(APP_TITLE)
@@ -630,9 +631,9 @@ class MainWindow(QMainWindow):
         self.metrics_label.setProperty("pending", pending)
 
     def _compute_metrics(self, image: Image, reference: Image, cache_key: tuple[int, int]) -> None:
-        if cache_key in self._metrics_cache or getattr(self, "_metrics_running", set()) & {cache_key}:
+        if cache_key in self._metrics_cache or cache_key in self._metrics_running:
             return
-        self._metrics_running = getattr(self, "_metrics_running", set()) | {cache_key}
+        self._metrics_running.add(cache_key)
 
         def compute() -> str:
             return metrics_text(image, reference)
