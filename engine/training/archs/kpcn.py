@@ -17,9 +17,11 @@ prefiltered signal), 75 weights in one softmax: a 21x21 footprint for a fraction
 shifted slices, which export to ONNX as plain Slice/Mul/Add (no unfold).
 
 Inputs (ONNX contract of engine/models/manifest.py): ``color`` (N, 3, H, W) in log1p space, and the AOVs
-named in ``aux_inputs``: ``albedo`` [0, 1], ``normal`` [-1, 1], ``depth`` [0, 1]. With an albedo input the
-kernel filters the demodulated signal (colour / albedo, KPCN's diffuse trick) and the albedo is multiplied
-back, so texture detail survives strong filtering. Output: (N, 3, H, W) in log1p space.
+named in ``aux_inputs``: ``albedo`` [0, 1], ``normal`` [-1, 1], ``depth`` [0, 1]. The AOVs steer the kernels
+(where edges and textures are); the kernels filter the noisy colour itself. ``demodulate=True`` instead filters
+colour / (albedo + 0.02) and multiplies the albedo back (KPCN's diffuse trick); in our short CPU trainings it
+did much worse (black-albedo emitters and glass make the demodulated signal explode at edges), so it is off by
+default. Output: (N, 3, H, W) in log1p space.
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ class KernelPredictionDenoiser(nn.Module):
         mode: str = "kernel",
         reduction: int = 4,
         conv_size: int = 5,
-        demodulate: bool = True,
+        demodulate: bool = False,
         channels: int = 3,
         unshuffle: int = 2,
     ) -> None:
