@@ -36,9 +36,10 @@ def test_registered_tiny_models_run_and_train(arch):
     assert model.overlap % 8 == 0 and model.overlap >= model.receptive_radius
 
 
-@pytest.mark.parametrize("aux", [(), ("albedo", "normal")])
-def test_kernel_prediction_keeps_a_flat_image_flat(aux):
-    model = KernelPredictionDenoiser(aux_inputs=aux, **TINY).eval()
+@pytest.mark.parametrize(("aux", "demodulate"), [((), False), (("albedo", "normal"), False), (("albedo",), True)])
+def test_kernel_prediction_keeps_a_flat_image_flat(aux, demodulate):
+    model = KernelPredictionDenoiser(aux_inputs=aux, demodulate=demodulate, **TINY).eval()
+    assert model.demodulate == demodulate
     color = torch.full((1, 3, 32, 32), 0.7)
     rest = [torch.full((1, 3, 32, 32), 0.4) if n == "albedo" else torch.zeros(1, 3, 32, 32) for n in aux]
     with torch.no_grad():
