@@ -130,7 +130,8 @@ class MainWindow(QMainWindow):
         self._job_started = 0.0
         self._job_title = ""
         self._batch: dict[str, Any] | None = None
-        self._metrics_cache: dict[tuple[int, int], str] = {}
+        #: (id(image), id(reference)) -> (image, reference, text); the images are kept so ids cannot be reused.
+        self._metrics_cache: dict[tuple[int, int], tuple[Image, Image, str]] = {}
         self._metrics_running: set[tuple[int, int]] = set()
         self._device_text = "detecting\u2026"
         self.last_error_dialog: QMessageBox | None = None
@@ -617,9 +618,12 @@ class MainWindow(QMainWindow):
             source = self.session.source(key) if key else None
             if source is None or key == "reference":
                 continue
+            if key == "preview":  # changes several times a second: scored once it is a result
+                parts.append(f"<b>{tag}</b> live preview")
+                continue
             cache_key = (id(source.image), id(reference))
             if cache_key in self._metrics_cache:
-                parts.append(f"<b>{tag}</b> {self._metrics_cache[cache_key]}")
+                parts.append(f"<b>{tag}</b> {self._metrics_cache[cache_key][2]}")
             else:
                 pending = True
                 parts.append(f"<b>{tag}</b> computing\u2026")
@@ -640,8 +644,9 @@ class MainWindow(QMainWindow):
 
         def done(text: str) -> None:
             self._metrics_running.discard(cache_key)
-            self._metrics_cache[cache_key] = text
-            self._update_metrics()
+            if self.session.reference is reference:  # still the same reference: keep and show it
+                self._metrics_cache[cache_key] = (image, reference, text)
+                self._update_metrics()
 
         def error(exc: Exception, details: str) -> None:
             done(f"n/a ({exc})")

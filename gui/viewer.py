@@ -97,7 +97,8 @@ class CompareViewer(QWidget):
         self._last_pos = QPointF()
         self._moved = False
         self._pyramids: dict[int, tuple[Image, DisplayPyramid, tuple[float, str]]] = {}
-        self._diff: tuple[tuple[int, int, str], DisplayPyramid, float] | None = None
+        #: ((A, B, kind), pyramid, vmax): the images themselves are kept so that a reused id() cannot alias.
+        self._diff: tuple[tuple[Image, Image, str], DisplayPyramid, float] | None = None
         self._diff_problem = ""
         self._deadline = 0.0
         self._empty_text = "Drop images here, or File \u203a Open (Ctrl+O)"
@@ -283,9 +284,11 @@ class CompareViewer(QWidget):
             self._diff_problem = "The difference view needs two images."
             return None
         a, b = self._a.image, self._b.image
-        key = (id(a), id(b), self._error_kind)
-        if self._diff is not None and self._diff[0] == key:
-            return self._diff[1], self._diff[2]
+        key = (a, b, self._error_kind)
+        if self._diff is not None:
+            (da, db, dkind), pyramid, vmax = self._diff
+            if da is a and db is b and dkind == self._error_kind:
+                return pyramid, vmax
         if a.pixels.shape != b.pixels.shape:
             self._diff_problem = (f"The difference view needs images of the same size "
                                   f"(A is {a.width}\u00d7{a.height}, B is {b.width}\u00d7{b.height}).")
