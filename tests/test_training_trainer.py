@@ -185,7 +185,7 @@ def test_every_architecture_exports_with_parity(arch, tmp_path):
 
     config = dict(ARCHITECTURES[arch].tiny)
     if arch == "dncnn":
-        config["downscale"] = 2
+        config.update(downscale=2, body="residual", depth=4)
     else:
         config.update(scale=2, noise_level_input=True)
     model = build_model(arch, config)
