@@ -94,7 +94,7 @@ def run_one(entry, clean: np.ndarray, sigma: float, index: int, device: str) -> 
         "psnr": psnr_uint8(result.image.pixels, clean),
         "seconds": seconds,
         "s_per_mp": seconds / megapixels,
-        "device": result.device,
+        "device": result.device.split(" — ")[0],  # without the runtime's fallback explanation
         "host": platform.node(),
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
     }

@@ -77,7 +77,7 @@ def run_model(entry, device: str):
     def upscale(low: np.ndarray, scale: int) -> tuple[np.ndarray, str]:
         result = run_job(restore_job(make_image(low.astype(np.float32) / 255.0), entry, {}, device=device),
                          lambda progress: None)
-        return np.asarray(result.image.pixels), result.device
+        return np.asarray(result.image.pixels), result.device.split(" — ")[0]
 
     return upscale
 
