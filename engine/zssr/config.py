@@ -88,7 +88,7 @@ class ZssrRequest:
     def label(self) -> str:
         sy, sx = self.scale
         factor = f"x{sy:g}" if sy == sx else f"x{sy:g}x{sx:g}"
-        return f"ZSSR {factor} ({PRESET_LABELS.get(self.preset, self.preset)})"
+        return f"ZSSR {factor} \u00b7 {PRESET_LABELS.get(self.preset, self.preset)}"
 
 
 def preset_request(name: str, scale: float | tuple[float, float] = 2.0, **overrides: Any) -> ZssrRequest:
