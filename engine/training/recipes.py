@@ -126,7 +126,7 @@ class TrainSection:
     val_every: int = 100
     checkpoint_every: int = 100
     seed: int = 0
-    #: Mixed precision: "auto" (fp16 on CUDA, off on CPU), "off", "bf16", "fp16".
+    #: Mixed precision: "auto" (fp16 on CUDA, bf16 on CPUs with native bf16, else off), "off", "bf16", "fp16".
     amp: str = "auto"
     #: Start from these weights (a ``.pt`` file or a registered model id): fine-tuning.
     init: str = ""
