@@ -24,6 +24,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "engine.render_data.cli",
     "engine.training.cli",
     "engine.zssr.cli",
+    "engine.commands.noise_cmd",
 )
 
 

@@ -93,3 +93,17 @@ def test_errors():
         estimate_noise_level(np.zeros((32, 32, 3), np.float32), method="nope")
     with pytest.raises(ValueError):
         estimate_noise_level(np.zeros((32, 32, 2), np.float32))
+
+
+def test_noise_level_command(tmp_path, capsys):
+    import cv2
+
+    from engine.cli import main
+
+    clean = synthetic_photo()
+    noisy = clean + 20.0 / 255.0 * np.random.default_rng(6).standard_normal(clean.shape).astype(np.float32)
+    path = tmp_path / "noisy.png"
+    cv2.imwrite(str(path), np.round(np.clip(noisy, 0, 1) * 255.0).astype(np.uint8)[:, :, ::-1])
+    assert main(["noise-level", str(path)]) == 0
+    assert abs(float(capsys.readouterr().out) - 20.0) < 1.5
+    assert main(["noise-level", str(tmp_path / "missing.png")]) == 1
