@@ -159,3 +159,23 @@ def test_paired_sr_patches_stay_aligned_under_augmentation(tmp_path):
         assert x.shape == (3, 16, 16) and y.shape == (3, 32, 32)
         boxed = y.reshape(3, 16, 2, 16, 2).mean(axis=(2, 4))
         assert np.abs(boxed - x).max() < 1.5 / 255
+
+
+def test_sr_patches_match_a_whole_image_downscale():
+    from engine.training import datasets as ds
+    from engine.training.mining import PatchRef
+    from engine.training.recipes import DegradationSection
+
+    rng = np.random.default_rng(0)
+    image = (rng.random((60, 70, 3)) * 255).astype(np.uint8)
+    store = ds.ImageStore([None], [image], [False])
+    dataset = ds.CleanImageDataset(
+        store, patch_size=16, degradation=DegradationSection(kind="sr", scale=2), roles=("color",), mining="random"
+    )
+    whole = deg.bicubic_downscale(ds.to_float(image), 2)
+    for top, left in ((0, 0), (20, 30), (44, 54)):  # corner, inside, opposite corner
+        clean, lr, _ = dataset._downscale_with_context(PatchRef(0, top, left, 16), rng)
+        assert np.array_equal(clean, ds.to_float(image)[top : top + 16, left : left + 16])
+        assert np.abs(lr - whole[top // 2 : top // 2 + 8, left // 2 : left // 2 + 8]).max() < 1e-6
+    sample = dataset.sample(rng)
+    assert sample.inputs["color"].shape == (3, 8, 8) and sample.target.shape == (3, 16, 16)

@@ -37,6 +37,8 @@ HDR_EXTENSIONS = (".exr", ".hdr", ".pfm")
 INPUT_SUFFIXES = ("_noisy", "_lr", "_input", "_color", "_in")
 TARGET_SUFFIXES = ("_clean", "_hr", "_target", "_ref", "_color", "_gt", "")
 AOV_NAMES = ("albedo", "normal", "depth")
+#: LR pixels of real context downscaled around an SR patch (covers the bicubic and blur kernels' reach).
+SR_CONTEXT = 4
 
 
 class DataError(EngineError):
@@ -306,13 +308,37 @@ class CleanImageDataset:
     def sample(self, rng: np.random.Generator) -> Sample:
         ref = self._pick(rng)
         hdr = self.store.hdr[ref.image]
-        clean = to_float(ref.crop(self.store.arrays[ref.image]), self.channels)
+        if self.scale > 1:
+            clean, degraded, level = self._downscale_with_context(ref, rng)
+        else:
+            clean = to_float(ref.crop(self.store.arrays[ref.image]), self.channels)
+            degraded, level = degrade(clean, self.degradation, rng)
         if self.augment:
-            (clean,) = augment_pair([clean], rng)
+            clean, degraded = augment_pair([clean, degraded], rng)
         if hdr and self.exposure_jitter_stops > 0:
-            clean = clean * np.float32(2.0 ** rng.uniform(-self.exposure_jitter_stops, self.exposure_jitter_stops))
-        degraded, level = degrade(clean, self.degradation, rng)
+            gain = np.float32(2.0 ** rng.uniform(-self.exposure_jitter_stops, self.exposure_jitter_stops))
+            clean, degraded = clean * gain, degraded * gain
         return make_sample(clean, degraded, transform=self.transform, hdr=hdr, roles=self.roles, noise_level=level)
+
+    def _downscale_with_context(self, ref: PatchRef, rng: np.random.Generator):
+        """Downscale the patch together with up to ``SR_CONTEXT`` LR pixels of real surroundings on each side,
+        then cut the LR patch out: its border pixels then see the image around them, as when a whole image
+        is downscaled (Set5's LR files), instead of a mirrored patch edge."""
+        array, s, size = self.store.arrays[ref.image], self.scale, ref.size
+        height, width = array.shape[:2]
+        reach = SR_CONTEXT * s
+        # Margins are multiples of the scale so that the LR grid of the region lines up with the patch's.
+        top = min(reach, ref.top - ref.top % s)
+        left = min(reach, ref.left - ref.left % s)
+        bottom = min(reach, (height - ref.top - size) // s * s)
+        right = min(reach, (width - ref.left - size) // s * s)
+        region = to_float(
+            array[ref.top - top : ref.top + size + bottom, ref.left - left : ref.left + size + right], self.channels
+        )
+        degraded, level = degrade(region, self.degradation, rng)
+        clean = region[top : top + size, left : left + size]
+        lr = size // s
+        return clean, degraded[top // s : top // s + lr, left // s : left // s + lr], level
 
 
 def match_pairs(input_dir: Path, target_dir: Path) -> list[tuple[Path, Path]]:
