@@ -72,6 +72,8 @@ def evaluate(label: str, run, pages) -> dict:
         seconds.append(spent)
     rmse = pooled_rmse(outputs, [clean for _, _, clean in pages])
     print(f"{label}: RMSE {rmse:.4f}, {np.mean(seconds):.3f} s/page", flush=True)
+    # The device note can carry a sentence about a provider fallback: keep the device name for the table.
+    device = device.split(" — ")[0]
     return {"method": label, "rmse": rmse, "s_per_page": float(np.mean(seconds)), "device": device,
             "pages": len(pages)}
 
