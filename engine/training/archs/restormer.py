@@ -13,8 +13,12 @@ Written from the paper. The building blocks:
   pixel-shuffle undoes it on the way up; skip connections are concatenated (and reduced by a 1x1 convolution on
   the two lower levels); refinement blocks at full resolution, a 3x3 output convolution and a global residual.
 
+Two optional additions for CPU-sized document models (off by default, so the default is the paper's network):
+a background prior (the page divided by its grey-level closing, then a learned clipped stretch) fed as an extra
+input channel and used as the base of the global residual, and a 2x pixel-unshuffle stem (FFDNet-style).
+
 Contract (for export and inference): input ``(N, C, H, W)`` float32 in [0, 1] with H and W multiples of
-:data:`ALIGNMENT` (three 2x pixel-unshuffles); output the same shape, in the same [0, 1] range. There is one
+``model.alignment`` (8 = three 2x pixel-unshuffles; 16 with the stem); output the same shape, in [0, 1]. There is one
 value range end to end: no normalisation to [-1, 1] anywhere (the seed project's lesson: normalising to [-1, 1]
 and clamping to [0, 1] afterwards blackened half of every page). In eval mode the output is clamped to [0, 1];
 in training mode it is not, so that the loss still has gradients for overshooting pixels.
