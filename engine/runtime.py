@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -66,6 +67,22 @@ def _preload_cuda_libraries(ort: Any) -> None:
             pass
 
 
+@lru_cache(maxsize=1)
+def nvidia_driver_present() -> bool:
+    """Whether the NVIDIA driver library loads. Without it, trying the CUDA provider only costs seconds and
+    prints pages of errors, so we do not try."""
+    import ctypes
+
+    names = ("nvcuda.dll",) if sys.platform == "win32" else ("libcuda.so.1", "libcuda.so")
+    for name in names:
+        try:
+            ctypes.CDLL(name)
+            return True
+        except OSError:
+            continue
+    return False
+
+
 @dataclass(frozen=True)
 class DeviceInfo:
     #: "cuda" or "cpu": what really runs.
@@ -88,13 +105,16 @@ class OnnxModel:
         if device not in DEVICES:
             raise EngineError(f"unknown device {device!r} (use auto, cpu or cuda)")
         self.path = Path(path)
+        # The CUDA fallback is reported by us (DeviceInfo), not as a page of stderr noise from the default logger.
+        ort.set_default_logger_severity(3)
         options = ort.SessionOptions()
         options.log_severity_level = 3  # the CUDA fallback is reported by us, not as stderr noise
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         wants_cuda = device in ("auto", "cuda")
         cuda_listed = "CUDAExecutionProvider" in ort.get_available_providers()
+        driver = nvidia_driver_present()
         providers = ["CPUExecutionProvider"]
-        if wants_cuda and cuda_listed:
+        if wants_cuda and cuda_listed and driver:
             _preload_cuda_libraries(ort)
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
         try:
@@ -107,11 +127,12 @@ class OnnxModel:
         else:
             reason = ""
             if device == "cuda" or (device == "auto" and cuda_listed):
-                reason = (
-                    "CUDA provider failed to load (no NVIDIA driver or CUDA/cuDNN libraries); running on the CPU"
-                    if cuda_listed
-                    else "this ONNX Runtime build has no CUDA provider; running on the CPU"
-                )
+                if not cuda_listed:
+                    reason = "this ONNX Runtime build has no CUDA provider; running on the CPU"
+                elif not driver:
+                    reason = "CUDA unavailable: no NVIDIA driver found; running on the CPU"
+                else:
+                    reason = "the CUDA provider failed to load (CUDA 13 / cuDNN 9 libraries missing); running on the CPU"
             if device == "cuda":
                 raise EngineError(f"CUDA was requested but is not usable here: {reason}")
             self.device = DeviceInfo("cpu", cpu_description(), reason)
