@@ -21,6 +21,15 @@ def test_scene_descriptions_are_deterministic_and_valid():
         json.dumps(spec)  # recorded beside every set
         assert sum(light["type"] in ENVIRONMENT_LIGHTS for light in spec["lights"]) <= 1
         assert 1 <= len(spec["lights"]) <= 3 and 2 <= len(spec["shapes"]) <= 7
+        # Box filter (independent pixel noise) unless Gaussian is asked for; the rest of the scene is the same.
+        assert spec["camera"]["filter"] == "box"
+        assert random_scene(seed, 1.0)["camera"]["filter"] == "gaussian"
+        mixed = random_scene(seed, 0.5)
+        mixed["camera"]["filter"] = "box"
+        assert mixed == spec
+    assert 20 < sum(random_scene(s, 0.3)["camera"]["filter"] == "gaussian" for s in range(200)) < 100
+    with pytest.raises(ValueError):
+        random_scene(0, 1.5)
 
 
 @pytest.mark.slow

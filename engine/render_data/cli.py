@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..jobs import Progress, run_job
+from .scenes import DEFAULT_GAUSSIAN_FRACTION
 
 
 def _spp_list(text: str) -> tuple[int, ...]:
@@ -29,6 +30,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value}")
+    return value
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "render-data",
@@ -43,6 +54,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--seed", type=int, default=0, help="seed of the first scene; scene i uses seed+i")
     parser.add_argument("--size", default="128x128", help="image size WxH (default 128x128)")
     parser.add_argument("--threads", type=_positive, default=None, help="render threads (default: all cores)")
+    parser.add_argument("--gaussian-fraction", type=_fraction, default=DEFAULT_GAUSSIAN_FRACTION,
+                        help="share of scenes with a Gaussian pixel filter, i.e. spatially correlated noise "
+                        "(default 0: box filter, independent pixel noise as most path tracers and OIDN assume)")
     parser.add_argument("--no-resume", action="store_true", help="re-render scenes that are already complete")
     parser.add_argument("--pairs", type=Path, default=None,
                         help="also write a training view (input/ + target/ folders paired by name) here")
@@ -63,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     request = RenderSetRequest(
         out=args.out, scenes=args.scenes, seed=args.seed, spp=args.spp, ref_spp=args.ref_spp,
         width=width, height=height, threads=args.threads, resume=not args.no_resume,
+        gaussian_fraction=args.gaussian_fraction,
     )
 
     def report(progress: Progress) -> None:

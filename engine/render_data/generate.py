@@ -24,7 +24,7 @@ import numpy as np
 from ..jobs import CancelToken, EtaClock, Progress
 from . import mitsuba_backend
 from .exr import write_buffer
-from .scenes import random_scene
+from .scenes import DEFAULT_GAUSSIAN_FRACTION, random_scene
 
 #: Mean luminance the exposure factor of a scene description is relative to (middle grey).
 MIDDLE_GREY = 0.18
@@ -40,6 +40,8 @@ class RenderSetRequest:
     width: int = 128
     height: int = 128
     threads: int | None = None
+    #: Share of scenes rendered with a Gaussian pixel filter (correlated noise); box otherwise.
+    gaussian_fraction: float = DEFAULT_GAUSSIAN_FRACTION
     #: Skip scenes whose folder already holds a complete set (lets an interrupted run resume).
     resume: bool = True
 
@@ -66,12 +68,15 @@ def set_paths(folder: Path, name: str, spp: Sequence[int], ref_spp: int) -> list
     return paths + [folder / f"{name}_ref_spp{ref_spp:05d}_color.exr", folder / "scene.json"]
 
 
-def render_one(seed: int, spp: Sequence[int], ref_spp: int, width: int, height: int) -> dict:
+def render_one(
+    seed: int, spp: Sequence[int], ref_spp: int, width: int, height: int,
+    gaussian_fraction: float = DEFAULT_GAUSSIAN_FRACTION,
+) -> dict:
     """Render one scene: ``{"noisy": {spp: buffers}, "reference": colour, "spec": ..., "times": ...}``.
 
     Colour is scaled so that the reference's mean luminance is the description's exposure times middle grey.
     """
-    spec = random_scene(seed)
+    spec = random_scene(seed, gaussian_fraction)
     scene = mitsuba_backend.build_scene(spec, width, height)
     times: dict[str, float] = {}
     start = time.perf_counter()
@@ -106,7 +111,8 @@ def generate_set(
         folder = request.out / name
         paths = set_paths(folder, name, request.spp, request.ref_spp)
         if not (request.resume and all(p.exists() for p in paths)):
-            result = render_one(seed, request.spp, request.ref_spp, request.width, request.height)
+            result = render_one(seed, request.spp, request.ref_spp, request.width, request.height,
+                                request.gaussian_fraction)
             folder.mkdir(parents=True, exist_ok=True)
             for n, buffers in result["noisy"].items():
                 for buffer, array in buffers.items():
@@ -114,6 +120,7 @@ def generate_set(
             write_buffer(folder / f"{name}_ref_spp{request.ref_spp:05d}_color.exr", "color", result["reference"])
             info = {"name": name, "seed": seed, "width": request.width, "height": request.height,
                     "spp": list(request.spp), "ref_spp": request.ref_spp, "variant": variant,
+                    "gaussian_fraction": request.gaussian_fraction,
                     "render_seconds": result["times"], "exposure_gain": result["gain"],
                     "raw_mean_luminance": result["mean"], "spec": result["spec"]}
             # scene.json last: its presence marks a complete set for resuming.
