@@ -12,7 +12,8 @@ saving keeps format, bit depth, alpha, HDR range and metadata.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
+from typing import Any
 
 import numpy as np
 

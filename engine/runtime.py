@@ -12,10 +12,11 @@ import platform
 import sys
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -132,7 +133,7 @@ class OnnxModel:
                 elif not driver:
                     reason = "CUDA unavailable: no NVIDIA driver found; running on the CPU"
                 else:
-                    reason = "the CUDA provider failed to load (CUDA 13 / cuDNN 9 libraries missing); running on the CPU"
+                    reason = "the CUDA provider failed to load (CUDA 13 / cuDNN 9 missing); running on the CPU"
             if device == "cuda":
                 raise EngineError(f"CUDA was requested but is not usable here: {reason}")
             self.device = DeviceInfo("cpu", cpu_description(), reason)

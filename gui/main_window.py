@@ -44,6 +44,7 @@ from .compare_bar import CompareBar
 from .display_cache import uint8_to_qimage
 from .icons import app_icon, icon
 from .inspector import PixelInspector
+from .kernel_panel import KernelInspectorPanel
 from .model_panel import ModelPanel, format_eta
 from .session import Session
 from .settings import AppSettings
@@ -165,6 +166,11 @@ class MainWindow(QMainWindow):
         self.model_dock = self._dock("Model", "modelDock", self.model_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         self.inspector_dock = self._dock("Pixel inspector", "inspectorDock", self.inspector,
                                          Qt.DockWidgetArea.RightDockWidgetArea)
+        self.kernel_panel = KernelInspectorPanel()
+        self.kernel_dock = self._dock("Kernel inspector", "kernelDock", self.kernel_panel,
+                                      Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.inspector_dock, self.kernel_dock)
+        self.inspector_dock.raise_()
         self.history_dock = self._dock("History", "historyDock", self.history_panel,
                                        Qt.DockWidgetArea.LeftDockWidgetArea)
         self.queue_dock = self._dock("Queue", "queueDock", self.queue_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
@@ -388,6 +394,7 @@ class MainWindow(QMainWindow):
         self.compare_bar.exposureChanged.connect(self.viewer.set_exposure)
         self.compare_bar.tonemapChanged.connect(self._on_tonemap)
         self.viewer.hovered.connect(self._on_hover)
+        self.viewer.pixelClicked.connect(self._inspect_kernel)
         self.history_panel.chosen.connect(lambda key: self.compare_bar.select(b_key=key))
         self.history_panel.saveRequested.connect(lambda key: self.save_dialog(key))
         self.queue_panel.openRequested.connect(self.open_file)
@@ -589,6 +596,28 @@ class MainWindow(QMainWindow):
         if self.session.reference is not None and "reference" not in (a_key, b_key):
             out.append(("Ref", self.session.reference))
         return out
+
+    def _inspect_kernel(self, x: int, y: int) -> None:
+        """Show the kernel the selected kernel-prediction model applies at the clicked pixel (off the GUI thread)."""
+        from engine.kernel_inspector import has_kernels, inspect_kernel
+
+        entry = self.model_panel.current_entry()
+        image = self.session.original
+        if image is None or entry is None or not has_kernels(entry.manifest):
+            return
+        canvas_w, canvas_h = self.viewer.canvas_size()
+        px = min(image.width - 1, x * image.width // max(1, canvas_w))
+        py = min(image.height - 1, y * image.height // max(1, canvas_h))
+        if not self.kernel_dock.isVisible():
+            self.kernel_dock.show()
+        self.kernel_dock.raise_()
+        self.kernel_panel.show_message(f"Predicting the kernel at ({px}, {py})…")
+        device = self.settings.device if self.settings.device in ("cpu", "cuda") else "auto"
+        background.call_in_background(
+            lambda: inspect_kernel(entry, image, px, py, device=device),
+            self.kernel_panel.show_inspection,
+            lambda error, details: self.kernel_panel.show_message(f"Kernel inspector: {error}"),
+        )
 
     def _on_hover(self, x: int, y: int) -> None:
         if x < 0:

@@ -70,6 +70,8 @@ class CompareViewer(QWidget):
 
     #: Canvas pixel under the cursor (x, y), or (-1, -1) when outside the images.
     hovered = Signal(int, int)
+    #: A left click without dragging, in canvas pixel coordinates (the kernel inspector listens).
+    pixelClicked = Signal(int, int)
     zoomChanged = Signal(float)
     modeChanged = Signal(str)
     #: In flicker mode: True while B is shown.
@@ -579,6 +581,11 @@ class CompareViewer(QWidget):
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         if self._drag == "pan" and not self._moved and self._mode == "flicker":
             self.set_flicker_b(not self._show_b)
+        elif self._drag == "pan" and not self._moved and event.button() == Qt.MouseButton.LeftButton:
+            point = self.canvas_point(event.position())
+            cw, ch = self.canvas_size()
+            if point is not None and 0 <= point.x() < cw and 0 <= point.y() < ch:
+                self.pixelClicked.emit(int(point.x()), int(point.y()))
         self._drag = None
         self.setCursor(Qt.CursorShape.CrossCursor)
 
