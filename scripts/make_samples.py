@@ -22,7 +22,9 @@ from engine.render_data import mitsuba_backend  # noqa: E402
 from engine.render_data.exr import write_layered  # noqa: E402
 from engine.render_data.generate import render_one  # noqa: E402
 
-#: A scene of our generator with a metal torus, a textured cube and soft shadows: seed picked by eye.
+#: A scene of our generator with a metal torus, a textured cube and soft shadows: seed picked by eye. Box
+#: pixel filter (the generator's default), so its noise is per-pixel like Cycles' and OIDN's: lag-1 noise
+#: autocorrelation 0.00 (was 0.37 with the Gaussian filter), OIDN relMSE 0.078 -> 0.0027 (was 0.0249 -> 0.0246).
 SAMPLE_SEED = 1002
 #: Mean luminance of the sample (the scene's random exposure is replaced, so the sample looks right at once).
 SAMPLE_MEAN = 0.2
