@@ -40,6 +40,7 @@ import numpy as np
 from ..errors import EngineError
 from ..image import Image
 from ..jobs import CancelToken, ImageResult, Job, Progress
+from ..runtime import cpu_name
 from .config import ZssrRequest
 from .kernels import imresize, load_kernel, scaled_shape
 from .net import build_net, flops_per_pixel
@@ -74,18 +75,9 @@ def pick_device(choice: str) -> tuple[Any, str]:
     if choice == "cuda":
         reason = "this torch build has no CUDA" if torch.version.cuda is None else "no CUDA device found"
         raise EngineError(f"CUDA was requested but {reason}; choose the CPU")
-    return torch.device("cpu"), f"CPU ({_cpu_name()}, {torch.get_num_threads()} threads)"
+    return torch.device("cpu"), f"CPU ({cpu_name()}, {torch.get_num_threads()} threads)"
 
 
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "CPU"
 
 
 # --------------------------------------------------------------------------------------------- value space
