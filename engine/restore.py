@@ -204,6 +204,9 @@ def restore_job(
     output = from_model_space(output, manifest.value_transform, image.meta.hdr, scale_hdr)
     if not image.meta.hdr:
         np.clip(output, 0.0, 1.0, out=output)  # in place: a copy would cost an image-sized buffer
+    if image.meta.gray and output.shape[2] == 3:
+        # A colour model drifts the channels of a gray image apart slightly; the result must stay gray.
+        output = output.mean(axis=2, keepdims=True)
     alpha = image.alpha
     if alpha is not None and manifest.scale != 1:
         alpha = _resize_alpha(alpha, manifest.scale)

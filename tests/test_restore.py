@@ -166,3 +166,11 @@ def test_automatic_tile_follows_memory_not_image_size(registry):
     big_view = make_image(np.broadcast_to(np.zeros((1, 1, 3), np.float32), (side, side, 3)))
     edge = choose_tile_size(big_view, manifest, None, bytes_per_pixel=24.0)
     assert 0 < edge and edge * edge <= WHOLE_IMAGE_LIMIT
+
+
+def test_colour_model_on_gray_image_gives_a_gray_result(registry):
+    image = photo(gray=True)
+    result = run_job(restore_job(image, registry.get("tiny-denoise"), {"noise_level": 10}))
+    pixels = result.image.pixels
+    np.testing.assert_array_equal(pixels[..., 0], pixels[..., 2])
+    assert result.image.meta.gray
