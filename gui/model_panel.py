@@ -80,8 +80,10 @@ class ParamForm(QWidget):
 
     changed = Signal()
 
-    def __init__(self, specs: tuple[ParamSpec, ...], values: dict[str, Any], parent: QWidget | None = None):
+    def __init__(self, specs: tuple[ParamSpec, ...], values: dict[str, Any], parent: QWidget | None = None,
+                 image: Image | None = None):
         super().__init__(parent)
+        self._image = image
         self._controls: dict[str, tuple[ParamSpec, QWidget]] = {}
         layout = QFormLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -91,8 +93,52 @@ class ParamForm(QWidget):
             control.setToolTip(spec.help)
             label = QLabel(spec.label or spec.name.replace("_", " ").capitalize())
             label.setToolTip(spec.help)
-            layout.addRow(label, control)
             self._controls[spec.name] = (spec, control)
+            if spec.name == "noise_level" and spec.type == "float":
+                layout.addRow(label, self._with_estimate_button(control))
+            else:
+                layout.addRow(label, control)
+
+    def set_image(self, image: Image | None) -> None:
+        self._image = image
+        if hasattr(self, "estimate_button"):
+            self.estimate_button.setEnabled(image is not None and not image.meta.hdr)
+
+    def _with_estimate_button(self, box: QWidget) -> QWidget:
+        """The noise level box with an "Estimate" button that proposes the image's own level (PCA estimator)."""
+        row = QWidget()
+        row_layout = QHBoxLayout(row)
+        row_layout.setContentsMargins(0, 0, 0, 0)
+        row_layout.addWidget(box, 1)
+        self.estimate_button = QPushButton("Estimate")
+        self.estimate_button.setToolTip("Measure this image's noise level (Chen et al. 2015 PCA estimator)")
+        self.estimate_button.setEnabled(self._image is not None and not self._image.meta.hdr)
+        self.estimate_button.clicked.connect(lambda: self._estimate_noise(box))
+        row_layout.addWidget(self.estimate_button)
+        return row
+
+    def _estimate_noise(self, box: QWidget) -> None:
+        from engine.noise_estimate import estimate_noise_level
+
+        from .background import call_in_background
+
+        image = self._image
+        if image is None:
+            return
+        self.estimate_button.setEnabled(False)
+        self.estimate_button.setText("Measuring…")
+
+        def done(level: float) -> None:
+            box.setValue(round(float(level), 1))
+            self.estimate_button.setText("Estimate")
+            self.estimate_button.setEnabled(True)
+
+        def failed(error: Exception, details: str) -> None:
+            self.estimate_button.setText("Estimate")
+            self.estimate_button.setEnabled(True)
+            self.estimate_button.setToolTip(f"Could not estimate the noise level: {error}")
+
+        call_in_background(lambda: estimate_noise_level(image.pixels), done, failed)
 
     def _control(self, spec: ParamSpec, value: Any) -> QWidget:
         if spec.type == "float":
@@ -443,7 +489,8 @@ class ModelPanel(QWidget):
         if scores:
             facts.append(f"<b>Scores</b> {scores}")
         self.facts.setText("<br>".join(facts))
-        self._set_form(ParamForm(manifest.params, self._param_memory.get(entry.id, manifest.default_params())))
+        self._set_form(ParamForm(manifest.params, self._param_memory.get(entry.id, manifest.default_params()),
+                                 image=self._image))
         self.stop_button.setVisible(False)
         self._update_image_info()
         self._update_buttons()
@@ -451,6 +498,8 @@ class ModelPanel(QWidget):
     # -- image-dependent hints -------------------------------------------------------------------------------
     def set_image(self, image: Image | None) -> None:
         self._image = image
+        if self._form is not None:
+            self._form.set_image(image)
         self._update_image_info()
         self._update_buttons()
 
