@@ -34,9 +34,13 @@ fi
 
 # 2. Virtual environment with pinned packages (re-installed only when a requirements file changes).
 [ -x .venv/bin/python ] || "$python" -m venv .venv
-stamp=.venv/.installed-$(basename "$requirements" .txt)
-digest=$(cat requirements.txt "$requirements" | sha256sum | cut -d' ' -f1)
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
+stamp_of() { echo ".venv/.installed-$(basename "$1" .txt)"; }
+digest_of() { cat requirements.txt "$1" | sha256sum | cut -d' ' -f1; }
+current() { [ -f "$(stamp_of "$1")" ] && [ "$(cat "$(stamp_of "$1")")" = "$(digest_of "$1")" ]; }
+stamp=$(stamp_of "$requirements")
+digest=$(digest_of "$requirements")
+# The development set includes the app's, so an up-to-date development install also serves --app.
+if ! current "$requirements" && ! current requirements-dev.txt; then
     echo "setup: installing Python packages from $requirements (first time: a few minutes)"
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q -r "$requirements"
