@@ -54,7 +54,8 @@ def main() -> int:
         source = Path(folder) / f"input.{args.format}"
         width, height = make_test_image(source, args.megapixels)
         target = Path(folder) / f"output.{args.format}"
-        command = [sys.executable, str(ROOT / "main.py"), "restore", str(source), "-o", str(target), "--model", args.model]
+        command = [sys.executable, str(ROOT / "main.py"), "restore", str(source), "-o", str(target)]
+        command += ["--model", args.model]
         if args.tile is not None:
             command += ["--tile", str(args.tile)]
         started = time.perf_counter()

@@ -16,9 +16,10 @@ Images are immutable: the arrays are made read-only, so an ``Image`` can cross t
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -50,7 +51,7 @@ class ImageMeta:
     #: Other format-specific items worth keeping (PNG text chunks, DPI, EXR header attributes, JPEG quality).
     extra: Mapping[str, Any] = field(default_factory=dict)
 
-    def replace(self, **changes: Any) -> "ImageMeta":
+    def replace(self, **changes: Any) -> ImageMeta:
         return dataclasses.replace(self, **changes)
 
 
@@ -94,7 +95,7 @@ class Image:
         """The auxiliary buffers this image carries (albedo, normal, depth), by canonical name."""
         return {name: self.layers[name] for name in AOV_NAMES if name in self.layers}
 
-    def with_pixels(self, pixels: np.ndarray, alpha: np.ndarray | None | str = "keep", **meta_changes: Any) -> "Image":
+    def with_pixels(self, pixels: np.ndarray, alpha: np.ndarray | None | str = "keep", **meta_changes: Any) -> Image:
         """A new image with other pixels (e.g. a restoration result), keeping meta and layers.
 
         ``alpha="keep"`` keeps the current alpha (it must match the new size); pass an array or None to replace

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generator, Mapping, TypeVar
+from typing import Any, TypeVar
 
 from .errors import JobCancelled
 

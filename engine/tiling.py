@@ -14,8 +14,8 @@ the small differences instead of leaving a seam.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
-from typing import Callable, Generator, Mapping
 
 import numpy as np
 

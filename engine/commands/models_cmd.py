@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
         rows.append((m.id, m.task, f"x{m.scale}", "+".join(m.inputs), params, entry.source))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     for problem in registry.problems:
         print(f"warning: {problem}")
     return 0

@@ -17,9 +17,10 @@ compressed with log(1 + x) after the image-wide exposure scale; the inverse is a
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import ModelError
 

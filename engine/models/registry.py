@@ -8,9 +8,9 @@ sha256 is checked when it is loaded for inference (:func:`verify_model_file`), n
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from ..errors import ModelError
 from ..paths import resources_dir, user_models_dir
