@@ -169,13 +169,13 @@ class MainWindow(QMainWindow):
         self.kernel_panel = KernelInspectorPanel()
         self.kernel_dock = self._dock("Kernel inspector", "kernelDock", self.kernel_panel,
                                       Qt.DockWidgetArea.RightDockWidgetArea)
-        self.tabifyDockWidget(self.inspector_dock, self.kernel_dock)
-        self.inspector_dock.raise_()
         self.history_dock = self._dock("History", "historyDock", self.history_panel,
                                        Qt.DockWidgetArea.LeftDockWidgetArea)
         self.queue_dock = self._dock("Queue", "queueDock", self.queue_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.tabifyDockWidget(self.history_dock, self.queue_dock)
+        self.tabifyDockWidget(self.inspector_dock, self.kernel_dock)
         self.history_dock.raise_()
+        self.inspector_dock.raise_()
         self.model_panel.setMinimumWidth(340)
         self.history_panel.setMinimumWidth(190)
         self.resizeDocks([self.model_dock, self.history_dock], [340, 210], Qt.Orientation.Horizontal)
