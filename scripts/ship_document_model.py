@@ -17,7 +17,6 @@ import argparse
 import dataclasses
 import json
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,37 +29,22 @@ DATA_NOTE = (
 
 
 def export(args: argparse.Namespace) -> None:
-    import torch
 
     from engine.models.manifest import TileSpec
-    from engine.training.archs import build_model
-    from engine.training.export import build_manifest, export_model
+    from engine.training.export import build_manifest, export_model, load_run, run_provenance
     from engine.training.recipes import load_recipe
 
     recipe = load_recipe(args.recipe)
-    run_dir = Path(args.run_dir)
-    best = torch.load(str(run_dir / f"{args.checkpoint}.pt"), map_location="cpu", weights_only=True)
-    last = torch.load(str(run_dir / "last.pt"), map_location="cpu", weights_only=True)
-    model = build_model(best["arch"], best["config"])
-    model.load_state_dict(best["state_dict"])
-    model.eval()
+    model, best, last = load_run(Path(args.run_dir), args.checkpoint)
     model_id = args.id or recipe.model.id
-    provenance = {
-        "recipe": str(Path(args.recipe)),
-        "arch": best["arch"],
-        "config": best["config"],
-        "checkpoint": args.checkpoint,
-        "steps": int(best.get("step", last["step"])),
-        "run_steps": int(last["step"]),
-        "minutes": round(float(last["elapsed"]) / 60.0, 1),
+    provenance = run_provenance(args.recipe, args.checkpoint, best, last)
+    provenance.update({
         "val_psnr_256_crops": best.get("val_psnr", last.get("best_psnr")),
-        "skipped_batches": int(last["skipped"]),
         "device": "CPU (2 cores shared with other jobs), fp32",
         "loss": recipe.train.loss,
         "optimizer": f"AdamW lr {recipe.train.lr:g} wd {recipe.train.weight_decay:g}, warm-up + cosine",
         "data": args.data_note,
-        "date": time.strftime("%Y-%m-%d", time.gmtime()),
-    }
+    })
     description = recipe.model.description
     if args.validated_note:
         description = f"{description} {args.validated_note}"

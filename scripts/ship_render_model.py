@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,35 +23,20 @@ sys.path.insert(0, str(ROOT))
 
 
 def export(args: argparse.Namespace) -> None:
-    import torch
 
-    from engine.training.archs import build_model
-    from engine.training.export import build_manifest, export_model
+    from engine.training.export import build_manifest, export_model, load_run, run_provenance
     from engine.training.kpcn_export import export_kernel_model
     from engine.training.recipes import load_recipe
 
     recipe = load_recipe(args.recipe)
-    run_dir = Path(args.run_dir)
-    best = torch.load(str(run_dir / f"{args.checkpoint}.pt"), map_location="cpu", weights_only=True)
-    last = torch.load(str(run_dir / "last.pt"), map_location="cpu", weights_only=True)
-    model = build_model(best["arch"], best["config"])
-    model.load_state_dict(best["state_dict"])
-    model.eval()
+    model, best, last = load_run(Path(args.run_dir), args.checkpoint)
     model_id = args.id or recipe.model.id
-    provenance = {
-        "recipe": str(Path(args.recipe)),
-        "arch": best["arch"],
-        "config": best["config"],
-        "checkpoint": args.checkpoint,
-        "steps": int(best.get("step", last["step"])),
-        "run_steps": int(last["step"]),
-        "minutes": round(float(last["elapsed"]) / 60.0, 1),
+    provenance = run_provenance(args.recipe, args.checkpoint, best, last)
+    provenance.update({
         "val_psnr_tonemapped": best.get("val_psnr", last.get("best_psnr")),
-        "skipped_batches": int(last["skipped"]),
         "device": "CPU (2 cores shared with other jobs), bf16 autocast",
         "data": args.data_note,
-        "date": time.strftime("%Y-%m-%d", time.gmtime()),
-    }
+    })
     manifest = build_manifest(model, model_id=model_id, task=recipe.model.task, name=recipe.model.name,
                               description=recipe.model.description, value_transform=recipe.model.value_transform,
                               tile_default=recipe.export.tile, provenance=provenance)

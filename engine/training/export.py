@@ -273,3 +273,33 @@ def load_weights(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or "state_dict" not in data or "arch" not in data:
         raise ModelError(f"{path} is not a Restoration Studio weights file")
     return data
+
+
+def load_run(run_dir: Path, checkpoint: str = "best") -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """The model of a training run's ``<checkpoint>.pt`` (eval mode), that checkpoint, and ``last.pt``."""
+    from .archs import build_model
+
+    run_dir = Path(run_dir)
+    best = load_weights(run_dir / f"{checkpoint}.pt")
+    last = load_weights(run_dir / "last.pt")
+    model = build_model(best["arch"], best["config"])
+    model.load_state_dict(best["state_dict"])
+    model.eval()
+    return model, best, last
+
+
+def run_provenance(recipe_path: Path, checkpoint: str, best: dict[str, Any], last: dict[str, Any]) -> dict[str, Any]:
+    """What every shipped model's manifest records about the run that made it (scripts add task specifics)."""
+    import time
+
+    return {
+        "recipe": str(Path(recipe_path)),
+        "arch": best["arch"],
+        "config": best["config"],
+        "checkpoint": checkpoint,
+        "steps": int(best.get("step", last["step"])),
+        "run_steps": int(last["step"]),
+        "minutes": round(float(last["elapsed"]) / 60.0, 1),
+        "skipped_batches": int(last["skipped"]),
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+    }
