@@ -182,8 +182,11 @@ class ZssrPanel(QWidget):
         sx = self.scale_x.value() if self.per_axis.isChecked() else sy
         kernel = str(self.kernel.currentData())
         base = preset_request(name, (sy, sx))
+        if self.steps.value():  # an explicit step count replaces the preset's own schedule
+            base = base.replace(gradual_steps=self.steps.value(), schedule=(), schedule_back_projection=())
+        elif self.bp_iters.value() != base.back_projection_iters:
+            base = base.replace(schedule_back_projection=())
         return base.replace(
-            gradual_steps=self.steps.value(),
             kernel=kernel,
             kernel_path=self._kernel_path if kernel == "file" else None,
             back_projection=self.back_projection.isChecked(),

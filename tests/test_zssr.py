@@ -316,3 +316,23 @@ def test_job_with_estimated_and_file_kernels(tmp_path):
     result = run_job(zssr_job(image, tiny(kernel="file", kernel_path=str(kernel_png), max_iterations=2),
                               CancelToken()))
     assert result.details["kernel"] == "file k.png"
+
+
+def test_paper_x2_follows_the_reference_gradual_schedule():
+    from engine.zssr.config import PAPER_X2_SCHEDULE
+
+    paper = preset_request("paper", 2.0)
+    assert paper.scale_steps() == list(PAPER_X2_SCHEDULE)
+    assert [paper.back_projection_for_step(i) for i in range(6)] == [6, 6, 8, 10, 10, 12]
+    # an explicit step count or back-projection setting is the user's choice, not the schedule's
+    assert preset_request("paper", 2.0, gradual_steps=1).scale_steps() == [(2.0, 2.0)]
+    assert preset_request("paper", 2.0, back_projection_iters=3).back_projection_for_step(5) == 3
+    assert preset_request("paper", 4.0).schedule == ()
+    with pytest.raises(ValueError):
+        tiny((2.0, 2.0), schedule=((1.5, 1.5),))
+    # anisotropic intermediate steps run end to end (4-way ensemble where the factors differ per axis)
+    request = tiny((2.0, 2.0), max_iterations=2, min_iterations=1,
+                   schedule=((1.0, 1.5), (1.5, 1.5), (2.0, 2.0)), schedule_back_projection=(1, 1, 2))
+    result = run_job(zssr_job(make_image(smooth_image(12, 10)), request, CancelToken()))
+    assert result.details["scale_steps"] == [[1.0, 1.5], [1.5, 1.5], [2.0, 2.0]]
+    assert result.image.pixels.shape == (24, 20, 3)

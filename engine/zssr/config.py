@@ -15,6 +15,8 @@ from typing import Any
 KERNEL_MODES = ("bicubic", "file", "estimate")
 DEVICES = ("auto", "cpu", "cuda")
 PRESET_NAMES = ("fast", "paper", "real")
+PAPER_X2_SCHEDULE = ((1.0, 1.5), (1.5, 1.0), (1.5, 1.5), (1.5, 2.0), (2.0, 1.5), (2.0, 2.0))
+PAPER_X2_BACK_PROJECTION = (6, 6, 8, 10, 10, 12)
 PRESET_LABELS = {"fast": "Fast (CPU)", "paper": "Paper", "real": "Real photo"}
 
 
@@ -24,6 +26,12 @@ class ZssrRequest:
     scale: tuple[float, float] = (2.0, 2.0)
     #: Number of gradual scale steps s_1 < ... < s_m = scale (geometric); 0 = one step per factor 2.
     gradual_steps: int = 0
+    #: An explicit gradual schedule (per-axis factors, the last equal to ``scale``); overrides ``gradual_steps``.
+    #: The reference's x2 config climbs 1.0x1.5, 1.5x1.0, 1.5x1.5, 1.5x2.0, 2.0x1.5, 2.0x2.0.
+    schedule: tuple[tuple[float, float], ...] = ()
+    #: Back-projection iterations per step of ``schedule`` (the reference: 6, 6, 8, 10, 10, 12); else
+    #: ``back_projection_iters`` for every step.
+    schedule_back_projection: tuple[int, ...] = ()
     #: "bicubic" (MATLAB imresize), "file" (``kernel_path``) or "estimate" (internal-statistics estimator).
     kernel: str = "bicubic"
     kernel_path: str | None = None
@@ -71,12 +79,28 @@ class ZssrRequest:
             raise ValueError("crop_size >= 8, depth >= 2 and width >= 1 are needed")
         if self.min_iterations < 0 or self.max_iterations < 1:
             raise ValueError("need min_iterations >= 0 and max_iterations >= 1")
+        if self.schedule:
+            last = self.schedule[-1]
+            if any(abs(a - b) > 1e-6 for a, b in zip(last, self.scale, strict=True)):
+                raise ValueError(f"the schedule must end at the scale {self.scale}, not {last}")
+            if self.schedule_back_projection and len(self.schedule_back_projection) != len(self.schedule):
+                raise ValueError("schedule_back_projection needs one entry per schedule step")
+
+    def back_projection_for_step(self, index: int) -> int:
+        """Back-projection iterations after scale step ``index`` (0 when back-projection is off)."""
+        if not self.back_projection:
+            return 0
+        if self.schedule and self.schedule_back_projection:
+            return int(self.schedule_back_projection[index])
+        return self.back_projection_iters
 
     def replace(self, **changes: Any) -> ZssrRequest:
         return dataclasses.replace(self, **changes)
 
     def scale_steps(self) -> list[tuple[float, float]]:
         """The gradual scale factors, each relative to the input (the reference's ``scale_factors``)."""
+        if self.schedule:
+            return [(float(a), float(b)) for a, b in self.schedule]
         steps = self.gradual_steps or max(1, math.ceil(math.log2(max(self.scale)) - 1e-9))
         out = []
         for i in range(1, steps + 1):
@@ -109,6 +133,12 @@ def preset_request(name: str, scale: float | tuple[float, float] = 2.0, **overri
             lr_slope_range=128,
             test_every=25,
         )
+    elif name == "paper" and pair == (2.0, 2.0) and "gradual_steps" not in overrides:
+        # The reference's X2_GRADUAL_IMAGE_CONFIG (configs.py): six steps through anisotropic factors, each
+        # result joining the fathers, with more back-projection as the factor grows.
+        base["schedule"] = PAPER_X2_SCHEDULE
+        if "back_projection_iters" not in overrides:
+            base["schedule_back_projection"] = PAPER_X2_BACK_PROJECTION
     elif name == "real":
         base.update(noise_std=0.0125, back_projection=False)
     base.update(overrides)

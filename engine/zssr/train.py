@@ -298,11 +298,11 @@ class ZssrTrainer:
     def output_shape(self) -> tuple[int, int]:
         return scaled_shape(tuple(self.input.shape[-2:]), self.sf)
 
-    def final_output(self, token: CancelToken | None = None) -> Any:
+    def final_output(self, token: CancelToken | None = None, step_index: int = -1) -> Any:
         """The 8-way median ensemble with back-projection (the reference's ``final_test``)."""
         torch = self.torch
         req = self.request
-        bp = req.back_projection_iters if req.back_projection else 0
+        bp = req.back_projection_for_step(step_index)
         square = abs(self.sf[0] - self.sf[1]) < 1e-9
         ks = (range(8) if square else range(0, 8, 2)) if req.ensemble else range(1)
         oh, ow = self.output_shape()
@@ -435,7 +435,7 @@ def zssr_job(image: Image, request: ZssrRequest, token: CancelToken) -> Job[Imag
             stage=f"ensemble {stage}",
             message="8-way ensemble and back-projection" if request.ensemble else "back-projection",
         )
-        out = trainer.final_output(token)
+        out = trainer.final_output(token, step_index)
         trainer.add_source(out)
         step_times.append(time.perf_counter() - step_start)
 
