@@ -34,3 +34,7 @@ class JobCancelled(EngineError):
 
     def __init__(self, message: str = "cancelled by the user") -> None:
         super().__init__(message)
+
+
+class DeviceOutOfMemory(EngineError):
+    """The CPU or GPU ran out of memory while running a model; a smaller tile may succeed (see engine.oom)."""

@@ -17,12 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from .errors import EngineError
+from .errors import DeviceOutOfMemory, EngineError
 from .image import Image, luma
 from .imageio.hdr import sanitize_hdr
 from .jobs import CancelToken, EtaClock, ImageResult, Progress
 from .models.manifest import ModelManifest
 from .models.registry import ModelEntry, verify_model_file
+from .oom import is_out_of_memory
 from .tiling import run_tiled
 from .transforms import auto_exposure_scale, from_model_space, prepare_aov, to_model_space
 
@@ -155,6 +156,61 @@ def _resize_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
     return np.clip(resized, 0.0, 1.0)
 
 
+#: The smallest tile edge an out-of-memory retry goes down to (besides the model's overlap needs).
+MIN_RETRY_TILE = 64
+
+
+def smaller_tile(tile_size: int, image: Image, manifest: ModelManifest) -> int | None:
+    """The next tile edge to try after running out of memory with ``tile_size`` (0 = whole image): half of it,
+    kept aligned and large enough for the model's overlap; None when it cannot get smaller."""
+    current = tile_size if tile_size > 0 else max(image.width, image.height)
+    alignment = max(1, manifest.tile.alignment)
+    # plan_axis needs tile > 2 * overlap + 3 to blend at all; leave room for a 16-pixel feather.
+    floor = max(MIN_RETRY_TILE, 2 * manifest.tile.overlap + 48)
+    floor += (-floor) % alignment
+    half = current // 2
+    half -= half % alignment
+    candidate = max(half, floor)
+    return candidate if candidate < current else None
+
+
+def _tile_text(tile_size: int) -> str:
+    return "the whole image as one tile" if tile_size <= 0 else f"tiles of {tile_size} px"
+
+
+def _tiled_progress(
+    inputs: Mapping[str, np.ndarray],
+    run_tile: Callable[[Mapping[str, np.ndarray]], np.ndarray],
+    manifest: ModelManifest,
+    tile_size: int,
+    token: CancelToken,
+    stage: str,
+) -> Generator[Progress, None, np.ndarray]:
+    """Run the tiles, yielding one Progress per tile; returns the blended output."""
+    tiles = run_tiled(
+        inputs,
+        run_tile,
+        scale=manifest.scale,
+        out_channels=manifest.channels,
+        tile=tile_size,
+        overlap=manifest.tile.overlap,
+        alignment=manifest.tile.alignment,
+        token=token,
+    )
+    clock = EtaClock()
+    try:
+        while True:
+            try:
+                done, total = next(tiles)
+            except StopIteration as finished:
+                return finished.value
+            fraction = done / total
+            metrics = {"tile": done, "tiles": total, "tile_size": tile_size}
+            yield Progress(fraction, stage, f"tile {done} of {total}", clock.eta(fraction), metrics)
+    finally:
+        tiles.close()  # a failed attempt frees its output buffer before the next one allocates
+
+
 def restore_job(
     image: Image,
     entry: ModelEntry,
@@ -180,26 +236,29 @@ def restore_job(
     run_tile, device_used, bytes_per_pixel = _tile_runner(entry, values, device, token)
 
     tile_size = choose_tile_size(image, manifest, tile, bytes_per_pixel)
-    tiles = run_tiled(
-        inputs,
-        run_tile,
-        scale=manifest.scale,
-        out_channels=manifest.channels,
-        tile=tile_size,
-        overlap=manifest.tile.overlap,
-        alignment=manifest.tile.alignment,
-        token=token,
-    )
-    clock = EtaClock()
     stage = manifest.task.replace("-", " ")
+    oom_retries: list[int] = []
     while True:
         try:
-            done, total = next(tiles)
-        except StopIteration as finished:
-            output = finished.value
+            output = yield from _tiled_progress(inputs, run_tile, manifest, tile_size, token, stage)
             break
-        fraction = done / total
-        yield Progress(fraction, stage, f"tile {done} of {total}", clock.eta(fraction), {"tile": done, "tiles": total})
+        except Exception as error:
+            if not is_out_of_memory(error):
+                raise
+            smaller = smaller_tile(tile_size, image, manifest)
+            if smaller is None:
+                edge = tile_size or max(image.width, image.height)
+                raise DeviceOutOfMemory(
+                    f"{manifest.display_name}: out of memory even with tiles of {edge} px ({error})"
+                ) from None
+            oom_retries.append(smaller)
+            yield Progress(
+                0.0,
+                stage,
+                f"out of memory with {_tile_text(tile_size)}; retrying with tiles of {smaller} px",
+                metrics={"tile_size": smaller, "oom_retries": len(oom_retries)},
+            )
+            tile_size = smaller
 
     output = from_model_space(output, manifest.value_transform, image.meta.hdr, scale_hdr)
     if not image.meta.hdr:
@@ -223,5 +282,11 @@ def restore_job(
         model_id=manifest.id,
         device=device_used,
         seconds=seconds,
-        details={"params": dict(values), "tile": tile_size, "exposure_scale": scale_hdr, **bad_values},
+        details={
+            "params": dict(values),
+            "tile": tile_size,
+            "exposure_scale": scale_hdr,
+            **({"oom_retries": oom_retries} if oom_retries else {}),
+            **bad_values,
+        },
     )

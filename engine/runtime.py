@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import EngineError, JobCancelled
+from .errors import DeviceOutOfMemory, EngineError, JobCancelled
 from .jobs import CancelToken
+from .oom import is_out_of_memory
 
 DEVICES = ("auto", "cpu", "cuda")
 _SESSION_CACHE_SIZE = 4
@@ -162,6 +163,10 @@ class OnnxModel:
         except Exception as error:
             if token is not None and token.cancelled:
                 raise JobCancelled() from None
+            if is_out_of_memory(error):
+                first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                message = f"{self.path.name}: out of memory on {self.device.kind} ({first_line})"
+                raise DeviceOutOfMemory(message) from None
             raise EngineError(f"{self.path.name}: inference failed ({error})") from None
         finally:
             if unregister is not None:

@@ -1,0 +1,177 @@
+"""Peak memory of `main.py restore` on huge images: a 100 MP photo and a 16k x 16k HDR render.
+
+    .venv/bin/python bench/huge.py [--case photo|render|all] [--megapixels 100] [--side 16384]
+                                   [--tile N] [--budget-s 3000] [--work DIR]
+
+Each case generates a synthetic input (no benchmark data), runs the real command line on it in a child process
+(niced, so the shared machine stays usable), samples the child's peak resident set size (VmHWM) while it runs
+and takes the final figure from ``wait4``. A child still running after ``--budget-s`` seconds is killed and its
+row says so, with the peak reached until then. Results go to bench/results/huge.md (+ .json), one row per case,
+merged with the rows of earlier runs of the other case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
+
+from bench.memory_40mp import make_test_image  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+MODELS = {"photo": "photo-denoise-color", "render": "render-kprcan-color"}
+
+
+def make_render_exr(path: Path, side: int) -> None:
+    """A float32 linear-HDR 'render': smooth lighting times a texture, Monte Carlo-like noise, a few fireflies."""
+    import OpenEXR
+
+    rng = np.random.default_rng(0)
+    rgb = np.empty((side, side, 3), np.float32)
+    x = np.linspace(0.0, 1.0, side, dtype=np.float32)
+    for start in range(0, side, 1024):  # in bands so the generator holds one image, not several
+        stop = min(side, start + 1024)
+        y = np.linspace(start / side, stop / side, stop - start, endpoint=False, dtype=np.float32)[:, None]
+        light = 0.2 + 2.0 * np.exp(-((x[None, :] - 0.5) ** 2 + (y - 0.3) ** 2) * 8.0)
+        texture = 0.5 + 0.4 * (((x[None, :] * 64).astype(np.int32) + (y * 64).astype(np.int32)) % 2)
+        band = (light * texture)[:, :, None] * np.array([1.0, 0.8, 0.6], np.float32)
+        noise = rng.gamma(2.0, 0.5, band.shape).astype(np.float32)  # mean 1, skewed like few-spp estimates
+        band = band * noise
+        fireflies = rng.random(band.shape[:2]) < 1e-4
+        band[fireflies] *= 50.0
+        rgb[start:stop] = band
+    channels = {"RGB": rgb}
+    OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION}, channels).write(str(path))
+
+
+def _vm_hwm_mib(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def run_child(command: list[str], budget_s: float, log: Path) -> dict:
+    """Run ``command`` niced; return wall time, peak RSS (MiB), exit status, and whether the budget killed it."""
+    started = time.perf_counter()
+    with open(log, "w", encoding="utf-8") as output:
+        child = subprocess.Popen(
+            command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT, preexec_fn=lambda: os.nice(10)
+        )
+        peak = 0.0
+        killed = False
+        while True:
+            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+            if pid:
+                break
+            peak = max(peak, _vm_hwm_mib(child.pid) or 0.0)
+            if time.perf_counter() - started > budget_s:
+                child.kill()
+                killed = True
+                pid, status, usage = os.wait4(child.pid, 0)
+                break
+            time.sleep(0.5)
+    seconds = time.perf_counter() - started
+    child.returncode = os.waitstatus_to_exitcode(status)
+    peak = max(peak, usage.ru_maxrss / 1024)  # ru_maxrss is in KiB on Linux
+    return {"seconds": round(seconds, 1), "peak_rss_mib": round(peak), "exit": child.returncode, "killed": killed}
+
+
+def run_case(case: str, args: argparse.Namespace, folder: Path) -> dict:
+    model = MODELS[case]
+    if case == "photo":
+        source = folder / "photo100.png"
+        width, height = make_test_image(source, args.megapixels)
+        target = folder / "photo100_out.png"
+        what = f"{width}x{height} ({width * height / 1e6:.1f} MP, 8-bit RGB PNG)"
+        extra = ["--set", "noise_level=15"]
+    else:
+        source = folder / "render16k.exr"
+        make_render_exr(source, args.side)
+        width = height = args.side
+        target = folder / "render16k_out.exr"
+        what = f"{width}x{height} ({width * height / 1e6:.1f} MP, float32 RGB EXR)"
+        extra = []
+    input_mib = source.stat().st_size / 2**20
+    command = [sys.executable, str(ROOT / "main.py"), "restore", str(source), "-o", str(target), "--model", model]
+    command += extra + (["--tile", str(args.tile)] if args.tile is not None else [])
+    log = folder / f"{case}.log"
+    row = run_child(command, args.budget_s, log)
+    tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
+    row.update(
+        case=case,
+        model=model,
+        image=what,
+        megapixels=round(width * height / 1e6, 1),
+        input_file_mib=round(input_mib),
+        tile=args.tile if args.tile is not None else "model default",
+        output_written=target.exists() and row["exit"] == 0,
+        float32_image_mib=round(width * height * 3 * 4 / 2**20),
+        log_tail=tail,
+        cpu_threads=os.cpu_count(),
+    )
+    for path in (source, target):
+        path.unlink(missing_ok=True)
+    return row
+
+
+def write_results(rows: dict[str, dict], command: str) -> str:
+    lines = [
+        "| case | model | image | tile | peak RSS (MiB) | one float32 RGB copy (MiB) | wall time (s) | finished |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows.values():
+        finished = "yes" if row["output_written"] else ("killed at budget" if row["killed"] else f"exit {row['exit']}")
+        lines.append(
+            f"| {row['case']} | {row['model']} | {row['image']} | {row['tile']} | {row['peak_rss_mib']} | "
+            f"{row['float32_image_mib']} | {row['seconds']} | {finished} |"
+        )
+    table = "\n".join(lines) + "\n"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "huge.md").write_text(
+        "# Peak memory of `main.py restore` on huge images\n\n"
+        f"Last command: `{command}` (each case's child niced by 10 on a shared {os.cpu_count()}-thread CPU)\n\n"
+        + table,
+        encoding="utf-8",
+    )
+    (RESULTS / "huge.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    return table
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--case", choices=("photo", "render", "all"), default="all")
+    parser.add_argument("--megapixels", type=float, default=100.0)
+    parser.add_argument("--side", type=int, default=16384)
+    parser.add_argument("--tile", type=int, default=None, help="tile edge passed to restore (default: the model's)")
+    parser.add_argument("--budget-s", type=float, default=3000.0, help="kill a case still running after this")
+    parser.add_argument("--work", type=Path, default=None, help="folder for the generated inputs (default: a temp)")
+    args = parser.parse_args()
+    previous = RESULTS / "huge.json"
+    rows: dict[str, dict] = json.loads(previous.read_text(encoding="utf-8")) if previous.exists() else {}
+    cases = ("photo", "render") if args.case == "all" else (args.case,)
+    with tempfile.TemporaryDirectory(dir=args.work) as folder:
+        for case in cases:
+            rows[case] = run_case(case, args, Path(folder))
+            print(json.dumps(rows[case]), flush=True)
+            print(write_results(rows, "bench/huge.py " + " ".join(sys.argv[1:])), flush=True)
+    return 0 if all(rows[case]["output_written"] for case in cases) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
