@@ -108,6 +108,16 @@ def _hdr_with_size(width: int, height: int) -> bytes:
     return b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n" + f"-Y {height} +X {width}\n".encode() + b"\x02\x02" * 8
 
 
+def _webp_with_size(width: int, height: int) -> bytes:
+    """A valid lossless (VP8L) WebP whose header claims another size (WebP allows up to 16384 x 16384)."""
+    data = bytearray(valid_bytes("webp", (8, 8)))
+    assert data[12:16] == b"VP8L" and data[20] == 0x2F
+    (bits,) = struct.unpack_from("<I", data, 21)
+    bits = (bits & ~((1 << 28) - 1)) | (width - 1) | ((height - 1) << 14)
+    struct.pack_into("<I", data, 21, bits)
+    return bytes(data)
+
+
 def _png_bad_crc() -> bytes:
     data = bytearray(valid_bytes("png"))
     index = data.find(b"IDAT")
@@ -145,6 +155,18 @@ def build_corpus(folder: Path) -> list[tuple[Path, tuple[str, ...]]]:
         "no_resolution.hdr": (b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n", corrupt),
         "header_garbage.exr": (b"\x76\x2f\x31\x01" + bytes(range(100)), corrupt),
         "riff_not_webp.webp": (b"RIFF\x10\x00\x00\x00WEBPVP8 " + b"\x00" * 8, corrupt),
+        # Headers claiming 65535 x 65535 (the largest PNG/JPEG/BMP readers commonly accept): refused before decoding.
+        "bomb65535.png": (_png_with_header(65535, 65535), too_big),
+        "bomb65535.jpg": (_jpeg_with_size(65535, 65535), too_big),
+        "bomb65535.bmp": (_bmp_with_size(65535, 65535), too_big),
+        "bomb65535.tif": (_tiff_with_size(65535, 65535), too_big),
+        "bomb65535.exr": (_exr_with_size(65535, 65535), too_big),
+        "bomb65535.hdr": (_hdr_with_size(65535, 65535), too_big),
+        "bomb16384.webp": (_webp_with_size(16384, 16384), too_big),
+        # Damaged files under another format's extension: the content decides, and it is still corrupt.
+        "truncated_png_named.jpg": (valid_bytes("png")[:60], corrupt),
+        "truncated_exr_named.png": (valid_bytes("exr")[:300], corrupt),
+        "truncated_jpeg_named.tif": (valid_bytes("jpeg")[:40], corrupt),
     }
     for fmt, ext in (("png", "png"), ("jpeg", "jpg"), ("tiff", "tif"), ("bmp", "bmp"), ("webp", "webp"),
                      ("exr", "exr"), ("hdr", "hdr")):

@@ -251,6 +251,8 @@ def describe(image: Image) -> dict[str, Any]:
         info["sidecar_problems"] = dict(extra["sidecar_problems"])
     if "exif_orientation_applied" in extra:
         info["exif_orientation_applied"] = int(extra["exif_orientation_applied"])
+    if "tiff_pages" in extra:
+        info["pages"] = f"{int(extra['tiff_pages'])} (the first is shown)"
     if "exr_compression" in extra:
         info["compression"] = extra["exr_compression"]
     return info

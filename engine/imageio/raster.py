@@ -257,6 +257,11 @@ def _read_tiff(path: Path, max_pixels: int) -> Image:
             exif_tags = _tiff_exif(page)
             compression = int(page.compression)
             try:
+                # Only the first page is read; the count is kept so that `info` and the GUI can say so.
+                page_count = len(tif.pages)
+            except Exception:  # a damaged later IFD does not spoil the first page
+                page_count = 1
+            try:
                 samples = page.asarray()
             except (KeyError, ValueError, NotImplementedError):
                 samples = None  # a codec tifffile lacks (LZW, JPEG...): libtiff through OpenCV reads it
@@ -266,6 +271,8 @@ def _read_tiff(path: Path, max_pixels: int) -> Image:
         raise ImageReadError(path, f"corrupt or truncated TIFF file ({error})") from error
 
     extra: dict[str, Any] = {"tiff_compression": compression}
+    if page_count > 1:
+        extra["tiff_pages"] = page_count
     if exif_tags:
         extra["tiff_exif"] = exif_tags
     gray = photometric in (0, 1)  # MINISWHITE, MINISBLACK
