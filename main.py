@@ -1,7 +1,9 @@
 """Restoration Studio: ``python main.py [IMAGE...]`` opens the app; ``python main.py COMMAND ...`` is the CLI.
 
 Double-clicking an image (or "Open with") runs ``main.py IMAGE``. ``--screenshot OUT.png IMAGE`` opens the
-window on IMAGE in split view, saves a screenshot of it and exits.
+window on IMAGE in split view, saves a screenshot of it and exits. ``--selftest`` checks headlessly that the
+installed (or frozen) app restores the bundled sample with the default model and can build its window; exit 0 when
+all is well, 1 with a one-line reason otherwise.
 """
 
 from __future__ import annotations
@@ -33,8 +35,39 @@ def _has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+def selftest(debug: bool = False) -> int:
+    """Engine check (sample -> default model -> file -> verify), then the main window built offscreen."""
+    from engine.errors import EngineError
+    from engine.selftest import run_selftest
+
+    print("selftest: engine")
+    try:
+        report = run_selftest(log=lambda line: print(f"  {line}"))
+    except EngineError as error:
+        if debug:
+            raise
+        print(f"selftest FAILED: {error}", file=sys.stderr)
+        return 1
+    print("selftest: window (offscreen)")
+    if not _has_display():
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    try:
+        from gui.app import selftest_window
+
+        print(f"  {selftest_window()}")
+    except Exception as error:  # a missing Qt plugin or library in a bundle shows up here
+        if debug:
+            raise
+        print(f"selftest FAILED: the window could not be built: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    print(f"selftest passed in {report.seconds:.1f} s ({report.model_id} on {report.device})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "--selftest" in argv:
+        return selftest(debug="--debug" in argv)
     if _is_cli(argv):
         from engine.cli import main as cli_main
 

@@ -87,6 +87,30 @@ def build_window(images: list[str], *, persist_layout: bool = True):
     return window
 
 
+def selftest_window() -> str:
+    """Build, show and paint the main window, then close it (``main.py --selftest``); raises on failure.
+
+    In a frozen bundle this is where a missing Qt plugin (platform, SVG icons, image formats) shows up.
+    """
+    app = create_application()
+    window = build_window([], persist_layout=False)
+    try:
+        window.resize(800, 600)
+        window.show()
+        _process_until(app, lambda: window.windowHandle() is not None and window.windowHandle().isExposed(), 5000)
+        picture = window.grab()
+        if picture.isNull() or picture.width() < 100:
+            raise RuntimeError("the window could not be painted")
+        if app.windowIcon().isNull():
+            raise RuntimeError("the application icon did not load (SVG support missing?)")
+        count = len(window.registry.models())
+        if count == 0:
+            raise RuntimeError("the model picker is empty")
+        return f"window built with {count} models; Qt platform {app.platformName()}"
+    finally:
+        window.close()
+
+
 def main(images: list[str], screenshot: str | None = None) -> int:
     """Start the desktop app with ``images`` (several become a queue); with ``screenshot``, write one and exit."""
     app = create_application()
