@@ -113,3 +113,56 @@ def test_export_restore_and_inspect(tmp_path):
     assert inspection.kernel_without_aovs is not None and 0.0 <= inspection.aov_influence <= 1.0
     with pytest.raises(Exception, match="outside"):
         inspect_kernel(entry, image, x=99, y=0)
+
+
+def test_aov_augmentation_rotates_normals_and_permutes_colour_alike():
+    from engine.training.datasets import augment_aovs
+
+    rng = np.random.default_rng(3)
+    x = rng.random((8, 8, 3)).astype(np.float32)
+    y = x * 0.5
+    normal = rng.standard_normal((8, 8, 3)).astype(np.float32)
+    normal /= np.linalg.norm(normal, axis=2, keepdims=True)
+    albedo = rng.random((8, 8, 3)).astype(np.float32)
+    seen_orders = set()
+    for _ in range(12):
+        x2, y2, aovs = augment_aovs(x, y, {"normal": normal, "albedo": albedo}, rng)
+        order = tuple(next(k for k in range(3) if np.array_equal(x2[..., c], x[..., k])) for c in range(3))
+        seen_orders.add(order)
+        # the same permutation for colour, target and albedo
+        for c, k in enumerate(order):
+            assert np.array_equal(x2[..., c], x[..., k])
+            assert np.array_equal(y2[..., c], y[..., k])
+            assert np.array_equal(aovs["albedo"][..., c], albedo[..., k])
+        # normals stay unit vectors and keep their angles to each other (a rotation), but move
+        rotated = aovs["normal"]
+        assert np.allclose(np.linalg.norm(rotated, axis=2), 1.0, atol=1e-5)
+        assert np.allclose((rotated[0, 0] * rotated[3, 5]).sum(), (normal[0, 0] * normal[3, 5]).sum(), atol=1e-5)
+        assert not np.allclose(rotated, normal)
+    assert len(seen_orders) > 1
+
+
+def test_paired_training_normalises_depth_by_the_whole_image(tmp_path):
+    from engine.imageio import write_image
+    from engine.training.datasets import PairedImageDataset
+
+    (tmp_path / "input").mkdir()
+    (tmp_path / "target").mkdir()
+    color = np.full((32, 32, 3), 0.5, np.float32)
+    depth = np.tile(np.linspace(1.0, 10.0, 32, dtype=np.float32)[None, :, None], (32, 1, 3))
+    meta = ImageMeta(hdr=True, format="exr", color_space="linear")
+    write_image(tmp_path / "input" / "a_color.exr", make_image(color, meta=meta))
+    write_image(tmp_path / "input" / "a_depth.exr", make_image(depth, meta=meta))
+    write_image(tmp_path / "target" / "a_ref.exr", make_image(color, meta=meta))
+    dataset = PairedImageDataset(
+        [(tmp_path / "input" / "a_color.exr", tmp_path / "target" / "a_ref.exr")],
+        roles=("color", "depth"), patch_size=8, transform="log1p",
+    )
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        sample = dataset.sample(rng)
+        # a crop's depth is divided by the image's maximum (10), as inference does, not by the crop's own:
+        # then 10 x value is one of the image's depths 1 + 9 k / 31
+        grid = (sample.inputs["depth"] * 10.0 - 1.0) * 31.0 / 9.0
+        assert np.allclose(grid, np.round(grid), atol=0.1)
+        assert sample.inputs["depth"].min() >= 0.09

@@ -171,6 +171,36 @@ def augment_pair(arrays: list[np.ndarray], rng: np.random.Generator) -> list[np.
     return out
 
 
+def finite_max(layer: np.ndarray) -> float:
+    finite = layer[np.isfinite(layer)]
+    return float(finite.max()) if finite.size else 1.0
+
+
+def augment_aovs(
+    x: np.ndarray, y: np.ndarray, aovs: dict[str, np.ndarray], rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Make a render sample's buffers say only what holds in every scene.
+
+    - Normals get one random rotation (an orthogonal 3x3 matrix): world-space directions mean nothing across
+      scenes (our generator's floors face +Y, the Cornell box's walls face +-Z), so a network must learn to
+      read normals as *where the surface turns*, not as which way it faces. Without this the AOV model learnt
+      "facing +Y" as a cue and got worse than the colour-only model on scenes built another way.
+    - Colour, target and albedo get one random permutation of their RGB channels, alike (colour = albedo x
+      shading still holds), so that no hue of the training scenes becomes a cue.
+    """
+    aovs = dict(aovs)
+    if "normal" in aovs:
+        q, r = np.linalg.qr(rng.standard_normal((3, 3)))
+        rotation = (q * np.sign(np.diag(r))).astype(np.float32)  # uniform over O(3)
+        aovs["normal"] = np.ascontiguousarray(aovs["normal"][..., :3] @ rotation.T)
+    if x.shape[2] == 3:
+        order = rng.permutation(3)
+        x, y = np.ascontiguousarray(x[..., order]), np.ascontiguousarray(y[..., order])
+        if "albedo" in aovs and aovs["albedo"].shape[2] == 3:
+            aovs["albedo"] = np.ascontiguousarray(aovs["albedo"][..., order])
+    return x, y, aovs
+
+
 def make_sample(
     clean_or_target: np.ndarray,
     degraded: np.ndarray,
@@ -181,8 +211,13 @@ def make_sample(
     noise_level: float = 0.0,
     aovs: Mapping[str, np.ndarray] | None = None,
     exposure: float | None = None,
+    depth_max: float | None = None,
 ) -> Sample:
-    """Build a sample from H x W x C arrays in the image's own space."""
+    """Build a sample from H x W x C arrays in the image's own space.
+
+    ``depth_max``: the whole image's largest finite depth, which inference divides depth by; a crop's own
+    maximum would give the network a different convention in training than in use.
+    """
     target, valid = _target_and_mask(clean_or_target, hdr)
     if hdr and transform != "srgb" and exposure is None:
         finite = degraded[np.isfinite(degraded).all(axis=2)]
@@ -198,8 +233,9 @@ def make_sample(
                 raise DataError(f"the model takes {name!r} but the data has no {name} buffer")
             layer = aovs[name]
             if name == "depth":
-                finite = layer[np.isfinite(layer)]
-                layer = prepare_aov(name, layer, float(finite.max()) if finite.size else 1.0)
+                if depth_max is None:
+                    depth_max = finite_max(layer)
+                layer = prepare_aov(name, layer, depth_max)
             else:
                 layer = prepare_aov(name, layer)
             inputs[name] = _chw(layer)
@@ -407,6 +443,7 @@ class PairedImageDataset:
         self.patch_size = max(scale, patch_size - patch_size % scale)
         aov_names = [r for r in self.roles if r in AOV_NAMES]
         self.items = []
+        self.depth_max: list[float | None] = []
         for input_path, target_path in pairs:
             inp, tgt = read_image(input_path), read_image(target_path)
             if (inp.shape[0] * scale, inp.shape[1] * scale) != tgt.shape[:2]:
@@ -421,8 +458,11 @@ class PairedImageDataset:
                 # One scale per image, from the whole noisy input, exactly as inference computes it.
                 exposure = auto_exposure_scale(np.nan_to_num(to_float(inp, 3), nan=0.0, posinf=0.0))
             self.items.append((input_path, inp, tgt, aovs, hdr, exposure))
+            self.depth_max.append(finite_max(aovs["depth"]) if "depth" in aovs else None)
         lr_patch = self.patch_size // scale
-        self.items = [it for it in self.items if it[1].shape[0] >= lr_patch and it[1].shape[1] >= lr_patch]
+        keep = [i for i, it in enumerate(self.items) if it[1].shape[0] >= lr_patch and it[1].shape[1] >= lr_patch]
+        self.items = [self.items[i] for i in keep]
+        self.depth_max = [self.depth_max[i] for i in keep]
         if not self.items:
             raise DataError(f"no training pair is at least {lr_patch} x {lr_patch} pixels")
         self.patches: list[PatchRef] | None = None
@@ -455,9 +495,12 @@ class PairedImageDataset:
             arrays = augment_pair([x, y] + [crops[n] for n in names], rng)
             x, y = arrays[0], arrays[1]
             crops = dict(zip(names, arrays[2:], strict=True))
+            if crops:
+                x, y, crops = augment_aovs(x, y, crops, rng)
         if hdr and self.exposure_jitter_stops > 0 and exposure is not None:
             exposure = exposure * float(2.0 ** rng.uniform(-self.exposure_jitter_stops, self.exposure_jitter_stops))
-        return make_sample(y, x, transform=self.transform, hdr=hdr, roles=self.roles, aovs=crops, exposure=exposure)
+        return make_sample(y, x, transform=self.transform, hdr=hdr, roles=self.roles, aovs=crops, exposure=exposure,
+                           depth_max=self.depth_max[ref.image])
 
 
 # ----------------------------------------------------------------------------------------------- validation
@@ -497,7 +540,7 @@ def validation_from_clean(
 
 def validation_from_pairs(dataset: PairedImageDataset, crop: int, multiple: int) -> list[Sample]:
     samples = []
-    for _, inp, tgt, aovs, hdr, exposure in dataset.items:
+    for (_, inp, tgt, aovs, hdr, exposure), depth_max in zip(dataset.items, dataset.depth_max, strict=True):
         x = to_float(centre_crop(inp, crop // dataset.scale if crop else 0, multiple), dataset.channels)
         h, w = x.shape[:2]
         top, left = (inp.shape[0] - h) // 2, (inp.shape[1] - w) // 2
@@ -508,6 +551,7 @@ def validation_from_pairs(dataset: PairedImageDataset, crop: int, multiple: int)
         )
         crops = {n: layer[ref.top : ref.top + h, ref.left : ref.left + w] for n, layer in aovs.items()}
         samples.append(
-            make_sample(y, x, transform=dataset.transform, hdr=hdr, roles=dataset.roles, aovs=crops, exposure=exposure)
+            make_sample(y, x, transform=dataset.transform, hdr=hdr, roles=dataset.roles, aovs=crops, exposure=exposure,
+                        depth_max=depth_max)
         )
     return samples
