@@ -185,6 +185,11 @@ class TrainDialog(QDialog):
             else ""
         )
         self.base_note.setVisible(bool(frozen))
+        if task == "render-denoise" and fine_tunable:
+            # Per-scene fine-tuning is what a renderer's user wants here: a few high-sample frames of a shot
+            # adapt the shipped denoiser to its look in minutes; training from scratch needs hundreds of scenes.
+            self.base_box.setCurrentIndex(1)
+            self.minutes.setValue(10)
         if task:
             self.name_edit.setText(f"My {TASK_LABELS.get(task, task).lower()} model")
         self._recipe_changed()
@@ -194,10 +199,16 @@ class TrainDialog(QDialog):
         if recipe is None:
             self.data_note.setText("")
             return
-        if recipe.data.kind == "paired":
+        if recipe.model.task == "render-denoise":
             self.data_note.setText(
-                "Give one folder holding input/ and target/ sub-folders (matching file names). "
-                "The last pairs are held out for validation."
+                "A folder of a shot's frames: each noisy frame as you render it (albedo and normal as EXR layers, "
+                "or NAME_albedo.exr / NAME_normal.exr beside it) and the same frame rendered with many samples, "
+                "named NAME_ref.exr. A few frames are enough to fine-tune; one is held out for validation."
+            )
+        elif recipe.data.kind == "paired":
+            self.data_note.setText(
+                "Give one folder holding input/ and target/ sub-folders (matching file names), or one folder "
+                "with each clean image beside its input named NAME_ref. The last pairs are held out for validation."
             )
         else:
             what = "noise is added" if recipe.degradation.kind == "noise" else "they are downscaled"

@@ -95,3 +95,56 @@ def test_train_dialog_refuses_to_start_without_images(qtbot, monkeypatch):
     monkeypatch.setattr(train_dialog.QMessageBox, "warning", lambda *args: warnings.append(args[2]))
     dialog.start_training()
     assert warnings and not dialog.runner.is_running()
+
+
+def test_render_fine_tuning_from_a_flat_folder_of_shot_frames(qtbot, tmp_path):
+    """Per-scene fine-tuning: noisy frames with AOVs as EXR layers, each beside its NAME_ref.exr."""
+    from engine.image import ImageMeta, make_image
+    from engine.imageio import write_image
+    from engine.training.datasets import find_pairs
+    from engine.training.trainer import TrainOptions, train_job
+    from gui.train_dialog import TrainDialog
+
+    rng = np.random.default_rng(1)
+    meta = ImageMeta(hdr=True, format="exr", color_space="linear")
+    shot = tmp_path / "shot"
+    shot.mkdir()
+    for i in range(3):
+        clean = np.ones((32, 32, 3), np.float32) * rng.random(3).astype(np.float32) * 2.0
+        clean[:, 16:] *= 0.25
+        noisy = clean * rng.gamma(2.0, 0.5, clean.shape).astype(np.float32)
+        albedo = np.clip(clean, 0, 1)
+        normal = np.zeros_like(clean)
+        normal[..., 2] = 1.0
+        layers = {"albedo": albedo, "normal": normal}
+        write_image(shot / f"frame_{i:04d}.exr", make_image(noisy, meta=meta, layers=layers))
+        write_image(shot / f"frame_{i:04d}_ref.exr", make_image(clean, meta=meta))
+    pairs = find_pairs(shot)
+    assert [(a.name, b.name) for a, b in pairs] == [(f"frame_{i:04d}.exr", f"frame_{i:04d}_ref.exr") for i in range(3)]
+
+    recipe = recipe_from_dict(
+        {
+            "model": {"id": "tiny-render", "task": "render-denoise", "arch": "kprcan", "value_transform": "log1p",
+                      "config": {"aux_inputs": ["albedo", "normal"], "features": 4, "blocks": 1}},
+            "data": {"kind": "paired", "patch_size": 16, "val_crop": 32, "augment": True},
+            "degradation": {"kind": "none"},
+            "train": {"steps": 3, "batch_size": 2, "val_every": 2, "checkpoint_every": 0},
+        },
+        source="tiny-render",
+    )
+    result = None
+    job = train_job(recipe, None, TrainOptions(data=(str(shot),), run_dir=tmp_path / "run", out_dir=tmp_path / "out",
+                                               threads=1))
+    try:
+        while True:
+            next(job)
+    except StopIteration as stop:
+        result = stop.value
+    assert result.steps == 3 and (tmp_path / "out").is_dir()
+
+    # the dialog offers fine-tuning the shipped render denoiser first, and says how to lay out a shot
+    dialog = TrainDialog(None, ModelRegistry(include_classical=False))
+    qtbot.addWidget(dialog)
+    dialog.task_box.setCurrentIndex(dialog.task_box.findData("render-denoise"))
+    assert str(dialog.base_box.currentData()).startswith("render-")
+    assert "NAME_ref" in dialog.data_note.text()

@@ -12,8 +12,9 @@ converted per patch.
 
 Paired folders: a target file matches the input file with the same name, or the same name without a trailing
 ``_noisy``/``_lr``/``_input``/``_color`` (and the target may end in ``_clean``/``_hr``/``_target``/``_ref``/
-``_color``). Render inputs are ``NAME_color.exr`` with ``NAME_albedo.exr``, ``NAME_normal.exr`` and
-``NAME_depth.exr`` beside it when the model takes AOVs.
+``_color``); or one flat folder with ``NAME_ref`` beside each input (:func:`find_pairs`). Render inputs carry
+their AOVs as EXR layers or as ``NAME_albedo.exr``, ``NAME_normal.exr`` and ``NAME_depth.exr`` beside them,
+read exactly as the app reads them.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", "
 HDR_EXTENSIONS = (".exr", ".hdr", ".pfm")
 INPUT_SUFFIXES = ("_noisy", "_lr", "_input", "_color", "_in")
 TARGET_SUFFIXES = ("_clean", "_hr", "_target", "_ref", "_color", "_gt", "")
+#: How a reference beside its input may be named in a flat folder (see :func:`find_pairs`).
+REFERENCE_SUFFIXES = ("_reference", "_ref", "_gt", "_clean", "_target")
 AOV_NAMES = ("albedo", "normal", "depth")
 #: LR pixels of real context downscaled around an SR patch (covers the bicubic and blur kernels' reach).
 SR_CONTEXT = 4
@@ -60,6 +63,12 @@ def read_image(path: Path) -> np.ndarray:
     """An H x W x 3 (or x 1 for depth-like files) array in the file's own sample type, RGB order.
 
     8/16-bit files stay integer (see :func:`to_float`); EXR/HDR come as float32 linear."""
+    if Path(path).suffix.lower() == ".exr":
+        # The app's own EXR reader: multi-layer files, half/float, odd channel names (OpenCV reads only R/G/B/Y
+        # of the default layer). A colour render's AOV layers are read by :func:`read_aovs`.
+        from ..imageio import read_image as read_app_image
+
+        return np.ascontiguousarray(read_app_image(path, max_pixels=None, load_sidecars=False).pixels)
     import cv2
 
     data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
@@ -404,17 +413,53 @@ def match_pairs(input_dir: Path, target_dir: Path) -> list[tuple[Path, Path]]:
 
 
 def read_aovs(color_path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The AOV buffers of a render, found as the app finds them: layers of a multi-layer EXR
+    (``albedo.R``...) or ``NAME_albedo.exr``-style files beside it (engine/imageio/sidecars.py)."""
+    from ..imageio import read_image as read_app_image
+
+    layers = read_app_image(color_path, max_pixels=None).layers
     stem = color_path.stem
     base = stem[: -len("_color")] if stem.lower().endswith("_color") else stem
     aovs = {}
     for name in names:
-        candidates = [color_path.with_name(f"{base}_{name}{color_path.suffix}")]
-        candidates += [color_path.with_name(f"{base}_{name}{ext}") for ext in IMAGE_EXTENSIONS]
-        found = next((c for c in candidates if c.is_file()), None)
-        if found is None:
-            raise DataError(f"{color_path.name}: no {name} buffer ({base}_{name}.*) beside it")
-        aovs[name] = to_float(read_image(found), 1 if name == "depth" else 3)
+        if name not in layers:
+            raise DataError(f"{color_path.name}: no {name} buffer (an EXR layer, or {base}_{name}.exr beside it)")
+        aovs[name] = to_float(np.asarray(layers[name])[:, :, :1 if name == "depth" else 3], 1 if name == "depth" else 3)
     return aovs
+
+
+def find_pairs(root: Path) -> list[tuple[Path, Path]]:
+    """Training pairs in a folder the user chose: ``input/`` + ``target/`` sub-folders, or one flat folder
+    (a shot's frames) where each reference sits beside its input and ends in ``_ref``/``_reference``/
+    ``_gt``/``_clean``/``_target`` (``frame_0012.exr`` + ``frame_0012_ref.exr``)."""
+    root = Path(root)
+    if (root / "input").is_dir() and (root / "target").is_dir():
+        return match_pairs(root / "input", root / "target")
+    aov_suffixes = tuple(f"_{name}" for name in AOV_NAMES)
+    files = [p for p in list_images(root) if not p.stem.lower().endswith(aov_suffixes)]
+    references = {}
+    for path in files:
+        for suffix in REFERENCE_SUFFIXES:
+            if path.stem.lower().endswith(suffix):
+                references[path.stem[: -len(suffix)].lower()] = path
+                break
+    pairs = []
+    for path in files:
+        if path in references.values():
+            continue
+        stem = path.stem
+        for suffix in INPUT_SUFFIXES:
+            if stem.lower().endswith(suffix):
+                stem = stem[: -len(suffix)]
+                break
+        if stem.lower() in references:
+            pairs.append((path, references[stem.lower()]))
+    if not pairs:
+        raise DataError(
+            f"{root}: found no pairs. Put the noisy images in input/ and the clean ones in target/ (same names), "
+            "or keep each reference beside its input named NAME_ref (e.g. frame_0012.exr and frame_0012_ref.exr)."
+        )
+    return pairs
 
 
 class PairedImageDataset:

@@ -50,8 +50,8 @@ class TrainOptions:
     #: Budgets replacing the recipe's (if either is given, the other is unlimited unless also given).
     steps: int | None = None
     minutes: float | None = None
-    #: Training image folders replacing the recipe's ``[data] train`` (clean) or holding input/ + target/
-    #: sub-folders (paired).
+    #: Training image folders replacing the recipe's ``[data] train`` (clean), or of pairs (paired: input/ +
+    #: target/ sub-folders, or references named NAME_ref beside their inputs; datasets.find_pairs).
     data: tuple[str, ...] = ()
     #: Where checkpoints go (default: <user data>/training/<model id>).
     run_dir: Path | None = None
@@ -148,11 +148,9 @@ def build_data(recipe: Recipe, options: TrainOptions, model) -> tuple[Any, list]
         )
         return train, val
     if options.data:
-        root = resolve_path(options.data[0])
-        input_dir, target_dir = root / "input", root / "target"
+        pairs = [pair for folder in options.data for pair in ds.find_pairs(resolve_path(folder))]
     else:
-        input_dir, target_dir = resolve_path(d.input_dir), resolve_path(d.target_dir)
-    pairs = ds.match_pairs(input_dir, target_dir)
+        pairs = ds.match_pairs(resolve_path(d.input_dir), resolve_path(d.target_dir))
     if d.val_input_dir and not options.data:
         val_pairs = ds.match_pairs(resolve_path(d.val_input_dir), resolve_path(d.val_target_dir))[: d.val_count]
     else:
