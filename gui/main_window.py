@@ -1101,18 +1101,29 @@ class MainWindow(QMainWindow):
         ort = version("onnxruntime-gpu")
         if ort == "not installed":
             ort = version("onnxruntime")
-        return (f"<h3>{APP_TITLE}</h3><p>Restores HDR renders, photos and scanned documents on your own machine."
+        import importlib.util
+
+        from engine import __version__
+
+        flavour = "full" if importlib.util.find_spec("torch") is not None else "lite: no ZSSR or training"
+        return (f"<h3>{APP_TITLE} {__version__}</h3><p>Restores HDR renders, photos and scanned documents on your "
+                f"own machine.</p><p><b>Build:</b> {flavour}{' (packaged)' if getattr(sys, 'frozen', False) else ''}"
                 f"</p><p><b>Compute device:</b> {self._device_text}</p>"
                 f"<p>Python {platform.python_version()} \u00b7 Qt {QtCore.qVersion()} \u00b7 PySide6 "
                 f"{version('PySide6-Essentials')}<br>NumPy {np.__version__} \u00b7 ONNX Runtime {ort} \u00b7 "
                 f"OpenCV {version('opencv-python-headless')} \u00b7 PyTorch {version('torch')}<br>"
                 f"{platform.system()} {platform.release()} ({sys.platform})</p>")
 
-    def show_about(self) -> None:
-        box = QMessageBox(QMessageBox.Icon.NoIcon, f"About {APP_TITLE}", self.about_text(),
-                          QMessageBox.StandardButton.Close, self)
-        box.setIconPixmap(app_icon().pixmap(72, 72))
-        box.open()
+    def show_about(self):
+        """Help > About: version, environment and the bundled libraries' licence notices (non-modal)."""
+        from .about_dialog import AboutDialog
+
+        dialog = AboutDialog(self.about_text() + "<p>Third-party software and its licences: see the next tab.</p>",
+                             self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        self.about_dialog = dialog
+        return dialog
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         if self.runner.is_running():
