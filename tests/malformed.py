@@ -118,6 +118,14 @@ def _webp_with_size(width: int, height: int) -> bytes:
     return bytes(data)
 
 
+def _png_chunk_bomb() -> bytes:
+    """A small valid PNG whose IDAT chunk claims 4 GB (OpenCV allocated all of it before failing)."""
+    data = bytearray(valid_bytes("png", (12, 10)))
+    index = data.find(b"IDAT")
+    struct.pack_into(">I", data, index - 4, 0xFF000000)
+    return bytes(data)
+
+
 def _png_bad_crc() -> bytes:
     data = bytearray(valid_bytes("png"))
     index = data.find(b"IDAT")
@@ -163,6 +171,7 @@ def build_corpus(folder: Path) -> list[tuple[Path, tuple[str, ...]]]:
         "bomb65535.exr": (_exr_with_size(65535, 65535), too_big),
         "bomb65535.hdr": (_hdr_with_size(65535, 65535), too_big),
         "bomb16384.webp": (_webp_with_size(16384, 16384), too_big),
+        "chunk_bomb.png": (_png_chunk_bomb(), corrupt),
         # Damaged files under another format's extension: the content decides, and it is still corrupt.
         "truncated_png_named.jpg": (valid_bytes("png")[:60], corrupt),
         "truncated_exr_named.png": (valid_bytes("exr")[:300], corrupt),
