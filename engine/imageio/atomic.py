@@ -40,7 +40,10 @@ def atomic_write(path: Path, produce: Callable[[Path], None]) -> Path:
     if path.is_dir():
         raise ImageWriteError(path, "a folder has this name")
     try:
-        handle, temporary_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=folder)
+        # The writer's process id is in the name, so a later save can recognise a partial file left by a killed one.
+        handle, temporary_name = tempfile.mkstemp(
+            prefix=f".{path.stem}.{os.getpid()}.", suffix=f".part{path.suffix}", dir=folder
+        )
     except OSError as error:
         raise ImageWriteError(path, _describe_os_error(error)) from error
     os.close(handle)
@@ -51,6 +54,7 @@ def atomic_write(path: Path, produce: Callable[[Path], None]) -> Path:
             raise ImageWriteError(path, "the encoder produced no data")
         _keep_permissions(path, temporary)
         os.replace(temporary, path)
+        _remove_orphans(path, folder)
     except ImageWriteError:
         temporary.unlink(missing_ok=True)
         raise
@@ -79,3 +83,41 @@ def _keep_permissions(path: Path, temporary: Path) -> None:
         os.chmod(temporary, mode)
     except OSError:
         pass
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists but belongs to someone else (or cannot tell): leave its file alone
+    return True
+
+
+def _remove_orphans(path: Path, folder: Path) -> None:
+    """Delete partial files of ``path`` whose writer process no longer exists (killed mid-save).
+
+    A process killed with SIGKILL cannot clean up; its hidden ``.<stem>.<pid>.<random>.part<ext>`` stays behind until
+    the next successful save of the same file. Files of live processes (a concurrent save) are left alone.
+    """
+    prefix = f".{path.stem}."
+    suffix = f".part{path.suffix}"
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(suffix)):
+            continue
+        parts = name[len(prefix) : len(name) - len(suffix)].split(".")
+        # Exactly <pid>.<random> (mkstemp's random part has no dots): "photo.12.png"'s files do not match "photo".
+        if len(parts) != 2 or not parts[0].isdigit():
+            continue
+        pid = int(parts[0])
+        if pid == os.getpid() or _process_alive(pid):
+            continue
+        try:
+            os.unlink(folder / name)
+        except OSError:
+            pass

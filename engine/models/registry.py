@@ -44,13 +44,18 @@ def verify_model_file(entry: ModelEntry) -> None:
         return
     if not entry.path.is_file():
         raise ModelError(f"model {entry.id!r}: file {entry.path} is missing")
-    if entry.manifest.sha256:
-        actual = file_sha256(entry.path)
-        if actual != entry.manifest.sha256:
-            raise ModelError(
-                f"model {entry.id!r}: {entry.path.name} fails its checksum (expected {entry.manifest.sha256[:12]}..., "
-                f"found {actual[:12]}...); the file is damaged or was replaced"
-            )
+    if not entry.manifest.sha256:
+        # Every exporter writes the checksum; a manifest without one could point at any file.
+        raise ModelError(
+            f"model {entry.id!r}: its manifest has no sha256, so {entry.path.name} cannot be verified "
+            "(re-export the model, or add the file's sha256 to the manifest)"
+        )
+    actual = file_sha256(entry.path)
+    if actual != entry.manifest.sha256:
+        raise ModelError(
+            f"model {entry.id!r}: {entry.path.name} fails its checksum (expected {entry.manifest.sha256[:12]}..., "
+            f"found {actual[:12]}...); the file is damaged or was replaced"
+        )
 
 
 def scan_models_folder(folder: Path, source: str) -> tuple[list[ModelEntry], list[str]]:
