@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, QElapsedTimer, Qt
+from PySide6.QtCore import QCoreApplication, QElapsedTimer, QEvent, QObject, Qt
 from PySide6.QtWidgets import QApplication
 
 from .settings import APPLICATION, ORGANISATION, AppSettings
@@ -72,6 +72,21 @@ def take_screenshot(window, image_path: str, out_path: str) -> int:
     return 0
 
 
+class FileOpenForwarder(QObject):
+    """Opens files the system hands to the running app as a ``QFileOpenEvent`` (macOS Finder double-click or
+    "Open With"; on Linux and Windows files arrive on the command line instead)."""
+
+    def __init__(self, window) -> None:
+        super().__init__(window)
+        self._window = window
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt's name)
+        if event.type() == QEvent.Type.FileOpen and event.file():
+            self._window.open_paths([event.file()])
+            return True
+        return False
+
+
 def build_window(images: list[str], *, persist_layout: bool = True):
     """The themed main window, shown, with ``images`` being opened (reading happens in the background)."""
     app = create_application()
@@ -80,6 +95,8 @@ def build_window(images: list[str], *, persist_layout: bool = True):
     from .main_window import MainWindow
 
     window = MainWindow(settings, persist_layout=persist_layout)
+    window.file_open_forwarder = FileOpenForwarder(window)
+    app.installEventFilter(window.file_open_forwarder)
     if persist_layout:
         window.show()
         if images:

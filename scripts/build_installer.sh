@@ -1,53 +1,36 @@
 #!/usr/bin/env bash
-# Builds the double-clickable application with PyInstaller, then a Debian package that installs it:
-#   /opt/restoration-studio/            the PyInstaller bundle
-#   /usr/bin/restoration-studio         launcher (also the command line: restoration-studio restore ...)
-#   /usr/share/applications/...desktop  menu entry; images open with it on double-click ("Open with")
-#   /usr/share/icons/hicolor/scalable/apps/restoration-studio.svg
+# Builds the packaged app from a clean checkout, in one command:
+#   scripts/build_installer.sh [lite|full]        (default: lite)
 #
-#   scripts/build_installer.sh [full|lite]     (default: full = with ZSSR and training; lite = inference only)
-# Output: dist/restoration-studio_<version>_<arch>.deb  (install: sudo apt install ./dist/restoration-studio_*.deb)
+#   lite: inference only (ONNX Runtime on the CPU, classical engines, Intel OIDN); no torch, so no ZSSR/training
+#   full: lite + PyTorch for ZSSR, training and fine-tuning, + ONNX Runtime's CUDA provider
+#
+# Steps: Python environment (scripts/setup.sh --app + requirements-build.txt) -> PyInstaller one-folder bundle
+# (build.spec) -> the bundle's own --selftest -> on Debian/Ubuntu, a .deb (scripts/make_deb.sh).
+# Output: dist/RestorationStudio-<flavour>/ (the bundle: run dist/RestorationStudio-<flavour>/RestorationStudio)
+#         dist/restoration-studio[-lite]_<version>_<arch>.deb   (install: sudo apt install ./dist/<that file>)
+# Windows and macOS: see packaging/windows and packaging/macos (they cannot be built on Linux).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-flavour=${1:-full}
+flavour=${1:-lite}
+case "$flavour" in lite|full) ;; *) echo "usage: $0 [lite|full]" >&2; exit 2 ;; esac
+
 scripts/setup.sh --app
 .venv/bin/python -m pip install -q -r requirements-build.txt
-STUDIO_BUNDLE=$flavour .venv/bin/pyinstaller build.spec --noconfirm --workpath build/pyinstaller --distpath build/dist
-
-version=$(.venv/bin/python -c "import engine; print(engine.__version__)")
-arch=$(dpkg --print-architecture)
-suffix=$([ "$flavour" = lite ] && echo "-lite" || echo "")
-root=build/deb/restoration-studio
-rm -rf build/deb && mkdir -p "$root/DEBIAN" "$root/opt" "$root/usr/bin" "$root/usr/share/applications" \
-    "$root/usr/share/icons/hicolor/scalable/apps"
-cp -a build/dist/RestorationStudio "$root/opt/restoration-studio"
-ln -s /opt/restoration-studio/RestorationStudio "$root/usr/bin/restoration-studio"
-cp resources/icons/app.svg "$root/usr/share/icons/hicolor/scalable/apps/restoration-studio.svg"
-cat > "$root/usr/share/applications/restoration-studio.desktop" <<DESKTOP
-[Desktop Entry]
-Type=Application
-Name=Restoration Studio
-Comment=Denoise renders and photos, clean documents, upscale images — locally
-Exec=/opt/restoration-studio/RestorationStudio %F
-Icon=restoration-studio
-Terminal=false
-Categories=Graphics;Photography;2DGraphics;
-MimeType=image/png;image/jpeg;image/tiff;image/bmp;image/webp;image/x-exr;image/vnd.radiance;image/x-hdr;
-DESKTOP
-size=$(du -sk "$root" | cut -f1)
-cat > "$root/DEBIAN/control" <<CONTROL
-Package: restoration-studio$suffix
-Version: $version
-Architecture: $arch
-Maintainer: Restoration Studio developers <dev@restoration-studio.invalid>
-Installed-Size: $size
-Depends: libxcb-cursor0, libxcb-icccm4, libxcb-keysyms1, libxkbcommon-x11-0, libegl1, libgl1, libfontconfig1
-Section: graphics
-Priority: optional
-Description: Image restoration on your own machine
- Denoises HDR renders (with albedo and normal buffers) and photos, restores scanned documents, upscales
- images and trains Zero-Shot Super-Resolution on the image itself. Runs on NVIDIA GPUs or the CPU.
-CONTROL
+started=$(date +%s)
+STUDIO_BUNDLE=$flavour .venv/bin/pyinstaller build.spec --noconfirm --log-level WARN \
+    --workpath "build/pyinstaller-$flavour" --distpath "build/dist-$flavour"
+rm -rf "dist/RestorationStudio-$flavour"
 mkdir -p dist
-dpkg-deb --root-owner-group -Zgzip -z3 --build "$root" "dist/restoration-studio${suffix}_${version}_${arch}.deb"
-ls -lh dist/*.deb
+mv "build/dist-$flavour/RestorationStudio" "dist/RestorationStudio-$flavour"
+echo "bundle: dist/RestorationStudio-$flavour ($(du -sh "dist/RestorationStudio-$flavour" | cut -f1), built in $(( $(date +%s) - started )) s)"
+
+# The bundle checks itself before it is packed: sample -> default model -> file -> verify, and its window.
+QT_QPA_PLATFORM=offscreen "dist/RestorationStudio-$flavour/RestorationStudio" --selftest
+
+if command -v dpkg-deb >/dev/null 2>&1; then
+    deb=$(scripts/make_deb.sh "dist/RestorationStudio-$flavour" dist "$flavour")
+    echo "package: $deb ($(du -h "$deb" | cut -f1))"
+else
+    echo "no dpkg-deb here: skipped the .deb (the bundle folder above is the app)"
+fi

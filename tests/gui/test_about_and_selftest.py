@@ -89,3 +89,16 @@ def test_an_image_given_on_the_command_line_opens(qtbot, tmp_path):
     qtbot.waitUntil(lambda: win.windowTitle().startswith("double-clicked.png")
                     or "double-clicked.png" in win.windowTitle(), timeout=WAIT_MS)
     assert win.settings.recent_files()[0] == str(photo)
+
+
+def test_a_file_open_event_opens_the_image(qtbot, tmp_path):
+    """macOS hands double-clicked files to the running app as a QFileOpenEvent, not on the command line."""
+    from PySide6.QtGui import QFileOpenEvent
+    from PySide6.QtWidgets import QApplication
+
+    photo = write_png(tmp_path / "from-finder.png")
+    win = build_window([])
+    qtbot.addWidget(win)
+    with qtbot.waitSignal(win.imageOpened, timeout=WAIT_MS):
+        QApplication.sendEvent(QApplication.instance(), QFileOpenEvent(str(photo)))
+    assert win.settings.recent_files()[0] == str(photo)
