@@ -145,6 +145,7 @@ class TrainDialog(QDialog):
         if photo >= 0:
             self.task_box.setCurrentIndex(photo)
         self.task_box.currentIndexChanged.connect(self._task_changed)
+        self.base_box.currentIndexChanged.connect(self._base_changed)
         self.recipe_box.currentIndexChanged.connect(self._recipe_changed)
         self._task_changed()
         self._set_running(False)
@@ -164,9 +165,12 @@ class TrainDialog(QDialog):
         task = self.current_task()
         self.recipe_box.blockSignals(True)
         self.recipe_box.clear()
-        for index, recipe in enumerate(self.recipes):
-            if recipe.model.task == task:
-                self.recipe_box.addItem(recipe.model.name or recipe.model.id, index)
+        mine = [(index, recipe) for index, recipe in enumerate(self.recipes) if recipe.model.task == task]
+        names = [recipe.model.name or recipe.model.id for _, recipe in mine]
+        for (index, recipe), name in zip(mine, names, strict=True):
+            # two recipes of one model (e.g. training and fine-tuning) are told apart by their file
+            label = f"{name} ({Path(str(recipe.source)).stem})" if names.count(name) > 1 else name
+            self.recipe_box.addItem(label, index)
         self.recipe_box.blockSignals(False)
         self.base_box.clear()
         self.base_box.addItem("From scratch", None)
@@ -193,6 +197,21 @@ class TrainDialog(QDialog):
         if task:
             self.name_edit.setText(f"My {TASK_LABELS.get(task, task).lower()} model")
         self._recipe_changed()
+
+    def _base_changed(self) -> None:
+        """Fine-tuning a model: preselect the recipe that trained it (its data layout and loss)."""
+        base = self.base_box.currentData()
+        if not base:
+            return
+        try:
+            made_by = str(self.registry.get(base).manifest.provenance.get("recipe", ""))
+        except Exception:  # noqa: BLE001 - a model that vanished meanwhile: keep the user's recipe
+            return
+        for row in range(self.recipe_box.count()):
+            recipe = self.recipes[self.recipe_box.itemData(row)]
+            if made_by and Path(str(recipe.source)).name == Path(made_by).name:
+                self.recipe_box.setCurrentIndex(row)
+                return
 
     def _recipe_changed(self) -> None:
         recipe = self.current_recipe()

@@ -146,5 +146,9 @@ def test_render_fine_tuning_from_a_flat_folder_of_shot_frames(qtbot, tmp_path):
     dialog = TrainDialog(None, ModelRegistry(include_classical=False))
     qtbot.addWidget(dialog)
     dialog.task_box.setCurrentIndex(dialog.task_box.findData("render-denoise"))
-    assert str(dialog.base_box.currentData()).startswith("render-")
+    base = dialog.base_box.currentData()
+    assert str(base).startswith("render-")
     assert "NAME_ref" in dialog.data_note.text()
+    # the recipe that trained the base model is preselected
+    made_by = ModelRegistry(include_classical=False).get(base).manifest.provenance["recipe"]
+    assert str(dialog.current_recipe().source).endswith(made_by.rsplit("/", 1)[-1])
