@@ -166,3 +166,44 @@ def test_paired_training_normalises_depth_by_the_whole_image(tmp_path):
         grid = (sample.inputs["depth"] * 10.0 - 1.0) * 31.0 / 9.0
         assert np.allclose(grid, np.round(grid), atol=0.1)
         assert sample.inputs["depth"].min() >= 0.09
+
+
+def test_colour_only_model_grows_into_an_aov_model_that_starts_where_it_was(tmp_path):
+    """Warm start: the AOV model's new input weights begin at zero, so it first reproduces the colour model."""
+    import torch
+
+    from engine.training.archs.kpcn import grow_inputs
+
+    torch.manual_seed(0)
+    colour = build_model("kprcan", {"aux_inputs": [], "features": 4, "blocks": 1})
+    aov = build_model("kprcan", {"aux_inputs": ["albedo", "normal"], "features": 4, "blocks": 1})
+    grow_inputs(aov, colour.state_dict(), {"aux_inputs": []})
+    colour.eval()
+    aov.eval()
+    x, albedo, normal = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(aov(x, albedo, normal), colour(x), atol=1e-6)
+        # the AOVs are really wired in: once their weights move, the output depends on them
+        aov.head.weight[:, 12:] += 0.1
+        assert not torch.allclose(aov(x, albedo, normal), colour(x), atol=1e-4)
+    with pytest.raises(ValueError):
+        grow_inputs(colour, aov.state_dict(), {"aux_inputs": ["albedo", "normal"]})
+
+
+def test_training_an_aov_recipe_from_colour_only_weights_grows_them(tmp_path):
+    import torch
+
+    from engine.training.recipes import recipe_from_dict
+    from engine.training.trainer import build_for_recipe
+
+    colour = build_model("kprcan", {"aux_inputs": [], "features": 4, "blocks": 1})
+    init = tmp_path / "colour.pt"
+    torch.save({"arch": "kprcan", "config": {"aux_inputs": [], "features": 4, "blocks": 1},
+                "state_dict": colour.state_dict()}, init)
+    recipe = recipe_from_dict({
+        "model": {"id": "t", "task": "render-denoise", "arch": "kprcan", "value_transform": "log1p",
+                  "config": {"aux_inputs": ["albedo", "normal"], "features": 4, "blocks": 1, "demodulate": False}},
+        "data": {"kind": "paired"}, "degradation": {"kind": "none"},
+    }, source="t")
+    model, arch, config, _ = build_for_recipe(recipe, str(init))
+    assert config["aux_inputs"] == ["albedo", "normal"] and model.aux_inputs == ("albedo", "normal")

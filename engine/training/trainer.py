@@ -259,11 +259,38 @@ def build_for_recipe(recipe: Recipe, init: str | None):
     if init:
         init_path = resolve_init(init)
         weights = load_weights(init_path)
+        if _grows_inputs(arch, config, weights):
+            # e.g. the colour-only render denoiser warm-starts the one with albedo + normal (see grow_inputs)
+            from .archs.kpcn import grow_inputs
+
+            model = build_model(arch, config)
+            grow_inputs(model, weights["state_dict"], dict(weights["config"]))
+            return model, arch, config, init_path
         arch, config, state = weights["arch"], dict(weights["config"]), weights["state_dict"]
     model = build_model(arch, config)
     if state is not None:
         model.load_state_dict(state)
     return model, arch, config, init_path
+
+
+def _grows_inputs(arch: str, config: dict, weights: dict) -> bool:
+    """True when the init weights are the recipe's kernel-prediction model with fewer auxiliary inputs."""
+    import inspect
+
+    from .archs.kpcn import KernelPredictionDenoiser
+
+    if weights["arch"] != arch or arch not in ("kpcn", "kprcn", "kprcan", "kp-direct"):
+        return False
+    defaults = {k: p.default for k, p in inspect.signature(KernelPredictionDenoiser).parameters.items()}
+
+    def rest(cfg: dict) -> dict:
+        full = {**defaults, **cfg}
+        full.pop("aux_inputs")
+        return full
+
+    old = dict(weights["config"])
+    new_aux, old_aux = set(config.get("aux_inputs", ())), set(old.get("aux_inputs", ()))
+    return rest(old) == rest(config) and old_aux < new_aux
 
 
 def pick_device(requested: str | None) -> str:

@@ -203,6 +203,43 @@ class KernelPredictionDenoiser(nn.Module):
         return filtered
 
 
+def input_parts(aux_inputs: tuple[str, ...], demodulate: bool) -> list[tuple[str, int]]:
+    """The head's input channel groups, in concatenation order (see ``_features``)."""
+    return ([("color", 3)] + ([("signal", 3)] if demodulate else [])
+            + [(name, AOV_CHANNELS[name]) for name in aux_inputs])
+
+
+def grow_inputs(model: KernelPredictionDenoiser, state: dict[str, torch.Tensor], old_config: dict) -> None:
+    """Load ``state`` of a model that took fewer inputs (e.g. colour only) into ``model`` (e.g. colour + albedo +
+    normal): every weight is copied, and the head's weights for the new inputs start at zero, so the grown model
+    begins exactly where the old one was and training can only teach it to use the new buffers.
+
+    Channels are matched by input name through pixel-unshuffle's layout (channel c becomes c * r^2 + offset).
+    """
+    old_parts = input_parts(tuple(old_config.get("aux_inputs", ())), bool(old_config.get("demodulate", False)))
+    new_parts = input_parts(model.aux_inputs, model.demodulate)
+    if not {name for name, _ in old_parts} <= {name for name, _ in new_parts}:
+        raise ValueError(f"cannot grow inputs {old_parts} into {new_parts}: some would be dropped")
+    r2 = model.unshuffle**2
+
+    def starts(parts):
+        out, at = {}, 0
+        for name, count in parts:
+            out[name] = at
+            at += count
+        return out
+
+    old_start, new_start = starts(old_parts), starts(new_parts)
+    head = state["head.weight"]
+    grown = torch.zeros_like(model.head.weight)
+    for name, count in old_parts:
+        src, dst = old_start[name] * r2, new_start[name] * r2
+        grown[:, dst : dst + count * r2] = head[:, src : src + count * r2]
+    state = dict(state)
+    state["head.weight"] = grown
+    model.load_state_dict(state)
+
+
 class KernelWeightsModel(nn.Module):
     """Export wrapper: the same inputs, the normalised kernel weights as output (for the kernel inspector)."""
 
