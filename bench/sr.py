@@ -167,17 +167,20 @@ def table(rows: list[dict], scales: list[int], real_rows: list[dict] | None = No
     return "\n".join(lines) + "\n"
 
 
-def update_manifests(rows: list[dict], models_dir: Path) -> list[str]:
-    """Write each bundled SR model's Set5 mean into its manifest's ``scores``."""
+def update_manifests(rows: list[dict], models_dir: Path, real_rows: list[dict] = ()) -> list[str]:
+    """Write each bundled SR model's Set5 means (and real-world x4 mean) into its manifest's ``scores``."""
     updated = []
     for manifest_path in sorted(models_dir.glob("*.json")):
         data = json.loads(manifest_path.read_text(encoding="utf-8"))
         mine = [r for r in rows if r["method"] == data.get("id")]
-        if data.get("task") != "super-resolution" or not mine:
+        real = [r for r in real_rows if r["method"] == data.get("id")]
+        if data.get("task") != "super-resolution" or not (mine or real):
             continue
         scores = dict(data.get("scores", {}))
         for row in mine:
             scores[f"set5_x{row['scale']}_psnr_y"] = round(row["mean"], 2)
+        for row in real:
+            scores[f"set5_real_x{row['scale']}_psnr_y"] = round(row["mean"], 2)
         data["scores"] = scores
         manifest_path.write_text(json.dumps(data, indent=2), encoding="utf-8")
         updated.append(data["id"])
@@ -224,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
                                      encoding="utf-8")
     print(text)
     if args.update_manifests:
-        print("manifests updated:", ", ".join(update_manifests(rows, ROOT / "resources" / "models")) or "none")
+        updated = update_manifests(rows, ROOT / "resources" / "models", real_rows)
+        print("manifests updated:", ", ".join(updated) or "none")
     return 0
 
 

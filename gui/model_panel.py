@@ -35,6 +35,7 @@ from engine.image import AOV_NAMES, Image
 from engine.jobs import Progress
 from engine.models.manifest import TASK_LABELS, TASKS, ModelManifest, ParamSpec
 from engine.models.registry import ModelEntry, ModelRegistry
+from engine.models.scores import headline_scores
 
 from .task_panels import TaskPanelSpec
 
@@ -484,10 +485,9 @@ class ModelPanel(QWidget):
         facts = [f"<b>Scale</b> \u00d7{manifest.scale}", f"<b>Inputs</b> {inputs}",
                  f"<b>Values</b> {space.get(manifest.value_transform, manifest.value_transform)}",
                  f"<b>Source</b> {SOURCE_LABELS.get(entry.source, entry.source)}"]
-        scores = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
-                           for k, v in list(manifest.scores.items())[:3])
+        scores = headline_scores(manifest.scores)
         if scores:
-            facts.append(f"<b>Scores</b> {scores}")
+            facts.append("<b>Measured</b> " + "<br>&nbsp;&nbsp;".join(scores))
         self.facts.setText("<br>".join(facts))
         self._set_form(ParamForm(manifest.params, self._param_memory.get(entry.id, manifest.default_params()),
                                  image=self._image))
