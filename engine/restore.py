@@ -59,7 +59,7 @@ def choose_tile_size(
     """
     size = manifest.tile.default if requested is None else requested
     if size and size > 0:
-        return int(size)
+        return max(int(size), smallest_tile(manifest))
     pixel_budget = WHOLE_IMAGE_LIMIT
     if bytes_per_pixel:
         pixel_budget = min(pixel_budget, int(available_memory_bytes() * MEMORY_FRACTION / bytes_per_pixel))
@@ -68,6 +68,13 @@ def choose_tile_size(
     edge = int(pixel_budget**0.5) // manifest.scale
     alignment = max(1, manifest.tile.alignment)
     return max(edge - edge % alignment, 2 * manifest.tile.overlap + 64)
+
+
+def smallest_tile(manifest: ModelManifest) -> int:
+    """The smallest tile the tiler can blend for this model (the overlap on both sides plus a few pixels); a
+    smaller request is raised to it rather than refused."""
+    size = 2 * manifest.tile.overlap + 4
+    return size + (-size) % max(1, manifest.tile.alignment)
 
 
 def suitability_warning(image: Image, manifest: ModelManifest) -> str | None:
