@@ -84,9 +84,9 @@ def main() -> int:
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        size = f"{r['size_mb']:.0f} MB" if "size_mb" in r else "-"
+        size = f"{r['size_mb']:.0f} MiB" if "size_mb" in r else "-"
         files = str(r.get("files", "-"))
-        deb = f"{r['deb_mb']:.0f} MB" if "deb_mb" in r else "-"
+        deb = f"{r['deb_mb']:.0f} MiB" if "deb_mb" in r else "-"
         lines.append(f"| {r['name']} | {size} | {files} | {deb} | {r['help_s']:.2f} s | {r['screenshot_s']:.2f} s | "
                      f"{r['selftest_s']:.2f} s |")
     cpu = os.cpu_count()

@@ -16,7 +16,7 @@
 #define AppName "Restoration Studio"
 #define AppExe "RestorationStudio.exe"
 #define ProgId "RestorationStudio.Image"
-; The version comes from engine\__init__.py so that it is written in one place only.
+; The version comes from pyproject.toml ([project] version, the same as engine\__init__.py).
 #define VersionLine ReadIni(SourcePath + "\..\..\pyproject.toml", "project", "version", "\"0.0.0\"")
 #define AppVersion StringChange(VersionLine, """", "")
 
