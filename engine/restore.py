@@ -33,6 +33,8 @@ FALLBACK_TILE = 512
 WHOLE_IMAGE_LIMIT = 2048 * 2048
 #: Share of the available memory that one tile's inference may use.
 MEMORY_FRACTION = 0.25
+#: The smallest tile edge an out-of-memory retry goes down to (besides the model's overlap needs).
+MIN_RETRY_TILE = 64
 
 
 def available_memory_bytes() -> int:
@@ -59,7 +61,8 @@ def choose_tile_size(
     """
     size = manifest.tile.default if requested is None else requested
     if size and size > 0:
-        return max(int(size), smallest_tile(manifest))
+        # A tile too small to hold the overlap on both sides cannot be blended: use the smallest sensible one.
+        return int(size) if size >= 2 * manifest.tile.overlap + 4 else smallest_tile(manifest)
     pixel_budget = WHOLE_IMAGE_LIMIT
     if bytes_per_pixel:
         pixel_budget = min(pixel_budget, int(available_memory_bytes() * MEMORY_FRACTION / bytes_per_pixel))
@@ -71,9 +74,9 @@ def choose_tile_size(
 
 
 def smallest_tile(manifest: ModelManifest) -> int:
-    """The smallest tile the tiler can blend for this model (the overlap on both sides plus a few pixels); a
-    smaller request is raised to it rather than refused."""
-    size = 2 * manifest.tile.overlap + 4
+    """The smallest tile worth using with this model: its overlap on both sides plus a 48-pixel core (tiles near
+    ``2 * overlap`` would be almost all overlap, thousands of them), at least ``MIN_RETRY_TILE``, aligned."""
+    size = max(MIN_RETRY_TILE, 2 * manifest.tile.overlap + 48)
     return size + (-size) % max(1, manifest.tile.alignment)
 
 
@@ -163,18 +166,12 @@ def _resize_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
     return np.clip(resized, 0.0, 1.0)
 
 
-#: The smallest tile edge an out-of-memory retry goes down to (besides the model's overlap needs).
-MIN_RETRY_TILE = 64
-
-
 def smaller_tile(tile_size: int, image: Image, manifest: ModelManifest) -> int | None:
     """The next tile edge to try after running out of memory with ``tile_size`` (0 = whole image): half of it,
     kept aligned and large enough for the model's overlap; None when it cannot get smaller."""
     current = tile_size if tile_size > 0 else max(image.width, image.height)
     alignment = max(1, manifest.tile.alignment)
-    # plan_axis needs tile > 2 * overlap + 3 to blend at all; leave room for a 16-pixel feather.
-    floor = max(MIN_RETRY_TILE, 2 * manifest.tile.overlap + 48)
-    floor += (-floor) % alignment
+    floor = smallest_tile(manifest)
     half = current // 2
     half -= half % alignment
     candidate = max(half, floor)

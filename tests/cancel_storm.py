@@ -46,7 +46,8 @@ def live_onnx_sessions() -> int:
     from engine.runtime import OnnxModel
 
     gc.collect()
-    return sum(1 for obj in gc.get_objects() if isinstance(obj, OnnxModel))
+    # type() rather than isinstance(): isinstance asks some lazy modules' objects for __class__ and wakes them.
+    return sum(1 for obj in gc.get_objects() if type(obj) is OnnxModel)
 
 
 @dataclass

@@ -153,9 +153,11 @@ def test_smaller_tile_halves_keeps_alignment_and_stops_at_the_floor(entry):
     assert smaller_tile(224, image, wide) is None
 
 
-def test_a_tile_too_small_for_the_models_overlap_is_raised_not_refused(tmp_path):
+def test_a_tile_too_small_for_the_models_overlap_is_raised_to_a_sensible_one(tmp_path):
     install(tmp_path / "m", "wide", build={"layers": 2}, tile={"alignment": 2, "overlap": 88, "default": 512})
     entry = ModelRegistry([(tmp_path / "m", "bundled")]).get("wide")
-    result = run_job(restore_job(photo(300, 300), entry, tile=128))
-    assert result.details["tile"] == 180  # 2 * 88 + 4, even
+    records = []
+    result = run_job(restore_job(photo(300, 300), entry, tile=128), records.append)
+    assert records[-2].metrics["tiles"] == 16
+    assert result.details["tile"] == 224  # 2 * 88 + 48: the smallest sensible tile, not a refusal
     assert result.image.pixels.shape == (300, 300, 3)
