@@ -1,13 +1,18 @@
 """Peak memory of `main.py restore` on huge images: a 100 MP photo and a 16k x 16k HDR render.
 
     .venv/bin/python bench/huge.py [--case photo|render|all] [--megapixels 100] [--side 16384]
-                                   [--tile N] [--budget-s 3000] [--work DIR]
+                                   [--tile N] [--budget-s 3000] [--work DIR] [--input FILE] [--dry]
 
 Each case generates a synthetic input (no benchmark data), runs the real command line on it in a child process
 (niced, so the shared machine stays usable), samples the child's peak resident set size (VmHWM) while it runs
 and takes the final figure from ``wait4``. A child still running after ``--budget-s`` seconds is killed and its
 row says so, with the peak reached until then. Results go to bench/results/huge.md (+ .json), one row per case,
 merged with the rows of earlier runs of the other case.
+
+``--dry`` runs the same flow with the identity in place of each tile's inference (the ONNX session is still
+built): on a 2-core machine a 16k render takes hours of inference, while its memory is the pipeline's (measured
+dry at full size) plus ONNX Runtime's per-tile working set (measured as real minus dry on a smaller image with the
+same tile).
 """
 
 from __future__ import annotations
@@ -94,24 +99,81 @@ def run_child(command: list[str], budget_s: float, log: Path, env: dict[str, str
     return {"seconds": round(seconds, 1), "peak_rss_mib": round(peak), "exit": child.returncode, "killed": killed}
 
 
+#: The restore command's flow (engine/commands/restore_cmd.py) with each tile's inference replaced by the identity:
+#: the same reading, model-space conversion, tiling, blending, conversion back and writing, and the real ONNX session
+#: is still built. Its peak is the pipeline's memory without ONNX Runtime's per-tile working set.
+DRY_CHILD = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+from engine import restore
+from engine.imageio import read_image, write_image
+from engine.jobs import CancelToken, run_job
+from engine.models.registry import ModelRegistry
+real_runner = restore._tile_runner
+def identity_runner(entry, params, device, token):
+    _run, device_used, bytes_per_pixel = real_runner(entry, params, device, token)
+    return (lambda tile: np.ascontiguousarray(tile["color"])), device_used, bytes_per_pixel
+restore._tile_runner = identity_runner
+source, target, model, tile = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+image = read_image(source)
+job = restore.restore_job(image, ModelRegistry().get(model), {}, tile=int(tile) if tile != "none" else None,
+                          token=CancelToken())
+del image
+result = run_job(job)
+del job
+write_image(target, result.image)
+print(source, "->", target, "(identity tiles)", result.details["tile"])
+"""
+
+
+def _dimensions(path: Path) -> tuple[int, int]:
+    """Width and height from the header only (reading a 16k render to learn its size would cost 3 GiB here)."""
+    if path.suffix.lower() == ".exr":
+        import OpenEXR
+
+        box = OpenEXR.File(str(path), header_only=True).parts[0].header["dataWindow"]
+        return int(box[1][0] - box[0][0] + 1), int(box[1][1] - box[0][1] + 1)
+    from PIL import Image as PILImage
+
+    PILImage.MAX_IMAGE_PIXELS = None
+    with PILImage.open(path) as image:
+        return image.size
+
+
+def case_key(case: str, args: argparse.Namespace) -> str:
+    size = f"-{args.side}" if case == "render" else ""
+    return f"{case}{size}{'-dry' if args.dry else ''}"
+
+
 def run_case(case: str, args: argparse.Namespace, folder: Path) -> dict:
     model = MODELS[case]
+    generated = args.input is None
     if case == "photo":
-        source = folder / "photo100.png"
-        width, height = make_test_image(source, args.megapixels)
-        target = folder / "photo100_out.png"
-        what = f"{width}x{height} ({width * height / 1e6:.1f} MP, 8-bit RGB PNG)"
+        source = args.input or folder / "photo.png"
+        if generated:
+            width, height = make_test_image(source, args.megapixels)
+        target = folder / "photo_out.png"
+        kind = "8-bit RGB PNG"
         extra = ["--set", "noise_level=15"]
     else:
-        source = folder / "render16k.exr"
-        make_render_exr(source, args.side)
-        width = height = args.side
-        target = folder / "render16k_out.exr"
-        what = f"{width}x{height} ({width * height / 1e6:.1f} MP, float32 RGB EXR)"
+        source = args.input or folder / "render.exr"
+        if generated:
+            make_render_exr(source, args.side)
+            width = height = args.side
+        target = folder / "render_out.exr"
+        kind = "float32 RGB EXR"
         extra = []
+    if not generated:
+        width, height = _dimensions(source)
+    what = f"{width}x{height} ({width * height / 1e6:.1f} MP, {kind})"
     input_mib = source.stat().st_size / 2**20
-    command = [sys.executable, str(ROOT / "main.py"), "restore", str(source), "-o", str(target), "--model", model]
-    command += extra + (["--tile", str(args.tile)] if args.tile is not None else [])
+    if args.dry:
+        command = [sys.executable, "-c", DRY_CHILD, str(ROOT), str(source), str(target), model,
+                   str(args.tile) if args.tile is not None else "none"]
+    else:
+        command = [sys.executable, str(ROOT / "main.py"), "restore", str(source), "-o", str(target), "--model", model]
+        command += extra + (["--tile", str(args.tile)] if args.tile is not None else [])
     log = folder / f"{case}.log"
     # A 16k x 16k render (268 MP) is above the loader's default 200 MP decompression-bomb limit: raise it for this
     # child only, as a user with such renders would (the README says how).
@@ -119,8 +181,8 @@ def run_case(case: str, args: argparse.Namespace, folder: Path) -> dict:
     row = run_child(command, args.budget_s, log, {MAX_PIXELS_ENV: str(limit)})
     tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
     row.update(
-        case=case,
-        model=model,
+        case=case_key(case, args),
+        model=model + (" (identity tiles: pipeline without ORT)" if args.dry else ""),
         image=what,
         megapixels=round(width * height / 1e6, 1),
         input_file_mib=round(input_mib),
@@ -131,8 +193,9 @@ def run_case(case: str, args: argparse.Namespace, folder: Path) -> dict:
         cpu_threads=os.cpu_count(),
         max_pixels_env=limit if limit > DEFAULT_MAX_PIXELS else None,
     )
-    for path in (source, target):
-        path.unlink(missing_ok=True)
+    target.unlink(missing_ok=True)
+    if generated:
+        source.unlink(missing_ok=True)
     return row
 
 
@@ -167,16 +230,19 @@ def main() -> int:
     parser.add_argument("--tile", type=int, default=None, help="tile edge passed to restore (default: the model's)")
     parser.add_argument("--budget-s", type=float, default=3000.0, help="kill a case still running after this")
     parser.add_argument("--work", type=Path, default=None, help="folder for the generated inputs (default: a temp)")
+    parser.add_argument("--input", type=Path, default=None, help="use this file instead of generating one")
+    parser.add_argument("--dry", action="store_true", help="identity in place of each tile's inference (see DRY_CHILD)")
     args = parser.parse_args()
     previous = RESULTS / "huge.json"
     rows: dict[str, dict] = json.loads(previous.read_text(encoding="utf-8")) if previous.exists() else {}
     cases = ("photo", "render") if args.case == "all" else (args.case,)
     with tempfile.TemporaryDirectory(dir=args.work) as folder:
         for case in cases:
-            rows[case] = run_case(case, args, Path(folder))
-            print(json.dumps(rows[case]), flush=True)
+            row = run_case(case, args, Path(folder))
+            rows[row["case"]] = row
+            print(json.dumps(row), flush=True)
             print(write_results(rows, "bench/huge.py " + " ".join(sys.argv[1:])), flush=True)
-    return 0 if all(rows[case]["output_written"] for case in cases) else 1
+    return 0 if all(rows[case_key(case, args)]["output_written"] for case in cases) else 1
 
 
 if __name__ == "__main__":
