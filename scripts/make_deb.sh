@@ -44,13 +44,15 @@ install -m 755 "$repo/packaging/linux/postinst" "$repo/packaging/linux/postrm" "
 chmod -R u+rwX,go+rX,go-w "$root/opt"
 
 size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
+# The bundle carries libpython and libraries built against this machine's glibc: require at least that one.
+glibc=$(dpkg-query -W -f='${Version}' libc6 2>/dev/null | sed 's/-.*//')
 cat > "$root/DEBIAN/control" <<CONTROL
 Package: $name
 Version: $version
 Architecture: $arch
 Maintainer: Restoration Studio developers <dev@restoration-studio.invalid>
 Installed-Size: $size
-Depends: libc6 (>= 2.31), libxcb-cursor0, libxcb-icccm4, libxcb-keysyms1, libxcb-image0, libxcb-render-util0, libxcb-xkb1, libxkbcommon-x11-0, libegl1, libgl1, libfontconfig1, libdbus-1-3
+Depends: libc6 (>= ${glibc:-2.31}), libxcb-cursor0, libxcb-icccm4, libxcb-keysyms1, libxcb-image0, libxcb-render-util0, libxcb-xkb1, libxkbcommon-x11-0, libegl1, libgl1, libfontconfig1, libdbus-1-3
 Recommends: shared-mime-info, desktop-file-utils
 Conflicts: $conflicts
 Replaces: $conflicts
