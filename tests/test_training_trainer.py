@@ -266,6 +266,10 @@ def test_recipes_in_the_repo_load_and_bad_keys_are_refused():
         recipe = load_recipe(path)
         if recipe.model.arch in ARCHITECTURES:
             build_model(recipe.model.arch, ARCHITECTURES[recipe.model.arch].tiny)
+    # a bundled recipe by name, as `train --recipe sr_x4_real` and the frozen app accept it
+    assert load_recipe("sr_x4_real").model.id == load_recipe(root / "recipes" / "sr_x4_real.toml").model.id
+    with pytest.raises(RecipeError, match="does not exist"):
+        load_recipe("no_such_recipe")
     with pytest.raises(RecipeError, match="unknown key"):
         recipe_from_dict({"model": {"id": "x", "task": "photo-denoise", "arch": "dncnn"}, "train": {"stepz": 3}})
     with pytest.raises(RecipeError, match="loss"):

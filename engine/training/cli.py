@@ -16,7 +16,8 @@ from pathlib import Path
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("train", help="train a model from a recipe and register it")
-    parser.add_argument("--recipe", required=True, help="recipe TOML file (see recipes/)")
+    parser.add_argument("--recipe", required=True,
+                        help="recipe TOML file, or the name of one in recipes/ (e.g. sr_x4_real)")
     parser.add_argument("--minutes", type=float, help="wall-time budget (replaces the recipe's budgets)")
     parser.add_argument("--steps", type=int, help="step budget (replaces the recipe's budgets)")
     parser.add_argument("--data", nargs="+", metavar="DIR", help="training image folder(s) (paired: input/ + target/)")

@@ -250,9 +250,14 @@ def resolve_path(path: str | Path) -> Path:
 
 
 def load_recipe(path: str | Path) -> Recipe:
+    """A recipe from a TOML file: a path, a path relative to the repository (or bundle), or a bundled recipe's
+    name (``sr_x4_real`` for ``recipes/sr_x4_real.toml``)."""
     path = Path(path)
-    if not path.is_file() and not path.is_absolute() and (REPO_ROOT / path).is_file():
-        path = REPO_ROOT / path
+    if not path.is_file() and not path.is_absolute():
+        for candidate in (REPO_ROOT / path, recipes_dir() / path, recipes_dir() / f"{path}.toml"):
+            if candidate.is_file():
+                path = candidate
+                break
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
