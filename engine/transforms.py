@@ -42,13 +42,16 @@ def to_model_space(pixels: np.ndarray, transform: str, image_is_hdr: bool, scale
         if image_is_hdr:
             return srgb_encode(np.maximum(pixels, 0.0)).astype(np.float32, copy=False)
         return pixels
+    if transform not in ("linear", "log1p"):
+        raise ValueError(f"unknown value transform {transform!r}")
     linear = pixels if image_is_hdr else srgb_decode(pixels)
-    linear = np.maximum(linear, 0.0) * np.float32(scale)
-    if transform == "linear":
-        return linear.astype(np.float32, copy=False)
+    # One new array, then in place: on a 16k x 16k render every temporary costs 3 GiB.
+    values = np.maximum(linear, 0.0) if linear is pixels else np.maximum(linear, 0.0, out=linear)
+    values = values.astype(np.float32, copy=False)
+    values *= np.float32(scale)
     if transform == "log1p":
-        return np.log1p(linear).astype(np.float32, copy=False)
-    raise ValueError(f"unknown value transform {transform!r}")
+        np.log1p(values, out=values)
+    return values
 
 
 def from_model_space(values: np.ndarray, transform: str, image_is_hdr: bool, scale: float = 1.0) -> np.ndarray:
@@ -59,16 +62,15 @@ def from_model_space(values: np.ndarray, transform: str, image_is_hdr: bool, sca
         if image_is_hdr:
             return srgb_decode(np.maximum(values, 0.0)).astype(np.float32, copy=False)
         return values
-    if transform == "log1p":
-        linear = np.expm1(np.maximum(values, 0.0))
-    elif transform == "linear":
-        linear = np.maximum(values, 0.0)
-    else:
+    if transform not in ("linear", "log1p"):
         raise ValueError(f"unknown value transform {transform!r}")
-    linear = linear / np.float32(scale)
+    linear = np.maximum(values, 0.0).astype(np.float32, copy=False)  # one new array, then in place
+    if transform == "log1p":
+        np.expm1(linear, out=linear)
+    linear /= np.float32(scale)
     if image_is_hdr:
-        return linear.astype(np.float32, copy=False)
-    return srgb_encode(np.clip(linear, 0.0, 1.0)).astype(np.float32, copy=False)
+        return linear
+    return srgb_encode(np.clip(linear, 0.0, 1.0, out=linear)).astype(np.float32, copy=False)
 
 
 def prepare_aov(name: str, layer: np.ndarray, depth_max: float | None = None) -> np.ndarray:
