@@ -189,8 +189,9 @@ def _tiled_progress(
     tile_size: int,
     token: CancelToken,
     stage: str,
+    note: str = "",
 ) -> Generator[Progress, None, np.ndarray]:
-    """Run the tiles, yielding one Progress per tile; returns the blended output."""
+    """Run the tiles, yielding one Progress per tile (``note`` appended to each message); returns the output."""
     tiles = run_tiled(
         inputs,
         run_tile,
@@ -210,7 +211,7 @@ def _tiled_progress(
                 return finished.value
             fraction = done / total
             metrics = {"tile": done, "tiles": total, "tile_size": tile_size}
-            yield Progress(fraction, stage, f"tile {done} of {total}", clock.eta(fraction), metrics)
+            yield Progress(fraction, stage, f"tile {done} of {total}{note}", clock.eta(fraction), metrics)
     finally:
         tiles.close()  # a failed attempt frees its output buffer before the next one allocates
 
@@ -244,7 +245,9 @@ def restore_job(
     oom_retries: list[int] = []
     while True:
         try:
-            output = yield from _tiled_progress(inputs, run_tile, manifest, tile_size, token, stage)
+            # After a retry every tile's message says so: a one-off record could be throttled away by the GUI.
+            note = f" ({tile_size} px tiles after running out of memory)" if oom_retries else ""
+            output = yield from _tiled_progress(inputs, run_tile, manifest, tile_size, token, stage, note)
             break
         except Exception as error:
             if not is_out_of_memory(error):

@@ -72,6 +72,8 @@ def test_ort_out_of_memory_is_retried_with_smaller_tiles(entry, monkeypatch):
     assert len(retries) == 1 and "tiles of 64 px" in retries[0].message
     assert "out of memory with the whole image" in retries[0].message
     assert retries[0].metrics["tile_size"] == 64
+    later = [r for r in records if r.message.startswith("tile ")]
+    assert later and all("64 px tiles after running out of memory" in r.message for r in later)
     assert result.details["oom_retries"] == [64] and result.details["tile"] == 64
     np.testing.assert_allclose(result.image.pixels, reference, atol=2e-5)  # tiling keeps the result
     assert records[-1].fraction == 1.0
