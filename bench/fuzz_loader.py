@@ -37,6 +37,9 @@ os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
 results = os.fdopen(os.dup(1), "w")
 os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
 from tests.fuzzing import load_outcome
+import cv2, OpenEXR, tifffile, PIL.Image  # decoders loaded before the clock starts for the first input
+results.write("ready\\n")
+results.flush()
 for line in sys.stdin:
     path = line.strip()
     try:
@@ -55,6 +58,9 @@ class Worker:
             [sys.executable, "-c", WORKER, str(ROOT)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL, text=True, env=env, preexec_fn=lambda: os.nice(5),
         )
+        ready = self.process.stdout.readline()  # imports done: the first input is timed like the others
+        if ready.strip() != "ready":
+            raise RuntimeError("a fuzzing worker failed to start")
         self.path = folder / f"input{index}"
         self.started = 0.0
         self.busy = False
