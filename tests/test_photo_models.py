@@ -103,13 +103,23 @@ def test_shipped_sr_model_beats_nearest_neighbour(entry):
 
     scale = entry.manifest.scale
     high = scene(32 * scale // 2 * 2)
-    low = cv2.resize(high, (high.shape[1] // scale, high.shape[0] // scale), interpolation=cv2.INTER_AREA)
+    if entry.id.endswith("-real"):
+        # a real-world model is for blurred, noisy inputs (on clean bicubic input it is softer by design)
+        from engine.training import degradations as deg
+
+        low = deg.kernel_downscale(high, deg.isotropic_gaussian_kernel(11, 1.6), scale)
+        low = np.clip(low + np.random.default_rng(0).normal(0, 5 / 255, low.shape), 0, 1).astype(np.float32)
+        low = deg.jpeg_compress(low, 75)
+        margin = 0.5  # blur + noise + JPEG leave less to recover (its Set5 figures: bench/results/sr.md)
+    else:
+        low = cv2.resize(high, (high.shape[1] // scale, high.shape[0] // scale), interpolation=cv2.INTER_AREA)
+        margin = 1.0
     out = restore(entry, low)
     assert out.shape == high.shape
     nearest = np.repeat(np.repeat(low, scale, axis=0), scale, axis=1)
     border = 2 * scale
     crop = (slice(border, -border), slice(border, -border))
-    assert psnr(out[crop], high[crop]) > psnr(nearest[crop], high[crop]) + 1.0
+    assert psnr(out[crop], high[crop]) > psnr(nearest[crop], high[crop]) + margin
 
 
 def test_real_photo_degradation_blurs_the_clean_patch_before_noise():
