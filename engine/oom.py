@@ -18,6 +18,7 @@ OOM_MARKERS = (
     "cudaerrormemoryallocation",
     "insufficient memory",
     "cannot allocate memory",
+    "smaller than requested bytes",  # ORT's BFC arena when a memory limit is set
 )
 
 

@@ -129,6 +129,8 @@ def test_every_layers_wording_is_recognised():
     assert is_out_of_memory(RuntimeError(ORT_OOM))
     assert is_out_of_memory(RuntimeError("CUDA failure 2: out of memory ; GPU=0 ; hostname=x"))
     assert is_out_of_memory(RuntimeError("CUBLAS failure 3: CUBLAS_STATUS_ALLOC_FAILED"))
+    assert is_out_of_memory(RuntimeError("BFCArena::AllocateRawInternal Available memory of 1024 is smaller than "
+                                         "requested bytes of 4096"))
     assert is_out_of_memory(Exception("OpenCV(4.14) error: (-4:Insufficient memory) Failed to allocate"))
     assert is_out_of_memory(MemoryError())
     try:
