@@ -48,7 +48,7 @@ def test_cancel_storm_leaves_no_threads_sessions_or_memory(registry):
     for report in (first, second):
         assert report.hung == 0 and not report.failed, report.failed[:3]
         assert report.cancelled + report.completed == 75
-        assert max(report.latencies) < 1.0, report.latency_summary()
+        assert max(report.latencies) < 3.0, report.latency_summary()  # typically < 0.1 s; loaded CI is slower
         assert report.python_threads_after == report.python_threads_before
         assert report.threads_after <= report.threads_before + 2, (report.threads_before, report.threads_after)
         assert report.sessions_after <= _SESSION_CACHE_SIZE

@@ -62,7 +62,7 @@ def test_job_runner_cancel_storm(qtbot, registry):
     assert len(outcomes) == rounds, outcomes[-3:]
     assert not [o for o in outcomes if o.startswith("failed")]
     assert outcomes.count("cancelled") >= rounds * 0.6, outcomes.count("cancelled")
-    assert max(latencies) < 1.0
+    assert max(latencies) < 3.0  # typically < 0.3 s; generous for a loaded shared CI machine
     gc.collect()
     time.sleep(0.05)
     assert threading.active_count() == python_before
