@@ -122,7 +122,9 @@ def main() -> int:
             lines += [
                 f"Derived bound for the 16k render: the pipeline measured at full size with identity tiles "
                 f"({huge['render-16384-dry']['peak_rss_mib']} MiB) plus ONNX Runtime's working set for the model's "
-                f"512-px tiles (real minus identity on a 2048 px render: {ort} MiB) = {bound} MiB.",
+                f"512-px tiles (real minus identity on a 2048 px render: {ort} MiB) = {bound} MiB"
+                + (f"; the real run measured {huge['render-16384']['peak_rss_mib']} MiB."
+                   if huge.get("render-16384", {}).get("output_written") else "."),
                 "",
             ]
     lines += [
