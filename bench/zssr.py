@@ -30,7 +30,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-SET5 = ROOT.parent / "shared" / "bench" / "sr" / "Set5"
+SET5 = Path(os.environ.get("SET5_DIR", ROOT.parent / "shared" / "bench" / "sr" / "Set5"))
 RESULTS = ROOT / "bench" / "results"
 RECORDS = RESULTS / "zssr_records.jsonl"
 PAPER = {2: 37.37, 3: 33.42, 4: 31.13}
@@ -77,6 +77,8 @@ def run_one(method: str, k: int, index: int, seconds: float | None, seed: int) -
         # no previews: nobody looks at them here, and each costs a full forward pass
         preset, _, variant = method.partition("-")
         extra = {"bf16": variant == "bf16"} if variant in ("fp32", "bf16") else {}
+        if variant.startswith("steps"):  # e.g. paper-steps6: six geometric gradual steps
+            extra = {"gradual_steps": int(variant[5:])}
         request = preset_request(preset, float(k), seed=seed, seconds=seconds, preview_every_s=1e9, **extra)
         def log(progress) -> None:  # a heartbeat for long background runs
             it = progress.metrics.get("iteration")
@@ -158,17 +160,29 @@ def speed(peak_gflops: float) -> str:
     return text
 
 
+def label(rec: dict) -> str:
+    """The table row of a record: the method, what the Paper preset did when it ran, and GPU runs apart."""
+    method, scale, steps = rec["method"], rec["scale"], len(rec.get("step_seconds", []))
+    if method.startswith("paper-steps"):
+        method = "paper" if scale > 2 and int(method[len("paper-steps"):]) == 6 else f"paper ({steps} steps)"
+    elif method.startswith("paper") and scale == 2 and steps == 1:
+        method += " (one jump)"  # before the Paper preset followed the reference's six-step x2 schedule
+    elif method.startswith("paper") and scale > 2 and steps == 2:
+        method += " (two steps)"  # before the Paper preset took six gradual steps above x2
+    if str(rec.get("device", "")).startswith("CUDA"):
+        method += ", GPU"
+    return method
+
+
 def report() -> str:
     records: dict[tuple[str, int, int], dict] = {}
     if RECORDS.exists():
         for line in RECORDS.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 rec = json.loads(line)
-                if rec["method"].startswith("paper") and rec["scale"] == 2 and len(rec.get("step_seconds", [])) == 1:
-                    # runs from before the Paper preset followed the reference's six-step x2 schedule
-                    rec["method"] += " (one jump)"
-                records[(rec["method"], rec["scale"], rec["image"])] = rec
-    order = ("bicubic", "fast", "fast-bf16", "real", "paper (one jump)", "paper", "paper-bf16")
+                records[(label(rec), rec["scale"], rec["image"])] = rec
+    order = ("bicubic", "fast", "fast-bf16", "real", "paper (one jump)", "paper (two steps)", "paper", "paper-bf16")
+    order = tuple(m for base in order for m in (base, base + ", GPU"))
     methods = [m for m in order if any(key[0] == m for key in records)]
     scales = sorted({key[1] for key in records})
     lines = [
@@ -204,7 +218,8 @@ def report() -> str:
     devices = sorted({r.get("device", "") for r in records.values()})
     lines += ["", "Devices: " + "; ".join(devices), "",
               "s/image includes the 8-way ensemble and back-projection; s/iter = training seconds / iterations "
-              "(the machine is shared with other jobs, so wall times are upper bounds)."]
+              "(the machine is shared with other jobs, so wall times are upper bounds). GPU rows ran five images at a "
+              "time on one H200 beside two training runs, so their wall times are upper bounds too."]
     text = "\n".join(lines) + "\n"
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "zssr.md").write_text(text, encoding="utf-8")
@@ -220,6 +235,7 @@ def main() -> int:
     parser.add_argument("--images", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--seconds", type=float, default=None, help="wall-clock budget per image (ZSSR)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--records", type=Path, default=RECORDS, help="append the records here (default: %(default)s)")
     parser.add_argument("--report", action="store_true", help="only rebuild the table from the records")
     parser.add_argument("--speed", action="store_true", help="measure seconds per iteration / per pass only")
     parser.add_argument("--peak", type=float, default=166.0, help="the CPU's fp32 peak in GFLOP/s")
@@ -235,7 +251,7 @@ def main() -> int:
                     rec = run_one(method, k, index, args.seconds, args.seed)
                     print(json.dumps({key: rec[key] for key in ("method", "scale", "image", "psnr", "seconds")}),
                           flush=True)
-                    with open(RECORDS, "a", encoding="utf-8") as handle:
+                    with open(args.records, "a", encoding="utf-8") as handle:
                         handle.write(json.dumps(rec) + "\n")
     print(report())
     return 0

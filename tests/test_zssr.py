@@ -328,6 +328,10 @@ def test_paper_x2_follows_the_reference_gradual_schedule():
     assert preset_request("paper", 2.0, gradual_steps=1).scale_steps() == [(2.0, 2.0)]
     assert preset_request("paper", 2.0, back_projection_iters=3).back_projection_for_step(5) == 3
     assert preset_request("paper", 4.0).schedule == ()
+    # beyond x2: six geometric steps (Set5 x4 31.08 dB vs 30.42 with two), unless the user sets the count
+    x4 = preset_request("paper", 4.0).scale_steps()
+    assert len(x4) == 6 and x4[0] == pytest.approx((4 ** (1 / 6),) * 2) and x4[-1] == (4.0, 4.0)
+    assert len(preset_request("paper", 4.0, gradual_steps=2).scale_steps()) == 2
     with pytest.raises(ValueError):
         tiny((2.0, 2.0), schedule=((1.5, 1.5),))
     # anisotropic intermediate steps run end to end (4-way ensemble where the factors differ per axis)
