@@ -116,6 +116,25 @@ def test_invalid_hdr_targets_are_masked_out_of_the_loss():
     assert float(ms_ssim(same, same)) == pytest.approx(1.0, abs=1e-5)
 
 
+@pytest.mark.timeout(120)
+def test_worker_processes_feed_reproducible_batches_and_exit(toy_folder, tmp_path):
+    """workers > 0 (what a GPU run uses): batches come from worker processes, the run is reproducible for the
+    same worker count, differs from the in-loop sampling, and no worker process outlives the run."""
+    import multiprocessing
+
+    recipe = tiny_recipe(toy_folder, steps=12, lr=1e-2)
+
+    def losses(workers, name):
+        result = run_job(train_job(recipe, None, TrainOptions(run_dir=tmp_path / name, export=False, workers=workers)))
+        assert result.skipped_batches == 0 and result.steps == 12
+        return [h["loss"] for h in result.history if "loss" in h]
+
+    first, second, inline = losses(2, "w2a"), losses(2, "w2b"), losses(0, "w0")
+    assert first == pytest.approx(second, rel=1e-6)
+    assert first != pytest.approx(inline, rel=1e-3)  # each worker draws from its own generator
+    assert multiprocessing.active_children() == []
+
+
 def test_resume_continues_the_same_run(toy_folder, tmp_path):
     recipe = tiny_recipe(toy_folder, steps=8)
     straight = run_job(train_job(recipe, None, TrainOptions(run_dir=tmp_path / "a", export=False)))

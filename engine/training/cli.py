@@ -28,6 +28,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--init", help="fine-tune from a .pt weights file or a registered model id")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes sampling batches ahead of the step (default: 0 on the CPU, up to 8 on a GPU)")
     parser.add_argument("--no-export", action="store_true", help="train and checkpoint only")
     parser.set_defaults(handler=run)
     return parser
@@ -54,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         init=args.init,
         device=None if args.device == "auto" else args.device,
         threads=args.threads,
+        workers=args.workers,
     )
     last_print = [0.0]
 

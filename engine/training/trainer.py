@@ -69,6 +69,9 @@ class TrainOptions:
     #: CPU threads for torch during the run (None: 1 on a busy machine, else torch's default; see
     #: :func:`busy_machine_threads`).
     threads: int | None = None
+    #: Processes sampling batches ahead of the step (None: none on the CPU, most cores in front of a GPU; see
+    #: :mod:`.feeder`). With workers a run is reproducible for the same count but not resumed bit-exactly.
+    workers: int | None = None
     #: Your own data instead of the recipe's: an object with ``sample(rng) -> datasets.Sample`` (e.g. a
     #: synthetic generator or a fixed patch pool) and the validation samples to score it with.
     train_data: Any = None
@@ -465,6 +468,10 @@ def _train(recipe: Recipe, token: CancelToken | None, options: TrainOptions) -> 
             )
         return score
 
+    from .feeder import BatchFeeder, auto_workers
+
+    workers = options.workers if options.workers is not None else auto_workers(device)
+    feeder = BatchFeeder(train_set, roles, t.batch_size, device, rng, workers=workers, seed=t.seed, start_step=step)
     start_fraction = budget_fraction()
     consecutive_skips = 0
     last_loss: float | None = None
@@ -478,7 +485,7 @@ def _train(recipe: Recipe, token: CancelToken | None, options: TrainOptions) -> 
                 stopped_early = True
                 break
             # feed
-            inputs, target, valid = collate([train_set.sample(rng) for _ in range(t.batch_size)], roles, device)
+            inputs, target, valid = feeder.next_batch()
             lr = learning_rate(step, budget_fraction(), t.lr, t.warmup_steps, t.min_lr_ratio)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -547,6 +554,8 @@ def _train(recipe: Recipe, token: CancelToken | None, options: TrainOptions) -> 
     except JobCancelled:
         _save(last_path, checkpoint_payload())  # so that the same run can be resumed
         raise
+    finally:
+        feeder.close()
 
     if last_val_step != step and val_samples:
         yield Progress(1.0, "validate", "final validation")
