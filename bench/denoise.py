@@ -89,6 +89,7 @@ def run_one(entry, clean: np.ndarray, sigma: float, index: int, device: str) -> 
     megapixels = clean.shape[0] * clean.shape[1] / 1e6
     return {
         "model": entry.id,
+        "model_sha256": entry.manifest.sha256 or "",  # tells records of retrained weights apart
         "sigma": sigma,
         "image": index,
         "psnr": psnr_uint8(result.image.pixels, clean),
@@ -107,8 +108,33 @@ def load_records() -> list[dict]:
     for line in RECORDS.read_text(encoding="utf-8").splitlines():
         if line.strip():
             record = json.loads(line)
-            newest[(record["model"], record["sigma"], record["image"], record.get("device", ""))] = record
+            key = (record["model"], record.get("model_sha256", ""), record["sigma"], record["image"],
+                   record.get("device", ""))
+            newest[key] = record
     return list(newest.values())
+
+
+def shipped_sha256() -> dict[str, str]:
+    """The sha256 of each bundled model's ONNX file, by id."""
+    shas = {}
+    for path in (ROOT / "resources" / "models").glob("*.json"):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("sha256"):
+            shas[data["id"]] = data["sha256"]
+    return shas
+
+
+def labelled(records: list[dict]) -> list[dict]:
+    """Records of weights that were replaced since (a different or no sha256, where records of the shipped
+    file exist) keep their rows, as "<id> (earlier weights)"."""
+    shas = shipped_sha256()
+    current = {r["model"] for r in records if r.get("model_sha256") and r["model_sha256"] == shas.get(r["model"])}
+    out = []
+    for record in records:
+        if record["model"] in current and record.get("model_sha256") != shas[record["model"]]:
+            record = dict(record, model=f"{record['model']} (earlier weights)")
+        out.append(record)
+    return out
 
 
 def _noisy_psnr(sigma: float, images: list[int]) -> float:
@@ -140,7 +166,7 @@ def _table(records: list[dict], images_of: dict, title: str) -> list[str]:
 
 
 def report() -> str:
-    records = load_records()
+    records = labelled(load_records())
     lines = ["# Photo denoising on Kodak24 (RGB PSNR, dB; protocol of PROTOCOL.md)", ""]
     if not records:
         return "\n".join(lines + ["No records yet: run bench/denoise.py."])
@@ -192,6 +218,7 @@ def update_manifests(models_dir: Path) -> list[str]:
         scores = dict(data.get("scores", {}))
         for sigma in SIGMAS:
             chosen = [r for r in records if r["model"] == data["id"] and r["sigma"] == sigma
+                      and r.get("model_sha256") == data.get("sha256")
                       and not r.get("device", "").startswith("CUDA")]
             if len({r["image"] for r in chosen}) == 24:
                 scores[f"kodak24_sigma{sigma}_psnr"] = round(float(np.mean([r["psnr"] for r in chosen])), 2)

@@ -134,7 +134,7 @@ def zssr_rows() -> list[dict]:
             rows.append({"method": f"ZSSR {row['method']} (bench/zssr.py)", "scale": row["scale"],
                          "psnr": row["psnr"], "mean": row["mean"],
                          "seconds_per_image": row.get("seconds_per_image", float("nan")),
-                         "device": "CPU (torch)"})
+                         "device": row.get("device") or "CPU (torch)"})
     return rows
 
 

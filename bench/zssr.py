@@ -214,7 +214,9 @@ def report() -> str:
                 + (f"{np.mean(spi):.3f}" if spi else "–") + " |"
             )
             table.append({"method": method, "scale": k, "psnr": [r["psnr"] if r else None for r in recs],
-                          "mean": mean, "images_done": len(done), "reference": ref, "seconds_per_image": secs})
+                          "mean": mean, "images_done": len(done), "reference": ref, "seconds_per_image": secs,
+                          "device": max({r.get("device", "") for r in done},
+                                        key=lambda d: sum(r.get("device") == d for r in done))})
     devices = sorted({r.get("device", "") for r in records.values()})
     lines += ["", "Devices: " + "; ".join(devices), "",
               "s/image includes the 8-way ensemble and back-projection; s/iter = training seconds / iterations "
