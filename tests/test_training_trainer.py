@@ -105,13 +105,15 @@ def test_invalid_hdr_targets_are_masked_out_of_the_loss():
     target[0, :, :4, :4] = float("nan")
     target[1, 0, 5, 5] = float("inf")
     valid = torch.isfinite(target)
-    for kind in ("l1", "ms-ssim", "l1+ms-ssim"):
+    for kind in ("l1", "l2", "ms-ssim", "l1+ms-ssim"):
         loss = restoration_loss(pred, torch.nan_to_num(target, nan=0.0, posinf=0.0), valid, kind)
         loss.backward()
         assert torch.isfinite(loss) and torch.isfinite(pred.grad).all()
         pred.grad = None
     l1 = restoration_loss(pred, torch.nan_to_num(target, nan=0.0, posinf=0.0), valid, "l1")
     assert float(l1.detach()) == pytest.approx(0.1, abs=1e-5)  # the masked points add nothing
+    l2 = restoration_loss(pred, torch.nan_to_num(target, nan=0.0, posinf=0.0), valid, "l2")
+    assert float(l2.detach()) == pytest.approx(0.01, abs=1e-6)
     same = torch.rand(1, 3, 64, 64)
     assert float(ms_ssim(same, same)) == pytest.approx(1.0, abs=1e-5)
 

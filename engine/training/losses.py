@@ -78,6 +78,11 @@ def restoration_loss(
         target = torch.where(valid, target, pred.detach())
     if kind == "l1":
         return masked_l1(pred, target, valid)
+    if kind == "l2":  # mean squared error: what RMSE metrics (documents) measure
+        if valid is None:
+            return torch.mean((pred - target) ** 2)
+        weights = valid.to(pred.dtype)
+        return torch.sum(weights * (pred - target) ** 2) / weights.sum().clamp(min=1.0)
     data_range = max(1.0, float(target.detach().amax()))  # log1p HDR values can exceed 1
     structural = 1.0 - ms_ssim(pred.float(), target.float(), data_range)
     if kind == "ms-ssim":
