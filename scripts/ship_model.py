@@ -25,6 +25,8 @@ def main() -> int:
     parser.add_argument("--weights", required=True, type=Path, help="a run's best.pt (or last.pt)")
     parser.add_argument("--recipe", required=True, type=Path)
     parser.add_argument("--id", help="model id (default: the recipe's)")
+    parser.add_argument("--name", help="display name (default: the recipe's)")
+    parser.add_argument("--description", help="description (default: the recipe's)")
     parser.add_argument("--steps", type=int, help="steps the run trained (default: the checkpoint's step)")
     parser.add_argument("--minutes", type=float, help="the run's training minutes")
     parser.add_argument("--device", default="", help="what it trained on, e.g. 'CUDA: NVIDIA H200'")
@@ -59,8 +61,8 @@ def main() -> int:
         model,
         model_id=args.id or recipe.model.id,
         task=recipe.model.task,
-        name=recipe.model.name,
-        description=recipe.model.description,
+        name=args.name or recipe.model.name,
+        description=args.description or recipe.model.description,
         value_transform=recipe.model.value_transform,
         params=recipe.export.params,
         tile_default=recipe.export.tile,
