@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.denoise import PUBLISHED as DENOISE_PUBLISHED  # noqa: E402
-from bench.denoise import SIGMAS, load_records  # noqa: E402
+from bench.denoise import SIGMAS, labelled, load_records  # noqa: E402
 from bench.sr import PUBLISHED as SR_PUBLISHED  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -37,7 +37,7 @@ def _denoise_cell(records: list[dict], model: str, sigma: int) -> str:
 
 
 def denoise_rows() -> list[str]:
-    records = load_records()
+    records = labelled(load_records())
     models = sorted({r["model"] for r in records})
     lines = ["### Photo denoising, Kodak24 RGB PSNR (dB), σ15 / σ25 / σ50", "",
              "| method | σ15 | σ25 | σ50 | s/MP (CPU, σ25) | source |", "|---|---|---|---|---|---|"]
