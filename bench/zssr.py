@@ -162,9 +162,12 @@ def speed(peak_gflops: float) -> str:
 
 def label(rec: dict) -> str:
     """The table row of a record: the method, what the Paper preset did when it ran, and GPU runs apart."""
+    from engine.zssr.config import PAPER_GRADUAL_STEPS
+
     method, scale, steps = rec["method"], rec["scale"], len(rec.get("step_seconds", []))
-    if method.startswith("paper-steps"):
-        method = "paper" if scale > 2 and int(method[len("paper-steps"):]) == 6 else f"paper ({steps} steps)"
+    if method.startswith("paper-steps"):  # an explicit step count: "paper" where it is what the preset does now
+        preset = scale > 2 and int(method[len("paper-steps"):]) == PAPER_GRADUAL_STEPS
+        method = "paper" if preset else f"paper ({steps} steps)"
     elif method.startswith("paper") and scale == 2 and steps == 1:
         method += " (one jump)"  # before the Paper preset followed the reference's six-step x2 schedule
     elif method.startswith("paper") and scale > 2 and steps == 2:

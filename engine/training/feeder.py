@@ -87,9 +87,5 @@ class BatchFeeder:
         return ([x.to(**move) for x in inputs], target.to(**move), None if valid is None else valid.to(**move))
 
     def close(self) -> None:
-        """Stop the worker processes (they would otherwise live until the loader is garbage-collected)."""
-        if self._iterator is not None:
-            shutdown = getattr(self._iterator, "_shutdown_workers", None)
-            if shutdown is not None:
-                shutdown()
-            self._iterator = None
+        """Stop the worker processes now (dropping the loader's iterator shuts them down and joins them)."""
+        self._iterator = None

@@ -13,12 +13,20 @@ import torch.nn.functional as F
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
 
-def masked_l1(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
-    diff = (pred - target).abs()
+def _masked_mean(values: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
     if valid is None:
-        return diff.mean()
-    weights = valid.to(diff.dtype)
-    return (diff * weights).sum() / weights.sum().clamp(min=1.0)
+        return values.mean()
+    weights = valid.to(values.dtype)
+    return (values * weights).sum() / weights.sum().clamp(min=1.0)
+
+
+def masked_l1(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    return _masked_mean((pred - target).abs(), valid)
+
+
+def masked_l2(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared error over the valid points: what RMSE metrics (documents) measure."""
+    return _masked_mean((pred - target) ** 2, valid)
 
 
 def _gaussian_window(size: int, sigma: float, channels: int, device, dtype) -> torch.Tensor:
@@ -78,11 +86,8 @@ def restoration_loss(
         target = torch.where(valid, target, pred.detach())
     if kind == "l1":
         return masked_l1(pred, target, valid)
-    if kind == "l2":  # mean squared error: what RMSE metrics (documents) measure
-        if valid is None:
-            return torch.mean((pred - target) ** 2)
-        weights = valid.to(pred.dtype)
-        return torch.sum(weights * (pred - target) ** 2) / weights.sum().clamp(min=1.0)
+    if kind == "l2":
+        return masked_l2(pred, target, valid)
     data_range = max(1.0, float(target.detach().amax()))  # log1p HDR values can exceed 1
     structural = 1.0 - ms_ssim(pred.float(), target.float(), data_range)
     if kind == "ms-ssim":

@@ -177,13 +177,11 @@ def build_data(recipe: Recipe, options: TrainOptions, model) -> tuple[Any, list]
 def collate(samples: Sequence[ds.Sample], roles: Sequence[str], device) -> tuple[list, Any, Any]:
     import torch
 
-    inputs = [torch.from_numpy(np.stack([s.inputs[r] for s in samples])).to(device) for r in roles]
-    target = torch.from_numpy(np.stack([s.target for s in samples])).to(device)
-    valid = None
-    if any(s.valid is not None for s in samples):
-        masks = [s.valid if s.valid is not None else np.ones(s.target.shape, bool) for s in samples]
-        valid = torch.from_numpy(np.stack(masks)).to(device)
-    return inputs, target, valid
+    from .feeder import stack
+
+    inputs, target, valid = stack(samples, roles)
+    return ([torch.from_numpy(x).to(device) for x in inputs], torch.from_numpy(target).to(device),
+            None if valid is None else torch.from_numpy(valid).to(device))
 
 
 # ----------------------------------------------------------------------------------------------- metrics
