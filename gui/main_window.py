@@ -494,9 +494,7 @@ class MainWindow(QMainWindow):
         tasks = ["render-denoise"] if image.meta.hdr else (["document", "photo-denoise"] if image.meta.gray
                                                             else ["photo-denoise"])
         for task in tasks:
-            candidates = sorted(self.registry.models(task), key=lambda e: (
-                {"bundled": 0, "user": 1}.get(e.source, 2), -len(set(e.manifest.inputs) & set(image.aovs))))
-            for entry in candidates:
+            for entry in self.registry.ranked(task, image.aovs):
                 if suitability(image, entry.manifest) is None:
                     self.model_panel.select("model", entry.id)
                     return

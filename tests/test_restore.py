@@ -174,3 +174,15 @@ def test_colour_model_on_gray_image_gives_a_gray_result(registry):
     pixels = result.image.pixels
     np.testing.assert_array_equal(pixels[..., 0], pixels[..., 2])
     assert result.image.meta.gray
+
+
+def test_bundled_preferences_do_not_depend_on_file_order():
+    """photo-denoise-color-fast.json sorts before photo-denoise-color.json: the full model must still come first,
+    and a render with albedo + normal goes to the model that uses them."""
+    from engine.models.registry import ModelRegistry
+    from engine.paths import resources_dir
+
+    bundled = ModelRegistry([(resources_dir() / "models", "bundled")])
+    assert bundled.default_for("photo-denoise").id == "photo-denoise-color"
+    assert bundled.ranked("render-denoise", ("albedo", "normal"))[0].id == "render-kprcan-aov"
+    assert bundled.ranked("render-denoise")[0].id.startswith("render-kprcan")

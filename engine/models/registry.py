@@ -114,10 +114,18 @@ class ModelRegistry:
             known = ", ".join(sorted(self._entries)) or "none"
             raise ModelError(f"no model named {model_id!r} (known: {known})") from None
 
+    def ranked(self, task: str, aovs: Iterable[str] = ()) -> list[ModelEntry]:
+        """The models of a task, preferred first: bundled before user before built-in classical engines, then
+        those using more of the image's ``aovs``, then by id (so a model ``X`` comes before its ``X-fast`` and
+        other variants, whatever order their files were found in)."""
+        rank = {"bundled": 0, "user": 1, "builtin": 2}
+        have = set(aovs)
+        return sorted(self.models(task),
+                      key=lambda e: (rank.get(e.source, 3), -len(set(e.manifest.inputs) & have), e.id))
+
     def default_for(self, task: str) -> ModelEntry | None:
         """The preferred model of a task: a trained network before a classical engine, bundled before user."""
-        rank = {"bundled": 0, "user": 1, "builtin": 2}
-        candidates = sorted(self.models(task), key=lambda e: (rank.get(e.source, 3), e.id))
+        candidates = self.ranked(task)
         return candidates[0] if candidates else None
 
     def __contains__(self, model_id: str) -> bool:

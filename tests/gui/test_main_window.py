@@ -263,6 +263,7 @@ def test_opening_an_image_suggests_a_suitable_model(qtbot, window, photo, tmp_pa
     open_and_wait(qtbot, window, photo)
     entry = window.model_panel.current_entry()
     assert entry.manifest.task == "photo-denoise" and not window.model_panel.warning.isVisible()
+    assert entry.id == window.registry.default_for("photo-denoise").id  # the same preference as everywhere
     window.model_panel.select("model", "bicubic-x2")  # suits the photo: kept when the next one opens
     open_and_wait(qtbot, window, write_png(tmp_path / "second.png", seed=3))
     assert window.model_panel.current_entry().id == "bicubic-x2"
