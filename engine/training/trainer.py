@@ -320,7 +320,9 @@ def cpu_has_native_bf16() -> bool:
 def autocast_dtype(amp: str, device: str):
     """The autocast dtype for the recipe's ``amp``: "auto" is fp16 on CUDA and bf16 on CPUs with native bf16
     (measured: 2.2-2.6x faster per step, validation PSNR within 0.02 dB of fp32 at equal steps; see
-    bench/results/bf16_cpu.md), fp32 elsewhere."""
+    bench/results/bf16_cpu.md), fp32 elsewhere. Prefer "auto" to "bf16" in recipes: forced bf16 on a CPU without
+    it (an AMD EPYC without AVX-512, say) falls back to PyTorch's slow convolution path, 10-40x slower than fp32
+    (KPRCAN step 5.2 s vs 0.57 s, measured 2026-11-27)."""
     import torch
 
     if amp == "auto":

@@ -40,15 +40,37 @@ MULTISCALE_TAPS = 5
 ATTENTION_WINDOW = 9
 
 
+class BoxSum(nn.Module):
+    """Sum over a size x size window as two depthwise convolutions (size x 1, then 1 x size): the same size as
+    the input with zeros outside (``same``), or only where the window fits.
+
+    Ten times faster on a CPU than ``avg_pool2d`` forward and backward (which loops over the window), with the
+    same values. The ones are a buffer, not saved in checkpoints, so that both ONNX exporters see a constant.
+    """
+
+    def __init__(self, channels: int, size: int, same: bool = True) -> None:
+        super().__init__()
+        self.channels = channels
+        self.padding = size // 2 if same else 0
+        self.register_buffer("column", torch.ones(channels, 1, size, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.conv2d(x, self.column, padding=(self.padding, 0), groups=self.channels)
+        return F.conv2d(x, self.column.transpose(2, 3), padding=(0, self.padding), groups=self.channels)
+
+
 class LocalChannelAttention(nn.Module):
     def __init__(self, features: int, reduction: int) -> None:
         super().__init__()
         hidden = max(1, features // reduction)
         self.squeeze = nn.Conv2d(features, hidden, 1)
         self.excite = nn.Conv2d(hidden, features, 1)
+        self.window_sum = BoxSum(features, ATTENTION_WINDOW)
+        self.window_count = BoxSum(1, ATTENTION_WINDOW)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled = F.avg_pool2d(x, ATTENTION_WINDOW, stride=1, padding=ATTENTION_WINDOW // 2, count_include_pad=False)
+        # The mean over the window's pixels inside the image (avg_pool2d with count_include_pad=False).
+        pooled = self.window_sum(x) / self.window_count(torch.ones_like(x[:, :1]))
         return x * torch.sigmoid(self.excite(F.relu(self.squeeze(pooled))))
 
 
@@ -76,14 +98,45 @@ def shift_taps(size: int, dilation: int) -> list[tuple[int, int]]:
     return [(dy * dilation, dx * dilation) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)]
 
 
+def grid_layout(grids: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """The taps ``(signal index, dy, dx)`` of square kernels ``(signal index, size, dilation)``, in weight order."""
+    return [(index, dy, dx) for index, size, dilation in grids for dy, dx in shift_taps(size, dilation)]
+
+
 def apply_kernels(
+    signals: list[torch.Tensor], weights: torch.Tensor, grids: list[tuple[int, int, int]]
+) -> torch.Tensor:
+    """Per-pixel filtering: ``signals[s]`` is (N, C, H, W); ``grids`` lists square kernels ``(signal index, size,
+    dilation)`` whose taps (``grid_layout``) are the K weight channels of ``weights`` (N, K, H, W), in order.
+    Edges are replicated.
+
+    In PyTorch the taps are gathered with ``unfold``: its backward is one ``fold``, where a sum of shifted
+    slices allocates and zero-fills a padded gradient per tap (a third of a CPU training step went to that). The
+    ONNX graph uses the sum of shifted slices, which exports to plain Slice/Mul/Add; both compute the same sums.
+    """
+    if torch.onnx.is_in_onnx_export():
+        return _apply_slices(signals, weights, grid_layout(grids))
+    return _apply_unfold(signals, weights, grids)
+
+
+def _apply_unfold(
+    signals: list[torch.Tensor], weights: torch.Tensor, grids: list[tuple[int, int, int]]
+) -> torch.Tensor:
+    n, channels, height, width = signals[0].shape
+    out, start = None, 0
+    for index, size, dilation in grids:
+        reach = dilation * (size // 2)
+        padded = F.pad(signals[index], (reach,) * 4, mode="replicate")
+        taps = F.unfold(padded, size, dilation=dilation).view(n, channels, size * size, height, width)
+        term = (taps * weights[:, None, start : start + size * size]).sum(dim=2)
+        out = term if out is None else out + term
+        start += size * size
+    return out
+
+
+def _apply_slices(
     signals: list[torch.Tensor], weights: torch.Tensor, layout: list[tuple[int, int, int]]
 ) -> torch.Tensor:
-    """Per-pixel filtering as a sum of shifted slices.
-
-    ``signals[s]`` is (N, C, H, W); ``layout`` lists ``(signal index, dy, dx)`` for each of the K weight
-    channels of ``weights`` (N, K, H, W). Edges are replicated.
-    """
     height, width = signals[0].shape[-2:]
     reach = max(max(abs(dy), abs(dx)) for _, dy, dx in layout)
     padded = [F.pad(s, (reach, reach, reach, reach), mode="replicate") for s in signals]
@@ -132,18 +185,19 @@ class KernelPredictionDenoiser(nn.Module):
         self.head = nn.Conv2d(in_channels * self.unshuffle**2, features, conv_size, padding=pad)
         self.body = nn.Sequential(*[Block(features, block, reduction, conv_size) for _ in range(blocks)])
         if kernel == "multiscale":
-            self.layout = [
-                (i, dy, dx) for i, d in enumerate(MULTISCALE_DILATIONS) for dy, dx in shift_taps(MULTISCALE_TAPS, d)
-            ]
+            self.grids = [(i, MULTISCALE_TAPS, d) for i, d in enumerate(MULTISCALE_DILATIONS)]
             self.prefilters = [1] + [2 * d - 1 for d in MULTISCALE_DILATIONS[1:]]  # box sizes 1, 3, 7
+            self.prefilter_sums = nn.ModuleList(BoxSum(3, size, same=False) for size in self.prefilters[1:])
             kernel_reach = max(MULTISCALE_DILATIONS) * (MULTISCALE_TAPS // 2) + self.prefilters[-1] // 2
         else:
             size = int(kernel)
             if size < 1 or size % 2 == 0:
                 raise ValueError(f"kernel size must be odd, got {size}")
-            self.layout = [(0, dy, dx) for dy, dx in shift_taps(size, 1)]
+            self.grids = [(0, size, 1)]
             self.prefilters = [1]
+            self.prefilter_sums = nn.ModuleList()
             kernel_reach = size // 2
+        self.layout = grid_layout(self.grids)
         self.kernel_desc = kernel
         outputs = len(self.layout) if mode == "kernel" else channels
         self.tail = nn.Conv2d(features, outputs * self.unshuffle**2, 1)
@@ -181,13 +235,9 @@ class KernelPredictionDenoiser(nn.Module):
         return torch.softmax(self._features(color, self._signal(color, aux), aux), dim=1)
 
     def _prefiltered(self, signal: torch.Tensor) -> list[torch.Tensor]:
-        out = []
-        for size in self.prefilters:
-            if size == 1:
-                out.append(signal)
-            else:
-                padded = F.pad(signal, (size // 2,) * 4, mode="replicate")
-                out.append(F.avg_pool2d(padded, size, stride=1))
+        out = [signal]
+        for size, box in zip(self.prefilters[1:], self.prefilter_sums, strict=True):
+            out.append(box(F.pad(signal, (size // 2,) * 4, mode="replicate")) / size**2)
         return out
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
@@ -197,7 +247,7 @@ class KernelPredictionDenoiser(nn.Module):
         if self.mode == "direct":
             return color + logits
         weights = torch.softmax(logits, dim=1)
-        filtered = apply_kernels(self._prefiltered(signal), weights, self.layout)
+        filtered = apply_kernels(self._prefiltered(signal), weights, self.grids)
         if self.demodulate:
             filtered = torch.log(1 + (torch.exp(filtered) - 1) * (aux["albedo"].clamp(0, 1) + ALBEDO_EPS))
         return filtered
