@@ -34,7 +34,7 @@ def export(args: argparse.Namespace) -> None:
     provenance = run_provenance(args.recipe, args.checkpoint, best, last)
     provenance.update({
         "val_psnr_tonemapped": best.get("val_psnr", last.get("best_psnr")),
-        "device": "CPU (2 cores shared with other jobs), bf16 autocast",
+        "device": args.device_note,
         "data": args.data_note,
     })
     manifest = build_manifest(model, model_id=model_id, task=recipe.model.task, name=recipe.model.name,
@@ -69,6 +69,8 @@ def main() -> int:
     parser.add_argument("--id")
     parser.add_argument("--checkpoint", default="best", choices=("best", "last"))
     parser.add_argument("--data-note", default="")
+    parser.add_argument("--device-note", default="CPU (2 cores shared with other jobs), fp32",
+                        help="where and how it trained, for the manifest")
     parser.add_argument("--out", default=str(ROOT / "resources" / "models"))
     parser.add_argument("--scores", help="bench/render.py JSON: copy this model's scores into its manifest")
     args = parser.parse_args()

@@ -105,7 +105,7 @@ def test_invalid_hdr_targets_are_masked_out_of_the_loss():
     target[0, :, :4, :4] = float("nan")
     target[1, 0, 5, 5] = float("inf")
     valid = torch.isfinite(target)
-    for kind in ("l1", "l2", "ms-ssim", "l1+ms-ssim"):
+    for kind in ("l1", "l2", "ms-ssim", "l1+ms-ssim", "relmse"):
         loss = restoration_loss(pred, torch.nan_to_num(target, nan=0.0, posinf=0.0), valid, kind)
         loss.backward()
         assert torch.isfinite(loss) and torch.isfinite(pred.grad).all()
@@ -116,6 +116,24 @@ def test_invalid_hdr_targets_are_masked_out_of_the_loss():
     assert float(l2.detach()) == pytest.approx(0.01, abs=1e-6)
     same = torch.rand(1, 3, 64, 64)
     assert float(ms_ssim(same, same)) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_relative_mse_loss_is_the_render_benchmarks_metric_on_linear_values():
+    """relmse compares expm1 of log1p-space values: (p - r)^2 / (p^2 + 0.01), the prediction detached in the
+    denominator; it is finite for a wild prediction and pushes a too-dark prediction up."""
+    reference = torch.tensor([0.0, 0.5, 4.0, 100.0]).reshape(1, 1, 2, 2)
+    linear = torch.tensor([0.1, 0.4, 5.0, 80.0]).reshape(1, 1, 2, 2)
+    pred = torch.log1p(linear).requires_grad_(True)
+    loss = restoration_loss(pred, torch.log1p(reference), None, "relmse")
+    expected = float(((linear - reference) ** 2 / (linear**2 + 0.01)).mean())
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+    loss.backward()
+    assert pred.grad[0, 0, 1, 1] < 0  # 80 < 100: the gradient step raises it
+    wild = torch.full((1, 1, 2, 2), 1e4, requires_grad=True)
+    assert torch.isfinite(restoration_loss(wild, torch.log1p(reference), None, "relmse"))
+    with pytest.raises(RecipeError, match="relmse"):
+        recipe_from_dict({"model": {"id": "x", "task": "photo-denoise", "arch": "dncnn"},
+                          "train": {"loss": "relmse"}})
 
 
 @pytest.mark.timeout(120)

@@ -1,4 +1,5 @@
-"""Losses: L1 by default, MS-SSIM optionally (alone or mixed with L1 as OIDN trains: 0.16 L1 + 0.84 MS-SSIM).
+"""Losses: L1 by default, MS-SSIM optionally (alone or mixed with L1 as OIDN trains: 0.16 L1 + 0.84 MS-SSIM), L2,
+and for HDR renders in log1p space the relative MSE of the linear values (the render benchmark's metric).
 
 All losses take ``valid``, a boolean mask of target points that count (seed 001: invalid HDR ground truth is
 masked out rather than clamped). MS-SSIM uses as many scales as the patch allows (a 64 px patch supports 3 of
@@ -27,6 +28,16 @@ def masked_l1(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | No
 def masked_l2(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
     """Mean squared error over the valid points: what RMSE metrics (documents) measure."""
     return _masked_mean((pred - target) ** 2, valid)
+
+
+def relative_mse(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Relative squared error of linear HDR values, for models working in log1p space: the render benchmark's
+    relMSE, (x - r)^2 / (r^2 + 0.01). The denominator uses the detached prediction rather than the reference
+    (Noise2Noise's HDR loss): training references are themselves noisy, and a noisy r^2 would favour
+    overestimates. exp(x) - 1 is clamped at e^20 so that a wild early prediction cannot overflow."""
+    p = torch.expm1(pred.clamp(max=20.0))
+    r = torch.expm1(target)
+    return _masked_mean((p - r) ** 2 / (p.detach() ** 2 + 0.01), valid)
 
 
 def _gaussian_window(size: int, sigma: float, channels: int, device, dtype) -> torch.Tensor:
@@ -88,6 +99,8 @@ def restoration_loss(
         return masked_l1(pred, target, valid)
     if kind == "l2":
         return masked_l2(pred, target, valid)
+    if kind == "relmse":
+        return relative_mse(pred, target, valid)
     data_range = max(1.0, float(target.detach().amax()))  # log1p HDR values can exceed 1
     structural = 1.0 - ms_ssim(pred.float(), target.float(), data_range)
     if kind == "ms-ssim":

@@ -231,8 +231,10 @@ def validate(recipe: Recipe) -> None:
         problems.append(f"downscale {g.downscale!r} must be bicubic or kernel")
     if g.kind == "sr" and g.scale < 2:
         problems.append("an 'sr' degradation needs scale >= 2")
-    if t.loss not in ("l1", "l2", "ms-ssim", "l1+ms-ssim"):
-        problems.append(f"loss {t.loss!r} must be l1, l2, ms-ssim or l1+ms-ssim")
+    if t.loss not in ("l1", "l2", "ms-ssim", "l1+ms-ssim", "relmse"):
+        problems.append(f"loss {t.loss!r} must be l1, l2, ms-ssim, l1+ms-ssim or relmse")
+    if t.loss == "relmse" and m.value_transform != "log1p":
+        problems.append("loss 'relmse' needs value_transform = \"log1p\" (it compares linear HDR values)")
     if t.amp not in ("auto", "off", "bf16", "fp16"):
         problems.append(f"amp {t.amp!r} must be auto, off, bf16 or fp16")
     if t.steps <= 0 and t.minutes <= 0:
