@@ -34,7 +34,11 @@ def relative_mse(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor |
     """Relative squared error of linear HDR values, for models working in log1p space: the render benchmark's
     relMSE, (x - r)^2 / (r^2 + 0.01). The denominator uses the detached prediction rather than the reference
     (Noise2Noise's HDR loss): training references are themselves noisy, and a noisy r^2 would favour
-    overestimates. exp(x) - 1 is clamped at e^20 so that a wild early prediction cannot overflow."""
+    overestimates. exp(x) - 1 is clamped at e^20 so that a wild early prediction cannot overflow.
+
+    Measured (2026-11-27): continuing render-kprcan-aov from the same checkpoint for 500 steps with this loss
+    instead of L1 in log space gave cbox256 relMSE 0.0066 / 0.0062 at 4 / 16 spp against 0.0016 / 0.0010, so the
+    shipped render recipes keep L1; it is here for experiments."""
     p = torch.expm1(pred.clamp(max=20.0))
     r = torch.expm1(target)
     return _masked_mean((p - r) ** 2 / (p.detach() ** 2 + 0.01), valid)
