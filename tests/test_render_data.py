@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,29 @@ def test_scene_descriptions_are_deterministic_and_valid():
     assert 20 < sum(random_scene(s, 0.3)["camera"]["filter"] == "gaussian" for s in range(200)) < 100
     with pytest.raises(ValueError):
         random_scene(0, 1.5)
+
+
+def test_panel_lights_are_opt_in_and_leave_other_scenes_unchanged():
+    """--panel-fraction adds an emitting panel flush with wall 0 from its own random stream: scenes that get no
+    panel are exactly the scenes of fraction 0 (older sets reproduce), and panel scenes have a wall and a low
+    camera (3-15 degrees up), so that the panel is in view."""
+    with_panel = 0
+    for seed in range(100):
+        plain, mixed = random_scene(seed), random_scene(seed, panel_fraction=0.4)
+        panels = [light for light in mixed["lights"] if light["type"] == "panel"]
+        if not panels:
+            assert mixed == plain
+            continue
+        with_panel += 1
+        assert len(panels) == 1 and mixed["room"]["walls"] >= 1
+        assert mixed["lights"][:-1] == plain["lights"] and mixed["shapes"] == plain["shapes"]
+        ox, oy, oz = mixed["camera"]["origin"]
+        assert 3.0 <= math.degrees(math.atan2(oy - 0.2, math.hypot(ox, oz))) <= 15.0 + 1e-6
+        json.dumps(mixed)
+    assert 20 < with_panel < 60
+    assert not any(light["type"] == "panel" for light in random_scene(3, panel_fraction=0.0)["lights"])
+    with pytest.raises(ValueError):
+        random_scene(0, panel_fraction=-0.1)
 
 
 @pytest.mark.slow
@@ -61,6 +85,12 @@ def test_render_data_command_writes_deterministic_sets_and_pairs(tmp_path):
                                atol=1e-3)
     assert read_training_image(pairs[0][1]).shape == (16, 24, 3)
     assert main(args + ["--out", str(tmp_path / "c"), "--size", "3x3"]) == 2
+    # A panel scene renders, and records its fraction and its panel.
+    assert main(args + ["--out", str(tmp_path / "d"), "--panel-fraction", "1"]) == 0
+    info = json.loads((tmp_path / "d" / "scene_000003" / "scene.json").read_text())
+    assert info["panel_fraction"] == 1.0 and info["spec"]["lights"][-1]["type"] == "panel"
+    panel = read_image(tmp_path / "d" / "scene_000003" / "scene_000003_ref_spp00004_color.exr").pixels
+    assert np.isfinite(panel).all()
 
 
 def test_bundled_render_sample_has_aovs_and_reference():

@@ -57,6 +57,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--gaussian-fraction", type=_fraction, default=DEFAULT_GAUSSIAN_FRACTION,
                         help="share of scenes with a Gaussian pixel filter, i.e. spatially correlated noise "
                         "(default 0: box filter, independent pixel noise as most path tracers and OIDN assume)")
+    parser.add_argument("--panel-fraction", type=_fraction, default=0.0,
+                        help="share of scenes with an emitting panel flush with a wall, sharing its albedo and "
+                        "normal like the Cornell box's light (default 0, as the sets made before this option)")
     parser.add_argument("--no-resume", action="store_true", help="re-render scenes that are already complete")
     parser.add_argument("--pairs", type=Path, default=None,
                         help="also write a training view (input/ + target/ folders paired by name) here")
@@ -77,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     request = RenderSetRequest(
         out=args.out, scenes=args.scenes, seed=args.seed, spp=args.spp, ref_spp=args.ref_spp,
         width=width, height=height, threads=args.threads, resume=not args.no_resume,
-        gaussian_fraction=args.gaussian_fraction,
+        gaussian_fraction=args.gaussian_fraction, panel_fraction=args.panel_fraction,
     )
 
     def report(progress: Progress) -> None:

@@ -42,6 +42,8 @@ class RenderSetRequest:
     threads: int | None = None
     #: Share of scenes rendered with a Gaussian pixel filter (correlated noise); box otherwise.
     gaussian_fraction: float = DEFAULT_GAUSSIAN_FRACTION
+    #: Share of scenes with an emitting panel flush with a wall (scenes.random_scene); 0 keeps older sets.
+    panel_fraction: float = 0.0
     #: Skip scenes whose folder already holds a complete set (lets an interrupted run resume).
     resume: bool = True
 
@@ -71,12 +73,13 @@ def set_paths(folder: Path, name: str, spp: Sequence[int], ref_spp: int) -> list
 def render_one(
     seed: int, spp: Sequence[int], ref_spp: int, width: int, height: int,
     gaussian_fraction: float = DEFAULT_GAUSSIAN_FRACTION,
+    panel_fraction: float = 0.0,
 ) -> dict:
     """Render one scene: ``{"noisy": {spp: buffers}, "reference": colour, "spec": ..., "times": ...}``.
 
     Colour is scaled so that the reference's mean luminance is the description's exposure times middle grey.
     """
-    spec = random_scene(seed, gaussian_fraction)
+    spec = random_scene(seed, gaussian_fraction, panel_fraction)
     scene = mitsuba_backend.build_scene(spec, width, height)
     times: dict[str, float] = {}
     start = time.perf_counter()
@@ -112,7 +115,7 @@ def generate_set(
         paths = set_paths(folder, name, request.spp, request.ref_spp)
         if not (request.resume and all(p.exists() for p in paths)):
             result = render_one(seed, request.spp, request.ref_spp, request.width, request.height,
-                                request.gaussian_fraction)
+                                request.gaussian_fraction, request.panel_fraction)
             folder.mkdir(parents=True, exist_ok=True)
             for n, buffers in result["noisy"].items():
                 for buffer, array in buffers.items():
@@ -120,7 +123,7 @@ def generate_set(
             write_buffer(folder / f"{name}_ref_spp{request.ref_spp:05d}_color.exr", "color", result["reference"])
             info = {"name": name, "seed": seed, "width": request.width, "height": request.height,
                     "spp": list(request.spp), "ref_spp": request.ref_spp, "variant": variant,
-                    "gaussian_fraction": request.gaussian_fraction,
+                    "gaussian_fraction": request.gaussian_fraction, "panel_fraction": request.panel_fraction,
                     "render_seconds": result["times"], "exposure_gain": result["gain"],
                     "raw_mean_luminance": result["mean"], "spec": result["spec"]}
             # scene.json last: its presence marks a complete set for resuming.

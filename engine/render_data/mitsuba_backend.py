@@ -177,9 +177,23 @@ def _envmap_bitmap(light: Spec) -> np.ndarray:
     return ((image + sun[..., None]) * light["scale"]).astype(np.float32)
 
 
-def _emitter(mi: Any, light: Spec) -> Any:
+def _wall_transform(mi: Any, room: Spec, index: int) -> Any:
+    """Wall ``index``: an 8-unit-half-size rectangle facing the centre from 7.5 away, turned about y."""
+    angle = room["wall_azimuth"] + 90.0 * index
+    return mi.ScalarTransform4f().rotate([0, 1, 0], angle).translate([0, 4.0, -7.5])
+
+
+def _emitter(mi: Any, light: Spec, room: Spec | None = None) -> Any:
     T = mi.ScalarTransform4f
     kind = light["type"]
+    if kind == "panel":
+        # Flush with the wall (1 mm in front), with the wall's own material: no albedo or normal edge.
+        to_world = (_wall_transform(mi, room, light["wall"])
+                    .translate([8.0 * light["u"], 8.0 * light["v"], 0.001])
+                    .scale([8.0 * light["half_width"], 8.0 * light["half_height"], 1.0]))
+        return {"type": "rectangle", "to_world": to_world,
+                "emitter": {"type": "area", "radiance": _rgb(light["radiance"])},
+                "bsdf": _bsdf(mi, room["wall_material"], two_sided=True)}
     if kind == "area":
         size = light["size"]
         emitter = {"type": "area", "radiance": _rgb(light["radiance"])}
@@ -225,14 +239,13 @@ def build_scene(spec: Spec, width: int, height: int) -> Any:
         scene["ground"] = {"type": "rectangle", "to_world": T().rotate([1, 0, 0], -90).scale(12.0),
                            "bsdf": _bsdf(mi, room["ground_material"], two_sided=True)}
     for i in range(room["walls"]):
-        angle = room["wall_azimuth"] + 90.0 * i
-        to_world = T().rotate([0, 1, 0], angle).translate([0, 4.0, -7.5]).scale(8.0)
+        to_world = _wall_transform(mi, room, i).scale(8.0)
         scene[f"wall{i}"] = {"type": "rectangle", "to_world": to_world,
                              "bsdf": _bsdf(mi, room["wall_material"], two_sided=True)}
     for i, shape in enumerate(spec["shapes"]):
         scene[f"shape{i}"] = _shape(mi, shape)
     for i, light in enumerate(spec["lights"]):
-        scene[f"light{i}"] = _emitter(mi, light)
+        scene[f"light{i}"] = _emitter(mi, light, room)
     return mi.load_dict(scene)
 
 

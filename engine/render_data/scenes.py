@@ -120,14 +120,35 @@ def _shape(rng: np.random.Generator, kind: str) -> Spec:
     }
 
 
-def random_scene(seed: int, gaussian_fraction: float = DEFAULT_GAUSSIAN_FRACTION) -> Spec:
-    """A random scene description; the same seed (and fraction) always gives the same description.
+def _panel(rng: np.random.Generator, camera: Spec) -> Spec:
+    """An emitting panel flush with wall 0 (a ceiling-light-like emitter): it shares the wall's material and
+    normal, so the albedo and normal buffers show no edge at its border, as in the Cornell box, where the
+    emitter has nearly the ceiling's albedo. Position and size are fractions of the wall's half-size."""
+    power = float(np.exp(rng.uniform(np.log(2.0), np.log(12.0))))
+    tint = [float(c) for c in 1.0 - 0.3 * rng.uniform(0.0, 1.0, 3)]
+    # Near where the camera's line of sight meets the wall (7.5 beyond the centre), so that it is in view.
+    ox, oy, oz = camera["origin"]
+    slope = (camera["target"][1] - oy) / max(math.hypot(ox, oz), 1e-6)
+    height = float(np.clip(camera["target"][1] + slope * 7.5 + rng.uniform(1.0, 3.0), 0.4, 6.0))
+    return {"type": "panel", "wall": 0, "u": float(rng.uniform(-0.15, 0.15)), "v": (height - 4.0) / 8.0,
+            "half_width": float(rng.uniform(0.08, 0.22)), "half_height": float(rng.uniform(0.03, 0.12)),
+            "radiance": [c * power for c in tint]}
+
+
+def random_scene(seed: int, gaussian_fraction: float = DEFAULT_GAUSSIAN_FRACTION,
+                 panel_fraction: float = 0.0) -> Spec:
+    """A random scene description; the same seed (and fractions) always gives the same description.
 
     ``gaussian_fraction``: share of scenes whose film uses a Gaussian reconstruction filter (spatially
     correlated noise) instead of a box (per-pixel noise); see :data:`DEFAULT_GAUSSIAN_FRACTION`.
+    ``panel_fraction``: share of scenes that get an emitting panel flush with a wall (``_panel``; the scene
+    then has at least one wall). It draws from its own random stream, so every other part of a seed's scene is
+    the same at any fraction (0 reproduces the sets made before it existed).
     """
     if not 0.0 <= gaussian_fraction <= 1.0:
         raise ValueError(f"gaussian_fraction must be in [0, 1], got {gaussian_fraction}")
+    if not 0.0 <= panel_fraction <= 1.0:
+        raise ValueError(f"panel_fraction must be in [0, 1], got {panel_fraction}")
     rng = np.random.default_rng(seed)
     n_lights = int(rng.integers(1, 4))
     lights: list[Spec] = []
@@ -146,9 +167,23 @@ def random_scene(seed: int, gaussian_fraction: float = DEFAULT_GAUSSIAN_FRACTION
         "ground_material": _material(rng, str(rng.choice(["diffuse", "textured", "plastic"]))),
         "wall_material": _material(rng, str(rng.choice(["diffuse", "textured"]))),
     }
+    camera = _camera(rng, gaussian_fraction)
+    panel_rng = np.random.default_rng([seed, 1])
+    if float(panel_rng.uniform()) < panel_fraction:
+        # A low camera (3-15 degrees up) so that the wall behind the scene, and the panel on it, are in view.
+        ox, _, oz = camera["origin"]
+        distance, azimuth = math.hypot(ox, oz), math.atan2(oz, ox)
+        elevation = math.radians(float(panel_rng.uniform(3.0, 15.0)))
+        camera["origin"] = [distance * math.cos(elevation) * math.cos(azimuth),
+                            distance * math.sin(elevation) + 0.2,
+                            distance * math.cos(elevation) * math.sin(azimuth)]
+        lights.append(_panel(panel_rng, camera))
+        room["walls"] = max(1, room["walls"])
+        # Put wall 0 (at 7.5 towards -z, turned about y by wall_azimuth) behind the centre as the camera sees it.
+        room["wall_azimuth"] = float(np.degrees(np.arctan2(camera["origin"][0], camera["origin"][2])))
     return {
         "seed": int(seed),
-        "camera": _camera(rng, gaussian_fraction),
+        "camera": camera,
         "lights": lights,
         "shapes": shapes,
         "room": room,
