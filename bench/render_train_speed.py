@@ -5,7 +5,8 @@ sum of shifted slices and ``avg_pool2d``. On a CPU without native bf16 (no AVX51
 convolutions on its slow reference path, and a slice's backward zero-fills a padded gradient per tap. This
 times one step of the shipped AOV model's configuration (batch 6 of 128x128, colour + albedo + normal) in:
 
-- ``before``: bf16 autocast, slices, ``avg_pool2d`` (the old code, rebuilt here by swapping the new pieces out);
+- ``before``: bf16 autocast, slices, ``avg_pool2d`` (the old code, rebuilt here by swapping the new pieces out;
+  the attention mean is a pooled sum over a pooled count, one more small pool than the old single call);
 - ``before, fp32``: the same ops in fp32;
 - ``now``: fp32 (``amp = "auto"`` on this CPU), ``unfold`` kernels, box filters as depthwise convolutions.
 
