@@ -36,7 +36,8 @@ def test_registered_tiny_models_run_and_train(arch):
     assert model.overlap % 8 == 0 and model.overlap >= model.receptive_radius
 
 
-@pytest.mark.parametrize(("aux", "demodulate"), [((), False), (("albedo", "normal"), False), (("albedo",), True)])
+@pytest.mark.parametrize(("aux", "demodulate"), [((), False), (("albedo", "normal"), False), (("albedo",), True),
+                                                 (("albedo", "normal"), "mix")])
 def test_kernel_prediction_keeps_a_flat_image_flat(aux, demodulate):
     model = KernelPredictionDenoiser(aux_inputs=aux, demodulate=demodulate, **TINY).eval()
     assert model.demodulate == demodulate
@@ -88,7 +89,8 @@ def _render_image(size=40, seed=0):
 
 
 @pytest.mark.slow
-def test_export_restore_and_inspect(tmp_path):
+@pytest.mark.parametrize("demodulate", [False, "mix"])
+def test_export_restore_and_inspect(tmp_path, demodulate):
     pytest.importorskip("onnxruntime")
     from engine.jobs import run_job
     from engine.models.manifest import load_manifest
@@ -98,9 +100,10 @@ def test_export_restore_and_inspect(tmp_path):
     from engine.training.kpcn_export import export_kernel_model
 
     torch.manual_seed(0)
-    model = build_model("kprcan", TINY).eval()
+    config = dict(TINY, demodulate=demodulate)
+    model = build_model("kprcan", config).eval()
     manifest = build_manifest(model, model_id="tiny-kp", task="render-denoise", value_transform="log1p")
-    export_model(model, manifest, tmp_path, arch="kprcan", arch_config=TINY)
+    export_model(model, manifest, tmp_path, arch="kprcan", arch_config=config)
     export_kernel_model(model, tmp_path, "tiny-kp")
     manifest = load_manifest(tmp_path / "tiny-kp.json")
     assert has_kernels(manifest) and manifest.tile.alignment == 2
@@ -207,3 +210,53 @@ def test_training_an_aov_recipe_from_colour_only_weights_grows_them(tmp_path):
     }, source="t")
     model, arch, config, _ = build_for_recipe(recipe, str(init))
     assert config["aux_inputs"] == ["albedo", "normal"] and model.aux_inputs == ("albedo", "normal")
+
+
+def test_a_plain_model_grows_demodulated_taps_that_start_with_a_tiny_share(tmp_path):
+    """demodulate="mix": half of one softmax on colour taps, half on demodulated ones. Grown from a plain model,
+    it starts as a fixed blend of the plain model and its kernels on the demodulated signal, and the inspector's
+    layout names both halves' signals."""
+    import torch
+
+    from engine.training.archs.kpcn import MIX_START_OFFSET, apply_kernels, grow_inputs
+    from engine.training.recipes import recipe_from_dict
+    from engine.training.trainer import build_for_recipe
+
+    torch.manual_seed(0)
+    config = {"aux_inputs": ["albedo", "normal"], "features": 4, "blocks": 1}
+    plain = build_model("kprcan", config).eval()
+    mixed = build_model("kprcan", dict(config, demodulate="mix")).eval()
+    assert len(mixed.layout) == 2 * len(plain.layout) and mixed.prefilters == plain.prefilters * 2
+    assert {s for s, _, _ in mixed.layout} == set(range(len(mixed.prefilters)))
+    grow_inputs(mixed, plain.state_dict(), config)
+    x, albedo, normal = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        weights = mixed.kernel_weights(x, albedo, normal)
+        share = weights[:, len(plain.layout):].sum(dim=1)
+        expected = 1 / (1 + np.exp(-MIX_START_OFFSET))
+        assert torch.allclose(share, torch.full_like(share, expected), rtol=1e-3)
+        assert torch.allclose(weights.sum(dim=1), torch.ones_like(share), atol=1e-5)
+        # the output blends the plain model with the same kernels on the demodulated signal, remodulated
+        aux = {"albedo": albedo, "normal": normal}
+        kernels = plain.kernel_weights(x, albedo, normal)
+        shading = apply_kernels(mixed._prefiltered(mixed._signal(x, aux)), kernels, plain.grids)
+        blend = (1 - expected) * plain(x, albedo, normal) + expected * mixed._remodulate(shading, aux)
+        assert torch.allclose(mixed(x, albedo, normal), blend, atol=1e-5)
+        # where albedo carries the texture, the demodulated taps alone reproduce a textured flat-shaded surface
+        stripes = (torch.arange(16) % 2).float().view(1, 1, 1, 16).expand(1, 3, 16, 16) * 0.6 + 0.2
+        shaded = torch.log(1 + 0.8 * (stripes + 0.02))
+        mixed.tail.bias[: len(plain.layout) * 4] -= 100.0  # all weight on the demodulated taps
+        assert torch.allclose(mixed(shaded, stripes, normal), shaded, atol=1e-4)
+        assert not torch.allclose(plain(shaded, stripes, normal), shaded, atol=1e-3)
+    with pytest.raises(ValueError):
+        grow_inputs(plain, mixed.state_dict(), dict(config, demodulate="mix"))
+    # the trainer grows it too when a "mix" recipe starts from plain weights
+    init = tmp_path / "plain.pt"
+    torch.save({"arch": "kprcan", "config": config, "state_dict": plain.state_dict()}, init)
+    recipe = recipe_from_dict({
+        "model": {"id": "t", "task": "render-denoise", "arch": "kprcan", "value_transform": "log1p",
+                  "config": dict(config, demodulate="mix")},
+        "data": {"kind": "paired"}, "degradation": {"kind": "none"},
+    }, source="t")
+    model, _, config_out, _ = build_for_recipe(recipe, str(init))
+    assert model.demodulate == "mix" and config_out["demodulate"] == "mix"

@@ -275,7 +275,8 @@ def build_for_recipe(recipe: Recipe, init: str | None):
 
 
 def _grows_inputs(arch: str, config: dict, weights: dict) -> bool:
-    """True when the init weights are the recipe's kernel-prediction model with fewer auxiliary inputs."""
+    """True when the init weights are the recipe's kernel-prediction model with fewer auxiliary inputs, or
+    without the demodulated taps of ``demodulate = "mix"``."""
     import inspect
 
     from .archs.kpcn import KernelPredictionDenoiser
@@ -287,11 +288,14 @@ def _grows_inputs(arch: str, config: dict, weights: dict) -> bool:
     def rest(cfg: dict) -> dict:
         full = {**defaults, **cfg}
         full.pop("aux_inputs")
+        full.pop("demodulate")
         return full
 
     old = dict(weights["config"])
     new_aux, old_aux = set(config.get("aux_inputs", ())), set(old.get("aux_inputs", ()))
-    return rest(old) == rest(config) and old_aux < new_aux
+    old_mode, new_mode = old.get("demodulate", False), config.get("demodulate", False)
+    adds_mix = old_mode is False and new_mode == "mix"
+    return rest(old) == rest(config) and old_aux <= new_aux and (old_aux < new_aux or adds_mix)
 
 
 def pick_device(requested: str | None) -> str:

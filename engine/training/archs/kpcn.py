@@ -21,7 +21,10 @@ named in ``aux_inputs``: ``albedo`` [0, 1], ``normal`` [-1, 1], ``depth`` [0, 1]
 (where edges and textures are); the kernels filter the noisy colour itself. ``demodulate=True`` instead filters
 colour / (albedo + 0.02) and multiplies the albedo back (KPCN's diffuse trick); in our short CPU trainings it
 did much worse (black-albedo emitters and glass make the demodulated signal explode at edges), so it is off by
-default. Output: (N, 3, H, W) in log1p space.
+default. ``demodulate="mix"`` predicts both: one softmax over twice the taps, half on the colour and half on
+the demodulated signal (remodulated by the pixel's own albedo); the network decides per pixel how much of its
+weight goes to each, so textures can be filtered as flat shading while emitters and glass keep colour taps.
+Output: (N, 3, H, W) in log1p space.
 """
 
 from __future__ import annotations
@@ -36,6 +39,10 @@ from .common import AOV_CHANNELS, round_up
 ALBEDO_EPS = 0.02
 MULTISCALE_DILATIONS = (1, 2, 4)
 MULTISCALE_TAPS = 5
+#: Logit offset of the demodulated taps when a plain model grows into ``demodulate="mix"`` (``grow_inputs``):
+#: they start with 27% of the weight. Not near zero: Adam moves a logit by about the learning rate per step, so
+#: from -6 (0.25%) the share had only reached 0.4-0.8% after 500 steps.
+MIX_START_OFFSET = -1.0
 #: Local window of the channel attention's pooling (tile-independent, unlike global pooling).
 ATTENTION_WINDOW = 9
 
@@ -159,7 +166,7 @@ class KernelPredictionDenoiser(nn.Module):
         mode: str = "kernel",
         reduction: int = 4,
         conv_size: int = 5,
-        demodulate: bool = False,
+        demodulate: bool | str = False,
         channels: int = 3,
         unshuffle: int = 2,
     ) -> None:
@@ -176,7 +183,9 @@ class KernelPredictionDenoiser(nn.Module):
         self.aux_inputs = tuple(aux_inputs)
         self.input_roles = ("color",) + self.aux_inputs
         self.mode = mode
-        self.demodulate = bool(demodulate and "albedo" in self.aux_inputs and mode == "kernel")
+        if demodulate not in (False, True, "mix"):
+            raise ValueError(f"demodulate must be false, true or \"mix\", got {demodulate!r}")
+        self.demodulate = demodulate if ("albedo" in self.aux_inputs and mode == "kernel") else False
         in_channels = 3 * (2 if self.demodulate else 1) + sum(AOV_CHANNELS[name] for name in self.aux_inputs)
         pad = conv_size // 2
         # The body runs at 1/unshuffle resolution on space-to-depth input: unshuffle**2 times fewer
@@ -197,6 +206,11 @@ class KernelPredictionDenoiser(nn.Module):
             self.prefilters = [1]
             self.prefilter_sums = nn.ModuleList()
             kernel_reach = size // 2
+        if self.demodulate == "mix":
+            # The same kernels again, on the prefiltered demodulated signal (signal indices after the colour's).
+            count = len(self.grids)
+            self.grids += [(index + count, size, dilation) for index, size, dilation in self.grids]
+            self.prefilters = self.prefilters * 2
         self.layout = grid_layout(self.grids)
         self.kernel_desc = kernel
         outputs = len(self.layout) if mode == "kernel" else channels
@@ -236,7 +250,7 @@ class KernelPredictionDenoiser(nn.Module):
 
     def _prefiltered(self, signal: torch.Tensor) -> list[torch.Tensor]:
         out = [signal]
-        for size, box in zip(self.prefilters[1:], self.prefilter_sums, strict=True):
+        for size, box in zip(self.prefilters[1 : 1 + len(self.prefilter_sums)], self.prefilter_sums, strict=True):
             out.append(box(F.pad(signal, (size // 2,) * 4, mode="replicate")) / size**2)
         return out
 
@@ -247,13 +261,21 @@ class KernelPredictionDenoiser(nn.Module):
         if self.mode == "direct":
             return color + logits
         weights = torch.softmax(logits, dim=1)
+        if self.demodulate == "mix":
+            half, grids = weights.shape[1] // 2, self.grids[: len(self.grids) // 2]
+            plain = apply_kernels(self._prefiltered(color), weights[:, :half], grids)
+            share = weights[:, half:].sum(dim=1, keepdim=True)  # the weight on demodulated taps, 0..1
+            shading = apply_kernels(self._prefiltered(signal), weights[:, half:], grids) / share.clamp(min=1e-6)
+            return plain + share * self._remodulate(shading, aux)
         filtered = apply_kernels(self._prefiltered(signal), weights, self.grids)
-        if self.demodulate:
-            filtered = torch.log(1 + (torch.exp(filtered) - 1) * (aux["albedo"].clamp(0, 1) + ALBEDO_EPS))
-        return filtered
+        return self._remodulate(filtered, aux) if self.demodulate else filtered
+
+    @staticmethod
+    def _remodulate(shading: torch.Tensor, aux: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.log(1 + (torch.exp(shading) - 1) * (aux["albedo"].clamp(0, 1) + ALBEDO_EPS))
 
 
-def input_parts(aux_inputs: tuple[str, ...], demodulate: bool) -> list[tuple[str, int]]:
+def input_parts(aux_inputs: tuple[str, ...], demodulate: bool | str) -> list[tuple[str, int]]:
     """The head's input channel groups, in concatenation order (see ``_features``)."""
     return ([("color", 3)] + ([("signal", 3)] if demodulate else [])
             + [(name, AOV_CHANNELS[name]) for name in aux_inputs])
@@ -265,8 +287,15 @@ def grow_inputs(model: KernelPredictionDenoiser, state: dict[str, torch.Tensor],
     begins exactly where the old one was and training can only teach it to use the new buffers.
 
     Channels are matched by input name through pixel-unshuffle's layout (channel c becomes c * r^2 + offset).
+
+    A plain kernel model also grows into ``demodulate="mix"``: the demodulated signal is a new input (zero
+    weights), and the demodulated taps copy the colour taps' logits offset by ``MIX_START_OFFSET``: the grown
+    model starts as a fixed blend of the old model and the same kernels applied to the demodulated signal.
     """
-    old_parts = input_parts(tuple(old_config.get("aux_inputs", ())), bool(old_config.get("demodulate", False)))
+    old_demodulate = old_config.get("demodulate", False)
+    if old_demodulate != model.demodulate and not (old_demodulate is False and model.demodulate == "mix"):
+        raise ValueError(f"cannot grow demodulate={old_demodulate!r} into demodulate={model.demodulate!r}")
+    old_parts = input_parts(tuple(old_config.get("aux_inputs", ())), old_demodulate)
     new_parts = input_parts(model.aux_inputs, model.demodulate)
     if not {name for name, _ in old_parts} <= {name for name, _ in new_parts}:
         raise ValueError(f"cannot grow inputs {old_parts} into {new_parts}: some would be dropped")
@@ -287,6 +316,14 @@ def grow_inputs(model: KernelPredictionDenoiser, state: dict[str, torch.Tensor],
         grown[:, dst : dst + count * r2] = head[:, src : src + count * r2]
     state = dict(state)
     state["head.weight"] = grown
+    if model.demodulate == "mix" and old_demodulate is False:
+        tail_w, tail_b = state["tail.weight"], state["tail.bias"]
+        if 2 * tail_w.shape[0] != model.tail.weight.shape[0]:
+            raise ValueError("the old model's kernels do not match the new model's colour taps")
+        # pixel_shuffle takes output channel c from channels c * r^2 .. c * r^2 + r^2 - 1, so the colour taps are
+        # the first half of the tail's channels and the demodulated taps the second half.
+        state["tail.weight"] = torch.cat([tail_w, tail_w])
+        state["tail.bias"] = torch.cat([tail_b, tail_b + MIX_START_OFFSET])
     model.load_state_dict(state)
 
 
