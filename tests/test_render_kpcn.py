@@ -36,10 +36,11 @@ def test_registered_tiny_models_run_and_train(arch):
     assert model.overlap % 8 == 0 and model.overlap >= model.receptive_radius
 
 
-@pytest.mark.parametrize(("aux", "demodulate"), [((), False), (("albedo", "normal"), False), (("albedo",), True),
-                                                 (("albedo", "normal"), "mix")])
-def test_kernel_prediction_keeps_a_flat_image_flat(aux, demodulate):
-    model = KernelPredictionDenoiser(aux_inputs=aux, demodulate=demodulate, **TINY).eval()
+@pytest.mark.parametrize(("aux", "demodulate", "guide"), [
+    ((), False, ()), (("albedo", "normal"), False, ()), (("albedo",), True, ()), (("albedo", "normal"), "mix", ()),
+    (("albedo", "normal"), False, ("albedo", "normal")), (("albedo", "normal"), "mix", ("albedo",))])
+def test_kernel_prediction_keeps_a_flat_image_flat(aux, demodulate, guide):
+    model = KernelPredictionDenoiser(aux_inputs=aux, demodulate=demodulate, guide=guide, **TINY).eval()
     assert model.demodulate == demodulate
     color = torch.full((1, 3, 32, 32), 0.7)
     rest = [torch.full((1, 3, 32, 32), 0.4) if n == "albedo" else torch.zeros(1, 3, 32, 32) for n in aux]
@@ -89,8 +90,8 @@ def _render_image(size=40, seed=0):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("demodulate", [False, "mix"])
-def test_export_restore_and_inspect(tmp_path, demodulate):
+@pytest.mark.parametrize(("demodulate", "guide"), [(False, ()), ("mix", ()), (False, ("albedo", "normal"))])
+def test_export_restore_and_inspect(tmp_path, demodulate, guide):
     pytest.importorskip("onnxruntime")
     from engine.jobs import run_job
     from engine.models.manifest import load_manifest
@@ -100,7 +101,7 @@ def test_export_restore_and_inspect(tmp_path, demodulate):
     from engine.training.kpcn_export import export_kernel_model
 
     torch.manual_seed(0)
-    config = dict(TINY, demodulate=demodulate)
+    config = dict(TINY, demodulate=demodulate, guide=list(guide))
     model = build_model("kprcan", config).eval()
     manifest = build_manifest(model, model_id="tiny-kp", task="render-denoise", value_transform="log1p")
     export_model(model, manifest, tmp_path, arch="kprcan", arch_config=config)
@@ -260,3 +261,37 @@ def test_a_plain_model_grows_demodulated_taps_that_start_with_a_tiny_share(tmp_p
     }, source="t")
     model, _, config_out, _ = build_for_recipe(recipe, str(init))
     assert model.demodulate == "mix" and config_out["demodulate"] == "mix"
+
+
+def test_guides_grow_gently_and_steer_kernels_away_from_other_albedos(tmp_path):
+    """guide=("albedo", "normal"): each tap's logit loses strength x squared buffer distance. Grown from a model
+    without guides, every strength starts at GUIDE_START; a strong albedo guide keeps a kernel on its own stripe."""
+    import torch
+
+    from engine.training.archs.kpcn import GUIDE_GAIN, GUIDE_START, grow_inputs
+
+    torch.manual_seed(0)
+    config = {"aux_inputs": ["albedo", "normal"], "features": 4, "blocks": 1}
+    plain = build_model("kprcan", config).eval()
+    guided = build_model("kprcan", dict(config, guide=["albedo", "normal"])).eval()
+    grow_inputs(guided, plain.state_dict(), config)
+    x, normal = torch.rand(1, 3, 16, 16), torch.zeros(1, 3, 16, 16)
+    stripes = (torch.arange(16) % 2).float().view(1, 1, 1, 16).expand(1, 3, 16, 16).contiguous()
+    with torch.no_grad():
+        strengths = torch.nn.functional.softplus(GUIDE_GAIN * guided._features(x, x, {"albedo": stripes,
+                                                                                    "normal": normal})[:, 75:])
+        assert torch.allclose(strengths, torch.full_like(strengths, GUIDE_START), rtol=1e-4)
+        # flat buffers: no distances, so the guided model is exactly the old one
+        flat = torch.full_like(x, 0.5)
+        assert torch.allclose(guided(x, flat, normal), plain(x, flat, normal), atol=1e-6)
+        # stripes: the fine taps on the other stripe (odd dx) lose weight, more so with a strong guide
+        def other_stripe_weight(model):
+            weights = model.kernel_weights(x, stripes, normal)[0, :25, 8, 8]
+            odd = torch.tensor([dx % 2 == 1 for dy in range(-2, 3) for dx in range(-2, 3)])
+            return float(weights[odd].sum() / weights.sum())
+        before = other_stripe_weight(plain)
+        assert other_stripe_weight(guided) < before
+        guided.tail.bias[75 * 4 :] = 2.0  # strength ~20 on every guide and scale
+        assert other_stripe_weight(guided) < 1e-3 < before
+    with pytest.raises(ValueError):
+        build_model("kprcan", dict(config, guide=["depth"]))

@@ -276,7 +276,7 @@ def build_for_recipe(recipe: Recipe, init: str | None):
 
 def _grows_inputs(arch: str, config: dict, weights: dict) -> bool:
     """True when the init weights are the recipe's kernel-prediction model with fewer auxiliary inputs, or
-    without the demodulated taps of ``demodulate = "mix"``."""
+    without the demodulated taps of ``demodulate = "mix"``, or without guides."""
     import inspect
 
     from .archs.kpcn import KernelPredictionDenoiser
@@ -289,13 +289,15 @@ def _grows_inputs(arch: str, config: dict, weights: dict) -> bool:
         full = {**defaults, **cfg}
         full.pop("aux_inputs")
         full.pop("demodulate")
+        full.pop("guide")
         return full
 
     old = dict(weights["config"])
     new_aux, old_aux = set(config.get("aux_inputs", ())), set(old.get("aux_inputs", ()))
     old_mode, new_mode = old.get("demodulate", False), config.get("demodulate", False)
     adds_mix = old_mode is False and new_mode == "mix"
-    return rest(old) == rest(config) and old_aux <= new_aux and (old_aux < new_aux or adds_mix)
+    adds_guide = not old.get("guide") and bool(config.get("guide"))
+    return rest(old) == rest(config) and old_aux <= new_aux and (old_aux < new_aux or adds_mix or adds_guide)
 
 
 def pick_device(requested: str | None) -> str:

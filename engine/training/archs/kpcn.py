@@ -24,6 +24,10 @@ did much worse (black-albedo emitters and glass make the demodulated signal expl
 default. ``demodulate="mix"`` predicts both: one softmax over twice the taps, half on the colour and half on
 the demodulated signal (remodulated by the pixel's own albedo); the network decides per pixel how much of its
 weight goes to each, so textures can be filtered as flat shading while emitters and glass keep colour taps.
+``guide=("albedo", "normal")`` adds a cross-bilateral term to every tap's logit: minus a per-pixel strength
+(predicted, >= 0, one per guide and kernel scale) times the squared distance between the pixel's buffer value
+and the tap's (box-prefiltered like the tap's colour). A kernel then avoids neighbours of another albedo or
+normal at full resolution, which the half-resolution body's linear tail cannot express for a 1-2 pixel texture.
 Output: (N, 3, H, W) in log1p space.
 """
 
@@ -43,6 +47,11 @@ MULTISCALE_TAPS = 5
 #: they start with 27% of the weight. Not near zero: Adam moves a logit by about the learning rate per step, so
 #: from -6 (0.25%) the share had only reached 0.4-0.8% after 500 steps.
 MIX_START_OFFSET = -1.0
+#: Guide strength = softplus(GUIDE_GAIN * tail output): the gain lets Adam (steps of about the learning rate)
+#: move the strengths over their useful range (0 .. ~100) within a few thousand steps.
+GUIDE_GAIN = 10.0
+#: Guide strength of a model grown from one without guides (``grow_inputs``): gentle, so it starts near the old.
+GUIDE_START = 0.1
 #: Local window of the channel attention's pooling (tile-independent, unlike global pooling).
 ATTENTION_WINDOW = 9
 
@@ -141,6 +150,18 @@ def _apply_unfold(
     return out
 
 
+def gather_taps(signal: torch.Tensor, size: int, dilation: int) -> torch.Tensor:
+    """The size x size dilated neighbourhood of every pixel, (N, C, size * size, H, W) in ``shift_taps`` order;
+    edges replicated. ``unfold`` in PyTorch, a concatenation of shifted slices in the ONNX graph."""
+    n, channels, height, width = signal.shape
+    reach = dilation * (size // 2)
+    padded = F.pad(signal, (reach,) * 4, mode="replicate")
+    if not torch.onnx.is_in_onnx_export():
+        return F.unfold(padded, size, dilation=dilation).view(n, channels, size * size, height, width)
+    return torch.stack([padded[:, :, reach + dy : reach + dy + height, reach + dx : reach + dx + width]
+                        for dy, dx in shift_taps(size, dilation)], dim=2)
+
+
 def _apply_slices(
     signals: list[torch.Tensor], weights: torch.Tensor, layout: list[tuple[int, int, int]]
 ) -> torch.Tensor:
@@ -169,6 +190,7 @@ class KernelPredictionDenoiser(nn.Module):
         demodulate: bool | str = False,
         channels: int = 3,
         unshuffle: int = 2,
+        guide: tuple[str, ...] = (),
     ) -> None:
         super().__init__()
         if block not in ("plain", "residual", "rcab"):
@@ -213,7 +235,15 @@ class KernelPredictionDenoiser(nn.Module):
             self.prefilters = self.prefilters * 2
         self.layout = grid_layout(self.grids)
         self.kernel_desc = kernel
-        outputs = len(self.layout) if mode == "kernel" else channels
+        self.guide = tuple(guide) if mode == "kernel" else ()
+        if not set(self.guide) <= set(self.aux_inputs):
+            raise ValueError(f"guide {self.guide} must be among the auxiliary inputs {self.aux_inputs}")
+        # One strength per guide and kernel scale (the colour scales; "mix" reuses them for its second half).
+        self.guide_scales = len(self.prefilter_sums) + 1
+        guide_channels = sum(AOV_CHANNELS[g] for g in self.guide)
+        self.guide_sums = nn.ModuleList(BoxSum(guide_channels, size, same=False)
+                                        for size in (self.prefilters[1 : self.guide_scales] if self.guide else ()))
+        outputs = len(self.layout) + len(self.guide) * self.guide_scales if mode == "kernel" else channels
         self.tail = nn.Conv2d(features, outputs * self.unshuffle**2, 1)
         self.alignment = self.unshuffle
         attention_reach = blocks * (ATTENTION_WINDOW // 2) if block == "rcab" else 0
@@ -246,7 +276,33 @@ class KernelPredictionDenoiser(nn.Module):
     def kernel_weights(self, *inputs: torch.Tensor) -> torch.Tensor:
         """The normalised per-pixel weights (N, K, H, W), K = len(self.layout)."""
         color, aux = self._split(inputs)
-        return torch.softmax(self._features(color, self._signal(color, aux), aux), dim=1)
+        return torch.softmax(self._logits(color, self._signal(color, aux), aux), dim=1)
+
+    def _logits(self, color: torch.Tensor, signal: torch.Tensor, aux: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The kernels' logits (N, K, H, W), with the cross-bilateral guide term when the model has guides."""
+        out = self._features(color, signal, aux)
+        if not self.guide:
+            return out
+        taps = len(self.layout)
+        logits, strengths = out[:, :taps], F.softplus(GUIDE_GAIN * out[:, taps:])
+        centre = torch.cat([aux[name] for name in self.guide], dim=1)
+        groups = [AOV_CHANNELS[name] for name in self.guide]
+        penalties = []
+        for scale, (index, size, dilation) in enumerate(self.grids[: self.guide_scales]):
+            guide = centre
+            if index > 0:
+                box = self.prefilters[index]
+                guide = self.guide_sums[index - 1](F.pad(centre, (box // 2,) * 4, mode="replicate")) / box**2
+            diff = (gather_taps(guide, size, dilation) - centre[:, :, None]) ** 2
+            penalty = None
+            for g, part in enumerate(torch.split(diff, groups, dim=1)):
+                term = strengths[:, g * self.guide_scales + scale, None] * part.sum(dim=1)
+                penalty = term if penalty is None else penalty + term
+            penalties.append(penalty)
+        penalty = torch.cat(penalties, dim=1)
+        if logits.shape[1] != penalty.shape[1]:  # "mix": the demodulated taps have the same neighbours
+            penalty = torch.cat([penalty, penalty], dim=1)
+        return logits - penalty
 
     def _prefiltered(self, signal: torch.Tensor) -> list[torch.Tensor]:
         out = [signal]
@@ -257,10 +313,9 @@ class KernelPredictionDenoiser(nn.Module):
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         color, aux = self._split(inputs)
         signal = self._signal(color, aux)
-        logits = self._features(color, signal, aux)
         if self.mode == "direct":
-            return color + logits
-        weights = torch.softmax(logits, dim=1)
+            return color + self._features(color, signal, aux)
+        weights = torch.softmax(self._logits(color, signal, aux), dim=1)
         if self.demodulate == "mix":
             half, grids = weights.shape[1] // 2, self.grids[: len(self.grids) // 2]
             plain = apply_kernels(self._prefiltered(color), weights[:, :half], grids)
@@ -291,6 +346,7 @@ def grow_inputs(model: KernelPredictionDenoiser, state: dict[str, torch.Tensor],
     A plain kernel model also grows into ``demodulate="mix"``: the demodulated signal is a new input (zero
     weights), and the demodulated taps copy the colour taps' logits offset by ``MIX_START_OFFSET``: the grown
     model starts as a fixed blend of the old model and the same kernels applied to the demodulated signal.
+    And a model without guides grows them: their strengths start at ``GUIDE_START`` everywhere.
     """
     old_demodulate = old_config.get("demodulate", False)
     if old_demodulate != model.demodulate and not (old_demodulate is False and model.demodulate == "mix"):
@@ -316,14 +372,25 @@ def grow_inputs(model: KernelPredictionDenoiser, state: dict[str, torch.Tensor],
         grown[:, dst : dst + count * r2] = head[:, src : src + count * r2]
     state = dict(state)
     state["head.weight"] = grown
+    old_guide = tuple(old_config.get("guide", ()))
+    if old_guide and old_guide != model.guide:
+        raise ValueError(f"cannot grow guide {old_guide} into guide {model.guide}")
+    # pixel_shuffle takes output channel c from tail channels c * r^2 .. c * r^2 + r^2 - 1: the tail's rows are
+    # the colour taps, then (with "mix") the demodulated taps, then the guide strengths, in blocks of r^2.
+    tail_w, tail_b = state["tail.weight"], state["tail.bias"]
+    guide_rows = len(old_guide) * model.guide_scales * r2
+    taps_w, taps_b = tail_w[: len(tail_w) - guide_rows], tail_b[: len(tail_b) - guide_rows]
     if model.demodulate == "mix" and old_demodulate is False:
-        tail_w, tail_b = state["tail.weight"], state["tail.bias"]
-        if 2 * tail_w.shape[0] != model.tail.weight.shape[0]:
-            raise ValueError("the old model's kernels do not match the new model's colour taps")
-        # pixel_shuffle takes output channel c from channels c * r^2 .. c * r^2 + r^2 - 1, so the colour taps are
-        # the first half of the tail's channels and the demodulated taps the second half.
-        state["tail.weight"] = torch.cat([tail_w, tail_w])
-        state["tail.bias"] = torch.cat([tail_b, tail_b + MIX_START_OFFSET])
+        taps_w, taps_b = torch.cat([taps_w, taps_w]), torch.cat([taps_b, taps_b + MIX_START_OFFSET])
+    if len(taps_w) != len(model.layout) * r2:
+        raise ValueError("the old model's kernels do not match the new model's taps")
+    if old_guide:
+        guide_w, guide_b = tail_w[len(tail_w) - guide_rows :], tail_b[len(tail_b) - guide_rows :]
+    else:
+        rows = len(model.guide) * model.guide_scales * r2
+        start = float(torch.log(torch.expm1(torch.tensor(GUIDE_START)))) / GUIDE_GAIN  # softplus^-1
+        guide_w, guide_b = tail_w.new_zeros(rows, *tail_w.shape[1:]), tail_b.new_full((rows,), start)
+    state["tail.weight"], state["tail.bias"] = torch.cat([taps_w, guide_w]), torch.cat([taps_b, guide_b])
     model.load_state_dict(state)
 
 
