@@ -295,3 +295,19 @@ def test_guides_grow_gently_and_steer_kernels_away_from_other_albedos(tmp_path):
         assert other_stripe_weight(guided) < 1e-3 < before
     with pytest.raises(ValueError):
         build_model("kprcan", dict(config, guide=["depth"]))
+    # a colour guide grows onto a guided model: the old strengths stay, the new ones start at GUIDE_START
+    more = build_model("kprcan", dict(config, guide=["albedo", "normal", "color"])).eval()
+    grow_inputs(more, guided.state_dict(), dict(config, guide=["albedo", "normal"]))
+    with torch.no_grad():
+        grown = torch.nn.functional.softplus(GUIDE_GAIN * more._features(x, x, {"albedo": stripes,
+                                                                                "normal": normal})[:, 75:])
+        assert torch.allclose(grown[:, :6], torch.full_like(grown[:, :6], float(torch.nn.functional.softplus(
+            torch.tensor(GUIDE_GAIN * 2.0)))), rtol=1e-4)
+        assert torch.allclose(grown[:, 6:], torch.full_like(grown[:, 6:], GUIDE_START), rtol=1e-4)
+        # an emitter beside a dim surface with equal buffers: a strong colour guide keeps its light out
+        lit = torch.full((1, 3, 16, 16), 0.1)
+        lit[..., 9:] = 3.0
+        more.tail.bias[75 * 4 :] = 2.0
+        assert float(more(lit, flat, normal)[0, 0, 8, 8]) < 0.11 < float(guided(lit, flat, normal)[0, 0, 8, 8])
+    with pytest.raises(ValueError):
+        grow_inputs(guided, more.state_dict(), dict(config, guide=["albedo", "normal", "color"]))

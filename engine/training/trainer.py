@@ -296,7 +296,7 @@ def _grows_inputs(arch: str, config: dict, weights: dict) -> bool:
     new_aux, old_aux = set(config.get("aux_inputs", ())), set(old.get("aux_inputs", ()))
     old_mode, new_mode = old.get("demodulate", False), config.get("demodulate", False)
     adds_mix = old_mode is False and new_mode == "mix"
-    adds_guide = not old.get("guide") and bool(config.get("guide"))
+    adds_guide = set(old.get("guide", ())) < set(config.get("guide", ()))
     return rest(old) == rest(config) and old_aux <= new_aux and (old_aux < new_aux or adds_mix or adds_guide)
 
 

@@ -24,7 +24,7 @@ did much worse (black-albedo emitters and glass make the demodulated signal expl
 default. ``demodulate="mix"`` predicts both: one softmax over twice the taps, half on the colour and half on
 the demodulated signal (remodulated by the pixel's own albedo); the network decides per pixel how much of its
 weight goes to each, so textures can be filtered as flat shading while emitters and glass keep colour taps.
-``guide=("albedo", "normal")`` adds a cross-bilateral term to every tap's logit: minus a per-pixel strength
+``guide=("albedo", "normal", "color")`` adds a cross-bilateral term to every tap's logit: minus a per-pixel strength
 (predicted, >= 0, one per guide and kernel scale) times the squared distance between the pixel's buffer value
 and the tap's (box-prefiltered like the tap's colour). A kernel then avoids neighbours of another albedo or
 normal at full resolution, which the half-resolution body's linear tail cannot express for a 1-2 pixel texture.
@@ -52,6 +52,9 @@ MIX_START_OFFSET = -1.0
 GUIDE_GAIN = 10.0
 #: Guide strength of a model grown from one without guides (``grow_inputs``): gentle, so it starts near the old.
 GUIDE_START = 0.1
+#: Channels of each guide: an AOV, or the noisy colour itself (log1p; a bilateral range term, which can keep
+#: an emitter's light out of the pixels beside it when the buffers show no edge there, as in the Cornell box).
+GUIDE_CHANNELS = dict(AOV_CHANNELS, color=3)
 #: Local window of the channel attention's pooling (tile-independent, unlike global pooling).
 ATTENTION_WINDOW = 9
 
@@ -236,11 +239,11 @@ class KernelPredictionDenoiser(nn.Module):
         self.layout = grid_layout(self.grids)
         self.kernel_desc = kernel
         self.guide = tuple(guide) if mode == "kernel" else ()
-        if not set(self.guide) <= set(self.aux_inputs):
-            raise ValueError(f"guide {self.guide} must be among the auxiliary inputs {self.aux_inputs}")
+        if not set(self.guide) <= {"color", *self.aux_inputs} or len(set(self.guide)) != len(self.guide):
+            raise ValueError(f"guide {self.guide} must be distinct names among color and {self.aux_inputs}")
         # One strength per guide and kernel scale (the colour scales; "mix" reuses them for its second half).
         self.guide_scales = len(self.prefilter_sums) + 1
-        guide_channels = sum(AOV_CHANNELS[g] for g in self.guide)
+        guide_channels = sum(GUIDE_CHANNELS[g] for g in self.guide)
         self.guide_sums = nn.ModuleList(BoxSum(guide_channels, size, same=False)
                                         for size in (self.prefilters[1 : self.guide_scales] if self.guide else ()))
         outputs = len(self.layout) + len(self.guide) * self.guide_scales if mode == "kernel" else channels
@@ -285,8 +288,8 @@ class KernelPredictionDenoiser(nn.Module):
             return out
         taps = len(self.layout)
         logits, strengths = out[:, :taps], F.softplus(GUIDE_GAIN * out[:, taps:])
-        centre = torch.cat([aux[name] for name in self.guide], dim=1)
-        groups = [AOV_CHANNELS[name] for name in self.guide]
+        centre = torch.cat([color if name == "color" else aux[name] for name in self.guide], dim=1)
+        groups = [GUIDE_CHANNELS[name] for name in self.guide]
         penalties = []
         for scale, (index, size, dilation) in enumerate(self.grids[: self.guide_scales]):
             guide = centre
@@ -346,7 +349,7 @@ def grow_inputs(model: KernelPredictionDenoiser, state: dict[str, torch.Tensor],
     A plain kernel model also grows into ``demodulate="mix"``: the demodulated signal is a new input (zero
     weights), and the demodulated taps copy the colour taps' logits offset by ``MIX_START_OFFSET``: the grown
     model starts as a fixed blend of the old model and the same kernels applied to the demodulated signal.
-    And a model without guides grows them: their strengths start at ``GUIDE_START`` everywhere.
+    And a model grows guides it lacked: their strengths start at ``GUIDE_START`` everywhere.
     """
     old_demodulate = old_config.get("demodulate", False)
     if old_demodulate != model.demodulate and not (old_demodulate is False and model.demodulate == "mix"):
@@ -373,7 +376,7 @@ def grow_inputs(model: KernelPredictionDenoiser, state: dict[str, torch.Tensor],
     state = dict(state)
     state["head.weight"] = grown
     old_guide = tuple(old_config.get("guide", ()))
-    if old_guide and old_guide != model.guide:
+    if not set(old_guide) <= set(model.guide):
         raise ValueError(f"cannot grow guide {old_guide} into guide {model.guide}")
     # pixel_shuffle takes output channel c from tail channels c * r^2 .. c * r^2 + r^2 - 1: the tail's rows are
     # the colour taps, then (with "mix") the demodulated taps, then the guide strengths, in blocks of r^2.
@@ -384,13 +387,20 @@ def grow_inputs(model: KernelPredictionDenoiser, state: dict[str, torch.Tensor],
         taps_w, taps_b = torch.cat([taps_w, taps_w]), torch.cat([taps_b, taps_b + MIX_START_OFFSET])
     if len(taps_w) != len(model.layout) * r2:
         raise ValueError("the old model's kernels do not match the new model's taps")
-    if old_guide:
-        guide_w, guide_b = tail_w[len(tail_w) - guide_rows :], tail_b[len(tail_b) - guide_rows :]
-    else:
-        rows = len(model.guide) * model.guide_scales * r2
-        start = float(torch.log(torch.expm1(torch.tensor(GUIDE_START)))) / GUIDE_GAIN  # softplus^-1
-        guide_w, guide_b = tail_w.new_zeros(rows, *tail_w.shape[1:]), tail_b.new_full((rows,), start)
-    state["tail.weight"], state["tail.bias"] = torch.cat([taps_w, guide_w]), torch.cat([taps_b, guide_b])
+    # Guide strengths: a guide the old model had keeps its rows, a new one starts at GUIDE_START everywhere.
+    rows = model.guide_scales * r2
+    start = float(torch.log(torch.expm1(torch.tensor(GUIDE_START)))) / GUIDE_GAIN  # softplus^-1
+    guide_w, guide_b = [], []
+    for name in model.guide:
+        if name in old_guide:
+            at = len(tail_w) - guide_rows + old_guide.index(name) * rows
+            guide_w.append(tail_w[at : at + rows])
+            guide_b.append(tail_b[at : at + rows])
+        else:
+            guide_w.append(tail_w.new_zeros(rows, *tail_w.shape[1:]))
+            guide_b.append(tail_b.new_full((rows,), start))
+    state["tail.weight"] = torch.cat([taps_w, *guide_w])
+    state["tail.bias"] = torch.cat([taps_b, *guide_b])
     model.load_state_dict(state)
 
 
