@@ -153,16 +153,35 @@ def _apply_unfold(
     return out
 
 
-def gather_taps(signal: torch.Tensor, size: int, dilation: int) -> torch.Tensor:
-    """The size x size dilated neighbourhood of every pixel, (N, C, size * size, H, W) in ``shift_taps`` order;
-    edges replicated. ``unfold`` in PyTorch, a concatenation of shifted slices in the ONNX graph."""
-    n, channels, height, width = signal.shape
-    reach = dilation * (size // 2)
-    padded = F.pad(signal, (reach,) * 4, mode="replicate")
+def softmax_channels(logits: torch.Tensor) -> torch.Tensor:
+    """Softmax over dim 1. The ONNX graph spells it out (ReduceMax, Exp, ReduceSum, Div): ONNX Runtime's CPU
+    Softmax over a non-last axis transposes, and took 42% of the whole render model's time on a 256 px image."""
     if not torch.onnx.is_in_onnx_export():
-        return F.unfold(padded, size, dilation=dilation).view(n, channels, size * size, height, width)
-    return torch.stack([padded[:, :, reach + dy : reach + dy + height, reach + dx : reach + dx + width]
-                        for dy, dx in shift_taps(size, dilation)], dim=2)
+        return torch.softmax(logits, dim=1)
+    weights = torch.exp(logits - logits.amax(dim=1, keepdim=True))
+    return weights / weights.sum(dim=1, keepdim=True)
+
+
+def guide_penalty(guide: torch.Tensor, centre: torch.Tensor, strength: torch.Tensor, size: int,
+                  dilation: int, ones: torch.Tensor) -> torch.Tensor:
+    """Sum over channels of ``strength * (guide at the tap - centre)^2`` for every tap of a size x size dilated
+    kernel: (N, size * size, H, W) in ``shift_taps`` order; ``strength`` is per channel (N, C, H, W); edges
+    replicated; ``ones`` is a (size^2, C, 1, 1) constant. PyTorch gathers the taps with ``unfold`` (fast
+    backward); the ONNX graph uses shifted slices, summed over channels by one grouped 1x1 convolution."""
+    n, channels, height, width = guide.shape
+    reach = dilation * (size // 2)
+    padded = F.pad(guide, (reach,) * 4, mode="replicate")
+    if not torch.onnx.is_in_onnx_export():
+        taps = F.unfold(padded, size, dilation=dilation).view(n, channels, size * size, height, width)
+        return (strength[:, :, None] * (taps - centre[:, :, None]) ** 2).sum(dim=1)
+    # Per tap: shifted slice minus centre, squared, weighted; the channel sums as one grouped 1x1 convolution
+    # (ONNX Runtime's ReduceSum over the channel axis, once per tap, cost more than the rest of the penalty).
+    taps = shift_taps(size, dilation)
+    terms = []
+    for dy, dx in taps:
+        diff = padded[:, :, reach + dy : reach + dy + height, reach + dx : reach + dx + width] - centre
+        terms.append(strength * (diff * diff))
+    return F.conv2d(torch.cat(terms, dim=1), ones, groups=len(taps))
 
 
 def _apply_slices(
@@ -246,6 +265,9 @@ class KernelPredictionDenoiser(nn.Module):
         guide_channels = sum(GUIDE_CHANNELS[g] for g in self.guide)
         self.guide_sums = nn.ModuleList(BoxSum(guide_channels, size, same=False)
                                         for size in (self.prefilters[1 : self.guide_scales] if self.guide else ()))
+        # A constant of the ONNX graph's channel sums (guide_penalty); not saved in checkpoints.
+        tap_count = self.grids[0][1] ** 2
+        self.register_buffer("guide_ones", torch.ones(tap_count, guide_channels, 1, 1), persistent=False)
         outputs = len(self.layout) + len(self.guide) * self.guide_scales if mode == "kernel" else channels
         self.tail = nn.Conv2d(features, outputs * self.unshuffle**2, 1)
         self.alignment = self.unshuffle
@@ -279,7 +301,7 @@ class KernelPredictionDenoiser(nn.Module):
     def kernel_weights(self, *inputs: torch.Tensor) -> torch.Tensor:
         """The normalised per-pixel weights (N, K, H, W), K = len(self.layout)."""
         color, aux = self._split(inputs)
-        return torch.softmax(self._logits(color, self._signal(color, aux), aux), dim=1)
+        return softmax_channels(self._logits(color, self._signal(color, aux), aux))
 
     def _logits(self, color: torch.Tensor, signal: torch.Tensor, aux: dict[str, torch.Tensor]) -> torch.Tensor:
         """The kernels' logits (N, K, H, W), with the cross-bilateral guide term when the model has guides."""
@@ -289,19 +311,17 @@ class KernelPredictionDenoiser(nn.Module):
         taps = len(self.layout)
         logits, strengths = out[:, :taps], F.softplus(GUIDE_GAIN * out[:, taps:])
         centre = torch.cat([color if name == "color" else aux[name] for name in self.guide], dim=1)
-        groups = [GUIDE_CHANNELS[name] for name in self.guide]
+        channels = [GUIDE_CHANNELS[name] for name in self.guide]
         penalties = []
         for scale, (index, size, dilation) in enumerate(self.grids[: self.guide_scales]):
             guide = centre
             if index > 0:
                 box = self.prefilters[index]
                 guide = self.guide_sums[index - 1](F.pad(centre, (box // 2,) * 4, mode="replicate")) / box**2
-            diff = (gather_taps(guide, size, dilation) - centre[:, :, None]) ** 2
-            penalty = None
-            for g, part in enumerate(torch.split(diff, groups, dim=1)):
-                term = strengths[:, g * self.guide_scales + scale, None] * part.sum(dim=1)
-                penalty = term if penalty is None else penalty + term
-            penalties.append(penalty)
+            # each guide's strength at this scale, repeated over the guide's channels
+            strength = torch.cat([strengths[:, g * self.guide_scales + scale, None].expand(-1, count, -1, -1)
+                                  for g, count in enumerate(channels)], dim=1)
+            penalties.append(guide_penalty(guide, centre, strength, size, dilation, self.guide_ones))
         penalty = torch.cat(penalties, dim=1)
         if logits.shape[1] != penalty.shape[1]:  # "mix": the demodulated taps have the same neighbours
             penalty = torch.cat([penalty, penalty], dim=1)
@@ -318,7 +338,7 @@ class KernelPredictionDenoiser(nn.Module):
         signal = self._signal(color, aux)
         if self.mode == "direct":
             return color + self._features(color, signal, aux)
-        weights = torch.softmax(self._logits(color, signal, aux), dim=1)
+        weights = softmax_channels(self._logits(color, signal, aux))
         if self.demodulate == "mix":
             half, grids = weights.shape[1] // 2, self.grids[: len(self.grids) // 2]
             plain = apply_kernels(self._prefiltered(color), weights[:, :half], grids)
