@@ -7,6 +7,8 @@
     # from a single weights file fetched from a device run (give what the run's log said):
     python scripts/ship_model.py --weights RUN/best.pt --recipe recipes/photo_denoise_color_gpu.toml \
         --steps 12865 --minutes 6.0 --device-note "CUDA: NVIDIA H200, bf16" --data-note "..."
+    # rebuild a shipped model's ONNX files from its .pt with the current exporter (manifest, scores kept):
+    python scripts/ship_model.py --reexport render-kprcan-color
     # copy a model's scores from a benchmark's JSON into its manifest:
     python scripts/ship_model.py --scores bench/results/render.json --id render-kprcan-aov
     python scripts/ship_model.py --scores bench/results/documents.json --id document-restormer-tiny
@@ -96,6 +98,28 @@ def export(args: argparse.Namespace) -> None:
           + (f", kernel model {kernels.name}" if kernels else ""))
 
 
+def reexport(args: argparse.Namespace) -> None:
+    """Same weights, same manifest (provenance, scores), new ONNX graph: for exporter improvements."""
+    import time
+
+    from engine.models.manifest import load_manifest
+    from engine.training.archs import build_model
+    from engine.training.export import export_model, load_weights
+    from engine.training.kpcn_export import export_kernel_model
+
+    out = Path(args.out)
+    manifest = load_manifest(out / f"{args.reexport}.json")
+    weights = load_weights(out / f"{args.reexport}.pt")
+    model = build_model(weights["arch"], weights["config"])
+    model.load_state_dict(weights["state_dict"])
+    model.eval()
+    provenance = dict(manifest.provenance, reexported=time.strftime("%Y-%m-%d", time.gmtime()))
+    manifest = dataclasses.replace(manifest, provenance=provenance)
+    result = export_model(model, manifest, out, arch=weights["arch"], arch_config=weights["config"])
+    kernels = export_kernel_model(model, out, manifest.id) if getattr(model, "mode", None) == "kernel" else None
+    print(f"{result.onnx_path} (parity error {result.parity_error:.1e})" + (f", {kernels.name}" if kernels else ""))
+
+
 def scores_from(results: dict, model_id: str) -> tuple[dict, str]:
     """A model's scores in a benchmark JSON: bench/render.py's ("summary") or bench/documents.py's ("records")."""
     scores = {}
@@ -135,6 +159,7 @@ def main() -> int:
     source.add_argument("--run-dir", help="a training run's folder (best.pt, last.pt)")
     source.add_argument("--weights", help="one weights file (a run's best.pt fetched alone)")
     source.add_argument("--scores", help="a benchmark's JSON: copy the model's scores into its manifest")
+    source.add_argument("--reexport", metavar="ID", help="rebuild a shipped model's ONNX files from its .pt")
     parser.add_argument("--recipe", help="the recipe the run trained (export)")
     parser.add_argument("--checkpoint", default="best", choices=("best", "last"), help="with --run-dir")
     parser.add_argument("--steps", type=int, help="with --weights: steps the run trained")
@@ -153,6 +178,8 @@ def main() -> int:
         if not args.id:
             parser.error("--scores needs --id")
         add_scores(args)
+    elif args.reexport:
+        reexport(args)
     elif args.run_dir or args.weights:
         if not args.recipe:
             parser.error("export needs --recipe")
