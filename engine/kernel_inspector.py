@@ -10,8 +10,10 @@ Runs the model's companion ``<id>.kernels.onnx`` (written by engine/training/kpc
 manifest's provenance) on a window around the pixel only, so a click costs milliseconds. The inputs are
 prepared as the restore job does (one image-wide exposure scale, log1p, AOV conventions of
 engine/transforms.py), so the kernel is the one the restore applies. The kernel acts on the model's filtered
-signal (log1p of colour / albedo when the model demodulates); neighbours outside the image are clamped to
-the edge, as the model pads.
+signal (log1p of colour / albedo when the model demodulates; with ``demodulate="mix"`` the dense kernel adds the
+colour taps and the demodulated taps at each offset); neighbours outside the image are clamped to the edge, as
+the model pads. A guided model's kernel already includes its guide terms; "without AOVs" flattens albedo, normal
+and depth, so their guide terms vanish while the colour guide stays.
 """
 
 from __future__ import annotations
