@@ -176,12 +176,12 @@ def test_colour_only_model_grows_into_an_aov_model_that_starts_where_it_was(tmp_
     """Warm start: the AOV model's new input weights begin at zero, so it first reproduces the colour model."""
     import torch
 
-    from engine.training.archs.kpcn import grow_inputs
+    from engine.training.archs.kpcn import grow_model
 
     torch.manual_seed(0)
     colour = build_model("kprcan", {"aux_inputs": [], "features": 4, "blocks": 1})
     aov = build_model("kprcan", {"aux_inputs": ["albedo", "normal"], "features": 4, "blocks": 1})
-    grow_inputs(aov, colour.state_dict(), {"aux_inputs": []})
+    grow_model(aov, colour.state_dict(), {"aux_inputs": []})
     colour.eval()
     aov.eval()
     x, albedo, normal = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16) * 2 - 1
@@ -191,7 +191,7 @@ def test_colour_only_model_grows_into_an_aov_model_that_starts_where_it_was(tmp_
         aov.head.weight[:, 12:] += 0.1
         assert not torch.allclose(aov(x, albedo, normal), colour(x), atol=1e-4)
     with pytest.raises(ValueError):
-        grow_inputs(colour, aov.state_dict(), {"aux_inputs": ["albedo", "normal"]})
+        grow_model(colour, aov.state_dict(), {"aux_inputs": ["albedo", "normal"]})
 
 
 def test_training_an_aov_recipe_from_colour_only_weights_grows_them(tmp_path):
@@ -219,7 +219,7 @@ def test_a_plain_model_grows_demodulated_taps_that_start_with_a_tiny_share(tmp_p
     layout names both halves' signals."""
     import torch
 
-    from engine.training.archs.kpcn import MIX_START_OFFSET, apply_kernels, grow_inputs
+    from engine.training.archs.kpcn import MIX_START_OFFSET, apply_kernels, grow_model
     from engine.training.recipes import recipe_from_dict
     from engine.training.trainer import build_for_recipe
 
@@ -229,7 +229,7 @@ def test_a_plain_model_grows_demodulated_taps_that_start_with_a_tiny_share(tmp_p
     mixed = build_model("kprcan", dict(config, demodulate="mix")).eval()
     assert len(mixed.layout) == 2 * len(plain.layout) and mixed.prefilters == plain.prefilters * 2
     assert {s for s, _, _ in mixed.layout} == set(range(len(mixed.prefilters)))
-    grow_inputs(mixed, plain.state_dict(), config)
+    grow_model(mixed, plain.state_dict(), config)
     x, albedo, normal = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16) * 2 - 1
     with torch.no_grad():
         weights = mixed.kernel_weights(x, albedo, normal)
@@ -250,7 +250,7 @@ def test_a_plain_model_grows_demodulated_taps_that_start_with_a_tiny_share(tmp_p
         assert torch.allclose(mixed(shaded, stripes, normal), shaded, atol=1e-4)
         assert not torch.allclose(plain(shaded, stripes, normal), shaded, atol=1e-3)
     with pytest.raises(ValueError):
-        grow_inputs(plain, mixed.state_dict(), dict(config, demodulate="mix"))
+        grow_model(plain, mixed.state_dict(), dict(config, demodulate="mix"))
     # the trainer grows it too when a "mix" recipe starts from plain weights
     init = tmp_path / "plain.pt"
     torch.save({"arch": "kprcan", "config": config, "state_dict": plain.state_dict()}, init)
@@ -268,13 +268,13 @@ def test_guides_grow_gently_and_steer_kernels_away_from_other_albedos(tmp_path):
     without guides, every strength starts at GUIDE_START; a strong albedo guide keeps a kernel on its own stripe."""
     import torch
 
-    from engine.training.archs.kpcn import GUIDE_GAIN, GUIDE_START, grow_inputs
+    from engine.training.archs.kpcn import GUIDE_GAIN, GUIDE_START, grow_model
 
     torch.manual_seed(0)
     config = {"aux_inputs": ["albedo", "normal"], "features": 4, "blocks": 1}
     plain = build_model("kprcan", config).eval()
     guided = build_model("kprcan", dict(config, guide=["albedo", "normal"])).eval()
-    grow_inputs(guided, plain.state_dict(), config)
+    grow_model(guided, plain.state_dict(), config)
     x, normal = torch.rand(1, 3, 16, 16), torch.zeros(1, 3, 16, 16)
     stripes = (torch.arange(16) % 2).float().view(1, 1, 1, 16).expand(1, 3, 16, 16).contiguous()
     with torch.no_grad():
@@ -297,7 +297,7 @@ def test_guides_grow_gently_and_steer_kernels_away_from_other_albedos(tmp_path):
         build_model("kprcan", dict(config, guide=["depth"]))
     # a colour guide grows onto a guided model: the old strengths stay, the new ones start at GUIDE_START
     more = build_model("kprcan", dict(config, guide=["albedo", "normal", "color"])).eval()
-    grow_inputs(more, guided.state_dict(), dict(config, guide=["albedo", "normal"]))
+    grow_model(more, guided.state_dict(), dict(config, guide=["albedo", "normal"]))
     with torch.no_grad():
         grown = torch.nn.functional.softplus(GUIDE_GAIN * more._features(x, x, {"albedo": stripes,
                                                                                 "normal": normal})[:, 75:])
@@ -310,4 +310,4 @@ def test_guides_grow_gently_and_steer_kernels_away_from_other_albedos(tmp_path):
         more.tail.bias[75 * 4 :] = 2.0
         assert float(more(lit, flat, normal)[0, 0, 8, 8]) < 0.11 < float(guided(lit, flat, normal)[0, 0, 8, 8])
     with pytest.raises(ValueError):
-        grow_inputs(guided, more.state_dict(), dict(config, guide=["albedo", "normal", "color"]))
+        grow_model(guided, more.state_dict(), dict(config, guide=["albedo", "normal", "color"]))

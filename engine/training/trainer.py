@@ -260,12 +260,12 @@ def build_for_recipe(recipe: Recipe, init: str | None):
     if init:
         init_path = resolve_init(init)
         weights = load_weights(init_path)
-        if _grows_inputs(arch, config, weights):
-            # e.g. the colour-only render denoiser warm-starts the one with albedo + normal (see grow_inputs)
-            from .archs.kpcn import grow_inputs
+        if _grows_into(arch, config, weights):
+            # e.g. the colour-only render denoiser warm-starts the one with albedo + normal (see grow_model)
+            from .archs.kpcn import grow_model
 
             model = build_model(arch, config)
-            grow_inputs(model, weights["state_dict"], dict(weights["config"]))
+            grow_model(model, weights["state_dict"], dict(weights["config"]))
             return model, arch, config, init_path
         arch, config, state = weights["arch"], dict(weights["config"]), weights["state_dict"]
     model = build_model(arch, config)
@@ -274,7 +274,7 @@ def build_for_recipe(recipe: Recipe, init: str | None):
     return model, arch, config, init_path
 
 
-def _grows_inputs(arch: str, config: dict, weights: dict) -> bool:
+def _grows_into(arch: str, config: dict, weights: dict) -> bool:
     """True when the init weights are the recipe's kernel-prediction model with fewer auxiliary inputs, or
     without the demodulated taps of ``demodulate = "mix"``, or without guides."""
     import inspect

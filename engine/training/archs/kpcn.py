@@ -43,14 +43,14 @@ from .common import AOV_CHANNELS, round_up
 ALBEDO_EPS = 0.02
 MULTISCALE_DILATIONS = (1, 2, 4)
 MULTISCALE_TAPS = 5
-#: Logit offset of the demodulated taps when a plain model grows into ``demodulate="mix"`` (``grow_inputs``):
+#: Logit offset of the demodulated taps when a plain model grows into ``demodulate="mix"`` (``grow_model``):
 #: they start with 27% of the weight. Not near zero: Adam moves a logit by about the learning rate per step, so
 #: from -6 (0.25%) the share had only reached 0.4-0.8% after 500 steps.
 MIX_START_OFFSET = -1.0
 #: Guide strength = softplus(GUIDE_GAIN * tail output): the gain lets Adam (steps of about the learning rate)
 #: move the strengths over their useful range (0 .. ~100) within a few thousand steps.
 GUIDE_GAIN = 10.0
-#: Guide strength of a model grown from one without guides (``grow_inputs``): gentle, so it starts near the old.
+#: Guide strength of a model grown from one without guides (``grow_model``): gentle, so it starts near the old.
 GUIDE_START = 0.1
 #: Channels of each guide: an AOV, or the noisy colour itself (log1p; a bilateral range term, which can keep
 #: an emitter's light out of the pixels beside it when the buffers show no edge there, as in the Cornell box).
@@ -122,6 +122,22 @@ def grid_layout(grids: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]
     return [(index, dy, dx) for index, size, dilation in grids for dy, dx in shift_taps(size, dilation)]
 
 
+def _unfolded(signal: torch.Tensor, size: int, dilation: int) -> torch.Tensor:
+    """Every pixel's size x size dilated neighbourhood, (N, C, size^2, H, W) in ``shift_taps`` order; edges
+    replicated (PyTorch's path: ``unfold``, whose backward is one ``fold``)."""
+    n, channels, height, width = signal.shape
+    reach = dilation * (size // 2)
+    padded = F.pad(signal, (reach,) * 4, mode="replicate")
+    return F.unfold(padded, size, dilation=dilation).view(n, channels, size * size, height, width)
+
+
+def _shifted(padded: torch.Tensor, reach: int, dy: int, dx: int) -> torch.Tensor:
+    """The tap (dy, dx) of every pixel, from a signal replicate-padded by ``reach`` (the ONNX graph's path: a
+    plain Slice)."""
+    height, width = padded.shape[-2] - 2 * reach, padded.shape[-1] - 2 * reach
+    return padded[:, :, reach + dy : reach + dy + height, reach + dx : reach + dx + width]
+
+
 def apply_kernels(
     signals: list[torch.Tensor], weights: torch.Tensor, grids: list[tuple[int, int, int]]
 ) -> torch.Tensor:
@@ -141,13 +157,9 @@ def apply_kernels(
 def _apply_unfold(
     signals: list[torch.Tensor], weights: torch.Tensor, grids: list[tuple[int, int, int]]
 ) -> torch.Tensor:
-    n, channels, height, width = signals[0].shape
     out, start = None, 0
     for index, size, dilation in grids:
-        reach = dilation * (size // 2)
-        padded = F.pad(signals[index], (reach,) * 4, mode="replicate")
-        taps = F.unfold(padded, size, dilation=dilation).view(n, channels, size * size, height, width)
-        term = (taps * weights[:, None, start : start + size * size]).sum(dim=2)
+        term = (_unfolded(signals[index], size, dilation) * weights[:, None, start : start + size * size]).sum(dim=2)
         out = term if out is None else out + term
         start += size * size
     return out
@@ -168,18 +180,16 @@ def guide_penalty(guide: torch.Tensor, centre: torch.Tensor, strength: torch.Ten
     kernel: (N, size * size, H, W) in ``shift_taps`` order; ``strength`` is per channel (N, C, H, W); edges
     replicated; ``ones`` is a (size^2, C, 1, 1) constant. PyTorch gathers the taps with ``unfold`` (fast
     backward); the ONNX graph uses shifted slices, summed over channels by one grouped 1x1 convolution."""
-    n, channels, height, width = guide.shape
-    reach = dilation * (size // 2)
-    padded = F.pad(guide, (reach,) * 4, mode="replicate")
     if not torch.onnx.is_in_onnx_export():
-        taps = F.unfold(padded, size, dilation=dilation).view(n, channels, size * size, height, width)
-        return (strength[:, :, None] * (taps - centre[:, :, None]) ** 2).sum(dim=1)
+        return (strength[:, :, None] * (_unfolded(guide, size, dilation) - centre[:, :, None]) ** 2).sum(dim=1)
     # Per tap: shifted slice minus centre, squared, weighted; the channel sums as one grouped 1x1 convolution
     # (ONNX Runtime's ReduceSum over the channel axis, once per tap, cost more than the rest of the penalty).
+    reach = dilation * (size // 2)
+    padded = F.pad(guide, (reach,) * 4, mode="replicate")
     taps = shift_taps(size, dilation)
     terms = []
     for dy, dx in taps:
-        diff = padded[:, :, reach + dy : reach + dy + height, reach + dx : reach + dx + width] - centre
+        diff = _shifted(padded, reach, dy, dx) - centre
         terms.append(strength * (diff * diff))
     return F.conv2d(torch.cat(terms, dim=1), ones, groups=len(taps))
 
@@ -187,13 +197,11 @@ def guide_penalty(guide: torch.Tensor, centre: torch.Tensor, strength: torch.Ten
 def _apply_slices(
     signals: list[torch.Tensor], weights: torch.Tensor, layout: list[tuple[int, int, int]]
 ) -> torch.Tensor:
-    height, width = signals[0].shape[-2:]
     reach = max(max(abs(dy), abs(dx)) for _, dy, dx in layout)
     padded = [F.pad(s, (reach, reach, reach, reach), mode="replicate") for s in signals]
     out = None
     for k, (index, dy, dx) in enumerate(layout):
-        tap = padded[index][:, :, reach + dy : reach + dy + height, reach + dx : reach + dx + width]
-        term = tap * weights[:, k : k + 1]
+        term = _shifted(padded[index], reach, dy, dx) * weights[:, k : k + 1]
         out = term if out is None else out + term
     return out
 
@@ -312,24 +320,24 @@ class KernelPredictionDenoiser(nn.Module):
         logits, strengths = out[:, :taps], F.softplus(GUIDE_GAIN * out[:, taps:])
         centre = torch.cat([color if name == "color" else aux[name] for name in self.guide], dim=1)
         channels = [GUIDE_CHANNELS[name] for name in self.guide]
+        guides = self._prefiltered(centre, self.guide_sums)
         penalties = []
         for scale, (index, size, dilation) in enumerate(self.grids[: self.guide_scales]):
-            guide = centre
-            if index > 0:
-                box = self.prefilters[index]
-                guide = self.guide_sums[index - 1](F.pad(centre, (box // 2,) * 4, mode="replicate")) / box**2
             # each guide's strength at this scale, repeated over the guide's channels
             strength = torch.cat([strengths[:, g * self.guide_scales + scale, None].expand(-1, count, -1, -1)
                                   for g, count in enumerate(channels)], dim=1)
-            penalties.append(guide_penalty(guide, centre, strength, size, dilation, self.guide_ones))
+            penalties.append(guide_penalty(guides[index], centre, strength, size, dilation, self.guide_ones))
         penalty = torch.cat(penalties, dim=1)
         if logits.shape[1] != penalty.shape[1]:  # "mix": the demodulated taps have the same neighbours
             penalty = torch.cat([penalty, penalty], dim=1)
         return logits - penalty
 
-    def _prefiltered(self, signal: torch.Tensor) -> list[torch.Tensor]:
+    def _prefiltered(self, signal: torch.Tensor, sums: nn.ModuleList | None = None) -> list[torch.Tensor]:
+        """The signal box-filtered for each kernel scale (``sums``: the scales' BoxSums for its channel count;
+        the colour's by default)."""
+        sums = self.prefilter_sums if sums is None else sums
         out = [signal]
-        for size, box in zip(self.prefilters[1 : 1 + len(self.prefilter_sums)], self.prefilter_sums, strict=True):
+        for size, box in zip(self.prefilters[1 : 1 + len(sums)], sums, strict=True):
             out.append(box(F.pad(signal, (size // 2,) * 4, mode="replicate")) / size**2)
         return out
 
@@ -359,7 +367,7 @@ def input_parts(aux_inputs: tuple[str, ...], demodulate: bool | str) -> list[tup
             + [(name, AOV_CHANNELS[name]) for name in aux_inputs])
 
 
-def grow_inputs(model: KernelPredictionDenoiser, state: dict[str, torch.Tensor], old_config: dict) -> None:
+def grow_model(model: KernelPredictionDenoiser, state: dict[str, torch.Tensor], old_config: dict) -> None:
     """Load ``state`` of a model that took fewer inputs (e.g. colour only) into ``model`` (e.g. colour + albedo +
     normal): every weight is copied, and the head's weights for the new inputs start at zero, so the grown model
     begins exactly where the old one was and training can only teach it to use the new buffers.
