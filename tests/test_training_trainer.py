@@ -13,7 +13,7 @@ from engine.errors import EngineError, JobCancelled, ModelError  # noqa: E402
 from engine.jobs import CancelToken, run_job  # noqa: E402
 from engine.training import trainer as trainer_module  # noqa: E402
 from engine.training.archs import ARCHITECTURES, build_model  # noqa: E402
-from engine.training.losses import ms_ssim, restoration_loss  # noqa: E402
+from engine.training.losses import ms_ssim, relative_mse, restoration_loss  # noqa: E402
 from engine.training.recipes import RecipeError, load_recipe, recipe_from_dict  # noqa: E402
 from engine.training.trainer import TrainOptions, train_job  # noqa: E402
 
@@ -105,7 +105,7 @@ def test_invalid_hdr_targets_are_masked_out_of_the_loss():
     target[0, :, :4, :4] = float("nan")
     target[1, 0, 5, 5] = float("inf")
     valid = torch.isfinite(target)
-    for kind in ("l1", "l2", "ms-ssim", "l1+ms-ssim", "relmse"):
+    for kind in ("l1", "l2", "ms-ssim", "l1+ms-ssim", "relmse", "l1+relmse"):
         loss = restoration_loss(pred, torch.nan_to_num(target, nan=0.0, posinf=0.0), valid, kind)
         loss.backward()
         assert torch.isfinite(loss) and torch.isfinite(pred.grad).all()
@@ -134,6 +134,30 @@ def test_relative_mse_loss_is_the_render_benchmarks_metric_on_linear_values():
     with pytest.raises(RecipeError, match="relmse"):
         recipe_from_dict({"model": {"id": "x", "task": "photo-denoise", "arch": "dncnn"},
                           "train": {"loss": "relmse"}})
+
+
+def test_l1_plus_reference_weighted_relmse_charges_a_leak_into_a_dark_pixel_in_full():
+    """l1+relmse adds relmse_weight times (p - r)^2 / (r^2 + 0.01) - the benchmark's weighting - to L1 in log
+    space. A dark pixel (0.07) predicted at 0.5, as emitter light leaking into it, costs far more than under the
+    prediction-weighted relmse, which lets the bright prediction shrink its own weight."""
+    reference = torch.tensor([0.07, 0.07, 2.0, 10.0]).reshape(1, 1, 2, 2)
+    linear = torch.tensor([0.5, 0.07, 2.2, 9.0]).reshape(1, 1, 2, 2)
+    target = torch.log1p(reference)
+    pred = torch.log1p(linear).requires_grad_(True)
+    loss = restoration_loss(pred, target, None, "l1+relmse", relmse_weight=0.5)
+    l1 = float((torch.log1p(linear) - target).abs().mean())
+    relative = float(((linear - reference) ** 2 / (reference**2 + 0.01)).mean())
+    assert float(loss) == pytest.approx(l1 + 0.5 * relative, rel=1e-5)
+    leak_by_reference = float(relative_mse(pred, target, None, "reference"))
+    leak_by_prediction = float(relative_mse(pred, target, None, "prediction"))
+    assert leak_by_reference > 10 * leak_by_prediction
+    loss.backward()
+    assert pred.grad[0, 0, 0, 0] > 0 and pred.grad[0, 0, 1, 1] < 0  # the leak goes down, the dim emitter up
+    with pytest.raises(ValueError, match="denominator"):
+        relative_mse(pred, target, None, "target")
+    with pytest.raises(RecipeError, match="l1\\+relmse"):
+        recipe_from_dict({"model": {"id": "x", "task": "photo-denoise", "arch": "dncnn"},
+                          "train": {"loss": "l1+relmse"}})
 
 
 @pytest.mark.timeout(120)

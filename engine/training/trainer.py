@@ -506,7 +506,7 @@ def _train(recipe: Recipe, token: CancelToken | None, options: TrainOptions) -> 
                     output = model(*inputs)
                 from .losses import restoration_loss
 
-                loss = restoration_loss(output.float(), target, valid, t.loss, t.ms_ssim_weight)
+                loss = restoration_loss(output.float(), target, valid, t.loss, t.ms_ssim_weight, t.relmse_weight)
                 loss_value = float(loss.detach())
                 ok = math.isfinite(loss_value)
                 if ok:
