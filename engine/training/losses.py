@@ -100,7 +100,7 @@ def restoration_loss(
     valid: torch.Tensor | None = None,
     kind: str = "l1",
     ms_ssim_weight: float = 0.84,
-    relmse_weight: float = 0.2,
+    relmse_weight: float = 0.25,
 ) -> torch.Tensor:
     """The recipe's loss. Invalid target points get the prediction's own (detached) value, so they add no
     error to MS-SSIM either."""

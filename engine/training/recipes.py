@@ -125,8 +125,9 @@ class TrainSection:
     loss: str = "l1"
     ms_ssim_weight: float = 0.84
     #: "l1+relmse" (log1p models): L1 in log space plus this weight times the relative MSE of the linear values,
-    #: weighted by the reference as the render benchmark is (losses.relative_mse).
-    relmse_weight: float = 0.2
+    #: weighted by the reference as the render benchmark is (losses.relative_mse). 0.25: the shipped
+    #: render-kprcan-aov's last stage (1.0 darkened emitter borders: recipes/render_kprcan_aov_relmse.toml).
+    relmse_weight: float = 0.25
     val_every: int = 100
     checkpoint_every: int = 100
     seed: int = 0
