@@ -274,8 +274,9 @@ class KernelPredictionDenoiser(nn.Module):
         self.guide_sums = nn.ModuleList(BoxSum(guide_channels, size, same=False)
                                         for size in (self.prefilters[1 : self.guide_scales] if self.guide else ()))
         # A constant of the ONNX graph's channel sums (guide_penalty); not saved in checkpoints.
-        tap_count = self.grids[0][1] ** 2
-        self.register_buffer("guide_ones", torch.ones(tap_count, guide_channels, 1, 1), persistent=False)
+        if self.guide:
+            tap_count = self.grids[0][1] ** 2
+            self.register_buffer("guide_ones", torch.ones(tap_count, guide_channels, 1, 1), persistent=False)
         outputs = len(self.layout) + len(self.guide) * self.guide_scales if mode == "kernel" else channels
         self.tail = nn.Conv2d(features, outputs * self.unshuffle**2, 1)
         self.alignment = self.unshuffle
