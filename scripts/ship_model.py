@@ -38,19 +38,15 @@ CPU_NOTE = "CPU (2 cores shared with other jobs), fp32"
 
 def _load(args: argparse.Namespace):
     """The model, and what its manifest records about the training run."""
-    from engine.training.export import load_run, load_weights, run_provenance
+    from engine.training.export import load_run, load_weights, model_from_weights, run_provenance
 
     if args.run_dir:
         model, best, last = load_run(Path(args.run_dir), args.checkpoint)
         provenance = run_provenance(args.recipe, args.checkpoint, best, last)
         val = best.get("val_psnr", last.get("best_psnr"))
         return model, best, provenance, val
-    from engine.training.archs import build_model
-
     weights = load_weights(args.weights)
-    model = build_model(weights["arch"], weights["config"])
-    model.load_state_dict(weights["state_dict"])
-    model.eval()
+    model = model_from_weights(weights)
     provenance = {"recipe": str(args.recipe), "arch": weights["arch"], "config": weights["config"],
                   "checkpoint": Path(args.weights).name, "best_step": weights.get("step"),
                   "steps": args.steps if args.steps is not None else weights.get("step"), "minutes": args.minutes}
@@ -103,16 +99,13 @@ def reexport(args: argparse.Namespace) -> None:
     import time
 
     from engine.models.manifest import load_manifest
-    from engine.training.archs import build_model
-    from engine.training.export import export_model, load_weights
+    from engine.training.export import export_model, load_weights, model_from_weights
     from engine.training.kpcn_export import export_kernel_model
 
     out = Path(args.out)
     manifest = load_manifest(out / f"{args.reexport}.json")
     weights = load_weights(out / f"{args.reexport}.pt")
-    model = build_model(weights["arch"], weights["config"])
-    model.load_state_dict(weights["state_dict"])
-    model.eval()
+    model = model_from_weights(weights)
     provenance = dict(manifest.provenance, reexported=time.strftime("%Y-%m-%d", time.gmtime()))
     manifest = dataclasses.replace(manifest, provenance=provenance)
     result = export_model(model, manifest, out, arch=weights["arch"], arch_config=weights["config"])

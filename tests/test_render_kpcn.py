@@ -90,7 +90,7 @@ def _render_image(size=40, seed=0):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("demodulate", "guide"), [(False, ()), ("mix", ()), (False, ("albedo", "normal"))])
+@pytest.mark.parametrize(("demodulate", "guide"), [(False, ()), ("mix", ()), (False, ("albedo", "normal", "color"))])
 def test_export_restore_and_inspect(tmp_path, demodulate, guide):
     pytest.importorskip("onnxruntime")
     from engine.jobs import run_job

@@ -275,17 +275,21 @@ def load_weights(path: Path) -> dict[str, Any]:
     return data
 
 
-def load_run(run_dir: Path, checkpoint: str = "best") -> tuple[Any, dict[str, Any], dict[str, Any]]:
-    """The model of a training run's ``<checkpoint>.pt`` (eval mode), that checkpoint, and ``last.pt``."""
+def model_from_weights(weights: dict[str, Any]):
+    """The model a weights file describes (``load_weights``: arch, config, state_dict), in eval mode."""
     from .archs import build_model
 
+    model = build_model(weights["arch"], weights["config"])
+    model.load_state_dict(weights["state_dict"])
+    return model.eval()
+
+
+def load_run(run_dir: Path, checkpoint: str = "best") -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """The model of a training run's ``<checkpoint>.pt`` (eval mode), that checkpoint, and ``last.pt``."""
     run_dir = Path(run_dir)
     best = load_weights(run_dir / f"{checkpoint}.pt")
     last = load_weights(run_dir / "last.pt")
-    model = build_model(best["arch"], best["config"])
-    model.load_state_dict(best["state_dict"])
-    model.eval()
-    return model, best, last
+    return model_from_weights(best), best, last
 
 
 def run_provenance(recipe_path: Path, checkpoint: str, best: dict[str, Any], last: dict[str, Any]) -> dict[str, Any]:
