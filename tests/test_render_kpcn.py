@@ -311,3 +311,53 @@ def test_guides_grow_gently_and_steer_kernels_away_from_other_albedos(tmp_path):
         assert float(more(lit, flat, normal)[0, 0, 8, 8]) < 0.11 < float(guided(lit, flat, normal)[0, 0, 8, 8])
     with pytest.raises(ValueError):
         grow_model(guided, more.state_dict(), dict(config, guide=["albedo", "normal", "color"]))
+
+
+def test_a_guided_model_grows_a_coarser_scale_whose_taps_start_at_a_fixed_share(tmp_path):
+    """scales=4 adds 5x5 taps at dilation 8 (a 47x47 footprint). Grown from a 3-scale model, the new taps copy the
+    dilation-4 taps' logits offset by SCALE_START_OFFSET, and each guide's strengths there copy dilation 4's."""
+    import math
+
+    import torch
+
+    from engine.training.archs.kpcn import GUIDE_GAIN, SCALE_START_OFFSET, grow_model
+    from engine.training.recipes import recipe_from_dict
+    from engine.training.trainer import build_for_recipe
+
+    torch.manual_seed(0)
+    config = {"aux_inputs": ["albedo", "normal"], "features": 4, "blocks": 1}
+    three = build_model("kprcan", config).eval()
+    four = build_model("kprcan", dict(config, scales=4)).eval()
+    assert len(four.layout) == 100 and four.prefilters == [1, 3, 7, 15] and four.kernel_reach == 23
+    grow_model(four, three.state_dict(), config)
+    x, albedo, normal = _inputs(("color", "albedo", "normal"), size=48, seed=5)
+    with torch.no_grad():
+        share = four.kernel_weights(x, albedo, normal)
+        assert torch.allclose(share[:, 75:].sum(1) / share[:, 50:75].sum(1), torch.tensor(math.exp(SCALE_START_OFFSET)),
+                              rtol=1e-4)
+    # with guides: the old strengths stay, dilation 8's copy dilation 4's
+    guided_config = dict(config, guide=["albedo", "color"])
+    guided3 = build_model("kprcan", guided_config).eval()
+    with torch.no_grad():
+        guided3.tail.bias[75 * 4 :] = torch.arange(2 * 3 * 4, dtype=torch.float32) / 24
+    guided4 = build_model("kprcan", dict(guided_config, scales=4)).eval()
+    grow_model(guided4, guided3.state_dict(), guided_config)
+    with torch.no_grad():
+        s3 = torch.nn.functional.softplus(GUIDE_GAIN * guided3._features(x, x, {"albedo": albedo, "normal": normal}))
+        s4 = torch.nn.functional.softplus(GUIDE_GAIN * guided4._features(x, x, {"albedo": albedo, "normal": normal}))
+    assert torch.allclose(s4[:, 100:103], s3[:, 75:78]) and torch.allclose(s4[:, 103], s3[:, 77])
+    assert torch.allclose(s4[:, 104:107], s3[:, 78:81]) and torch.allclose(s4[:, 107], s3[:, 80])
+    # the trainer grows a recipe's extra scale from a checkpoint, but never shrinks one
+    init = tmp_path / "three.pt"
+    torch.save({"arch": "kprcan", "config": guided_config, "state_dict": guided3.state_dict()}, init)
+    recipe = recipe_from_dict({
+        "model": {"id": "t", "task": "render-denoise", "arch": "kprcan", "value_transform": "log1p",
+                  "config": dict(guided_config, scales=4)},
+        "data": {"kind": "paired"}, "degradation": {"kind": "none"},
+    }, source="t")
+    model, _, config_used, _ = build_for_recipe(recipe, str(init))
+    assert config_used["scales"] == 4 and len(model.layout) == 100
+    with pytest.raises(ValueError):
+        grow_model(guided3, guided4.state_dict(), dict(guided_config, scales=4))
+    with pytest.raises(ValueError):
+        build_model("kprcan", dict(config, scales=6))

@@ -276,7 +276,7 @@ def build_for_recipe(recipe: Recipe, init: str | None):
 
 def _grows_into(arch: str, config: dict, weights: dict) -> bool:
     """True when the init weights are the recipe's kernel-prediction model with fewer auxiliary inputs, or
-    without the demodulated taps of ``demodulate = "mix"``, or without guides."""
+    without the demodulated taps of ``demodulate = "mix"``, or without guides, or with fewer kernel scales."""
     import inspect
 
     from .archs.kpcn import KernelPredictionDenoiser
@@ -290,6 +290,7 @@ def _grows_into(arch: str, config: dict, weights: dict) -> bool:
         full.pop("aux_inputs")
         full.pop("demodulate")
         full.pop("guide")
+        full.pop("scales")
         return full
 
     old = dict(weights["config"])
@@ -297,7 +298,10 @@ def _grows_into(arch: str, config: dict, weights: dict) -> bool:
     old_mode, new_mode = old.get("demodulate", False), config.get("demodulate", False)
     adds_mix = old_mode is False and new_mode == "mix"
     adds_guide = set(old.get("guide", ())) < set(config.get("guide", ()))
-    return rest(old) == rest(config) and old_aux <= new_aux and (old_aux < new_aux or adds_mix or adds_guide)
+    adds_scales = (config.get("kernel", defaults["kernel"]) == "multiscale"
+                   and old.get("scales", defaults["scales"]) < config.get("scales", defaults["scales"]))
+    return (rest(old) == rest(config) and old_aux <= new_aux
+            and (old_aux < new_aux or adds_mix or adds_guide or adds_scales))
 
 
 def pick_device(requested: str | None) -> str:

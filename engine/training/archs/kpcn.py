@@ -12,7 +12,9 @@ blocks, with equal depth so that their receptive fields match:
 - ``mode="direct"``: the same body predicting the denoised colour (a residual on the input), the baseline.
 
 Kernels: ``kernel="multiscale"`` predicts 5x5 taps at dilations 1, 2 and 4 (the coarser ones on a box-
-prefiltered signal), 75 weights in one softmax: a 21x21 footprint for a fraction of the cost of 441 taps.
+prefiltered signal), 75 weights in one softmax: a 23x23 footprint for a fraction of the cost of 529 taps.
+``scales=4`` adds taps at dilation 8 (47x47, 100 weights), for the blotchy low-frequency noise that a smaller
+footprint leaves in flat regions at low sample counts.
 ``kernel=<odd int>`` predicts one dense kernel of that size (KPCN's 21). Kernels are applied as sums of
 shifted slices, which export to ONNX as plain Slice/Mul/Add (no unfold).
 
@@ -41,8 +43,10 @@ from .common import AOV_CHANNELS, round_up
 
 #: Added to the albedo before demodulating, so black albedo (sky, glass) stays finite and smooth.
 ALBEDO_EPS = 0.02
-MULTISCALE_DILATIONS = (1, 2, 4)
 MULTISCALE_TAPS = 5
+#: Logit offset of the coarsest scale's taps when a model grows a scale (``grow_model``): they copy the next
+#: finer scale's logits minus this much, so they start with e^-2 = 14% of that scale's weight.
+SCALE_START_OFFSET = -2.0
 #: Logit offset of the demodulated taps when a plain model grows into ``demodulate="mix"`` (``grow_model``):
 #: they start with 27% of the weight. Not near zero: Adam moves a logit by about the learning rate per step, so
 #: from -6 (0.25%) the share had only reached 0.4-0.8% after 500 steps.
@@ -221,6 +225,7 @@ class KernelPredictionDenoiser(nn.Module):
         channels: int = 3,
         unshuffle: int = 2,
         guide: tuple[str, ...] = (),
+        scales: int = 3,
     ) -> None:
         super().__init__()
         if block not in ("plain", "residual", "rcab"):
@@ -246,10 +251,13 @@ class KernelPredictionDenoiser(nn.Module):
         self.head = nn.Conv2d(in_channels * self.unshuffle**2, features, conv_size, padding=pad)
         self.body = nn.Sequential(*[Block(features, block, reduction, conv_size) for _ in range(blocks)])
         if kernel == "multiscale":
-            self.grids = [(i, MULTISCALE_TAPS, d) for i, d in enumerate(MULTISCALE_DILATIONS)]
-            self.prefilters = [1] + [2 * d - 1 for d in MULTISCALE_DILATIONS[1:]]  # box sizes 1, 3, 7
+            if not 1 <= int(scales) <= 5:
+                raise ValueError(f"scales must be 1 to 5, got {scales}")
+            dilations = [2**i for i in range(int(scales))]  # 1, 2, 4 (, 8, ...)
+            self.grids = [(i, MULTISCALE_TAPS, d) for i, d in enumerate(dilations)]
+            self.prefilters = [1] + [2 * d - 1 for d in dilations[1:]]  # box sizes 1, 3, 7 (, 15, ...)
             self.prefilter_sums = nn.ModuleList(BoxSum(3, size, same=False) for size in self.prefilters[1:])
-            kernel_reach = max(MULTISCALE_DILATIONS) * (MULTISCALE_TAPS // 2) + self.prefilters[-1] // 2
+            kernel_reach = dilations[-1] * (MULTISCALE_TAPS // 2) + self.prefilters[-1] // 2
         else:
             size = int(kernel)
             if size < 1 or size % 2 == 0:
@@ -378,7 +386,9 @@ def grow_model(model: KernelPredictionDenoiser, state: dict[str, torch.Tensor], 
     A plain kernel model also grows into ``demodulate="mix"``: the demodulated signal is a new input (zero
     weights), and the demodulated taps copy the colour taps' logits offset by ``MIX_START_OFFSET``: the grown
     model starts as a fixed blend of the old model and the same kernels applied to the demodulated signal.
-    And a model grows guides it lacked: their strengths start at ``GUIDE_START`` everywhere.
+    And a model grows guides it lacked: their strengths start at ``GUIDE_START`` everywhere. A multiscale model
+    grows coarser scales (``scales``): their taps copy the coarsest old scale's logits offset by
+    ``SCALE_START_OFFSET``, and their guide strengths copy that scale's.
     """
     old_demodulate = old_config.get("demodulate", False)
     if old_demodulate != model.demodulate and not (old_demodulate is False and model.demodulate == "mix"):
@@ -410,21 +420,33 @@ def grow_model(model: KernelPredictionDenoiser, state: dict[str, torch.Tensor], 
     # pixel_shuffle takes output channel c from tail channels c * r^2 .. c * r^2 + r^2 - 1: the tail's rows are
     # the colour taps, then (with "mix") the demodulated taps, then the guide strengths, in blocks of r^2.
     tail_w, tail_b = state["tail.weight"], state["tail.bias"]
-    guide_rows = len(old_guide) * model.guide_scales * r2
+    old_scales = int(old_config.get("scales", 3)) if model.kernel_desc == "multiscale" else 1
+    added_scales = model.guide_scales - old_scales
+    if added_scales < 0 or (added_scales and model.demodulate):
+        raise ValueError(f"cannot grow {old_scales} kernel scales into {model.guide_scales}"
+                         + (" with demodulated taps" if model.demodulate else ""))
+    old_rows = old_scales * r2  # each guide's strength rows
+    guide_rows = len(old_guide) * old_rows
     taps_w, taps_b = tail_w[: len(tail_w) - guide_rows], tail_b[: len(tail_b) - guide_rows]
     if model.demodulate == "mix" and old_demodulate is False:
         taps_w, taps_b = torch.cat([taps_w, taps_w]), torch.cat([taps_b, taps_b + MIX_START_OFFSET])
+    scale_rows = MULTISCALE_TAPS**2 * r2
+    for _ in range(added_scales):
+        taps_w = torch.cat([taps_w, taps_w[-scale_rows:]])
+        taps_b = torch.cat([taps_b, taps_b[-scale_rows:] + SCALE_START_OFFSET])
     if len(taps_w) != len(model.layout) * r2:
         raise ValueError("the old model's kernels do not match the new model's taps")
-    # Guide strengths: a guide the old model had keeps its rows, a new one starts at GUIDE_START everywhere.
+    # Guide strengths: a guide the old model had keeps its rows (a new scale copies the coarsest), a new one
+    # starts at GUIDE_START everywhere.
     rows = model.guide_scales * r2
     start = float(torch.log(torch.expm1(torch.tensor(GUIDE_START)))) / GUIDE_GAIN  # softplus^-1
     guide_w, guide_b = [], []
     for name in model.guide:
         if name in old_guide:
-            at = len(tail_w) - guide_rows + old_guide.index(name) * rows
-            guide_w.append(tail_w[at : at + rows])
-            guide_b.append(tail_b[at : at + rows])
+            at = len(tail_w) - guide_rows + old_guide.index(name) * old_rows
+            kept_w, kept_b = tail_w[at : at + old_rows], tail_b[at : at + old_rows]
+            guide_w.append(torch.cat([kept_w] + [kept_w[-r2:]] * added_scales))
+            guide_b.append(torch.cat([kept_b] + [kept_b[-r2:]] * added_scales))
         else:
             guide_w.append(tail_w.new_zeros(rows, *tail_w.shape[1:]))
             guide_b.append(tail_b.new_full((rows,), start))
