@@ -90,8 +90,9 @@ def _render_image(size=40, seed=0):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("demodulate", "guide"), [(False, ()), ("mix", ()), (False, ("albedo", "normal", "color"))])
-def test_export_restore_and_inspect(tmp_path, demodulate, guide):
+@pytest.mark.parametrize(("demodulate", "guide", "space"), [(False, (), "log"), ("mix", (), "log"),
+                                                            (False, ("albedo", "normal", "color"), "linear")])
+def test_export_restore_and_inspect(tmp_path, demodulate, guide, space):
     pytest.importorskip("onnxruntime")
     from engine.jobs import run_job
     from engine.models.manifest import load_manifest
@@ -101,7 +102,7 @@ def test_export_restore_and_inspect(tmp_path, demodulate, guide):
     from engine.training.kpcn_export import export_kernel_model
 
     torch.manual_seed(0)
-    config = dict(TINY, demodulate=demodulate, guide=list(guide))
+    config = dict(TINY, demodulate=demodulate, guide=list(guide), filter_space=space)
     model = build_model("kprcan", config).eval()
     manifest = build_manifest(model, model_id="tiny-kp", task="render-denoise", value_transform="log1p")
     export_model(model, manifest, tmp_path, arch="kprcan", arch_config=config)
@@ -361,3 +362,45 @@ def test_a_guided_model_grows_a_coarser_scale_whose_taps_start_at_a_fixed_share(
         grow_model(guided3, guided4.state_dict(), dict(guided_config, scales=4))
     with pytest.raises(ValueError):
         build_model("kprcan", dict(config, scales=6))
+
+
+def test_linear_filter_space_averages_radiance_not_log_radiance(tmp_path):
+    """filter_space="linear": the kernels average exp(x) - 1 of the log1p input and the output is log1p of that,
+    so a firefly beside a dark pixel raises their blend to the radiance mean (log-space averaging lands lower)."""
+    import torch
+
+    from engine.training.archs.kpcn import apply_kernels
+    from engine.training.recipes import recipe_from_dict
+    from engine.training.trainer import build_for_recipe
+
+    torch.manual_seed(0)
+    config = {"aux_inputs": ["albedo", "normal"], "features": 4, "blocks": 1, "guide": ["albedo"]}
+    log_model = build_model("kprcan", config).eval()
+    linear = build_model("kprcan", dict(config, filter_space="linear")).eval()
+    linear.load_state_dict(log_model.state_dict())  # the same weights: only where the kernels apply differs
+    x, albedo, normal = _inputs(("color", "albedo", "normal"), size=24, seed=2)
+    x = x * 3
+    with torch.no_grad():
+        weights = log_model.kernel_weights(x, albedo, normal)
+        assert torch.equal(weights, linear.kernel_weights(x, albedo, normal))
+        expected = torch.log1p(apply_kernels(log_model._prefiltered(torch.expm1(x)), weights, log_model.grids))
+        assert torch.allclose(linear(x, albedo, normal), expected, atol=1e-5)
+        # Jensen: the log-space average never exceeds log1p of the radiance average, and is lower where it varies
+        assert bool((log_model(x, albedo, normal) <= linear(x, albedo, normal) + 1e-5).all())
+        assert float((linear(x, albedo, normal) - log_model(x, albedo, normal)).mean()) > 0.01
+        flat = torch.full((1, 3, 24, 24), 0.7)
+        assert torch.allclose(linear(flat, albedo, normal), flat, atol=1e-5)
+    with pytest.raises(ValueError):
+        build_model("kprcan", dict(config, filter_space="gamma"))
+    # a recipe switching a log-space checkpoint to linear keeps its weights and takes the recipe's filter_space
+    init = tmp_path / "log.pt"
+    torch.save({"arch": "kprcan", "config": config, "state_dict": log_model.state_dict()}, init)
+    recipe = recipe_from_dict({
+        "model": {"id": "t", "task": "render-denoise", "arch": "kprcan", "value_transform": "log1p",
+                  "config": dict(config, filter_space="linear")},
+        "data": {"kind": "paired"}, "degradation": {"kind": "none"},
+    }, source="t")
+    model, _, config_used, _ = build_for_recipe(recipe, str(init))
+    assert config_used["filter_space"] == "linear" and model.filter_space == "linear"
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), log_model.state_dict().values(),
+                                                     strict=True))

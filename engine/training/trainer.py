@@ -276,7 +276,8 @@ def build_for_recipe(recipe: Recipe, init: str | None):
 
 def _grows_into(arch: str, config: dict, weights: dict) -> bool:
     """True when the init weights are the recipe's kernel-prediction model with fewer auxiliary inputs, or
-    without the demodulated taps of ``demodulate = "mix"``, or without guides, or with fewer kernel scales."""
+    without the demodulated taps of ``demodulate = "mix"``, or without guides, or with fewer kernel scales, or
+    with its kernels applied in the other ``filter_space``."""
     import inspect
 
     from .archs.kpcn import KernelPredictionDenoiser
@@ -291,6 +292,7 @@ def _grows_into(arch: str, config: dict, weights: dict) -> bool:
         full.pop("demodulate")
         full.pop("guide")
         full.pop("scales")
+        full.pop("filter_space")
         return full
 
     old = dict(weights["config"])
@@ -300,8 +302,10 @@ def _grows_into(arch: str, config: dict, weights: dict) -> bool:
     adds_guide = set(old.get("guide", ())) < set(config.get("guide", ()))
     adds_scales = (config.get("kernel", defaults["kernel"]) == "multiscale"
                    and old.get("scales", defaults["scales"]) < config.get("scales", defaults["scales"]))
+    # the same weights, kernels applied to linear instead of log values (or back)
+    moves_filter = old.get("filter_space", "log") != config.get("filter_space", "log")
     return (rest(old) == rest(config) and old_aux <= new_aux
-            and (old_aux < new_aux or adds_mix or adds_guide or adds_scales))
+            and (old_aux < new_aux or adds_mix or adds_guide or adds_scales or moves_filter))
 
 
 def pick_device(requested: str | None) -> str:

@@ -14,7 +14,8 @@ blocks, with equal depth so that their receptive fields match:
 Kernels: ``kernel="multiscale"`` predicts 5x5 taps at dilations 1, 2 and 4 (the coarser ones on a box-
 prefiltered signal), 75 weights in one softmax: a 23x23 footprint for a fraction of the cost of 529 taps.
 ``scales=4`` adds taps at dilation 8 (47x47, 100 weights), for the blotchy low-frequency noise that a smaller
-footprint leaves in flat regions at low sample counts.
+footprint leaves in flat regions at low sample counts. ``filter_space="linear"`` applies the kernels to the linear
+radiance (exp - 1 of the log1p input) and returns log1p of the result, instead of averaging log values.
 ``kernel=<odd int>`` predicts one dense kernel of that size (KPCN's 21). Kernels are applied as sums of
 shifted slices, which export to ONNX as plain Slice/Mul/Add (no unfold).
 
@@ -226,6 +227,7 @@ class KernelPredictionDenoiser(nn.Module):
         unshuffle: int = 2,
         guide: tuple[str, ...] = (),
         scales: int = 3,
+        filter_space: str = "log",
     ) -> None:
         super().__init__()
         if block not in ("plain", "residual", "rcab"):
@@ -243,6 +245,9 @@ class KernelPredictionDenoiser(nn.Module):
         if demodulate not in (False, True, "mix"):
             raise ValueError(f"demodulate must be false, true or \"mix\", got {demodulate!r}")
         self.demodulate = demodulate if ("albedo" in self.aux_inputs and mode == "kernel") else False
+        if filter_space not in ("log", "linear") or (filter_space == "linear" and self.demodulate):
+            raise ValueError(f"filter_space must be log or linear (linear without demodulation), got {filter_space!r}")
+        self.filter_space = filter_space
         in_channels = 3 * (2 if self.demodulate else 1) + sum(AOV_CHANNELS[name] for name in self.aux_inputs)
         pad = conv_size // 2
         # The body runs at 1/unshuffle resolution on space-to-depth input: unshuffle**2 times fewer
@@ -362,6 +367,11 @@ class KernelPredictionDenoiser(nn.Module):
             share = weights[:, half:].sum(dim=1, keepdim=True)  # the weight on demodulated taps, 0..1
             shading = apply_kernels(self._prefiltered(signal), weights[:, half:], grids) / share.clamp(min=1e-6)
             return plain + share * self._remodulate(shading, aux)
+        if self.filter_space == "linear":
+            # Average radiance, not log radiance: the mean of log1p values underestimates log1p of the mean where
+            # samples vary (Jensen), so log-space kernels trade blur for darkening in noisy flat regions.
+            linear = apply_kernels(self._prefiltered(torch.exp(signal.clamp(min=0)) - 1), weights, self.grids)
+            return torch.log(1 + linear.clamp(min=0))
         filtered = apply_kernels(self._prefiltered(signal), weights, self.grids)
         return self._remodulate(filtered, aux) if self.demodulate else filtered
 
