@@ -133,16 +133,10 @@ def main(images: list[str], screenshot: str | None = None) -> int:
     if screenshot is not None and not images:
         print("error: --screenshot needs an IMAGE", file=sys.stderr)
         return 2
-    from .background import wait_for_background_calls
-
     app = create_application()
     window = build_window(images if screenshot is None else [], persist_layout=screenshot is None)
-    try:
-        if screenshot is not None:
-            code = take_screenshot(window, images[0], screenshot)
-            window.close()
-            return code
-        return app.exec()
-    finally:
-        # A short call still running (e.g. the startup device probe) must not outlive its relay at exit.
-        wait_for_background_calls()
+    if screenshot is not None:
+        code = take_screenshot(window, images[0], screenshot)
+        window.close()  # closeEvent waits for the window's background calls
+        return code
+    return app.exec()

@@ -46,11 +46,6 @@ def pool() -> QThreadPool:
     return _pool
 
 
-def wait_for_background_calls(timeout_ms: int = 10000) -> bool:
-    """Wait (at exit) until the pool's calls have finished; True when they all did within ``timeout_ms``."""
-    return _pool is None or _pool.waitForDone(timeout_ms)
-
-
 def call_in_background(fn: Callable[[], Any], on_done: Callable[[Any], None],
                        on_error: Callable[[Exception, str], None] | None = None) -> None:
     """Run ``fn()`` on a pool thread; deliver its value to ``on_done`` (or the exception to ``on_error``)."""

@@ -106,20 +106,11 @@ def test_a_file_open_event_opens_the_image(qtbot, tmp_path):
 
 
 def test_screenshot_without_an_image_is_a_usage_error_before_any_window(tmp_path, monkeypatch, capsys):
-    """``--screenshot OUT`` needs an IMAGE: exit code 2 and one line, before a window (and its background calls,
-    whose threads used to outlive the app and print a traceback at exit) is built."""
+    """``--screenshot OUT`` needs an IMAGE: exit code 2 and one line, before a window is built (the unclosed window's
+    background calls used to outlive the app and print a traceback at exit)."""
     import gui.app
 
     monkeypatch.setattr(gui.app, "build_window", lambda *args, **kwargs: pytest.fail("a window was built"))
     assert gui.app.main([], screenshot=str(tmp_path / "x.png")) == 2
     assert "needs an IMAGE" in capsys.readouterr().err and not (tmp_path / "x.png").exists()
 
-
-def test_exit_waits_for_running_background_calls(qtbot):
-    import time
-
-    from gui.background import call_in_background, wait_for_background_calls
-
-    finished = []
-    call_in_background(lambda: (time.sleep(0.3), finished.append(True)), lambda value: None)
-    assert wait_for_background_calls(5000) and finished == [True]
