@@ -173,6 +173,25 @@ def test_paired_training_normalises_depth_by_the_whole_image(tmp_path):
         assert sample.inputs["depth"].min() >= 0.09
 
 
+def _build_recipe_from_checkpoint(tmp_path, old_config: dict, state: dict, new_config: dict):
+    """What ``train --init`` builds: a render recipe with ``new_config`` started from weights of ``old_config``
+    (the trainer's build_for_recipe); returns (model, config used)."""
+    import torch
+
+    from engine.training.recipes import recipe_from_dict
+    from engine.training.trainer import build_for_recipe
+
+    init = tmp_path / "init.pt"
+    torch.save({"arch": "kprcan", "config": old_config, "state_dict": state}, init)
+    recipe = recipe_from_dict({
+        "model": {"id": "t", "task": "render-denoise", "arch": "kprcan", "value_transform": "log1p",
+                  "config": new_config},
+        "data": {"kind": "paired"}, "degradation": {"kind": "none"},
+    }, source="t")
+    model, _, config, _ = build_for_recipe(recipe, str(init))
+    return model, config
+
+
 def test_colour_only_model_grows_into_an_aov_model_that_starts_where_it_was(tmp_path):
     """Warm start: the AOV model's new input weights begin at zero, so it first reproduces the colour model."""
     import torch
@@ -196,21 +215,10 @@ def test_colour_only_model_grows_into_an_aov_model_that_starts_where_it_was(tmp_
 
 
 def test_training_an_aov_recipe_from_colour_only_weights_grows_them(tmp_path):
-    import torch
-
-    from engine.training.recipes import recipe_from_dict
-    from engine.training.trainer import build_for_recipe
-
     colour = build_model("kprcan", {"aux_inputs": [], "features": 4, "blocks": 1})
-    init = tmp_path / "colour.pt"
-    torch.save({"arch": "kprcan", "config": {"aux_inputs": [], "features": 4, "blocks": 1},
-                "state_dict": colour.state_dict()}, init)
-    recipe = recipe_from_dict({
-        "model": {"id": "t", "task": "render-denoise", "arch": "kprcan", "value_transform": "log1p",
-                  "config": {"aux_inputs": ["albedo", "normal"], "features": 4, "blocks": 1, "demodulate": False}},
-        "data": {"kind": "paired"}, "degradation": {"kind": "none"},
-    }, source="t")
-    model, arch, config, _ = build_for_recipe(recipe, str(init))
+    model, config = _build_recipe_from_checkpoint(
+        tmp_path, {"aux_inputs": [], "features": 4, "blocks": 1}, colour.state_dict(),
+        {"aux_inputs": ["albedo", "normal"], "features": 4, "blocks": 1, "demodulate": False})
     assert config["aux_inputs"] == ["albedo", "normal"] and model.aux_inputs == ("albedo", "normal")
 
 
@@ -221,8 +229,6 @@ def test_a_plain_model_grows_demodulated_taps_that_start_with_a_tiny_share(tmp_p
     import torch
 
     from engine.training.archs.kpcn import MIX_START_OFFSET, apply_kernels, grow_model
-    from engine.training.recipes import recipe_from_dict
-    from engine.training.trainer import build_for_recipe
 
     torch.manual_seed(0)
     config = {"aux_inputs": ["albedo", "normal"], "features": 4, "blocks": 1}
@@ -253,14 +259,8 @@ def test_a_plain_model_grows_demodulated_taps_that_start_with_a_tiny_share(tmp_p
     with pytest.raises(ValueError):
         grow_model(plain, mixed.state_dict(), dict(config, demodulate="mix"))
     # the trainer grows it too when a "mix" recipe starts from plain weights
-    init = tmp_path / "plain.pt"
-    torch.save({"arch": "kprcan", "config": config, "state_dict": plain.state_dict()}, init)
-    recipe = recipe_from_dict({
-        "model": {"id": "t", "task": "render-denoise", "arch": "kprcan", "value_transform": "log1p",
-                  "config": dict(config, demodulate="mix")},
-        "data": {"kind": "paired"}, "degradation": {"kind": "none"},
-    }, source="t")
-    model, _, config_out, _ = build_for_recipe(recipe, str(init))
+    model, config_out = _build_recipe_from_checkpoint(tmp_path, config, plain.state_dict(),
+                                                      dict(config, demodulate="mix"))
     assert model.demodulate == "mix" and config_out["demodulate"] == "mix"
 
 
@@ -322,8 +322,6 @@ def test_a_guided_model_grows_a_coarser_scale_whose_taps_start_at_a_fixed_share(
     import torch
 
     from engine.training.archs.kpcn import GUIDE_GAIN, SCALE_START_OFFSET, grow_model
-    from engine.training.recipes import recipe_from_dict
-    from engine.training.trainer import build_for_recipe
 
     torch.manual_seed(0)
     config = {"aux_inputs": ["albedo", "normal"], "features": 4, "blocks": 1}
@@ -349,14 +347,8 @@ def test_a_guided_model_grows_a_coarser_scale_whose_taps_start_at_a_fixed_share(
     assert torch.allclose(s4[:, 100:103], s3[:, 75:78]) and torch.allclose(s4[:, 103], s3[:, 77])
     assert torch.allclose(s4[:, 104:107], s3[:, 78:81]) and torch.allclose(s4[:, 107], s3[:, 80])
     # the trainer grows a recipe's extra scale from a checkpoint, but never shrinks one
-    init = tmp_path / "three.pt"
-    torch.save({"arch": "kprcan", "config": guided_config, "state_dict": guided3.state_dict()}, init)
-    recipe = recipe_from_dict({
-        "model": {"id": "t", "task": "render-denoise", "arch": "kprcan", "value_transform": "log1p",
-                  "config": dict(guided_config, scales=4)},
-        "data": {"kind": "paired"}, "degradation": {"kind": "none"},
-    }, source="t")
-    model, _, config_used, _ = build_for_recipe(recipe, str(init))
+    model, config_used = _build_recipe_from_checkpoint(tmp_path, guided_config, guided3.state_dict(),
+                                                       dict(guided_config, scales=4))
     assert config_used["scales"] == 4 and len(model.layout) == 100
     with pytest.raises(ValueError):
         grow_model(guided3, guided4.state_dict(), dict(guided_config, scales=4))
@@ -370,8 +362,6 @@ def test_linear_filter_space_averages_radiance_not_log_radiance(tmp_path):
     import torch
 
     from engine.training.archs.kpcn import apply_kernels
-    from engine.training.recipes import recipe_from_dict
-    from engine.training.trainer import build_for_recipe
 
     torch.manual_seed(0)
     config = {"aux_inputs": ["albedo", "normal"], "features": 4, "blocks": 1, "guide": ["albedo"]}
@@ -393,14 +383,8 @@ def test_linear_filter_space_averages_radiance_not_log_radiance(tmp_path):
     with pytest.raises(ValueError):
         build_model("kprcan", dict(config, filter_space="gamma"))
     # a recipe switching a log-space checkpoint to linear keeps its weights and takes the recipe's filter_space
-    init = tmp_path / "log.pt"
-    torch.save({"arch": "kprcan", "config": config, "state_dict": log_model.state_dict()}, init)
-    recipe = recipe_from_dict({
-        "model": {"id": "t", "task": "render-denoise", "arch": "kprcan", "value_transform": "log1p",
-                  "config": dict(config, filter_space="linear")},
-        "data": {"kind": "paired"}, "degradation": {"kind": "none"},
-    }, source="t")
-    model, _, config_used, _ = build_for_recipe(recipe, str(init))
+    model, config_used = _build_recipe_from_checkpoint(tmp_path, config, log_model.state_dict(),
+                                                       dict(config, filter_space="linear"))
     assert config_used["filter_space"] == "linear" and model.filter_space == "linear"
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), log_model.state_dict().values(),
                                                      strict=True))
