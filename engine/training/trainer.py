@@ -303,7 +303,8 @@ def _grows_into(arch: str, config: dict, weights: dict) -> bool:
     adds_scales = (config.get("kernel", defaults["kernel"]) == "multiscale"
                    and old.get("scales", defaults["scales"]) < config.get("scales", defaults["scales"]))
     # the same weights, kernels applied to linear instead of log values (or back)
-    moves_filter = old.get("filter_space", "log") != config.get("filter_space", "log")
+    moves_filter = old.get("filter_space", defaults["filter_space"]) != config.get("filter_space",
+                                                                                 defaults["filter_space"])
     return (rest(old) == rest(config) and old_aux <= new_aux
             and (old_aux < new_aux or adds_mix or adds_guide or adds_scales or moves_filter))
 
