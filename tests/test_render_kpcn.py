@@ -356,6 +356,51 @@ def test_a_guided_model_grows_a_coarser_scale_whose_taps_start_at_a_fixed_share(
         build_model("kprcan", dict(config, scales=6))
 
 
+def test_a_model_grows_deeper_and_wider_and_starts_exactly_where_it_was(tmp_path):
+    """blocks / features: new residual blocks start as the identity and new channels feed nothing yet, so the
+    grown model's output equals the old one's; one training step then changes it (the new weights learn)."""
+    import torch
+
+    from engine.training.archs.kpcn import grow_model
+
+    torch.manual_seed(0)
+    config = {"aux_inputs": ["albedo", "normal"], "features": 4, "blocks": 1, "guide": ["albedo", "color"]}
+    old = build_model("kprcan", config).eval()
+    inputs = _inputs(("color", "albedo", "normal"), size=32, seed=3)
+    with torch.no_grad():
+        before = old(*inputs)
+    for grown_config in (dict(config, blocks=3), dict(config, features=6), dict(config, blocks=2, features=8)):
+        grown = build_model("kprcan", grown_config).eval()
+        grow_model(grown, old.state_dict(), config)
+        with torch.no_grad():
+            assert torch.allclose(grown(*inputs), before, atol=1e-6), grown_config
+        # the new weights are not dead: their gradients are non-zero from the first step
+        grown.train()
+        grown(*inputs).square().mean().backward()
+        new_grads = [p.grad for name, p in grown.named_parameters()
+                     if name.startswith("body.2.conv2.") or name == "tail.weight"]
+        assert all(g is not None and float(g.abs().sum()) > 0 for g in new_grads)
+        if grown_config["features"] > 4:
+            assert float(grown.tail.weight.grad[:, 4:].abs().sum()) > 0
+    # the aux-input growth composes with widening: a colour-only model grows into a wider AOV model
+    colour = build_model("kprcan", {"aux_inputs": [], "features": 4, "blocks": 1}).eval()
+    wide = build_model("kprcan", {"aux_inputs": ["albedo"], "features": 6, "blocks": 2}).eval()
+    grow_model(wide, colour.state_dict(), {"aux_inputs": [], "features": 4, "blocks": 1})
+    with torch.no_grad():
+        assert torch.allclose(wide(inputs[0], inputs[1]), colour(inputs[0]), atol=1e-6)
+    # never narrower or shallower, and plain KPCN blocks (no identity path) do not grow deeper
+    with pytest.raises(ValueError):
+        grow_model(old, grown.state_dict(), dict(config, blocks=2, features=8))
+    with pytest.raises(ValueError):
+        grow_model(build_model("kpcn", dict(config, blocks=2)), build_model("kpcn", config).state_dict(), config)
+    # the trainer grows a recipe's deeper, wider model from a checkpoint
+    model, config_used = _build_recipe_from_checkpoint(tmp_path, config, old.state_dict(),
+                                                       dict(config, blocks=2, features=8))
+    assert config_used["blocks"] == 2 and config_used["features"] == 8 and len(model.body) == 2
+    with torch.no_grad():
+        assert torch.allclose(model.eval()(*inputs), before, atol=1e-6)
+
+
 def test_linear_filter_space_averages_radiance_not_log_radiance(tmp_path):
     """filter_space="linear": the kernels average exp(x) - 1 of the log1p input and the output is log1p of that,
     so a firefly beside a dark pixel raises their blend to the radiance mean (log-space averaging lands lower)."""

@@ -398,7 +398,11 @@ def grow_model(model: KernelPredictionDenoiser, state: dict[str, torch.Tensor], 
     model starts as a fixed blend of the old model and the same kernels applied to the demodulated signal.
     And a model grows guides it lacked: their strengths start at ``GUIDE_START`` everywhere. A multiscale model
     grows coarser scales (``scales``): their taps copy the coarsest old scale's logits offset by
-    ``SCALE_START_OFFSET``, and their guide strengths copy that scale's.
+    ``SCALE_START_OFFSET``, and their guide strengths copy that scale's. And a model grows residual blocks
+    (``blocks``): the new ones are appended after the old and start as the identity (their second convolution
+    is zero), so the deeper model computes what the old one did until training moves them. And it grows wider
+    (``features``): every weight keeps its old values, the new channels get fresh random inputs, and the
+    weights from new channels into old ones start at zero (``_widened``), so again nothing changes at first.
     """
     old_demodulate = old_config.get("demodulate", False)
     if old_demodulate != model.demodulate and not (old_demodulate is False and model.demodulate == "mix"):
@@ -416,14 +420,23 @@ def grow_model(model: KernelPredictionDenoiser, state: dict[str, torch.Tensor], 
             at += count
         return out
 
+    old_blocks, new_blocks = int(old_config.get("blocks", len(model.body))), len(model.body)
+    if int(old_config.get("features", model.head.out_channels)) > model.head.out_channels:
+        raise ValueError(f"cannot narrow {old_config['features']} features into {model.head.out_channels}")
+    if old_blocks > new_blocks or (old_blocks < new_blocks and model.body[0].kind == "plain"):
+        raise ValueError(f"cannot grow {old_blocks} blocks into {new_blocks}"
+                         + (" (plain blocks have no identity path)" if old_blocks < new_blocks else ""))
     old_start, new_start = starts(old_parts), starts(new_parts)
     head = state["head.weight"]
-    grown = torch.zeros_like(model.head.weight)
+    grown = head.new_zeros(head.shape[0], *model.head.weight.shape[1:])  # old width; widened below
     for name, count in old_parts:
         src, dst = old_start[name] * r2, new_start[name] * r2
         grown[:, dst : dst + count * r2] = head[:, src : src + count * r2]
     state = dict(state)
     state["head.weight"] = grown
+    for index in range(old_blocks, new_blocks):
+        for name, value in model.body[index].state_dict().items():
+            state[f"body.{index}.{name}"] = torch.zeros_like(value) if name.startswith("conv2.") else value
     old_guide = tuple(old_config.get("guide", ()))
     if not set(old_guide) <= set(model.guide):
         raise ValueError(f"cannot grow guide {old_guide} into guide {model.guide}")
@@ -462,7 +475,24 @@ def grow_model(model: KernelPredictionDenoiser, state: dict[str, torch.Tensor], 
             guide_b.append(tail_b.new_full((rows,), start))
     state["tail.weight"] = torch.cat([taps_w, *guide_w])
     state["tail.bias"] = torch.cat([taps_b, *guide_b])
+    fresh = model.state_dict()
+    for key, value in state.items():
+        if key in fresh and value.shape != fresh[key].shape:
+            state[key] = _widened(value, fresh[key])
     model.load_state_dict(state)
+
+
+def _widened(old: torch.Tensor, fresh: torch.Tensor) -> torch.Tensor:
+    """``old`` embedded in the leading corner of ``fresh`` (a wider layer's initial values), with the weights
+    from new input channels to old output channels zeroed: the old outputs stay exactly what they were, the new
+    outputs start random (so they differ from each other), and the zero weights learn from the first step."""
+    if any(o > f for o, f in zip(old.shape, fresh.shape, strict=True)) or old.shape[2:] != fresh.shape[2:]:
+        raise ValueError(f"cannot widen {tuple(old.shape)} into {tuple(fresh.shape)}")
+    out = fresh.clone()
+    if old.dim() >= 2:
+        out[: old.shape[0], old.shape[1] :] = 0
+    out[tuple(slice(0, n) for n in old.shape)] = old
+    return out
 
 
 class KernelWeightsModel(nn.Module):
