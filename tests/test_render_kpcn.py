@@ -90,9 +90,10 @@ def _render_image(size=40, seed=0):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("demodulate", "guide", "space"), [(False, (), "log"), ("mix", (), "log"),
-                                                            (False, ("albedo", "normal", "color"), "linear")])
-def test_export_restore_and_inspect(tmp_path, demodulate, guide, space):
+@pytest.mark.parametrize(("demodulate", "guide", "space", "context"), [
+    (False, (), "log", 0), ("mix", (), "log", 0), (False, ("albedo", "normal", "color"), "linear", 0),
+    (False, ("albedo",), "log", 1)])
+def test_export_restore_and_inspect(tmp_path, demodulate, guide, space, context):
     pytest.importorskip("onnxruntime")
     from engine.jobs import run_job
     from engine.models.manifest import load_manifest
@@ -102,13 +103,15 @@ def test_export_restore_and_inspect(tmp_path, demodulate, guide, space):
     from engine.training.kpcn_export import export_kernel_model
 
     torch.manual_seed(0)
-    config = dict(TINY, demodulate=demodulate, guide=list(guide), filter_space=space)
+    config = dict(TINY, demodulate=demodulate, guide=list(guide), filter_space=space, context_blocks=context)
     model = build_model("kprcan", config).eval()
+    if context:  # a trained branch: its output is no longer zero (export checks the graph against PyTorch)
+        torch.nn.init.normal_(model.context_out.weight, std=0.3)
     manifest = build_manifest(model, model_id="tiny-kp", task="render-denoise", value_transform="log1p")
     export_model(model, manifest, tmp_path, arch="kprcan", arch_config=config)
     export_kernel_model(model, tmp_path, "tiny-kp")
     manifest = load_manifest(tmp_path / "tiny-kp.json")
-    assert has_kernels(manifest) and manifest.tile.alignment == 2
+    assert has_kernels(manifest) and manifest.tile.alignment == (8 if context else 2)
     entry = ModelEntry(manifest, tmp_path / "tiny-kp.onnx", "user")
     image = _render_image()
     result = run_job(restore_job(image, entry, device="cpu"))
@@ -357,8 +360,9 @@ def test_a_guided_model_grows_a_coarser_scale_whose_taps_start_at_a_fixed_share(
 
 
 def test_a_model_grows_deeper_and_wider_and_starts_exactly_where_it_was(tmp_path):
-    """blocks / features: new residual blocks start as the identity and new channels feed nothing yet, so the
-    grown model's output equals the old one's; one training step then changes it (the new weights learn)."""
+    """blocks / features / context_blocks: new residual blocks start as the identity, new channels and a new
+    context branch feed nothing yet, so the grown model's output equals the old one's; and the new weights have
+    gradients from the first step (they learn)."""
     import torch
 
     from engine.training.archs.kpcn import grow_model
@@ -369,7 +373,8 @@ def test_a_model_grows_deeper_and_wider_and_starts_exactly_where_it_was(tmp_path
     inputs = _inputs(("color", "albedo", "normal"), size=32, seed=3)
     with torch.no_grad():
         before = old(*inputs)
-    for grown_config in (dict(config, blocks=3), dict(config, features=6), dict(config, blocks=2, features=8)):
+    for grown_config in (dict(config, blocks=3), dict(config, features=6), dict(config, blocks=2, features=8),
+                         dict(config, context_blocks=2)):
         grown = build_model("kprcan", grown_config).eval()
         grow_model(grown, old.state_dict(), config)
         with torch.no_grad():
@@ -378,7 +383,7 @@ def test_a_model_grows_deeper_and_wider_and_starts_exactly_where_it_was(tmp_path
         grown.train()
         grown(*inputs).square().mean().backward()
         new_grads = [p.grad for name, p in grown.named_parameters()
-                     if name.startswith("body.2.conv2.") or name == "tail.weight"]
+                     if name.startswith(("body.2.conv2.", "context_out.")) or name == "tail.weight"]
         assert all(g is not None and float(g.abs().sum()) > 0 for g in new_grads)
         if grown_config["features"] > 4:
             assert float(grown.tail.weight.grad[:, 4:].abs().sum()) > 0
@@ -399,6 +404,30 @@ def test_a_model_grows_deeper_and_wider_and_starts_exactly_where_it_was(tmp_path
     assert config_used["blocks"] == 2 and config_used["features"] == 8 and len(model.body) == 2
     with torch.no_grad():
         assert torch.allclose(model.eval()(*inputs), before, atol=1e-6)
+
+
+def test_the_context_branch_sees_farther_and_its_reach_is_declared():
+    """context_blocks: a change beyond the body's reach moves the output through the context branch, and none
+    beyond the declared receptive radius does (what the tiler's overlap relies on)."""
+    import torch
+
+    torch.manual_seed(0)
+    plain = build_model("kprcan", dict(TINY, aux_inputs=[]))
+    model = build_model("kprcan", dict(TINY, aux_inputs=[], context_blocks=1)).eval()
+    torch.nn.init.normal_(model.context_out.weight, std=0.3)
+    assert model.alignment == 8 and model.receptive_radius > plain.receptive_radius
+    size, centre = 256, 128
+    x = torch.rand(1, 3, size, size)
+
+    def moved(net, distance: int) -> float:
+        y = x.clone()
+        y[..., centre, centre + distance : centre + distance + 2] += 2.0
+        with torch.no_grad():
+            return float((net(y) - net(x))[..., centre, centre].abs().max())
+
+    beyond_body = plain.receptive_radius + plain.kernel_reach + 8
+    assert moved(plain, beyond_body) == 0.0 and moved(model, beyond_body) > 0.0
+    assert moved(model, model.receptive_radius + model.kernel_reach + 8) == 0.0
 
 
 def test_linear_filter_space_averages_radiance_not_log_radiance(tmp_path):

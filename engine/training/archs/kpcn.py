@@ -60,6 +60,8 @@ GUIDE_START = 0.1
 #: Channels of each guide: an AOV, or the noisy colour itself (log1p; a bilateral range term, which can keep
 #: an emitter's light out of the pixels beside it when the buffers show no edge there, as in the Cornell box).
 GUIDE_CHANNELS = dict(AOV_CHANNELS, color=3)
+#: Downsampling of the context branch (``context_blocks``) relative to the body: 1/8 of full resolution.
+CONTEXT_FACTOR = 4
 #: Local window of the channel attention's pooling (tile-independent, unlike global pooling).
 ATTENTION_WINDOW = 9
 
@@ -228,6 +230,7 @@ class KernelPredictionDenoiser(nn.Module):
         guide: tuple[str, ...] = (),
         scales: int = 3,
         filter_space: str = "log",
+        context_blocks: int = 0,
     ) -> None:
         super().__init__()
         if block not in ("plain", "residual", "rcab"):
@@ -255,6 +258,18 @@ class KernelPredictionDenoiser(nn.Module):
         self.unshuffle = int(unshuffle)
         self.head = nn.Conv2d(in_channels * self.unshuffle**2, features, conv_size, padding=pad)
         self.body = nn.Sequential(*[Block(features, block, reduction, conv_size) for _ in range(blocks)])
+        # Context branch: the head's features average-pooled by CONTEXT_FACTOR, residual blocks there, upsampled
+        # and added back before the body through a 1x1 convolution that starts at zero (a new branch changes
+        # nothing until it learns). Wide context for a sixteenth of the body's operations per block.
+        self.context_blocks = int(context_blocks)
+        if self.context_blocks < 0:
+            raise ValueError(f"context_blocks must be >= 0, got {context_blocks}")
+        self.context = nn.Sequential(*[Block(features, "residual", reduction, conv_size)
+                                       for _ in range(self.context_blocks)])
+        self.context_out = nn.Conv2d(features, features, 1) if self.context_blocks else None
+        if self.context_out is not None:
+            nn.init.zeros_(self.context_out.weight)
+            nn.init.zeros_(self.context_out.bias)
         if kernel == "multiscale":
             if not 1 <= int(scales) <= 5:
                 raise ValueError(f"scales must be 1 to 5, got {scales}")
@@ -292,9 +307,11 @@ class KernelPredictionDenoiser(nn.Module):
             self.register_buffer("guide_ones", torch.ones(tap_count, guide_channels, 1, 1), persistent=False)
         outputs = len(self.layout) + len(self.guide) * self.guide_scales if mode == "kernel" else channels
         self.tail = nn.Conv2d(features, outputs * self.unshuffle**2, 1)
-        self.alignment = self.unshuffle
+        self.alignment = self.unshuffle * (CONTEXT_FACTOR if self.context_blocks else 1)
         attention_reach = blocks * (ATTENTION_WINDOW // 2) if block == "rcab" else 0
-        self.receptive_radius = (pad * (1 + 2 * blocks) + attention_reach + 1) * self.unshuffle
+        # the context branch: its pooling window and its blocks' reach at 1/CONTEXT_FACTOR of the body's scale
+        context_reach = (CONTEXT_FACTOR * (2 * pad * self.context_blocks + 2)) if self.context_blocks else 0
+        self.receptive_radius = (pad * (1 + 2 * blocks) + attention_reach + context_reach + 1) * self.unshuffle
         self.overlap = round_up(self.receptive_radius + (kernel_reach if mode == "kernel" else 0), 8)
         self.kernel_reach = kernel_reach
 
@@ -311,7 +328,12 @@ class KernelPredictionDenoiser(nn.Module):
         x = torch.cat(parts, dim=1) if len(parts) > 1 else color
         if self.unshuffle > 1:
             x = F.pixel_unshuffle(x, self.unshuffle)
-        y = self.tail(F.relu(self.body(F.relu(self.head(x)))))
+        h = F.relu(self.head(x))
+        if self.context_out is not None:
+            c = self.context(F.avg_pool2d(h, CONTEXT_FACTOR))
+            h = h + self.context_out(F.interpolate(c, scale_factor=CONTEXT_FACTOR, mode="bilinear",
+                                                   align_corners=False))
+        y = self.tail(F.relu(self.body(h)))
         return F.pixel_shuffle(y, self.unshuffle) if self.unshuffle > 1 else y
 
     def _split(self, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -403,6 +425,7 @@ def grow_model(model: KernelPredictionDenoiser, state: dict[str, torch.Tensor], 
     is zero), so the deeper model computes what the old one did until training moves them. And it grows wider
     (``features``): every weight keeps its old values, the new channels get fresh random inputs, and the
     weights from new channels into old ones start at zero (``_widened``), so again nothing changes at first.
+    A context branch (``context_blocks``) grows with its output convolution at zero, likewise.
     """
     old_demodulate = old_config.get("demodulate", False)
     if old_demodulate != model.demodulate and not (old_demodulate is False and model.demodulate == "mix"):
@@ -476,6 +499,9 @@ def grow_model(model: KernelPredictionDenoiser, state: dict[str, torch.Tensor], 
     state["tail.weight"] = torch.cat([taps_w, *guide_w])
     state["tail.bias"] = torch.cat([taps_b, *guide_b])
     fresh = model.state_dict()
+    for key in fresh:
+        if key.startswith("context") and key not in state:  # a new context branch: its output starts at zero
+            state[key] = fresh[key]
     for key, value in state.items():
         if key in fresh and value.shape != fresh[key].shape:
             state[key] = _widened(value, fresh[key])
