@@ -48,6 +48,11 @@ def plan_axis(length: int, tile: int, overlap: int, feather: int = DEFAULT_FEATH
         raise ValueError(f"tile size {tile} is too small for an overlap of {overlap} (need > {2 * overlap + 3})")
     stride = tile - (2 * overlap + feather)
     count = math.ceil((length - tile) / stride) + 1
+    # The fewest tiles of at most ``tile`` pixels, each as short as that count allows: 1920 px at tile 1024 and
+    # overlap 88 is three tiles of 768, not three of 1024 mostly overlapping (the model's work is 25% less).
+    shortest = math.ceil((length + (count - 1) * (2 * overlap + feather)) / count)
+    if (length - shortest) / (count - 1) >= feather:  # ramps of one tile still apart (always, bar rounding)
+        tile = min(tile, shortest)
     starts = [round(i * (length - tile) / (count - 1)) for i in range(count)]
     spans = []
     for index, start in enumerate(starts):

@@ -18,6 +18,21 @@ def test_weights_are_a_partition_of_unity(length, tile, overlap, scale):
     assert spans[0].start == 0 and spans[-1].stop == length
 
 
+def test_tiles_are_no_longer_than_their_count_needs():
+    """1920 px in tiles of at most 1024 with overlap 88 needs three tiles; each is 768 long, not 1024 (the
+    model's work is what the tiles cover), and the weights still sum to one."""
+    spans = plan_axis(1920, 1024, 88)
+    assert len(spans) == 3 and {span.stop - span.start for span in spans} == {768}
+    for length in (1080, 2160, 3840):
+        spans = plan_axis(length, 1024, 88)
+        fewest = -(-(length - 1024) // (1024 - 2 * 88 - 16)) + 1  # tiles of 1024 advancing by their exact part
+        assert len(spans) == fewest and max(span.stop - span.start for span in spans) < 1024
+        total = np.zeros(length)
+        for span in spans:
+            total[span.start : span.stop] += axis_weights(span, 1)
+        np.testing.assert_allclose(total, 1.0, atol=1e-6)
+
+
 def test_weights_vanish_where_a_tile_is_inexact():
     overlap = 8
     spans = plan_axis(500, 100, overlap)

@@ -1,0 +1,102 @@
+"""Time and peak memory of the render denoiser on full-size frames (what a 3D artist feeds it), by tile size.
+
+bench/render.py times 256 px crops, one tile each; a 1080p or 4K frame is cut into tiles whose overlaps the model
+computes twice, and ONNX Runtime's memory grows with the tile. This script builds a frame by tiling the Cornell
+box's 4-spp colour, albedo and normal (``../shared/bench/renders/cbox256``) and restores it through the app's
+restore job in a fresh child process per setting, which reports its wall time, the tiles it ran and its peak
+resident memory (``ru_maxrss``).
+
+    nice -n 10 .venv/bin/python bench/render_frames.py [--sizes 1920x1080,3840x2160] [--tiles 512,1024,0]
+        [--model render-kprcan-aov] [--code DIR] [--label TEXT]
+
+``--code DIR`` runs the children on another checkout (e.g. a worktree of an older commit) for a before / after
+table; ``--label`` names the rows. Rows are appended to bench/results/render_frames.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CBOX = ROOT.parent / "shared" / "bench" / "renders" / "cbox256"
+
+CHILD = r"""
+import json, os, resource, sys, time
+os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
+code, cbox, model_id, width, height, tile = sys.argv[1:7]
+sys.path.insert(0, code)
+import numpy as np
+from pathlib import Path
+from engine.image import make_image
+from engine.imageio import read_image
+from engine.jobs import run_job
+from engine.models.registry import scan_models_folder
+from engine.restore import restore_job
+width, height, tile = int(width), int(height), int(tile)
+crop = read_image(Path(cbox) / "cbox_256_spp00004_color.exr")
+reps = (-(-height // crop.height), -(-width // crop.width), 1)
+frame = lambda a: np.ascontiguousarray(np.tile(a, reps)[:height, :width])
+image = make_image(frame(crop.pixels), meta=crop.meta, layers={k: frame(v) for k, v in crop.layers.items()})
+entry = {e.manifest.id: e for e in scan_models_folder(Path(code) / "resources" / "models", "bundled")[0]}[model_id]
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+tiles = [0]
+def progress_tiles(job):
+    while True:
+        try:
+            update = next(job)
+        except StopIteration as done:
+            return done.value
+        tiles[0] = max(tiles[0], int((update.metrics or {}).get("tiles", 1)))
+start = time.perf_counter()
+result = progress_tiles(restore_job(image, entry, tile=None if tile < 0 else tile, device="cpu"))
+seconds = time.perf_counter() - start
+print(json.dumps({"seconds": seconds, "tiles": tiles[0], "tile": result.details["tile"],
+                  "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+                  "before_gb": before / 1e6}))
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1920x1080")
+    parser.add_argument("--tiles", default="512,1024,0", help="tile edges; -1 = the model's default")
+    parser.add_argument("--model", default="render-kprcan-aov")
+    parser.add_argument("--code", default=str(ROOT), help="the checkout whose engine the children run")
+    parser.add_argument("--label", default="")
+    args = parser.parse_args()
+    code = Path(args.code).resolve()
+    label = args.label or subprocess.run(["git", "-C", str(code), "rev-parse", "--short", "HEAD"],
+                                         capture_output=True, text=True).stdout.strip()
+    rows = []
+    for size in args.sizes.split(","):
+        width, height = (int(v) for v in size.split("x"))
+        for tile in (int(t) for t in args.tiles.split(",")):
+            out = subprocess.run([sys.executable, "-c", CHILD, str(code), str(CBOX), args.model, str(width),
+                                  str(height), str(tile)], capture_output=True, text=True)
+            if out.returncode:
+                print(out.stderr[-2000:], file=sys.stderr)
+                raise SystemExit(f"{size} tile {tile}: the child failed")
+            record = json.loads(out.stdout.strip().splitlines()[-1])
+            megapixels = width * height / 1e6
+            row = (f"| {label} | {args.model} | {size} | {'default' if tile < 0 else tile or 'whole'} "
+                   f"({record['tile'] or 'whole'}) | {record['tiles']} | {record['seconds']:.1f} | "
+                   f"{record['seconds'] / megapixels:.2f} | {record['peak_gb']:.2f} |")
+            print(row, flush=True)
+            rows.append(row)
+    results = ROOT / "bench" / "results" / "render_frames.md"
+    if not results.exists():
+        results.write_text("# Render denoiser on full-size frames (bench/render_frames.py)\n\n"
+                           "| code | model | frame | tile asked (used) | tiles | seconds | s/MP | peak RSS GB |\n"
+                           "|---|---|---|---|---|---|---|---|\n", encoding="utf-8")
+    with results.open("a", encoding="utf-8") as handle:
+        handle.write(f"<!-- {time.strftime('%Y-%m-%d %H:%M')} -->\n" + "\n".join(rows) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
