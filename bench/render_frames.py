@@ -42,7 +42,11 @@ crop = read_image(Path(cbox) / "cbox_256_spp00004_color.exr")
 reps = (-(-height // crop.height), -(-width // crop.width), 1)
 frame = lambda a: np.ascontiguousarray(np.tile(a, reps)[:height, :width])
 image = make_image(frame(crop.pixels), meta=crop.meta, layers={k: frame(v) for k, v in crop.layers.items()})
-entry = {e.manifest.id: e for e in scan_models_folder(Path(code) / "resources" / "models", "bundled")[0]}[model_id]
+from engine.models.classical import CLASSICAL_ENGINES
+from engine.models.registry import ModelEntry
+entries = {e.manifest.id: e for e in scan_models_folder(Path(code) / "resources" / "models", "bundled")[0]}
+entries.update({e.manifest.id: ModelEntry(e.manifest, None, "builtin") for e in CLASSICAL_ENGINES if e.available()})
+entry = entries[model_id]
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 tiles = [0]
 def progress_tiles(job):
@@ -65,7 +69,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1920x1080")
     parser.add_argument("--tiles", default="512,1024,0", help="tile edges; -1 = the model's default")
-    parser.add_argument("--model", default="render-kprcan-aov")
+    parser.add_argument("--model", default="render-kprcan-aov", help="a bundled model id, or oidn-aov / oidn")
     parser.add_argument("--code", default=str(ROOT), help="the checkout whose engine the children run")
     parser.add_argument("--label", default="")
     args = parser.parse_args()
