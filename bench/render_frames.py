@@ -68,7 +68,7 @@ print(json.dumps({"seconds": seconds, "tiles": tiles[0], "tile": result.details[
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1920x1080")
-    parser.add_argument("--tiles", default="512,1024,0", help="tile edges; -1 = the model's default")
+    parser.add_argument("--tiles", default="512,1024,0", help="tile edges; -1 = the model's default, 0 = automatic (memory-sized)")
     parser.add_argument("--model", default="render-kprcan-aov", help="a bundled model id, or oidn-aov / oidn")
     parser.add_argument("--code", default=str(ROOT), help="the checkout whose engine the children run")
     parser.add_argument("--label", default="")
@@ -87,7 +87,7 @@ def main() -> int:
                 raise SystemExit(f"{size} tile {tile}: the child failed")
             record = json.loads(out.stdout.strip().splitlines()[-1])
             megapixels = width * height / 1e6
-            row = (f"| {label} | {args.model} | {size} | {'default' if tile < 0 else tile or 'whole'} "
+            row = (f"| {label} | {args.model} | {size} | {'default' if tile < 0 else tile or 'auto'} "
                    f"({record['tile'] or 'whole'}) | {record['tiles']} | {record['seconds']:.1f} | "
                    f"{record['seconds'] / megapixels:.2f} | {record['peak_gb']:.2f} |")
             print(row, flush=True)
