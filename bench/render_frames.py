@@ -68,7 +68,8 @@ print(json.dumps({"seconds": seconds, "tiles": tiles[0], "tile": result.details[
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1920x1080")
-    parser.add_argument("--tiles", default="512,1024,0", help="tile edges; -1 = the model's default, 0 = automatic (memory-sized)")
+    parser.add_argument("--tiles", default="512,1024,0",
+                        help="tile edges; -1 = the model's default, 0 = automatic (memory-sized)")
     parser.add_argument("--model", default="render-kprcan-aov", help="a bundled model id, or oidn-aov / oidn")
     parser.add_argument("--code", default=str(ROOT), help="the checkout whose engine the children run")
     parser.add_argument("--label", default="")
