@@ -398,6 +398,9 @@ def test_a_model_grows_deeper_and_wider_and_starts_exactly_where_it_was(tmp_path
         grow_model(old, grown.state_dict(), dict(config, blocks=2, features=8))
     with pytest.raises(ValueError):
         grow_model(build_model("kpcn", dict(config, blocks=2)), build_model("kpcn", config).state_dict(), config)
+    with pytest.raises(ValueError):  # a context branch grows whole, not block by block
+        grow_model(build_model("kprcan", dict(config, context_blocks=2)),
+                   build_model("kprcan", dict(config, context_blocks=1)).state_dict(), dict(config, context_blocks=1))
     # the trainer grows a recipe's deeper, wider model from a checkpoint
     model, config_used = _build_recipe_from_checkpoint(tmp_path, config, old.state_dict(),
                                                        dict(config, blocks=2, features=8))

@@ -446,6 +446,9 @@ def grow_model(model: KernelPredictionDenoiser, state: dict[str, torch.Tensor], 
     old_blocks, new_blocks = int(old_config.get("blocks", len(model.body))), len(model.body)
     if int(old_config.get("features", model.head.out_channels)) > model.head.out_channels:
         raise ValueError(f"cannot narrow {old_config['features']} features into {model.head.out_channels}")
+    old_context = int(old_config.get("context_blocks", 0))
+    if old_context not in (0, model.context_blocks):  # a branch grows whole, not block by block
+        raise ValueError(f"cannot grow {old_context} context blocks into {model.context_blocks}")
     if old_blocks > new_blocks or (old_blocks < new_blocks and model.body[0].kind == "plain"):
         raise ValueError(f"cannot grow {old_blocks} blocks into {new_blocks}"
                          + (" (plain blocks have no identity path)" if old_blocks < new_blocks else ""))
