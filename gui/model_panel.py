@@ -242,9 +242,17 @@ class ModelPanel(QWidget):
         self.tile_box.setSuffix(" px")
         self.tile_box.setValue(default_tile)
         self.tile_box.setToolTip("Tile edge in input pixels. Smaller tiles use less memory; Auto picks one.")
+        self.tile_box.valueChanged.connect(self._update_tile_note)
+        # A tile size is one setting for every model, and remembered: say when it is mostly overlap for this one.
+        self.tile_note = QLabel()
+        self.tile_note.setWordWrap(True)
+        self.tile_note.setObjectName("tileNote")
+        self.tile_note.setStyleSheet("QLabel#tileNote { color: #f0b94a; }")
+        self.tile_note.hide()
         tile_row = QFormLayout()
         tile_row.setContentsMargins(0, 0, 0, 0)
         tile_row.addRow("Tile size", self.tile_box)
+        tile_row.addRow(self.tile_note)
         self.model_page = QWidget()
         model_layout = QVBoxLayout(self.model_page)
         model_layout.setContentsMargins(0, 0, 0, 0)
@@ -447,6 +455,7 @@ class ModelPanel(QWidget):
         self.facts.clear()
         self.aovs.clear()
         self.warning.hide()
+        self.tile_note.hide()
         self._set_form(None)
 
     def _set_form(self, form: ParamForm | None) -> None:
@@ -493,7 +502,21 @@ class ModelPanel(QWidget):
                                  image=self._image))
         self.stop_button.setVisible(False)
         self._update_image_info()
+        self._update_tile_note()
         self._update_buttons()
+
+    def _update_tile_note(self) -> None:
+        """Warn when the chosen tile is mostly the model's overlap (each tile recomputes ``overlap`` px on every
+        side, so small tiles multiply the work: 256 px tiles of the render models are 90% overlap)."""
+        entry, tile = self.current_entry(), self.tile_box.value()
+        overlap = entry.manifest.tile.overlap if entry is not None else 0
+        share = 1.0 - (max(0, tile - 2 * overlap) / tile) ** 2 if tile and overlap else 0.0
+        if share >= 0.5:
+            default = entry.manifest.tile.default
+            self.tile_note.setText(f"Tiles of {tile} px are {share:.0%} overlap for this model ({overlap} px "
+                                   "recomputed on each side), which makes it slower; Auto uses "
+                                   + (f"{default} px tiles." if default else "tiles sized to the memory."))
+        self.tile_note.setVisible(share >= 0.5)
 
     # -- image-dependent hints -------------------------------------------------------------------------------
     def set_image(self, image: Image | None) -> None:

@@ -258,6 +258,21 @@ def test_settings_persist_between_runs(qtbot, photo):
     background.wait_idle(5000)
 
 
+def test_a_tile_that_is_mostly_overlap_is_pointed_out(qtbot, window):
+    """The tile size is one remembered setting for every model: 256 px suits a photo denoiser (16-32 px of
+    overlap) but is 90% overlap for a render model (88 px on each side), which the panel says."""
+    panel = window.model_panel
+    panel.select("model", "render-kprcan-aov")
+    panel.tile_box.setValue(256)
+    assert panel.tile_note.isVisibleTo(panel) and "90% overlap" in panel.tile_note.text()
+    assert "1024 px" in panel.tile_note.text()
+    panel.select("model", "photo-denoise-color")  # overlap 32: 256 px tiles are 44% overlap, fine
+    assert not panel.tile_note.isVisibleTo(panel)
+    panel.select("model", "render-kprcan-aov")
+    panel.tile_box.setValue(0)  # Auto
+    assert not panel.tile_note.isVisibleTo(panel)
+
+
 def test_opening_an_image_suggests_a_suitable_model(qtbot, window, photo, tmp_path):
     window.model_panel.select("model", "oidn")  # an HDR render model: unsuitable for an 8-bit photo
     open_and_wait(qtbot, window, photo)
