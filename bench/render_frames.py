@@ -1,4 +1,5 @@
-"""Time and peak memory of the render denoiser on full-size frames (what a 3D artist feeds it), by tile size.
+"""Time and peak memory of the render denoiser on full-size frames (what a 3D artist feeds it), by tile size
+(or of a photo model on a synthetic photo of that size: ``--model photo-denoise-color-fast``).
 
 bench/render.py times 256 px crops, one tile each; a 1080p or 4K frame is cut into tiles whose overlaps the model
 computes twice, and ONNX Runtime's memory grows with the tile. This script builds a frame by tiling the Cornell
@@ -38,15 +39,21 @@ from engine.jobs import run_job
 from engine.models.registry import scan_models_folder
 from engine.restore import restore_job
 width, height, tile = int(width), int(height), int(tile)
-crop = read_image(Path(cbox) / "cbox_256_spp00004_color.exr")
-reps = (-(-height // crop.height), -(-width // crop.width), 1)
-frame = lambda a: np.ascontiguousarray(np.tile(a, reps)[:height, :width])
-image = make_image(frame(crop.pixels), meta=crop.meta, layers={k: frame(v) for k, v in crop.layers.items()})
 from engine.models.classical import CLASSICAL_ENGINES
 from engine.models.registry import ModelEntry
 entries = {e.manifest.id: e for e in scan_models_folder(Path(code) / "resources" / "models", "bundled")[0]}
 entries.update({e.manifest.id: ModelEntry(e.manifest, None, "builtin") for e in CLASSICAL_ENGINES if e.available()})
 entry = entries[model_id]
+if entry.manifest.task == "render-denoise":
+    crop = read_image(Path(cbox) / "cbox_256_spp00004_color.exr")
+    reps = (-(-height // crop.height), -(-width // crop.width), 1)
+    frame = lambda a: np.ascontiguousarray(np.tile(a, reps)[:height, :width])
+    image = make_image(frame(crop.pixels), meta=crop.meta, layers={k: frame(v) for k, v in crop.layers.items()})
+else:  # a photo model: a synthetic 8-bit photo of that size (mid-gray noise; speed and memory only)
+    from engine.image import ImageMeta
+    pixels = 0.4 + 0.2 * np.random.default_rng(0).random((height, width, 3), dtype=np.float32)
+    image = make_image(pixels, meta=ImageMeta(format="png", bit_depth=8, sample_type="uint", hdr=False,
+                                              color_space="srgb"))
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 tiles = [0]
 def progress_tiles(job):
