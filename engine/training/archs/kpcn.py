@@ -16,6 +16,8 @@ prefiltered signal), 75 weights in one softmax: a 23x23 footprint for a fraction
 ``scales=4`` adds taps at dilation 8 (47x47, 100 weights), for the blotchy low-frequency noise that a smaller
 footprint leaves in flat regions at low sample counts. ``filter_space="linear"`` applies the kernels to the linear
 radiance (exp - 1 of the log1p input) and returns log1p of the result, instead of averaging log values.
+``context_blocks=N`` adds a context branch: N residual blocks on the head's features pooled to 1/8 resolution,
+upsampled and added back before the body (wide context for little work; alignment 8, a larger tile overlap).
 ``kernel=<odd int>`` predicts one dense kernel of that size (KPCN's 21). Kernels are applied as sums of
 shifted slices, which export to ONNX as plain Slice/Mul/Add (no unfold).
 
