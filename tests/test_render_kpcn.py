@@ -382,8 +382,10 @@ def test_a_model_grows_deeper_and_wider_and_starts_exactly_where_it_was(tmp_path
         # the new weights are not dead: their gradients are non-zero from the first step
         grown.train()
         grown(*inputs).square().mean().backward()
-        new_grads = [p.grad for name, p in grown.named_parameters()
-                     if name.startswith(("body.2.conv2.", "context_out.")) or name == "tail.weight"]
+        new = tuple(f"body.{i}.conv2." for i in range(1, len(grown.body))) + ("context_out.",)
+        new_grads = [p.grad for name, p in grown.named_parameters() if name.startswith(new)]
+        # weight and bias of each new block's second convolution and of the context branch's output
+        assert len(new_grads) == 2 * (len(grown.body) - 1) + (2 if grown.context_out is not None else 0)
         assert all(g is not None and float(g.abs().sum()) > 0 for g in new_grads)
         if grown_config["features"] > 4:
             assert float(grown.tail.weight.grad[:, 4:].abs().sum()) > 0

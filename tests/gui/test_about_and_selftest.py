@@ -104,7 +104,6 @@ def test_a_file_open_event_opens_the_image(qtbot, tmp_path):
     assert win.settings.recent_files()[0] == str(photo)
 
 
-
 def test_screenshot_without_an_image_is_a_usage_error_before_any_window(tmp_path, monkeypatch, capsys):
     """``--screenshot OUT`` needs an IMAGE: exit code 2 and one line, before a window is built (the unclosed window's
     background calls used to outlive the app and print a traceback at exit)."""
@@ -113,4 +112,3 @@ def test_screenshot_without_an_image_is_a_usage_error_before_any_window(tmp_path
     monkeypatch.setattr(gui.app, "build_window", lambda *args, **kwargs: pytest.fail("a window was built"))
     assert gui.app.main([], screenshot=str(tmp_path / "x.png")) == 2
     assert "needs an IMAGE" in capsys.readouterr().err and not (tmp_path / "x.png").exists()
-
