@@ -147,9 +147,9 @@ def test_l1_plus_reference_weighted_relmse_charges_a_leak_into_a_dark_pixel_in_f
     loss = restoration_loss(pred, target, None, "l1+relmse", relmse_weight=0.5)
     l1 = float((torch.log1p(linear) - target).abs().mean())
     relative = float(((linear - reference) ** 2 / (reference**2 + 0.01)).mean())
-    assert float(loss) == pytest.approx(l1 + 0.5 * relative, rel=1e-5)
-    leak_by_reference = float(relative_mse(pred, target, None, "reference"))
-    leak_by_prediction = float(relative_mse(pred, target, None, "prediction"))
+    assert float(loss.detach()) == pytest.approx(l1 + 0.5 * relative, rel=1e-5)
+    leak_by_reference = float(relative_mse(pred.detach(), target, None, "reference"))
+    leak_by_prediction = float(relative_mse(pred.detach(), target, None, "prediction"))
     assert leak_by_reference > 10 * leak_by_prediction
     loss.backward()
     assert pred.grad[0, 0, 0, 0] > 0 and pred.grad[0, 0, 1, 1] < 0  # the leak goes down, the dim emitter up
