@@ -90,10 +90,10 @@ def _render_image(size=40, seed=0):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("demodulate", "guide", "space", "context"), [
-    (False, (), "log", 0), ("mix", (), "log", 0), (False, ("albedo", "normal", "color"), "linear", 0),
-    (False, ("albedo",), "log", 1)])
-def test_export_restore_and_inspect(tmp_path, demodulate, guide, space, context):
+@pytest.mark.parametrize(("demodulate", "guide", "space", "context", "correction"), [
+    (False, (), "log", 0, False), ("mix", (), "log", 0, False),
+    (False, ("albedo", "normal", "color"), "linear", 0, False), (False, ("albedo",), "log", 1, True)])
+def test_export_restore_and_inspect(tmp_path, demodulate, guide, space, context, correction):
     pytest.importorskip("onnxruntime")
     from engine.jobs import run_job
     from engine.models.manifest import load_manifest
@@ -103,10 +103,14 @@ def test_export_restore_and_inspect(tmp_path, demodulate, guide, space, context)
     from engine.training.kpcn_export import export_kernel_model
 
     torch.manual_seed(0)
-    config = dict(TINY, demodulate=demodulate, guide=list(guide), filter_space=space, context_blocks=context)
+    config = dict(TINY, demodulate=demodulate, guide=list(guide), filter_space=space, context_blocks=context,
+                  correction=correction)
     model = build_model("kprcan", config).eval()
     if context:  # a trained branch: its output is no longer zero (export checks the graph against PyTorch)
         torch.nn.init.normal_(model.context_out.weight, std=0.3)
+    if correction:  # likewise a trained correction
+        with torch.no_grad():
+            model.tail.weight[-3 * model.unshuffle**2 :].normal_(std=0.3)
     manifest = build_manifest(model, model_id="tiny-kp", task="render-denoise", value_transform="log1p")
     export_model(model, manifest, tmp_path, arch="kprcan", arch_config=config)
     export_kernel_model(model, tmp_path, "tiny-kp")
@@ -409,6 +413,44 @@ def test_a_model_grows_deeper_and_wider_and_starts_exactly_where_it_was(tmp_path
     assert config_used["blocks"] == 2 and config_used["features"] == 8 and len(model.body) == 2
     with torch.no_grad():
         assert torch.allclose(model.eval()(*inputs), before, atol=1e-6)
+
+
+def test_a_direct_correction_grows_at_zero_and_then_adds_to_the_filtered_colour(tmp_path):
+    """correction=True: the grown model starts exactly where the old one was; the correction is added in log
+    space after the kernels (a flat image no longer stays flat), and the kernels themselves do not change."""
+    import torch
+
+    from engine.training.archs.kpcn import grow_model
+
+    torch.manual_seed(0)
+    config = {"aux_inputs": ["albedo", "normal"], "features": 4, "blocks": 1, "guide": ["albedo", "color"]}
+    old = build_model("kprcan", config).eval()
+    inputs = _inputs(("color", "albedo", "normal"), size=32, seed=3)
+    grown = build_model("kprcan", dict(config, correction=True)).eval()
+    grow_model(grown, old.state_dict(), config)
+    with torch.no_grad():
+        assert torch.allclose(grown(*inputs), old(*inputs), atol=1e-6)
+        rows = 3 * grown.unshuffle**2  # the tail's last rows, pixel-shuffled into the three colour channels
+        grown.tail.bias[-rows:] = 0.25
+        assert torch.allclose(grown(*inputs), old(*inputs) + 0.25, atol=1e-5)
+        assert torch.allclose(grown.kernel_weights(*inputs), old.kernel_weights(*inputs), atol=1e-6)
+    # the new rows learn from the first step
+    grown.train()
+    grown(*inputs).square().mean().backward()
+    assert float(grown.tail.weight.grad[-rows:].abs().sum()) > 0
+    # a grown correction survives growing again (here: deeper), and is never dropped
+    deeper = build_model("kprcan", dict(config, correction=True, blocks=2)).eval()
+    grow_model(deeper, grown.state_dict(), dict(config, correction=True))
+    with torch.no_grad():
+        assert torch.allclose(deeper.eval()(*inputs), grown.eval()(*inputs), atol=1e-6)
+    with pytest.raises(ValueError, match="correction"):
+        grow_model(build_model("kprcan", config), grown.state_dict(), dict(config, correction=True))
+    # the trainer grows a recipe's corrected model from a checkpoint without one
+    model, config_used = _build_recipe_from_checkpoint(tmp_path, config, old.state_dict(),
+                                                       dict(config, correction=True))
+    assert config_used["correction"] is True and model.correction
+    with torch.no_grad():
+        assert torch.allclose(model.eval()(*inputs), old(*inputs), atol=1e-6)
 
 
 def test_the_context_branch_sees_farther_and_its_reach_is_declared():

@@ -276,8 +276,9 @@ def build_for_recipe(recipe: Recipe, init: str | None):
 
 def _grows_into(arch: str, config: dict, weights: dict) -> bool:
     """True when the init weights are the recipe's kernel-prediction model with fewer auxiliary inputs, or
-    without the demodulated taps of ``demodulate = "mix"``, or without guides, or with fewer kernel scales or
-    residual blocks, features or context blocks, or with its kernels applied in the other ``filter_space``."""
+    without the demodulated taps of ``demodulate = "mix"``, or without guides, or with fewer kernel scales,
+    residual blocks, features or context blocks, or without a direct correction, or with its kernels applied in
+    the other ``filter_space``."""
     import inspect
 
     from .archs.kpcn import KernelPredictionDenoiser
@@ -296,6 +297,7 @@ def _grows_into(arch: str, config: dict, weights: dict) -> bool:
         full.pop("blocks")
         full.pop("features")
         full.pop("context_blocks")
+        full.pop("correction")
         return full
 
     old = dict(weights["config"])
@@ -309,13 +311,14 @@ def _grows_into(arch: str, config: dict, weights: dict) -> bool:
     adds_blocks = old_blocks < new_blocks and arch != "kpcn"  # plain blocks have no identity path
     old_width, new_width = old.get("features", defaults["features"]), config.get("features", defaults["features"])
     adds_context = old.get("context_blocks", 0) == 0 < config.get("context_blocks", 0)
+    adds_correction = not old.get("correction", False) and bool(config.get("correction", False))
     # the same weights, kernels applied to linear instead of log values (or back)
     moves_filter = old.get("filter_space", defaults["filter_space"]) != config.get("filter_space",
                                                                                  defaults["filter_space"])
     return (rest(old) == rest(config) and old_aux <= new_aux and old_blocks <= new_blocks
             and old_width <= new_width
             and (old_aux < new_aux or adds_mix or adds_guide or adds_scales or adds_blocks
-                 or old_width < new_width or adds_context or moves_filter))
+                 or old_width < new_width or adds_context or adds_correction or moves_filter))
 
 
 def pick_device(requested: str | None) -> str:

@@ -18,6 +18,9 @@ footprint leaves in flat regions at low sample counts. ``filter_space="linear"``
 radiance (exp - 1 of the log1p input) and returns log1p of the result, instead of averaging log values.
 ``context_blocks=N`` adds a context branch: N residual blocks on the head's features pooled to 1/8 resolution,
 upsampled and added back before the body (wide context for little work; alignment 8, a larger tile overlap).
+``correction=True`` adds a direct per-pixel term (log space, from three more tail outputs that start at zero) to
+the filtered colour: the kernels' weighted average can only pick among the noisy values in its footprint, and a
+small predicted correction can lift the darkening and the blotches that such averages leave at low sample counts.
 ``kernel=<odd int>`` predicts one dense kernel of that size (KPCN's 21). Kernels are applied as sums of
 shifted slices, which export to ONNX as plain Slice/Mul/Add (no unfold).
 
@@ -233,6 +236,7 @@ class KernelPredictionDenoiser(nn.Module):
         scales: int = 3,
         filter_space: str = "log",
         context_blocks: int = 0,
+        correction: bool = False,
     ) -> None:
         super().__init__()
         if block not in ("plain", "residual", "rcab"):
@@ -307,7 +311,10 @@ class KernelPredictionDenoiser(nn.Module):
         if self.guide:
             tap_count = self.grids[0][1] ** 2
             self.register_buffer("guide_ones", torch.ones(tap_count, guide_channels, 1, 1), persistent=False)
+        # Direct correction (kernel mode only): the tail's last rows, added in log space after the kernels.
+        self.correction = bool(correction) and mode == "kernel"
         outputs = len(self.layout) + len(self.guide) * self.guide_scales if mode == "kernel" else channels
+        outputs += channels if self.correction else 0
         self.tail = nn.Conv2d(features, outputs * self.unshuffle**2, 1)
         self.alignment = self.unshuffle * (CONTEXT_FACTOR if self.context_blocks else 1)
         attention_reach = blocks * (ATTENTION_WINDOW // 2) if block == "rcab" else 0
@@ -349,13 +356,16 @@ class KernelPredictionDenoiser(nn.Module):
         color, aux = self._split(inputs)
         return softmax_channels(self._logits(color, self._signal(color, aux), aux))
 
-    def _logits(self, color: torch.Tensor, signal: torch.Tensor, aux: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The kernels' logits (N, K, H, W), with the cross-bilateral guide term when the model has guides."""
-        out = self._features(color, signal, aux)
-        if not self.guide:
-            return out
+    def _logits(self, color: torch.Tensor, signal: torch.Tensor, aux: dict[str, torch.Tensor],
+                out: torch.Tensor | None = None) -> torch.Tensor:
+        """The kernels' logits (N, K, H, W), with the cross-bilateral guide term when the model has guides
+        (``out``: the tail's outputs, when the caller has them already)."""
+        out = self._features(color, signal, aux) if out is None else out
         taps = len(self.layout)
-        logits, strengths = out[:, :taps], F.softplus(GUIDE_GAIN * out[:, taps:])
+        if not self.guide:
+            return out[:, :taps]
+        strength_count = len(self.guide) * self.guide_scales
+        logits, strengths = out[:, :taps], F.softplus(GUIDE_GAIN * out[:, taps : taps + strength_count])
         centre = torch.cat([color if name == "color" else aux[name] for name in self.guide], dim=1)
         channels = [GUIDE_CHANNELS[name] for name in self.guide]
         guides = self._prefiltered(centre, self.guide_sums)
@@ -384,7 +394,13 @@ class KernelPredictionDenoiser(nn.Module):
         signal = self._signal(color, aux)
         if self.mode == "direct":
             return color + self._features(color, signal, aux)
-        weights = softmax_channels(self._logits(color, signal, aux))
+        out = self._features(color, signal, aux)
+        filtered = self._filtered(color, signal, aux, softmax_channels(self._logits(color, signal, aux, out)))
+        return filtered + out[:, -self.channels :] if self.correction else filtered
+
+    def _filtered(self, color: torch.Tensor, signal: torch.Tensor, aux: dict[str, torch.Tensor],
+                  weights: torch.Tensor) -> torch.Tensor:
+        """The noisy colour filtered by the normalised kernel ``weights``, in log1p space."""
         if self.demodulate == "mix":
             half, grids = weights.shape[1] // 2, self.grids[: len(self.grids) // 2]
             plain = apply_kernels(self._prefiltered(color), weights[:, :half], grids)
@@ -427,7 +443,8 @@ def grow_model(model: KernelPredictionDenoiser, state: dict[str, torch.Tensor], 
     is zero), so the deeper model computes what the old one did until training moves them. And it grows wider
     (``features``): every weight keeps its old values, the new channels get fresh random inputs, and the
     weights from new channels into old ones start at zero (``_widened``), so again nothing changes at first.
-    A context branch (``context_blocks``) grows with its output convolution at zero, likewise.
+    A context branch (``context_blocks``) grows with its output convolution at zero, likewise, and so does a
+    direct ``correction`` (its tail rows).
     """
     old_demodulate = old_config.get("demodulate", False)
     if old_demodulate != model.demodulate and not (old_demodulate is False and model.demodulate == "mix"):
@@ -471,6 +488,18 @@ def grow_model(model: KernelPredictionDenoiser, state: dict[str, torch.Tensor], 
     # pixel_shuffle takes output channel c from tail channels c * r^2 .. c * r^2 + r^2 - 1: the tail's rows are
     # the colour taps, then (with "mix") the demodulated taps, then the guide strengths, in blocks of r^2.
     tail_w, tail_b = state["tail.weight"], state["tail.bias"]
+    # A direct correction's rows come last; a model without one grows them at zero (it adds nothing at first).
+    correction_rows = model.channels * r2
+    if old_config.get("correction", False):
+        if not model.correction:
+            raise ValueError("cannot drop the direct correction of the old model")
+        correction_w, correction_b = tail_w[-correction_rows:], tail_b[-correction_rows:]
+        tail_w, tail_b = tail_w[:-correction_rows], tail_b[:-correction_rows]
+    else:
+        correction_w = tail_w.new_zeros(correction_rows, *tail_w.shape[1:])
+        correction_b = tail_b.new_zeros(correction_rows)
+    if not model.correction:
+        correction_w, correction_b = correction_w[:0], correction_b[:0]
     old_scales = int(old_config.get("scales", 3)) if model.kernel_desc == "multiscale" else 1
     added_scales = model.guide_scales - old_scales
     if added_scales < 0 or (added_scales and model.demodulate):
@@ -501,8 +530,8 @@ def grow_model(model: KernelPredictionDenoiser, state: dict[str, torch.Tensor], 
         else:
             guide_w.append(tail_w.new_zeros(rows, *tail_w.shape[1:]))
             guide_b.append(tail_b.new_full((rows,), start))
-    state["tail.weight"] = torch.cat([taps_w, *guide_w])
-    state["tail.bias"] = torch.cat([taps_b, *guide_b])
+    state["tail.weight"] = torch.cat([taps_w, *guide_w, correction_w])
+    state["tail.bias"] = torch.cat([taps_b, *guide_b, correction_b])
     fresh = model.state_dict()
     for key in fresh:
         if key.startswith("context") and key not in state:  # a new context branch: its output starts at zero
