@@ -13,7 +13,8 @@ engine/transforms.py), so the kernel is the one the restore applies. The kernel 
 signal (log1p of colour / albedo when the model demodulates; with ``demodulate="mix"`` the dense kernel adds the
 colour taps and the demodulated taps at each offset); neighbours outside the image are clamped to the edge, as
 the model pads. A guided model's kernel already includes its guide terms; "without AOVs" flattens albedo, normal
-and depth, so their guide terms vanish while the colour guide stays.
+and depth, so their guide terms vanish while the colour guide stays. A model with a direct ``correction`` adds
+it after the kernel; the inspector shows the kernel alone.
 """
 
 from __future__ import annotations
