@@ -20,7 +20,8 @@ radiance (exp - 1 of the log1p input) and returns log1p of the result, instead o
 upsampled and added back before the body (wide context for little work; alignment 8, a larger tile overlap).
 ``correction=True`` adds a direct per-pixel term (log space, from three more tail outputs that start at zero) to
 the filtered colour: the kernels' weighted average can only pick among the noisy values in its footprint, and a
-small predicted correction can lift the darkening and the blotches that such averages leave at low sample counts.
+predicted correction might lift what such averages leave at low sample counts. In a 3,000-step CPU fine-tune it
+stayed tiny and gained nothing (recipes/render_kprcan_aov_correction.toml); off by default.
 ``kernel=<odd int>`` predicts one dense kernel of that size (KPCN's 21). Kernels are applied as sums of
 shifted slices, which export to ONNX as plain Slice/Mul/Add (no unfold).
 
@@ -486,7 +487,8 @@ def grow_model(model: KernelPredictionDenoiser, state: dict[str, torch.Tensor], 
     if not set(old_guide) <= set(model.guide):
         raise ValueError(f"cannot grow guide {old_guide} into guide {model.guide}")
     # pixel_shuffle takes output channel c from tail channels c * r^2 .. c * r^2 + r^2 - 1: the tail's rows are
-    # the colour taps, then (with "mix") the demodulated taps, then the guide strengths, in blocks of r^2.
+    # the colour taps, then (with "mix") the demodulated taps, then the guide strengths, then the direct
+    # correction, in blocks of r^2.
     tail_w, tail_b = state["tail.weight"], state["tail.bias"]
     # A direct correction's rows come last; a model without one grows them at zero (it adds nothing at first).
     correction_rows = model.channels * r2
