@@ -41,8 +41,13 @@ SPP = (1, 4, 16, 64)
 VAL_SEED, VAL_SCENES, VAL_SIZE, VAL_REF_SPP = 90000, 6, 128, 1024
 
 
+def rel_error(x: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """The relative squared error of every value (relMSE before the mean)."""
+    return (x - r) ** 2 / (r**2 + 0.01)
+
+
 def rel_mse(x: np.ndarray, r: np.ndarray) -> float:
-    return float(np.mean((x - r) ** 2 / (r**2 + 0.01)))
+    return float(np.mean(rel_error(x, r)))
 
 
 def tonemapped_psnr(x: np.ndarray, r: np.ndarray) -> float:

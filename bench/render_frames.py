@@ -36,14 +36,10 @@ from pathlib import Path
 from engine.image import make_image
 from engine.imageio import read_image
 from engine.jobs import run_job
-from engine.models.registry import scan_models_folder
+from engine.models.registry import ModelRegistry
 from engine.restore import restore_job
 width, height, tile = int(width), int(height), int(tile)
-from engine.models.classical import CLASSICAL_ENGINES
-from engine.models.registry import ModelEntry
-entries = {e.manifest.id: e for e in scan_models_folder(Path(code) / "resources" / "models", "bundled")[0]}
-entries.update({e.manifest.id: ModelEntry(e.manifest, None, "builtin") for e in CLASSICAL_ENGINES if e.available()})
-entry = entries[model_id]
+entry = ModelRegistry([(Path(code) / "resources" / "models", "bundled")]).get(model_id)  # or OIDN, built in
 if entry.manifest.task == "render-denoise":
     crop = read_image(Path(cbox) / "cbox_256_spp00004_color.exr")
     reps = (-(-height // crop.height), -(-width // crop.width), 1)

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from render import methods  # noqa: E402
+from render import methods, rel_error  # noqa: E402
 
 from engine.imageio import read_image  # noqa: E402
 from engine.jobs import run_job  # noqa: E402
@@ -80,7 +80,7 @@ def main() -> int:
                 image = read_image(d / f"{name}_spp{spp:05d}_color.exr")
                 for model_id, entry in entries.items():
                     out = run_job(restore_job(image, entry, device="cpu")).image.pixels[..., :3]
-                    error = ((out - reference) ** 2 / (reference**2 + 0.01)).mean(-1)
+                    error = rel_error(out, reference).mean(-1)
                     shares.setdefault((spp, model_id), []).append(
                         [float(error.mean())] + [float(error[masks[c]].sum() / error.size) for c in CLASSES])
     area = np.mean(areas, axis=0)
@@ -89,8 +89,9 @@ def main() -> int:
     print("|---|---|---|" + "---|" * len(CLASSES))
     for (spp, model_id), rows in sorted(shares.items()):
         mean = np.mean(rows, axis=0)
-        oidn = np.mean(shares.get((spp, "oidn-aov"), rows), axis=0)
-        cells = [f"{m:.5f} ({m / o:.2f}x)" for m, o in zip(mean, oidn, strict=True)]
+        oidn = shares.get((spp, "oidn-aov"))  # the ratios' base; without OIDN (not installed), none
+        base = np.mean(oidn, axis=0) if oidn else [None] * len(mean)
+        cells = [f"{m:.5f}" + (f" ({m / o:.2f}x)" if o else "") for m, o in zip(mean, base, strict=True)]
         print(f"| {spp} | {model_id} | " + " | ".join(cells) + " |")
     return 0
 
