@@ -29,8 +29,11 @@ PCA_MAX_PATCHES = 60000
 
 
 def _channels(pixels: np.ndarray) -> np.ndarray:
-    """H x W x C float64, with gray-origin RGB reduced to one channel."""
-    array = np.asarray(pixels, dtype=np.float64)
+    """H x W x C (the input's float precision: a 12-megapixel photo is not copied to float64), with gray-origin
+    RGB reduced to one channel."""
+    array = np.asarray(pixels)
+    if not np.issubdtype(array.dtype, np.floating):
+        array = array.astype(np.float64)
     if array.ndim == 2:
         array = array[:, :, None]
     if array.ndim != 3 or array.shape[2] not in (1, 3):
@@ -49,7 +52,7 @@ def _patch_matrix(array: np.ndarray, patch: int, max_patches: int) -> np.ndarray
     stride = max(1, int(np.ceil(np.sqrt(rows * cols / max_patches))))
     windows = np.lib.stride_tricks.sliding_window_view(array, (patch, patch), axis=(0, 1))
     windows = windows[::stride, ::stride]  # rows' x cols' x C x patch x patch
-    return windows.reshape(-1, channels * patch * patch)
+    return windows.reshape(-1, channels * patch * patch).astype(np.float64)
 
 
 def estimate_sigma_pca(pixels: np.ndarray, patch: int = PCA_PATCH, max_patches: int = PCA_MAX_PATCHES) -> float:
@@ -98,6 +101,16 @@ def _clipped_noise_std(levels: np.ndarray, sigma: float) -> float:
     return float(np.sqrt(max(float(variance.mean()), 0.0)))
 
 
+def _box_means(array: np.ndarray, kernel: int, count: int) -> np.ndarray:
+    """About ``count`` kernel x kernel box means (per channel, float64) on a regular grid of window positions:
+    only the sampled windows are summed, so a large photo costs no more than a small one."""
+    height, width, channels = array.shape
+    rows, cols = height - kernel + 1, width - kernel + 1
+    stride = max(1, int(np.ceil(np.sqrt(rows * cols * channels / count))))
+    windows = np.lib.stride_tricks.sliding_window_view(array, (kernel, kernel), axis=(0, 1))[::stride, ::stride]
+    return windows.astype(np.float64).mean(axis=(-2, -1)).reshape(-1)
+
+
 def correct_for_clipping(pixels: np.ndarray, sigma_observed: float) -> float:
     """The true sigma of Gaussian noise that was clipped to [0, 1] (as in any 8-bit photo).
 
@@ -109,14 +122,7 @@ def correct_for_clipping(pixels: np.ndarray, sigma_observed: float) -> float:
     array = _channels(pixels)
     if sigma_observed <= 0.0 or array.min() < 0.0 or array.max() > 1.0:
         return sigma_observed
-    kernel = 7
-    cumulative = np.cumsum(np.cumsum(np.pad(array, ((1, 0), (1, 0), (0, 0))), axis=0), axis=1)
-    box = (
-        cumulative[kernel:, kernel:] - cumulative[:-kernel, kernel:] - cumulative[kernel:, :-kernel]
-        + cumulative[:-kernel, :-kernel]
-    ) / (kernel * kernel)
-    levels = box.reshape(-1)
-    levels = levels[:: max(1, levels.size // 4000)]
+    levels = _box_means(array, kernel=7, count=4000)
     low, high = sigma_observed, 3.0 * sigma_observed + 1e-3
     if _clipped_noise_std(levels, low) >= sigma_observed * 0.999:
         return sigma_observed  # clipping did not matter (no saturated regions, low noise)
@@ -142,3 +148,33 @@ def estimate_noise_level(pixels: np.ndarray, method: str = "pca") -> float:
     except KeyError:
         raise ValueError(f"unknown noise estimator {method!r} (known: {', '.join(METHODS)})") from None
     return 255.0 * correct_for_clipping(pixels, estimator(pixels))
+
+
+def noise_level_for(image) -> float | None:
+    """The ``noise_level`` the app proposes for an opened image (GUI and CLI alike): its PCA estimate in 8-bit
+    units, rounded to 0.1. None for HDR images (the estimator assumes display-referred values in [0, 1]) and
+    for images too small to measure."""
+    if image.meta.hdr:
+        return None
+    try:
+        return round(estimate_noise_level(image.pixels), 1)
+    except ValueError:
+        return None
+
+
+def wants_noise_level(manifest) -> bool:
+    """True when a model takes a numeric ``noise_level`` parameter that an estimate can fill."""
+    return any(spec.name == "noise_level" and spec.type == "float" for spec in manifest.params)
+
+
+def with_estimated_noise_level(image, manifest, params: dict) -> tuple[dict, float | None]:
+    """``params`` plus this image's estimated ``noise_level`` (clamped to the parameter's range) when the model
+    takes one and ``params`` has none; returns the new params and the level used (None: nothing estimated).
+    Used where each image of a batch should get its own level: the CLI, and the app's queue."""
+    if "noise_level" in params or not wants_noise_level(manifest):
+        return params, None
+    level = noise_level_for(image)
+    if level is None:
+        return params, None
+    level = manifest.param("noise_level").clamp(level)
+    return {**params, "noise_level": level}, level

@@ -125,3 +125,25 @@ def test_input_is_never_overwritten(tmp_path):
     before = source.read_bytes()
     assert cli(["restore", str(source), "-o", str(source), "--model", "nlm"]) == 1
     assert source.read_bytes() == before
+
+
+def test_restore_estimates_each_photos_noise_level_unless_set(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    ramp = np.tile(np.linspace(0.2, 0.8, 96, dtype=np.float32), (96, 1))[:, :, None].repeat(3, 2)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name, sigma in (("quiet.png", 4.0), ("loud.png", 30.0)):
+        noisy = np.clip(ramp + rng.normal(0, sigma / 255, ramp.shape), 0, 1).astype(np.float32)
+        write_image(folder / name, make_image(noisy, None, ImageMeta(format="png", bit_depth=16)))
+    assert cli(["restore", str(folder), "-o", str(tmp_path / "out"), "--model", "nlm"]) == 0
+    captured = capsys.readouterr()
+    estimates = {line.split(":")[0]: float(line.split("noise level ")[1].split()[0])
+                 for line in captured.err.splitlines() if "(estimated;" in line}
+    assert set(estimates) == {"quiet.png", "loud.png"}
+    assert abs(estimates["quiet.png"] - 4.0) < 1.5 and abs(estimates["loud.png"] - 30.0) < 3.0
+    # The level used is the one reported (the result label carries it).
+    assert f"\u03c3{estimates['loud.png']:g}" in captured.out
+    assert cli(["restore", str(folder / "loud.png"), "-o", str(tmp_path / "set.png"), "--model", "nlm",
+                "--set", "noise_level=12"]) == 0
+    captured = capsys.readouterr()
+    assert "estimated" not in captured.err and "\u03c312" in captured.out

@@ -1,8 +1,9 @@
 """``main.py restore INPUT... -o OUTPUT [--model ID] [--set NAME=VALUE]... [--tile N] [--device D]``.
 
 Files or folders in; one file out (single input with an image extension) or a folder out. Outputs keep the
-input's format, bit depth, alpha, HDR range and metadata. A batch shows a progress bar on the terminal and
-goes on past a bad file, exiting 1 at the end if any file failed.
+input's format, bit depth, alpha, HDR range and metadata. A model that takes a noise level gets each photo's
+own estimate unless ``--set noise_level=N`` fixes it (as the app fills its box on opening). A batch shows a
+progress bar on the terminal and goes on past a bad file, exiting 1 at the end if any file failed.
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     from ..imageio import is_supported, read_image, write_image
     from ..jobs import CancelToken, run_job
     from ..models.registry import ModelRegistry
+    from ..noise_estimate import with_estimated_noise_level
     from ..restore import restore_job, suitability_warning
 
     files = collect_inputs(args.inputs)
@@ -116,6 +118,10 @@ def run(args: argparse.Namespace) -> int:
             entry = explicit or _default_model(registry, image)
             if explicit is None:
                 settings = parse_settings(args.settings, entry.manifest)
+            values, level = with_estimated_noise_level(image, entry.manifest, settings)
+            if level is not None:
+                print(f"{source.name}: noise level {level:g} (estimated; --set noise_level=N to choose it)",
+                      file=sys.stderr)
             warning = suitability_warning(image, entry.manifest)
             if warning:
                 print(f"warning: {source.name}: {warning}", file=sys.stderr)
@@ -127,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
                 overall = (index + (progress.fraction or 0.0)) / len(files)
                 _progress_bar(overall, label)
 
-            job = restore_job(image, entry, settings, tile=args.tile, device=args.device, token=CancelToken())
+            job = restore_job(image, entry, values, tile=args.tile, device=args.device, token=CancelToken())
             del image  # the job holds the input only while it runs, so writing never needs both in memory
             result = run_job(job, show)
             del job

@@ -67,6 +67,12 @@ class ParamSpec:
             raise ValueError(f"parameter {self.name!r} expects a {self.type}, got {text!r}") from None
         return self.validate(value)
 
+    def clamp(self, value: float) -> float:
+        """A numeric value moved into [min, max] (for values the app proposes, such as an estimate)."""
+        if self.min is not None:
+            value = max(value, self.min)
+        return min(value, self.max) if self.max is not None else value
+
     def validate(self, value: Any) -> Any:
         if self.type in ("float", "int"):
             if self.min is not None and value < self.min or self.max is not None and value > self.max:
