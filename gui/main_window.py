@@ -160,6 +160,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
 
         self.model_panel = ModelPanel(self.registry, available_task_panels(), self.settings.tile_size)
+        self._run_when_measured = False  # Run was pressed while the photo's noise level was being measured
         self.history_panel = HistoryPanel()
         self.queue_panel = QueuePanel()
         self.inspector = PixelInspector()
@@ -383,6 +384,7 @@ class MainWindow(QMainWindow):
         self.runner.cancelled.connect(self._on_cancelled)
         self.runner.finished.connect(self._on_finished)
         self.model_panel.runRequested.connect(self.run_current)
+        self.model_panel.noiseLevelSettled.connect(self._on_noise_level_settled)
         self.model_panel.cancelRequested.connect(self.cancel_job)
         self.model_panel.stopRequested.connect(self.runner.request_stop)
         self.model_panel.selectionChanged.connect(self._update_model_label)
@@ -688,6 +690,13 @@ class MainWindow(QMainWindow):
         image = self.session.original
         if image is None or self.runner.is_running():
             return
+        if self.model_panel.waiting_for_noise_level():
+            # Run pressed within a second of opening a photo: go once its noise level is measured, not with
+            # the default level.
+            self._run_when_measured = True
+            self.flash("Measuring the image's noise level\u2026")
+            return
+        self._run_when_measured = False
         factory, title = self._job_factory()
         if factory is None:
             return
@@ -695,8 +704,16 @@ class MainWindow(QMainWindow):
         panel = self.model_panel.current_task_panel()
         self._start_job(lambda token: factory(image, token), title, build_here=panel is not None)
 
-    def _job_factory(self):
-        """(make_job(image, token), title) for the current selection, or (None, "")."""
+    def _on_noise_level_settled(self) -> None:
+        if self._run_when_measured:
+            self._run_when_measured = False
+            self.run_current()
+
+    def _job_factory(self, measure_each: bool = False):
+        """(make_job(image, token), title) for the current selection, or (None, "").
+
+        ``measure_each``: a noise level that is the app's measurement (not the user's) is measured again on each
+        image the job is made for (the queue's photos each get their own, as on the command line)."""
         panel = self.model_panel.current_task_panel()
         if panel is not None:
             return panel.make_job, str(getattr(panel, "title", "ZSSR"))
@@ -706,11 +723,15 @@ class MainWindow(QMainWindow):
         params = self.model_panel.params()
         tile = self.model_panel.tile()
         device = self.settings.device
+        if measure_each and self.model_panel.noise_level_is_measured():
+            params.pop("noise_level", None)
 
         def make(image: Image, token: CancelToken):
+            from engine.noise_estimate import with_estimated_noise_level
             from engine.restore import restore_job
 
-            return restore_job(image, entry, params, tile=tile, device=device, token=token)
+            values, _level = with_estimated_noise_level(image, entry.manifest, params)
+            return restore_job(image, entry, values, tile=tile, device=device, token=token)
 
         return make, entry.manifest.display_name
 
@@ -839,7 +860,7 @@ class MainWindow(QMainWindow):
             self.show_error("Choose a model", "The queue runs a model from the list on every file; "
                             "ZSSR trains on one image at a time, so run it on the open image instead.")
             return False
-        factory, title = self._job_factory()
+        factory, title = self._job_factory(measure_each=True)
         if factory is None:
             self.show_error("No model selected", "Choose a model in the Model panel first.")
             return False

@@ -77,14 +77,21 @@ def suitability(image: Image, manifest: ModelManifest) -> str | None:
 
 
 class ParamForm(QWidget):
-    """Controls built from a manifest's ParamSpecs; ``values()`` reads them back."""
+    """Controls built from a manifest's ParamSpecs; ``values()`` reads them back.
+
+    ``propose`` sets a value the app suggests (the measured noise level); ``edited`` fires only when the user
+    changes a control, so the panel knows which values are the user's own.
+    """
 
     changed = Signal()
+    edited = Signal(str)
+    estimated = Signal(float)
 
     def __init__(self, specs: tuple[ParamSpec, ...], values: dict[str, Any], parent: QWidget | None = None,
                  image: Image | None = None):
         super().__init__(parent)
         self._image = image
+        self._proposing = False
         self._controls: dict[str, tuple[ParamSpec, QWidget]] = {}
         layout = QFormLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -105,21 +112,53 @@ class ParamForm(QWidget):
         if hasattr(self, "estimate_button"):
             self.estimate_button.setEnabled(image is not None and not image.meta.hdr)
 
+    def propose(self, name: str, value: Any, note: str = "") -> None:
+        """Set a value the app suggests, without counting it as the user's edit; ``note`` says where it came
+        from (shown beside the noise level)."""
+        if name not in self._controls:
+            return
+        self._proposing = True
+        try:
+            self._set_value(self._controls[name], value)
+        finally:
+            self._proposing = False
+        if name == "noise_level" and hasattr(self, "noise_note"):
+            self.set_noise_note(note)
+
+    def set_noise_note(self, note: str) -> None:
+        if hasattr(self, "noise_note"):
+            self.noise_note.setText(note)
+            self.noise_note.setVisible(bool(note))
+
+    def _user_changed(self, name: str) -> None:
+        if not self._proposing:
+            if name == "noise_level":
+                self.set_noise_note("")
+            self.edited.emit(name)
+
     def _with_estimate_button(self, box: QWidget) -> QWidget:
-        """The noise level box with an "Estimate" button that proposes the image's own level (PCA estimator)."""
+        """The noise level box, a note of where its value came from ("measured"), and an "Estimate" button that
+        measures the image's own level again (PCA estimator)."""
         row = QWidget()
         row_layout = QHBoxLayout(row)
         row_layout.setContentsMargins(0, 0, 0, 0)
         row_layout.addWidget(box, 1)
+        self.noise_note = QLabel()
+        self.noise_note.setObjectName("noiseNote")
+        self.noise_note.setStyleSheet("QLabel#noiseNote { color: #9da5b4; }")
+        self.noise_note.setToolTip("Measured from this image (Chen et al. 2015 PCA estimator); type a value to "
+                                   "choose your own")
+        self.noise_note.hide()
+        row_layout.addWidget(self.noise_note)
         self.estimate_button = QPushButton("Estimate")
         self.estimate_button.setToolTip("Measure this image's noise level (Chen et al. 2015 PCA estimator)")
         self.estimate_button.setEnabled(self._image is not None and not self._image.meta.hdr)
-        self.estimate_button.clicked.connect(lambda: self._estimate_noise(box))
+        self.estimate_button.clicked.connect(self._estimate_noise)
         row_layout.addWidget(self.estimate_button)
         return row
 
-    def _estimate_noise(self, box: QWidget) -> None:
-        from engine.noise_estimate import estimate_noise_level
+    def _estimate_noise(self) -> None:
+        from engine.noise_estimate import noise_level_for
 
         from .background import call_in_background
 
@@ -129,17 +168,19 @@ class ParamForm(QWidget):
         self.estimate_button.setEnabled(False)
         self.estimate_button.setText("Measuring…")
 
-        def done(level: float) -> None:
-            box.setValue(round(float(level), 1))
+        def done(level: float | None) -> None:
             self.estimate_button.setText("Estimate")
             self.estimate_button.setEnabled(True)
+            if level is not None:
+                self.propose("noise_level", level, "measured")
+                self.estimated.emit(level)
 
         def failed(error: Exception, details: str) -> None:
             self.estimate_button.setText("Estimate")
             self.estimate_button.setEnabled(True)
             self.estimate_button.setToolTip(f"Could not estimate the noise level: {error}")
 
-        call_in_background(lambda: estimate_noise_level(image.pixels), done, failed)
+        call_in_background(lambda: noise_level_for(image), done, failed)
 
     def _control(self, spec: ParamSpec, value: Any) -> QWidget:
         if spec.type == "float":
@@ -150,6 +191,7 @@ class ParamForm(QWidget):
             box.setSingleStep(span / 100 if spec.min is not None and spec.max is not None else 0.1)
             box.setValue(float(value if value is not None else box.minimum()))
             box.valueChanged.connect(self.changed)
+            box.valueChanged.connect(lambda _value, name=spec.name: self._user_changed(name))
             return box
         if spec.type == "int":
             box = QSpinBox()
@@ -157,18 +199,33 @@ class ParamForm(QWidget):
                          int(spec.max) if spec.max is not None else 2 ** 31 - 1)
             box.setValue(int(value if value is not None else box.minimum()))
             box.valueChanged.connect(self.changed)
+            box.valueChanged.connect(lambda _value, name=spec.name: self._user_changed(name))
             return box
         if spec.type == "bool":
             box = QCheckBox()
             box.setChecked(bool(value))
             box.toggled.connect(self.changed)
+            box.toggled.connect(lambda _value, name=spec.name: self._user_changed(name))
             return box
         combo = QComboBox()
         combo.addItems(list(spec.choices))
         if value in spec.choices:
             combo.setCurrentText(str(value))
         combo.currentTextChanged.connect(self.changed)
+        combo.currentTextChanged.connect(lambda _value, name=spec.name: self._user_changed(name))
         return combo
+
+    @staticmethod
+    def _set_value(entry: tuple[ParamSpec, QWidget], value: Any) -> None:
+        spec, control = entry
+        if spec.type == "float":
+            control.setValue(float(value))
+        elif spec.type == "int":
+            control.setValue(int(value))
+        elif spec.type == "bool":
+            control.setChecked(bool(value))
+        elif value in spec.choices:
+            control.setCurrentText(str(value))
 
     def values(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -192,6 +249,8 @@ class ModelPanel(QWidget):
     cancelRequested = Signal()
     stopRequested = Signal()
     selectionChanged = Signal()
+    #: The opened image's noise level was measured (or could not be): a Run that waited for it can go.
+    noiseLevelSettled = Signal()
 
     def __init__(self, registry: ModelRegistry, task_panels: list[TaskPanelSpec] | None = None,
                  default_tile: int = 0, parent: QWidget | None = None) -> None:
@@ -203,6 +262,12 @@ class ModelPanel(QWidget):
         self._param_memory: dict[str, dict[str, Any]] = {}
         self._form: ParamForm | None = None
         self._running = False
+        # The opened photo's measured noise level fills each model's noise level box unless the user set that
+        # model's level for this photo (the ids of those models).
+        self._noise_estimate: float | None = None
+        self._noise_measuring = False
+        self._noise_user_set: set[str] = set()
+        self._noise_generation = 0
 
         self.tree = QTreeWidget()
         self.tree.setHeaderHidden(True)
@@ -498,8 +563,12 @@ class ModelPanel(QWidget):
         if scores:
             facts.append("<b>Measured</b> " + "<br>&nbsp;&nbsp;".join(scores))
         self.facts.setText("<br>".join(facts))
-        self._set_form(ParamForm(manifest.params, self._param_memory.get(entry.id, manifest.default_params()),
-                                 image=self._image))
+        form = ParamForm(manifest.params, self._param_memory.get(entry.id, manifest.default_params()),
+                         image=self._image)
+        form.edited.connect(self._on_param_edited)
+        form.estimated.connect(self._on_estimate_pressed)
+        self._set_form(form)
+        self._propose_noise_level()
         self.stop_button.setVisible(False)
         self._update_image_info()
         self._update_tile_note()
@@ -520,11 +589,73 @@ class ModelPanel(QWidget):
 
     # -- image-dependent hints -------------------------------------------------------------------------------
     def set_image(self, image: Image | None) -> None:
+        if image is not self._image:
+            self._measure_noise(image)
         self._image = image
         if self._form is not None:
             self._form.set_image(image)
+        self._propose_noise_level()
         self._update_image_info()
         self._update_buttons()
+
+    # -- the opened photo's noise level ------------------------------------------------------------------
+    def _measure_noise(self, image: Image | None) -> None:
+        """Measure a newly opened photo's noise level in the background (0.7 s for 12 megapixels), so the photo
+        denoisers start from the image's own level rather than the manifest's default."""
+        from engine.noise_estimate import noise_level_for
+
+        from .background import call_in_background
+
+        self._noise_generation += 1
+        generation = self._noise_generation
+        self._noise_estimate, self._noise_user_set = None, set()
+        self._noise_measuring = image is not None and not image.meta.hdr
+        if not self._noise_measuring:
+            return
+
+        def settle(level: float | None) -> None:
+            if generation != self._noise_generation:
+                return  # another image was opened meanwhile
+            self._noise_estimate, self._noise_measuring = level, False
+            self._propose_noise_level()
+            self.noiseLevelSettled.emit()
+
+        call_in_background(lambda: noise_level_for(image), settle, lambda error, details: settle(None))
+
+    def _user_set_noise_level(self) -> bool:
+        entry = self.current_entry()
+        return entry is not None and entry.id in self._noise_user_set
+
+    def _propose_noise_level(self) -> None:
+        if self._form is None or self._user_set_noise_level() or self._image is None or self._image.meta.hdr:
+            return
+        if self._noise_measuring:
+            self._form.set_noise_note("measuring\u2026")
+        elif self._noise_estimate is not None:
+            self._form.propose("noise_level", self._noise_estimate, "measured")
+
+    def _on_param_edited(self, name: str) -> None:
+        entry = self.current_entry()
+        if name == "noise_level" and entry is not None:
+            self._noise_user_set.add(entry.id)
+
+    def _on_estimate_pressed(self, level: float) -> None:
+        """"Estimate" pressed: the measured level is the image's again (not the user's own value)."""
+        self._noise_estimate = level
+        entry = self.current_entry()
+        if entry is not None:
+            self._noise_user_set.discard(entry.id)
+
+    def noise_level_is_measured(self) -> bool:
+        """True when the current model's noise level is the app's measurement, not a value the user set (a queue
+        then measures each of its photos)."""
+        return (self._form is not None and hasattr(self._form, "noise_note") and not self._user_set_noise_level()
+                and not (self._image is not None and self._image.meta.hdr))
+
+    def waiting_for_noise_level(self) -> bool:
+        """True while the current model's noise level still waits for the opened photo's measurement."""
+        return (self._noise_measuring and not self._user_set_noise_level() and self._form is not None
+                and hasattr(self._form, "noise_note"))
 
     def _update_image_info(self) -> None:
         entry = self.current_entry()
