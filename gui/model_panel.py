@@ -633,6 +633,8 @@ class ModelPanel(QWidget):
             self._form.set_noise_note("measuring\u2026")
         elif self._noise_estimate is not None:
             self._form.propose("noise_level", self._noise_estimate, "measured")
+        else:
+            self._form.set_noise_note("")  # too small to measure: the default stays, and says nothing
 
     def _on_param_edited(self, name: str) -> None:
         entry = self.current_entry()

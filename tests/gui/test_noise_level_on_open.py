@@ -138,3 +138,23 @@ def test_the_queue_measures_each_photo_unless_the_user_set_a_level(qtbot, window
     assert window.process_queue(out)
     qtbot.waitUntil(lambda: window._batch is None and not window.runner.is_running(), timeout=WAIT_MS)
     assert used == {96: 20.0, 80: 20.0}
+
+
+def test_a_photo_too_small_to_measure_keeps_the_default(qtbot, window, tmp_path, monkeypatch):
+    real = noise_estimate.noise_level_for
+
+    def slow(image):
+        time.sleep(0.5)
+        return real(image)
+
+    monkeypatch.setattr(noise_estimate, "noise_level_for", slow)
+    tiny = tmp_path / "tiny.png"
+    imageio.write_image(tiny, make_image(np.full((6, 6, 3), 0.5, np.float32)))
+    panel = window.model_panel
+    assert panel.select("model", "nlm")
+    open_and_wait(qtbot, window, tiny)
+    assert panel.select("model", "nlm")
+    assert panel._form.noise_note.text() == "measuring\u2026"
+    qtbot.waitUntil(lambda: not panel._noise_measuring, timeout=WAIT_MS)
+    assert panel.params()["noise_level"] == panel.current_entry().manifest.param("noise_level").default
+    assert panel._form.noise_note.isHidden()
