@@ -432,3 +432,45 @@ def test_gray_models_get_gray_samples(toy_folder, tmp_path):
     )
     result = run_job(train_job(recipe, None, TrainOptions(run_dir=tmp_path, out_dir=tmp_path / "out")))
     assert result.export.manifest.channels == 1 and np.isfinite(result.final_loss)
+
+
+def test_a_recipe_can_start_from_a_base_and_state_only_its_changes(tmp_path):
+    (tmp_path / "exp").mkdir()
+    (tmp_path / "base.toml").write_text(
+        '[model]\nid = "toy"\ntask = "photo-denoise"\narch = "dncnn"\n[model.config]\nfeatures = 16\ndepth = 5\n'
+        '[data]\ntrain = ["a", "b"]\npatch_size = 48\n[train]\nsteps = 100\nlr = 1e-3\n'
+    )
+    (tmp_path / "exp" / "mid.toml").write_text('base = "../base.toml"\n[train]\nlr = 5e-4\n')
+    (tmp_path / "exp" / "leaf.toml").write_text(
+        'base = "mid.toml"\n[model]\nid = "toy-wide"\n[model.config]\nfeatures = 32\n[data]\ntrain = ["c"]\n'
+    )
+    recipe = load_recipe(tmp_path / "exp" / "leaf.toml")
+    assert recipe.model.id == "toy-wide" and recipe.model.task == "photo-denoise"
+    assert recipe.model.config == {"features": 32, "depth": 5}  # nested tables merge
+    assert recipe.data.train == ("c",) and recipe.data.patch_size == 48  # a list replaces the base's
+    assert recipe.train.lr == 5e-4 and recipe.train.steps == 100  # through the chain
+    assert recipe.source.endswith("leaf.toml")
+
+    (tmp_path / "loop_a.toml").write_text('base = "loop_b.toml"\n')
+    (tmp_path / "loop_b.toml").write_text('base = "loop_a.toml"\n')
+    with pytest.raises(RecipeError, match="cycle"):
+        load_recipe(tmp_path / "loop_a.toml")
+    (tmp_path / "orphan.toml").write_text('base = "gone.toml"\n[train]\nsteps = 3\n')
+    with pytest.raises(RecipeError, match="base gone.toml does not exist"):
+        load_recipe(tmp_path / "orphan.toml")
+    (tmp_path / "typo.toml").write_text('base = "base.toml"\n[train]\nstepz = 3\n')
+    with pytest.raises(RecipeError, match="unknown key"):
+        load_recipe(tmp_path / "typo.toml")
+
+
+def test_shipped_models_name_self_contained_recipes():
+    """A shipped model's recipe states everything (no ``base``), so editing an experiment cannot change it."""
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    manifests = sorted((root / "resources" / "models").glob("*.json"))
+    named = [json.loads(path.read_text())["provenance"].get("recipe") for path in manifests]
+    named = [name for name in named if name]
+    assert len(named) >= 5
+    for name in named:
+        assert "base" not in tomllib.loads((root / name).read_text()), name

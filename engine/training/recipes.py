@@ -12,6 +12,11 @@ A recipe has five tables (every key optional unless noted; see ``recipes/*.toml`
 
 Relative paths are relative to the repository root (so ``../shared/data/...`` works from any working folder).
 Unknown keys are errors: a typo must not silently fall back to a default.
+
+An experiment can state only what it changes: a top-level ``base = "other.toml"`` (a path relative to the
+recipe's own folder) starts from that recipe, and this file's tables are merged over it key by key (a nested
+table such as ``[model.config]`` merges too; a value, list included, replaces the base's). Bases may chain; a
+cycle is an error.
 """
 
 from __future__ import annotations
@@ -265,19 +270,54 @@ def load_recipe(path: str | Path) -> Recipe:
             if candidate.is_file():
                 path = candidate
                 break
+    data = _read_with_bases(path, ())
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        source = str(path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        source = str(path)
+    return recipe_from_dict(data, source)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RecipeError(f"recipe {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as error:
         raise RecipeError(f"cannot read recipe {path}: {error}") from None
     except tomllib.TOMLDecodeError as error:
         raise RecipeError(f"recipe {path} is not valid TOML: {error}") from None
-    try:
-        source = str(path.resolve().relative_to(REPO_ROOT))
-    except ValueError:
-        source = str(path)
-    return recipe_from_dict(data, source)
+
+
+def _read_with_bases(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+    """The recipe's tables with its ``base`` chain merged in (base first, this file over it)."""
+    resolved = path.resolve()
+    if resolved in chain:
+        names = " -> ".join(p.name for p in (*chain, resolved))
+        raise RecipeError(f"recipe {path}: its bases form a cycle ({names})")
+    data = _read_toml(path)
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or not base:
+        raise RecipeError(f"recipe {path}: base must be a file name, got {base!r}")
+    base_path = Path(base).expanduser()
+    if not base_path.is_absolute():
+        base_path = path.parent / base_path
+    if not base_path.is_file():
+        raise RecipeError(f"recipe {path}: its base {base} does not exist")
+    return merge_tables(_read_with_bases(base_path, (*chain, resolved)), data)
+
+
+def merge_tables(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` merged onto ``base``: tables merge key by key, any other value replaces the base's."""
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge_tables(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def recipes_dir() -> Path:
