@@ -38,3 +38,24 @@ def _no_blocking_message_boxes(monkeypatch):
     for name in ("warning", "question", "critical", "information"):
         monkeypatch.setattr(QMessageBox, name, staticmethod(answer))
     yield asked
+
+
+@pytest.fixture
+def window(qtbot):
+    """The main window, shown offscreen; its job and background calls are finished afterwards."""
+    from gui import background
+    from gui.app import build_window
+
+    win = build_window([])
+    qtbot.addWidget(win)
+    qtbot.waitExposed(win)
+    yield win
+    win.runner.cancel()
+    win.runner.wait(5)
+    background.wait_idle(5000)
+
+
+def open_and_wait(qtbot, win, path, timeout_ms: int = 10000) -> None:
+    """Open ``path`` in the window and wait until it is shown."""
+    with qtbot.waitSignal(win.imageOpened, timeout=timeout_ms):
+        win.open_paths([str(path)])

@@ -20,16 +20,6 @@ REQUIRED = {
 }
 
 
-@pytest.fixture
-def window(qtbot):
-    win = build_window([])
-    qtbot.addWidget(win)
-    qtbot.waitExposed(win)
-    yield win
-    win.runner.cancel()
-    win.runner.wait(5)
-
-
 def test_licence_index_names_every_required_library_with_its_text():
     folder = resources_dir() / "licenses"
     entries = {e["name"]: e for e in json.loads((folder / "index.json").read_text(encoding="utf-8"))}

@@ -15,6 +15,7 @@ from engine.image import make_image
 from engine.jobs import ImageResult, Progress
 from gui import background
 from gui.app import build_window
+from tests.gui.conftest import open_and_wait
 
 WAIT_MS = 10000
 
@@ -27,24 +28,8 @@ def write_png(path: Path, seed: int = 0, size: int = 32) -> Path:
 
 
 @pytest.fixture
-def window(qtbot):
-    win = build_window([])
-    qtbot.addWidget(win)
-    qtbot.waitExposed(win)
-    yield win
-    win.runner.cancel()
-    win.runner.wait(5)
-    background.wait_idle(5000)
-
-
-@pytest.fixture
 def photo(tmp_path):
     return write_png(tmp_path / "photo.png")
-
-
-def open_and_wait(qtbot, win, path):
-    with qtbot.waitSignal(win.imageOpened, timeout=WAIT_MS):
-        win.open_paths([str(path)])
 
 
 def drop(win, paths, modifiers=Qt.KeyboardModifier.NoModifier):

@@ -12,8 +12,7 @@ import pytest
 import engine.imageio as imageio
 import engine.noise_estimate as noise_estimate
 from engine.image import ImageMeta, make_image
-from gui import background
-from gui.app import build_window
+from tests.gui.conftest import open_and_wait
 
 WAIT_MS = 15000
 
@@ -26,19 +25,15 @@ def noisy_png(path: Path, sigma: float, seed: int, width: int = 96) -> Path:
 
 
 @pytest.fixture
-def window(qtbot):
-    win = build_window([])
-    qtbot.addWidget(win)
-    qtbot.waitExposed(win)
-    yield win
-    win.runner.cancel()
-    win.runner.wait(5)
-    background.wait_idle(5000)
+def slow_estimator(monkeypatch):
+    """The noise estimate takes 0.5 s, so a test can act while the app is still measuring."""
+    real = noise_estimate.noise_level_for
 
+    def slow(image):
+        time.sleep(0.5)
+        return real(image)
 
-def open_and_wait(qtbot, win, path):
-    with qtbot.waitSignal(win.imageOpened, timeout=WAIT_MS):
-        win.open_paths([str(path)])
+    monkeypatch.setattr(noise_estimate, "noise_level_for", slow)
 
 
 def measured(qtbot, panel) -> float:
@@ -70,14 +65,7 @@ def test_each_opened_photo_gets_its_own_level_unless_the_user_set_one(qtbot, win
     assert abs(measured(qtbot, panel) - 30.0) < 3.0
 
 
-def test_run_pressed_while_measuring_waits_for_the_level(qtbot, window, tmp_path, monkeypatch):
-    real = noise_estimate.noise_level_for
-
-    def slow(image):
-        time.sleep(0.8)
-        return real(image)
-
-    monkeypatch.setattr(noise_estimate, "noise_level_for", slow)
+def test_run_pressed_while_measuring_waits_for_the_level(qtbot, window, tmp_path, slow_estimator):
     photo = noisy_png(tmp_path / "photo.png", 12.0, 2)
     panel = window.model_panel
     assert panel.select("model", "nlm")
@@ -122,8 +110,7 @@ def test_the_queue_measures_each_photo_unless_the_user_set_a_level(qtbot, window
     folder.mkdir()
     # Told apart by their widths in the recorder.
     noisy_png(folder / "a_quiet.png", 3.0, 3, width=96), noisy_png(folder / "b_loud.png", 30.0, 4, width=80)
-    with qtbot.waitSignal(window.imageOpened, timeout=WAIT_MS):
-        window.open_paths([str(folder)])
+    open_and_wait(qtbot, window, folder)
     panel = window.model_panel
     assert panel.select("model", "nlm")
     measured(qtbot, panel)
@@ -140,14 +127,7 @@ def test_the_queue_measures_each_photo_unless_the_user_set_a_level(qtbot, window
     assert used == {96: 20.0, 80: 20.0}
 
 
-def test_a_photo_too_small_to_measure_keeps_the_default(qtbot, window, tmp_path, monkeypatch):
-    real = noise_estimate.noise_level_for
-
-    def slow(image):
-        time.sleep(0.5)
-        return real(image)
-
-    monkeypatch.setattr(noise_estimate, "noise_level_for", slow)
+def test_a_photo_too_small_to_measure_keeps_the_default(qtbot, window, tmp_path, slow_estimator):
     tiny = tmp_path / "tiny.png"
     imageio.write_image(tiny, make_image(np.full((6, 6, 3), 0.5, np.float32)))
     panel = window.model_panel
