@@ -43,6 +43,9 @@ ROLE_KIND = Qt.ItemDataRole.UserRole
 ROLE_ID = Qt.ItemDataRole.UserRole + 1
 INPUT_LABELS = {"color": "colour", "albedo": "albedo", "normal": "normal", "depth": "depth",
                 "noise_level": "noise level"}
+#: Shown under the noise level while the opened photo is measured, and once its level fills the box.
+MEASURING_NOTE = "Measuring this image's noise\u2026"
+MEASURED_NOTE = "Measured from this image"
 SOURCE_LABELS = {"builtin": "classical, built in", "bundled": "trained, bundled", "user": "trained on this machine"}
 
 
@@ -104,6 +107,10 @@ class ParamForm(QWidget):
             self._controls[spec.name] = (spec, control)
             if spec.name == "noise_level" and spec.type == "float":
                 layout.addRow(label, self._with_estimate_button(control))
+                # Where the value came from, on a line of its own (beside the box it would widen the panel).
+                layout.addRow("", self.noise_note)
+                self._noise_note_row = layout.rowCount() - 1
+                layout.setRowVisible(self._noise_note_row, False)
             else:
                 layout.addRow(label, control)
 
@@ -128,7 +135,7 @@ class ParamForm(QWidget):
     def set_noise_note(self, note: str) -> None:
         if hasattr(self, "noise_note"):
             self.noise_note.setText(note)
-            self.noise_note.setVisible(bool(note))
+            self.layout().setRowVisible(self._noise_note_row, bool(note))
 
     def _user_changed(self, name: str) -> None:
         if not self._proposing:
@@ -137,8 +144,8 @@ class ParamForm(QWidget):
             self.edited.emit(name)
 
     def _with_estimate_button(self, box: QWidget) -> QWidget:
-        """The noise level box, a note of where its value came from ("measured"), and an "Estimate" button that
-        measures the image's own level again (PCA estimator)."""
+        """The noise level box and an "Estimate" button that measures the image's own level again (PCA
+        estimator); ``noise_note`` (a row of its own) says where the value came from."""
         row = QWidget()
         row_layout = QHBoxLayout(row)
         row_layout.setContentsMargins(0, 0, 0, 0)
@@ -146,10 +153,8 @@ class ParamForm(QWidget):
         self.noise_note = QLabel()
         self.noise_note.setObjectName("noiseNote")
         self.noise_note.setStyleSheet("QLabel#noiseNote { color: #9da5b4; }")
-        self.noise_note.setToolTip("Measured from this image (Chen et al. 2015 PCA estimator); type a value to "
-                                   "choose your own")
-        self.noise_note.hide()
-        row_layout.addWidget(self.noise_note)
+        self.noise_note.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        self.noise_note.setToolTip("Chen et al. 2015 PCA estimator; type a value to choose your own")
         self.estimate_button = QPushButton("Estimate")
         self.estimate_button.setToolTip("Measure this image's noise level (Chen et al. 2015 PCA estimator)")
         self.estimate_button.setEnabled(self._image is not None and not self._image.meta.hdr)
@@ -172,7 +177,7 @@ class ParamForm(QWidget):
             self.estimate_button.setText("Estimate")
             self.estimate_button.setEnabled(True)
             if level is not None:
-                self.propose("noise_level", level, "measured")
+                self.propose("noise_level", level, MEASURED_NOTE)
                 self.estimated.emit(level)
 
         def failed(error: Exception, details: str) -> None:
@@ -630,9 +635,9 @@ class ModelPanel(QWidget):
         if self._form is None or self._user_set_noise_level() or self._image is None or self._image.meta.hdr:
             return
         if self._noise_measuring:
-            self._form.set_noise_note("measuring\u2026")
+            self._form.set_noise_note(MEASURING_NOTE)
         elif self._noise_estimate is not None:
-            self._form.propose("noise_level", self._noise_estimate, "measured")
+            self._form.propose("noise_level", self._noise_estimate, MEASURED_NOTE)
         else:
             self._form.set_noise_note("")  # too small to measure: the default stays, and says nothing
 

@@ -12,6 +12,7 @@ import pytest
 import engine.imageio as imageio
 import engine.noise_estimate as noise_estimate
 from engine.image import ImageMeta, make_image
+from gui.model_panel import MEASURED_NOTE, MEASURING_NOTE
 from tests.gui.conftest import open_and_wait
 
 WAIT_MS = 15000
@@ -47,7 +48,7 @@ def test_each_opened_photo_gets_its_own_level_unless_the_user_set_one(qtbot, win
     open_and_wait(qtbot, window, quiet)
     assert panel.select("model", "nlm")
     assert abs(measured(qtbot, panel) - 3.0) < 1.5  # not the default of 25
-    assert panel._form.noise_note.text() == "measured" and not panel._form.noise_note.isHidden()
+    assert panel._form.noise_note.text() == MEASURED_NOTE and panel._form.noise_note.isVisibleTo(panel)
     # Another photo denoiser gets the same measured level.
     assert panel.select("model", "photo-denoise-color")
     assert abs(panel.params()["noise_level"] - 3.0) < 1.5
@@ -55,7 +56,7 @@ def test_each_opened_photo_gets_its_own_level_unless_the_user_set_one(qtbot, win
     # The user's own value is kept for this photo, through switching models and back, and is not called measured.
     assert panel.select("model", "nlm")
     panel._form.control("noise_level").setValue(40.0)
-    assert panel._form.noise_note.isHidden()
+    assert not panel._form.noise_note.isVisibleTo(panel)
     assert panel.select("model", "photo-denoise-color") and panel.select("model", "nlm")
     assert panel.params()["noise_level"] == 40.0
 
@@ -71,7 +72,7 @@ def test_run_pressed_while_measuring_waits_for_the_level(qtbot, window, tmp_path
     assert panel.select("model", "nlm")
     open_and_wait(qtbot, window, photo)
     assert panel.select("model", "nlm")
-    assert panel.waiting_for_noise_level() and panel._form.noise_note.text() == "measuring\u2026"
+    assert panel.waiting_for_noise_level() and panel._form.noise_note.text() == MEASURING_NOTE
     window.run_current()
     assert not window.runner.is_running()  # held until the level is known
     assert "Measuring the image's noise level" in window.message_label.text()
@@ -92,7 +93,7 @@ def test_hdr_renders_are_not_measured(qtbot, window, tmp_path):
     assert panel.select("model", "nlm")
     assert not panel.waiting_for_noise_level()
     assert panel.params()["noise_level"] == panel.current_entry().manifest.param("noise_level").default
-    assert panel._form.noise_note.isHidden()
+    assert not panel._form.noise_note.isVisibleTo(panel)
 
 
 def test_the_queue_measures_each_photo_unless_the_user_set_a_level(qtbot, window, tmp_path, monkeypatch):
@@ -134,7 +135,7 @@ def test_a_photo_too_small_to_measure_keeps_the_default(qtbot, window, tmp_path,
     assert panel.select("model", "nlm")
     open_and_wait(qtbot, window, tiny)
     assert panel.select("model", "nlm")
-    assert panel._form.noise_note.text() == "measuring\u2026"
+    assert panel._form.noise_note.text() == MEASURING_NOTE
     qtbot.waitUntil(lambda: not panel._noise_measuring, timeout=WAIT_MS)
     assert panel.params()["noise_level"] == panel.current_entry().manifest.param("noise_level").default
-    assert panel._form.noise_note.isHidden()
+    assert not panel._form.noise_note.isVisibleTo(panel)
