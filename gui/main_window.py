@@ -467,6 +467,7 @@ class MainWindow(QMainWindow):
     def set_original(self, image: Image, path: Path | None) -> None:
         """Make ``image`` the working image (results of the previous one are forgotten)."""
         self.session.open(image, path)
+        self._run_when_measured = False  # a Run held for the previous image's noise level does not carry over
         self._metrics_cache.clear()
         self.history_panel.set_results([])
         self._suggest_model(image)

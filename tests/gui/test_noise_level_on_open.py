@@ -12,6 +12,7 @@ import pytest
 import engine.imageio as imageio
 import engine.noise_estimate as noise_estimate
 from engine.image import ImageMeta, make_image
+from gui import background
 from gui.model_panel import MEASURED_NOTE, MEASURING_NOTE
 from tests.gui.conftest import open_and_wait
 
@@ -82,6 +83,20 @@ def test_run_pressed_while_measuring_waits_for_the_level(qtbot, window, tmp_path
     level = panel.params()["noise_level"]
     assert abs(level - 12.0) < 2.0
     assert f"\u03c3{level:g}" in window.session.results[0].label
+
+    # A Run held for one photo does not start on the next one opened meanwhile.
+    window.run_current()  # the result is there; measuring is done, so this runs at once
+    qtbot.waitUntil(lambda: not window.runner.is_running(), timeout=WAIT_MS)
+    other = noisy_png(tmp_path / "other.png", 5.0, 5)
+    first = noisy_png(tmp_path / "first.png", 25.0, 6)
+    open_and_wait(qtbot, window, first)
+    assert panel.select("model", "nlm")
+    window.run_current()
+    assert window._run_when_measured
+    open_and_wait(qtbot, window, other)
+    qtbot.waitUntil(lambda: not panel._noise_measuring, timeout=WAIT_MS)
+    background.wait_idle(5000)
+    assert not window.runner.is_running() and not window.session.results
 
 
 def test_hdr_renders_are_not_measured(qtbot, window, tmp_path):
