@@ -167,11 +167,12 @@ def wants_noise_level(manifest) -> bool:
     return any(spec.name == "noise_level" and spec.type == "float" for spec in manifest.params)
 
 
-def with_estimated_noise_level(image, manifest, params: dict) -> tuple[dict, float | None]:
-    """``params`` plus this image's estimated ``noise_level`` (clamped to the parameter's range) when the model
-    takes one and ``params`` has none; returns the new params and the level used (None: nothing estimated).
-    Used where each image of a batch should get its own level: the CLI, and the app's queue."""
-    if "noise_level" in params or not wants_noise_level(manifest):
+def with_estimated_noise_level(image, manifest, params: dict, replace: bool = False) -> tuple[dict, float | None]:
+    """``params`` with this image's estimated ``noise_level`` (clamped to the parameter's range) when the model
+    takes one and ``params`` has none, or has only a fallback (``replace``: the value stays when the image cannot
+    be measured); returns the params and the level estimated (None: nothing estimated). Used where each image of
+    a batch should get its own level: the CLI, and the app's queue."""
+    if not wants_noise_level(manifest) or ("noise_level" in params and not replace):
         return params, None
     level = noise_level_for(image)
     if level is None:

@@ -724,14 +724,14 @@ class MainWindow(QMainWindow):
         params = self.model_panel.params()
         tile = self.model_panel.tile()
         device = self.settings.device
-        if measure_each and self.model_panel.noise_level_is_measured():
-            params.pop("noise_level", None)
+        # The panel's level is then each image's fallback (an image too small to measure, or an HDR one).
+        measure = measure_each and self.model_panel.noise_level_is_measured()
 
         def make(image: Image, token: CancelToken):
             from engine.noise_estimate import with_estimated_noise_level
             from engine.restore import restore_job
 
-            values, _level = with_estimated_noise_level(image, entry.manifest, params)
+            values, _level = with_estimated_noise_level(image, entry.manifest, params, replace=measure)
             return restore_job(image, entry, values, tile=tile, device=device, token=token)
 
         return make, entry.manifest.display_name

@@ -46,6 +46,7 @@ INPUT_LABELS = {"color": "colour", "albedo": "albedo", "normal": "normal", "dept
 #: Shown under the noise level while the opened photo is measured, and once its level fills the box.
 MEASURING_NOTE = "Measuring this image's noise\u2026"
 MEASURED_NOTE = "Measured from this image"
+UNMEASURABLE_NOTE = "Could not measure this image (too small?)"
 SOURCE_LABELS = {"builtin": "classical, built in", "bundled": "trained, bundled", "user": "trained on this machine"}
 
 
@@ -82,19 +83,20 @@ def suitability(image: Image, manifest: ModelManifest) -> str | None:
 class ParamForm(QWidget):
     """Controls built from a manifest's ParamSpecs; ``values()`` reads them back.
 
-    ``propose`` sets a value the app suggests (the measured noise level); ``edited`` fires only when the user
-    changes a control, so the panel knows which values are the user's own.
+    ``propose_noise_level`` sets the level the app measured; ``edited`` fires only when the user changes a
+    control, so the panel knows which values are the user's own. The "Estimate" button asks the panel
+    (``estimateRequested``), which measured the opened image already.
     """
 
     changed = Signal()
     edited = Signal(str)
-    estimated = Signal(float)
+    estimateRequested = Signal()
 
     def __init__(self, specs: tuple[ParamSpec, ...], values: dict[str, Any], parent: QWidget | None = None,
                  image: Image | None = None):
         super().__init__(parent)
-        self._image = image
         self._proposing = False
+        self._noise_box: QDoubleSpinBox | None = None
         self._controls: dict[str, tuple[ParamSpec, QWidget]] = {}
         layout = QFormLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -106,7 +108,8 @@ class ParamForm(QWidget):
             label.setToolTip(spec.help)
             self._controls[spec.name] = (spec, control)
             if spec.name == "noise_level" and spec.type == "float":
-                layout.addRow(label, self._with_estimate_button(control))
+                self._noise_box = control
+                layout.addRow(label, self._with_estimate_button(control, image))
                 # Where the value came from, on a line of its own (beside the box it would widen the panel).
                 layout.addRow("", self.noise_note)
                 self._noise_note_row = layout.rowCount() - 1
@@ -114,26 +117,28 @@ class ParamForm(QWidget):
             else:
                 layout.addRow(label, control)
 
+    @property
+    def takes_noise_level(self) -> bool:
+        return self._noise_box is not None
+
     def set_image(self, image: Image | None) -> None:
-        self._image = image
-        if hasattr(self, "estimate_button"):
+        if self._noise_box is not None:
             self.estimate_button.setEnabled(image is not None and not image.meta.hdr)
 
-    def propose(self, name: str, value: Any, note: str = "") -> None:
-        """Set a value the app suggests, without counting it as the user's edit; ``note`` says where it came
-        from (shown beside the noise level)."""
-        if name not in self._controls:
+    def propose_noise_level(self, level: float, note: str) -> None:
+        """Set the level the app measured, without counting it as the user's edit; ``note`` (under the box)
+        says where it came from."""
+        if self._noise_box is None:
             return
         self._proposing = True
         try:
-            self._set_value(self._controls[name], value)
+            self._noise_box.setValue(level)
         finally:
             self._proposing = False
-        if name == "noise_level" and hasattr(self, "noise_note"):
-            self.set_noise_note(note)
+        self.set_noise_note(note)
 
     def set_noise_note(self, note: str) -> None:
-        if hasattr(self, "noise_note"):
+        if self._noise_box is not None:
             self.noise_note.setText(note)
             self.layout().setRowVisible(self._noise_note_row, bool(note))
 
@@ -143,8 +148,8 @@ class ParamForm(QWidget):
                 self.set_noise_note("")
             self.edited.emit(name)
 
-    def _with_estimate_button(self, box: QWidget) -> QWidget:
-        """The noise level box and an "Estimate" button that measures the image's own level again (PCA
+    def _with_estimate_button(self, box: QWidget, image: Image | None) -> QWidget:
+        """The noise level box and an "Estimate" button that puts the image's measured level back (PCA
         estimator); ``noise_note`` (a row of its own) says where the value came from."""
         row = QWidget()
         row_layout = QHBoxLayout(row)
@@ -156,36 +161,11 @@ class ParamForm(QWidget):
         self.noise_note.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         self.noise_note.setToolTip("Chen et al. 2015 PCA estimator; type a value to choose your own")
         self.estimate_button = QPushButton("Estimate")
-        self.estimate_button.setToolTip("Measure this image's noise level (Chen et al. 2015 PCA estimator)")
-        self.estimate_button.setEnabled(self._image is not None and not self._image.meta.hdr)
-        self.estimate_button.clicked.connect(self._estimate_noise)
+        self.estimate_button.setToolTip("Use this image's measured noise level (Chen et al. 2015 PCA estimator)")
+        self.estimate_button.setEnabled(image is not None and not image.meta.hdr)
+        self.estimate_button.clicked.connect(self.estimateRequested)
         row_layout.addWidget(self.estimate_button)
         return row
-
-    def _estimate_noise(self) -> None:
-        from engine.noise_estimate import noise_level_for
-
-        from .background import call_in_background
-
-        image = self._image
-        if image is None:
-            return
-        self.estimate_button.setEnabled(False)
-        self.estimate_button.setText("Measuring…")
-
-        def done(level: float | None) -> None:
-            self.estimate_button.setText("Estimate")
-            self.estimate_button.setEnabled(True)
-            if level is not None:
-                self.propose("noise_level", level, MEASURED_NOTE)
-                self.estimated.emit(level)
-
-        def failed(error: Exception, details: str) -> None:
-            self.estimate_button.setText("Estimate")
-            self.estimate_button.setEnabled(True)
-            self.estimate_button.setToolTip(f"Could not estimate the noise level: {error}")
-
-        call_in_background(lambda: noise_level_for(image), done, failed)
 
     def _control(self, spec: ParamSpec, value: Any) -> QWidget:
         if spec.type == "float":
@@ -219,18 +199,6 @@ class ParamForm(QWidget):
         combo.currentTextChanged.connect(self.changed)
         combo.currentTextChanged.connect(lambda _value, name=spec.name: self._user_changed(name))
         return combo
-
-    @staticmethod
-    def _set_value(entry: tuple[ParamSpec, QWidget], value: Any) -> None:
-        spec, control = entry
-        if spec.type == "float":
-            control.setValue(float(value))
-        elif spec.type == "int":
-            control.setValue(int(value))
-        elif spec.type == "bool":
-            control.setChecked(bool(value))
-        elif value in spec.choices:
-            control.setCurrentText(str(value))
 
     def values(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -571,7 +539,7 @@ class ModelPanel(QWidget):
         form = ParamForm(manifest.params, self._param_memory.get(entry.id, manifest.default_params()),
                          image=self._image)
         form.edited.connect(self._on_param_edited)
-        form.estimated.connect(self._on_estimate_pressed)
+        form.estimateRequested.connect(self._on_estimate_requested)
         self._set_form(form)
         self._propose_noise_level()
         self.stop_button.setVisible(False)
@@ -631,38 +599,37 @@ class ModelPanel(QWidget):
         entry = self.current_entry()
         return entry is not None and entry.id in self._noise_user_set
 
-    def _propose_noise_level(self) -> None:
+    def _propose_noise_level(self, asked: bool = False) -> None:
         if self._form is None or self._user_set_noise_level() or self._image is None or self._image.meta.hdr:
             return
         if self._noise_measuring:
             self._form.set_noise_note(MEASURING_NOTE)
         elif self._noise_estimate is not None:
-            self._form.propose("noise_level", self._noise_estimate, MEASURED_NOTE)
-        else:
-            self._form.set_noise_note("")  # too small to measure: the default stays, and says nothing
+            self._form.propose_noise_level(self._noise_estimate, MEASURED_NOTE)
+        else:  # not measurable (too small, or the estimator failed): the value stays; said only when asked
+            self._form.set_noise_note(UNMEASURABLE_NOTE if asked else "")
 
     def _on_param_edited(self, name: str) -> None:
         entry = self.current_entry()
         if name == "noise_level" and entry is not None:
             self._noise_user_set.add(entry.id)
 
-    def _on_estimate_pressed(self, level: float) -> None:
-        """"Estimate" pressed: the measured level is the image's again (not the user's own value)."""
-        self._noise_estimate = level
+    def _on_estimate_requested(self) -> None:
+        """"Estimate" pressed: the opened image's measured level replaces the user's own value."""
         entry = self.current_entry()
         if entry is not None:
             self._noise_user_set.discard(entry.id)
+        self._propose_noise_level(asked=True)
 
     def noise_level_is_measured(self) -> bool:
         """True when the current model's noise level is the app's measurement, not a value the user set (a queue
         then measures each of its photos)."""
-        return (self._form is not None and hasattr(self._form, "noise_note") and not self._user_set_noise_level()
-                and not (self._image is not None and self._image.meta.hdr))
+        return self._form is not None and self._form.takes_noise_level and not self._user_set_noise_level()
 
     def waiting_for_noise_level(self) -> bool:
         """True while the current model's noise level still waits for the opened photo's measurement."""
         return (self._noise_measuring and not self._user_set_noise_level() and self._form is not None
-                and hasattr(self._form, "noise_note"))
+                and self._form.takes_noise_level)
 
     def _update_image_info(self) -> None:
         entry = self.current_entry()

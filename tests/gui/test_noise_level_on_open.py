@@ -13,7 +13,7 @@ import engine.imageio as imageio
 import engine.noise_estimate as noise_estimate
 from engine.image import ImageMeta, make_image
 from gui import background
-from gui.model_panel import MEASURED_NOTE, MEASURING_NOTE
+from gui.model_panel import MEASURED_NOTE, MEASURING_NOTE, UNMEASURABLE_NOTE
 from tests.gui.conftest import open_and_wait
 
 WAIT_MS = 15000
@@ -60,6 +60,12 @@ def test_each_opened_photo_gets_its_own_level_unless_the_user_set_one(qtbot, win
     assert not panel._form.noise_note.isVisibleTo(panel)
     assert panel.select("model", "photo-denoise-color") and panel.select("model", "nlm")
     assert panel.params()["noise_level"] == 40.0
+    # "Estimate" puts the measured level back (from the measurement made on opening).
+    assert panel._form.estimate_button.isEnabled()
+    panel._form.estimate_button.click()
+    assert abs(panel.params()["noise_level"] - 3.0) < 1.5 and panel._form.noise_note.text() == MEASURED_NOTE
+    assert panel.select("model", "photo-denoise-color") and panel.select("model", "nlm")
+    assert abs(panel.params()["noise_level"] - 3.0) < 1.5  # the measured level again, not the user's 40
 
     # A new photo is measured afresh.
     open_and_wait(qtbot, window, loud)
@@ -109,6 +115,7 @@ def test_hdr_renders_are_not_measured(qtbot, window, tmp_path):
     assert not panel.waiting_for_noise_level()
     assert panel.params()["noise_level"] == panel.current_entry().manifest.param("noise_level").default
     assert not panel._form.noise_note.isVisibleTo(panel)
+    assert not panel._form.estimate_button.isEnabled()  # the estimator is for display-referred photos
 
 
 def test_the_queue_measures_each_photo_unless_the_user_set_a_level(qtbot, window, tmp_path, monkeypatch):
@@ -126,21 +133,24 @@ def test_the_queue_measures_each_photo_unless_the_user_set_a_level(qtbot, window
     folder.mkdir()
     # Told apart by their widths in the recorder.
     noisy_png(folder / "a_quiet.png", 3.0, 3, width=96), noisy_png(folder / "b_loud.png", 30.0, 4, width=80)
+    # Too small to measure: it gets the panel's level.
+    imageio.write_image(folder / "c_tiny.png", make_image(np.full((6, 6, 3), 0.5, np.float32)))
     open_and_wait(qtbot, window, folder)
     panel = window.model_panel
     assert panel.select("model", "nlm")
-    measured(qtbot, panel)
+    shown = measured(qtbot, panel)
     out = tmp_path / "out"
     out.mkdir()
     assert window.process_queue(out)
     qtbot.waitUntil(lambda: window._batch is None and not window.runner.is_running(), timeout=WAIT_MS)
-    assert abs(used[96] - 3.0) < 1.5 and abs(used[80] - 30.0) < 3.0
+    assert abs(used[96] - 3.0) < 1.5 and abs(used[80] - 30.0) < 3.0 and used[6] == shown
+    assert window.queue_panel.status(str(folder / "c_tiny.png")) == "done"
 
     panel._form.control("noise_level").setValue(20.0)
     used.clear()
     assert window.process_queue(out)
     qtbot.waitUntil(lambda: window._batch is None and not window.runner.is_running(), timeout=WAIT_MS)
-    assert used == {96: 20.0, 80: 20.0}
+    assert used == {96: 20.0, 80: 20.0, 6: 20.0}
 
 
 def test_a_photo_too_small_to_measure_keeps_the_default(qtbot, window, tmp_path, slow_estimator):
@@ -154,3 +164,5 @@ def test_a_photo_too_small_to_measure_keeps_the_default(qtbot, window, tmp_path,
     qtbot.waitUntil(lambda: not panel._noise_measuring, timeout=WAIT_MS)
     assert panel.params()["noise_level"] == panel.current_entry().manifest.param("noise_level").default
     assert not panel._form.noise_note.isVisibleTo(panel)
+    panel._form.estimate_button.click()
+    assert panel._form.noise_note.text() == UNMEASURABLE_NOTE and panel._form.noise_note.isVisibleTo(panel)
