@@ -90,10 +90,11 @@ def _render_image(size=40, seed=0):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("demodulate", "guide", "space", "context", "correction"), [
-    (False, (), "log", 0, False), ("mix", (), "log", 0, False),
-    (False, ("albedo", "normal", "color"), "linear", 0, False), (False, ("albedo",), "log", 1, True)])
-def test_export_restore_and_inspect(tmp_path, demodulate, guide, space, context, correction):
+@pytest.mark.parametrize(("demodulate", "guide", "space", "context", "correction", "centre"), [
+    (False, (), "log", 0, False, "pixel"), ("mix", (), "log", 0, False, "pixel"),
+    (False, ("albedo", "normal", "color"), "linear", 0, False, "pixel"), (False, ("albedo",), "log", 1, True, "pixel"),
+    (False, ("albedo", "color"), "log", 0, False, "box")])
+def test_export_restore_and_inspect(tmp_path, demodulate, guide, space, context, correction, centre):
     pytest.importorskip("onnxruntime")
     from engine.jobs import run_job
     from engine.models.manifest import load_manifest
@@ -104,8 +105,11 @@ def test_export_restore_and_inspect(tmp_path, demodulate, guide, space, context,
 
     torch.manual_seed(0)
     config = dict(TINY, demodulate=demodulate, guide=list(guide), filter_space=space, context_blocks=context,
-                  correction=correction)
+                  correction=correction, color_guide_centre=centre)
     model = build_model("kprcan", config).eval()
+    if centre == "box":  # strong guides, so that the graph's centre is checked against PyTorch's
+        with torch.no_grad():
+            model.tail.bias[len(model.layout) * 4 :] = 0.5
     if context:  # a trained branch: its output is no longer zero (export checks the graph against PyTorch)
         torch.nn.init.normal_(model.context_out.weight, std=0.3)
     if correction:  # likewise a trained correction
@@ -319,6 +323,49 @@ def test_guides_grow_gently_and_steer_kernels_away_from_other_albedos(tmp_path):
         assert float(more(lit, flat, normal)[0, 0, 8, 8]) < 0.11 < float(guided(lit, flat, normal)[0, 0, 8, 8])
     with pytest.raises(ValueError):
         grow_model(guided, more.state_dict(), dict(config, guide=["albedo", "normal", "color"]))
+
+
+def test_a_box_centred_colour_guide_sees_through_noise_and_still_stops_at_edges():
+    """color_guide_centre="box": a coarse colour tap is compared with the box mean around the pixel, not with the
+    pixel's own noisy value. On a noisy flat region the pixel-centred guide penalises every tap but the pixel
+    itself (a noisy centre is far from every smoothed tap), so the kernel keeps much of the pixel's own noise;
+    the box-centred one averages. Across a clean step edge both keep the coarse taps on the pixel's own side."""
+    from engine.training.archs.kpcn import grow_model
+
+    torch.manual_seed(0)
+    config = {"aux_inputs": [], "features": 4, "blocks": 1}
+    plain = build_model("kprcan", config).eval()
+    models = {}
+    for centre in ("pixel", "box"):
+        models[centre] = build_model("kprcan", dict(config, guide=["color"], color_guide_centre=centre)).eval()
+        grow_model(models[centre], plain.state_dict(), config)
+        with torch.no_grad():
+            models[centre].tail.bias[75 * 4 :] = 1.0  # strength ~10 at every scale
+    g = torch.Generator().manual_seed(1)
+    noisy = 0.5 + 0.3 * torch.randn(1, 3, 32, 32, generator=g)
+    edge = torch.full((1, 3, 32, 32), 0.2)
+    edge[..., 17:] = 1.5
+    with torch.no_grad():
+        def self_weight(model, x):  # mean weight of the fine centre tap (the pixel's own noisy value) inside
+            return float(model.kernel_weights(x)[0, 12, 8:24, 8:24].mean())
+
+        def far_side_share(model):  # coarse taps (dilation 4) that land on the other side of the edge
+            weights = model.kernel_weights(edge)[0, 50:, 16, 16]
+            far = torch.tensor([dx > 0 for dy in range(-2, 3) for dx in range(-2, 3)])
+            return float(weights[far].sum() / weights.sum())
+
+        assert self_weight(models["pixel"], noisy) > 3 * self_weight(models["box"], noisy)
+        assert far_side_share(models["box"]) < 0.05 and far_side_share(models["pixel"]) < 0.05
+        assert far_side_share(plain) > 0.2
+        # without a colour guide the option changes nothing
+        albedo_only = build_model("kprcan", dict(config, aux_inputs=["albedo"], guide=["albedo"],
+                                                 color_guide_centre="box")).eval()
+        twin = build_model("kprcan", dict(config, aux_inputs=["albedo"], guide=["albedo"])).eval()
+        twin.load_state_dict(albedo_only.state_dict())
+        albedo = torch.rand(1, 3, 32, 32, generator=g)
+        assert torch.equal(albedo_only(noisy, albedo), twin(noisy, albedo))
+    with pytest.raises(ValueError):
+        build_model("kprcan", dict(config, guide=["color"], color_guide_centre="median"))
 
 
 def test_a_guided_model_grows_a_coarser_scale_whose_taps_start_at_a_fixed_share(tmp_path):

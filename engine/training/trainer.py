@@ -298,6 +298,7 @@ def _grows_into(arch: str, config: dict, weights: dict) -> bool:
         full.pop("features")
         full.pop("context_blocks")
         full.pop("correction")
+        full.pop("color_guide_centre")
         return full
 
     old = dict(weights["config"])
@@ -312,13 +313,15 @@ def _grows_into(arch: str, config: dict, weights: dict) -> bool:
     old_width, new_width = old.get("features", defaults["features"]), config.get("features", defaults["features"])
     adds_context = old.get("context_blocks", 0) == 0 < config.get("context_blocks", 0)
     adds_correction = not old.get("correction", False) and bool(config.get("correction", False))
+    # the same weights, the colour guide's taps compared with another centre (see color_guide_centre)
+    moves_centre = old.get("color_guide_centre", "pixel") != config.get("color_guide_centre", "pixel")
     # the same weights, kernels applied to linear instead of log values (or back)
     moves_filter = old.get("filter_space", defaults["filter_space"]) != config.get("filter_space",
                                                                                  defaults["filter_space"])
     return (rest(old) == rest(config) and old_aux <= new_aux and old_blocks <= new_blocks
             and old_width <= new_width
             and (old_aux < new_aux or adds_mix or adds_guide or adds_scales or adds_blocks
-                 or old_width < new_width or adds_context or adds_correction or moves_filter))
+                 or old_width < new_width or adds_context or adds_correction or moves_filter or moves_centre))
 
 
 def pick_device(requested: str | None) -> str:

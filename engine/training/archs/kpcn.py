@@ -37,6 +37,10 @@ weight goes to each, so textures can be filtered as flat shading while emitters 
 (predicted, >= 0, one per guide and kernel scale) times the squared distance between the pixel's buffer value
 and the tap's (box-prefiltered like the tap's colour). A kernel then avoids neighbours of another albedo or
 normal at full resolution, which the half-resolution body's linear tail cannot express for a 1-2 pixel texture.
+``color_guide_centre="box"`` compares a colour tap (box-prefiltered at its scale) with the box mean around the
+pixel at the same scale instead of the pixel's own noisy colour, like a patch distance: at 4 spp the centre
+pixel's noise otherwise swamps the distance, and a model without buffers learnt to give its colour guide almost
+no strength (0.01-0.2).
 Output: (N, 3, H, W) in log1p space.
 """
 
@@ -238,6 +242,7 @@ class KernelPredictionDenoiser(nn.Module):
         filter_space: str = "log",
         context_blocks: int = 0,
         correction: bool = False,
+        color_guide_centre: str = "pixel",
     ) -> None:
         super().__init__()
         if block not in ("plain", "residual", "rcab"):
@@ -303,6 +308,9 @@ class KernelPredictionDenoiser(nn.Module):
         self.guide = tuple(guide) if mode == "kernel" else ()
         if not set(self.guide) <= {"color", *self.aux_inputs} or len(set(self.guide)) != len(self.guide):
             raise ValueError(f"guide {self.guide} must be distinct names among color and {self.aux_inputs}")
+        if color_guide_centre not in ("pixel", "box"):
+            raise ValueError(f"color_guide_centre must be pixel or box, got {color_guide_centre!r}")
+        self.color_guide_centre = color_guide_centre
         # One strength per guide and kernel scale (the colour scales; "mix" reuses them for its second half).
         self.guide_scales = len(self.prefilter_sums) + 1
         guide_channels = sum(GUIDE_CHANNELS[g] for g in self.guide)
@@ -375,11 +383,24 @@ class KernelPredictionDenoiser(nn.Module):
             # each guide's strength at this scale, repeated over the guide's channels
             strength = torch.cat([strengths[:, g * self.guide_scales + scale, None].expand(-1, count, -1, -1)
                                   for g, count in enumerate(channels)], dim=1)
-            penalties.append(guide_penalty(guides[index], centre, strength, size, dilation, self.guide_ones))
+            penalties.append(guide_penalty(guides[index], self._guide_centre(centre, guides[index], channels),
+                                           strength, size, dilation, self.guide_ones))
         penalty = torch.cat(penalties, dim=1)
         if logits.shape[1] != penalty.shape[1]:  # "mix": the demodulated taps have the same neighbours
             penalty = torch.cat([penalty, penalty], dim=1)
         return logits - penalty
+
+    def _guide_centre(self, centre: torch.Tensor, prefiltered: torch.Tensor, channels: list[int]) -> torch.Tensor:
+        """What each tap of one kernel scale is compared with: the pixel's own guide values, except that with
+        ``color_guide_centre="box"`` the colour guide compares like with like, the tap's box mean with the box
+        mean around the pixel at the same scale (a noisy centre pixel otherwise dominates the distance)."""
+        if self.color_guide_centre == "pixel" or "color" not in self.guide:
+            return centre
+        parts, at = [], 0
+        for name, count in zip(self.guide, channels, strict=True):
+            parts.append((prefiltered if name == "color" else centre)[:, at : at + count])
+            at += count
+        return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
 
     def _prefiltered(self, signal: torch.Tensor, sums: nn.ModuleList | None = None) -> list[torch.Tensor]:
         """The signal box-filtered for each kernel scale (``sums``: the scales' BoxSums for its channel count;
