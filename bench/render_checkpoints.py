@@ -1,0 +1,101 @@
+"""Render denoiser checkpoints on validation scenes: relMSE and tonemapped PSNR per sample count, in PyTorch.
+
+For choosing among training candidates before any is exported (the app's path, ONNX through the restore job, is
+``bench/render.py`` and ``bench/render_regions.py``). Each scene is one whole image, prepared as the restore job
+prepares it (one image-wide exposure scale, log1p, the AOV conventions), so on 128 px scenes the figures equal
+the app's to the printed digits (the shipped models: 0.00527 / 0.00333 and 0.00717 / 0.00444 at 4 / 16 spp on
+seeds 80000-80015, both ways). Scenes: folders of ``render-data`` scenes (``*/scene.json``); never the
+benchmark's held-out seeds (90000+) for choosing.
+
+    .venv/bin/python bench/render_checkpoints.py SCENES_DIR CHECKPOINT.pt... [--spp 4,16] [--threads 1]
+
+Checkpoints: trainer checkpoints (``runs/NAME/last.pt``, ``best.pt``) or shipped weights
+(``resources/models/ID.pt``). Prints a markdown table; writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from render import rel_mse, tonemapped_psnr  # noqa: E402
+
+from engine.imageio import read_image  # noqa: E402
+from engine.imageio.hdr import sanitize_hdr  # noqa: E402
+from engine.transforms import auto_exposure_scale, prepare_aov  # noqa: E402
+
+
+def load_cases(scenes_dir: Path, spps: list[int]) -> list[tuple[int, object, np.ndarray]]:
+    """(spp, noisy image, reference pixels) of every complete scene."""
+    cases = []
+    for info_path in sorted(scenes_dir.glob("*/scene.json")):
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+        name, folder = info["name"], info_path.parent
+        if info["seed"] >= 90000:
+            raise SystemExit(f"{folder}: seed {info['seed']} is one of the benchmark's held-out scenes")
+        reference = read_image(folder / f"{name}_ref_spp{info['ref_spp']:05d}_color.exr").pixels
+        for spp in spps:
+            cases.append((spp, read_image(folder / f"{name}_spp{spp:05d}_color.exr"), reference))
+    if not cases:
+        raise SystemExit(f"{scenes_dir} holds no complete rendered scene (no */scene.json)")
+    return cases
+
+
+def evaluate(path: Path, cases) -> dict[int, tuple[float, float]]:
+    """Mean relMSE and tonemapped PSNR per sample count of one checkpoint."""
+    import torch
+
+    from engine.training.export import load_weights, model_from_weights
+
+    model = model_from_weights(load_weights(path))
+
+    def tensor(array: np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1), dtype=np.float32))[None]
+
+    scores: dict[int, list[tuple[float, float]]] = {}
+    for spp, image, reference in cases:
+        scale = auto_exposure_scale(image.pixels)  # as the restore job: from the file's pixels, then sanitised
+        linear, _ = sanitize_hdr(image.pixels)
+        inputs = [tensor(np.log1p(linear * scale))]
+        for name in model.aux_inputs:
+            layer = np.asarray(image.layers[name])
+            inputs.append(tensor(prepare_aov(name, layer[:, :, :1] if name == "depth" else layer[:, :, :3])))
+        with torch.no_grad():
+            out = model(*inputs)[0].numpy().transpose(1, 2, 0)
+        restored = np.expm1(out) / scale
+        scores.setdefault(spp, []).append((rel_mse(restored, reference), tonemapped_psnr(restored, reference)))
+    return {spp: (float(np.mean([r for r, _ in v])), float(np.mean([p for _, p in v]))) for spp, v in scores.items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("scenes", help="folder of render-data scenes (validation seeds)")
+    parser.add_argument("checkpoints", nargs="+", help=".pt files")
+    parser.add_argument("--spp", default="4,16", help="sample counts (default 4,16)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    spps = [int(s) for s in args.spp.split(",")]
+    cases = load_cases(Path(args.scenes), spps)
+    print(f"{len(cases) // len(spps)} scenes from {args.scenes}; relMSE / tonemapped PSNR (dB)\n")
+    print("| checkpoint | " + " | ".join(f"{spp} spp" for spp in spps) + " |")
+    print("|---|" + "---|" * len(spps))
+    for checkpoint in args.checkpoints:
+        scores = evaluate(Path(checkpoint), cases)
+        cells = " | ".join(f"{scores[spp][0]:.5f} / {scores[spp][1]:.2f}" for spp in spps)
+        print(f"| {checkpoint} | {cells} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
