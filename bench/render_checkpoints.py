@@ -3,9 +3,9 @@
 For choosing among training candidates before any is exported (the app's path, ONNX through the restore job, is
 ``bench/render.py`` and ``bench/render_regions.py``). Each scene is one whole image, prepared as the restore job
 prepares it (one image-wide exposure scale, log1p, the AOV conventions), so on 128 px scenes the figures equal
-the app's to the printed digits (the shipped models: 0.00527 / 0.00333 and 0.00717 / 0.00444 at 4 / 16 spp on
-seeds 80000-80015, both ways). Scenes: folders of ``render-data`` scenes (``*/scene.json``); never the
-benchmark's held-out seeds (90000+) for choosing.
+the app's to the printed digits (on seeds 80000-80015 at 4 / 16 spp, both ways: render-kprcan-aov 0.00527 /
+0.00333, render-kprcan-color 0.00637 / 0.00403, and the colour model before it 0.00717 / 0.00444). Scenes:
+folders of ``render-data`` scenes (``*/scene.json``); never the benchmark's held-out seeds (90000+) for choosing.
 
     .venv/bin/python bench/render_checkpoints.py SCENES_DIR CHECKPOINT.pt... [--spp 4,16] [--threads 1]
 

@@ -314,7 +314,8 @@ def _grows_into(arch: str, config: dict, weights: dict) -> bool:
     adds_context = old.get("context_blocks", 0) == 0 < config.get("context_blocks", 0)
     adds_correction = not old.get("correction", False) and bool(config.get("correction", False))
     # the same weights, the colour guide's taps compared with another centre (see color_guide_centre)
-    moves_centre = old.get("color_guide_centre", "pixel") != config.get("color_guide_centre", "pixel")
+    moves_centre = (old.get("color_guide_centre", defaults["color_guide_centre"])
+                    != config.get("color_guide_centre", defaults["color_guide_centre"]))
     # the same weights, kernels applied to linear instead of log values (or back)
     moves_filter = old.get("filter_space", defaults["filter_space"]) != config.get("filter_space",
                                                                                  defaults["filter_space"])
