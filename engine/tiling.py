@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .ensemble import apply, passes, undo
 from .jobs import CancelToken
 
 #: Pixels over which two tiles cross-fade (beyond the receptive-field overlap on each side).
@@ -109,18 +110,21 @@ def run_tiled(
     overlap: int = 16,
     alignment: int = 1,
     feather: int = DEFAULT_FEATHER,
+    ensemble: int = 1,
     token: CancelToken | None = None,
 ) -> Generator[tuple[int, int], None, np.ndarray]:
     """Run ``run_tile`` over tiles of the spatial ``inputs`` (each H x W x C) and blend the outputs.
 
     ``run_tile`` receives the tile of every input (padded to ``alignment``) and returns
-    (h * scale, w * scale, out_channels). Yields (tiles done, tiles total); returns the blended output.
+    (h * scale, w * scale, out_channels). ``ensemble``: 1, or 4 / 8 passes per tile on rotated and mirrored
+    copies, averaged (engine/ensemble.py). Yields (passes done, passes total); returns the blended output.
     """
+    symmetries = passes(ensemble)
     first = next(iter(inputs.values()))
     height, width = first.shape[:2]
     rows = plan_axis(height, tile, overlap, feather)
     cols = plan_axis(width, tile, overlap, feather)
-    total = len(rows) * len(cols)
+    total = len(rows) * len(cols) * len(symmetries)
     output = np.zeros((height * scale, width * scale, out_channels), dtype=np.float32)
     done = 0
     for row in rows:
@@ -135,14 +139,21 @@ def run_tiled(
                 crop, pad_h, pad_w = pad_to_multiple(crop, alignment)
                 crops[name] = crop
                 pads = (pad_h, pad_w)
-            result = run_tile(crops)
             expected = ((crop.shape[0]) * scale, (crop.shape[1]) * scale)
-            if result.shape[:2] != expected:
-                raise ValueError(f"tile output {result.shape[:2]} does not match the expected {expected}")
-            result = result[: result.shape[0] - pads[0] * scale, : result.shape[1] - pads[1] * scale]
-            weight_x = axis_weights(col, scale)[None, :, None]
+            weight = axis_weights(col, scale)[None, :, None] * weight_y
+            if len(symmetries) > 1:
+                weight = weight / len(symmetries)
             target = output[row.start * scale : row.stop * scale, col.start * scale : col.stop * scale]
-            target += result * (weight_y * weight_x)
-            done += 1
-            yield done, total
+            for symmetry in symmetries:
+                if done and token is not None:
+                    token.raise_if_cancelled()
+                # Contiguous copies: classical engines (OpenCV, OIDN) take no negative strides.
+                turned = {name: np.ascontiguousarray(apply(symmetry, crop)) for name, crop in crops.items()}
+                result = undo(symmetry, run_tile(turned))
+                if result.shape[:2] != expected:
+                    raise ValueError(f"tile output {result.shape[:2]} does not match the expected {expected}")
+                result = result[: result.shape[0] - pads[0] * scale, : result.shape[1] - pads[1] * scale]
+                target += result * weight
+                done += 1
+                yield done, total
     return output

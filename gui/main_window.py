@@ -159,7 +159,8 @@ class MainWindow(QMainWindow):
         central_layout.addWidget(self.viewer, 1)
         self.setCentralWidget(central)
 
-        self.model_panel = ModelPanel(self.registry, available_task_panels(), self.settings.tile_size)
+        self.model_panel = ModelPanel(self.registry, available_task_panels(), self.settings.tile_size,
+                                      default_ensemble=self.settings.ensemble)
         self._run_when_measured = False  # Run was pressed while the photo's noise level was being measured
         self.history_panel = HistoryPanel()
         self.queue_panel = QueuePanel()
@@ -390,6 +391,8 @@ class MainWindow(QMainWindow):
         self.model_panel.selectionChanged.connect(self._update_model_label)
         self.model_panel.selectionChanged.connect(self._update_actions)
         self.model_panel.tile_box.valueChanged.connect(lambda v: setattr(self.settings, "tile_size", v))
+        self.model_panel.quality_box.currentIndexChanged.connect(
+            lambda _index: setattr(self.settings, "ensemble", self.model_panel.ensemble()))
         self.compare_bar.sourcesChanged.connect(self._on_sources_changed)
         self.compare_bar.modeChanged.connect(self.set_mode)
         self.compare_bar.errorKindChanged.connect(self.viewer.set_error_kind)
@@ -723,6 +726,7 @@ class MainWindow(QMainWindow):
             return None, ""
         params = self.model_panel.params()
         tile = self.model_panel.tile()
+        ensemble = self.model_panel.ensemble()
         device = self.settings.device
         # The panel's level is then each image's fallback (an image too small to measure, or an HDR one).
         measure = measure_each and self.model_panel.noise_level_is_measured()
@@ -732,7 +736,7 @@ class MainWindow(QMainWindow):
             from engine.restore import restore_job
 
             values, _level = with_estimated_noise_level(image, entry.manifest, params, replace=measure)
-            return restore_job(image, entry, values, tile=tile, device=device, token=token)
+            return restore_job(image, entry, values, tile=tile, device=device, ensemble=ensemble, token=token)
 
         return make, entry.manifest.display_name
 

@@ -1,10 +1,13 @@
-"""Settings kept between runs (QSettings): theme, last folder, window geometry, device, tile size, recent files."""
+"""Settings kept between runs (QSettings): theme, last folder, window geometry, device, tile size, quality (passes),
+recent files."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
+
+from engine.ensemble import PASS_COUNTS
 
 ORGANISATION = "RestorationStudio"
 APPLICATION = "Restoration Studio"
@@ -62,6 +65,16 @@ class AppSettings:
     @tile_size.setter
     def tile_size(self, value: int) -> None:
         self.store.setValue("compute/tile_size", int(max(0, value)))
+
+    @property
+    def ensemble(self) -> int:
+        """Passes per tile (1, or a 4 / 8-pass self-ensemble: engine/ensemble.py)."""
+        value = self._get("compute/ensemble", 1, int)
+        return value if value in PASS_COUNTS else 1
+
+    @ensemble.setter
+    def ensemble(self, value: int) -> None:
+        self.store.setValue("compute/ensemble", int(value) if value in PASS_COUNTS else 1)
 
     @property
     def geometry(self) -> QByteArray | None:

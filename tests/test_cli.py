@@ -69,6 +69,19 @@ def test_restore_multilayer_exr_keeps_layers_and_hdr(tmp_path):
     np.testing.assert_allclose(result.layers["albedo"], read_image(source).layers["albedo"], atol=1e-3)
 
 
+def test_restore_with_an_ensemble(tmp_path, capsys):
+    install(user_models_dir(), "tiny-render", task="render-denoise", value_transform="log1p",
+            build={"layers": 2, "extra_inputs": ("albedo", "normal")})
+    source = multilayer_exr(tmp_path / "render.exr")
+    for passes in ("1", "8"):
+        assert cli(["restore", str(source), "-o", str(tmp_path / f"x{passes}.exr"), "--model", "tiny-render",
+                    "--ensemble", passes]) == 0
+    assert "8-pass ensemble" in capsys.readouterr().out
+    one, eight = read_image(tmp_path / "x1.exr").pixels, read_image(tmp_path / "x8.exr").pixels
+    assert one.shape == eight.shape and np.abs(one - eight).max() > 0
+    assert cli(["restore", str(source), "-o", str(tmp_path / "bad.exr"), "--ensemble", "3"]) == 2
+
+
 def test_restore_jpeg_and_upscale(tmp_path):
     rng = np.random.default_rng(2)
     source = write_image(tmp_path / "photo.jpg", make_image(rng.random((24, 32, 3)), None, ImageMeta(format="jpeg")))

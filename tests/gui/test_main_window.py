@@ -227,6 +227,24 @@ def test_model_panel_params_aovs_and_warning(qtbot, window, tmp_path):
     assert window.model_label.text().startswith("Model: ")
 
 
+def test_the_quality_setting_runs_an_ensemble_and_is_remembered(qtbot, photo):
+    win = build_window([])
+    qtbot.addWidget(win)
+    open_and_wait(qtbot, win, photo)
+    assert win.model_panel.select("model", "bicubic-x2")
+    assert win.model_panel.ensemble() == 1  # one pass unless the user asks
+    box = win.model_panel.quality_box
+    box.setCurrentIndex(box.findData(4))
+    run_and_wait(qtbot, win)
+    result = win.session.results[0]
+    assert "4-pass ensemble" in result.label and result.details["ensemble"] == 4
+    win.close()
+    again = build_window([])
+    qtbot.addWidget(again)
+    assert again.model_panel.ensemble() == 4
+    background.wait_idle(5000)
+
+
 def test_settings_persist_between_runs(qtbot, photo):
     win = build_window([])
     qtbot.addWidget(win)
