@@ -18,9 +18,12 @@ def _isolated_home(tmp_path, monkeypatch):
     monkeypatch.setenv("RESTORATION_STUDIO_HOME", str(home))
     from PySide6.QtCore import QSettings
 
-    # QSettings goes to an INI file under the temp dir, so tests never touch the user's settings.
+    # QSettings goes to an INI file under the temp dir, so tests never touch the user's settings. The app's
+    # QSettings(organisation, application) uses the native format, whose path must be moved too (setting only
+    # the INI path let every GUI test write to ~/.config/RestorationStudio).
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    for kind in (QSettings.Format.IniFormat, QSettings.Format.NativeFormat):
+        QSettings.setPath(kind, QSettings.Scope.UserScope, str(tmp_path / "settings"))
     yield home
 
 

@@ -333,3 +333,9 @@ def test_queue_processes_every_file_and_saves_in_their_format(qtbot, window, tmp
         assert window.queue_panel.status(str(source)) == "done"
     assert window.queue_panel.status(str(folder / "broken.png")) == "failed"
     assert window.model_panel.run_button.isEnabled()
+
+
+def test_gui_tests_never_write_the_users_settings(tmp_path):
+    from gui.settings import AppSettings
+
+    assert AppSettings().store.fileName().startswith(str(tmp_path))
