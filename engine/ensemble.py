@@ -8,7 +8,7 @@ rotations, normals in random frames). It costs one pass per copy.
     members = passes(8)                       # the 8 symmetries of the square
     out = sum(undo(run(apply(t, tile)), t) for t in members) / len(members)
 
-``tiling.run_tiled`` does this per tile (``passes``), so memory stays one tile's worth and progress counts each
+``tiling.run_tiled`` does this per tile (its ``ensemble`` argument), so memory stays one tile's worth and progress counts each
 pass. Averaging happens in the model's value space (log1p for render denoisers, sRGB for photos), where the
 model's own outputs live. Normals are left as they are: the render models read them as directions that vary
 across the image (their training rotates them at random), which a mirrored image keeps.
