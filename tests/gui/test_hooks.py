@@ -72,7 +72,8 @@ def test_task_panel_joins_its_task_and_runs_in_the_window(qtbot, tmp_path, monke
     qtbot.waitUntil(lambda: not win.runner.is_running(), timeout=5000)
     assert panel.built_in_thread is threading.main_thread()
     assert panel.progress_seen and panel.progress_seen[-1] == 4
-    assert panel.finished_calls == 1
+    # The worker clears its running flag before its finished signal reaches the GUI thread: wait for that.
+    qtbot.waitUntil(lambda: panel.finished_calls == 1, timeout=5000)
     assert win.session.results[0].label == "Fake x1"
     background.wait_idle(5000)
 
