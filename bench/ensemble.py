@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from engine.image import make_image  # noqa: E402
+from engine.imageio import read_image  # noqa: E402
 from engine.jobs import run_job  # noqa: E402
 from engine.restore import restore_job  # noqa: E402
 
@@ -48,8 +49,6 @@ def render_rows(scenes_dir: Path) -> list[dict]:
 
     render.ensure_scenes(scenes_dir)
     cases = [c for c in render.cbox_cases() + render.generated_cases(scenes_dir) if c["spp"] in (4, 16)]
-    from engine.imageio import read_image
-
     images = {str(c["input"]): read_image(c["input"]) for c in cases}
     rows = []
     for entry in render.methods([], with_oidn=True):
@@ -75,6 +74,10 @@ def photo_rows(images: int) -> list[dict]:
     import denoise
 
     registry = denoise.build_registry([])
+    cases = []  # (clean, noisy image), read and made once for every model and pass count
+    for index in range(1, images + 1):
+        clean = denoise.read_clean(index)
+        cases.append((clean, make_image(denoise.noisy_version(clean, 25, index))))
     rows = []
     for entry in registry.models("photo-denoise"):
         if entry.manifest.engine != "onnx" or entry.source != "bundled":
@@ -83,9 +86,8 @@ def photo_rows(images: int) -> list[dict]:
         params = {"noise_level": 25.0} if takes_level else {}
         for passes in PASSES:
             psnrs, seconds = [], 0.0
-            for index in range(1, images + 1):
-                clean = denoise.read_clean(index)
-                out, spent = restored(make_image(denoise.noisy_version(clean, 25, index)), entry, params, passes)
+            for clean, noisy in cases:
+                out, spent = restored(noisy, entry, params, passes)
                 seconds += spent
                 psnrs.append(denoise.psnr_uint8(out, clean))
             rows.append({"task": "photo", "method": entry.id, "passes": passes, "seconds": seconds,
@@ -106,11 +108,12 @@ def sr_rows() -> list[dict]:
         if model_id not in registry:
             continue
         entry = registry.get(model_id)
+        pairs = [sr.pair(scale, index) for index in range(1, 6)]
+        pairs = [(make_image(low.astype(np.float32) / 255.0), high) for low, high in pairs]
         for passes in PASSES:
             psnrs, seconds = [], 0.0
-            for index in range(1, 6):
-                low, high = sr.pair(scale, index)
-                out, spent = restored(make_image(low.astype(np.float32) / 255.0), entry, {}, passes)
+            for low, high in pairs:
+                out, spent = restored(low, entry, {}, passes)
                 seconds += spent
                 psnrs.append(psnr_y_sr(sr.to_uint8(out), high, scale))
             rows.append({"task": "sr", "method": model_id, "passes": passes, "seconds": seconds,

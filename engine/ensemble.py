@@ -8,8 +8,8 @@ rotations, normals in random frames). It costs one pass per copy.
     members = passes(8)                       # the 8 symmetries of the square
     out = sum(undo(run(apply(t, tile)), t) for t in members) / len(members)
 
-``tiling.run_tiled`` does this per tile (its ``ensemble`` argument), so memory stays one tile's worth and progress counts each
-pass. Averaging happens in the model's value space (log1p for render denoisers, sRGB for photos), where the
+``tiling.run_tiled`` does this per tile (its ``ensemble`` argument), so memory stays one tile's worth and progress
+counts each pass. Averaging happens in the model's value space (log1p for render denoisers, sRGB for photos), where the
 model's own outputs live. Normals are left as they are: the render models read them as directions that vary
 across the image (their training rotates them at random), which a mirrored image keeps.
 
@@ -35,10 +35,6 @@ class Symmetry:
     rotations: int = 0
     mirror: bool = False
 
-    @property
-    def swaps_axes(self) -> bool:
-        return self.rotations % 2 == 1
-
 
 #: Four that keep a tile's shape (mirrors and the half turn) first, so passes(4) needs no transposed tiles.
 _ORDER = (
@@ -54,7 +50,7 @@ _ORDER = (
 
 
 def passes(count: int) -> tuple[Symmetry, ...]:
-    """The symmetries of a ``count``-pass ensemble (1, 4 or 8)."""
+    """The symmetries of a ``count``-pass ensemble (1, 4 or 8); ValueError for another count."""
     if count not in PASS_COUNTS:
         raise ValueError(f"an ensemble has 1, 4 or 8 passes, not {count}")
     return _ORDER[:count]

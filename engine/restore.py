@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .ensemble import PASS_COUNTS, describe
+from .ensemble import describe, passes
 from .errors import DeviceOutOfMemory, EngineError
 from .image import Image, luma
 from .imageio.hdr import sanitize_hdr
@@ -241,8 +241,10 @@ def restore_job(
     ``ensemble``: 1, or the mean of 4 / 8 passes on mirrored and rotated copies (engine/ensemble.py): a little
     better, 4 / 8 times the work."""
     token = token or CancelToken()
-    if ensemble not in PASS_COUNTS:
-        raise EngineError(f"an ensemble has 1, 4 or 8 passes, not {ensemble}")
+    try:
+        passes(ensemble)
+    except ValueError as error:
+        raise EngineError(str(error)) from None
     manifest = entry.manifest
     values = manifest.resolve_params(params or {})
     started = time.perf_counter()

@@ -130,8 +130,6 @@ def run_tiled(
     for row in rows:
         weight_y = axis_weights(row, scale)[:, None, None]
         for col in cols:
-            if token is not None:
-                token.raise_if_cancelled()
             crops = {}
             pads = (0, 0)
             for name, array in inputs.items():
@@ -140,15 +138,14 @@ def run_tiled(
                 crops[name] = crop
                 pads = (pad_h, pad_w)
             expected = ((crop.shape[0]) * scale, (crop.shape[1]) * scale)
-            weight = axis_weights(col, scale)[None, :, None] * weight_y
-            if len(symmetries) > 1:
-                weight = weight / len(symmetries)
+            weight = axis_weights(col, scale)[None, :, None] * weight_y / len(symmetries)
             target = output[row.start * scale : row.stop * scale, col.start * scale : col.stop * scale]
-            for symmetry in symmetries:
-                if done and token is not None:
+            for index, symmetry in enumerate(symmetries):
+                if token is not None:
                     token.raise_if_cancelled()
-                # Contiguous copies: classical engines (OpenCV, OIDN) take no negative strides.
-                turned = {name: np.ascontiguousarray(apply(symmetry, crop)) for name, crop in crops.items()}
+                # Turned copies are made contiguous: classical engines (OpenCV, OIDN) take no negative strides.
+                turned = crops if index == 0 else {name: np.ascontiguousarray(apply(symmetry, crop))
+                                                   for name, crop in crops.items()}
                 result = undo(symmetry, run_tile(turned))
                 if result.shape[:2] != expected:
                     raise ValueError(f"tile output {result.shape[:2]} does not match the expected {expected}")
