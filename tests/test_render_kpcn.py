@@ -90,11 +90,12 @@ def _render_image(size=40, seed=0):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("demodulate", "guide", "space", "context", "correction", "centre"), [
-    (False, (), "log", 0, False, "pixel"), ("mix", (), "log", 0, False, "pixel"),
-    (False, ("albedo", "normal", "color"), "linear", 0, False, "pixel"), (False, ("albedo",), "log", 1, True, "pixel"),
-    (False, ("albedo", "color"), "log", 0, False, "box")])
-def test_export_restore_and_inspect(tmp_path, demodulate, guide, space, context, correction, centre):
+@pytest.mark.parametrize(("demodulate", "guide", "space", "context", "correction", "centre", "refine"), [
+    (False, (), "log", 0, False, "pixel", False), ("mix", (), "log", 0, False, "pixel", False),
+    (False, ("albedo", "normal", "color"), "linear", 0, False, "pixel", False),
+    (False, ("albedo",), "log", 1, True, "pixel", False), (False, ("albedo", "color"), "log", 0, False, "box", False),
+    (False, ("albedo", "normal", "color"), "log", 0, True, "pixel", True)])
+def test_export_restore_and_inspect(tmp_path, demodulate, guide, space, context, correction, centre, refine):
     pytest.importorskip("onnxruntime")
     from engine.jobs import run_job
     from engine.models.manifest import load_manifest
@@ -105,16 +106,21 @@ def test_export_restore_and_inspect(tmp_path, demodulate, guide, space, context,
 
     torch.manual_seed(0)
     config = dict(TINY, demodulate=demodulate, guide=list(guide), filter_space=space, context_blocks=context,
-                  correction=correction, color_guide_centre=centre)
+                  correction=correction, color_guide_centre=centre, refine=refine)
     model = build_model("kprcan", config).eval()
     if centre == "box":  # strong guides, so that the graph's centre is checked against PyTorch's
         with torch.no_grad():
             model.tail.bias[len(model.layout) * 4 :] = 0.5
     if context:  # a trained branch: its output is no longer zero (export checks the graph against PyTorch)
         torch.nn.init.normal_(model.context_out.weight, std=0.3)
-    if correction:  # likewise a trained correction
+    if correction:  # likewise a trained correction (its rows come before a refinement's)
         with torch.no_grad():
-            model.tail.weight[-3 * model.unshuffle**2 :].normal_(std=0.3)
+            end = len(model.tail.weight) - (model._refine_rows() * model.unshuffle**2 if refine else 0)
+            model.tail.weight[end - 3 * model.unshuffle**2 : end].normal_(std=0.3)
+    if refine:  # and a trained refinement: strengths that matter, per-pixel logits
+        with torch.no_grad():
+            model.tail.weight[-model._refine_rows() * model.unshuffle**2 :].normal_(std=0.1)
+            model.tail.bias[-3 * model.unshuffle**2 :] = 0.4
     manifest = build_manifest(model, model_id="tiny-kp", task="render-denoise", value_transform="log1p")
     export_model(model, manifest, tmp_path, arch="kprcan", arch_config=config)
     export_kernel_model(model, tmp_path, "tiny-kp")
@@ -498,6 +504,79 @@ def test_a_direct_correction_grows_at_zero_and_then_adds_to_the_filtered_colour(
     assert config_used["correction"] is True and model.correction
     with torch.no_grad():
         assert torch.allclose(model.eval()(*inputs), old(*inputs), atol=1e-6)
+
+
+def _fixed_bilateral(log_colour, albedo, normal):
+    """The refinement a grown model starts with, written out pixel by pixel in numpy (REFINE_START_*):
+    weights exp(-d^2 / (2 sigma^2) - sum over guides of strength * squared distance), averaged in linear."""
+    from engine.training.archs.kpcn import REFINE_START_SIGMA, REFINE_START_STRENGTH
+
+    c, a, n = (np.pad(t[0].numpy(), ((0, 0), (2, 2), (2, 2)), mode="edge") for t in (log_colour, albedo, normal))
+    height, width = log_colour.shape[-2:]
+    out = np.zeros((3, height, width))
+    for y in range(height):
+        for x in range(width):
+            weights, values = [], []
+            for dy in range(-2, 3):
+                for dx in range(-2, 3):
+                    logit = -(dy * dy + dx * dx) / (2 * REFINE_START_SIGMA**2)
+                    for guide, name in ((c, "color"), (a, "albedo"), (n, "normal")):
+                        diff = guide[:, y + 2 + dy, x + 2 + dx] - guide[:, y + 2, x + 2]
+                        logit -= REFINE_START_STRENGTH[name] * float((diff * diff).sum())
+                    weights.append(logit)
+                    values.append(np.expm1(c[:, y + 2 + dy, x + 2 + dx]))
+            w = np.exp(np.array(weights) - max(weights))
+            out[:, y, x] = np.log1p((w[:, None] * np.array(values)).sum(0) / w.sum())
+    return out
+
+
+def test_a_refinement_grows_as_a_fixed_bilateral_and_then_learns_per_pixel(tmp_path):
+    """refine=True: a second 5x5 kernel on the filtered colour. Grown, it is exactly the fixed cross-bilateral of
+    the REFINE_START constants on the old model's output; its rows learn; it survives growing and is never
+    dropped; the trainer grows it from a checkpoint; the kernel inspector still sees the first kernels."""
+    import torch
+
+    from engine.training.archs.kpcn import grow_model
+
+    torch.manual_seed(0)
+    config = {"aux_inputs": ["albedo", "normal"], "features": 4, "blocks": 1, "guide": ["albedo", "color"]}
+    old = build_model("kprcan", config).eval()
+    inputs = _inputs(("color", "albedo", "normal"), size=12, seed=5)
+    grown = build_model("kprcan", dict(config, refine=True)).eval()
+    grow_model(grown, old.state_dict(), config)
+    with torch.no_grad():
+        before = old(*inputs)
+        after = grown(*inputs)
+        expected = _fixed_bilateral(before, inputs[1], inputs[2])
+        assert np.allclose(after[0].numpy(), expected, atol=2e-5)
+        # random buffers differ everywhere, so their strengths of 300 keep each pixel; flat ones let it filter
+        flat = [inputs[0], torch.full_like(inputs[1], 0.5), torch.zeros_like(inputs[2])]
+        assert np.allclose(grown(*flat)[0].numpy(), _fixed_bilateral(old(*flat), flat[1], flat[2]), atol=2e-5)
+        assert float((grown(*flat) - old(*flat)).abs().mean()) > 1e-3
+        assert torch.allclose(grown.kernel_weights(*inputs), old.kernel_weights(*inputs), atol=1e-6)
+    assert grown.overlap >= old.overlap and grown.overlap % 8 == 0
+    # the refinement's rows (the tail's last) learn from the first step, the strengths included
+    grown.train()
+    grown(*inputs).square().mean().backward()
+    rows = (25 + 3) * grown.unshuffle**2
+    assert float(grown.tail.weight.grad[-rows:].abs().sum()) > 0
+    assert float(grown.tail.bias.grad[-3 * grown.unshuffle**2 :].abs().sum()) > 0
+    # with a direct correction beside it: each takes its own rows
+    both = build_model("kprcan", dict(config, refine=True, correction=True)).eval()
+    grow_model(both, grown.state_dict(), dict(config, refine=True))
+    with torch.no_grad():
+        assert torch.allclose(both(*inputs), grown.eval()(*inputs), atol=1e-6)
+    # a grown refinement survives growing again (here: deeper), and is never dropped
+    deeper = build_model("kprcan", dict(config, refine=True, blocks=2)).eval()
+    grow_model(deeper, grown.state_dict(), dict(config, refine=True))
+    with torch.no_grad():
+        assert torch.allclose(deeper(*inputs), grown(*inputs), atol=1e-6)
+    with pytest.raises(ValueError, match="refinement"):
+        grow_model(build_model("kprcan", config), grown.state_dict(), dict(config, refine=True))
+    model, config_used = _build_recipe_from_checkpoint(tmp_path, config, old.state_dict(), dict(config, refine=True))
+    assert config_used["refine"] is True and model.refine
+    with torch.no_grad():
+        assert torch.allclose(model.eval()(*inputs), after, atol=1e-6)
 
 
 def test_the_context_branch_sees_farther_and_its_reach_is_declared():

@@ -373,6 +373,64 @@ def test_paired_hdr_data_with_aovs_and_invalid_targets(tmp_path):
     assert result.export.manifest.value_transform == "log1p"
 
 
+def _render_pairs(folder, count=3, size=32, seed=0):
+    rng = np.random.default_rng(seed)
+    (folder / "input").mkdir(parents=True)
+    (folder / "target").mkdir()
+    for i in range(count):
+        ref = (rng.random((size, size, 3)) * 4).astype(np.float32)
+        noisy = ref * rng.gamma(4.0, 0.25, ref.shape).astype(np.float32)
+        cv2.imwrite(str(folder / "target" / f"s{i}_color.exr"), ref[:, :, ::-1])
+        cv2.imwrite(str(folder / "input" / f"s{i}_color.exr"), noisy[:, :, ::-1])
+        cv2.imwrite(str(folder / "input" / f"s{i}_albedo.exr"), rng.random((size, size, 3)).astype(np.float32))
+        normal = rng.random((size, size, 3)).astype(np.float32) * 2 - 1
+        cv2.imwrite(str(folder / "input" / f"s{i}_normal.exr"), normal)
+
+
+def test_train_only_the_refinement_keeps_the_first_pass(tmp_path):
+    """train_only = "refine": a grown refinement trains while every other weight, and so the first pass's
+    kernels, stays exactly the checkpoint's; a model without a refinement, a bad part name or weight decay
+    (which would shrink the frozen rows) are refused."""
+    from engine.training.export import load_weights
+
+    _render_pairs(tmp_path / "data")
+    config = {"aux_inputs": ["albedo", "normal"], "features": 4, "blocks": 1, "guide": ["albedo", "color"]}
+    torch.manual_seed(0)
+    old = build_model("kprcan", config)
+    init = tmp_path / "old.pt"
+    torch.save({"arch": "kprcan", "config": config, "state_dict": old.state_dict()}, init)
+    spec = {
+        "model": {"id": "toy-refine", "task": "render-denoise", "arch": "kprcan", "value_transform": "log1p",
+                  "config": dict(config, refine=True)},
+        "data": {"kind": "paired", "patch_size": 16, "val_crop": 32, "mining": "random"},
+        "degradation": {"kind": "none"},
+        "train": {"steps": 3, "batch_size": 2, "val_every": 3, "checkpoint_every": 0, "lr": 1e-2,
+                  "weight_decay": 0.0, "train_only": "refine"},
+    }
+    run_job(train_job(recipe_from_dict(spec), None, TrainOptions(data=(str(tmp_path / "data"),), init=str(init),
+                                                                 run_dir=tmp_path / "run", export=False)))
+    from engine.training.archs.kpcn import grow_model
+
+    trained = load_weights(tmp_path / "run" / "last.pt")["state_dict"]
+    start = build_model("kprcan", dict(config, refine=True))
+    grow_model(start, old.state_dict(), config)
+    for key, value in start.state_dict().items():
+        if key.startswith("tail."):
+            rows = len(old.state_dict()[key])
+            assert torch.equal(trained[key][:rows], value[:rows]), key  # the first pass's rows, unchanged
+            assert not torch.allclose(trained[key][rows:], value[rows:]), key  # the refinement's learnt
+        else:
+            assert torch.equal(trained[key], value), key
+    without = dict(spec, model=dict(spec["model"], config=config))
+    with pytest.raises(EngineError, match="no refine stage"):
+        run_job(train_job(recipe_from_dict(without), None, TrainOptions(data=(str(tmp_path / "data"),),
+                                                                       run_dir=tmp_path / "run2")))
+    with pytest.raises(RecipeError, match="train_only"):
+        recipe_from_dict(dict(spec, train=dict(spec["train"], train_only="body")))
+    with pytest.raises(RecipeError, match="weight_decay"):
+        recipe_from_dict(dict(spec, train=dict(spec["train"], weight_decay=1e-4)))
+
+
 def test_broken_data_stops_with_a_clear_error(toy_folder, tmp_path, monkeypatch):
     real_build = trainer_module.build_data
 

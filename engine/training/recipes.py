@@ -140,6 +140,10 @@ class TrainSection:
     amp: str = "auto"
     #: Start from these weights (a ``.pt`` file or a registered model id): fine-tuning.
     init: str = ""
+    #: Train one part and keep the rest as it is: "" (everything) or "refine" (a kernel-predicting render
+    #: denoiser's refinement stage alone, its first pass a constant; needs weight_decay = 0, which would
+    #: otherwise shrink the frozen rows of the tail they share).
+    train_only: str = ""
 
 
 @dataclass(frozen=True)
@@ -249,6 +253,10 @@ def validate(recipe: Recipe) -> None:
         problems.append(f"amp {t.amp!r} must be auto, off, bf16 or fp16")
     if t.steps <= 0 and t.minutes <= 0:
         problems.append("set a budget: train.steps or train.minutes")
+    if t.train_only not in ("", "refine"):
+        problems.append(f"train_only {t.train_only!r} must be \"\" (everything) or \"refine\"")
+    if t.train_only and t.weight_decay:
+        problems.append("train_only needs weight_decay = 0 (decay would shrink the frozen weights too)")
     if t.batch_size < 1 or d.patch_size < 4:
         problems.append("batch_size must be >= 1 and patch_size >= 4")
     if problems:

@@ -277,8 +277,8 @@ def build_for_recipe(recipe: Recipe, init: str | None):
 def _grows_into(arch: str, config: dict, weights: dict) -> bool:
     """True when the init weights are the recipe's kernel-prediction model with fewer auxiliary inputs, or
     without the demodulated taps of ``demodulate = "mix"``, or without guides, or with fewer kernel scales,
-    residual blocks, features or context blocks, or without a direct correction, or with its kernels applied in
-    the other ``filter_space``."""
+    residual blocks, features or context blocks, or without a direct correction or a refinement, or with its
+    kernels applied in the other ``filter_space``."""
     import inspect
 
     from .archs.kpcn import KernelPredictionDenoiser
@@ -298,6 +298,7 @@ def _grows_into(arch: str, config: dict, weights: dict) -> bool:
         full.pop("features")
         full.pop("context_blocks")
         full.pop("correction")
+        full.pop("refine")
         full.pop("color_guide_centre")
         return full
 
@@ -313,6 +314,7 @@ def _grows_into(arch: str, config: dict, weights: dict) -> bool:
     old_width, new_width = old.get("features", defaults["features"]), config.get("features", defaults["features"])
     adds_context = old.get("context_blocks", 0) == 0 < config.get("context_blocks", 0)
     adds_correction = not old.get("correction", False) and bool(config.get("correction", False))
+    adds_refine = not old.get("refine", False) and bool(config.get("refine", False))
     # the same weights, the colour guide's taps compared with another centre (see color_guide_centre)
     moves_centre = (old.get("color_guide_centre", defaults["color_guide_centre"])
                     != config.get("color_guide_centre", defaults["color_guide_centre"]))
@@ -322,7 +324,17 @@ def _grows_into(arch: str, config: dict, weights: dict) -> bool:
     return (rest(old) == rest(config) and old_aux <= new_aux and old_blocks <= new_blocks
             and old_width <= new_width
             and (old_aux < new_aux or adds_mix or adds_guide or adds_scales or adds_blocks
-                 or old_width < new_width or adds_context or adds_correction or moves_filter or moves_centre))
+                 or old_width < new_width or adds_context or adds_correction or adds_refine or moves_filter
+                 or moves_centre))
+
+
+def train_only(model, part: str) -> None:
+    """Freeze all of ``model`` but ``part`` (recipes' ``train_only``); an EngineError if it has no such part."""
+    if part == "refine" and getattr(model, "refine", False):
+        model.train_only_refinement()
+        return
+    raise EngineError(f"train_only = {part!r}: this model has no {part} stage to train alone"
+                      + (" (set refine = true in [model.config])" if part == "refine" else ""))
 
 
 def pick_device(requested: str | None) -> str:
@@ -429,7 +441,10 @@ def _train(recipe: Recipe, token: CancelToken | None, options: TrainOptions) -> 
         train_set, val_samples = options.train_data, list(options.val_data or ())
     else:
         train_set, val_samples = build_data(recipe, options, model)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    if t.train_only:
+        train_only(model, t.train_only)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=t.lr,
+                                  weight_decay=t.weight_decay)
     amp_dtype = autocast_dtype(t.amp, device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16 and device == "cuda")
 
