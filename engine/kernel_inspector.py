@@ -14,7 +14,10 @@ signal (log1p of colour / albedo when the model demodulates; with ``demodulate="
 colour taps and the demodulated taps at each offset); neighbours outside the image are clamped to the edge, as
 the model pads. A guided model's kernel already includes its guide terms; "without AOVs" flattens albedo, normal
 and depth, so their guide terms vanish while the colour guide stays. A model with a direct ``correction`` adds
-it after the kernel; the inspector shows the kernel alone.
+it after the kernel; the inspector shows the kernel alone. A model with a refinement filters the first pass's
+result once more with a 5x5 kernel; the inspector shows the two composed (each refinement tap's weight times the
+first-pass kernel of that neighbour, 4 px wider): the footprint of both passes. The composition is exact where
+the first pass's log-space averages are (nearly) linear, which is where its kernel is smooth.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ class KernelInspection:
     #: Half the L1 distance between the two kernels: 0 = AOVs irrelevant here, 1 = they decided everything.
     aov_influence: float
     radius: int
+    #: 2 when the kernel composes a refinement pass with the first (see the module docstring).
+    passes: int = 1
 
 
 def has_kernels(manifest: ModelManifest) -> bool:
@@ -57,6 +62,24 @@ def dense_kernel(weights: np.ndarray, layout: list, prefilters: list) -> np.ndar
         half = prefilters[s] // 2
         box = prefilters[s] ** 2
         kernel[reach + dy - half : reach + dy + half + 1, reach + dx - half : reach + dx + half + 1] += weight / box
+    return kernel.astype(np.float32)
+
+
+def composed_kernel(weights: np.ndarray, layout: list, prefilters: list, refine_taps: list, y: int,
+                    x: int) -> np.ndarray:
+    """The footprint of a first pass and its 5x5 refinement at pixel (y, x) of ``weights`` (K + 25, H, W: the
+    first pass's K weights, then the refinement's): the sum over refinement taps of their weight times the
+    first-pass kernel of that neighbour (clamped to the window's edge, as the model pads), placed at its offset."""
+    first = len(layout)
+    height, width = weights.shape[1:]
+    reach = max(max(abs(dy), abs(dx)) + prefilters[s] // 2 for s, dy, dx in layout)
+    outer = reach + max(max(abs(dy), abs(dx)) for dy, dx in refine_taps)
+    kernel = np.zeros((2 * outer + 1, 2 * outer + 1), np.float64)
+    for weight, (dy, dx) in zip(weights[first:, y, x], refine_taps, strict=True):
+        qy, qx = int(np.clip(y + dy, 0, height - 1)), int(np.clip(x + dx, 0, width - 1))
+        top, left = outer + qy - y - reach, outer + qx - x - reach
+        dense = dense_kernel(weights[:first, qy, qx], layout, prefilters)
+        kernel[top : top + 2 * reach + 1, left : left + 2 * reach + 1] += float(weight) * dense
     return kernel.astype(np.float32)
 
 
@@ -116,12 +139,16 @@ def inspect_kernel(entry: ModelEntry, image: Image, x: int, y: int, device: str 
         raise EngineError("the image is too small to inspect")
     model = load_onnx_model(path, device)
 
+    refine_taps = provenance.get("kernel_refine_taps")
+
     def kernel_at(flat: bool) -> np.ndarray:
         weights = model.run(_feeds(image, manifest, (top, bottom, left, right), flat))[0]
+        if refine_taps:
+            return composed_kernel(weights[0], layout, prefilters, refine_taps, y - top, x - left)
         return dense_kernel(weights[0, :, y - top, x - left], layout, prefilters)
 
     kernel = kernel_at(False)
     aov_names = [n for n in manifest.inputs if n in ("albedo", "normal", "depth")]
     without = kernel_at(True) if aov_names else None
     influence = float(0.5 * np.abs(kernel - without).sum()) if without is not None else 0.0
-    return KernelInspection(x, y, kernel, without, influence, kernel.shape[0] // 2)
+    return KernelInspection(x, y, kernel, without, influence, kernel.shape[0] // 2, 2 if refine_taps else 1)

@@ -65,7 +65,8 @@ class KernelInspectorPanel(QWidget):
         size = inspection.kernel.shape[0]
         self.with_aovs.setPixmap(kernel_pixmap(inspection.kernel, vmax))
         self.with_caption.show()
-        text = (f"Pixel ({inspection.x}, {inspection.y}): {size}x{size} kernel, "
+        passes = " (both passes composed)" if inspection.passes == 2 else ""
+        text = (f"Pixel ({inspection.x}, {inspection.y}): {size}x{size} kernel{passes}, "
                 f"centre weight {float(inspection.kernel[size // 2, size // 2]):.3f}.")
         if inspection.kernel_without_aovs is not None:
             self.without_aovs.setPixmap(kernel_pixmap(inspection.kernel_without_aovs, vmax))

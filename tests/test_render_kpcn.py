@@ -131,10 +131,39 @@ def test_export_restore_and_inspect(tmp_path, demodulate, guide, space, context,
     result = run_job(restore_job(image, entry, device="cpu"))
     assert result.image.pixels.shape == image.pixels.shape and np.isfinite(result.image.pixels).all()
     inspection = inspect_kernel(entry, image, x=5, y=30)
-    assert inspection.kernel.shape == (23, 23) and abs(float(inspection.kernel.sum()) - 1.0) < 1e-4
+    assert inspection.kernel.shape == ((27, 27) if refine else (23, 23))  # a refinement reaches 2 px farther
+    assert abs(float(inspection.kernel.sum()) - 1.0) < 1e-4 and inspection.passes == (2 if refine else 1)
     assert inspection.kernel_without_aovs is not None and 0.0 <= inspection.aov_influence <= 1.0
     with pytest.raises(Exception, match="outside"):
         inspect_kernel(entry, image, x=99, y=0)
+
+
+def test_the_inspector_composes_a_refinement_with_the_first_pass():
+    """composed_kernel: each refinement tap's weight times its neighbour's first-pass kernel, at its offset;
+    a neighbour beyond the edge is the edge pixel (as the model pads), and normalised weights stay normalised."""
+    from engine.kernel_inspector import composed_kernel
+    from engine.training.archs.kpcn import shift_taps
+
+    layout = [(0, dy, dx) for dy, dx in shift_taps(3, 1)]
+    refine_taps = shift_taps(5, 1)
+    rng = np.random.default_rng(0)
+    first = rng.random((9, 6, 7))
+    first /= first.sum(axis=0)
+    weights = np.concatenate([first, np.zeros((25, 6, 7))])
+    centre = refine_taps.index((0, 0))
+    weights[9 + centre] = 1.0  # the identity refinement: the first pass's kernel, 2 px of zeros around it
+    out = composed_kernel(weights, layout, [1], refine_taps, 3, 3)
+    assert out.shape == (7, 7)
+    assert np.allclose(out[2:5, 2:5], dense_kernel(first[:, 3, 3], layout, [1])) and np.isclose(out.sum(), 1)
+    weights[9:] = 0.0
+    weights[9 + refine_taps.index((0, 1))] = 1.0  # all weight on the right neighbour: its kernel, one px right
+    out = composed_kernel(weights, layout, [1], refine_taps, 3, 3)
+    assert np.allclose(out[2:5, 3:6], dense_kernel(first[:, 3, 4], layout, [1]))
+    edge = composed_kernel(weights, layout, [1], refine_taps, 3, 6)  # the right neighbour of the last column
+    assert np.allclose(edge[2:5, 2:5], dense_kernel(first[:, 3, 6], layout, [1]))
+    mixed = rng.random((25, 6, 7))
+    weights[9:] = mixed / mixed.sum(axis=0)
+    assert np.isclose(composed_kernel(weights, layout, [1], refine_taps, 0, 0).sum(), 1.0)
 
 
 def test_aov_augmentation_rotates_normals_and_permutes_colour_alike():

@@ -1,7 +1,8 @@
 """Companion export for kernel-predicting render denoisers: the kernel model the kernel inspector runs.
 
 ``export_kernel_model(model, models_dir, model_id)`` writes ``<id>.kernels.onnx`` beside ``<id>.onnx``: the same
-inputs, one output ``kernels`` (1, K, H, W) holding each pixel's normalised weights, checked against torch.
+inputs, one output ``kernels`` (1, K, H, W) holding each pixel's normalised weights (a model with a refinement
+appends its 25 weights: ``kernel_refine_taps`` lists their offsets), checked against torch.
 It records in ``<id>.json`` (``provenance``) what :mod:`engine.kernel_inspector` needs to turn the K weights
 into a dense kernel: the companion file name, the tap layout ``[signal, dy, dx]`` and the box prefilter size of
 each signal. The main model's file, sha256 and ONNX contract are untouched.
@@ -26,7 +27,7 @@ def export_kernel_model(model, models_dir: Path, model_id: str, trace_size: int 
     import onnxruntime as ort
     import torch
 
-    from .archs.kpcn import KernelWeightsModel
+    from .archs.kpcn import REFINE_TAPS, KernelWeightsModel, shift_taps
 
     if getattr(model, "mode", "kernel") != "kernel":
         raise ValueError("only kernel-predicting models have kernels to inspect")
@@ -72,5 +73,9 @@ def export_kernel_model(model, models_dir: Path, model_id: str, trace_size: int 
             "kernel_prefilters": list(model.prefilters),
         }
     )
+    if getattr(model, "refine", False):  # its 5x5 weights follow the first pass's in the output
+        manifest["provenance"]["kernel_refine_taps"] = [list(tap) for tap in shift_taps(REFINE_TAPS, 1)]
+    else:
+        manifest["provenance"].pop("kernel_refine_taps", None)
     manifest_path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return path

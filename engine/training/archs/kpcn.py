@@ -390,6 +390,18 @@ class KernelPredictionDenoiser(nn.Module):
         color, aux = self._split(inputs)
         return softmax_channels(self._logits(color, self._signal(color, aux), aux))
 
+    def all_kernel_weights(self, *inputs: torch.Tensor) -> torch.Tensor:
+        """The first pass's weights and, for a model with a refinement, its 5x5 weights after them
+        (N, K + 25, H, W): what the kernel inspector composes into one footprint."""
+        if not self.refine:
+            return self.kernel_weights(*inputs)
+        color, aux = self._split(inputs)
+        signal = self._signal(color, aux)
+        out = self._features(color, signal, aux)
+        first = softmax_channels(self._logits(color, signal, aux, out))
+        filtered = self._corrected(self._filtered(color, signal, aux, first), out)
+        return torch.cat([first, self._refine_weights(filtered, aux, out[:, -self._refine_rows() :])], dim=1)
+
     def _logits(self, color: torch.Tensor, signal: torch.Tensor, aux: dict[str, torch.Tensor],
                 out: torch.Tensor | None = None) -> torch.Tensor:
         """The kernels' logits (N, K, H, W), with the cross-bilateral guide term when the model has guides
@@ -445,11 +457,16 @@ class KernelPredictionDenoiser(nn.Module):
         if self.refine_only:  # training the refinement alone: the first pass is a constant of the gradient
             rows = self._refine_rows()
             out = torch.cat([out[:, :-rows].detach(), out[:, -rows:]], dim=1)
-        filtered = self._filtered(color, signal, aux, softmax_channels(self._logits(color, signal, aux, out)))
-        if self.correction:
-            at = out.shape[1] - self.channels - (self._refine_rows() if self.refine else 0)
-            filtered = filtered + out[:, at : at + self.channels]
+        weights = softmax_channels(self._logits(color, signal, aux, out))
+        filtered = self._corrected(self._filtered(color, signal, aux, weights), out)
         return self._refined(filtered, aux, out[:, -self._refine_rows() :]) if self.refine else filtered
+
+    def _corrected(self, filtered: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """The filtered colour plus the direct correction (tail rows before the refinement's), if any."""
+        if not self.correction:
+            return filtered
+        at = out.shape[1] - self.channels - (self._refine_rows() if self.refine else 0)
+        return filtered + out[:, at : at + self.channels]
 
     def _refine_rows(self) -> int:
         return REFINE_TAPS**2 + len(self.refine_guides)
@@ -466,11 +483,19 @@ class KernelPredictionDenoiser(nn.Module):
         self.refine_only = True
 
     def _refined(self, filtered: torch.Tensor, aux: dict[str, torch.Tensor], out: torch.Tensor) -> torch.Tensor:
-        """The filtered colour (log1p) filtered once more by a 5x5 kernel: predicted logits minus a predicted
-        strength per guide times the squared distance of each tap's filtered colour, albedo and normal to the
-        pixel's. The first pass has removed most of the noise, so here the colour distance finds the edges
-        that a noisy colour guide cannot (this form, fixed, lowered validation relMSE 2.8% / 2.1% at 4 / 16 spp).
-        Averaged in linear radiance, like the renderer's samples."""
+        """The filtered colour (log1p) filtered once more by a 5x5 kernel (``_refine_weights``), averaged in
+        linear radiance, like the renderer's samples."""
+        weights = self._refine_weights(filtered, aux, out)
+        linear = torch.exp(filtered.clamp(min=0)) - 1
+        refined = apply_kernels([linear], weights, [(0, REFINE_TAPS, 1)])
+        return torch.log(1 + refined.clamp(min=0))
+
+    def _refine_weights(self, filtered: torch.Tensor, aux: dict[str, torch.Tensor], out: torch.Tensor) -> torch.Tensor:
+        """The refinement's normalised 5x5 weights (N, 25, H, W): predicted logits (``out``: the tail's
+        refinement rows) minus a predicted strength per guide times the squared distance of each tap's filtered
+        colour, albedo and normal to the pixel's. The first pass has removed most of the noise, so here the
+        colour distance finds the edges that a noisy colour guide cannot (this form, fixed, lowered validation
+        relMSE 2.8% / 2.1% at 4 / 16 spp)."""
         taps = REFINE_TAPS**2
         strengths = torch.exp((REFINE_GAIN * out[:, taps:]).clamp(max=REFINE_MAX_LOG))
         # The distances are constants of the gradient (the filtered colour's too): only the strengths learn
@@ -485,10 +510,7 @@ class KernelPredictionDenoiser(nn.Module):
             distances = (_unfolded(guides, REFINE_TAPS, 1) - guides[:, :, None]) ** 2  # (N, C, taps, H, W)
             per_guide = distances.view(n, len(self.refine_guides), -1, taps, height, width).sum(dim=2)
             penalty = (strengths[:, :, None] * per_guide).sum(dim=1)
-        weights = softmax_channels(out[:, :taps] - penalty)
-        linear = torch.exp(filtered.clamp(min=0)) - 1
-        refined = apply_kernels([linear], weights, [(0, REFINE_TAPS, 1)])
-        return torch.log(1 + refined.clamp(min=0))
+        return softmax_channels(out[:, :taps] - penalty)
 
     def _filtered(self, color: torch.Tensor, signal: torch.Tensor, aux: dict[str, torch.Tensor],
                   weights: torch.Tensor) -> torch.Tensor:
@@ -675,7 +697,8 @@ def _widened(old: torch.Tensor, fresh: torch.Tensor) -> torch.Tensor:
 
 
 class KernelWeightsModel(nn.Module):
-    """Export wrapper: the same inputs, the normalised kernel weights as output (for the kernel inspector)."""
+    """Export wrapper: the same inputs, the normalised kernel weights as output (for the kernel inspector):
+    ``all_kernel_weights``, the refinement's after the first pass's."""
 
     def __init__(self, model: KernelPredictionDenoiser) -> None:
         super().__init__()
@@ -683,7 +706,7 @@ class KernelWeightsModel(nn.Module):
         self.input_roles = model.input_roles
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        return self.model.kernel_weights(*inputs)
+        return self.model.all_kernel_weights(*inputs)
 
 
 def kpcn(**config) -> KernelPredictionDenoiser:
