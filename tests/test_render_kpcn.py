@@ -94,7 +94,7 @@ def _render_image(size=40, seed=0):
     (False, (), "log", 0, False, "pixel", False), ("mix", (), "log", 0, False, "pixel", False),
     (False, ("albedo", "normal", "color"), "linear", 0, False, "pixel", False),
     (False, ("albedo",), "log", 1, True, "pixel", False), (False, ("albedo", "color"), "log", 0, False, "box", False),
-    (False, ("albedo", "normal", "color"), "log", 0, True, "pixel", True)])
+    (False, ("albedo", "normal", "color"), "log", 0, True, "pixel", True)])  # refine: with refine_features
 def test_export_restore_and_inspect(tmp_path, demodulate, guide, space, context, correction, centre, refine):
     pytest.importorskip("onnxruntime")
     from engine.jobs import run_job
@@ -106,7 +106,7 @@ def test_export_restore_and_inspect(tmp_path, demodulate, guide, space, context,
 
     torch.manual_seed(0)
     config = dict(TINY, demodulate=demodulate, guide=list(guide), filter_space=space, context_blocks=context,
-                  correction=correction, color_guide_centre=centre, refine=refine)
+                  correction=correction, color_guide_centre=centre, refine=refine, refine_features=4 * refine)
     model = build_model("kprcan", config).eval()
     if centre == "box":  # strong guides, so that the graph's centre is checked against PyTorch's
         with torch.no_grad():
@@ -121,6 +121,7 @@ def test_export_restore_and_inspect(tmp_path, demodulate, guide, space, context,
         with torch.no_grad():
             model.tail.weight[-model._refine_rows() * model.unshuffle**2 :].normal_(std=0.1)
             model.tail.bias[-3 * model.unshuffle**2 :] = 0.4
+            torch.nn.init.normal_(model.refine_net[2].weight, std=0.3)
     manifest = build_manifest(model, model_id="tiny-kp", task="render-denoise", value_transform="log1p")
     export_model(model, manifest, tmp_path, arch="kprcan", arch_config=config)
     export_kernel_model(model, tmp_path, "tiny-kp")
@@ -602,6 +603,16 @@ def test_a_refinement_grows_as_a_fixed_bilateral_and_then_learns_per_pixel(tmp_p
         assert torch.allclose(deeper(*inputs), grown(*inputs), atol=1e-6)
     with pytest.raises(ValueError, match="refinement"):
         grow_model(build_model("kprcan", config), grown.state_dict(), dict(config, refine=True))
+    # its own features (refine_features) grow at zero, and then steer it
+    netted = build_model("kprcan", dict(config, refine=True, refine_features=4)).eval()
+    grow_model(netted, grown.state_dict(), dict(config, refine=True))
+    with torch.no_grad():
+        assert torch.allclose(netted(*inputs), grown(*inputs), atol=1e-6)
+        torch.nn.init.normal_(netted.refine_net[2].weight, std=0.5)
+        assert not torch.allclose(netted(*inputs), grown(*inputs), atol=1e-4)
+        assert torch.allclose(netted.kernel_weights(*inputs), grown.kernel_weights(*inputs), atol=1e-6)
+    netted.train_only_refinement()
+    assert all(p.requires_grad for p in netted.refine_net.parameters()) and not netted.head.weight.requires_grad
     model, config_used = _build_recipe_from_checkpoint(tmp_path, config, old.state_dict(), dict(config, refine=True))
     assert config_used["refine"] is True and model.refine
     with torch.no_grad():
@@ -630,6 +641,27 @@ def test_the_context_branch_sees_farther_and_its_reach_is_declared():
     beyond_body = plain.receptive_radius + plain.kernel_reach + 8
     assert moved(plain, beyond_body) == 0.0 and moved(model, beyond_body) > 0.0
     assert moved(model, model.receptive_radius + model.kernel_reach + 8) == 0.0
+
+
+def test_a_refinement_stays_within_the_declared_overlap():
+    """refine (with its own features): the second kernel and its convolutions reach 4 px past the first pass,
+    and nothing beyond the declared tile overlap moves the output."""
+    import torch
+
+    torch.manual_seed(0)
+    model = build_model("kprcan", dict(TINY, aux_inputs=[], refine=True, refine_features=4)).eval()
+    torch.nn.init.normal_(model.refine_net[2].weight, std=0.3)
+    first = model.receptive_radius + model.kernel_reach
+    assert model.overlap >= first + 4
+    x = torch.rand(1, 3, 160, 160)
+
+    def moved(distance: int) -> float:
+        y = x.clone()
+        y[..., 80, 80 + distance] += 2.0
+        with torch.no_grad():
+            return float((model(y) - model(x))[..., 80, 80].abs().max())
+
+    assert moved(4) > 0.0 and moved(model.overlap + 1) == 0.0  # (the first pass's radius is an upper bound)
 
 
 def test_linear_filter_space_averages_radiance_not_log_radiance(tmp_path):

@@ -299,6 +299,7 @@ def _grows_into(arch: str, config: dict, weights: dict) -> bool:
         full.pop("context_blocks")
         full.pop("correction")
         full.pop("refine")
+        full.pop("refine_features")
         full.pop("color_guide_centre")
         return full
 
@@ -314,7 +315,8 @@ def _grows_into(arch: str, config: dict, weights: dict) -> bool:
     old_width, new_width = old.get("features", defaults["features"]), config.get("features", defaults["features"])
     adds_context = old.get("context_blocks", 0) == 0 < config.get("context_blocks", 0)
     adds_correction = not old.get("correction", False) and bool(config.get("correction", False))
-    adds_refine = not old.get("refine", False) and bool(config.get("refine", False))
+    adds_refine = (not old.get("refine", False) and bool(config.get("refine", False))
+                   or old.get("refine_features", 0) == 0 < config.get("refine_features", 0))
     # the same weights, the colour guide's taps compared with another centre (see color_guide_centre)
     moves_centre = (old.get("color_guide_centre", defaults["color_guide_centre"])
                     != config.get("color_guide_centre", defaults["color_guide_centre"]))
