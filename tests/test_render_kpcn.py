@@ -612,6 +612,8 @@ def test_a_refinement_grows_as_a_fixed_bilateral_and_then_learns_per_pixel(tmp_p
         assert not torch.allclose(netted(*inputs), grown(*inputs), atol=1e-4)
         assert torch.allclose(netted.kernel_weights(*inputs), grown.kernel_weights(*inputs), atol=1e-6)
     netted.train_only_refinement()
+    with pytest.raises(ValueError, match="refine_features needs refine"):
+        build_model("kprcan", dict(config, refine_features=4))
     assert all(p.requires_grad for p in netted.refine_net.parameters()) and not netted.head.weight.requires_grad
     model, config_used = _build_recipe_from_checkpoint(tmp_path, config, old.state_dict(), dict(config, refine=True))
     assert config_used["refine"] is True and model.refine

@@ -342,6 +342,8 @@ class KernelPredictionDenoiser(nn.Module):
         # Refinement (kernel mode only): a second, 5x5 kernel on the filtered colour, cross-bilateral on the
         # filtered colour itself and the buffers; its logits and strengths are the tail's last rows.
         self.refine = bool(refine) and mode == "kernel"
+        if int(refine_features) and not self.refine:
+            raise ValueError("refine_features needs refine = true (a kernel-mode model's refinement)")
         self.refine_only = False  # train_only_refinement
         # three channels each (the ONNX graph repeats each strength over three channels)
         self.refine_guides = ("color",) + tuple(n for n in ("albedo", "normal") if n in self.aux_inputs)
