@@ -93,6 +93,36 @@ def test_render_data_command_writes_deterministic_sets_and_pairs(tmp_path):
     assert np.isfinite(panel).all()
 
 
+def test_render_shot_writes_frames_the_train_dialog_fine_tunes_on(tmp_path):
+    """``render-shot``: one scene as a camera move; each noisy frame carries its AOVs as EXR layers and sits
+    beside its NAME_ref.exr, so find_pairs (the Train dialog's folder reader) pairs them."""
+    pytest.importorskip("mitsuba")
+    from engine.cli import main
+    from engine.imageio import read_image
+    from engine.render_data.generate import orbit_camera
+    from engine.training.datasets import find_pairs
+
+    out = tmp_path / "shot"
+    assert main(["render-shot", "--out", str(out), "--seed", "4", "--frames", "3", "--spp", "2", "--ref-spp", "8",
+                 "--size", "24x16", "--threads", "1"]) == 0
+    pairs = find_pairs(out)
+    assert [(a.name, b.name) for a, b in pairs] == [(f"frame_{i:04d}.exr", f"frame_{i:04d}_ref.exr") for i in range(3)]
+    info = json.loads((out / "shot.json").read_text())
+    assert info["frames"] == 3 and info["spec"] == random_scene(4) and info["exposure_gain"] > 0
+    frames = [read_image(a) for a, _ in pairs]
+    assert all(f.meta.hdr and f.pixels.shape == (16, 24, 3) and {"albedo", "normal", "depth"} <= set(f.layers)
+               for f in frames)
+    # the camera turns about its target, through the scene's own camera halfway
+    camera = random_scene(4)["camera"]
+    assert info["cameras"][1]["origin"] == pytest.approx(camera["origin"])
+    assert info["cameras"][0]["origin"] != info["cameras"][2]["origin"]
+    turned = orbit_camera(camera, 30.0)
+    distance = lambda c: math.dist(c["origin"], c["target"])  # noqa: E731
+    assert distance(turned) == pytest.approx(distance(camera)) and turned["origin"][1] == camera["origin"][1]
+    assert turned["origin"] != camera["origin"]
+    assert orbit_camera(camera, 0.0)["origin"] == pytest.approx(camera["origin"])
+
+
 def test_bundled_render_sample_has_aovs_and_reference():
     from engine.imageio import read_image
 

@@ -40,7 +40,25 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _size(text: str) -> tuple[int, int]:
+    from ..cli import UsageError
+
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+        if width < 8 or height < 8:
+            raise ValueError
+    except ValueError:
+        raise UsageError(f"--size must be WxH with both at least 8, got {text!r}") from None
+    return width, height
+
+
+def _report(progress: Progress) -> None:
+    eta = f", {progress.eta_s:.0f} s left" if progress.eta_s is not None else ""
+    print(f"[{progress.fraction:6.1%}] {progress.message}{eta}", file=sys.stderr, flush=True)
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    add_shot_parser(subparsers)
     parser = subparsers.add_parser(
         "render-data",
         help="render procedural scenes (noisy + reference, with AOVs) for training render denoisers",
@@ -68,29 +86,54 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import UsageError
     from .generate import RenderSetRequest, generate_set
 
-    try:
-        width, height = (int(v) for v in args.size.lower().split("x"))
-        if width < 8 or height < 8:
-            raise ValueError
-    except ValueError:
-        raise UsageError(f"--size must be WxH with both at least 8, got {args.size!r}") from None
+    width, height = _size(args.size)
     request = RenderSetRequest(
         out=args.out, scenes=args.scenes, seed=args.seed, spp=args.spp, ref_spp=args.ref_spp,
         width=width, height=height, threads=args.threads, resume=not args.no_resume,
         gaussian_fraction=args.gaussian_fraction, panel_fraction=args.panel_fraction,
     )
-
-    def report(progress: Progress) -> None:
-        eta = f", {progress.eta_s:.0f} s left" if progress.eta_s is not None else ""
-        print(f"[{progress.fraction:6.1%}] {progress.message}{eta}", file=sys.stderr, flush=True)
-
-    result = run_job(generate_set(request), report)
+    result = run_job(generate_set(request), _report)
     print(f"{len(result.names)} scenes in {result.seconds:.1f} s ({result.variant}) -> {result.out}")
     if args.pairs is not None:
         from .pairs import write_pairs
 
         print(f"{write_pairs(args.out, args.pairs)} training pairs -> {args.pairs}")
+    return 0
+
+
+def add_shot_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "render-shot",
+        help="render one procedural scene as a shot of several frames, for per-scene fine-tuning",
+        description="Render one procedural Mitsuba scene as a short camera move: each frame noisy (albedo, normal "
+        "and depth as EXR layers) beside the same frame with many samples (NAME_ref.exr), the layout the Train "
+        "dialog fine-tunes a render denoiser on (needs mitsuba from requirements-dev.txt).",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="output folder (frame_0000.exr, frame_0000_ref.exr...)")
+    parser.add_argument("--seed", type=int, default=0, help="the scene's seed")
+    parser.add_argument("--frames", type=_positive, default=8, help="number of frames (default 8)")
+    parser.add_argument("--spp", type=_positive, default=4, help="samples per pixel of the noisy frames (default 4)")
+    parser.add_argument("--ref-spp", type=_positive, default=256,
+                        help="samples per pixel of the references (default 256)")
+    parser.add_argument("--size", default="128x128", help="image size WxH (default 128x128)")
+    parser.add_argument("--orbit", type=float, default=24.0,
+                        help="degrees the camera turns about its target over the shot (default 24)")
+    parser.add_argument("--panel-fraction", type=_fraction, default=0.0,
+                        help="probability that the scene has an emitting panel flush with a wall (default 0)")
+    parser.add_argument("--threads", type=_positive, default=None, help="render threads (default: all cores)")
+    parser.set_defaults(handler=run_shot)
+    return parser
+
+
+def run_shot(args: argparse.Namespace) -> int:
+    from .generate import ShotRequest, generate_shot
+
+    width, height = _size(args.size)
+    request = ShotRequest(out=args.out, seed=args.seed, frames=args.frames, spp=args.spp, ref_spp=args.ref_spp,
+                          width=width, height=height, threads=args.threads, orbit_degrees=args.orbit,
+                          panel_fraction=args.panel_fraction)
+    result = run_job(generate_shot(request), _report)
+    print(f"{len(result.names)} frames in {result.seconds:.1f} s ({result.variant}) -> {result.out}")
     return 0

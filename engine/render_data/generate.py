@@ -132,3 +132,82 @@ def generate_set(
         fraction = (i + 1) / request.scenes
         yield Progress(fraction, "render", f"{name} ({i + 1}/{request.scenes})", clock.eta(fraction))
     return RenderSetResult(request.out, tuple(names), clock.elapsed(), variant)
+
+
+# -- shots: one scene, several frames -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ShotRequest:
+    """One procedural scene rendered as a short camera move, in the layout the Train dialog reads for per-scene
+    fine-tuning: ``frame_0000.exr`` (noisy colour with ``albedo`` / ``normal`` / ``depth`` EXR layers, as a
+    renderer writes a multi-layer frame) beside ``frame_0000_ref.exr`` (the same frame with many samples)."""
+
+    out: Path
+    seed: int
+    frames: int = 8
+    spp: int = 4
+    ref_spp: int = 256
+    width: int = 128
+    height: int = 128
+    threads: int | None = None
+    #: The camera turns this far about the vertical axis through its target over the whole shot.
+    orbit_degrees: float = 24.0
+    panel_fraction: float = 0.0
+
+
+def frame_name(index: int) -> str:
+    return f"frame_{index:04d}"
+
+
+def orbit_camera(camera: dict, degrees: float) -> dict:
+    """``camera`` turned by ``degrees`` about the vertical axis through its target."""
+    angle = np.radians(degrees)
+    tx, _, tz = camera["target"]
+    x, y, z = camera["origin"]
+    dx, dz = x - tx, z - tz
+    origin = [tx + dx * float(np.cos(angle)) - dz * float(np.sin(angle)), y,
+              tz + dx * float(np.sin(angle)) + dz * float(np.cos(angle))]
+    return {**camera, "origin": [float(v) for v in origin]}
+
+
+def generate_shot(request: ShotRequest, token: CancelToken | None = None) -> Generator[Progress, None, RenderSetResult]:
+    """Render ``request.frames`` frames of scene ``request.seed`` into ``request.out`` (see :class:`ShotRequest`).
+
+    Every frame shares one exposure (the first reference's), as the frames of one shot do, and every render its
+    own sampler seed, so the frames' noise is independent."""
+    from .exr import write_layered
+
+    if request.frames < 1:
+        raise ValueError("a shot needs at least one frame")
+    token = token or CancelToken()
+    variant = mitsuba_backend.set_variant(request.threads)
+    request.out.mkdir(parents=True, exist_ok=True)
+    base = random_scene(request.seed, DEFAULT_GAUSSIAN_FRACTION, request.panel_fraction)
+    clock = EtaClock()
+    names, gain, times, cameras = [], None, [], []
+    for index in range(request.frames):
+        token.raise_if_cancelled()
+        turn = request.orbit_degrees * (index / max(request.frames - 1, 1) - 0.5)
+        spec = {**base, "camera": orbit_camera(base["camera"], turn)}
+        cameras.append(spec["camera"])
+        scene = mitsuba_backend.build_scene(spec, request.width, request.height)
+        start = time.perf_counter()
+        seed = render_seed(request.seed, request.spp) + 104729 * (index + 1)
+        reference = mitsuba_backend.render(scene, request.ref_spp, (seed + 1) % (2**31))["color"]
+        noisy = mitsuba_backend.render(scene, request.spp, seed % (2**31))
+        times.append(time.perf_counter() - start)
+        if gain is None:
+            mean = float((reference @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)).mean())
+            gain = base["exposure"] * MIDDLE_GREY / mean if mean > 1e-8 else 1.0
+        name = frame_name(index)
+        noisy["color"] = noisy["color"] * np.float32(gain)
+        write_layered(request.out / f"{name}.exr", noisy, half=False)
+        write_buffer(request.out / f"{name}_ref.exr", "color", reference * np.float32(gain))
+        names.append(name)
+        fraction = (index + 1) / request.frames
+        yield Progress(fraction, "render", f"{name} ({index + 1}/{request.frames})", clock.eta(fraction))
+    info = {"seed": request.seed, "frames": request.frames, "spp": request.spp, "ref_spp": request.ref_spp,
+            "width": request.width, "height": request.height, "orbit_degrees": request.orbit_degrees,
+            "variant": variant, "exposure_gain": gain, "render_seconds": times, "cameras": cameras, "spec": base}
+    (request.out / "shot.json").write_text(json.dumps(info, indent=1), encoding="utf-8")
+    return RenderSetResult(request.out, tuple(names), clock.elapsed(), variant)
