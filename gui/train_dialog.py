@@ -38,9 +38,6 @@ from engine.models.manifest import TASK_LABELS
 from gui.loss_plot import LossPlot
 from gui.worker import JobRunner
 
-#: Fine-tuning starts from trained weights: a smaller learning rate keeps what the base model knows.
-FINE_TUNE_LR_FACTOR = 0.2
-
 
 def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "model"
@@ -199,7 +196,10 @@ class TrainDialog(QDialog):
         self._recipe_changed()
 
     def _base_changed(self) -> None:
-        """Fine-tuning a model: preselect the recipe that trained it (its data layout and loss)."""
+        """Fine-tuning a model: preselect the recipe written for fine-tuning it, else the one that trained it
+        (its data layout and loss)."""
+        from engine.training.recipes import recipe_for_fine_tuning
+
         base = self.base_box.currentData()
         if not base:
             return
@@ -207,9 +207,9 @@ class TrainDialog(QDialog):
             made_by = str(self.registry.get(base).manifest.provenance.get("recipe", ""))
         except Exception:  # noqa: BLE001 - a model that vanished meanwhile: keep the user's recipe
             return
+        chosen = recipe_for_fine_tuning(self.recipes, made_by)
         for row in range(self.recipe_box.count()):
-            recipe = self.recipes[self.recipe_box.itemData(row)]
-            if made_by and Path(str(recipe.source)).name == Path(made_by).name:
+            if chosen is not None and self.recipes[self.recipe_box.itemData(row)] is chosen:
                 self.recipe_box.setCurrentIndex(row)
                 return
 
@@ -218,6 +218,13 @@ class TrainDialog(QDialog):
         if recipe is None:
             self.data_note.setText("")
             return
+        if recipe.train.for_fine_tuning and self.base_box.currentData() is None:
+            # a recipe written to fine-tune a model: start from that model, not from scratch
+            row = self.base_box.findData(recipe.train.init)
+            if row >= 0:
+                self.base_box.blockSignals(True)
+                self.base_box.setCurrentIndex(row)
+                self.base_box.blockSignals(False)
         if recipe.model.task == "render-denoise":
             self.data_note.setText(
                 "A folder of a shot's frames: each noisy frame as you render it (albedo and normal as EXR layers, "
@@ -255,6 +262,7 @@ class TrainDialog(QDialog):
     # -- running ---------------------------------------------------------------------------------------------
     def build_job_factory(self):
         """The job to run for the current choices (raises ValueError with a message for the user)."""
+        from engine.training.recipes import fine_tuning_lr
         from engine.training.trainer import TrainOptions, train_job
 
         recipe = self.current_recipe()
@@ -270,13 +278,18 @@ class TrainDialog(QDialog):
         model_id = f"user-{slug(name)}-{time.strftime('%Y%m%d-%H%M%S')}"
         base = self.base_box.currentData()
         if base:
-            recipe = recipe.replace(train=replace(recipe.train, lr=recipe.train.lr * FINE_TUNE_LR_FACTOR))
+            recipe = recipe.replace(train=replace(recipe.train, lr=fine_tuning_lr(recipe)))
+        elif recipe.train.for_fine_tuning:
+            raise ValueError(
+                "This recipe fine-tunes a trained model for minutes; it cannot train one from scratch. "
+                "Choose the model to fine-tune under Start from."
+            )
         options = TrainOptions(
             minutes=float(self.minutes.value()),
             data=tuple(folders),
             model_id=model_id,
             model_name=name,
-            init=base,
+            init=base or "",  # "From scratch" means it, even for a recipe that names an init of its own
         )
         return lambda token: train_job(recipe, token, options)
 

@@ -8,7 +8,7 @@ torch = pytest.importorskip("torch")
 cv2 = pytest.importorskip("cv2")
 
 from engine.models.registry import ModelRegistry  # noqa: E402
-from engine.training.recipes import recipe_from_dict  # noqa: E402
+from engine.training.recipes import load_recipe, recipe_from_dict  # noqa: E402
 
 
 @pytest.fixture
@@ -97,7 +97,7 @@ def test_train_dialog_refuses_to_start_without_images(qtbot, monkeypatch):
     assert warnings and not dialog.runner.is_running()
 
 
-def test_render_fine_tuning_from_a_flat_folder_of_shot_frames(qtbot, tmp_path):
+def test_render_fine_tuning_from_a_flat_folder_of_shot_frames(qtbot, tmp_path, monkeypatch):
     """Per-scene fine-tuning: noisy frames with AOVs as EXR layers, each beside its NAME_ref.exr."""
     from engine.image import ImageMeta, make_image
     from engine.imageio import write_image
@@ -149,6 +149,28 @@ def test_render_fine_tuning_from_a_flat_folder_of_shot_frames(qtbot, tmp_path):
     base = dialog.base_box.currentData()
     assert str(base).startswith("render-")
     assert "NAME_ref" in dialog.data_note.text()
-    # the recipe that trained the base model is preselected
+    # the base model's fine-tuning recipe is preselected (the one that made it trains its refinement alone), and
+    # the job trains every weight at that recipe's own rate
     made_by = ModelRegistry(include_classical=False).get(base).manifest.provenance["recipe"]
-    assert str(dialog.current_recipe().source).endswith(made_by.rsplit("/", 1)[-1])
+    chosen = dialog.current_recipe()
+    assert chosen.train.for_fine_tuning and chosen.train.train_only == ""
+    assert chosen.model.id == load_recipe(made_by).model.id and not chosen.source.endswith(made_by.rsplit("/", 1)[-1])
+    started = []
+    monkeypatch.setattr("engine.training.trainer.train_job", lambda recipe, token, options: started.append(
+        (recipe, options)))
+    dialog.add_folder(str(shot))
+    dialog.build_job_factory()(None)
+    (recipe, options), = started
+    assert recipe.train.lr == chosen.train.lr and recipe.train.train_only == "" and options.init == base
+
+    # "From scratch" means it: the fine-tuning recipe (whose init is the shipped model) refuses it, and choosing
+    # that recipe while "From scratch" is selected starts from its model instead
+    assert chosen.train.init == base
+    row_of = {id(dialog.recipes[dialog.recipe_box.itemData(row)]): row for row in range(dialog.recipe_box.count())}
+    dialog.base_box.setCurrentIndex(dialog.base_box.findData(None))
+    with pytest.raises(ValueError, match="Start from"):
+        dialog.build_job_factory()
+    dialog.recipe_box.setCurrentIndex(next(row for row in row_of.values() if row != row_of[id(chosen)]))
+    dialog.base_box.setCurrentIndex(dialog.base_box.findData(None))
+    dialog.recipe_box.setCurrentIndex(row_of[id(chosen)])
+    assert dialog.base_box.currentData() == base

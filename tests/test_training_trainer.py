@@ -532,3 +532,33 @@ def test_shipped_models_name_self_contained_recipes():
     assert len(named) >= 5
     for name in named:
         assert "base" not in tomllib.loads((root / name).read_text()), name
+
+
+def test_fine_tuning_a_shipped_render_model_picks_a_whole_network_recipe():
+    """The recipes that made the render models train their refinement alone; a user's per-shot fine-tune gets the
+    model's fine-tuning recipe instead: the same network, every weight trainable, its lr used as it is."""
+    from engine.training.recipes import FINE_TUNE_LR_FACTOR, fine_tuning_lr, list_recipes, recipe_for_fine_tuning
+    from engine.training.trainer import resolve_init
+
+    root = Path(__file__).resolve().parent.parent
+    recipes = list_recipes()
+    for model_id in ("render-kprcan-aov", "render-kprcan-color"):
+        made_by = json.loads((root / "resources" / "models" / f"{model_id}.json").read_text())["provenance"]["recipe"]
+        assert load_recipe(root / made_by).train.train_only == "refine"
+        chosen = recipe_for_fine_tuning(recipes, made_by)
+        assert chosen is not None and chosen.train.for_fine_tuning and chosen.train.train_only == ""
+        assert chosen.model == load_recipe(root / made_by).model  # the base's weights load as they are
+        assert fine_tuning_lr(chosen) == chosen.train.lr
+        # it starts from the shipped model even without --init
+        assert chosen.train.init == model_id and resolve_init(chosen.train.init).name == f"{model_id}.pt"
+        # a model fine-tuned with it names it in turn, and gets it again
+        assert recipe_for_fine_tuning(recipes, chosen.source) is chosen
+    # without a fine-tuning recipe of its model: the one that made it, at a fraction of its rate
+    plain = recipe_for_fine_tuning(recipes, "recipes/sr_x2.toml")
+    assert plain is not None and plain.source.endswith("sr_x2.toml") and not plain.train.for_fine_tuning
+    assert fine_tuning_lr(plain) == pytest.approx(plain.train.lr * FINE_TUNE_LR_FACTOR)
+    assert recipe_for_fine_tuning(recipes, "recipes/no_such_recipe.toml") is None
+    assert recipe_for_fine_tuning(recipes, "") is None
+    with pytest.raises(RecipeError, match="for_fine_tuning"):
+        recipe_from_dict({"model": {"id": "x", "task": "photo-denoise", "arch": "dncnn"},
+                          "train": {"for_fine_tuning": "yes"}})

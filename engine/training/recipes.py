@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,6 +144,10 @@ class TrainSection:
     #: denoiser's refinement stage alone, its first pass a constant; needs weight_decay = 0, which would
     #: otherwise shrink the frozen rows of the tail they share).
     train_only: str = ""
+    #: A recipe written for fine-tuning a trained model of its ``[model] id`` on a user's own images: the Train
+    #: dialog offers it first when that model is the base, and uses its ``lr`` as it is (other recipes' rates
+    #: are scaled by FINE_TUNE_LR_FACTOR there, as they were written for training from scratch or from a stage).
+    for_fine_tuning: bool = False
 
 
 @dataclass(frozen=True)
@@ -257,6 +261,8 @@ def validate(recipe: Recipe) -> None:
         problems.append(f"train_only {t.train_only!r} must be \"\" (everything) or \"refine\"")
     if t.train_only and t.weight_decay:
         problems.append("train_only needs weight_decay = 0 (decay would shrink the frozen weights too)")
+    if not isinstance(t.for_fine_tuning, bool):
+        problems.append(f"for_fine_tuning must be true or false, got {t.for_fine_tuning!r}")
     if t.batch_size < 1 or d.patch_size < 4:
         problems.append("batch_size must be >= 1 and patch_size >= 4")
     if problems:
@@ -326,6 +332,29 @@ def merge_tables(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, 
         else:
             merged[key] = value
     return merged
+
+
+#: A recipe not written for fine-tuning trains at this share of its learning rate when it starts from a trained
+#: model: a smaller rate keeps what the base model knows (fine_tuning_lr).
+FINE_TUNE_LR_FACTOR = 0.2
+
+
+def recipe_for_fine_tuning(recipes: Sequence[Recipe], made_by: str) -> Recipe | None:
+    """The recipe to fine-tune a model with, whose provenance names the recipe file ``made_by``: a
+    ``for_fine_tuning`` recipe of the same model id when there is one, else ``made_by`` itself; None when
+    ``made_by`` is not among ``recipes``. (Train it at :func:`fine_tuning_lr`.)"""
+    name = Path(str(made_by)).name
+    made = next((r for r in recipes if name and Path(str(r.source)).name == name), None)
+    if made is None:
+        return None
+    if made.train.for_fine_tuning:
+        return made
+    return next((r for r in recipes if r.train.for_fine_tuning and r.model.id == made.model.id), made)
+
+
+def fine_tuning_lr(recipe: Recipe) -> float:
+    """The learning rate ``recipe`` fine-tunes a trained model at."""
+    return recipe.train.lr if recipe.train.for_fine_tuning else recipe.train.lr * FINE_TUNE_LR_FACTOR
 
 
 def recipes_dir() -> Path:
