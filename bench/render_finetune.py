@@ -1,0 +1,169 @@
+"""Per-scene fine-tuning of the render denoiser, as the Train dialog runs it, measured on frames it never saw.
+
+A renderer's user renders a few frames of a shot with many samples, fine-tunes the shipped denoiser on them in
+the app, then denoises the rest of the shot. This script does the same on procedural shots (``render-shot``: one
+scene, the camera orbiting its target, seeds 92000+ that no training set uses; rendered into bench/work when
+missing): the even frames are the fine-tuning folder (the dialog holds one of them out for validation), the odd
+frames are scored. Each candidate recipe trains through ``train_job`` exactly as the dialog starts it (base model,
+``fine_tuning_lr``, the dialog's budget), is exported to ONNX and runs through the app's restore job, next to the
+shipped model and OIDN (colour only and with AOVs).
+
+    nice -n 10 .venv/bin/python bench/render_finetune.py [--minutes 10] [--recipes A.toml B.toml ...]
+
+Default candidates: the recipe the dialog picks (``recipe_for_fine_tuning``) and the recipe that trained the base
+model, when they differ. Prints a markdown table; writes bench/results/render_finetune.md and .json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from render import rel_mse, tonemapped_psnr  # noqa: E402
+
+from engine.imageio import read_image  # noqa: E402
+from engine.jobs import run_job  # noqa: E402
+from engine.models.registry import ModelEntry, ModelRegistry, scan_models_folder  # noqa: E402
+from engine.restore import restore_job  # noqa: E402
+from engine.training.recipes import fine_tuning_lr, list_recipes, load_recipe, recipe_for_fine_tuning  # noqa: E402
+from engine.training.trainer import TrainOptions, train_job  # noqa: E402
+
+WORK = ROOT / "bench" / "work" / "render_shots"
+#: (seed, noisy spp): one shot per sample count the render target names.
+SHOTS = ((92000, 4), (92001, 16))
+FRAMES, SIZE, REF_SPP = 10, 192, 512
+
+
+def ensure_shot(seed: int, spp: int) -> Path:
+    folder = WORK / f"shot_{seed}_spp{spp}"
+    if not (folder / "shot.json").is_file():
+        from engine.render_data.generate import ShotRequest, generate_shot
+
+        print(f"rendering shot {seed} ({FRAMES} frames at {spp} spp) into {folder} ...", file=sys.stderr)
+        run_job(generate_shot(ShotRequest(folder, seed, FRAMES, spp, REF_SPP, SIZE, SIZE, panel_fraction=0.5)))
+    train = folder / "fine_tune"
+    if not train.is_dir():
+        train.mkdir()
+        for index in range(0, FRAMES, 2):
+            for suffix in ("", "_ref"):
+                shutil.copy2(folder / f"frame_{index:04d}{suffix}.exr", train / f"frame_{index:04d}{suffix}.exr")
+    return folder
+
+
+def scored_frames(folder: Path) -> list[tuple[str, object, np.ndarray]]:
+    return [(f"frame_{i:04d}", read_image(folder / f"frame_{i:04d}.exr"),
+             read_image(folder / f"frame_{i:04d}_ref.exr").pixels) for i in range(1, FRAMES, 2)]
+
+
+def score(entry: ModelEntry, frames) -> dict:
+    rows = []
+    for name, image, reference in frames:
+        started = time.perf_counter()
+        result = run_job(restore_job(image, entry, device="cpu"))
+        rows.append({"frame": name, "rel_mse": rel_mse(result.image.pixels, reference),
+                     "psnr": tonemapped_psnr(result.image.pixels, reference),
+                     "seconds": time.perf_counter() - started})
+    return {"rel_mse": float(np.mean([r["rel_mse"] for r in rows])),
+            "psnr": float(np.mean([r["psnr"] for r in rows])), "frames": rows}
+
+
+def fine_tune(recipe, base: str, data: Path, minutes: float, tag: str, threads: int) -> tuple[ModelEntry, dict]:
+    run_dir, out_dir = WORK / "runs" / tag, WORK / "models" / tag
+    for folder in (run_dir, out_dir):
+        shutil.rmtree(folder, ignore_errors=True)
+    recipe = recipe.replace(train=replace(recipe.train, lr=fine_tuning_lr(recipe)))
+    options = TrainOptions(minutes=minutes, data=(str(data),), run_dir=run_dir, out_dir=out_dir,
+                           model_id=f"bench-ft-{tag}", model_name=tag, init=base, threads=threads)
+    result = run_job(train_job(recipe, None, options))
+    found, problems = scan_models_folder(out_dir, "user")
+    if problems or not found:
+        raise SystemExit(f"{tag}: the fine-tuned model did not export: {problems}")
+    info = {"steps": result.steps, "seconds": result.seconds, "lr": recipe.train.lr,
+            "train_only": recipe.train.train_only or "everything", "best_val_psnr": result.best_val_psnr}
+    return found[0], info
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base", default="render-kprcan-aov", help="the shipped model to fine-tune")
+    parser.add_argument("--minutes", type=float, default=10.0, help="fine-tuning budget (the dialog's default)")
+    parser.add_argument("--recipes", nargs="*", default=None, help="candidate recipe files (default: see above)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "render_finetune"))
+    args = parser.parse_args()
+    started = time.perf_counter()
+    registry = ModelRegistry(include_classical=False)
+    base = registry.get(args.base)
+    made_by = str(base.manifest.provenance.get("recipe", ""))
+    if args.recipes:
+        candidates = [load_recipe(Path(p)) for p in args.recipes]
+    else:
+        recipes = list_recipes()
+        picked = recipe_for_fine_tuning(recipes, made_by)
+        original = recipe_for_fine_tuning([r for r in recipes if not r.train.for_fine_tuning], made_by)
+        candidates = [r for r in (picked, original) if r is not None]
+        candidates = [r for i, r in enumerate(candidates) if all(r is not c for c in candidates[:i])]
+    from engine.models.classical import CLASSICAL_ENGINES
+
+    peers = [ModelEntry(e.manifest, None, "builtin") for e in CLASSICAL_ENGINES
+             if e.manifest.task == "render-denoise" and e.available()]
+    results: dict = {"base": args.base, "minutes": args.minutes, "shots": {}}
+    for seed, spp in SHOTS:
+        folder = ensure_shot(seed, spp)
+        frames = scored_frames(folder)
+        shot = {"noisy": {"rel_mse": float(np.mean([rel_mse(i.pixels, r) for _, i, r in frames])),
+                          "psnr": float(np.mean([tonemapped_psnr(i.pixels, r) for _, i, r in frames]))}}
+        shot[args.base] = score(base, frames)
+        for peer in peers:
+            shot[peer.id] = score(peer, frames)
+        for recipe in candidates:
+            tag = f"{Path(str(recipe.source)).stem}_{seed}"
+            entry, info = fine_tune(recipe, args.base, folder / "fine_tune", args.minutes, tag, args.threads)
+            shot[Path(str(recipe.source)).stem] = {**score(entry, frames), **info}
+            print(f"shot {seed} at {spp} spp, {tag}: {shot[Path(str(recipe.source)).stem]['rel_mse']:.5f}",
+                  file=sys.stderr)
+        results["shots"][f"{seed} @ {spp} spp"] = shot
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    lines = [f"## Per-scene fine-tuning of `{args.base}` (one run, {when}, "
+             f"{platform.processor() or platform.machine()}, {args.threads} threads, {args.minutes:g} min per run)", "",
+             f"Shots of {FRAMES} frames ({SIZE}x{SIZE}, {REF_SPP}-spp references): fine-tuned on the 5 even frames "
+             "(one held out for validation), scored on the 5 odd ones. relMSE / tonemapped PSNR (dB), mean over "
+             "the scored frames.", "",
+             "| method | " + " | ".join(results["shots"]) + " | steps | lr | trains |",
+             "|---|" + "---|" * (len(results["shots"]) + 3)]
+    methods = list(dict.fromkeys(m for shot in results["shots"].values() for m in shot))
+    for method in methods:
+        cells = []
+        for shot in results["shots"].values():
+            r = shot.get(method)
+            cells.append(f"{r['rel_mse']:.5f} / {r['psnr']:.2f}" if r else "-")
+        runs = [shot[method] for shot in results["shots"].values() if "steps" in shot.get(method, {})]
+        steps = "/".join(str(r["steps"]) for r in runs) or "-"
+        lr = f"{runs[0]['lr']:.2g}" if runs else "-"
+        trains = runs[0]["train_only"] if runs else "-"
+        label = f"fine-tuned with `{method}.toml`" if runs else f"`{method}`"
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {steps} | {lr} | {trains} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".md").write_text(text, encoding="utf-8")
+    results["seconds"] = time.perf_counter() - started
+    out.with_suffix(".json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
