@@ -8,7 +8,8 @@ frames are scored. Each candidate recipe trains through ``train_job`` exactly as
 ``fine_tuning_lr``, the dialog's budget), is exported to ONNX and runs through the app's restore job, next to the
 shipped model and OIDN (colour only and with AOVs).
 
-    nice -n 10 .venv/bin/python bench/render_finetune.py [--minutes 10] [--recipes A.toml B.toml ...]
+    nice -n 10 .venv/bin/python bench/render_finetune.py [--minutes 10] [--recipes A.toml B.toml ...] \
+        [--shots 92002:4 92003:16] [--base render-kprcan-color] [--out bench/results/NAME]
 
 Default candidates: the recipe the dialog picks (``recipe_for_fine_tuning``) and the recipe that trained the base
 model, when they differ. Prints a markdown table; writes bench/results/render_finetune.md and .json.
@@ -100,6 +101,8 @@ def main() -> int:
     parser.add_argument("--base", default="render-kprcan-aov", help="the shipped model to fine-tune")
     parser.add_argument("--minutes", type=float, default=10.0, help="fine-tuning budget (the dialog's default)")
     parser.add_argument("--recipes", nargs="*", default=None, help="candidate recipe files (default: see above)")
+    parser.add_argument("--shots", nargs="*", default=None, metavar="SEED:SPP",
+                        help="shots to render and score (default: 92000:4 92001:16, where the recipes' lr was chosen)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "render_finetune"))
     args = parser.parse_args()
@@ -120,7 +123,8 @@ def main() -> int:
     peers = [ModelEntry(e.manifest, None, "builtin") for e in CLASSICAL_ENGINES
              if e.manifest.task == "render-denoise" and e.available()]
     results: dict = {"base": args.base, "minutes": args.minutes, "shots": {}}
-    for seed, spp in SHOTS:
+    shots = SHOTS if not args.shots else [tuple(int(v) for v in shot.split(":")) for shot in args.shots]
+    for seed, spp in shots:
         folder = ensure_shot(seed, spp)
         frames = scored_frames(folder)
         shot = {"noisy": {"rel_mse": float(np.mean([rel_mse(i.pixels, r) for _, i, r in frames])),
