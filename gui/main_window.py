@@ -95,17 +95,21 @@ def describe_image(image: Image) -> str:
     return " \u00b7 ".join(parts)
 
 
-def expand_paths(paths: list[str]) -> list[str]:
-    """Files as given, folders replaced by the supported images inside them (sorted, not recursive)."""
+def expand_paths(paths: list[str]) -> tuple[list[str], int]:
+    """Files as given, folders replaced by the supported images inside them (sorted, not recursive) without a
+    render's AOV sidecars and references (read with it, or not inputs); and how many of those were left out."""
     imageio = _imageio()
     out: list[str] = []
+    companions = 0
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            out.extend(str(p) for p in sorted(path.iterdir()) if p.is_file() and imageio.is_supported(p))
+            found, left_out = imageio.folder_images(path)
+            out.extend(str(p) for p in found)
+            companions += len(left_out)
         else:
             out.append(str(path))
-    return out
+    return out, companions
 
 
 class MainWindow(QMainWindow):
@@ -429,7 +433,7 @@ class MainWindow(QMainWindow):
 
     def open_paths(self, paths: list[str]) -> None:
         """Open one image, or queue several (folders expand to their images) and open the first."""
-        files = expand_paths(paths)
+        files, companions = expand_paths(paths)
         skipped = 0
         if len(files) > 1:  # in a batch, leave out what cannot be an image instead of failing on it later
             supported = [f for f in files if _imageio().is_supported(f)]
@@ -439,7 +443,10 @@ class MainWindow(QMainWindow):
             self.show_error("Nothing to open", "No supported images were found in what you dropped or chose.")
             return
         if len(files) > 1 or any(Path(p).is_dir() for p in paths):
-            self.queue_panel.set_paths(files, f"{skipped} unsupported file(s) left out." if skipped else "")
+            notes = ([f"{skipped} unsupported file(s) left out."] if skipped else []) + (
+                [f"{companions} AOV / reference file(s) left out: they go with the renders beside them."]
+                if companions else [])
+            self.queue_panel.set_paths(files, " ".join(notes))
             self.queue_dock.show()
             self.queue_dock.raise_()
         self.open_file(files[0])

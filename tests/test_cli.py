@@ -160,3 +160,20 @@ def test_restore_estimates_each_photos_noise_level_unless_set(tmp_path, capsys):
                 "--set", "noise_level=12"]) == 0
     captured = capsys.readouterr()
     assert "estimated" not in captured.err and "\u03c312" in captured.out
+
+
+def test_restoring_a_shot_folder_restores_the_frames_not_their_references(tmp_path, capsys):
+    """A shot's fine-tuning folder holds frame_0000.exr beside frame_0000_ref.exr: restoring the folder denoises the
+    frames and says what it left out (before, every reference was a failed input of the AOV model)."""
+    install(user_models_dir(), "tiny-render", task="render-denoise", value_transform="log1p",
+            build={"layers": 2, "extra_inputs": ("albedo", "normal")})
+    shot = tmp_path / "shot"
+    shot.mkdir()
+    for index in range(2):
+        multilayer_exr(shot / f"frame_{index:04d}.exr")
+        rgb = read_image(shot / f"frame_{index:04d}.exr")
+        write_image(shot / f"frame_{index:04d}_ref.exr", make_image(rgb.pixels, None, rgb.meta))
+    out = tmp_path / "out"
+    assert cli(["restore", str(shot), "-o", str(out), "--model", "tiny-render"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["frame_0000.exr", "frame_0001.exr"]
+    assert "left out 2 file(s)" in capsys.readouterr().err

@@ -152,6 +152,27 @@ def test_sidecars_of_a_cbox_style_set_are_attached(tmp_path):
         np.testing.assert_array_equal(back.layers[name], image.layers[name])
 
 
+
+def test_a_folder_of_renders_lists_each_render_once_without_its_sidecars_and_reference(tmp_path):
+    """Opening or restoring a folder: a cbox-style set is one image (its AOV files are its layers), a shot's
+    frame_0001_ref.exr is the reference of frame_0001.exr, not an input; photos named like that stay inputs."""
+    from engine.imageio import folder_images
+
+    _cbox_set(tmp_path)
+    _cbox_set(tmp_path, stem="cbox_256_spp00016")
+    for name in ("frame_0001", "frame_0001_ref", "frame_0002", "lonely_ref"):
+        _write_exr(tmp_path / f"{name}.exr", {"R": _plane(0), "G": _plane(1), "B": _plane(2)})
+    photo = make_image(np.zeros((4, 4, 3), np.float32), None, ImageMeta(format="png", bit_depth=8))
+    write_image(tmp_path / "photo.png", photo)
+    write_image(tmp_path / "photo_clean.png", photo)
+    images, left_out = folder_images(tmp_path)
+    assert [p.name for p in images] == ["cbox_256_spp00004_color.exr", "cbox_256_spp00016_color.exr",
+                                        "frame_0001.exr", "frame_0002.exr", "lonely_ref.exr", "photo.png",
+                                        "photo_clean.png"]
+    assert left_out[tmp_path / "frame_0001_ref.exr"] == "reference of frame_0001.exr"
+    assert left_out[tmp_path / "cbox_256_spp00004_albedo.exr"] == "albedo of cbox_256_spp00004_color.exr"
+    assert len(left_out) == 7  # 3 AOV files per cbox set and one reference
+
 @pytest.mark.parametrize("pattern", ["{stem}.{aov}.exr", "{stem}_{aov}.exr"])
 def test_sidecar_naming_patterns_and_size_mismatch(tmp_path, pattern):
     _write_exr(tmp_path / "shot.exr", {"R": _plane(0), "G": _plane(1), "B": _plane(2)})

@@ -37,15 +37,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def collect_inputs(items: list[str]) -> list[Path]:
     from ..cli import UsageError
-    from ..imageio import is_supported
+    from ..imageio import folder_images
 
     files: list[Path] = []
     for item in items:
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and is_supported(p))
+            found, companions = folder_images(path)
             if not found:
                 raise UsageError(f"{path}: no supported images in this folder")
+            if companions:
+                first, why = next(iter(companions.items()))
+                print(f"{path}: left out {len(companions)} file(s) that go with another image "
+                      f"(e.g. {first.name}: {why})", file=sys.stderr)
             files.extend(found)
         elif path.exists():
             files.append(path)

@@ -6,6 +6,8 @@ Public API:
   target format can hold them; never overwrites the input unless asked)
 - :func:`describe` (what ``info`` prints), :func:`sanitize_hdr` / :func:`sanitize_image` (NaN/Inf/negatives),
   :func:`is_supported`, ``SUPPORTED_READ_EXTENSIONS``, ``SUPPORTED_WRITE_EXTENSIONS``, ``DEFAULT_MAX_PIXELS``.
+- :func:`folder_images` (a folder's images to restore: a render's AOV sidecars and ``NAME_ref`` references left
+  out, as they are read with it or are not inputs)
 
 Every failure raises :class:`engine.errors.ImageReadError` / :class:`ImageWriteError` naming the file and the
 problem; nothing else escapes (a decoder returning None, a cv2.error, a MemoryError all become one of them).
@@ -52,6 +54,7 @@ __all__ = [
     "SUPPORTED_READ_EXTENSIONS",
     "SUPPORTED_WRITE_EXTENSIONS",
     "describe",
+    "folder_images",
     "is_supported",
     "max_pixels_limit",
     "read_image",
@@ -59,6 +62,17 @@ __all__ = [
     "sanitize_image",
     "write_image",
 ]
+
+
+def folder_images(folder: str | os.PathLike[str]) -> tuple[list[Path], dict[Path, str]]:
+    """The supported images directly inside ``folder`` (sorted, not recursive) that are inputs of their own, and
+    the ones left out with why: a render's AOV sidecars and its high-sample reference
+    (:func:`engine.imageio.sidecars.companion_files`), as in a shot's fine-tuning folder."""
+    from .sidecars import companion_files
+
+    found = sorted(p for p in Path(folder).iterdir() if p.is_file() and is_supported(p))
+    companions = companion_files(found)
+    return [p for p in found if p not in companions], companions
 
 
 def _check_readable(path: Path) -> bytes:

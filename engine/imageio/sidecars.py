@@ -18,6 +18,8 @@ import numpy as np
 from ..errors import ImageReadError
 from ..image import AOV_NAMES, Image, make_image
 
+#: The render formats that carry AOVs and references (sidecars beside an 8-bit photo are not looked for).
+HDR_SUFFIXES = (".exr", ".hdr", ".pfm")
 _COLOR_SUFFIXES = ("color", "colour", "beauty", "rgb", "noisy", "combined")
 _ALIASES = {"albedo": ("albedo",), "normal": ("normal", "normals", "nrm"), "depth": ("depth", "z")}
 
@@ -91,3 +93,30 @@ def attach_sidecars(image: Image, path: Path, read: Callable[[Path], Image]) -> 
     if problems:
         extra["sidecar_problems"] = problems
     return make_image(image.pixels, image.alpha, image.meta.replace(extra=extra), layers)
+
+
+#: How a high-sample reference beside its render may be named (``frame_0012.exr`` + ``frame_0012_ref.exr``): a
+#: shot's fine-tuning folder (``engine/training/datasets.find_pairs``) holds both.
+REFERENCE_SUFFIXES = ("_reference", "_ref", "_gt", "_clean", "_target")
+
+
+def companion_files(paths: list[Path]) -> dict[Path, str]:
+    """The files among ``paths`` that belong to another one there rather than being images to restore: its AOV
+    sidecars (read with it as layers) and its reference (``NAME_ref.exr`` beside ``NAME.exr``), each with why
+    ("albedo of frame_0001.exr", "reference of frame_0001.exr"). Used when a folder is expanded. Only HDR files
+    count: a photo named ``NAME_clean.png`` beside ``NAME.png`` is an image of its own."""
+    present = {Path(p) for p in paths if Path(p).suffix.lower() in HDR_SUFFIXES}
+    companions: dict[Path, str] = {}
+    for path in sorted(present):
+        if path in companions:
+            continue
+        for aov, file in find_sidecars(path).items():
+            if file in present:
+                companions.setdefault(file, f"{aov} of {path.name}")
+        for base in _bases(path):
+            for suffix in REFERENCE_SUFFIXES:
+                for extension in dict.fromkeys((path.suffix, ".exr")):
+                    reference = path.with_name(f"{base}{suffix}{extension}")
+                    if reference in present and reference != path:
+                        companions.setdefault(reference, f"reference of {path.name}")
+    return companions

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EngineError
+from ..imageio.sidecars import REFERENCE_SUFFIXES
 from ..transforms import auto_exposure_scale, prepare_aov, to_model_space
 from . import degradations as deg
 from .mining import PatchRef, mine_patches, random_patches
@@ -37,8 +38,6 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", "
 HDR_EXTENSIONS = (".exr", ".hdr", ".pfm")
 INPUT_SUFFIXES = ("_noisy", "_lr", "_input", "_color", "_in")
 TARGET_SUFFIXES = ("_clean", "_hr", "_target", "_ref", "_color", "_gt", "")
-#: How a reference beside its input may be named in a flat folder (see :func:`find_pairs`).
-REFERENCE_SUFFIXES = ("_reference", "_ref", "_gt", "_clean", "_target")
 AOV_NAMES = ("albedo", "normal", "depth")
 #: LR pixels of real context downscaled around an SR patch (covers the bicubic and blur kernels' reach).
 SR_CONTEXT = 4

@@ -74,6 +74,23 @@ def test_drop_one_file_several_files_and_a_folder(qtbot, window, tmp_path):
     assert window.queue_panel.paths() == [str(files[2]), str(first)]
 
 
+
+def test_dropping_a_shot_folder_queues_the_frames_not_their_references_and_aovs(qtbot, window, tmp_path):
+    from engine.image import ImageMeta
+
+    shot = tmp_path / "shot"
+    shot.mkdir()
+    meta = ImageMeta(format="exr", bit_depth=32, sample_type="float", hdr=True, color_space="linear")
+    rgb = np.random.default_rng(0).random((16, 16, 3), dtype=np.float32)
+    for name in ("frame_0000", "frame_0000_ref", "frame_0000_albedo", "frame_0001", "frame_0001_ref"):
+        imageio.write_image(shot / f"{name}.exr", make_image(rgb, None, meta))
+    with qtbot.waitSignal(window.imageOpened, timeout=WAIT_MS):
+        drop(window, [shot])
+    assert window.queue_panel.paths() == [str(shot / "frame_0000.exr"), str(shot / "frame_0001.exr")]
+    assert "3 AOV / reference file(s) left out" in window.queue_panel.summary.text()
+    qtbot.waitUntil(lambda: window.session.original is not None, timeout=WAIT_MS)
+    assert "albedo" in window.session.original.layers  # the sidecar left out of the queue is the frame's layer
+
 def test_corrupt_file_gives_a_clear_message(qtbot, window, tmp_path):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
