@@ -3,7 +3,7 @@
 The guided kernel-prediction models subtract a predicted strength times each tap's squared distance to the pixel in
 the albedo, normal and colour buffers from the kernel's logits. Scaling those strengths after they are predicted
 (1 = as shipped, 0 = no guide) shows whether a failure comes from the guides or from the logits themselves. Runs
-the torch model on whole frames (no tiling) in the restore job's value space.
+the torch model on whole frames (no tiling) on the restore job's inputs (``restore.model_inputs``).
 
     .venv/bin/python bench/render_guide_ablation.py [--model render-kprcan-aov] [--shots 92002:4 92003:16]
         [--factors 1 0.5 0]
@@ -30,25 +30,22 @@ from render import rel_mse  # noqa: E402
 from render_finetune import ensure_shot, scored_frames  # noqa: E402
 
 from engine.models.registry import ModelRegistry  # noqa: E402
+from engine.restore import model_inputs  # noqa: E402
 from engine.training.export import load_weights, model_from_weights  # noqa: E402
-from engine.transforms import auto_exposure_scale  # noqa: E402
+from engine.transforms import auto_exposure_scale, from_model_space  # noqa: E402
 
 
-def denoise(model, image) -> np.ndarray:
-    """The model's output in the image's linear space (log1p of the exposure-scaled colour, as restore does)."""
+def denoise(model, manifest, image) -> np.ndarray:
+    """The torch model's output in the image's linear space, from the inputs the restore job feeds its ONNX file."""
     import torch
 
-    def tensor(array: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)[None], dtype=np.float32))
-
-    scale = auto_exposure_scale(image.pixels)
-    inputs = [tensor(np.log1p(np.maximum(image.pixels[..., :3], 0) * scale))]
-    for name in model.aux_inputs:
-        layer = image.layers[name]
-        inputs.append(tensor(np.clip(layer, 0, 1) if name == "albedo" else layer))
+    scale = auto_exposure_scale(image.pixels)  # the restore job's image-wide exposure for an HDR model
+    inputs = model_inputs(image, manifest, scale)[0]
+    tensors = [torch.from_numpy(np.ascontiguousarray(inputs[role].transpose(2, 0, 1)[None]))
+               for role in ("color", *model.aux_inputs)]
     with torch.no_grad():
-        out = model(*inputs)
-    return np.expm1(out[0].numpy().transpose(1, 2, 0)) / scale
+        out = model(*tensors)
+    return from_model_space(out[0].numpy().transpose(1, 2, 0), manifest.value_transform, True, scale)
 
 
 def main() -> int:
@@ -94,8 +91,8 @@ def main() -> int:
                 if value == 1.0 and label != "all guides":
                     continue  # as shipped: one row
                 factor.update(rows=rows, value=value)
-                cells = [f"{np.mean([rel_mse(denoise(model, image), ref) for _, image, ref in shot]):.5f}"
-                         for shot in frames.values()]
+                cells = [f"{np.mean([rel_mse(denoise(model, entry.manifest, image), ref) for _, image, ref in s]):.5f}"
+                         for s in frames.values()]
                 name = "as shipped" if value == 1.0 else f"{label} x {value:g}"
                 lines.append(f"| {name} | " + " | ".join(cells) + " |")
                 print(lines[-1], file=sys.stderr, flush=True)

@@ -103,7 +103,7 @@ def suitability_warning(image: Image, manifest: ModelManifest) -> str | None:
     return None
 
 
-def _model_inputs(
+def model_inputs(
     image: Image, manifest: ModelManifest, scale_hdr: float
 ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """The model's inputs by role, and how many bad HDR samples (NaN/Inf/negative) were replaced by 0."""
@@ -251,7 +251,7 @@ def restore_job(
     yield Progress(0.0, "prepare", f"Preparing {manifest.display_name}")
 
     scale_hdr = auto_exposure_scale(image.pixels) if manifest.hdr and image.meta.hdr else 1.0
-    inputs, bad_values = _model_inputs(image, manifest, scale_hdr)
+    inputs, bad_values = model_inputs(image, manifest, scale_hdr)
     replaced = bad_values.get("nonfinite_count", 0) + bad_values.get("negative_count", 0)
     if replaced:
         yield Progress(0.0, "prepare", f"{replaced} NaN/Inf/negative HDR samples set to 0 before restoring")

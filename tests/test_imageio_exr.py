@@ -152,7 +152,6 @@ def test_sidecars_of_a_cbox_style_set_are_attached(tmp_path):
         np.testing.assert_array_equal(back.layers[name], image.layers[name])
 
 
-
 def test_a_folder_of_renders_lists_each_render_once_without_its_sidecars_and_reference(tmp_path):
     """Opening or restoring a folder: a cbox-style set is one image (its AOV files are its layers), a shot's
     frame_0001_ref.exr is the reference of frame_0001.exr, not an input; photos named like that stay inputs."""

@@ -108,8 +108,6 @@ def companion_files(paths: list[Path]) -> dict[Path, str]:
     present = {Path(p) for p in paths if Path(p).suffix.lower() in HDR_SUFFIXES}
     companions: dict[Path, str] = {}
     for path in sorted(present):
-        if path in companions:
-            continue
         for aov, file in find_sidecars(path).items():
             if file in present:
                 companions.setdefault(file, f"{aov} of {path.name}")

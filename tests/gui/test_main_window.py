@@ -74,7 +74,6 @@ def test_drop_one_file_several_files_and_a_folder(qtbot, window, tmp_path):
     assert window.queue_panel.paths() == [str(files[2]), str(first)]
 
 
-
 def test_dropping_a_shot_folder_queues_the_frames_not_their_references_and_aovs(qtbot, window, tmp_path):
     from engine.image import ImageMeta
 
@@ -90,6 +89,7 @@ def test_dropping_a_shot_folder_queues_the_frames_not_their_references_and_aovs(
     assert "3 AOV / reference file(s) left out" in window.queue_panel.summary.text()
     qtbot.waitUntil(lambda: window.session.original is not None, timeout=WAIT_MS)
     assert "albedo" in window.session.original.layers  # the sidecar left out of the queue is the frame's layer
+
 
 def test_corrupt_file_gives_a_clear_message(qtbot, window, tmp_path):
     bad = tmp_path / "broken.png"
