@@ -56,6 +56,33 @@ def test_panel_lights_are_opt_in_and_leave_other_scenes_unchanged():
         random_scene(0, panel_fraction=-0.1)
 
 
+def test_firefly_scenes_are_opt_in_and_leave_other_scenes_unchanged():
+    """--firefly-fraction makes a scene full of caustic paths from its own random stream: one or two shapes turn
+    mirror-like or glass, a concentrated light (a narrow spot or a small bright sphere) joins the others, and the
+    rest of the scene is the scene of fraction 0, panel included."""
+    from engine.render_data.scenes import CAUSTIC_MATERIALS
+
+    changed = 0
+    for seed in range(60):
+        plain, mixed = random_scene(seed, panel_fraction=0.3), random_scene(seed, panel_fraction=0.3,
+                                                                            firefly_fraction=0.5)
+        if mixed == plain:
+            continue
+        changed += 1
+        assert mixed["lights"][:-1] == plain["lights"] and mixed["camera"] == plain["camera"]
+        light = mixed["lights"][-1]
+        assert light["type"] == "spot" and light["cutoff"] <= 35.0 or (
+            light["type"] == "area" and light["shape"] == "sphere" and light["size"] <= 0.3)
+        turned = [new for new, old in zip(mixed["shapes"], plain["shapes"]) if new != old]
+        assert 1 <= len(turned) <= 2 and all(s["material"]["type"] in CAUSTIC_MATERIALS for s in turned)
+        assert [s["position"] for s in mixed["shapes"]] == [s["position"] for s in plain["shapes"]]
+        json.dumps(mixed)
+    assert 15 < changed < 45
+    assert all(random_scene(s, firefly_fraction=1.0) != random_scene(s) for s in range(5))
+    with pytest.raises(ValueError):
+        random_scene(0, firefly_fraction=1.5)
+
+
 @pytest.mark.slow
 def test_render_data_command_writes_deterministic_sets_and_pairs(tmp_path):
     pytest.importorskip("mitsuba")
@@ -91,6 +118,10 @@ def test_render_data_command_writes_deterministic_sets_and_pairs(tmp_path):
     assert info["panel_fraction"] == 1.0 and info["spec"]["lights"][-1]["type"] == "panel"
     panel = read_image(tmp_path / "d" / "scene_000003" / "scene_000003_ref_spp00004_color.exr").pixels
     assert np.isfinite(panel).all()
+    # So does a firefly scene.
+    assert main(args + ["--out", str(tmp_path / "e"), "--firefly-fraction", "1"]) == 0
+    info = json.loads((tmp_path / "e" / "scene_000003" / "scene.json").read_text())
+    assert info["firefly_fraction"] == 1.0 and info["spec"] == random_scene(3, firefly_fraction=1.0)
 
 
 def test_render_shot_writes_frames_the_train_dialog_fine_tunes_on(tmp_path):

@@ -78,6 +78,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--panel-fraction", type=_fraction, default=0.0,
                         help="share of scenes with an emitting panel flush with a wall, sharing its albedo and "
                         "normal like the Cornell box's light (default 0, as the sets made before this option)")
+    parser.add_argument("--firefly-fraction", type=_fraction, default=0.0,
+                        help="share of scenes full of caustic paths (mirror-like and glass shapes, a concentrated "
+                        "light, often a dark floor), which are fireflies at low sample counts (default 0)")
     parser.add_argument("--no-resume", action="store_true", help="re-render scenes that are already complete")
     parser.add_argument("--pairs", type=Path, default=None,
                         help="also write a training view (input/ + target/ folders paired by name) here")
@@ -93,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         out=args.out, scenes=args.scenes, seed=args.seed, spp=args.spp, ref_spp=args.ref_spp,
         width=width, height=height, threads=args.threads, resume=not args.no_resume,
         gaussian_fraction=args.gaussian_fraction, panel_fraction=args.panel_fraction,
+        firefly_fraction=args.firefly_fraction,
     )
     result = run_job(generate_set(request), _report)
     print(f"{len(result.names)} scenes in {result.seconds:.1f} s ({result.variant}) -> {result.out}")

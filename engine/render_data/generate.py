@@ -44,6 +44,8 @@ class RenderSetRequest:
     gaussian_fraction: float = DEFAULT_GAUSSIAN_FRACTION
     #: Share of scenes with an emitting panel flush with a wall (scenes.random_scene); 0 keeps older sets.
     panel_fraction: float = 0.0
+    #: Share of scenes made full of caustic paths, i.e. fireflies (scenes.random_scene); 0 keeps older sets.
+    firefly_fraction: float = 0.0
     #: Skip scenes whose folder already holds a complete set (lets an interrupted run resume).
     resume: bool = True
 
@@ -74,12 +76,13 @@ def render_one(
     seed: int, spp: Sequence[int], ref_spp: int, width: int, height: int,
     gaussian_fraction: float = DEFAULT_GAUSSIAN_FRACTION,
     panel_fraction: float = 0.0,
+    firefly_fraction: float = 0.0,
 ) -> dict:
     """Render one scene: ``{"noisy": {spp: buffers}, "reference": colour, "spec": ..., "times": ...}``.
 
     Colour is scaled so that the reference's mean luminance is the description's exposure times middle grey.
     """
-    spec = random_scene(seed, gaussian_fraction, panel_fraction)
+    spec = random_scene(seed, gaussian_fraction, panel_fraction, firefly_fraction)
     scene = mitsuba_backend.build_scene(spec, width, height)
     times: dict[str, float] = {}
     start = time.perf_counter()
@@ -115,7 +118,7 @@ def generate_set(
         paths = set_paths(folder, name, request.spp, request.ref_spp)
         if not (request.resume and all(p.exists() for p in paths)):
             result = render_one(seed, request.spp, request.ref_spp, request.width, request.height,
-                                request.gaussian_fraction, request.panel_fraction)
+                                request.gaussian_fraction, request.panel_fraction, request.firefly_fraction)
             folder.mkdir(parents=True, exist_ok=True)
             for n, buffers in result["noisy"].items():
                 for buffer, array in buffers.items():
@@ -124,6 +127,7 @@ def generate_set(
             info = {"name": name, "seed": seed, "width": request.width, "height": request.height,
                     "spp": list(request.spp), "ref_spp": request.ref_spp, "variant": variant,
                     "gaussian_fraction": request.gaussian_fraction, "panel_fraction": request.panel_fraction,
+                    "firefly_fraction": request.firefly_fraction,
                     "render_seconds": result["times"], "exposure_gain": result["gain"],
                     "raw_mean_luminance": result["mean"], "spec": result["spec"]}
             # scene.json last: its presence marks a complete set for resuming.

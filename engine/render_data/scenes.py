@@ -135,8 +135,52 @@ def _panel(rng: np.random.Generator, camera: Spec) -> Spec:
             "radiance": [c * power for c in tint]}
 
 
+#: Materials that make caustic paths (light reaching a diffuse surface by way of a mirror-like or glass
+#: surface), the paths a path tracer samples rarely and which are fireflies at a few samples per pixel.
+CAUSTIC_MATERIALS = ("roughconductor", "conductor", "dielectric", "roughdielectric")
+
+
+def _caustic_material(rng: np.random.Generator) -> Spec:
+    kind = str(rng.choice(CAUSTIC_MATERIALS, p=[0.4, 0.2, 0.25, 0.15]))
+    if kind == "roughconductor":  # low roughness: a tight highlight, a sharp glossy caustic
+        return {"type": kind, "preset": str(rng.choice(CONDUCTOR_PRESETS[:5])), "alpha": float(rng.uniform(0.02, 0.12))}
+    if kind == "conductor":
+        return {"type": kind, "preset": str(rng.choice(CONDUCTOR_PRESETS[:5]))}
+    if kind == "dielectric":
+        return {"type": kind, "ior": float(rng.uniform(1.4, 1.7))}
+    return {"type": kind, "ior": float(rng.uniform(1.4, 1.7)), "alpha": float(rng.uniform(0.02, 0.1))}
+
+
+def _firefly_light(rng: np.random.Generator) -> Spec:
+    """A concentrated light for a firefly scene: a narrow spot or a small, bright spherical area light (the
+    power of an ordinary area light in a fraction of its size). Placed above the middle of the scene."""
+    power = float(np.exp(rng.uniform(np.log(1.0), np.log(4.0))))
+    tint = [float(c) for c in 1.0 - 0.3 * rng.uniform(0.0, 1.0, 3)]
+    azimuth = float(rng.uniform(0.0, 2.0 * math.pi))
+    radius = float(rng.uniform(0.5, 2.5))
+    position = [radius * math.cos(azimuth), float(rng.uniform(1.8, 4.0)), radius * math.sin(azimuth)]
+    if float(rng.uniform()) < 0.5:
+        return {"type": "spot", "position": position, "target": [float(v) for v in rng.uniform(-0.6, 0.6, 3)],
+                "cutoff": float(rng.uniform(15.0, 35.0)), "intensity": [c * power * 15.0 for c in tint]}
+    size = float(rng.uniform(0.1, 0.3))
+    return {"type": "area", "position": position, "size": size, "shape": "sphere",
+            "radiance": [c * power * 4.0 * (0.8 / size) ** 2 for c in tint]}
+
+
+def _add_fireflies(rng: np.random.Generator, shapes: list[Spec], lights: list[Spec], room: Spec) -> None:
+    """Turn a scene into one full of caustic paths: one or two of its shapes become mirror-like or glass, a
+    concentrated light joins the others, and often the ground becomes dark and diffuse, where the caustics'
+    fireflies stand out (the case bench/results/render.md traces the shipped model's worst errors to)."""
+    for index in rng.choice(len(shapes), size=min(len(shapes), int(rng.integers(1, 3))), replace=False):
+        shapes[int(index)]["material"] = _caustic_material(rng)
+    lights.append(_firefly_light(rng))
+    if float(rng.uniform()) < 0.6:
+        room["ground"] = True
+        room["ground_material"] = {"type": "diffuse", "reflectance": _colour(rng, 0.02, 0.15)}
+
+
 def random_scene(seed: int, gaussian_fraction: float = DEFAULT_GAUSSIAN_FRACTION,
-                 panel_fraction: float = 0.0) -> Spec:
+                 panel_fraction: float = 0.0, firefly_fraction: float = 0.0) -> Spec:
     """A random scene description; the same seed (and fractions) always gives the same description.
 
     ``gaussian_fraction``: share of scenes whose film uses a Gaussian reconstruction filter (spatially
@@ -144,11 +188,15 @@ def random_scene(seed: int, gaussian_fraction: float = DEFAULT_GAUSSIAN_FRACTION
     ``panel_fraction``: share of scenes that get an emitting panel flush with a wall (``_panel``; the scene
     then has at least one wall). It draws from its own random stream, so every other part of a seed's scene is
     the same at any fraction (0 reproduces the sets made before it existed).
+    ``firefly_fraction``: share of scenes made full of caustic paths (``_add_fireflies``), from a random stream
+    of its own likewise.
     """
     if not 0.0 <= gaussian_fraction <= 1.0:
         raise ValueError(f"gaussian_fraction must be in [0, 1], got {gaussian_fraction}")
     if not 0.0 <= panel_fraction <= 1.0:
         raise ValueError(f"panel_fraction must be in [0, 1], got {panel_fraction}")
+    if not 0.0 <= firefly_fraction <= 1.0:
+        raise ValueError(f"firefly_fraction must be in [0, 1], got {firefly_fraction}")
     rng = np.random.default_rng(seed)
     n_lights = int(rng.integers(1, 4))
     lights: list[Spec] = []
@@ -181,6 +229,9 @@ def random_scene(seed: int, gaussian_fraction: float = DEFAULT_GAUSSIAN_FRACTION
         room["walls"] = max(1, room["walls"])
         # Put wall 0 (at 7.5 towards -z, turned about y by wall_azimuth) behind the centre as the camera sees it.
         room["wall_azimuth"] = float(np.degrees(np.arctan2(camera["origin"][0], camera["origin"][2])))
+    firefly_rng = np.random.default_rng([seed, 2])
+    if float(firefly_rng.uniform()) < firefly_fraction:
+        _add_fireflies(firefly_rng, shapes, lights, room)
     return {
         "seed": int(seed),
         "camera": camera,
