@@ -30,7 +30,8 @@ from .errors import EngineError
 from .image import Image
 from .models.manifest import ModelManifest
 from .models.registry import ModelEntry, file_sha256
-from .transforms import auto_exposure_scale, prepare_aov, to_model_space
+from .restore import model_inputs
+from .transforms import auto_exposure_scale
 
 
 @dataclass(frozen=True)
@@ -91,27 +92,15 @@ def _window(length: int, centre: int, half: int, align: int) -> tuple[int, int]:
 
 
 def _feeds(image: Image, manifest: ModelManifest, box: tuple[int, int, int, int], flat_aovs: bool) -> dict:
-    top, bottom, left, right = box
-    scale = auto_exposure_scale(image.pixels)  # image-wide, as the restore job computes it
-    pixels = np.nan_to_num(image.pixels[top:bottom, left:right], nan=0.0, posinf=0.0, neginf=0.0)
-    feeds = {"color": to_model_space(pixels, manifest.value_transform, True, scale)}
-    for name in ("albedo", "normal", "depth"):
-        if name not in manifest.inputs:
-            continue
-        if name not in image.layers:
-            raise EngineError(f"{manifest.display_name} needs a {name} buffer, which this image does not have")
-        layer = image.layers[name]
-        depth_max = None
-        if name == "depth":
-            finite = layer[np.isfinite(layer)]
-            depth_max = float(finite.max()) if finite.size else 1.0
-            layer = layer[:, :, :1]
-        elif layer.shape[2] == 1:
-            layer = np.repeat(layer, 3, axis=2)
-        crop = prepare_aov(name, layer[top:bottom, left:right, :3], depth_max)
-        if flat_aovs:
-            crop = np.broadcast_to(crop.reshape(-1, crop.shape[2]).mean(axis=0), crop.shape)
-        feeds[name] = crop
+    """The kernel model's inputs on a crop, prepared exactly as the restore job prepares the whole image's;
+    ``flat_aovs`` replaces each AOV by its mean over the crop (the kernel "without the AOVs' say")."""
+    scale = auto_exposure_scale(image.pixels) if manifest.hdr and image.meta.hdr else 1.0  # as restore_job
+    feeds, _ = model_inputs(image, manifest, scale, box)
+    if flat_aovs:
+        for name in ("albedo", "normal", "depth"):
+            if name in feeds:
+                crop = feeds[name]
+                feeds[name] = np.broadcast_to(crop.reshape(-1, crop.shape[2]).mean(axis=0), crop.shape)
     return {k: np.ascontiguousarray(v.transpose(2, 0, 1)[None], dtype=np.float32) for k, v in feeds.items()}
 
 

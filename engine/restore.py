@@ -104,12 +104,16 @@ def suitability_warning(image: Image, manifest: ModelManifest) -> str | None:
 
 
 def model_inputs(
-    image: Image, manifest: ModelManifest, scale_hdr: float
+    image: Image, manifest: ModelManifest, scale_hdr: float, box: tuple[int, int, int, int] | None = None
 ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
-    """The model's inputs by role, and how many bad HDR samples (NaN/Inf/negative) were replaced by 0."""
-    pixels, report = image.pixels, {}
+    """The model's inputs by role, and how many bad HDR samples (NaN/Inf/negative) were replaced by 0.
+
+    ``box`` (top, bottom, left, right) prepares only that crop, with the image-wide exposure scale and depth
+    range, so that its values are those of the whole image's inputs there (the kernel inspector's crops)."""
+    top, bottom, left, right = box or (0, image.height, 0, image.width)
+    pixels, report = image.pixels[top:bottom, left:right], {}
     if image.meta.hdr:
-        pixels, report = sanitize_hdr(image.pixels)
+        pixels, report = sanitize_hdr(pixels)
     color = to_model_space(pixels, manifest.value_transform, image.meta.hdr, scale_hdr)
     if manifest.channels == 1:
         color = luma(color)[:, :, None].astype(np.float32)
@@ -123,7 +127,7 @@ def model_inputs(
         if name in manifest.inputs:
             if name not in image.layers:
                 raise EngineError(suitability_warning(image, manifest) or f"missing {name} buffer")
-            layer = image.layers[name]
+            layer = image.layers[name][top:bottom, left:right]
             if name in ("albedo", "normal") and layer.shape[2] == 1:
                 layer = np.repeat(layer, 3, axis=2)
             inputs[name] = prepare_aov(name, layer[:, :, :1] if name == "depth" else layer[:, :, :3], depth_max)

@@ -3,6 +3,8 @@ model applies, export keeps the kernel application inside the ONNX graph, and th
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -137,6 +139,29 @@ def test_export_restore_and_inspect(tmp_path, demodulate, guide, space, context,
     assert inspection.kernel_without_aovs is not None and 0.0 <= inspection.aov_influence <= 1.0
     with pytest.raises(Exception, match="outside"):
         inspect_kernel(entry, image, x=99, y=0)
+
+
+def test_a_crop_of_the_model_inputs_is_the_crop_of_the_whole_images():
+    """model_inputs(box=...), which the kernel inspector feeds its crops with, prepares a crop with the image's
+    own exposure scale and depth range: the same values as the whole image's inputs there, bad samples included
+    (a negative or NaN sample is 0, as the restore job makes it)."""
+    from engine.models.manifest import load_manifest
+    from engine.paths import resources_dir
+    from engine.restore import model_inputs
+
+    manifest = load_manifest(resources_dir() / "models" / "render-kprcan-aov.json")
+    base = _render_image()
+    pixels = base.pixels.copy()
+    pixels[3, 4] = [-1.0, np.nan, np.inf]
+    depth = np.linspace(1.0, 9.0, 40 * 40, dtype=np.float32).reshape(40, 40, 1)
+    image = make_image(pixels, None, base.meta, {**base.layers, "depth": depth})
+    manifest_with_depth = dataclasses.replace(manifest, inputs=(*manifest.inputs, "depth"))
+    whole, report = model_inputs(image, manifest_with_depth, 2.5)
+    crop, crop_report = model_inputs(image, manifest_with_depth, 2.5, (2, 20, 3, 31))
+    assert set(crop) == set(whole) == {"color", "albedo", "normal", "depth"}
+    for name in whole:
+        np.testing.assert_array_equal(crop[name], whole[name][2:20, 3:31])
+    assert report == crop_report and report["nonfinite_count"] == 2
 
 
 def test_the_inspector_composes_a_refinement_with_the_first_pass():
