@@ -7,10 +7,11 @@ the app's to the printed digits (on seeds 80000-80015 at 4 / 16 spp, both ways: 
 0.00333, render-kprcan-color 0.00637 / 0.00403, and the colour model before it 0.00717 / 0.00444). Scenes:
 folders of ``render-data`` scenes (``*/scene.json``); never the benchmark's held-out seeds (90000+) for choosing.
 
-    .venv/bin/python bench/render_checkpoints.py SCENES_DIR CHECKPOINT.pt... [--spp 4,16] [--threads 1]
+    .venv/bin/python bench/render_checkpoints.py SCENES_DIR CHECKPOINT.pt... [--spp 4,16] [--threads 1] [--oidn]
 
 Checkpoints: trainer checkpoints (``runs/NAME/last.pt``, ``best.pt``) or shipped weights
-(``resources/models/ID.pt``). Prints a markdown table; writes nothing.
+(``resources/models/ID.pt``). ``--oidn`` adds Intel Open Image Denoise (colour only and with albedo + normal)
+through the restore job, as ``bench/render.py`` runs it. Prints a markdown table; writes nothing.
 """
 
 from __future__ import annotations
@@ -75,12 +76,25 @@ def evaluate(path: Path, cases) -> dict[int, tuple[float, float]]:
     return {spp: (float(np.mean([r for r, _ in v])), float(np.mean([p for _, p in v]))) for spp, v in scores.items()}
 
 
+def evaluate_oidn(entry, cases) -> dict[int, tuple[float, float]]:
+    """The same scores for a built-in OIDN engine, run through the app's restore job."""
+    from engine.jobs import run_job
+    from engine.restore import restore_job
+
+    scores: dict[int, list[tuple[float, float]]] = {}
+    for spp, image, reference in cases:
+        restored = run_job(restore_job(image, entry, device="cpu")).image.pixels
+        scores.setdefault(spp, []).append((rel_mse(restored, reference), tonemapped_psnr(restored, reference)))
+    return {spp: (float(np.mean([r for r, _ in v])), float(np.mean([p for _, p in v]))) for spp, v in scores.items()}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("scenes", help="folder of render-data scenes (validation seeds)")
     parser.add_argument("checkpoints", nargs="+", help=".pt files")
     parser.add_argument("--spp", default="4,16", help="sample counts (default 4,16)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--oidn", action="store_true", help="also score OIDN, colour only and with AOVs")
     args = parser.parse_args()
     import torch
 
@@ -94,6 +108,14 @@ def main() -> int:
         scores = evaluate(Path(checkpoint), cases)
         cells = " | ".join(f"{scores[spp][0]:.5f} / {scores[spp][1]:.2f}" for spp in spps)
         print(f"| {checkpoint} | {cells} |", flush=True)
+    if args.oidn:
+        from render import methods
+
+        for entry in methods([], with_oidn=True):
+            if entry.path is None:  # the built-in engines, not the bundled networks
+                scores = evaluate_oidn(entry, cases)
+                cells = " | ".join(f"{scores[spp][0]:.5f} / {scores[spp][1]:.2f}" for spp in spps)
+                print(f"| {entry.id} | {cells} |", flush=True)
     return 0
 
 
