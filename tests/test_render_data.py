@@ -73,7 +73,7 @@ def test_firefly_scenes_are_opt_in_and_leave_other_scenes_unchanged():
         light = mixed["lights"][-1]
         assert light["type"] == "spot" and light["cutoff"] <= 35.0 or (
             light["type"] == "area" and light["shape"] == "sphere" and light["size"] <= 0.3)
-        turned = [new for new, old in zip(mixed["shapes"], plain["shapes"]) if new != old]
+        turned = [new for new, old in zip(mixed["shapes"], plain["shapes"], strict=True) if new != old]
         assert 1 <= len(turned) <= 2 and all(s["material"]["type"] in CAUSTIC_MATERIALS for s in turned)
         assert [s["position"] for s in mixed["shapes"]] == [s["position"] for s in plain["shapes"]]
         json.dumps(mixed)
@@ -111,6 +111,16 @@ def test_render_data_command_writes_deterministic_sets_and_pairs(tmp_path):
                                else read_image(folder / "scene_000003_spp00001_color.exr").layers["normal"],
                                atol=1e-3)
     assert read_training_image(pairs[0][1]).shape == (16, 24, 3)
+    # Several writers of one pairs folder (render-data runs of different seeds side by side) do not collide:
+    # every link and rewritten file appears atomically, and no temporary file stays behind.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from engine.render_data.pairs import write_pairs
+    with ThreadPoolExecutor(6) as pool:
+        counts = list(pool.map(lambda _: write_pairs(tmp_path / "a", tmp_path / "pairs"), range(30)))
+    assert counts == [2] * 30
+    assert not [p for p in (tmp_path / "pairs").rglob(".*")]
+    assert match_pairs(tmp_path / "pairs" / "input", tmp_path / "pairs" / "target") == pairs
     assert main(args + ["--out", str(tmp_path / "c"), "--size", "3x3"]) == 2
     # A panel scene renders, and records its fraction and its panel.
     assert main(args + ["--out", str(tmp_path / "d"), "--panel-fraction", "1"]) == 0
