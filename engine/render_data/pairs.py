@@ -11,8 +11,9 @@ complete scene of a set and every noisy sample count this writes::
     PAIRS/target/scene_010000_spp00004_ref.exr     -> link to the reference
 
 Normals and depth are rewritten because the trainer reads files with OpenCV, which only understands R/G/B and
-Y channels (Mitsuba names them X/Y/Z and T). Every file appears atomically (written under a temporary name, then
-renamed), so runs rendering different seeds into one pairs folder side by side do not trip over each other.
+Y channels (Mitsuba names them X/Y/Z and T). Every file appears atomically (rewritten AOVs through
+``imageio.atomic_write``, links made under a temporary name and renamed), so runs rendering different seeds into
+one pairs folder side by side do not trip over each other.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EngineError
+from ..imageio.atomic import atomic_write
 
 
 def _read_channels(path: Path, names: Sequence[str]) -> np.ndarray:
@@ -36,28 +38,20 @@ def _read_channels(path: Path, names: Sequence[str]) -> np.ndarray:
         return np.stack([np.asarray(channels[n].pixels, dtype=np.float32) for n in names], axis=-1)
 
 
-def _temporary_beside(path: Path) -> Path:
-    """A name in ``path``'s folder that no other writer uses (process and thread), keeping the file's extension."""
-    return path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}{path.suffix}")
-
-
 def _write_plain(path: Path, array: np.ndarray) -> None:
     import OpenEXR
 
     names = ("R", "G", "B") if array.shape[2] == 3 else ("Y",)
     channels = {n: np.ascontiguousarray(array[:, :, i], dtype=np.float16) for i, n in enumerate(names)}
     header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
-    temporary = _temporary_beside(path)
     with OpenEXR.File(header, channels) as exr:
-        exr.write(str(temporary))
-    os.replace(temporary, path)
+        atomic_write(path, lambda temporary: exr.write(str(temporary)))
 
 
 def _link(source: Path, link: Path) -> None:
-    """(Re)point ``link`` at ``source`` atomically: several ``render-data`` runs may share a pairs folder."""
-    temporary = _temporary_beside(link)
-    if temporary.is_symlink() or temporary.exists():
-        temporary.unlink()
+    """(Re)point ``link`` at ``source`` atomically: a symlink under a name of this process and thread, renamed."""
+    temporary = link.with_name(f".{link.stem}.{os.getpid()}.{threading.get_ident()}{link.suffix}")
+    temporary.unlink(missing_ok=True)
     os.symlink(source.resolve(), temporary)
     os.replace(temporary, link)
 
