@@ -535,8 +535,10 @@ def test_shipped_models_name_self_contained_recipes():
 
 
 def test_fine_tuning_a_shipped_render_model_picks_a_whole_network_recipe():
-    """The recipes that made the render models train their refinement alone; a user's per-shot fine-tune gets the
-    model's fine-tuning recipe instead: the same network, every weight trainable, its lr used as it is."""
+    """The recipes that made the render models are training runs of their own (the colour model's trains its
+    refinement alone, the AOV model's is a round on firefly scenes from a run folder's checkpoint); a user's
+    per-shot fine-tune gets the model's fine-tuning recipe instead: the same network, every weight trainable, its
+    lr used as it is, starting from the shipped weights."""
     from engine.training.recipes import FINE_TUNE_LR_FACTOR, fine_tuning_lr, list_recipes, recipe_for_fine_tuning
     from engine.training.trainer import resolve_init
 
@@ -544,7 +546,7 @@ def test_fine_tuning_a_shipped_render_model_picks_a_whole_network_recipe():
     recipes = list_recipes()
     for model_id in ("render-kprcan-aov", "render-kprcan-color"):
         made_by = json.loads((root / "resources" / "models" / f"{model_id}.json").read_text())["provenance"]["recipe"]
-        assert load_recipe(root / made_by).train.train_only == "refine"
+        assert not load_recipe(root / made_by).train.for_fine_tuning
         chosen = recipe_for_fine_tuning(recipes, made_by)
         assert chosen is not None and chosen.train.for_fine_tuning and chosen.train.train_only == ""
         assert chosen.model == load_recipe(root / made_by).model  # the base's weights load as they are
