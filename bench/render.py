@@ -171,7 +171,7 @@ def _table(rows: list[dict], names: dict, order: list[str], summary: dict, key: 
     return lines
 
 
-def paired(rows: list[dict], names: dict, summary: dict) -> list[str]:
+def paired(rows: list[dict], names: dict, ratios_out: dict) -> list[str]:
     """Scene by scene against the peer on the held-out set: how many scenes each model wins, and the geometric
     mean of its relMSE ratios with a 90% bootstrap interval over scenes (the mean relMSE is ruled by a few hard
     scenes; this asks whether a model is better on a typical scene)."""
@@ -197,16 +197,19 @@ def paired(rows: list[dict], names: dict, summary: dict) -> list[str]:
             boot = np.exp(rng.choice(logs, size=(2000, len(logs))).mean(axis=1))
             geo, lo, hi = float(np.exp(logs.mean())), *np.quantile(boot, [0.05, 0.95]).tolist()
             wins = int((ratios < 1).sum())
-            summary.setdefault("paired", {}).setdefault(method, {})[str(n)] = {
+            ratios_out.setdefault(method, {})[str(n)] = {
                 "wins": wins, "scenes": len(ratios), "geo_ratio": geo, "ci90": [lo, hi]}
             cells.append(f"{wins}/{len(ratios)}, {geo:.3f} ({lo:.3f}-{hi:.3f})")
         lines.append(f"| `{method}` | " + " | ".join(cells) + " |")
     return lines + [""]
 
 
-def summarise(rows: list[dict], names: dict) -> tuple[str, dict]:
+def summarise(rows: list[dict], names: dict) -> tuple[str, dict, dict]:
+    """The markdown tables; the mean scores per set, method and spp (what ``ship_model.py --scores`` reads); and
+    the scene-by-scene ratios to the peer."""
     order = ["noisy"] + list(names)
     summary: dict = {}
+    ratios: dict = {}
     first = _first_scene_names(rows)
     count = len({r["scene"] for r in rows if r["set"] == "generated"})
     sections = [
@@ -222,8 +225,8 @@ def summarise(rows: list[dict], names: dict) -> tuple[str, dict]:
         lines += [f"### {title}", "", "relMSE / tonemapped PSNR (dB), lower / higher is better.", ""]
         lines += _table(picked, names, order, summary, key) + [""]
         if key == "generated":
-            lines += paired(rows, names, summary)
-    return "\n".join(lines), summary
+            lines += paired(rows, names, ratios)
+    return "\n".join(lines), summary, ratios
 
 
 def main() -> int:
@@ -235,7 +238,7 @@ def main() -> int:
     args = parser.parse_args()
     started = time.perf_counter()
     result = run(args)
-    table, summary = summarise(result["rows"], result["names"])
+    table, summary, ratios = summarise(result["rows"], result["names"])
     header = (f"## Render denoising (one run, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
               f"{platform.processor() or platform.machine()}, shared 2-core CPU; times include tiling and "
               f"transforms)\n\n")
@@ -244,7 +247,7 @@ def main() -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".md").write_text(text, encoding="utf-8")
-    out.with_suffix(".json").write_text(json.dumps({"summary": summary, "rows": result["rows"],
+    out.with_suffix(".json").write_text(json.dumps({"summary": summary, "paired": ratios, "rows": result["rows"],
                                                     "names": result["names"],
                                                     "seconds": time.perf_counter() - started}, indent=1),
                                         encoding="utf-8")

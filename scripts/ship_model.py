@@ -118,8 +118,6 @@ def scores_from(results: dict, model_id: str) -> tuple[dict, str]:
     scores = {}
     if "summary" in results:
         for set_name, methods in results["summary"].items():
-            if set_name == "paired":  # scene-by-scene ratios to OIDN, not scores of the model's own
-                continue
             for level, values in methods.get(model_id, {}).items():
                 if isinstance(values, dict):
                     scores[f"{set_name}_spp{level}_relmse"] = round(values["rel_mse"], 6)
