@@ -535,8 +535,8 @@ def test_shipped_models_name_self_contained_recipes():
 
 
 def test_fine_tuning_a_shipped_render_model_picks_a_whole_network_recipe():
-    """The recipes that made the render models are training runs of their own (the colour model's trains its
-    refinement alone, the AOV model's is a round on firefly scenes from a run folder's checkpoint); a user's
+    """The recipes that made the render models are training runs of their own (rounds on firefly scenes from a
+    run folder's checkpoint or from weights pinned to an older commit); a user's
     per-shot fine-tune gets the model's fine-tuning recipe instead: the same network, every weight trainable, its
     lr used as it is, starting from the shipped weights."""
     from engine.training.recipes import FINE_TUNE_LR_FACTOR, fine_tuning_lr, list_recipes, recipe_for_fine_tuning
