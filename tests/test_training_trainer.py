@@ -13,7 +13,7 @@ from engine.errors import EngineError, JobCancelled, ModelError  # noqa: E402
 from engine.jobs import CancelToken, run_job  # noqa: E402
 from engine.training import trainer as trainer_module  # noqa: E402
 from engine.training.archs import ARCHITECTURES, build_model  # noqa: E402
-from engine.training.losses import ms_ssim, relative_mse, restoration_loss  # noqa: E402
+from engine.training.losses import lowfreq_relative_mse, ms_ssim, relative_mse, restoration_loss  # noqa: E402
 from engine.training.recipes import RecipeError, load_recipe, recipe_from_dict  # noqa: E402
 from engine.training.trainer import TrainOptions, train_job  # noqa: E402
 
@@ -134,6 +134,31 @@ def test_relative_mse_loss_is_the_render_benchmarks_metric_on_linear_values():
     with pytest.raises(RecipeError, match="relmse"):
         recipe_from_dict({"model": {"id": "x", "task": "photo-denoise", "arch": "dncnn"},
                           "train": {"loss": "relmse"}})
+
+
+def test_lowfreq_term_sees_a_dark_bias_that_zero_mean_noise_hides_from_it():
+    """lowfreq_relative_mse scores 8 px block means: a prediction 3% too dark everywhere costs it about 0.03^2,
+    zero-mean pixel noise of 10x the per-pixel error almost nothing; the per-pixel relMSE ranks them the other
+    way. restoration_loss adds lowfreq_weight of it to l1+relmse, and a recipe may only ask for it there."""
+    generator = torch.Generator().manual_seed(0)
+    reference = 1.0 + torch.rand((1, 3, 32, 32), generator=generator)
+    target = torch.log1p(reference)
+    dark = torch.log1p(reference * 0.97)
+    # a checkerboard of +-10% within every block: zero mean at 8 px
+    checker = (torch.arange(32)[:, None] + torch.arange(32)[None, :]) % 2 * 2 - 1
+    noisy = torch.log1p(reference * (1 + 0.1 * checker))
+    assert float(lowfreq_relative_mse(dark, target)) == pytest.approx(0.03**2, rel=0.05)
+    assert float(lowfreq_relative_mse(noisy, target)) < 1e-5
+    assert float(relative_mse(noisy, target, None, "reference")) > 5 * float(relative_mse(dark, target, None,
+                                                                                          "reference"))
+    base = restoration_loss(dark, target, None, "l1+relmse", relmse_weight=0.5)
+    with_term = restoration_loss(dark, target, None, "l1+relmse", relmse_weight=0.5, lowfreq_weight=2.0)
+    assert float(with_term - base) == pytest.approx(2.0 * float(lowfreq_relative_mse(dark, target)), rel=1e-4)
+    small = torch.log1p(torch.full((1, 3, 4, 4), 2.0))  # a patch smaller than a block is one block
+    assert float(lowfreq_relative_mse(small, small)) == 0.0
+    with pytest.raises(RecipeError, match="lowfreq_weight"):
+        recipe_from_dict({"model": {"id": "x", "task": "render-denoise", "arch": "kprcan", "value_transform": "log1p"},
+                          "train": {"loss": "l1", "lowfreq_weight": 1.0}})
 
 
 def test_l1_plus_reference_weighted_relmse_charges_a_leak_into_a_dark_pixel_in_full():

@@ -133,6 +133,10 @@ class TrainSection:
     #: weighted by the reference as the render benchmark is (losses.relative_mse). 0.25: the shipped
     #: render-kprcan-aov's last stage (1.0 darkened emitter borders: recipes/render_kprcan_aov_relmse.toml).
     relmse_weight: float = 0.25
+    #: "l1+relmse": plus this weight times the relative MSE of ``lowfreq_size`` px block means
+    #: (losses.lowfreq_relative_mse), against a low-frequency bias (0: off, as every recipe before it).
+    lowfreq_weight: float = 0.0
+    lowfreq_size: int = 8
     val_every: int = 100
     checkpoint_every: int = 100
     seed: int = 0
@@ -253,6 +257,10 @@ def validate(recipe: Recipe) -> None:
         problems.append(f"loss {t.loss!r} must be l1, l2, ms-ssim, l1+ms-ssim, relmse or l1+relmse")
     if t.loss in ("relmse", "l1+relmse") and m.value_transform != "log1p":
         problems.append(f"loss {t.loss!r} needs value_transform = \"log1p\" (it compares linear HDR values)")
+    if t.lowfreq_weight < 0 or t.lowfreq_size < 1:
+        problems.append("lowfreq_weight must be >= 0 and lowfreq_size >= 1")
+    if t.lowfreq_weight and t.loss != "l1+relmse":
+        problems.append("lowfreq_weight adds to the \"l1+relmse\" loss only")
     if t.amp not in ("auto", "off", "bf16", "fp16"):
         problems.append(f"amp {t.amp!r} must be auto, off, bf16 or fp16")
     if t.steps <= 0 and t.minutes <= 0:

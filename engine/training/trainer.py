@@ -548,7 +548,8 @@ def _train(recipe: Recipe, token: CancelToken | None, options: TrainOptions) -> 
                     output = model(*inputs)
                 from .losses import restoration_loss
 
-                loss = restoration_loss(output.float(), target, valid, t.loss, t.ms_ssim_weight, t.relmse_weight)
+                loss = restoration_loss(output.float(), target, valid, t.loss, t.ms_ssim_weight, t.relmse_weight,
+                                        t.lowfreq_weight, t.lowfreq_size)
                 loss_value = float(loss.detach())
                 ok = math.isfinite(loss_value)
                 if ok:
