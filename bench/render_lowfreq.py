@@ -1,0 +1,138 @@
+"""How much of a render denoiser's error is low-frequency: a brightness bias or blotches a few pixels wide.
+
+For each checkpoint (and OIDN with AOVs, through the restore job) on a folder of ``render-data`` scenes, at each
+sample count: relMSE; the mean of output / mean of reference (1 = no overall bias); the relMSE of ``--block`` px
+block means (the low-frequency error); and the relMSE after an oracle has scaled the output so that its
+``--block`` px box means equal the reference's (what is left once the low frequencies are right). A model
+whose relMSE drops far more under the oracle than OIDN's has its deficit at low frequencies.
+
+    .venv/bin/python bench/render_lowfreq.py SCENES_DIR CHECKPOINT.pt... [--spp 4,16] [--no-oidn]
+        [--out bench/results/render_lowfreq.md]
+
+Use scenes whose references are clean (``render-data --ref-spp 1024``): a 256-spp reference's own noise favours
+outputs that are too dark. Never the benchmark's held-out seeds (90000+). Prints a markdown table and, with
+``--out``, appends it there with the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from render import methods, rel_mse  # noqa: E402
+from render_checkpoints import load_cases  # noqa: E402
+
+from engine.imageio.hdr import sanitize_hdr  # noqa: E402
+from engine.transforms import auto_exposure_scale, prepare_aov  # noqa: E402
+
+
+def block_means(image: np.ndarray, block: int) -> np.ndarray:
+    """Means of the ``block`` x ``block`` blocks that fit (H x W x C -> H/block x W/block x C)."""
+    height, width = image.shape[0] // block * block, image.shape[1] // block * block
+    cropped = image[:height, :width]
+    return cropped.reshape(height // block, block, width // block, block, -1).mean(axis=(1, 3))
+
+
+def oracle_corrected(output: np.ndarray, reference: np.ndarray, block: int) -> np.ndarray:
+    """The output scaled per pixel so that its ``block`` px box means equal the reference's."""
+    import cv2
+
+    eps = 1e-4
+    gain = (cv2.blur(reference, (block, block)) + eps) / (cv2.blur(output, (block, block)) + eps)
+    return output * gain
+
+
+def checkpoint_outputs(path: Path, cases) -> list[np.ndarray]:
+    """A torch checkpoint's outputs, prepared as the restore job prepares its inputs."""
+    import torch
+
+    from engine.training.export import load_weights, model_from_weights
+
+    model = model_from_weights(load_weights(path)).eval()
+
+    def tensor(array: np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1), dtype=np.float32))[None]
+
+    outputs = []
+    for _, image, _ in cases:
+        scale = auto_exposure_scale(image.pixels)
+        linear, _ = sanitize_hdr(image.pixels)
+        inputs = [tensor(np.log1p(linear * scale))]
+        for name in model.aux_inputs:
+            layer = np.asarray(image.layers[name])
+            inputs.append(tensor(prepare_aov(name, layer[:, :, :1] if name == "depth" else layer[:, :, :3])))
+        with torch.no_grad():
+            out = model(*inputs)[0].numpy().transpose(1, 2, 0)
+        outputs.append(np.expm1(out) / scale)
+    return outputs
+
+
+def oidn_outputs(cases) -> list[np.ndarray]:
+    from engine.jobs import run_job
+    from engine.restore import restore_job
+
+    entry = next(e for e in methods([], with_oidn=True) if e.id == "oidn-aov")
+    return [run_job(restore_job(image, entry, device="cpu")).image.pixels for _, image, _ in cases]
+
+
+def rows_for(name: str, outputs: list[np.ndarray], cases, spps: list[int], block: int) -> list[str]:
+    rows = []
+    for spp in spps:
+        picked = [(out, ref) for out, (s, _, ref) in zip(outputs, cases, strict=True) if s == spp]
+        rel = np.mean([rel_mse(o, r) for o, r in picked])
+        ratio = np.mean([o.mean() / r.mean() for o, r in picked])
+        low = np.mean([rel_mse(block_means(o, block), block_means(r, block)) for o, r in picked])
+        oracle = np.mean([rel_mse(oracle_corrected(o, r, block), r) for o, r in picked])
+        change = f"{oracle / rel - 1:+.0%}"
+        rows.append(f"| {name} | {spp} | {rel:.5f} | {ratio:.4f} | {low:.5f} | {oracle:.5f} ({change}) |")
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("scenes", help="folder of render-data scenes (validation seeds, clean references)")
+    parser.add_argument("checkpoints", nargs="*", help=".pt files")
+    parser.add_argument("--spp", default="4,16")
+    parser.add_argument("--block", type=int, default=8, help="block size in pixels (default 8)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-oidn", action="store_true")
+    parser.add_argument("--out", help="markdown file to append the table to")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    spps = [int(s) for s in args.spp.split(",")]
+    cases = load_cases(Path(args.scenes), spps)
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    lines = [f"### {len(cases) // len(spps)} scenes from {args.scenes}, {stamp}",
+             "",
+             f"`{' '.join(['bench/render_lowfreq.py', *sys.argv[1:]])}`",
+             "",
+             f"| method | spp | relMSE | mean output / mean reference | relMSE of {args.block} px block means | "
+             f"relMSE once an oracle fixes the {args.block} px means |",
+             "|---|---|---|---|---|---|"]
+    print("\n".join(lines), flush=True)
+    for checkpoint in args.checkpoints:
+        rows = rows_for(checkpoint, checkpoint_outputs(Path(checkpoint), cases), cases, spps, args.block)
+        print("\n".join(rows), flush=True)
+        lines += rows
+    if not args.no_oidn:
+        rows = rows_for("oidn-aov", oidn_outputs(cases), cases, spps, args.block)
+        print("\n".join(rows), flush=True)
+        lines += rows
+    if args.out:
+        with open(args.out, "a", encoding="utf-8") as handle:
+            handle.write("\n".join(lines) + "\n\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
