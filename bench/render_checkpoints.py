@@ -50,19 +50,20 @@ def load_cases(scenes_dir: Path, spps: list[int]) -> list[tuple[int, object, np.
     return cases
 
 
-def evaluate(path: Path, cases) -> dict[int, tuple[float, float]]:
-    """Mean relMSE and tonemapped PSNR per sample count of one checkpoint."""
+def checkpoint_outputs(path: Path, cases) -> list[np.ndarray]:
+    """One checkpoint's restored images (linear, as the file), one per case, from the inputs the restore job
+    would prepare."""
     import torch
 
     from engine.training.export import load_weights, model_from_weights
 
-    model = model_from_weights(load_weights(path))
+    model = model_from_weights(load_weights(path)).eval()
 
     def tensor(array: np.ndarray):
         return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1), dtype=np.float32))[None]
 
-    scores: dict[int, list[tuple[float, float]]] = {}
-    for spp, image, reference in cases:
+    outputs = []
+    for _, image, _ in cases:
         scale = auto_exposure_scale(image.pixels)  # as the restore job: from the file's pixels, then sanitised
         linear, _ = sanitize_hdr(image.pixels)
         inputs = [tensor(np.log1p(linear * scale))]
@@ -71,21 +72,24 @@ def evaluate(path: Path, cases) -> dict[int, tuple[float, float]]:
             inputs.append(tensor(prepare_aov(name, layer[:, :, :1] if name == "depth" else layer[:, :, :3])))
         with torch.no_grad():
             out = model(*inputs)[0].numpy().transpose(1, 2, 0)
-        restored = np.expm1(out) / scale
-        scores.setdefault(spp, []).append((rel_mse(restored, reference), tonemapped_psnr(restored, reference)))
-    return {spp: (float(np.mean([r for r, _ in v])), float(np.mean([p for _, p in v]))) for spp, v in scores.items()}
+        outputs.append(np.expm1(out) / scale)
+    return outputs
 
 
-def evaluate_oidn(entry, cases) -> dict[int, tuple[float, float]]:
-    """The same scores for a built-in OIDN engine, run through the app's restore job."""
+def oidn_outputs(entry, cases) -> list[np.ndarray]:
+    """A built-in OIDN engine's restored images, run through the app's restore job."""
     from engine.jobs import run_job
     from engine.restore import restore_job
 
-    scores: dict[int, list[tuple[float, float]]] = {}
-    for spp, image, reference in cases:
-        restored = run_job(restore_job(image, entry, device="cpu")).image.pixels
-        scores.setdefault(spp, []).append((rel_mse(restored, reference), tonemapped_psnr(restored, reference)))
-    return {spp: (float(np.mean([r for r, _ in v])), float(np.mean([p for _, p in v]))) for spp, v in scores.items()}
+    return [run_job(restore_job(image, entry, device="cpu")).image.pixels for _, image, _ in cases]
+
+
+def scores(outputs: list[np.ndarray], cases) -> dict[int, tuple[float, float]]:
+    """Mean relMSE and tonemapped PSNR per sample count."""
+    per_spp: dict[int, list[tuple[float, float]]] = {}
+    for restored, (spp, _, reference) in zip(outputs, cases, strict=True):
+        per_spp.setdefault(spp, []).append((rel_mse(restored, reference), tonemapped_psnr(restored, reference)))
+    return {spp: (float(np.mean([r for r, _ in v])), float(np.mean([p for _, p in v]))) for spp, v in per_spp.items()}
 
 
 def main() -> int:
@@ -105,16 +109,16 @@ def main() -> int:
     print("| checkpoint | " + " | ".join(f"{spp} spp" for spp in spps) + " |")
     print("|---|" + "---|" * len(spps))
     for checkpoint in args.checkpoints:
-        scores = evaluate(Path(checkpoint), cases)
-        cells = " | ".join(f"{scores[spp][0]:.5f} / {scores[spp][1]:.2f}" for spp in spps)
+        result = scores(checkpoint_outputs(Path(checkpoint), cases), cases)
+        cells = " | ".join(f"{result[spp][0]:.5f} / {result[spp][1]:.2f}" for spp in spps)
         print(f"| {checkpoint} | {cells} |", flush=True)
     if args.oidn:
         from render import methods
 
         for entry in methods([], with_oidn=True):
             if entry.path is None:  # the built-in engines, not the bundled networks
-                scores = evaluate_oidn(entry, cases)
-                cells = " | ".join(f"{scores[spp][0]:.5f} / {scores[spp][1]:.2f}" for spp in spps)
+                result = scores(oidn_outputs(entry, cases), cases)
+                cells = " | ".join(f"{result[spp][0]:.5f} / {result[spp][1]:.2f}" for spp in spps)
                 print(f"| {entry.id} | {cells} |", flush=True)
     return 0
 

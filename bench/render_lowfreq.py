@@ -28,10 +28,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from render import methods, rel_mse  # noqa: E402
-from render_checkpoints import load_cases  # noqa: E402
-
-from engine.imageio.hdr import sanitize_hdr  # noqa: E402
-from engine.transforms import auto_exposure_scale, prepare_aov  # noqa: E402
+from render_checkpoints import checkpoint_outputs, load_cases, oidn_outputs  # noqa: E402
 
 
 def block_means(image: np.ndarray, block: int) -> np.ndarray:
@@ -48,39 +45,6 @@ def oracle_corrected(output: np.ndarray, reference: np.ndarray, block: int) -> n
     eps = 1e-4
     gain = (cv2.blur(reference, (block, block)) + eps) / (cv2.blur(output, (block, block)) + eps)
     return output * gain
-
-
-def checkpoint_outputs(path: Path, cases) -> list[np.ndarray]:
-    """A torch checkpoint's outputs, prepared as the restore job prepares its inputs."""
-    import torch
-
-    from engine.training.export import load_weights, model_from_weights
-
-    model = model_from_weights(load_weights(path)).eval()
-
-    def tensor(array: np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1), dtype=np.float32))[None]
-
-    outputs = []
-    for _, image, _ in cases:
-        scale = auto_exposure_scale(image.pixels)
-        linear, _ = sanitize_hdr(image.pixels)
-        inputs = [tensor(np.log1p(linear * scale))]
-        for name in model.aux_inputs:
-            layer = np.asarray(image.layers[name])
-            inputs.append(tensor(prepare_aov(name, layer[:, :, :1] if name == "depth" else layer[:, :, :3])))
-        with torch.no_grad():
-            out = model(*inputs)[0].numpy().transpose(1, 2, 0)
-        outputs.append(np.expm1(out) / scale)
-    return outputs
-
-
-def oidn_outputs(cases) -> list[np.ndarray]:
-    from engine.jobs import run_job
-    from engine.restore import restore_job
-
-    entry = next(e for e in methods([], with_oidn=True) if e.id == "oidn-aov")
-    return [run_job(restore_job(image, entry, device="cpu")).image.pixels for _, image, _ in cases]
 
 
 def rows_for(name: str, outputs: list[np.ndarray], cases, spps: list[int], block: int) -> list[str]:
@@ -125,7 +89,8 @@ def main() -> int:
         print("\n".join(rows), flush=True)
         lines += rows
     if not args.no_oidn:
-        rows = rows_for("oidn-aov", oidn_outputs(cases), cases, spps, args.block)
+        entry = next(e for e in methods([], with_oidn=True) if e.id == "oidn-aov")
+        rows = rows_for("oidn-aov", oidn_outputs(entry, cases), cases, spps, args.block)
         print("\n".join(rows), flush=True)
         lines += rows
     if args.out:
