@@ -4,10 +4,12 @@ For each checkpoint (and OIDN with AOVs, through the restore job) on a folder of
 sample count: relMSE; the mean of output / mean of reference (1 = no overall bias); the relMSE of ``--block`` px
 block means (the low-frequency error); and the relMSE after an oracle has scaled the output so that its
 ``--block`` px box means equal the reference's (what is left once the low frequencies are right). A model
-whose relMSE drops far more under the oracle than OIDN's has its deficit at low frequencies.
+whose relMSE drops far more under the oracle than OIDN's has its deficit at low frequencies. ``--per-scene``
+adds a table of every scene's relMSE per method, over the whole image and split into the band within ``--edge``
+px of the image edges and the pixels further in (to find one scene or a border that dominates a mean).
 
     .venv/bin/python bench/render_lowfreq.py SCENES_DIR CHECKPOINT.pt... [--spp 4,16] [--no-oidn]
-        [--out bench/results/render_lowfreq.md]
+        [--per-scene [--edge 16]] [--out bench/results/render_lowfreq.md]
 
 Use scenes whose references are clean (``render-data --ref-spp 1024``): a 256-spp reference's own noise favours
 outputs that are too dark. Never the benchmark's held-out seeds (90000+). Prints a markdown table and, with
@@ -27,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from render import methods, rel_mse  # noqa: E402
+from render import methods, rel_error, rel_mse  # noqa: E402
 from render_checkpoints import checkpoint_outputs, load_cases, oidn_outputs  # noqa: E402
 
 
@@ -60,6 +62,29 @@ def rows_for(name: str, outputs: list[np.ndarray], cases, spps: list[int], block
     return rows
 
 
+def per_scene_rows(outputs: dict[str, list[np.ndarray]], cases, names: list[str], spps: list[int],
+                   edge: int) -> list[str]:
+    """One row per scene and sample count: each method's relMSE, whole / within ``edge`` px of the edges / inside."""
+    columns = list(outputs)
+    rows = ["| scene | spp | " + " | ".join(f"{m}: all / edge band / inside" for m in columns) + " |",
+            "|---|---|" + "---|" * len(columns)]
+    parts: dict[tuple[str, int], list[tuple[float, float, float]]] = {}
+    for index, (spp, _, reference) in enumerate(cases):
+        cells = []
+        for method in columns:
+            error = rel_error(outputs[method][index], reference).mean(axis=-1)
+            inside = np.zeros(error.shape, bool)
+            inside[edge:-edge, edge:-edge] = True
+            part = (error.mean(), error[~inside].mean(), error[inside].mean())
+            parts.setdefault((method, spp), []).append(part)
+            cells.append(" / ".join(f"{v:.5f}" for v in part))
+        rows.append(f"| {names[index // len(spps)]} | {spp} | " + " | ".join(cells) + " |")
+    for spp in spps:  # the means over scenes of each part
+        cells = [" / ".join(f"{v:.5f}" for v in np.mean(parts[(method, spp)], axis=0)) for method in columns]
+        rows.append(f"| **mean** | {spp} | " + " | ".join(cells) + " |")
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("scenes", help="folder of render-data scenes (validation seeds, clean references)")
@@ -68,6 +93,8 @@ def main() -> int:
     parser.add_argument("--block", type=int, default=8, help="block size in pixels (default 8)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-oidn", action="store_true")
+    parser.add_argument("--per-scene", action="store_true", help="also list every scene's relMSE per method")
+    parser.add_argument("--edge", type=int, default=16, help="width of the edge band of --per-scene (default 16)")
     parser.add_argument("--out", help="markdown file to append the table to")
     args = parser.parse_args()
     import torch
@@ -84,13 +111,22 @@ def main() -> int:
              f"relMSE once an oracle fixes the {args.block} px means |",
              "|---|---|---|---|---|---|"]
     print("\n".join(lines), flush=True)
+    outputs = {}
     for checkpoint in args.checkpoints:
-        rows = rows_for(checkpoint, checkpoint_outputs(Path(checkpoint), cases), cases, spps, args.block)
+        outputs[checkpoint] = checkpoint_outputs(Path(checkpoint), cases)
+        rows = rows_for(checkpoint, outputs[checkpoint], cases, spps, args.block)
         print("\n".join(rows), flush=True)
         lines += rows
     if not args.no_oidn:
         entry = next(e for e in methods([], with_oidn=True) if e.id == "oidn-aov")
-        rows = rows_for("oidn-aov", oidn_outputs(entry, cases), cases, spps, args.block)
+        outputs["oidn-aov"] = oidn_outputs(entry, cases)
+        rows = rows_for("oidn-aov", outputs["oidn-aov"], cases, spps, args.block)
+        print("\n".join(rows), flush=True)
+        lines += rows
+    if args.per_scene:
+        names = [path.parent.name for path in sorted(Path(args.scenes).glob("*/scene.json"))]
+        rows = ["", f"Every scene (edge band: within {args.edge} px of the image edges):", "",
+                *per_scene_rows(outputs, cases, names, spps, args.edge)]
         print("\n".join(rows), flush=True)
         lines += rows
     if args.out:
