@@ -129,6 +129,10 @@ def test_export_restore_and_inspect(tmp_path, demodulate, guide, space, context,
     export_kernel_model(model, tmp_path, "tiny-kp")
     manifest = load_manifest(tmp_path / "tiny-kp.json")
     assert has_kernels(manifest) and manifest.tile.alignment == (8 if context else 2)
+    import onnx
+
+    operators = {node.op_type for node in onnx.load(str(tmp_path / "tiny-kp.onnx")).graph.node}
+    assert "ConvTranspose" in operators and "DepthToSpace" not in operators  # kpcn.shuffled_tail
     entry = ModelEntry(manifest, tmp_path / "tiny-kp.onnx", "user")
     image = _render_image()
     result = run_job(restore_job(image, entry, device="cpu"))
@@ -139,6 +143,38 @@ def test_export_restore_and_inspect(tmp_path, demodulate, guide, space, context,
     assert inspection.kernel_without_aovs is not None and 0.0 <= inspection.aov_influence <= 1.0
     with pytest.raises(Exception, match="outside"):
         inspect_kernel(entry, image, x=99, y=0)
+
+
+def test_the_graphs_transposed_convolution_is_the_pixel_shuffled_tail(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    from engine.training.archs.kpcn import shuffled_tail
+
+    torch.manual_seed(0)
+    tail = torch.nn.Conv2d(6, 5 * 4, 1)
+    with torch.no_grad():
+        tail.bias.normal_()  # a different bias for every output channel and sub-pixel
+
+    class Tail(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.tail = tail
+
+        def forward(self, x):
+            return shuffled_tail(self.tail, x, 2)
+
+    x = torch.randn(1, 6, 7, 9)
+    path = tmp_path / "tail.onnx"
+    with torch.no_grad():
+        expected = torch.nn.functional.pixel_shuffle(tail(x), 2).numpy()
+        assert np.array_equal(Tail()(x).numpy(), expected)  # PyTorch's own path
+        torch.onnx.export(Tail(), (x,), str(path), input_names=["x"], dynamic_axes={"x": {2: "h", 3: "w"}},
+                          dynamo=False)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for shape in ((1, 6, 7, 9), (1, 6, 12, 5)):
+        x = torch.randn(*shape)
+        with torch.no_grad():
+            expected = torch.nn.functional.pixel_shuffle(tail(x), 2).numpy()
+        np.testing.assert_allclose(session.run(None, {"x": x.numpy()})[0], expected, rtol=1e-5, atol=1e-5)
 
 
 def test_a_crop_of_the_model_inputs_is_the_crop_of_the_whole_images():

@@ -236,6 +236,22 @@ def _apply_slices(
     return out
 
 
+def shuffled_tail(tail: nn.Conv2d, x: torch.Tensor, factor: int) -> torch.Tensor:
+    """``pixel_shuffle(tail(x), factor)`` for a 1x1 ``tail``. The ONNX graph computes the same as one transposed
+    convolution of stride ``factor`` (each input pixel writes its factor x factor output pixels), with a channel of
+    ones whose weights are the tail's per-sub-pixel bias: ONNX Runtime's DepthToSpace over the render models' 112
+    output channels took 10% of their time (on a 1,024 px image 0.32 s for the 1x1 convolution and DepthToSpace,
+    0.06 s for this; the same values)."""
+    if not torch.onnx.is_in_onnx_export():
+        return F.pixel_shuffle(tail(x), factor)
+    outputs = tail.out_channels // factor**2
+    # tail channel c * factor^2 + i * factor + j is output channel c at sub-pixel (i, j), as in pixel_shuffle
+    weight = tail.weight[:, :, 0, 0].reshape(outputs, factor, factor, -1).permute(3, 0, 1, 2)
+    bias = tail.bias.reshape(1, outputs, factor, factor)
+    ones = torch.ones_like(x[:, :1])
+    return F.conv_transpose2d(torch.cat([x, ones], dim=1), torch.cat([weight, bias], dim=0), stride=factor)
+
+
 class KernelPredictionDenoiser(nn.Module):
     def __init__(
         self,
@@ -387,8 +403,8 @@ class KernelPredictionDenoiser(nn.Module):
             c = self.context(F.avg_pool2d(h, CONTEXT_FACTOR))
             h = h + self.context_out(F.interpolate(c, scale_factor=CONTEXT_FACTOR, mode="bilinear",
                                                    align_corners=False))
-        y = self.tail(F.relu(self.body(h)))
-        return F.pixel_shuffle(y, self.unshuffle) if self.unshuffle > 1 else y
+        y = F.relu(self.body(h))
+        return shuffled_tail(self.tail, y, self.unshuffle) if self.unshuffle > 1 else self.tail(y)
 
     def _split(self, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if len(inputs) != len(self.input_roles):
