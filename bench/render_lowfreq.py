@@ -7,9 +7,12 @@ block means (the low-frequency error); and the relMSE after an oracle has scaled
 whose relMSE drops far more under the oracle than OIDN's has its deficit at low frequencies. ``--per-scene``
 adds a table of every scene's relMSE per method, over the whole image and split into the band within ``--edge``
 px of the image edges and the pixels further in (to find one scene or a border that dominates a mean).
+``--tail 1,10,100`` adds the part of each mean that comes from every scene's K worst pixels (each method's own) and
+the relMSE of the remaining pixels: whether a gap between two methods lies in a few outliers (a firefly left in,
+light bled into a dark pixel) or in the bulk of the image.
 
     .venv/bin/python bench/render_lowfreq.py SCENES_DIR CHECKPOINT.pt... [--spp 4,16] [--no-oidn]
-        [--per-scene [--edge 16]] [--out bench/results/render_lowfreq.md]
+        [--per-scene [--edge 16]] [--tail 1,10,100] [--out bench/results/render_lowfreq.md]
 
 Use scenes whose references are clean (``render-data --ref-spp 1024``): a 256-spp reference's own noise favours
 outputs that are too dark. Never the benchmark's held-out seeds (90000+). Prints a markdown table and, with
@@ -85,6 +88,24 @@ def per_scene_rows(outputs: dict[str, list[np.ndarray]], cases, names: list[str]
     return rows
 
 
+def tail_rows(outputs: dict[str, list[np.ndarray]], cases, spps: list[int], counts: list[int]) -> list[str]:
+    """Per method and sample count: relMSE, and for each K the part of it from every scene's K worst pixels
+    (the method's own) and the relMSE of the other pixels (both means over scenes)."""
+    rows = ["| method | spp | relMSE | " + " | ".join(f"from the {k} worst px / rest" for k in counts) + " |",
+            "|---|---|---|" + "---|" * len(counts)]
+    for method, images in outputs.items():
+        for spp in spps:
+            errors = [np.sort(rel_error(out, ref).mean(axis=-1).ravel())
+                      for out, (s, _, ref) in zip(images, cases, strict=True) if s == spp]
+            cells = []
+            for k in counts:
+                worst = np.mean([e[-k:].sum() / e.size for e in errors])
+                rest = np.mean([e[:-k].mean() for e in errors])
+                cells.append(f"{worst:.5f} / {rest:.5f}")
+            rows.append(f"| {method} | {spp} | {np.mean([e.mean() for e in errors]):.5f} | " + " | ".join(cells) + " |")
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("scenes", help="folder of render-data scenes (validation seeds, clean references)")
@@ -95,6 +116,8 @@ def main() -> int:
     parser.add_argument("--no-oidn", action="store_true")
     parser.add_argument("--per-scene", action="store_true", help="also list every scene's relMSE per method")
     parser.add_argument("--edge", type=int, default=16, help="width of the edge band of --per-scene (default 16)")
+    parser.add_argument("--tail", help="pixel counts K, e.g. 1,10,100: the part of the relMSE from every scene's K "
+                                       "worst pixels, and the rest")
     parser.add_argument("--out", help="markdown file to append the table to")
     args = parser.parse_args()
     import torch
@@ -127,6 +150,12 @@ def main() -> int:
         names = [path.parent.name for path in sorted(Path(args.scenes).glob("*/scene.json"))]
         rows = ["", f"Every scene (edge band: within {args.edge} px of the image edges):", "",
                 *per_scene_rows(outputs, cases, names, spps, args.edge)]
+        print("\n".join(rows), flush=True)
+        lines += rows
+    if args.tail:
+        counts = [int(k) for k in args.tail.split(",")]
+        rows = ["", "Outliers: the part of each mean from every scene's K worst pixels (each method's own), and the "
+                "relMSE of the other pixels:", "", *tail_rows(outputs, cases, spps, counts)]
         print("\n".join(rows), flush=True)
         lines += rows
     if args.out:
