@@ -30,13 +30,15 @@ def registry(tmp_path):
 def test_job_runner_cancel_storm(qtbot, registry):
     runner = JobRunner()
     entries = [registry.get("storm-denoise"), registry.get("nlm")]
-    image = make_image(np.random.default_rng(0).random((128, 128, 3)).astype(np.float32), None,
-                       ImageMeta(format="png", bit_depth=8))
+    # Images large enough that a job outlasts the 0-25 ms before its cancel on a fast machine too: on 128 px the
+    # small ONNX model finished in 4-12 ms, so the cancelled share hovered at the bound (71 of 120 once).
+    images = [make_image(np.random.default_rng(0).random((size, size, 3)).astype(np.float32), None,
+                         ImageMeta(format="png", bit_depth=8)) for size in (384, 128)]
     outcomes: list[str] = []
     runner.succeeded.connect(lambda result: outcomes.append("succeeded"))
     runner.cancelled.connect(lambda: outcomes.append("cancelled"))
     runner.failed.connect(lambda message, details: outcomes.append(f"failed: {message}"))
-    for entry in entries:  # warm-up (sessions and lazy imports are not leaks)
+    for entry, image in zip(entries, images, strict=True):  # warm-up (sessions and lazy imports are not leaks)
         run_job(restore_job(image, entry))
     gc.collect()
     threads_before, python_before, rss_before = native_threads(), threading.active_count(), rss_mib()
@@ -44,10 +46,10 @@ def test_job_runner_cancel_storm(qtbot, registry):
     latencies = []
     rounds = 120
     for index in range(rounds):
-        entry = entries[index % 2]
+        entry, image = entries[index % 2], images[index % 2]
         tile = None if index % 3 == 0 else 48
 
-        def factory(token, entry=entry, tile=tile):
+        def factory(token, entry=entry, image=image, tile=tile):
             return restore_job(image, entry, tile=tile, token=token)
 
         with qtbot.waitSignal(runner.finished, timeout=10_000):
