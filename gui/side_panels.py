@@ -36,7 +36,7 @@ class HistoryPanel(QWidget):
         self.save_button = QPushButton("Save\u2026")
         self.save_button.setEnabled(False)
         self.save_button.clicked.connect(self._save_current)
-        self.list.currentItemChanged.connect(lambda cur, _: self.save_button.setEnabled(cur is not None))
+        self.list.currentItemChanged.connect(lambda *_: self._update_save_button())
         self.empty = QLabel("Results you make appear here.")
         self.empty.setWordWrap(True)
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -62,6 +62,7 @@ class HistoryPanel(QWidget):
             self.list.addItem(item)
         self.empty.setVisible(not results)
         self.list.setVisible(bool(results))
+        self._update_save_button()
 
     def select_key(self, key: str | None) -> None:
         for row in range(self.list.count()):
@@ -69,7 +70,11 @@ class HistoryPanel(QWidget):
                 self.list.blockSignals(True)
                 self.list.setCurrentRow(row)
                 self.list.blockSignals(False)
-                return
+                break
+        self._update_save_button()  # the blocked signal would have done it
+
+    def _update_save_button(self) -> None:
+        self.save_button.setEnabled(self.list.currentItem() is not None)
 
     def _save_current(self) -> None:
         item = self.list.currentItem()

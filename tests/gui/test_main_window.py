@@ -114,6 +114,9 @@ def test_run_a_model_to_completion_and_save_round_trip(qtbot, window, photo, tmp
     assert window.viewer.image_b() is result.image
     assert window.run_label.text().startswith("Last run: ")
     assert window.history_panel.list.count() == 1
+    # The new result is shown as B and selected in the history, so the history's Save button can save it
+    # (it stayed greyed out: selecting the row there blocked the signal that enabled it).
+    assert window.history_panel.list.currentRow() == 0 and window.history_panel.save_button.isEnabled()
     assert window.model_panel.progress.format().startswith("Done")
     # Save keeps the input's format (PNG, 8-bit) and reads back equal after 8-bit quantisation.
     target = tmp_path / "out" / "restored.png"
