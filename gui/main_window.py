@@ -1100,7 +1100,9 @@ class MainWindow(QMainWindow):
         dialog_class = self._train_dialog_class()
         if dialog_class is None:
             return
-        dialog = dialog_class(self, self.registry)
+        entry = self.model_panel.current_entry()
+        dialog = dialog_class(self, self.registry, model_id=entry.id if entry is not None else None,
+                              image_path=self.session.original_path)
         dialog.finished.connect(lambda _: self.refresh_models())
         dialog.open()
 

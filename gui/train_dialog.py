@@ -48,7 +48,11 @@ class TrainDialog(QDialog):
 
     model_trained = Signal(str)
 
-    def __init__(self, parent: QWidget | None, registry) -> None:
+    def __init__(self, parent: QWidget | None, registry, *, model_id: str | None = None,
+                 image_path: Path | None = None) -> None:
+        """``model_id`` / ``image_path``: the model picked and the image open in the main window. A model that can
+        be fine-tuned becomes the starting point (its task and fine-tuning recipe with it), and for a render the
+        image's folder is offered as the shot when it holds noisy frames beside their NAME_ref references."""
         super().__init__(parent)
         from engine.training.recipes import list_recipes
 
@@ -105,7 +109,7 @@ class TrainDialog(QDialog):
         form.addRow("Model name", self.name_edit)
 
         self.loss_plot = LossPlot(self, log_y=True, y_label="loss")
-        self.val_plot = LossPlot(self, log_y=False, y_label="validation PSNR (dB)")
+        self.val_plot = LossPlot(self, log_y=False, y_label="validation PSNR (dB)", markers=True)
         plots = QHBoxLayout()
         plots.addWidget(self.loss_plot)
         plots.addWidget(self.val_plot)
@@ -149,6 +153,38 @@ class TrainDialog(QDialog):
         if not self.recipes:
             self.status.setText("No training recipes were found, so nothing can be trained.")
             self.train_button.setEnabled(False)
+        self._suggest(model_id, image_path)
+
+    def _suggest(self, model_id: str | None, image_path: Path | None) -> None:
+        """Start from what the main window shows (see ``__init__``); anything that does not fit is left alone."""
+        if not model_id:
+            return
+        try:
+            task = self.registry.get(model_id).manifest.task
+        except Exception:  # noqa: BLE001 - an unknown or vanished model: keep the defaults
+            return
+        row = self.task_box.findData(task)
+        if row < 0:
+            return  # no recipe trains this task
+        self.task_box.setCurrentIndex(row)
+        base = self.base_box.findData(model_id)
+        if base > 0:
+            self.base_box.setCurrentIndex(base)
+        if task == "render-denoise" and image_path is not None:
+            from engine.errors import EngineError
+            from engine.training.datasets import find_pairs
+
+            folder = Path(image_path).resolve().parent
+            try:
+                pairs = find_pairs(folder)
+            except (EngineError, OSError):
+                return  # no noisy/reference pairs beside this image: the user picks a shot folder
+            self.add_folder(str(folder))
+            text = (f"{folder.name}/ holds {len(pairs)} noisy frame(s) with references, from the image you have "
+                    "open: press Train to fine-tune on them, or add other folders.")
+            if len(pairs) == 1:
+                text += " With one frame, validation scores the frame it trains on: add frames for a fair score."
+            self.status.setText(text)
 
     # -- choices ---------------------------------------------------------------------------------------------
     def current_task(self) -> str | None:
@@ -329,6 +365,8 @@ class TrainDialog(QDialog):
             self.progress_bar.setValue(int(progress.fraction * 1000))
         if "loss" in metrics and "step" in metrics:
             self.loss_plot.add_point("train loss", metrics["step"], metrics["loss"])
+        if "start_val_psnr" in metrics and not self.val_plot.series("validation")[0]:
+            self.val_plot.add_point("validation", 0.0, metrics["start_val_psnr"])  # the starting model's score
         val_step = metrics.get("last_val_step")
         if val_step is not None and val_step != self._last_val_step:
             self._last_val_step = val_step
@@ -348,6 +386,12 @@ class TrainDialog(QDialog):
         score = (
             "no validation score" if result.best_val_psnr is None else f"validation PSNR {result.best_val_psnr:.2f} dB"
         )
+        start = getattr(result, "start_val_psnr", None)
+        if start is not None and result.best_val_psnr is not None:
+            if result.best_step == 0:
+                score += " — no step beat the starting model, so these are its weights unchanged"
+            else:
+                score += f", up {result.best_val_psnr - start:.2f} dB from the starting model's {start:.2f} dB"
         if exported is not None:
             self.status.setText(
                 f"“{exported.manifest.display_name}” is ready in the model list: {score} "

@@ -80,6 +80,19 @@ def test_train_dialog_trains_registers_and_offers_fine_tuning(qtbot, images):
         again.task_box.setCurrentIndex(again.task_box.findData("photo-denoise"))
         bases = [again.base_box.itemData(i) for i in range(again.base_box.count())]
         assert bases[0] is None and trained[0] in bases
+        # fine-tuning it: the starting model is scored first (a point at step 0) and the result is told
+        # against that score
+        again.recipes = dialog.recipes
+        again.task_box.clear()
+        again.task_box.addItem("Photo denoise", "photo-denoise")
+        again.base_box.setCurrentIndex(again.base_box.findData(trained[0]))
+        again.add_folder(str(images))
+        again.runner.progress.connect(lambda progress: progress.metrics.get("last_val_step")
+                                      and again.runner.request_stop())
+        with qtbot.waitSignal(again.runner.finished, timeout=60000):
+            again.start_training()
+        assert again.val_plot.series("validation")[0][0] == 0.0
+        assert "from the starting model's" in again.status.text() or "no step beat" in again.status.text()
     finally:
         torch.set_num_threads(previous)
 
@@ -174,3 +187,22 @@ def test_render_fine_tuning_from_a_flat_folder_of_shot_frames(qtbot, tmp_path, m
     dialog.base_box.setCurrentIndex(dialog.base_box.findData(None))
     dialog.recipe_box.setCurrentIndex(row_of[id(chosen)])
     assert dialog.base_box.currentData() == base
+
+    # Opened from the main window with the colour-only render model picked and a frame of the shot open: that
+    # model is the starting point and the frame's folder is the shot
+    picked = TrainDialog(None, ModelRegistry(include_classical=False), model_id="render-kprcan-color",
+                         image_path=shot / "frame_0001.exr")
+    qtbot.addWidget(picked)
+    assert picked.current_task() == "render-denoise" and picked.base_box.currentData() == "render-kprcan-color"
+    assert picked.current_recipe().train.init == "render-kprcan-color" and picked.folder_list() == [str(shot.resolve())]
+    assert "3 noisy frame(s)" in picked.status.text()
+    # a render open in a folder without references, or a photo model picked: nothing is put in the folder list
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    write_image(lone / "frame.exr", make_image(rng.random((32, 32, 3), dtype=np.float32), meta=meta))
+    for model_id, image in (("render-kprcan-aov", lone / "frame.exr"),
+                            ("photo-denoise-color", shot / "frame_0001.exr")):
+        other = TrainDialog(None, ModelRegistry(include_classical=False), model_id=model_id, image_path=image)
+        qtbot.addWidget(other)
+        assert other.base_box.currentData() == model_id and other.folder_list() == []
+    assert other.current_task() == "photo-denoise"

@@ -504,6 +504,22 @@ def test_bf16_autocast_and_fine_tuning_from_an_exported_model(toy_folder, tmp_pa
         )
     )
     assert tuned.export.manifest.provenance["fine_tuned_from"].endswith(f"{base_id}.pt")
+    # the starting model was scored before the first step: the bar the run had to beat
+    assert np.isfinite(tuned.start_val_psnr) and tuned.history[0]["step"] == 0.0
+    assert tuned.history[0]["val_psnr"] == tuned.start_val_psnr
+    assert tuned.export.manifest.provenance["start_val_psnr"] == round(tuned.start_val_psnr, 3)
+    # a run whose every step scores worse (a wild learning rate) exports the starting weights, unchanged
+    wild = run_job(
+        train_job(
+            tiny_recipe(toy_folder, steps=2, lr=50.0, warmup_steps=0),
+            None,
+            TrainOptions(run_dir=tmp_path / "w", init=base_id, model_id="toy-wild", steps=2),
+        )
+    )
+    assert wild.best_step == 0 and wild.best_val_psnr == wild.start_val_psnr
+    base_weights = torch.load(str(first.export.weights_path), weights_only=True)["state_dict"]
+    wild_weights = torch.load(str(wild.export.weights_path), weights_only=True)["state_dict"]
+    assert all(torch.equal(base_weights[k], wild_weights[k]) for k in base_weights)
     with pytest.raises(EngineError, match="no model named"):
         run_job(train_job(tiny_recipe(toy_folder, steps=1), None, TrainOptions(run_dir=tmp_path / "c", init="nope")))
 

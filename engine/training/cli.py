@@ -69,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
 
     result = run_job(train_job(recipe, CancelToken(), options), report)
     best = "n/a" if result.best_val_psnr is None else f"{result.best_val_psnr:.2f} dB (step {result.best_step})"
+    if result.start_val_psnr is not None:
+        best += f", the starting model {result.start_val_psnr:.2f} dB"
     print(
         f"trained {result.steps} steps in {result.seconds / 60:.1f} min on {result.device}; best validation {best}; "
         f"{result.skipped_batches} batches skipped"

@@ -91,6 +91,9 @@ class TrainResult:
     device: str
     export: Any = None  # export.ExportResult when exported
     history: tuple[dict, ...] = field(default_factory=tuple)
+    #: Fine-tuning: the starting model's validation score before the first step (the bar the run had to beat;
+    #: being the best so far, it is what gets exported if no step beat it).
+    start_val_psnr: float | None = None
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -516,6 +519,16 @@ def _train(recipe: Recipe, token: CancelToken | None, options: TrainOptions) -> 
             )
         return score
 
+    start_psnr = next((r["val_psnr"] for r in history if r.get("step") == 0.0 and "val_psnr" in r), None)
+    if init_path is not None and step == 0 and val_samples:
+        # Score the starting model first: the user learns whether fine-tuning helped, and a run whose steps all
+        # score worse exports the starting weights rather than the least bad of them.
+        yield Progress(0.0, "validate", "validating the starting model")
+        start_psnr = validate()
+        record = {"step": 0.0, "val_psnr": start_psnr, "best_val_psnr": start_psnr, "start_val_psnr": start_psnr}
+        history.append(dict(record))
+        yield Progress(0.0, "validate", f"the starting model: validation {start_psnr:.2f} dB", None, record)
+
     from .feeder import BatchFeeder, auto_workers
 
     workers = options.workers if options.workers is not None else auto_workers(device)
@@ -589,6 +602,8 @@ def _train(recipe: Recipe, token: CancelToken | None, options: TrainOptions) -> 
             if last_val is not None:
                 # Repeated in every record: a GUI that throttles progress events still sees each validation.
                 metrics["last_val_step"], metrics["last_val_psnr"] = last_val
+            if start_psnr is not None:
+                metrics["start_val_psnr"] = start_psnr  # likewise
             history.append(dict(metrics))
             # save
             if t.checkpoint_every > 0 and step % t.checkpoint_every == 0:
@@ -616,7 +631,8 @@ def _train(recipe: Recipe, token: CancelToken | None, options: TrainOptions) -> 
     _save(last_path, checkpoint_payload())
     seconds = elapsed()
     result = TrainResult(
-        run_dir, step, seconds, best_psnr, best_step, skipped, last_loss, stopped_early, device, None, tuple(history)
+        run_dir, step, seconds, best_psnr, best_step, skipped, last_loss, stopped_early, device, None, tuple(history),
+        start_psnr,
     )
     if not options.export:
         return result
@@ -645,6 +661,8 @@ def _train(recipe: Recipe, token: CancelToken | None, options: TrainOptions) -> 
     }
     if init_path is not None:
         provenance["fine_tuned_from"] = str(init_path)
+        if start_psnr is not None:
+            provenance["start_val_psnr"] = round(start_psnr, 3)
     scores = {} if best_psnr is None else {"val_psnr": round(best_psnr, 3)}
     manifest = build_manifest(
         export_net,

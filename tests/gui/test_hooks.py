@@ -82,7 +82,7 @@ def test_train_dialog_menu_action_refreshes_the_models(qtbot, monkeypatch):
     opened = []
 
     class FakeTrainDialog(QDialog):
-        def __init__(self, parent, registry):
+        def __init__(self, parent, registry, **suggested):
             super().__init__(parent)
             opened.append(registry)
 
