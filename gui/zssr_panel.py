@@ -112,11 +112,14 @@ class ZssrPanel(QWidget):
         iters_row.addWidget(self.min_iters)
         iters_row.addWidget(QLabel("to"))
         iters_row.addWidget(self.max_iters)
-        flags_row = QHBoxLayout()
+        flags_row = QVBoxLayout()
         flags_row.addWidget(self.ensemble)
         flags_row.addWidget(self.bf16)
 
         form = QFormLayout()
+        # The model dock is ~340 px wide: a row whose fields do not fit beside their label puts the label above
+        # them (the panel was 413 px at least, so the dock scrolled sideways and clipped the model's description).
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         form.addRow("Preset", self.preset)
         form.addRow("Scale", scale_row)
         form.addRow("Gradual steps", self.steps)

@@ -248,6 +248,8 @@ def test_zssr_panel_builds_requests_plots_and_stops(qtbot):
 
     panel = ZssrPanel()
     qtbot.addWidget(panel)
+    # it fits the model dock (340 px wide, less the scroll area's frame and bar) without sideways scrolling
+    assert panel.minimumSizeHint().width() <= 300
     assert panel.request().preset == "fast" and panel.request().crop_size == 64
     panel.preset.setCurrentIndex(panel.preset.findData("real"))
     request = panel.request()
