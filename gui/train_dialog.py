@@ -410,6 +410,19 @@ class TrainDialog(QDialog):
     def _on_finished(self) -> None:
         self._set_running(False)
 
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        """Open at the size the contents ask for, up to the screen: Qt's default caps a dialog at 2/3 of the
+        screen, which on a 1280x720 display squeezed the data note under the folder buttons."""
+        if not getattr(self, "_sized", False):
+            self._sized = True
+            hint = self.sizeHint()
+            screen = (self.parentWidget().screen() if self.parentWidget() is not None else self.screen())
+            room = screen.availableGeometry() if screen is not None else None
+            if room is not None:
+                self.resize(min(max(hint.width(), self.width()), room.width() - 40, 1100),
+                            min(max(hint.height(), self.height()), room.height() - 60, 760))
+        super().showEvent(event)
+
     def reject(self) -> None:
         if self.runner.is_running():
             self.runner.cancel()

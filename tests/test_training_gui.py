@@ -206,3 +206,20 @@ def test_render_fine_tuning_from_a_flat_folder_of_shot_frames(qtbot, tmp_path, m
         qtbot.addWidget(other)
         assert other.base_box.currentData() == model_id and other.folder_list() == []
     assert other.current_task() == "photo-denoise"
+
+
+def test_the_dialog_opens_big_enough_for_its_notes(qtbot):
+    """Qt caps a dialog's first size at 2/3 of the screen; on a small display that squeezed the word-wrapped
+    data note under the folder buttons. The dialog opens at the size its contents ask for (up to the screen)."""
+    from gui.train_dialog import TrainDialog
+
+    dialog = TrainDialog(None, ModelRegistry(include_classical=False))
+    qtbot.addWidget(dialog)
+    dialog.task_box.setCurrentIndex(dialog.task_box.findData("render-denoise"))
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    room = dialog.screen().availableGeometry()
+    note = dialog.data_note
+    assert dialog.height() <= room.height() and dialog.width() <= room.width()
+    assert dialog.height() >= min(dialog.sizeHint().height(), room.height() - 60, 760)
+    assert note.height() >= note.heightForWidth(note.width())  # not squeezed
