@@ -75,8 +75,8 @@ class LossPlot(QWidget):
             dots = dict(symbol="o", symbolSize=6, symbolBrush=colour, symbolPen=None) if self._markers else {}
             self._curves[series] = self._plot.plot([], [], name=series, pen=pg.mkPen(colour, width=2), **dots)
             self._data[series] = ([], [])
-        if not self._data[series][0] and all(not data[0] for data in self._data.values()):
-            self._set_empty(False)
+        if not any(xs for xs, _ in self._data.values()):
+            self._set_empty(False)  # the first point
         xs, ys = self._data[series]
         xs.append(float(x))
         ys.append(float(y))

@@ -68,6 +68,7 @@ class TrainDialog(QDialog):
         self.runner.cancelled.connect(self._on_cancelled)
         self.runner.finished.connect(self._on_finished)
         self._last_val_step = -1.0
+        self._sized = False  # given its first size in showEvent
 
         self.task_box = QComboBox()
         tasks = sorted({r.model.task for r in self.recipes}, key=lambda t: list(TASK_LABELS).index(t))
@@ -171,13 +172,12 @@ class TrainDialog(QDialog):
         if base > 0:
             self.base_box.setCurrentIndex(base)
         if task == "render-denoise" and image_path is not None:
-            from engine.errors import EngineError
-            from engine.training.datasets import find_pairs
+            from engine.training.datasets import DataError, find_pairs
 
             folder = Path(image_path).resolve().parent
             try:
                 pairs = find_pairs(folder)
-            except (EngineError, OSError):
+            except (DataError, OSError):
                 return  # no noisy/reference pairs beside this image: the user picks a shot folder
             self.add_folder(str(folder))
             text = (f"{folder.name}/ holds {len(pairs)} noisy frame(s) with references, from the image you have "
@@ -386,7 +386,7 @@ class TrainDialog(QDialog):
         score = (
             "no validation score" if result.best_val_psnr is None else f"validation PSNR {result.best_val_psnr:.2f} dB"
         )
-        start = getattr(result, "start_val_psnr", None)
+        start = result.start_val_psnr
         if start is not None and result.best_val_psnr is not None:
             if result.best_step == 0:
                 score += " — no step beat the starting model, so these are its weights unchanged"
@@ -413,14 +413,11 @@ class TrainDialog(QDialog):
     def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         """Open at the size the contents ask for, up to the screen: Qt's default caps a dialog at 2/3 of the
         screen, which on a 1280x720 display squeezed the data note under the folder buttons."""
-        if not getattr(self, "_sized", False):
+        if not self._sized:
             self._sized = True
-            hint = self.sizeHint()
-            screen = (self.parentWidget().screen() if self.parentWidget() is not None else self.screen())
-            room = screen.availableGeometry() if screen is not None else None
-            if room is not None:
-                self.resize(min(max(hint.width(), self.width()), room.width() - 40, 1100),
-                            min(max(hint.height(), self.height()), room.height() - 60, 760))
+            hint, room = self.sizeHint(), self.screen().availableGeometry()
+            self.resize(min(max(hint.width(), self.width()), room.width() - 40, 1100),
+                        min(max(hint.height(), self.height()), room.height() - 60, 760))
         super().showEvent(event)
 
     def reject(self) -> None:

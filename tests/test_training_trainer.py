@@ -520,6 +520,15 @@ def test_bf16_autocast_and_fine_tuning_from_an_exported_model(toy_folder, tmp_pa
     base_weights = torch.load(str(first.export.weights_path), weights_only=True)["state_dict"]
     wild_weights = torch.load(str(wild.export.weights_path), weights_only=True)["state_dict"]
     assert all(torch.equal(base_weights[k], wild_weights[k]) for k in base_weights)
+    # a fine-tune cancelled and resumed keeps its starting score (from the checkpoint, not scored again)
+    token = CancelToken()
+    options = dict(run_dir=tmp_path / "r", init=base_id, steps=4, export=False)
+    with pytest.raises(JobCancelled):
+        run_job(train_job(tiny_recipe(toy_folder, steps=4), token, TrainOptions(**options)),
+                lambda progress: progress.metrics.get("step") == 2.0 and token.cancel())
+    resumed = run_job(train_job(tiny_recipe(toy_folder, steps=4), None, TrainOptions(**options, resume=True)))
+    assert resumed.steps == 4 and resumed.start_val_psnr == pytest.approx(tuned.start_val_psnr)
+    assert [h["step"] for h in resumed.history if "val_psnr" in h][0] == 0.0
     with pytest.raises(EngineError, match="no model named"):
         run_job(train_job(tiny_recipe(toy_folder, steps=1), None, TrainOptions(run_dir=tmp_path / "c", init="nope")))
 

@@ -454,6 +454,7 @@ def _train(recipe: Recipe, token: CancelToken | None, options: TrainOptions) -> 
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16 and device == "cuda")
 
     step, elapsed_before, skipped, best_psnr, best_step = 0, 0.0, 0, None, None
+    start_psnr: float | None = None  # a fine-tune's starting model, scored before its first step
     history: list[dict] = []
     best_state = None
     if options.resume and last_path.is_file():
@@ -471,6 +472,7 @@ def _train(recipe: Recipe, token: CancelToken | None, options: TrainOptions) -> 
         scaler.load_state_dict(checkpoint["scaler"])
         step, elapsed_before, skipped = checkpoint["step"], checkpoint["elapsed"], checkpoint["skipped"]
         best_psnr, best_step, history = checkpoint["best_psnr"], checkpoint["best_step"], list(checkpoint["history"])
+        start_psnr = checkpoint.get("start_psnr")
         rng.bit_generator.state = checkpoint["numpy_rng"]
         torch.set_rng_state(checkpoint["torch_rng"])
         if best_path.is_file():
@@ -503,6 +505,7 @@ def _train(recipe: Recipe, token: CancelToken | None, options: TrainOptions) -> 
             "skipped": skipped,
             "best_psnr": best_psnr,
             "best_step": best_step,
+            "start_psnr": start_psnr,
             "history": history[-5000:],
             "numpy_rng": rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(),
@@ -519,7 +522,6 @@ def _train(recipe: Recipe, token: CancelToken | None, options: TrainOptions) -> 
             )
         return score
 
-    start_psnr = next((r["val_psnr"] for r in history if r.get("step") == 0.0 and "val_psnr" in r), None)
     if init_path is not None and step == 0 and val_samples:
         # Score the starting model first: the user learns whether fine-tuning helped, and a run whose steps all
         # score worse exports the starting weights rather than the least bad of them.
