@@ -2,12 +2,16 @@
 
 Mitsuba is a training-only dependency (requirements-dev.txt) and is imported only inside these functions.
 The fast ``llvm_ad_rgb`` variant needs the LLVM shared library (Debian ``libllvm19``); without it we fall
-back to ``scalar_rgb``, which gives the same images, only slower.
+back to ``scalar_rgb``, which gives the same images, only slower. ``RS_MITSUBA_VARIANTS`` (comma-separated)
+replaces that list: the device round (scripts/device/render_round.sh) asks for ``cuda_ad_rgb`` first. Each
+variant must render a tiny scene before it is used, since a CUDA variant can be selected on a machine whose
+driver then fails to trace (no OptiX).
 """
 
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import numpy as np
@@ -15,7 +19,27 @@ import numpy as np
 from ..errors import EngineError
 from .scenes import Spec
 
-_VARIANTS = ("llvm_ad_rgb", "scalar_rgb")
+DEFAULT_VARIANTS = ("llvm_ad_rgb", "scalar_rgb")
+VARIANTS_ENV = "RS_MITSUBA_VARIANTS"
+
+
+def variant_preference() -> tuple[str, ...]:
+    """The variants to try, fastest first: ``RS_MITSUBA_VARIANTS`` if set, else :data:`DEFAULT_VARIANTS`."""
+    text = os.environ.get(VARIANTS_ENV, "")
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    return names or DEFAULT_VARIANTS
+
+
+def _renders(mi: Any) -> bool:
+    """Whether the selected variant can render a 2x2 pixel scene (a CUDA variant without OptiX cannot)."""
+    try:
+        scene = mi.load_dict({"type": "scene", "integrator": {"type": "path"},
+                              "sensor": {"type": "perspective", "film": {"type": "hdrfilm", "width": 2, "height": 2}},
+                              "ball": {"type": "sphere"}, "light": {"type": "constant"}})
+        image = np.asarray(mi.render(scene, spp=1))
+    except Exception:  # noqa: BLE001 - any failure means: try the next variant
+        return False
+    return bool(np.isfinite(image).all())
 
 
 def _mitsuba() -> Any:
@@ -29,15 +53,17 @@ def _mitsuba() -> Any:
 def set_variant(threads: int | None = None) -> str:
     """Select the fastest available RGB variant and return its name; ``threads`` limits Dr.Jit's workers."""
     mi = _mitsuba()
-    if mi.variant() not in _VARIANTS:
-        for variant in _VARIANTS:
+    variants = variant_preference()
+    if mi.variant() not in variants:
+        for variant in variants:
             try:
                 mi.set_variant(variant)
-                break
-            except Exception:  # LLVM missing: Dr.Jit raises when it cannot load libLLVM
+            except Exception:  # noqa: BLE001 - LLVM missing: Dr.Jit raises when it cannot load libLLVM; no CUDA
                 continue
+            if _renders(mi):
+                break
         else:
-            raise EngineError("no usable Mitsuba RGB variant (tried: " + ", ".join(_VARIANTS) + ")")
+            raise EngineError("no usable Mitsuba variant (tried: " + ", ".join(variants) + ")")
     if threads:
         import drjit as dr
 
