@@ -106,6 +106,18 @@ def test_a_tiny_round_renders_trains_and_brings_back_six_files(tmp_path):
     assert str(work / "pairs" / "input") in recipe and "render_kprcan_aov_device.toml" in recipe
 
 
+def test_a_round_that_cannot_have_its_variant_stops_before_rendering(tmp_path):
+    pytest.importorskip("mitsuba")
+    out = tmp_path / "out"
+    command = [sys.executable, "scripts/device/render_round.py", "--out", str(out), "--work", str(tmp_path / "w"),
+               "--device", "cpu", "--variants", "cuda_ad_rgb,scalar_rgb", "--require-variant", "cuda_ad_rgb"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stdout + result.stderr
+    info = json.loads((out / "round.json").read_text(encoding="utf-8"))
+    assert info["variant"] == "scalar_rgb" and info["stopped"] == "variant scalar_rgb, not cuda_ad_rgb"
+    assert "render" not in info["steps"] and not (tmp_path / "w" / "sets").exists()
+
+
 def test_large_pair_sets_are_read_by_worker_processes_in_order(tmp_path, monkeypatch):
     from engine.training import datasets as ds
 

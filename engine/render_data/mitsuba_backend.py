@@ -3,7 +3,7 @@
 Mitsuba is a training-only dependency (requirements-dev.txt) and is imported only inside these functions.
 The fast ``llvm_ad_rgb`` variant needs the LLVM shared library (Debian ``libllvm19``); without it we fall
 back to ``scalar_rgb``, which gives the same images, only slower. ``RS_MITSUBA_VARIANTS`` (comma-separated)
-replaces that list: the device round (scripts/device/render_round.sh) asks for ``cuda_ad_rgb`` first. Each
+replaces that list: the device round (scripts/device/render_round.py) asks for ``cuda_ad_rgb`` first. Each
 variant must render a tiny scene before it is used, since a CUDA variant can be selected on a machine whose
 driver then fails to trace (no OptiX).
 """

@@ -232,7 +232,7 @@ class Round:
 
     def collect(self) -> None:
         run_dir = self.work / "run"
-        for name in ("best.pt", "last.pt", "history.json", "metrics.json"):
+        for name in ("best.pt", "last.pt"):  # all the trainer writes into its run folder
             if (run_dir / name).is_file():
                 shutil.copy2(run_dir / name, self.out / name)
         # The device brings back at most 8 files: the render logs' last lines go into one.
@@ -270,16 +270,13 @@ def main() -> int:
     args = parser.parse_args()
     job = Round(args)
     job.log(f"round of {args.minutes} min, output {job.out}")
-    started = job.elapsed()
-    job.ensure_packages()
-    variant = job.pick_variant()
-    job.step("setup", started)
-    if args.require_variant and variant != args.require_variant:
-        job.info["stopped"] = f"variant {variant}, not {args.require_variant}"
-        job.save_info()
-        job.log(job.info["stopped"])
-        return 2
     try:
+        started = job.elapsed()
+        job.ensure_packages()
+        variant = job.pick_variant()
+        job.step("setup", started)
+        if args.require_variant and variant != args.require_variant:
+            raise SystemExit(f"variant {variant}, not {args.require_variant}")
         job.render()
         job.write_pairs()
         job.train()
@@ -287,7 +284,9 @@ def main() -> int:
         job.info["stopped"] = str(stop)
         job.log(f"stopped: {stop}")
     job.collect()
-    return 0 if job.info.get("train_returncode") == 0 else 1
+    if "train_returncode" not in job.info:
+        return 2  # stopped before training
+    return 0 if job.info["train_returncode"] == 0 else 1
 
 
 if __name__ == "__main__":
