@@ -133,6 +133,7 @@ def test_export_restore_and_inspect(tmp_path, demodulate, guide, space, context,
 
     operators = {node.op_type for node in onnx.load(str(tmp_path / "tiny-kp.onnx")).graph.node}
     assert "ConvTranspose" in operators and "DepthToSpace" not in operators  # kpcn.shuffled_tail
+    assert "ReduceMax" not in operators  # kpcn.softmax_channels: the centre tap is the reference
     entry = ModelEntry(manifest, tmp_path / "tiny-kp.onnx", "user")
     image = _render_image()
     result = run_job(restore_job(image, entry, device="cpu"))
@@ -173,6 +174,42 @@ def test_the_graphs_transposed_convolution_is_the_pixel_shuffled_tail(tmp_path):
         with torch.no_grad():
             expected = torch.nn.functional.pixel_shuffle(tail(x), 2).numpy()
         np.testing.assert_allclose(session.run(None, {"x": x.numpy()})[0], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_the_graphs_softmax_is_softmax_without_a_reduce_max(tmp_path):
+    """The ONNX graph's softmax (kpcn.softmax_channels with a reference tap) subtracts the centre tap's logit, not
+    the maximum, and sums with a 1x1 convolution: the same weights as torch.softmax, also for logits far from 0
+    (where exp alone would overflow or underflow), and a kernel whose taps outweigh the centre by more than e^80
+    still gives finite weights that sum to 1."""
+    ort = pytest.importorskip("onnxruntime")
+    from engine.training.archs.kpcn import SOFTMAX_CAP, softmax_channels
+
+    class Softmax(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("ones", torch.ones(1, 25, 1, 1))
+
+        def forward(self, x):
+            return softmax_channels(x, 12, self.ones)
+
+    path = tmp_path / "softmax.onnx"
+    with torch.no_grad():
+        torch.onnx.export(Softmax(), (torch.randn(1, 25, 4, 4),), str(path), input_names=["x"],
+                          dynamic_axes={"x": {2: "h", 3: "w"}}, dynamo=False)
+    import onnx
+
+    assert "ReduceMax" not in {node.op_type for node in onnx.load(str(path)).graph.node}
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    torch.manual_seed(0)
+    for offset in (0.0, 500.0, -500.0):
+        x = torch.randn(1, 25, 6, 7) * 10 + offset
+        np.testing.assert_allclose(session.run(None, {"x": x.numpy()})[0], torch.softmax(x, dim=1).numpy(),
+                                   rtol=1e-5, atol=1e-6)
+    x = torch.zeros(1, 25, 3, 3)
+    x[:, 12] = -2 * SOFTMAX_CAP  # every other tap e^160 times the centre's weight
+    weights = session.run(None, {"x": x.numpy()})[0]
+    assert np.isfinite(weights).all() and np.allclose(weights.sum(axis=1), 1.0)
+    np.testing.assert_allclose(weights, torch.softmax(x, dim=1).numpy(), atol=1e-6)
 
 
 def test_a_crop_of_the_model_inputs_is_the_crop_of_the_whole_images():

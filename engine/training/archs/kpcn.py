@@ -195,13 +195,30 @@ def _apply_unfold(
     return out
 
 
-def softmax_channels(logits: torch.Tensor) -> torch.Tensor:
-    """Softmax over dim 1. The ONNX graph spells it out (ReduceMax, Exp, ReduceSum, Div): ONNX Runtime's CPU
-    Softmax over a non-last axis transposes, and took 42% of the whole render model's time on a 256 px image."""
+#: The ONNX graph's softmax takes the reference tap's logit from every logit and caps the differences here, so
+#: exp never overflows: 75 taps at e^80 sum to 4e36, below float32's 3.4e38 (a cap that bites means one tap
+#: outweighs the reference by e^80, i.e. all of a kernel's weight in the taps at the cap).
+SOFTMAX_CAP = 80.0
+
+
+def softmax_channels(logits: torch.Tensor, reference: int | None = None,
+                     ones: torch.Tensor | None = None) -> torch.Tensor:
+    """Softmax over dim 1. The ONNX graph spells it out: ONNX Runtime's CPU Softmax over a non-last axis
+    transposes, and took 42% of the whole render model's time on a 256 px image. With ``reference`` (the index of
+    a channel whose logit no other exceeds by much: a kernel's centre tap, whose guide penalty is zero) the graph
+    subtracts that channel's logit instead of the maximum over channels, which always leaves one term of exp(0) = 1
+    in the sum (no underflow to 0 / 0), and takes the sum as a 1x1 convolution with ``ones`` (a (1, C, 1, 1)
+    constant), then multiplies by its
+    reciprocal. ReduceMax and ReduceSum over the channel axis were 12% of render-kprcan-aov's time on a 512 px
+    input; this form of the softmax is 6x faster in ONNX Runtime (75 channels, 512 px, one thread, 0.26 -> 0.04 s)."""
     if not torch.onnx.is_in_onnx_export():
         return torch.softmax(logits, dim=1)
-    weights = torch.exp(logits - logits.amax(dim=1, keepdim=True))
-    return weights / weights.sum(dim=1, keepdim=True)
+    if reference is None or ones is None:
+        weights = torch.exp(logits - logits.amax(dim=1, keepdim=True))
+        return weights / weights.sum(dim=1, keepdim=True)
+    relative = (logits - logits[:, reference : reference + 1]).clamp(max=SOFTMAX_CAP)
+    weights = torch.exp(relative)
+    return weights * torch.reciprocal(F.conv2d(weights, ones))
 
 
 def guide_penalty(guide: torch.Tensor, centre: torch.Tensor, strength: torch.Tensor, size: int,
@@ -335,6 +352,9 @@ class KernelPredictionDenoiser(nn.Module):
             self.grids += [(index + count, size, dilation) for index, size, dilation in self.grids]
             self.prefilters = self.prefilters * 2
         self.layout = grid_layout(self.grids)
+        # the pixel's own tap (zero guide penalty): the ONNX graph's softmax reference (softmax_channels)
+        self.centre_tap = self.layout.index((0, 0, 0)) if (0, 0, 0) in self.layout else None
+        self.register_buffer("softmax_ones", torch.ones(1, len(self.layout), 1, 1), persistent=False)
         self.kernel_desc = kernel
         self.guide = tuple(guide) if mode == "kernel" else ()
         if not set(self.guide) <= {"color", *self.aux_inputs} or len(set(self.guide)) != len(self.guide):
@@ -367,6 +387,7 @@ class KernelPredictionDenoiser(nn.Module):
             outputs += REFINE_TAPS**2 + len(self.refine_guides)
             refine_channels = sum(GUIDE_CHANNELS[g] for g in self.refine_guides)
             self.register_buffer("refine_ones", torch.ones(REFINE_TAPS**2, refine_channels, 1, 1), persistent=False)
+            self.register_buffer("refine_softmax_ones", torch.ones(1, REFINE_TAPS**2, 1, 1), persistent=False)
         # Refinement features: two 3x3 convolutions at full resolution on what the refinement compares (the
         # filtered colour and the buffers), adding to its logits and log-strengths; the last starts at zero.
         self.refine_net = None
@@ -415,7 +436,8 @@ class KernelPredictionDenoiser(nn.Module):
     def kernel_weights(self, *inputs: torch.Tensor) -> torch.Tensor:
         """The normalised per-pixel weights (N, K, H, W), K = len(self.layout)."""
         color, aux = self._split(inputs)
-        return softmax_channels(self._logits(color, self._signal(color, aux), aux))
+        return softmax_channels(self._logits(color, self._signal(color, aux), aux), self.centre_tap,
+                                self.softmax_ones)
 
     def all_kernel_weights(self, *inputs: torch.Tensor) -> torch.Tensor:
         """The first pass's weights and, for a model with a refinement, its 5x5 weights after them
@@ -425,7 +447,7 @@ class KernelPredictionDenoiser(nn.Module):
         color, aux = self._split(inputs)
         signal = self._signal(color, aux)
         out = self._features(color, signal, aux)
-        first = softmax_channels(self._logits(color, signal, aux, out))
+        first = softmax_channels(self._logits(color, signal, aux, out), self.centre_tap, self.softmax_ones)
         filtered = self._corrected(self._filtered(color, signal, aux, first), out)
         return torch.cat([first, self._refine_weights(filtered, aux, out[:, -self._refine_rows() :])], dim=1)
 
@@ -484,7 +506,7 @@ class KernelPredictionDenoiser(nn.Module):
         if self.refine_only:  # training the refinement alone: the first pass is a constant of the gradient
             rows = self._refine_rows()
             out = torch.cat([out[:, :-rows].detach(), out[:, -rows:]], dim=1)
-        weights = softmax_channels(self._logits(color, signal, aux, out))
+        weights = softmax_channels(self._logits(color, signal, aux, out), self.centre_tap, self.softmax_ones)
         filtered = self._corrected(self._filtered(color, signal, aux, weights), out)
         return self._refined(filtered, aux, out[:, -self._refine_rows() :]) if self.refine else filtered
 
@@ -541,7 +563,7 @@ class KernelPredictionDenoiser(nn.Module):
             distances = (_unfolded(guides, REFINE_TAPS, 1) - guides[:, :, None]) ** 2  # (N, C, taps, H, W)
             per_guide = distances.view(n, len(self.refine_guides), -1, taps, height, width).sum(dim=2)
             penalty = (strengths[:, :, None] * per_guide).sum(dim=1)
-        return softmax_channels(out[:, :taps] - penalty)
+        return softmax_channels(out[:, :taps] - penalty, taps // 2, self.refine_softmax_ones)  # its centre tap
 
     def _filtered(self, color: torch.Tensor, signal: torch.Tensor, aux: dict[str, torch.Tensor],
                   weights: torch.Tensor) -> torch.Tensor:
