@@ -208,9 +208,10 @@ def softmax_channels(logits: torch.Tensor, reference: int | None = None,
     a channel whose logit no other exceeds by much: a kernel's centre tap, whose guide penalty is zero) the graph
     subtracts that channel's logit instead of the maximum over channels, which always leaves one term of exp(0) = 1
     in the sum (no underflow to 0 / 0), and takes the sum as a 1x1 convolution with ``ones`` (a (1, C, 1, 1)
-    constant), then multiplies by its
-    reciprocal. ReduceMax and ReduceSum over the channel axis were 12% of render-kprcan-aov's time on a 512 px
-    input; this form of the softmax is 6x faster in ONNX Runtime (75 channels, 512 px, one thread, 0.26 -> 0.04 s)."""
+    constant; ONNX export cannot build it from a traced shape), then multiplies by its reciprocal. ReduceMax and
+    ReduceSum over the channel axis were 12% of render-kprcan-aov's time on a 512 px input; this form of the
+    softmax alone is 9x faster in ONNX Runtime (75 channels, 512 px, one thread, 0.26 -> 0.03 s; the whole graph
+    0.89x at 1,024 px, bench/results/onnx_speed.md). Without ``reference`` and ``ones``: the maximum, as before."""
     if not torch.onnx.is_in_onnx_export():
         return torch.softmax(logits, dim=1)
     if reference is None or ones is None:
