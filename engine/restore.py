@@ -141,10 +141,9 @@ def _tile_runner(
     manifest = entry.manifest
     if manifest.engine == "classical":
         from .models.classical import classical_engine
-        from .runtime import cpu_description
 
-        engine = classical_engine(manifest.id)
-        return (lambda tile: engine.run(tile, params)), cpu_description(), None
+        run, where = classical_engine(manifest.id).tile_function(params, device, token)
+        return run, where, None
 
     from .runtime import load_onnx_model
 

@@ -47,7 +47,8 @@ INPUT_LABELS = {"color": "colour", "albedo": "albedo", "normal": "normal", "dept
 MEASURING_NOTE = "Measuring this image's noise\u2026"
 MEASURED_NOTE = "Measured from this image"
 UNMEASURABLE_NOTE = "Could not measure this image (too small?)"
-SOURCE_LABELS = {"builtin": "classical, built in", "bundled": "trained, bundled", "user": "trained on this machine"}
+SOURCE_LABELS = {"builtin": "classical, built in", "bundled": "trained, bundled", "user": "trained on this machine",
+                 "blend": "our bundled network blended with a built-in peer"}
 
 
 #: The quality box: passes per tile and what the user reads.

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..documents.classical import document_engines
 from ..errors import ModelError
+from .hybrid import hybrid_engines
 from .manifest import ModelManifest, ParamSpec, TileSpec
 from .oidn import oidn_engines
 
@@ -27,17 +28,38 @@ os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
 
 TileInputs = Mapping[str, np.ndarray]
 ClassicalFunction = Callable[[TileInputs, Mapping[str, Any]], np.ndarray]
+TileFunction = Callable[[TileInputs], np.ndarray]
 
 
 @dataclass(frozen=True)
 class ClassicalEngine:
     manifest: ModelManifest
-    run: ClassicalFunction
+    #: The tile function (None when ``bind`` makes it).
+    run: ClassicalFunction | None
     #: Python modules the engine needs; it is hidden from the picker when one is missing.
     requires: tuple[str, ...] = ()
+    #: For engines that load something per job (a network on the user's device): ``bind(params, device, token)``
+    #: returns the tile function and a description of where it runs.
+    bind: Callable[[Mapping[str, Any], str, Any], tuple[TileFunction, str]] | None = None
+    #: Further condition for being offered (files it needs), checked with ``requires``.
+    present: Callable[[], bool] | None = None
+    #: The registry's source for it: "builtin" (no weights of ours) or "blend" (a bundled network of ours
+    #: combined with a built-in peer).
+    source: str = "builtin"
 
     def available(self) -> bool:
-        return all(importlib.util.find_spec(name) is not None for name in self.requires)
+        if not all(importlib.util.find_spec(name) is not None for name in self.requires):
+            return False
+        return self.present is None or self.present()
+
+    def tile_function(self, params: Mapping[str, Any], device: str, token: Any) -> tuple[TileFunction, str]:
+        """The function the restore job runs on each tile, and the device it runs on, in words."""
+        if self.bind is not None:
+            return self.bind(params, device, token)
+        from ..runtime import cpu_description
+
+        run = self.run
+        return (lambda tile: run(tile, params)), cpu_description()
 
 
 def _to_uint8(values: np.ndarray) -> np.ndarray:
@@ -162,6 +184,8 @@ CLASSICAL_ENGINES: list[ClassicalEngine] = [
     _resize_engine(4, "Bicubic", "INTER_CUBIC", 4),
     # Intel Open Image Denoise (render denoising peer), colour only and with AOVs; shown when pyoidn is installed.
     *oidn_engines(),
+    # Our bundled KPRCAN blended with OIDN; shown when pyoidn and the network are present.
+    *hybrid_engines(),
     *document_engines(),
 ]
 

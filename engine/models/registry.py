@@ -22,7 +22,8 @@ class ModelEntry:
     manifest: ModelManifest
     #: The ONNX file for engine "onnx"; None for classical engines.
     path: Path | None
-    #: "builtin" (classical), "bundled" (resources/models) or "user" (trained on this machine).
+    #: "builtin" (classical), "blend" (a bundled network with a built-in peer), "bundled" (resources/models) or
+    #: "user" (trained on this machine).
     source: str
 
     @property
@@ -95,7 +96,7 @@ class ModelRegistry:
 
             for engine in CLASSICAL_ENGINES:
                 if engine.available():
-                    entries[engine.manifest.id] = ModelEntry(engine.manifest, None, "builtin")
+                    entries[engine.manifest.id] = ModelEntry(engine.manifest, None, engine.source)
         for folder, source in self.folders:
             found, folder_problems = scan_models_folder(folder, source)
             problems.extend(folder_problems)
@@ -118,7 +119,7 @@ class ModelRegistry:
         """The models of a task, preferred first: bundled before user before built-in classical engines, then
         those using more of the image's ``aovs``, then by id (so a model ``X`` comes before its ``X-fast`` and
         other variants, whatever order their files were found in)."""
-        rank = {"bundled": 0, "user": 1, "builtin": 2}
+        rank = {"bundled": 0, "user": 1, "builtin": 2, "blend": 3}
         have = set(aovs)
         return sorted(self.models(task),
                       key=lambda e: (rank.get(e.source, 3), -len(set(e.manifest.inputs) & have), e.id))

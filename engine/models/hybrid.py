@@ -1,0 +1,121 @@
+"""KPRCAN + OIDN: our bundled render network and Intel Open Image Denoise, run on the same tile and blended.
+
+The two denoisers err in different places (on validation renders their per-scene errors correlate 0.73), so a
+weighted mean of their outputs is better than either: the oldest ensemble trick, applied across two unrelated
+networks. ``network_share`` is our network's weight in linear HDR; 0.4 was the best value on both validation
+sets (render-data seeds 80000-80015 and 81000-81015, 4 and 16 spp; ``bench/render_blend.py``) and is the default.
+The benchmark's held-out scenes (seeds 90000+) were not used to choose it.
+
+It is offered only when ``pyoidn`` is installed and the bundled ``render-kprcan-aov`` network is present, as a
+built-in engine of its own, never as the default: it depends on Intel's weights and costs both models' time.
+Its tile runner is bound to the user's device (the network may run on CUDA; OIDN runs on the CPU here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..jobs import CancelToken
+from ..paths import resources_dir
+from .manifest import ModelManifest, ParamSpec, TileSpec
+from .oidn import OIDN_OVERLAP, oidn_denoise
+
+TileFunction = Callable[[Mapping[str, np.ndarray]], np.ndarray]
+
+#: The bundled network the blend uses (the colour + albedo + normal KPRCAN).
+NETWORK_ID = "render-kprcan-aov"
+#: Our network's weight in the blend, chosen on validation scenes (module docstring).
+DEFAULT_SHARE = 0.4
+
+
+def network_files() -> tuple[Path, Path]:
+    """The bundled network's manifest and ONNX file."""
+    folder = resources_dir() / "models"
+    return folder / f"{NETWORK_ID}.json", folder / f"{NETWORK_ID}.onnx"
+
+
+def network_present() -> bool:
+    return all(path.is_file() for path in network_files())
+
+
+def blend(network: np.ndarray, oidn: np.ndarray, share: float) -> np.ndarray:
+    """``share`` x the network's output + (1 - ``share``) x OIDN's, both linear HDR (float32)."""
+    share = np.float32(share)
+    return (share * network + (np.float32(1.0) - share) * oidn).astype(np.float32, copy=False)
+
+
+def hybrid_manifest() -> ModelManifest:
+    return ModelManifest(
+        id="render-kprcan-oidn",
+        task="render-denoise",
+        name="KPRCAN + Intel Open Image Denoise (blend, albedo + normal)",
+        description="Runs our KPRCAN render denoiser and Intel's OIDN on the same render (both with albedo and "
+        "normal buffers) and blends their results; lower error than either alone on our validation renders, "
+        "at the cost of both. Network share 0 gives OIDN, 1 gives KPRCAN.",
+        engine="classical",
+        inputs=("color", "albedo", "normal"),
+        value_transform="linear",
+        params=(
+            ParamSpec("network_share", "float", DEFAULT_SHARE, min=0.0, max=1.0, label="KPRCAN share",
+                      help="Weight of our network in the blend (the rest is OIDN's); 0.4 measured best"),
+        ),
+        # KPRCAN's alignment and reach (its overlap covers OIDN's) and its default tile.
+        tile=TileSpec(alignment=2, overlap=max(88, OIDN_OVERLAP), default=1024),
+        provenance={
+            "method": f"share x {NETWORK_ID} (bundled ONNX) + (1 - share) x OIDN RT filter (pyoidn 2.5.1.0, "
+            "quality high), both with albedo + normal, mixed in linear HDR",
+            "share_chosen_on": "render-data seeds 80000-80015 and 81000-81015 at 4 and 16 spp "
+            "(bench/render_blend.py); not the benchmark's held-out seeds",
+            "weights": "ours (KPRCAN) and Intel's (OIDN)",
+        },
+    )
+
+
+def bind_hybrid(params: Mapping[str, Any], device: str, token: CancelToken) -> tuple[TileFunction, str]:
+    """The tile function for the user's ``device``, and a description of where each half runs."""
+    from ..runtime import cpu_description, load_onnx_model
+    from .manifest import load_manifest
+    from .registry import ModelEntry, verify_model_file
+
+    manifest_path, onnx_path = network_files()
+    entry = ModelEntry(load_manifest(manifest_path), onnx_path, "bundled")
+    verify_model_file(entry)
+    model = load_onnx_model(onnx_path, device)
+    share = float(params.get("network_share", DEFAULT_SHARE))
+
+    def run(tile: Mapping[str, np.ndarray]) -> np.ndarray:
+        color, albedo, normal = tile["color"], tile["albedo"], tile["normal"]
+        parts = []
+        if share > 0.0:
+            feeds = {"color": np.log1p(color), "albedo": albedo, "normal": normal}
+            feeds = {name: np.ascontiguousarray(array.transpose(2, 0, 1)[None], dtype=np.float32)
+                     for name, array in feeds.items()}
+            log_out = model.run(feeds, token)[0][0].transpose(1, 2, 0)
+            parts.append(np.expm1(np.maximum(log_out, 0.0)))
+        else:
+            parts.append(np.zeros_like(color))
+        if share < 1.0:
+            token.raise_if_cancelled()
+            parts.append(oidn_denoise(color, albedo, normal))
+        else:
+            parts.append(np.zeros_like(color))
+        return blend(parts[0], parts[1], share)
+
+    info = model.device
+    if info.kind == "cpu":
+        where = f"{cpu_description()}, KPRCAN and OIDN" + (f" — {info.fallback_reason}" if info.fallback_reason else "")
+    else:
+        where = f"KPRCAN on {info.description}, OIDN on {cpu_description()}"
+    return run, where
+
+
+def hybrid_engines() -> list:
+    """The blended engine for ``CLASSICAL_ENGINES`` (shown when pyoidn and the bundled network are present)."""
+    from .classical import ClassicalEngine
+
+    return [ClassicalEngine(hybrid_manifest(), None, requires=("pyoidn", "onnxruntime"), bind=bind_hybrid,
+                            present=network_present, source="blend")]

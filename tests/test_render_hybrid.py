@@ -1,0 +1,90 @@
+"""The blended render engine (KPRCAN + OIDN, engine/models/hybrid.py) on a crop of the bundled sample render."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pyoidn")
+
+from engine.errors import JobCancelled  # noqa: E402
+from engine.image import make_image  # noqa: E402
+from engine.imageio import read_image  # noqa: E402
+from engine.jobs import CancelToken, run_job  # noqa: E402
+from engine.models import hybrid  # noqa: E402
+from engine.models.classical import classical_engine  # noqa: E402
+from engine.models.registry import ModelRegistry  # noqa: E402
+from engine.restore import restore_job  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "resources" / "samples"
+
+
+def rel_mse(x: np.ndarray, reference: np.ndarray) -> float:
+    return float(np.mean((x - reference) ** 2 / (reference**2 + 0.01)))
+
+
+@pytest.fixture(scope="module")
+def crop():
+    """A 96 x 128 crop of the sample render (with its albedo and normal) and of its reference."""
+    noisy, reference = read_image(SAMPLES / "sample_render.exr"), read_image(SAMPLES / "sample_render_ref.exr")
+    box = (slice(80, 176), slice(128, 256))
+    layers = {name: layer[box] for name, layer in noisy.layers.items()}
+    return make_image(noisy.pixels[box], None, noisy.meta, layers), reference.pixels[box]
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return ModelRegistry()
+
+
+def restore(image, entry, **params):
+    return run_job(restore_job(image, entry, params, device="cpu"))
+
+
+def test_offered_beside_its_parts_but_never_the_default(registry):
+    ids = [entry.id for entry in registry.ranked("render-denoise", ("albedo", "normal"))]
+    assert registry.get("render-kprcan-oidn").source == "blend"
+    assert "render-kprcan-oidn" in ids and "oidn-aov" in ids and hybrid.NETWORK_ID in ids
+    assert registry.default_for("render-denoise").id == hybrid.NETWORK_ID
+    manifest = registry.get("render-kprcan-oidn").manifest
+    assert manifest.default_params() == {"network_share": hybrid.DEFAULT_SHARE}
+    assert manifest.tile.overlap >= registry.get(hybrid.NETWORK_ID).manifest.tile.overlap
+
+
+def test_hidden_without_the_bundled_network(monkeypatch, tmp_path):
+    monkeypatch.setattr(hybrid, "resources_dir", lambda: tmp_path)
+    assert not classical_engine("render-kprcan-oidn").available()
+    assert "render-kprcan-oidn" not in ModelRegistry(folders=[])
+
+
+def test_is_the_weighted_mean_of_the_network_and_oidn(crop, registry):
+    image, _ = crop
+    network = restore(image, registry.get(hybrid.NETWORK_ID)).image.pixels
+    oidn = restore(image, registry.get("oidn-aov")).image.pixels
+    entry = registry.get("render-kprcan-oidn")
+    assert not np.allclose(network, oidn, rtol=0.05)  # the two really differ, so the checks below mean something
+    for share, expected in ((0.0, oidn), (1.0, network), (0.4, 0.4 * network + 0.6 * oidn)):
+        result = restore(image, entry, network_share=share)
+        np.testing.assert_allclose(result.image.pixels, expected, rtol=1e-4, atol=1e-5)
+    result = restore(image, entry)
+    assert result.device.startswith("CPU") and "KPRCAN and OIDN" in result.device
+    assert set(result.image.layers) == set(image.layers) and result.image.meta == image.meta
+
+
+def test_beats_both_parts_on_the_sample(crop, registry):
+    """What it is for: on the sample render the default blend has lower relMSE than either denoiser alone."""
+    image, reference = crop
+    errors = {model_id: rel_mse(restore(image, registry.get(model_id)).image.pixels, reference)
+              for model_id in (hybrid.NETWORK_ID, "oidn-aov", "render-kprcan-oidn")}
+    assert errors["render-kprcan-oidn"] < 0.97 * min(errors[hybrid.NETWORK_ID], errors["oidn-aov"]), errors
+
+
+def test_cancel_stops_it(crop, registry):
+    image, _ = crop
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(JobCancelled):
+        run_job(restore_job(image, registry.get("render-kprcan-oidn"), device="cpu", token=token))
