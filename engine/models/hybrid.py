@@ -52,7 +52,7 @@ def hybrid_manifest() -> ModelManifest:
     return ModelManifest(
         id="render-kprcan-oidn",
         task="render-denoise",
-        name="KPRCAN + Intel Open Image Denoise (blend, albedo + normal)",
+        name="KPRCAN + OIDN blend (albedo + normal)",
         description="Runs our KPRCAN render denoiser and Intel's OIDN on the same render (both with albedo and "
         "normal buffers) and blends their results; lower error than either alone on our validation renders, "
         "at the cost of both. Network share 0 gives OIDN, 1 gives KPRCAN.",
