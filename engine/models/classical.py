@@ -6,6 +6,8 @@ the resolved parameters, and returns (H * scale, W * scale, channels). The resto
 them exactly like networks, so they are interchangeable everywhere (GUI, command line, benchmarks).
 
 To add one: write the function, build a :class:`ClassicalEngine`, append it to ``CLASSICAL_ENGINES``.
+An engine that loads something per job (``render-kprcan-oidn`` runs a bundled network on the user's device)
+gives ``bind`` instead of ``run``: it is called once per job with the parameters, device and cancel token.
 """
 
 from __future__ import annotations

@@ -87,23 +87,20 @@ def bind_hybrid(params: Mapping[str, Any], device: str, token: CancelToken) -> t
     model = load_onnx_model(onnx_path, device)
     share = float(params.get("network_share", DEFAULT_SHARE))
 
+    def network(color: np.ndarray, albedo: np.ndarray, normal: np.ndarray) -> np.ndarray:
+        """KPRCAN's output in linear HDR (its graph works in log1p space, as the restore job feeds it)."""
+        feeds = {"color": np.log1p(color), "albedo": albedo, "normal": normal}
+        feeds = {name: np.ascontiguousarray(array.transpose(2, 0, 1)[None], dtype=np.float32)
+                 for name, array in feeds.items()}
+        log_out = model.run(feeds, token)[0][0].transpose(1, 2, 0)
+        return np.expm1(np.maximum(log_out, 0.0))
+
     def run(tile: Mapping[str, np.ndarray]) -> np.ndarray:
         color, albedo, normal = tile["color"], tile["albedo"], tile["normal"]
-        parts = []
-        if share > 0.0:
-            feeds = {"color": np.log1p(color), "albedo": albedo, "normal": normal}
-            feeds = {name: np.ascontiguousarray(array.transpose(2, 0, 1)[None], dtype=np.float32)
-                     for name, array in feeds.items()}
-            log_out = model.run(feeds, token)[0][0].transpose(1, 2, 0)
-            parts.append(np.expm1(np.maximum(log_out, 0.0)))
-        else:
-            parts.append(np.zeros_like(color))
-        if share < 1.0:
-            token.raise_if_cancelled()
-            parts.append(oidn_denoise(color, albedo, normal))
-        else:
-            parts.append(np.zeros_like(color))
-        return blend(parts[0], parts[1], share)
+        ours = network(color, albedo, normal) if share > 0.0 else np.zeros_like(color)  # share 0 or 1: one model
+        token.raise_if_cancelled()
+        theirs = oidn_denoise(color, albedo, normal) if share < 1.0 else np.zeros_like(color)
+        return blend(ours, theirs, share)
 
     info = model.device
     if info.kind == "cpu":
