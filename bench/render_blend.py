@@ -26,20 +26,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from render import rel_mse  # noqa: E402
-from render_checkpoints import load_cases  # noqa: E402
+from render_checkpoints import load_cases, restored_outputs  # noqa: E402
 
-from engine.jobs import run_job  # noqa: E402
-from engine.models.classical import classical_engine  # noqa: E402
-from engine.models.hybrid import DEFAULT_SHARE, NETWORK_ID, network_files  # noqa: E402
-from engine.models.manifest import load_manifest  # noqa: E402
-from engine.models.registry import ModelEntry  # noqa: E402
-from engine.restore import restore_job  # noqa: E402
+from engine.models.hybrid import DEFAULT_SHARE, NETWORK_ID  # noqa: E402
+from engine.models.registry import ModelRegistry  # noqa: E402
 
 SHARES = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
-
-
-def outputs(entry: ModelEntry, cases) -> list[np.ndarray]:
-    return [run_job(restore_job(image, entry, device="cpu")).image.pixels for _, image, _ in cases]
 
 
 def summary(errors: dict[int, list[float]]) -> dict[int, tuple[float, float]]:
@@ -52,10 +44,8 @@ def main() -> int:
     parser.add_argument("--spp", default="4,16", help="sample counts (default 4,16)")
     args = parser.parse_args()
     spps = [int(s) for s in args.spp.split(",")]
-    manifest_path, onnx_path = network_files()
-    network = ModelEntry(load_manifest(manifest_path), onnx_path, "bundled")
-    oidn = ModelEntry(classical_engine("oidn-aov").manifest, None, "builtin")
-    hybrid = ModelEntry(classical_engine("render-kprcan-oidn").manifest, None, "builtin")
+    registry = ModelRegistry([(ROOT / "resources" / "models", "bundled")])  # the bundled network, never a user's
+    network, oidn, hybrid = (registry.get(i) for i in (NETWORK_ID, "oidn-aov", "render-kprcan-oidn"))
 
     lines = [f"# Blend of {NETWORK_ID} and OIDN + AOVs on validation scenes", "",
              f"`.venv/bin/python bench/render_blend.py {' '.join(args.scenes)} --spp {args.spp}` "
@@ -63,7 +53,7 @@ def main() -> int:
              "(0 = OIDN + AOVs alone, 1 = KPRCAN alone).", ""]
     for folder in args.scenes:
         cases = load_cases(Path(folder), spps)
-        ours, theirs = outputs(network, cases), outputs(oidn, cases)
+        ours, theirs = restored_outputs(network, cases), restored_outputs(oidn, cases)
         start = len(lines)
         lines += [f"## {folder} ({len(cases) // len(spps)} scenes)", "",
                   "| share | " + " | ".join(f"{spp} spp" for spp in spps) + " |", "|---|" + "---|" * len(spps)]
@@ -75,7 +65,7 @@ def main() -> int:
             lines.append(f"| {share:.1f} | " + " | ".join(f"{result[s][0]:.5f} / {result[s][1]:.5f}" for s in spps)
                          + " |")
         engine_errors: dict[int, list[float]] = {}
-        for restored, (spp, _, reference) in zip(outputs(hybrid, cases), cases, strict=True):
+        for restored, (spp, _, reference) in zip(restored_outputs(hybrid, cases), cases, strict=True):
             engine_errors.setdefault(spp, []).append(rel_mse(restored, reference))
         result = summary(engine_errors)
         lines += ["", f"The app's blended engine (render-kprcan-oidn, share {DEFAULT_SHARE}): "

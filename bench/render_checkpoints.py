@@ -76,8 +76,8 @@ def checkpoint_outputs(path: Path, cases) -> list[np.ndarray]:
     return outputs
 
 
-def oidn_outputs(entry, cases) -> list[np.ndarray]:
-    """A built-in OIDN engine's restored images, run through the app's restore job."""
+def restored_outputs(entry, cases) -> list[np.ndarray]:
+    """The images an entry (an ONNX model or a built-in engine such as OIDN) restores through the app's restore job."""
     from engine.jobs import run_job
     from engine.restore import restore_job
 
@@ -117,7 +117,7 @@ def main() -> int:
 
         for entry in methods([], with_oidn=True):
             if entry.path is None:  # the built-in engines, not the bundled networks
-                result = scores(oidn_outputs(entry, cases), cases)
+                result = scores(restored_outputs(entry, cases), cases)
                 cells = " | ".join(f"{result[spp][0]:.5f} / {result[spp][1]:.2f}" for spp in spps)
                 print(f"| {entry.id} | {cells} |", flush=True)
     return 0

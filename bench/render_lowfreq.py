@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from render import methods, rel_error, rel_mse  # noqa: E402
-from render_checkpoints import checkpoint_outputs, load_cases, oidn_outputs  # noqa: E402
+from render_checkpoints import checkpoint_outputs, load_cases, restored_outputs  # noqa: E402
 
 
 def block_means(image: np.ndarray, block: int) -> np.ndarray:
@@ -142,7 +142,7 @@ def main() -> int:
         lines += rows
     if not args.no_oidn:
         entry = next(e for e in methods([], with_oidn=True) if e.id == "oidn-aov")
-        outputs["oidn-aov"] = oidn_outputs(entry, cases)
+        outputs["oidn-aov"] = restored_outputs(entry, cases)
         rows = rows_for("oidn-aov", outputs["oidn-aov"], cases, spps, args.block)
         print("\n".join(rows), flush=True)
         lines += rows

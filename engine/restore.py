@@ -154,13 +154,7 @@ def _tile_runner(
         level = float(params.get("noise_level", 0.0)) / 255.0
         extra["noise_level"] = np.full((1, 1, 1, 1), level, dtype=np.float32)
 
-    def run(tile: Mapping[str, np.ndarray]) -> np.ndarray:
-        feeds = {name: np.ascontiguousarray(array.transpose(2, 0, 1)[None]) for name, array in tile.items()}
-        feeds.update(extra)
-        output = model.run(feeds, token)[0]
-        return np.ascontiguousarray(output[0].transpose(1, 2, 0))
-
-    return run, str(model.device), model.bytes_per_pixel
+    return (lambda tile: model.run_image(tile, token, extra)), str(model.device), model.bytes_per_pixel
 
 
 def _resize_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:

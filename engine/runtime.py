@@ -147,6 +147,15 @@ class OnnxModel:
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
 
+    def run_image(self, tile: Mapping[str, np.ndarray], token: CancelToken | None = None,
+                  extra: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+        """The first output for one image: ``tile`` holds H x W x C arrays by input role (fed as 1 x C x H x W
+        float32), ``extra`` any inputs fed as they are (``noise_level``); returns H' x W' x C'."""
+        feeds = {name: np.ascontiguousarray(array.transpose(2, 0, 1)[None], dtype=np.float32)
+                 for name, array in tile.items()}
+        feeds.update(extra or {})
+        return np.ascontiguousarray(self.run(feeds, token)[0][0].transpose(1, 2, 0))
+
     def run(self, feeds: Mapping[str, np.ndarray], token: CancelToken | None = None) -> list[np.ndarray]:
         """Run once; a cancel from another thread terminates the call (raises JobCancelled)."""
         import onnxruntime as ort

@@ -3,7 +3,7 @@
 The two denoisers err in different places (on validation renders their per-scene errors correlate 0.73), so a
 weighted mean of their outputs is better than either: the oldest ensemble trick, applied across two unrelated
 networks. ``network_share`` is our network's weight in linear HDR; 0.4 was the best value on both validation
-sets (render-data seeds 80000-80015 and 81000-81015, 4 and 16 spp; ``bench/render_blend.py``) and is the default.
+sets (render-data seeds 80000-80015 and 81000-81015, 1 to 64 spp; ``bench/render_blend.py``) and is the default.
 The benchmark's held-out scenes (seeds 90000+) were not used to choose it.
 
 It is offered only when ``pyoidn`` is installed and the bundled ``render-kprcan-aov`` network is present, as a
@@ -13,18 +13,20 @@ Its tile runner is bound to the user's device (the network may run on CUDA; OIDN
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..jobs import CancelToken
 from ..paths import resources_dir
+from ..transforms import from_model_space, to_model_space
 from .manifest import ModelManifest, ParamSpec, TileSpec
 from .oidn import OIDN_OVERLAP, oidn_denoise
 
-TileFunction = Callable[[Mapping[str, np.ndarray]], np.ndarray]
+if TYPE_CHECKING:
+    from .classical import TileFunction
 
 #: The bundled network the blend uses (the colour + albedo + normal KPRCAN).
 NETWORK_ID = "render-kprcan-aov"
@@ -68,7 +70,7 @@ def hybrid_manifest() -> ModelManifest:
         provenance={
             "method": f"share x {NETWORK_ID} (bundled ONNX) + (1 - share) x OIDN RT filter (pyoidn 2.5.1.0, "
             "quality high), both with albedo + normal, mixed in linear HDR",
-            "share_chosen_on": "render-data seeds 80000-80015 and 81000-81015 at 4 and 16 spp "
+            "share_chosen_on": "render-data seeds 80000-80015 and 81000-81015 at 1, 4, 16 and 64 spp "
             "(bench/render_blend.py); not the benchmark's held-out seeds",
             "weights": "ours (KPRCAN) and Intel's (OIDN)",
         },
@@ -87,19 +89,16 @@ def bind_hybrid(params: Mapping[str, Any], device: str, token: CancelToken) -> t
     model = load_onnx_model(onnx_path, device)
     share = float(params.get("network_share", DEFAULT_SHARE))
 
-    def network(color: np.ndarray, albedo: np.ndarray, normal: np.ndarray) -> np.ndarray:
-        """KPRCAN's output in linear HDR (its graph works in log1p space, as the restore job feeds it)."""
-        feeds = {"color": np.log1p(color), "albedo": albedo, "normal": normal}
-        feeds = {name: np.ascontiguousarray(array.transpose(2, 0, 1)[None], dtype=np.float32)
-                 for name, array in feeds.items()}
-        log_out = model.run(feeds, token)[0][0].transpose(1, 2, 0)
-        return np.expm1(np.maximum(log_out, 0.0))
+    def network(tile: Mapping[str, np.ndarray]) -> np.ndarray:
+        """KPRCAN's output in linear HDR (the tile is already exposure-scaled; its graph works in log1p)."""
+        values = dict(tile, color=to_model_space(tile["color"], "log1p", True))
+        return from_model_space(model.run_image(values, token), "log1p", True)
 
     def run(tile: Mapping[str, np.ndarray]) -> np.ndarray:
-        color, albedo, normal = tile["color"], tile["albedo"], tile["normal"]
-        ours = network(color, albedo, normal) if share > 0.0 else np.zeros_like(color)  # share 0 or 1: one model
+        color = tile["color"]
+        ours = network(tile) if share > 0.0 else np.zeros_like(color)  # at share 0 or 1 only one model runs
         token.raise_if_cancelled()
-        theirs = oidn_denoise(color, albedo, normal) if share < 1.0 else np.zeros_like(color)
+        theirs = oidn_denoise(color, tile["albedo"], tile["normal"]) if share < 1.0 else np.zeros_like(color)
         return blend(ours, theirs, share)
 
     info = model.device
