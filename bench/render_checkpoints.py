@@ -1,7 +1,7 @@
 """Render denoiser checkpoints on validation scenes: relMSE and tonemapped PSNR per sample count, in PyTorch.
 
 For choosing among training candidates before any is exported (the app's path, ONNX through the restore job, is
-``bench/render.py`` and ``bench/render_regions.py``). Each scene is one whole image, prepared as the restore job
+``bench/render.py`` and ``lab/bench/render_regions.py``). Each scene is one whole image, prepared as the restore job
 prepares it (one image-wide exposure scale, log1p, the AOV conventions), so on 128 px scenes the figures equal
 the app's to the printed digits (on seeds 80000-80015 at 4 / 16 spp, both ways: render-kprcan-aov 0.00527 /
 0.00333, render-kprcan-color 0.00637 / 0.00403, and the colour model before it 0.00717 / 0.00444). Scenes:

@@ -43,6 +43,14 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "model"
 
 
+def recipe_labels(recipes) -> list[str]:
+    """What the recipe list shows: each recipe's model name, "(fine-tuning)" after a recipe written to fine-tune a
+    trained model on your own images, and the file name where two would still read the same."""
+    names = [(r.model.name or r.model.id) + (" (fine-tuning)" if r.train.for_fine_tuning else "") for r in recipes]
+    return [f"{name} ({Path(str(r.source)).stem})" if names.count(name) > 1 else name
+            for name, r in zip(names, recipes, strict=True)]
+
+
 class TrainDialog(QDialog):
     """Train or fine-tune a model on the user's images; the result appears in the model picker."""
 
@@ -199,10 +207,7 @@ class TrainDialog(QDialog):
         self.recipe_box.blockSignals(True)
         self.recipe_box.clear()
         mine = [(index, recipe) for index, recipe in enumerate(self.recipes) if recipe.model.task == task]
-        names = [recipe.model.name or recipe.model.id for _, recipe in mine]
-        for (index, recipe), name in zip(mine, names, strict=True):
-            # two recipes of one model (e.g. training and fine-tuning) are told apart by their file
-            label = f"{name} ({Path(str(recipe.source)).stem})" if names.count(name) > 1 else name
+        for index, label in zip((index for index, _ in mine), recipe_labels([r for _, r in mine]), strict=True):
             self.recipe_box.addItem(label, index)
         self.recipe_box.blockSignals(False)
         self.base_box.clear()

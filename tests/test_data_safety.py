@@ -204,7 +204,7 @@ def test_damaged_or_unverifiable_models_are_refused(tmp_path):
 
 # -- nothing is unpickled ------------------------------------------------------------------------------------------
 
-SOURCE_FOLDERS = ("engine", "gui", "bench", "scripts")
+SOURCE_FOLDERS = ("engine", "gui", "bench", "lab", "scripts")
 
 
 def _python_files() -> list[Path]:

@@ -348,7 +348,7 @@ batch_size = 2
 
 def test_recipes_in_the_repo_load_and_bad_keys_are_refused():
     root = Path(__file__).resolve().parent.parent
-    recipes = sorted((root / "recipes").glob("*.toml"))
+    recipes = sorted((root / "recipes").glob("**/*.toml")) + sorted((root / "lab" / "recipes").glob("*.toml"))
     assert recipes
     for path in recipes:
         recipe = load_recipe(path)
@@ -606,8 +606,8 @@ def test_fine_tuning_a_shipped_render_model_picks_a_whole_network_recipe():
         # a model fine-tuned with it names it in turn, and gets it again
         assert recipe_for_fine_tuning(recipes, chosen.source) is chosen
     # without a fine-tuning recipe of its model: the one that made it, at a fraction of its rate
-    plain = recipe_for_fine_tuning(recipes, "recipes/sr_x2.toml")
-    assert plain is not None and plain.source.endswith("sr_x2.toml") and not plain.train.for_fine_tuning
+    plain = recipe_for_fine_tuning(recipes, "recipes/sr_x4.toml")
+    assert plain is not None and plain.source.endswith("sr_x4.toml") and not plain.train.for_fine_tuning
     assert fine_tuning_lr(plain) == pytest.approx(plain.train.lr * FINE_TUNE_LR_FACTOR)
     assert recipe_for_fine_tuning(recipes, "recipes/no_such_recipe.toml") is None
     assert recipe_for_fine_tuning(recipes, "") is None

@@ -8,7 +8,7 @@
 - ``OUT/val_input``, ``OUT/val_target``: links to the fixed validation pages (dataset.VALIDATION_IDS), never
   mixed with the training pages.
 
-The recipe ``recipes/document_restormer_tiny.toml`` reads these folders ([data] kind = "paired"). The real data
+The recipe ``recipes/lineage/document_restormer_tiny.toml`` reads these folders ([data] kind = "paired"). The real data
 stays in ../shared (only links are written), and OUT should be an ignored folder (``runs/`` is).
 """
 

@@ -1,4 +1,4 @@
-"""``main.py train --recipe recipes/NAME.toml [--minutes M] [--steps N] [--data DIR...] [--out DIR] [--resume]``.
+"""``main.py train --recipe recipes/NAME.toml [--minutes M] [--steps N] [--data DIR...] [--out DIR] [--resume] [--prepare]``.
 
 Trains the recipe's model, prints progress lines (at most one every few seconds, plus every validation), and
 exports the best weights to ``<id>.onnx/.json/.pt`` in ``--out`` (default: the per-user models folder, so the
@@ -31,6 +31,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--workers", type=int, default=None,
                         help="processes sampling batches ahead of the step (default: 0 on the CPU, up to 8 on a GPU)")
     parser.add_argument("--no-export", action="store_true", help="train and checkpoint only")
+    parser.add_argument("--prepare", action="store_true",
+                        help="first run the recipe's data commands ([data] prepare: they write its training folders)")
     parser.set_defaults(handler=run)
     return parser
 
@@ -38,12 +40,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     from ..cli import UsageError
     from ..jobs import CancelToken, run_job
-    from .recipes import load_recipe
+    from .recipes import load_recipe, run_prepare
     from .trainer import TrainOptions, train_job
 
     if args.steps is not None and args.steps <= 0 or args.minutes is not None and args.minutes <= 0:
         raise UsageError("--steps and --minutes must be positive")
     recipe = load_recipe(args.recipe)
+    if args.prepare:
+        if not recipe.data.prepare:
+            raise UsageError(f"{recipe.source} names no data commands: its data is in ../shared (or pass --data)")
+        run_prepare(recipe)
     options = TrainOptions(
         steps=args.steps,
         minutes=args.minutes,

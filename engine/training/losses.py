@@ -58,7 +58,7 @@ def lowfreq_relative_mse(pred: torch.Tensor, target: torch.Tensor, size: int = 8
     (an oracle) would lower its relMSE 18% against OIDN + AOVs' 12%. A block mean of a 256-spp reference is as
     good as a 16,000-spp pixel, so, unlike the per-pixel relMSE's, this denominator does not favour
     underestimates where the reference is noisy. Patches smaller than a block are scored whole.
-    Tried at weight 1.0 on that model (recipes/render_kprcan_aov_lowfreq.toml): the block-mean error fell 20%, the
+    Tried at weight 1.0 on that model (lab/recipes/render_kprcan_aov_lowfreq.toml): the block-mean error fell 20%, the
     detail got worse by as much and relMSE did not fall; no shipped recipe uses it."""
     p = torch.expm1(pred.clamp(max=20.0))
     r = torch.expm1(target)

@@ -81,6 +81,10 @@ class DataSection:
     exposure_jitter_stops: float = 0.0
     #: Recurse into sub-folders.
     recursive: bool = False
+    #: The commands that write this recipe's data folders when they are not in ../shared (run from the repository
+    #: root, in order; ``python`` is this interpreter). ``train --prepare`` runs them; a missing folder's error
+    #: names them.
+    prepare: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -131,7 +135,7 @@ class TrainSection:
     ms_ssim_weight: float = 0.84
     #: "l1+relmse" (log1p models): L1 in log space plus this weight times the relative MSE of the linear values,
     #: weighted by the reference as the render benchmark is (losses.relative_mse). 0.25: the shipped
-    #: render-kprcan-aov's last stage (1.0 darkened emitter borders: recipes/render_kprcan_aov_relmse.toml).
+    #: render-kprcan-aov's last stage (1.0 darkened emitter borders: recipes/lineage/render_kprcan_aov_relmse.toml).
     relmse_weight: float = 0.25
     #: "l1+relmse": plus this weight times the relative MSE of ``lowfreq_size`` px block means
     #: (losses.lowfreq_relative_mse), against a low-frequency bias (0: off, as every recipe before it).
@@ -142,7 +146,9 @@ class TrainSection:
     seed: int = 0
     #: Mixed precision: "auto" (fp16 on CUDA, bf16 on CPUs with native bf16, else off), "off", "bf16", "fp16".
     amp: str = "auto"
-    #: Start from these weights (a ``.pt`` file or a registered model id): fine-tuning.
+    #: Start from these weights: a ``.pt`` file, a registered model id, or a recipe file (``recipes/lineage/X.toml``,
+    #: ``#best`` appended for its best checkpoint): the weights its own run left in ``runs/X/`` (recipe_checkpoint),
+    #: so a model grown in stages is a chain of recipes in the repository.
     init: str = ""
     #: Train one part and keep the rest as it is: "" (everything) or "refine" (a kernel-predicting render
     #: denoiser's refinement stage alone, its first pass a constant; needs weight_decay = 0, which would
@@ -365,14 +371,82 @@ def fine_tuning_lr(recipe: Recipe) -> float:
     return recipe.train.lr if recipe.train.for_fine_tuning else recipe.train.lr * FINE_TUNE_LR_FACTOR
 
 
+#: Where a recipe's own run keeps its checkpoints when another recipe starts from it (``runs/<recipe name>/``).
+RUNS_DIR = REPO_ROOT / "runs"
+
+
+def is_recipe_reference(spec: str) -> bool:
+    """True when an ``init`` names a recipe file (``recipes/lineage/X.toml`` or ``...toml#best``)."""
+    return str(spec).partition("#")[0].endswith(".toml")
+
+
+def recipe_run_dir(recipe_path: str | Path, runs_dir: Path | None = None) -> Path:
+    """The run folder of a recipe that another recipe starts from: ``runs/<file name without .toml>``."""
+    return (runs_dir or RUNS_DIR) / Path(str(recipe_path)).stem
+
+
+def recipe_checkpoint(spec: str, runs_dir: Path | None = None) -> Path:
+    """The checkpoint an ``init = "recipes/lineage/X.toml"`` (or ``...#best``) starts from: ``runs/X/last.pt``
+    (``best.pt``), written by training that recipe; a RecipeError naming the command when it is not there yet."""
+    name, _, which = str(spec).partition("#")
+    which = which or "last"
+    if which not in ("last", "best"):
+        raise RecipeError(f"init {spec!r}: a recipe's checkpoint is #last or #best, not #{which}")
+    recipe = load_recipe(name)  # the chain's earlier stage must exist (and be valid) in the repository
+    run_dir = recipe_run_dir(recipe.source, runs_dir)
+    checkpoint = run_dir / f"{which}.pt"
+    if not checkpoint.is_file():
+        raise RecipeError(
+            f"this recipe starts from the weights of {recipe.source}, which are not trained yet ({checkpoint} is "
+            f"missing): train that stage first with `python main.py train --recipe {recipe.source} "
+            f"--run-dir {_shown(run_dir)} --no-export` (with --prepare for its data)"
+        )
+    return checkpoint
+
+
+def prepare_hint(recipe: Recipe) -> str:
+    """What to add to a missing-data error: the commands that make the recipe's data, if it names them."""
+    if not recipe.data.prepare:
+        return ""
+    return "; the recipe's data is made by: " + "; ".join(recipe.data.prepare) + " (train --prepare runs them)"
+
+
+def run_prepare(recipe: Recipe, echo=print) -> None:
+    """Run the recipe's ``[data] prepare`` commands from the repository root (``python`` = this interpreter); an
+    EngineError naming the command that failed."""
+    import shlex
+    import subprocess
+    import sys
+
+    for command in recipe.data.prepare:
+        argv = shlex.split(command)
+        if argv and argv[0] in ("python", "python3"):
+            argv[0] = sys.executable
+        echo(f"[prepare] {command}")
+        try:
+            done = subprocess.run(argv, cwd=REPO_ROOT, check=False)
+        except OSError as error:
+            raise EngineError(f"cannot run the recipe's data step {command!r}: {error}") from None
+        if done.returncode != 0:
+            raise EngineError(f"the recipe's data step {command!r} failed (exit status {done.returncode})")
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
 def recipes_dir() -> Path:
     """The repository's (or the bundle's) ``recipes/`` folder."""
     return REPO_ROOT / "recipes"
 
 
 def list_recipes(folder: Path | None = None) -> list[Recipe]:
-    """Every valid recipe in ``folder`` (default: :func:`recipes_dir`), sorted by file name; broken files are
-    skipped (the command line reports their problem when used)."""
+    """Every valid recipe in ``folder`` (default: :func:`recipes_dir`: the recipes of the shipped models and the
+    fine-tuning recipes the app offers, not the earlier stages in ``recipes/lineage/``), sorted by file name;
+    broken files are skipped (the command line reports their problem when used)."""
     folder = folder or recipes_dir()
     found = []
     for path in sorted(folder.glob("*.toml")) if folder.is_dir() else []:

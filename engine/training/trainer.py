@@ -36,7 +36,7 @@ from ..jobs import CancelToken, Progress
 from ..paths import user_data_dir
 from ..transforms import from_model_space
 from . import datasets as ds
-from .recipes import Recipe, resolve_path
+from .recipes import Recipe, is_recipe_reference, prepare_hint, recipe_checkpoint, resolve_path
 
 #: Consecutive skipped batches after which the data is declared broken.
 MAX_CONSECUTIVE_SKIPS = 50
@@ -236,7 +236,10 @@ def learning_rate(step: int, progress: float, base: float, warmup: int, min_rati
 
 
 def resolve_init(spec: str) -> Path:
-    """A fine-tuning start: a .pt path, or a registered model id whose weights lie beside its ONNX file."""
+    """A fine-tuning start: a .pt path, a registered model id whose weights lie beside its ONNX file, or a recipe
+    file whose run left the weights (recipes.recipe_checkpoint: an earlier stage of a model grown in stages)."""
+    if is_recipe_reference(spec):
+        return recipe_checkpoint(spec)
     path = Path(spec).expanduser()
     if path.suffix == ".pt" and path.is_file():
         return path
@@ -368,7 +371,7 @@ def cpu_has_native_bf16() -> bool:
 def autocast_dtype(amp: str, device: str):
     """The autocast dtype for the recipe's ``amp``: "auto" is fp16 on CUDA and bf16 on CPUs with native bf16
     (measured: 2.2-2.6x faster per step, validation PSNR within 0.02 dB of fp32 at equal steps; see
-    bench/results/bf16_cpu.md), fp32 elsewhere. Prefer "auto" to "bf16" in recipes: forced bf16 on a CPU without
+    lab/bench/results/bf16_cpu.md), fp32 elsewhere. Prefer "auto" to "bf16" in recipes: forced bf16 on a CPU without
     it (an AMD EPYC without AVX-512, say) falls back to PyTorch's slow convolution path, 10-40x slower than fp32
     (KPRCAN step 5.2 s vs 0.57 s, measured 2026-11-27)."""
     import torch
@@ -445,7 +448,10 @@ def _train(recipe: Recipe, token: CancelToken | None, options: TrainOptions) -> 
     if options.train_data is not None:
         train_set, val_samples = options.train_data, list(options.val_data or ())
     else:
-        train_set, val_samples = build_data(recipe, options, model)
+        try:
+            train_set, val_samples = build_data(recipe, options, model)
+        except ds.DataError as error:
+            raise ds.DataError(f"{error}{'' if options.data else prepare_hint(recipe)}") from None
     if t.train_only:
         train_only(model, t.train_only)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=t.lr,

@@ -23,7 +23,7 @@ What it does, in order, each step logged with its time:
    in the shipped model's data; workers still rendering at the deadline are stopped and their complete
    scenes kept;
 3. writes the training view (``runs/device/pairs``, ``runs/device/val_pairs``) and trains
-   ``--recipe`` (default recipes/render_kprcan_aov_device.toml) on ``--device`` for the time left, less a
+   ``--recipe`` (default lab/recipes/render_kprcan_aov_device.toml) on ``--device`` for the time left, less a
    margin to save and copy;
 4. copies ``best.pt``, ``last.pt``, ``train.log``, ``render.log`` (each render process's last lines), the
    derived ``recipe.toml`` and ``round.json`` (variant, scenes, pairs, seconds of each step) to ``--out``: six
@@ -256,7 +256,7 @@ def main() -> int:
     parser.add_argument("--val-scenes", type=int, default=16)
     parser.add_argument("--ref-spp", type=int, default=256, help="reference samples of the training scenes")
     parser.add_argument("--size", default="128x128")
-    parser.add_argument("--recipe", default="recipes/render_kprcan_aov_device.toml")
+    parser.add_argument("--recipe", default="lab/recipes/render_kprcan_aov_device.toml")
     parser.add_argument("--override", default=None,
                         help='JSON of recipe tables over --recipe, e.g. {"train": {"batch_size": 2}} (tests)')
     parser.add_argument("--work", default=str(WORK), help="scratch folder (sets, pairs, the run), repo-relative")
