@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 RESULTS = ROOT / "bench" / "results"
@@ -59,8 +58,8 @@ def runner_storm(make_job, rounds: int, max_delay_s: float, seed: int) -> dict:
     """The same storm through gui.worker.JobRunner, with a Qt event loop running while the jobs run."""
     from PySide6.QtCore import QCoreApplication, QEventLoop, QTimer
 
+    from bench.storm_tools import live_onnx_sessions, native_threads, rss_mib
     from gui.worker import JobRunner
-    from tests.cancel_storm import live_onnx_sessions, native_threads, rss_mib
 
     app = QCoreApplication.instance() or QCoreApplication([])
     runner = JobRunner()
@@ -133,10 +132,10 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
+    from bench.storm_tools import engine_storm
     from engine.jobs import run_job
     from engine.models.registry import ModelRegistry
     from engine.runtime import _SESSION_CACHE_SIZE
-    from tests.cancel_storm import engine_storm
 
     registry = ModelRegistry()
     photo, render = _images(args.size)

@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
@@ -32,7 +31,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 KODAK = ROOT.parent / "shared" / "bench" / "denoise" / "Kodak24"
 RESULTS = ROOT / "bench" / "results"

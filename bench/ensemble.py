@@ -27,8 +27,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
 from engine.image import make_image  # noqa: E402
 from engine.imageio import read_image  # noqa: E402

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/fuzz_loader.py [--seconds 300] [--workers 2] [--seed 0] [--keep DIR]
 
-Each input is a valid seed file (tests/fuzzing.py: every format and the odd layouts) damaged by random byte-level
+Each input is a valid seed file (bench/fuzzing.py: every format and the odd layouts) damaged by random byte-level
 mutations. Workers are child processes reading one file at a time, so a crash in native decoder code (libpng,
 libjpeg, libtiff, OpenEXR, libwebp) kills only the worker: the parent counts it as a crash, keeps the input under
 ``--keep`` and starts a new worker. An input taking longer than ``--hang-s`` counts as a hang. Outcomes:
@@ -26,17 +26,15 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "bench" / "results"
 
 WORKER = """
 import os, sys, json, traceback
-sys.path.insert(0, sys.argv[1])
 os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
 # Results go to a private copy of stdout; whatever the decoders print goes to /dev/null.
 results = os.fdopen(os.dup(1), "w")
 os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
-from tests.fuzzing import load_outcome
+from bench.fuzzing import load_outcome
 import cv2, OpenEXR, tifffile, PIL.Image  # decoders loaded before the clock starts for the first input
 results.write("ready\\n")
 results.flush()
@@ -89,7 +87,7 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, default=Path(tempfile.gettempdir()) / "fuzz_loader_findings")
     args = parser.parse_args()
 
-    from tests.fuzzing import mutate, random_operations, repair_png_checksums, seeds
+    from bench.fuzzing import mutate, random_operations, repair_png_checksums, seeds
 
     seed_files = seeds()
     names = sorted(seed_files)

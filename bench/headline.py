@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from bench.denoise import PUBLISHED as DENOISE_PUBLISHED  # noqa: E402
 from bench.denoise import SIGMAS, labelled, load_records  # noqa: E402

@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
 
 from bench.memory_40mp import make_test_image  # noqa: E402
@@ -104,7 +103,6 @@ def run_child(command: list[str], budget_s: float, log: Path, env: dict[str, str
 #: is still built. Its peak is the pipeline's memory without ONNX Runtime's per-tile working set.
 DRY_CHILD = """
 import sys
-sys.path.insert(0, sys.argv[1])
 import numpy as np
 from engine import restore
 from engine.imageio import read_image, write_image

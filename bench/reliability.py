@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
 os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
 RESULTS = ROOT / "bench" / "results"
@@ -25,10 +24,10 @@ RESULTS = ROOT / "bench" / "results"
 
 def corpus_figures() -> dict:
     """Read every file of both corpora; count right answers, wrong answers and the slowest read."""
+    from bench.edge_corpus import build_edge_corpus
+    from bench.malformed import build_corpus
     from engine.errors import ImageReadError
     from engine.imageio import read_image
-    from tests.edge_corpus import build_edge_corpus
-    from tests.malformed import build_corpus
 
     row = {"malformed": 0, "clear_error": 0, "edge": 0, "loaded_right": 0, "wrong": [], "slowest_s": 0.0}
     with tempfile.TemporaryDirectory() as folder:
@@ -73,7 +72,7 @@ def main() -> int:
              "Produced by `.venv/bin/python bench/reliability.py` from the corpus (run now) and the latest results "
              f"of the benches named in each section. Machine: {os.cpu_count()} CPU threads, shared, no GPU.", ""]
     lines += [
-        "## Bad and odd input files (tests/malformed.py, tests/edge_corpus.py)", "",
+        "## Bad and odd input files (bench/malformed.py, bench/edge_corpus.py)", "",
         "| malformed files | clear error | edge-case files | loaded as what they are | wrong answers | slowest (s) |",
         "|---|---|---|---|---|---|",
         f"| {corpus['malformed']} | {corpus['clear_error']} | {corpus['edge']} | {corpus['loaded_right']} | "

@@ -15,19 +15,15 @@ Prints a markdown table and writes it to ``bench/results/render_blend.md``.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
-from render import rel_mse  # noqa: E402
-from render_checkpoints import load_cases, restored_outputs  # noqa: E402
-
+from bench.render import rel_mse  # noqa: E402
+from bench.render_checkpoints import load_cases, restored_outputs  # noqa: E402
 from engine.models.hybrid import DEFAULT_SHARE, NETWORK_ID  # noqa: E402
 from engine.models.registry import ModelRegistry  # noqa: E402
 

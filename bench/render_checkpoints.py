@@ -18,17 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
-from render import rel_mse, tonemapped_psnr  # noqa: E402
-
+from bench.render import rel_mse, tonemapped_psnr  # noqa: E402
 from engine.imageio import read_image  # noqa: E402
 from engine.imageio.hdr import sanitize_hdr  # noqa: E402
 from engine.transforms import auto_exposure_scale, prepare_aov  # noqa: E402
@@ -113,7 +109,7 @@ def main() -> int:
         cells = " | ".join(f"{result[spp][0]:.5f} / {result[spp][1]:.2f}" for spp in spps)
         print(f"| {checkpoint} | {cells} |", flush=True)
     if args.oidn:
-        from render import methods
+        from bench.render import methods
 
         for entry in methods([], with_oidn=True):
             if entry.path is None:  # the built-in engines, not the bundled networks

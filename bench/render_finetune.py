@@ -29,11 +29,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
-from render import rel_mse, tonemapped_psnr  # noqa: E402
-
+from bench.render import rel_mse, tonemapped_psnr  # noqa: E402
 from engine.imageio import read_image  # noqa: E402
 from engine.jobs import run_job  # noqa: E402
 from engine.models.registry import ModelEntry, ModelRegistry, scan_models_folder  # noqa: E402

@@ -28,7 +28,6 @@ import numpy as np
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 SET5 = Path(os.environ.get("SET5_DIR", ROOT.parent / "shared" / "bench" / "sr" / "Set5"))
 RESULTS = ROOT / "bench" / "results"

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from engine.render_data import mitsuba_backend  # noqa: E402
 from engine.render_data.exr import write_layered  # noqa: E402

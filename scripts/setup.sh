@@ -46,3 +46,14 @@ if ! current "$requirements" && ! current requirements-dev.txt; then
     .venv/bin/python -m pip install -q -r "$requirements"
     echo "$digest" > "$stamp"
 fi
+
+# 3. The project itself, editable (pip install -e .): engine, gui, bench and main import from this checkout in every
+#    script, bench and test, with no sys.path edits. Re-done when pyproject.toml changes or the checkout moved.
+project_digest=$( (cat pyproject.toml; pwd) | sha256sum | cut -d' ' -f1)
+if [ ! -f .venv/.installed-project ] || [ "$(cat .venv/.installed-project)" != "$project_digest" ] \
+        || ! .venv/bin/python -I -c "import engine, pathlib, sys; sys.exit(pathlib.Path(engine.__file__).parent.parent != pathlib.Path(sys.argv[1]))" "$PWD" 2>/dev/null; then
+    echo "setup: installing the project into .venv (pip install -e .)"
+    .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+    echo "$project_digest" > .venv/.installed-project
+fi
+

@@ -27,11 +27,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 CPU_NOTE = "CPU (2 cores shared with other jobs), fp32"
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bench.storm_tools import engine_storm
 from engine.image import ImageMeta, make_image
 from engine.jobs import run_job
 from engine.models.registry import ModelRegistry
 from engine.restore import restore_job
 from engine.runtime import _SESSION_CACHE_SIZE
-from tests.cancel_storm import engine_storm
 from tests.onnx_factory import install
 
 

@@ -30,7 +30,6 @@ ROOT = Path(__file__).resolve().parent.parent
 # The child writes one large image over and over onto the same target until it is killed.
 WRITER = """
 import sys
-sys.path.insert(0, sys.argv[1])
 import numpy as np
 from engine.image import ImageMeta, make_image
 from engine.imageio import write_image
@@ -249,7 +248,6 @@ def test_no_code_path_can_unpickle():
 
 INFERENCE_CHILD = """
 import pickle, sys
-sys.path.insert(0, sys.argv[1])
 def refuse(*args, **kwargs):
     raise AssertionError("something tried to unpickle")
 pickle.load = pickle.loads = refuse

@@ -67,7 +67,7 @@ def test_variant_preference_comes_from_the_environment(monkeypatch):
 def test_a_variant_that_cannot_render_here_is_skipped():
     pytest.importorskip("mitsuba")
     # A fresh process: the variant is process-wide. No CUDA here, so the CUDA variant must give way.
-    code = ("import sys; sys.path.insert(0, '.'); from engine.render_data import mitsuba_backend as m; "
+    code = ("from engine.render_data import mitsuba_backend as m; "
             "print(m.set_variant(1))")
     env = dict(os.environ, RS_MITSUBA_VARIANTS="cuda_ad_rgb,scalar_rgb")
     def run():

@@ -17,7 +17,7 @@ pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from tests.fuzzing import KINDS, load_outcome, mutate, repair_png_checksums, seeds  # noqa: E402
+from bench.fuzzing import KINDS, load_outcome, mutate, repair_png_checksums, seeds  # noqa: E402
 
 EXAMPLES = int(os.environ.get("RS_FUZZ_EXAMPLES", "250"))
 SEED_NAMES = sorted(seeds())

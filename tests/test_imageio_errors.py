@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.malformed import build_corpus, valid_bytes
 from engine.errors import ImageReadError, ImageWriteError
 from engine.image import ImageMeta, make_image
 from engine.imageio import MAX_PIXELS_ENV, read_image, write_image
 from engine.imageio.atomic import atomic_write
-from tests.malformed import build_corpus, valid_bytes
 
 _IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 

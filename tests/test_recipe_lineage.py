@@ -83,7 +83,7 @@ def test_the_train_dialog_lists_each_offered_recipe_under_its_own_name():
 
 def test_a_stage_that_is_not_trained_yet_names_the_command_that_trains_it(tmp_path):
     stage = ROOT / "recipes" / "lineage" / "render_kprcan_aov_fireflies2.toml"
-    with pytest.raises(RecipeError, match=r"python main.py train --recipe recipes/lineage/render_kprcan_aov_fireflies2"):
+    with pytest.raises(RecipeError, match=r"main.py train --recipe recipes/lineage/render_kprcan_aov_fireflies2"):
         recipe_checkpoint(str(stage.relative_to(ROOT)), runs_dir=tmp_path)
     run = tmp_path / "render_kprcan_aov_fireflies2"
     run.mkdir()

@@ -8,14 +8,14 @@ import time
 import numpy as np
 import pytest
 
+from bench.edge_corpus import build_edge_corpus
+from bench.malformed import build_corpus
 from engine.errors import ImageReadError
 from engine.image import ImageMeta, make_image
 from engine.imageio import read_image, write_image
 from engine.jobs import run_job
 from engine.models.registry import ModelRegistry
 from engine.restore import restore_job
-from tests.edge_corpus import build_edge_corpus
-from tests.malformed import build_corpus
 from tests.onnx_factory import install
 
 EXTENSION = {"png": "png", "jpeg": "jpg", "tiff": "tif", "bmp": "bmp", "webp": "webp", "exr": "exr", "hdr": "hdr"}

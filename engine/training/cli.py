@@ -1,4 +1,5 @@
-"""``main.py train --recipe recipes/NAME.toml [--minutes M] [--steps N] [--data DIR...] [--out DIR] [--resume] [--prepare]``.
+"""``main.py train --recipe recipes/NAME.toml [--minutes M] [--steps N] [--data DIR...] [--out DIR] [--resume]``
+(``--prepare`` first runs the commands that make the recipe's data).
 
 Trains the recipe's model, prints progress lines (at most one every few seconds, plus every validation), and
 exports the best weights to ``<id>.onnx/.json/.pt`` in ``--out`` (default: the per-user models folder, so the

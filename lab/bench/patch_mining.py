@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-sys.path.insert(0, str(ROOT))
 
 from engine.jobs import run_job  # noqa: E402
 from engine.training import datasets as ds  # noqa: E402

@@ -23,12 +23,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
-from render import rel_mse  # noqa: E402
-from render_finetune import ensure_shot, scored_frames  # noqa: E402
-
+from bench.render import rel_mse  # noqa: E402
+from bench.render_finetune import ensure_shot, scored_frames  # noqa: E402
 from engine.models.registry import ModelRegistry  # noqa: E402
 from engine.restore import model_inputs  # noqa: E402
 from engine.training.export import load_weights, model_from_weights  # noqa: E402

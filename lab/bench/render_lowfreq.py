@@ -29,11 +29,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
-from render import methods, rel_error, rel_mse  # noqa: E402
-from render_checkpoints import checkpoint_outputs, load_cases, restored_outputs  # noqa: E402
+from bench.render import methods, rel_error, rel_mse  # noqa: E402
+from bench.render_checkpoints import checkpoint_outputs, load_cases, restored_outputs  # noqa: E402
 
 
 def block_means(image: np.ndarray, block: int) -> np.ndarray:

@@ -21,18 +21,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
-from render import methods, rel_error  # noqa: E402
-
+from bench.render import methods, rel_error  # noqa: E402
 from engine.imageio import read_image  # noqa: E402
 from engine.jobs import run_job  # noqa: E402
 from engine.restore import restore_job  # noqa: E402

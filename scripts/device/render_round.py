@@ -119,7 +119,7 @@ class Round:
         self.log(f"packages unpacked into {site}")
 
     def pick_variant(self) -> str:
-        code = ("import sys; sys.path.insert(0, '.'); from engine.render_data import mitsuba_backend as m; "
+        code = ("from engine.render_data import mitsuba_backend as m; "
                 "print(m.set_variant())")
         result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=self.env, capture_output=True,
                                 text=True, timeout=300)
@@ -168,15 +168,14 @@ class Round:
 
     def write_pairs(self) -> tuple[int, int]:
         started = self.elapsed()
-        sys.path.insert(0, str(ROOT))
-        for path in filter(None, self.env.get("PYTHONPATH", "").split(os.pathsep)):
-            sys.path.insert(0, path)
-        from engine.render_data.pairs import write_pairs
-
         sets = self.work / "sets"
-        train = sum(write_pairs(folder, self.work / "pairs") for folder in sorted(sets.glob("train*"))
-                    if any(folder.glob("*/scene.json")))
-        val = write_pairs(sets / "val", self.work / "val_pairs") if any((sets / "val").glob("*/scene.json")) else 0
+        # In a child with the round's environment (the packed packages; the checkout is the working folder), as
+        # the render processes run: this script itself runs on a bare interpreter.
+        result = subprocess.run([sys.executable, "-c", WRITE_PAIRS, str(sets), str(self.work)], cwd=ROOT,
+                                env=self.env, capture_output=True, text=True, timeout=600)
+        if result.returncode != 0:
+            raise SystemExit(f"writing the training pairs failed:\n{result.stderr[-3000:]}")
+        train, val = json.loads(result.stdout.strip().splitlines()[-1])
         scenes = {folder.name: len(list(folder.glob("*/scene.json"))) for folder in sorted(sets.iterdir())}
         self.info.update(scenes=scenes, train_pairs=train, val_pairs=val)
         self.log(f"scenes rendered: {scenes}; {train} training pairs, {val} validation pairs")
@@ -245,6 +244,19 @@ class Round:
         self.save_info()
         self.log(f"done: {self.info['files']} in {self.out}")
 
+
+#: Writes the training view of every complete scene: argv = the sets folder, the work folder; prints
+#: [training pairs, validation pairs].
+WRITE_PAIRS = """
+import json, sys
+from pathlib import Path
+from engine.render_data.pairs import write_pairs
+sets, work = Path(sys.argv[1]), Path(sys.argv[2])
+train = sum(write_pairs(folder, work / "pairs") for folder in sorted(sets.glob("train*"))
+            if any(folder.glob("*/scene.json")))
+val = write_pairs(sets / "val", work / "val_pairs") if any((sets / "val").glob("*/scene.json")) else 0
+print(json.dumps([train, val]))
+"""
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

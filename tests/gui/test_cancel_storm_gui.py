@@ -9,13 +9,13 @@ import time
 import numpy as np
 import pytest
 
+from bench.storm_tools import live_onnx_sessions, native_threads, rss_mib
 from engine.image import ImageMeta, make_image
 from engine.jobs import run_job
 from engine.models.registry import ModelRegistry
 from engine.restore import restore_job
 from engine.runtime import _SESSION_CACHE_SIZE
 from gui.worker import JobRunner
-from tests.cancel_storm import live_onnx_sessions, native_threads, rss_mib
 from tests.onnx_factory import install
 
 

@@ -18,12 +18,12 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
+from bench.malformed import build_corpus
 from engine.image import ImageMeta, make_image
 from engine.imageio import read_image, write_image
 from engine.paths import user_models_dir
 from gui import background
 from gui.app import build_window
-from tests.malformed import build_corpus
 from tests.onnx_factory import install
 
 ACTIONS = 500

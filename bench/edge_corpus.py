@@ -1,4 +1,4 @@
-"""Edge-case image files that are valid and must load, generated on demand (the malformed ones: tests/malformed.py).
+"""Edge-case image files that are valid and must load, generated on demand (the malformed ones: bench/malformed.py).
 
 ``build_edge_corpus(folder)`` writes every case and returns :class:`EdgeCase` records: reading ``path`` must give
 an image of ``size`` (height, width) for which ``check(image)`` holds (it asserts what the case is about).
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.malformed import _png_chunk, valid_bytes
+from bench.malformed import _png_chunk, valid_bytes
 
 
 @dataclass(frozen=True)

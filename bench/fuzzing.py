@@ -77,8 +77,8 @@ def random_operations(rng: np.random.Generator, max_operations: int = 6) -> list
 @lru_cache(maxsize=1)
 def seeds() -> dict[str, bytes]:
     """Valid files to mutate, named with the extension they are saved under: every format and the odd layouts."""
-    from tests.edge_corpus import _exr, _palette_png, _pil, _png_gray_alpha16, _tiff
-    from tests.malformed import valid_bytes
+    from bench.edge_corpus import _exr, _palette_png, _pil, _png_gray_alpha16, _tiff
+    from bench.malformed import valid_bytes
 
     result = {f"seed.{ext}": valid_bytes(fmt, (12, 10)) for fmt, ext in (
         ("png", "png"), ("jpeg", "jpg"), ("tiff", "tif"), ("bmp", "bmp"), ("webp", "webp"), ("exr", "exr"),
