@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             yield Progress((i + 1) / steps, "train", f"step {i}", preview=preview)
         return ImageResult(preview, "preview test", "preview", "CPU", args.preview_seconds)
 
-    window._job_factory = lambda: (preview_job, "Preview stream")
+    window.runs.job_factory = lambda request, measure_each=False: (preview_job, "Preview stream")
     progress_events[0] = 0
     meter.start()
     dragger.start()

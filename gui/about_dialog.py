@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.paths import resources_dir
+from engine.api import resources_dir
 
 from .icons import app_icon
 

@@ -47,8 +47,7 @@ def _process_until(app: QApplication, done, timeout_ms: int) -> bool:
 def take_screenshot(window, image_path: str, out_path: str) -> int:
     """Open ``image_path`` (synchronously), show the split view and write a PNG of the whole window."""
     app = QApplication.instance()
-    from engine.errors import EngineError
-    from engine.imageio import read_image
+    from engine.api import EngineError, read_image
 
     try:
         image = read_image(image_path)

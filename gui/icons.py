@@ -7,7 +7,7 @@ from functools import lru_cache
 from PySide6.QtCore import QByteArray, QSize
 from PySide6.QtGui import QIcon, QPixmap
 
-from engine.paths import resources_dir
+from engine.api import resources_dir
 
 
 def icons_dir():

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.image import Image
+from engine.api import Image
 
 COLUMNS = ("", "R", "G", "B", "\u03b1")
 

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import platform
 import sys
-import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRect, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
     QActionGroup,
     QCloseEvent,
-    QColor,
     QDragEnterEvent,
     QDropEvent,
     QKeySequence,
-    QPainter,
 )
 from PySide6.QtWidgets import (
     QApplication,
@@ -34,18 +30,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.errors import EngineError
-from engine.image import Image
-from engine.jobs import CancelToken, ImageResult, Progress
-from engine.models.registry import ModelRegistry
+from engine.api import EngineError, Image, ImageResult, ModelRegistry
 
 from . import background
 from .compare_bar import CompareBar
-from .display_cache import uint8_to_qimage
 from .icons import app_icon, icon
 from .inspector import PixelInspector
 from .kernel_panel import KernelInspectorPanel
-from .model_panel import ModelPanel, format_eta
+from .metrics_bar import MetricsBar
+from .model_panel import ModelPanel
+from .run_controller import RunController
+from .saving import Saving
 from .session import Session
 from .settings import AppSettings
 from .side_panels import HistoryPanel, QueuePanel
@@ -67,13 +62,13 @@ SHORTCUTS = (
 
 
 def _imageio():
-    import engine.imageio as imageio
+    from engine.api import imageio
 
     return imageio
 
 
 def _tonemaps() -> tuple[str, ...]:
-    from engine.display import TONEMAPS
+    from engine.api import TONEMAPS
 
     return tuple(TONEMAPS)
 
@@ -126,18 +121,9 @@ class MainWindow(QMainWindow):
         self.persist_layout = persist_layout
         self.registry = registry or ModelRegistry()
         self.session = Session()
-        self.runner = JobRunner(self)
-        self._pending_preview: Image | None = None
-        self._preview_timer = QTimer(self)
-        self._preview_timer.setSingleShot(True)
-        self._preview_timer.setInterval(250)
-        self._preview_timer.timeout.connect(self._show_pending_preview)
-        self._job_started = 0.0
-        self._job_title = ""
-        self._batch: dict[str, Any] | None = None
-        #: (id(image), id(reference)) -> (image, reference, text); the images are kept so ids cannot be reused.
-        self._metrics_cache: dict[tuple[int, int], tuple[Image, Image, str]] = {}
-        self._metrics_running: set[tuple[int, int]] = set()
+        #: Starts and ends jobs (one run, or the batch queue); see gui/run_controller.py.
+        self.runs = RunController(self)
+        self.saving = Saving(self)
         self._device_text = "detecting\u2026"
         self.last_error_dialog: QMessageBox | None = None
         self.setWindowTitle(APP_TITLE)
@@ -149,23 +135,18 @@ class MainWindow(QMainWindow):
         self._icon = lambda name: icon(name, colour)
         self.viewer = CompareViewer()
         self.compare_bar = CompareBar(_tonemaps(), self._icon)
-        self.metrics_label = QLabel()
-        self.metrics_label.setObjectName("metricsLabel")
-        self.metrics_label.setTextFormat(Qt.TextFormat.RichText)
-        self.metrics_label.setContentsMargins(8, 2, 8, 2)
-        self.metrics_label.hide()
+        self.metrics_bar = MetricsBar(self.session)
         central = QWidget()
         central_layout = QVBoxLayout(central)
         central_layout.setContentsMargins(0, 0, 0, 0)
         central_layout.setSpacing(0)
         central_layout.addWidget(self.compare_bar)
-        central_layout.addWidget(self.metrics_label)
+        central_layout.addWidget(self.metrics_bar)
         central_layout.addWidget(self.viewer, 1)
         self.setCentralWidget(central)
 
         self.model_panel = ModelPanel(self.registry, available_task_panels(), self.settings.tile_size,
                                       default_ensemble=self.settings.ensemble)
-        self._run_when_measured = False  # Run was pressed while the photo's noise level was being measured
         self.history_panel = HistoryPanel()
         self.queue_panel = QueuePanel()
         self.inspector = PixelInspector()
@@ -195,7 +176,7 @@ class MainWindow(QMainWindow):
         self.compare_bar.set_tonemap(self.settings.tonemap if self.settings.tonemap in _tonemaps() else "aces")
         self.viewer.set_tonemap(self.compare_bar.tonemap())
         self._restore_geometry()
-        self._update_actions()
+        self.update_actions()
         self._detect_device()
 
     # == construction ==========================================================================================
@@ -244,7 +225,7 @@ class MainWindow(QMainWindow):
         self.act_quit = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.act_run = self._action("&Run", self.run_current, "Ctrl+R", "run", "Run the selected model (Ctrl+R)")
         self.act_cancel = self._action("&Cancel", self.cancel_job, "Esc", "cancel", "Cancel the running job (Esc)")
-        self.act_stop = self._action("&Stop and Keep Result", self.runner.request_stop, None, None,
+        self.act_stop = self._action("&Stop and Keep Result", self.runs.request_stop, None, None,
                                      "Finish early and keep the current result (ZSSR)")
         self.mode_actions: dict[str, QAction] = {}
         group = QActionGroup(self)
@@ -383,17 +364,12 @@ class MainWindow(QMainWindow):
         self._update_device_label()
 
     def _connect(self) -> None:
-        self.runner.progress.connect(self._on_progress)
-        self.runner.succeeded.connect(self._on_succeeded)
-        self.runner.failed.connect(self._on_failed)
-        self.runner.cancelled.connect(self._on_cancelled)
-        self.runner.finished.connect(self._on_finished)
-        self.model_panel.runRequested.connect(self.run_current)
-        self.model_panel.noiseLevelSettled.connect(self._on_noise_level_settled)
+        self.model_panel.runRequested.connect(lambda request: self.runs.run(request, self.session.original))
+        self.model_panel.noiseLevelSettled.connect(self.runs.noise_level_settled)
         self.model_panel.cancelRequested.connect(self.cancel_job)
-        self.model_panel.stopRequested.connect(self.runner.request_stop)
+        self.model_panel.stopRequested.connect(self.runs.request_stop)
         self.model_panel.selectionChanged.connect(self._update_model_label)
-        self.model_panel.selectionChanged.connect(self._update_actions)
+        self.model_panel.selectionChanged.connect(self.update_actions)
         self.model_panel.tile_box.valueChanged.connect(lambda v: setattr(self.settings, "tile_size", v))
         self.model_panel.quality_box.currentIndexChanged.connect(
             lambda _index: setattr(self.settings, "ensemble", self.model_panel.ensemble()))
@@ -477,8 +453,8 @@ class MainWindow(QMainWindow):
     def set_original(self, image: Image, path: Path | None) -> None:
         """Make ``image`` the working image (results of the previous one are forgotten)."""
         self.session.open(image, path)
-        self._run_when_measured = False  # a Run held for the previous image's noise level does not carry over
-        self._metrics_cache.clear()
+        self.runs.forget_held_run()
+        self.metrics_bar.forget()
         self.history_panel.set_results([])
         self._suggest_model(image)
         self.model_panel.set_image(image)
@@ -489,7 +465,7 @@ class MainWindow(QMainWindow):
         self._refresh_sources("original", "original")
         self.viewer.zoom_fit()
         self.viewer.setFocus()
-        self._update_actions()
+        self.update_actions()
 
     def _suggest_model(self, image: Image) -> None:
         """When the selected model does not suit the new image, select the default model of a task that does.
@@ -528,10 +504,10 @@ class MainWindow(QMainWindow):
     def set_reference(self, image: Image | None, path: Path | None = None) -> None:
         self.session.reference = image
         self.session.reference_path = path
-        self._metrics_cache.clear()
+        self.metrics_bar.forget()
         a, b = self.compare_bar.keys()
         self._refresh_sources(a, b)
-        self._update_actions()
+        self.update_actions()
 
     def clear_reference(self) -> None:
         self.set_reference(None)
@@ -580,7 +556,7 @@ class MainWindow(QMainWindow):
                                a.label if a else "A", b.label if b else "B")
         self.history_panel.select_key(b_key)
         self._update_metrics()
-        self._update_actions()
+        self.update_actions()
 
     def set_mode(self, mode: str) -> None:
         self.viewer.set_mode(mode)
@@ -610,7 +586,7 @@ class MainWindow(QMainWindow):
 
     def _inspect_kernel(self, x: int, y: int) -> None:
         """Show the kernel the selected kernel-prediction model applies at the clicked pixel (off the GUI thread)."""
-        from engine.kernel_inspector import has_kernels, inspect_kernel
+        from engine.api import has_kernels, inspect_kernel
 
         entry = self.model_panel.current_entry()
         image = self.session.original
@@ -647,146 +623,25 @@ class MainWindow(QMainWindow):
 
     def _update_metrics(self) -> None:
         """PSNR / SSIM (and relMSE for HDR) of A and B against the reference, computed off the GUI thread."""
-        reference = self.session.reference
-        if reference is None:
-            self.metrics_label.hide()
-            return
-        a_key, b_key = self.compare_bar.keys()
-        parts: list[str] = []
-        pending = False
-        for tag, key in (("A", a_key), ("B", b_key)):
-            source = self.session.source(key) if key else None
-            if source is None or key == "reference":
-                continue
-            if key == "preview":  # changes several times a second: scored once it is a result
-                parts.append(f"<b>{tag}</b> live preview")
-                continue
-            cache_key = (id(source.image), id(reference))
-            if cache_key in self._metrics_cache:
-                parts.append(f"<b>{tag}</b> {self._metrics_cache[cache_key][2]}")
-            else:
-                pending = True
-                parts.append(f"<b>{tag}</b> computing\u2026")
-                self._compute_metrics(source.image, reference, cache_key)
-        if not parts:
-            parts.append("choose an image other than the reference as A or B")
-        self.metrics_label.setText("vs reference \u2014 " + " &nbsp;&nbsp;|&nbsp;&nbsp; ".join(parts))
-        self.metrics_label.setVisible(True)
-        self.metrics_label.setProperty("pending", pending)
-
-    def _compute_metrics(self, image: Image, reference: Image, cache_key: tuple[int, int]) -> None:
-        if cache_key in self._metrics_cache or cache_key in self._metrics_running:
-            return
-        self._metrics_running.add(cache_key)
-
-        def compute() -> str:
-            return metrics_text(image, reference)
-
-        def done(text: str) -> None:
-            self._metrics_running.discard(cache_key)
-            if self.session.reference is reference:  # still the same reference: keep and show it
-                self._metrics_cache[cache_key] = (image, reference, text)
-                self._update_metrics()
-
-        def error(exc: Exception, details: str) -> None:
-            done(f"n/a ({exc})")
-
-        background.call_in_background(compute, done, error)
+        self.metrics_bar.show_scores(*self.compare_bar.keys())
 
     def metrics_text(self) -> str:
-        return self.metrics_label.text() if self.metrics_label.isVisible() else ""
+        return self.metrics_bar.scores_text()
 
-    # == running ==================================================================================================
+    # == running (gui/run_controller.py starts and ends jobs) ===============================================
+    @property
+    def runner(self) -> JobRunner:
+        return self.runs.runner
+
     def run_current(self) -> None:
-        image = self.session.original
-        if image is None or self.runner.is_running():
-            return
-        if self.model_panel.waiting_for_noise_level():
-            # Run pressed within a second of opening a photo: go once its noise level is measured, not with
-            # the default level.
-            self._run_when_measured = True
-            self.flash("Measuring the image's noise level\u2026")
-            return
-        self._run_when_measured = False
-        factory, title = self._job_factory()
-        if factory is None:
-            return
-        # A task panel's make_job may touch its widgets, so it is called here, in the GUI thread.
-        panel = self.model_panel.current_task_panel()
-        self._start_job(lambda token: factory(image, token), title, build_here=panel is not None)
-
-    def _on_noise_level_settled(self) -> None:
-        if self._run_when_measured:
-            self._run_when_measured = False
-            self.run_current()
-
-    def _job_factory(self, measure_each: bool = False):
-        """(make_job(image, token), title) for the current selection, or (None, "").
-
-        ``measure_each``: a noise level that is the app's measurement (not the user's) is measured again on each
-        image the job is made for (the queue's photos each get their own, as on the command line)."""
-        panel = self.model_panel.current_task_panel()
-        if panel is not None:
-            return panel.make_job, str(getattr(panel, "title", "ZSSR"))
-        entry = self.model_panel.current_entry()
-        if entry is None:
-            return None, ""
-        params = self.model_panel.params()
-        tile = self.model_panel.tile()
-        ensemble = self.model_panel.ensemble()
-        device = self.settings.device
-        # The panel's level is then each image's fallback (an image too small to measure, or an HDR one).
-        measure = measure_each and self.model_panel.noise_level_is_measured()
-
-        def make(image: Image, token: CancelToken):
-            from engine.noise_estimate import with_estimated_noise_level
-            from engine.restore import restore_job
-
-            values, _level = with_estimated_noise_level(image, entry.manifest, params, replace=measure)
-            return restore_job(image, entry, values, tile=tile, device=device, ensemble=ensemble, token=token)
-
-        return make, entry.manifest.display_name
-
-    def _start_job(self, factory, title: str, build_here: bool = False) -> None:
-        self._job_title = title
-        self._job_started = time.perf_counter()
-        try:
-            self.runner.start(factory, build_here=build_here)
-        except Exception as error:  # a panel that cannot build its job (bad settings) says why
-            self.show_error(f"{title} cannot start", str(error))
-            return
-        self.model_panel.set_running(True)
-        self.flash(f"Running {title}\u2026")
-        self._update_actions()
+        """Run what the model panel shows on the open image."""
+        self.runs.run(self.model_panel.request(), self.session.original)
 
     def cancel_job(self) -> None:
-        if self.runner.is_running():
-            if self._batch is not None:
-                self._batch["stop"] = True
-            self.runner.cancel()
-            self.flash("Cancelling\u2026")
+        self.runs.cancel()
 
-    def _on_progress(self, progress: Progress) -> None:
-        self.model_panel.show_progress(progress)
-        panel = self.model_panel.current_task_panel()
-        if panel is not None and hasattr(panel, "on_progress"):
-            try:
-                panel.on_progress(progress)
-            except Exception as error:  # a panel's display bug must not stop the job's reporting
-                self.flash(f"Panel display error: {error}", 5000)
-        eta = format_eta(progress.eta_s)
-        self.flash(f"{self._job_title}: {progress.message or progress.stage}"
-                                     + (f" \u2014 {eta}" if eta else ""))
-        if isinstance(progress.preview, Image) and self._batch is None:
-            self._pending_preview = progress.preview
-            # Previews arrive up to 20 times a second; showing 4 a second keeps the window fluid.
-            if not self._preview_timer.isActive():
-                self._preview_timer.start()
-
-    def _show_pending_preview(self) -> None:
-        preview, self._pending_preview = self._pending_preview, None
-        if preview is None or not self.runner.is_running():
-            return
+    def show_preview(self, preview: Image) -> None:
+        """A running job's live preview: shown as B the first time, then wherever it is shown."""
         first = self.session.preview is None
         self.session.preview = preview
         a_key, b_key = self.compare_bar.keys()
@@ -798,19 +653,12 @@ class MainWindow(QMainWindow):
             self.viewer.set_images(a.image if a else None, b.image if b else None,
                                    a.label if a else "A", b.label if b else "B")
 
-    def _on_succeeded(self, result: Any) -> None:
-        seconds = time.perf_counter() - self._job_started
-        if self._batch is not None:
-            self._batch_item_done(result)
-            return
-        if not isinstance(result, ImageResult):
-            self.show_error("Unexpected result", f"The job returned {type(result).__name__}, not an image.")
-            return
+    def show_result(self, result: ImageResult, took: float) -> None:
+        """A finished run: it joins the history and is shown as B."""
         key = self.session.add_result(result)
         self.history_panel.set_results(self.session.results)
         a_key, _ = self.compare_bar.keys()
         self._refresh_sources(a_key if a_key and a_key != "preview" else "original", key)
-        took = result.seconds or seconds
         self.run_label.setText(f"Last run: {took:.1f} s")
         self.run_label.setToolTip(f"{result.label} on {result.device}")
         if result.device:
@@ -820,45 +668,14 @@ class MainWindow(QMainWindow):
         self.flash(f"{result.label}: done in {took:.1f} s", 6000)
         self.resultAdded.emit(key)
 
-    def _on_failed(self, message: str, details: str) -> None:
-        if self._batch is not None:
-            self._batch_item_failed(message)
-            return
-        self._drop_preview()
-        self.model_panel.show_outcome("Failed", False)
-        self.flash(f"{self._job_title} failed", 6000)
-        self.show_error(f"{self._job_title or 'The job'} failed", message, details)
-
-    def _on_cancelled(self) -> None:
-        if self._batch is not None:
-            self._batch_item_failed("cancelled", status="cancelled")
-            return
-        self._drop_preview()
-        self.model_panel.show_outcome("Cancelled", False)
-        self.flash("Cancelled", 4000)
-
-    def _on_finished(self) -> None:
-        panel = self.model_panel.current_task_panel()
-        if panel is not None and hasattr(panel, "job_finished"):
-            panel.job_finished()
-        if self._batch is not None and not self._batch.get("stop") and self._batch["todo"]:
-            QTimer.singleShot(0, self._batch_next)
-            return
-        if self._batch is not None:
-            self._batch_end()
-        self.model_panel.set_running(False)
-        self._update_actions()
-
-    def _drop_preview(self) -> None:
-        self._pending_preview = None
-        self._preview_timer.stop()
+    def drop_preview(self) -> None:
+        """A run ended without a result: its preview goes."""
         if self.session.preview is not None:
             self.session.preview = None
             a_key, b_key = self.compare_bar.keys()
             self._refresh_sources(a_key if a_key != "preview" else "original",
                                   b_key if b_key != "preview" else self.session.latest_result_key() or "original")
 
-    # -- batch queue ---------------------------------------------------------------------------------------------
     def process_queue_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Save the results into", self.settings.last_folder)
         if folder:
@@ -866,132 +683,20 @@ class MainWindow(QMainWindow):
 
     def process_queue(self, out_folder: Path) -> bool:
         """Run the current model on every queued file, saving ``<name>_<model><ext>`` into ``out_folder``."""
-        if self.runner.is_running() or not self.queue_panel.paths():
-            return False
-        if self.model_panel.current_task_panel() is not None:
-            self.show_error("Choose a model", "The queue runs a model from the list on every file; "
-                            "ZSSR trains on one image at a time, so run it on the open image instead.")
-            return False
-        factory, title = self._job_factory(measure_each=True)
-        if factory is None:
-            self.show_error("No model selected", "Choose a model in the Model panel first.")
-            return False
-        suffix = (self.model_panel.current_entry().id if self.model_panel.current_entry() else "zssr")
-        self._batch = {"todo": list(self.queue_panel.paths()), "factory": factory, "title": title,
-                       "out": Path(out_folder), "suffix": suffix, "current": None, "done": 0, "failed": 0}
-        for path in self._batch["todo"]:
-            self.queue_panel.set_status(path, "waiting")
-        self.model_panel.set_running(True)
-        self._batch_next()
-        return True
+        return self.runs.process_queue(self.queue_panel.paths(), self.model_panel.request(), out_folder)
 
-    def _batch_next(self) -> None:
-        batch = self._batch
-        path = batch["todo"].pop(0)
-        batch["current"] = path
-        self.queue_panel.set_status(path, "running")
-        imageio = _imageio()
-        factory, out_folder, suffix = batch["factory"], batch["out"], batch["suffix"]
-
-        def job(token: CancelToken):
-            image = imageio.read_image(path)
-            result = yield from factory(image, token)
-            source = Path(path)
-            target = out_folder / f"{source.stem}_{suffix}{source.suffix}"
-            written = imageio.write_image(target, result.image)
-            return str(written)
-
-        self._job_title = f"{batch['title']} ({Path(path).name})"
-        self._job_started = time.perf_counter()
-        self.runner.start(job)
-        self.flash(f"Queue: {Path(path).name}\u2026")
-
-    def _batch_item_done(self, written: Any) -> None:
-        self._batch["done"] += 1
-        self.queue_panel.set_status(self._batch["current"], "done", f"saved {written}")
-
-    def _batch_item_failed(self, message: str, status: str = "failed") -> None:
-        self._batch["failed"] += status == "failed"
-        self.queue_panel.set_status(self._batch["current"], status, message)
-
-    def _batch_end(self) -> None:
-        batch, self._batch = self._batch, None
-        text = f"Queue finished: {batch['done']} saved to {batch['out']}"
-        if batch["failed"]:
-            text += f", {batch['failed']} failed (hover over them for the reason)"
-        self.model_panel.show_outcome(f"Queue: {batch['done']} done", batch["failed"] == 0)
-        self.flash(text, 10000)
-
-    # == saving ===================================================================================================
+    # == saving (gui/saving.py) ======================================================================================
     def current_result_key(self) -> str | None:
-        """The result to save: B when it is a result, else A when it is, else the newest result."""
-        a_key, b_key = self.compare_bar.keys()
-        for key in (b_key, a_key):
-            if key and self.session.result_for_key(key) is not None:
-                return key
-        return self.session.latest_result_key()
+        return self.saving.current_result_key()
 
     def suggested_name(self, key: str) -> Path:
-        result = self.session.result_for_key(key)
-        original = self.session.original_path or Path("image.png")
-        folder = original.parent if self.session.original_path else Path(self.settings.last_folder)
-        return folder / f"{original.stem}_{result.model_id if result else 'result'}{original.suffix or '.png'}"
+        return self.saving.suggested_name(key)
 
     def save_dialog(self, key: str | None = None) -> None:
-        key = key or self.current_result_key()
-        if key is None:
-            self.show_error("Nothing to save", "Run a model first; its result is what gets saved.")
-            return
-        imageio = _imageio()
-        suggested = self.suggested_name(key)
-        filters = ["Same format as the input (*" + (suggested.suffix or ".png") + ")",
-                   "PNG (*.png)", "TIFF (*.tif *.tiff)", "OpenEXR (*.exr)", "JPEG (*.jpg *.jpeg)", "WebP (*.webp)",
-                   "Radiance HDR (*.hdr)", "All files (*)"]
-        del imageio
-        path, _ = QFileDialog.getSaveFileName(self, "Save result", str(suggested), ";;".join(filters))
-        if path:
-            self.save_result(Path(path), key)
+        self.saving.save_dialog(key)
 
     def save_result(self, path: Path, key: str | None = None, wait: bool = False) -> bool:
-        """Write a result to ``path`` (format from the extension; depth, alpha, metadata kept by the engine).
-
-        Overwriting the original input asks for explicit confirmation first. Returns False when not saved.
-        """
-        key = key or self.current_result_key()
-        result = self.session.result_for_key(key) if key else None
-        if result is None:
-            return False
-        overwrite_input = (self.session.original_path is not None and path.exists()
-                           and path.resolve() == self.session.original_path.resolve())
-        if overwrite_input and not self.confirm(
-                "Overwrite the original?",
-                f"{path.name} is the image you opened. Replacing it loses the original for good.\n\n"
-                "Overwrite it with the result?"):
-            self.flash("Not saved: the original was kept", 5000)
-            return False
-        write_image = _imageio().write_image
-        image = result.image
-
-        def write():
-            return write_image(path, image, allow_overwrite_input=overwrite_input)
-
-        def done(written) -> None:
-            self.settings.last_folder = str(Path(written).parent)
-            self.flash(f"Saved {written}", 6000)
-            self.saved.emit(str(written))
-
-        def failed(error: Exception, details: str) -> None:
-            self.show_error("Cannot save", str(error), "" if isinstance(error, EngineError) else details)
-
-        if wait:
-            try:
-                done(write())
-            except Exception as error:  # shown like the asynchronous path does
-                failed(error, "")
-                return False
-        else:
-            background.call_in_background(write, done, failed)
-        return True
+        return self.saving.save_result(path, key, wait)
 
     def flash(self, text: str, timeout_ms: int = 0) -> None:
         """Show a status message (cleared after ``timeout_ms`` when given)."""
@@ -1007,25 +712,10 @@ class MainWindow(QMainWindow):
         return answer == QMessageBox.StandardButton.Yes
 
     def export_dialog(self) -> None:
-        if self.viewer.image_a() is None:
-            self.show_error("Nothing to export", "Open an image first.")
-            return
-        original = self.session.original_path or Path("comparison.png")
-        default = Path(self.settings.last_folder) / f"{original.stem}_comparison.png"
-        path, _ = QFileDialog.getSaveFileName(self, "Export comparison", str(default), "PNG (*.png)")
-        if path:
-            if not path.lower().endswith(".png"):
-                path += ".png"
-            self.export_comparison(Path(path))
+        self.saving.export_dialog()
 
     def export_comparison(self, path: Path) -> bool:
-        """Write the comparison at full resolution: split at the divider, or side by side (also for flicker)."""
-        picture = render_comparison(self.viewer, self.compare_bar.exposure(), self.compare_bar.tonemap())
-        if picture is None or not picture.save(str(path), "PNG"):
-            self.show_error("Cannot export", f"Could not write {path}.")
-            return False
-        self.flash(f"Exported {path}", 6000)
-        return True
+        return self.saving.export_comparison(path)
 
     # == settings, dialogs, status =================================================================================
     def set_theme(self, theme: str) -> None:
@@ -1053,7 +743,7 @@ class MainWindow(QMainWindow):
             self._update_device_label()
 
         def probe() -> str:
-            from engine.runtime import device_summary
+            from engine.api import device_summary
 
             return device_summary(preference)
 
@@ -1071,7 +761,7 @@ class MainWindow(QMainWindow):
         title = self.model_panel.current_title()
         self.model_label.setText(f"Model: {title}" if title else "Model: none")
 
-    def _update_actions(self) -> None:
+    def update_actions(self) -> None:
         has_image = self.session.original is not None
         running = self.runner.is_running()
         self.act_run.setEnabled(has_image and not running and bool(self.model_panel.current_title()))
@@ -1136,7 +826,7 @@ class MainWindow(QMainWindow):
             ort = version("onnxruntime")
         import importlib.util
 
-        from engine import __version__
+        from engine.api import __version__
 
         flavour = "full" if importlib.util.find_spec("torch") is not None else "lite: no ZSSR or training"
         return (f"<h3>{APP_TITLE} {__version__}</h3><p>Restores HDR renders, photos and scanned documents on your "
@@ -1163,7 +853,7 @@ class MainWindow(QMainWindow):
             if not self.confirm("A job is running", "Cancel the running job and quit?"):
                 event.ignore()
                 return
-            self._batch = None
+            self.runs.batch = None
             self.runner.cancel()
             self.runner.wait(3.0)
         if self.persist_layout:
@@ -1173,68 +863,3 @@ class MainWindow(QMainWindow):
         background.wait_idle(3000)
         super().closeEvent(event)
 
-
-def metrics_text(image: Image, reference: Image) -> str:
-    """"PSNR 31.20 dB · SSIM 0.9123" (+ relMSE for HDR) of ``image`` against ``reference``."""
-    if image.pixels.shape != reference.pixels.shape:
-        return f"n/a (size {image.width}\u00d7{image.height} vs reference {reference.width}\u00d7{reference.height})"
-    from engine import metrics
-
-    if reference.meta.hdr or image.meta.hdr:
-        # Linear HDR values have no peak: score the display-like version (clip, gamma 1/2.2) as the
-        # benchmark protocol does, and add relMSE, the render-denoising standard.
-        def display(x):
-            return np.clip(x, 0.0, 1.0) ** (1.0 / 2.2)
-
-        return " \u00b7 ".join([
-            f"PSNR {metrics.tonemapped_psnr(image.pixels, reference.pixels):.2f} dB",
-            f"SSIM {metrics.ssim(display(image.pixels), display(reference.pixels)):.4f}",
-            f"relMSE {metrics.relmse(image.pixels, reference.pixels):.4g}"])
-    parts = [f"PSNR {metrics.psnr(image.pixels, reference.pixels):.2f} dB",
-             f"SSIM {metrics.ssim(image.pixels, reference.pixels):.4f}"]
-    return " \u00b7 ".join(parts)
-
-
-def _display_rgb(image: Image, exposure: float, tonemap: str, size: tuple[int, int]) -> np.ndarray:
-    from engine.display import to_display_uint8
-
-    rgb = to_display_uint8(image.pixels, hdr=bool(image.meta.hdr), exposure=exposure, tonemap=tonemap)
-    width, height = size
-    if (image.width, image.height) != (width, height):  # stretch a smaller image over the canvas (nearest)
-        ys = np.arange(height) * image.height // height
-        xs = np.arange(width) * image.width // width
-        rgb = rgb[ys][:, xs]
-    return rgb
-
-
-def render_comparison(viewer: CompareViewer, exposure: float, tonemap: str):
-    """The comparison as a full-resolution QImage (labels included), or None when there is nothing to show."""
-    a, b = viewer.image_a(), viewer.image_b()
-    if a is None:
-        return None
-    b = b or a
-    width, height = viewer.canvas_size()
-    mode = viewer.mode()
-    if mode == "diff":
-        made = viewer.diff_values()
-        if made is not None:
-            from .diffmap import FalseColour
-
-            return uint8_to_qimage(FalseColour(made[1])(made[0]))
-        mode = "side"
-    left = _display_rgb(a, exposure, tonemap, (width, height))
-    right = _display_rgb(b, exposure, tonemap, (width, height))
-    if mode == "split":
-        point = viewer.canvas_point(QPointF(viewer.width() * viewer.divider(), viewer.height() / 2.0))
-        cut = width // 2 if point is None else int(min(max(point.x(), 0), width))
-        out = np.concatenate([left[:, :cut], right[:, cut:]], axis=1)
-        picture = uint8_to_qimage(out)
-        painter = QPainter(picture)
-        painter.fillRect(QRect(max(0, cut - 1), 0, 2, height), QColor(255, 255, 255))
-        painter.end()
-        return picture
-    gap = max(2, width // 200)
-    out = np.full((height, 2 * width + gap, 3), 40, dtype=np.uint8)
-    out[:, :width] = left
-    out[:, width + gap:] = right
-    return uint8_to_qimage(out)

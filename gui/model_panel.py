@@ -1,11 +1,17 @@
 """The model panel: models grouped by task, what they expect, their parameters, and the Run / Cancel controls.
 
 Task panels written elsewhere (ZSSR) plug in here: they appear as entries of their task and replace the
-parameter form with their own widget; the main window asks them for the job (see :mod:`gui.task_panels`).
+parameter form with their own widget; the run controller asks them for the job (see :mod:`gui.task_panels`).
+
+What Run runs leaves the panel as one frozen :class:`RunRequest` (``request()``, and the ``runRequested`` signal
+carries it): the run controller starts its job from that value alone.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -31,11 +37,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.image import AOV_NAMES, Image
-from engine.jobs import Progress
-from engine.models.manifest import TASK_LABELS, TASKS, ModelManifest, ParamSpec
-from engine.models.registry import ModelEntry, ModelRegistry
-from engine.models.scores import headline_scores
+from engine.api import (
+    AOV_NAMES,
+    TASK_LABELS,
+    TASKS,
+    Image,
+    ModelEntry,
+    ModelManifest,
+    ModelRegistry,
+    ParamSpec,
+    Progress,
+    headline_scores,
+)
 
 from .task_panels import TaskPanelSpec
 
@@ -82,10 +95,8 @@ def progress_text(progress: Progress) -> str:
 
 
 def suitability(image: Image, manifest: ModelManifest) -> str | None:
-    try:
-        from engine.runtime import suitability_warning
-    except ImportError:
-        from engine.restore import suitability_warning
+    from engine.api import suitability_warning
+
     return suitability_warning(image, manifest)
 
 
@@ -226,8 +237,32 @@ class ParamForm(QWidget):
         return self._controls[name][1]
 
 
+@dataclass(frozen=True)
+class RunRequest:
+    """What the user asked to run, as the panel showed it when Run was pressed; it does not change afterwards.
+
+    Either a model from the list (``entry``, with its parameter values, tile size and passes per tile) or a task
+    panel (``task_panel``, e.g. ZSSR, which builds its own job from its widgets, in the GUI thread).
+    """
+
+    title: str
+    entry: ModelEntry | None = None
+    task_panel: QWidget | None = None
+    params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    #: Tile edge the user chose; None for automatic.
+    tile: int | None = None
+    #: Passes per tile (1, 4 or 8: the Quality setting).
+    ensemble: int = 1
+    #: The noise level is the app's measurement of the opened photo, not a value the user set (a batch measures
+    #: each of its photos again).
+    noise_level_measured: bool = False
+    #: The noise level still waits for the opened photo's measurement (Run goes once it is known).
+    noise_level_pending: bool = False
+
+
 class ModelPanel(QWidget):
-    runRequested = Signal()
+    #: Run was pressed (button or double-click): carries the panel's RunRequest.
+    runRequested = Signal(object)
     cancelRequested = Signal()
     stopRequested = Signal()
     selectionChanged = Signal()
@@ -325,7 +360,7 @@ class ModelPanel(QWidget):
         self.run_button.setObjectName("runButton")
         self.run_button.setDefault(True)
         self.run_button.setToolTip("Run the selected model on the image (Ctrl+R)")
-        self.run_button.clicked.connect(self.runRequested)
+        self.run_button.clicked.connect(self._request_run)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip("Stop the job and discard its work (Esc)")
         self.cancel_button.clicked.connect(self.cancelRequested)
@@ -494,6 +529,24 @@ class ModelPanel(QWidget):
     def params(self) -> dict[str, Any]:
         return self._form.values() if self._form is not None else {}
 
+    def request(self) -> RunRequest | None:
+        """The current selection and its settings as one frozen request; None when nothing runnable is selected."""
+        panel = self.current_task_panel()
+        if panel is not None:
+            return RunRequest(title=str(getattr(panel, "title", "ZSSR")), task_panel=panel)
+        entry = self.current_entry()
+        if entry is None:
+            return None
+        return RunRequest(title=entry.manifest.display_name, entry=entry, params=MappingProxyType(dict(self.params())),
+                          tile=self.tile(), ensemble=self.ensemble(),
+                          noise_level_measured=self.noise_level_is_measured(),
+                          noise_level_pending=self.waiting_for_noise_level())
+
+    def _request_run(self) -> None:
+        request = self.request()
+        if request is not None:
+            self.runRequested.emit(request)
+
     def tile(self) -> int | None:
         """The tile size the user chose; None for automatic."""
         return self.tile_box.value() or None
@@ -504,7 +557,7 @@ class ModelPanel(QWidget):
 
     def _on_double_click(self, item: QTreeWidgetItem, column: int) -> None:
         if item.data(0, ROLE_KIND) in ("model", "panel") and not self._running:
-            self.runRequested.emit()
+            self._request_run()
 
     def _on_current_changed(self, current: QTreeWidgetItem | None, previous: QTreeWidgetItem | None) -> None:
         if previous is not None and previous.data(0, ROLE_KIND) == "model" and self._form is not None:
@@ -600,7 +653,7 @@ class ModelPanel(QWidget):
     def _measure_noise(self, image: Image | None) -> None:
         """Measure a newly opened photo's noise level in the background (0.7 s for 12 megapixels), so the photo
         denoisers start from the image's own level rather than the manifest's default."""
-        from engine.noise_estimate import noise_level_for
+        from engine.api import noise_level_for
 
         from .background import call_in_background
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.image import Image
-from engine.jobs import ImageResult
+from engine.api import Image, ImageResult
 
 
 @dataclass(frozen=True)

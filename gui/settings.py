@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from engine.ensemble import PASS_COUNTS
+from engine.api import PASS_COUNTS
 
 ORGANISATION = "RestorationStudio"
 APPLICATION = "Restoration Studio"

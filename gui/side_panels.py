@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.jobs import ImageResult
+from engine.api import ImageResult
 
 
 class HistoryPanel(QWidget):

@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.models.manifest import TASK_LABELS
+from engine.api import TASK_LABELS
 from gui.loss_plot import LossPlot
 from gui.worker import JobRunner
 
@@ -62,7 +62,7 @@ class TrainDialog(QDialog):
         be fine-tuned becomes the starting point (its task and fine-tuning recipe with it), and for a render the
         image's folder is offered as the shot when it holds noisy frames beside their NAME_ref references."""
         super().__init__(parent)
-        from engine.training.recipes import list_recipes
+        from engine.api import list_recipes
 
         self.setWindowTitle("Train / fine-tune a model")
         self.setMinimumWidth(620)
@@ -180,7 +180,7 @@ class TrainDialog(QDialog):
         if base > 0:
             self.base_box.setCurrentIndex(base)
         if task == "render-denoise" and image_path is not None:
-            from engine.training.datasets import DataError, find_pairs
+            from engine.api import DataError, find_pairs
 
             folder = Path(image_path).resolve().parent
             try:
@@ -239,7 +239,7 @@ class TrainDialog(QDialog):
     def _base_changed(self) -> None:
         """Fine-tuning a model: preselect the recipe written for fine-tuning it, else the one that trained it
         (its data layout and loss)."""
-        from engine.training.recipes import recipe_for_fine_tuning
+        from engine.api import recipe_for_fine_tuning
 
         base = self.base_box.currentData()
         if not base:
@@ -303,8 +303,7 @@ class TrainDialog(QDialog):
     # -- running ---------------------------------------------------------------------------------------------
     def build_job_factory(self):
         """The job to run for the current choices (raises ValueError with a message for the user)."""
-        from engine.training.recipes import fine_tuning_lr
-        from engine.training.trainer import TrainOptions, train_job
+        from engine.api import TrainOptions, fine_tuning_lr, train_job
 
         recipe = self.current_recipe()
         if recipe is None:

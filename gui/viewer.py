@@ -28,7 +28,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from engine.image import Image
+from engine.api import Image
 
 from .diffmap import ERROR_KINDS, FalseColour, error_map, robust_max
 from .display_cache import TILE, DisplayPyramid
@@ -55,7 +55,7 @@ class _Shown:
 
 def display_converter(image: Image, exposure: float, tonemap: str):
     """The float -> uint8 conversion of an image's pixels under the viewer's exposure and tone map."""
-    from engine.display import to_display_uint8
+    from engine.api import to_display_uint8
 
     hdr = bool(image.meta.hdr)
 

@@ -24,8 +24,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from engine.errors import EngineError, JobCancelled
-from engine.jobs import CancelToken, Job, Progress
+from engine.api import CancelToken, EngineError, Job, JobCancelled, Progress
 
 #: Minimum seconds between two progress signals (~20 Hz).
 PROGRESS_INTERVAL_S = 0.05

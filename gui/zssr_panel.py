@@ -23,8 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.jobs import CancelToken, ImageResult, Job, Progress
-from engine.zssr import PRESET_LABELS, PRESET_NAMES, ZssrRequest, preset_request
+from engine.api import PRESET_LABELS, PRESET_NAMES, CancelToken, ImageResult, Job, Progress, ZssrRequest, preset_request
 
 from .loss_plot import LossPlot
 
@@ -208,7 +207,7 @@ class ZssrPanel(QWidget):
     # -- running ------------------------------------------------------------------------------------------
 
     def make_job(self, image, token: CancelToken) -> Job[ImageResult]:
-        from engine.zssr import zssr_job
+        from engine.api import zssr_job
 
         request = self.request()
         self._token = token

@@ -89,3 +89,34 @@ def test_the_project_is_an_installable_package():
     assert "main" in project["tool"]["setuptools"]["py-modules"]
     assert "pip install -q --no-deps --no-build-isolation -e ." in (ROOT / "scripts" / "setup.sh").read_text()
 
+
+def test_the_gui_reaches_the_engine_through_engine_api_only():
+    problems = []
+    for path in _python_files("gui"):
+        for name, line in _imports(path):
+            top = name.split(".")
+            if top[0] == "engine" and name not in ("engine", "engine.api") and not name.startswith("engine.api."):
+                problems.append(f"{path.relative_to(ROOT)}:{line} imports {name}")
+    assert not problems, "gui/ must import engine names from engine/api.py:\n" + "\n".join(problems)
+
+
+def test_engine_api_gives_every_name_it_lists():
+    from engine import api
+
+    for name in api.__all__:
+        assert getattr(api, name) is not None, name
+    # the functions that do the work load on first use
+    assert api.read_image.__module__.startswith("engine.imageio")
+    assert callable(api.restore_job) and callable(api.metrics.psnr)
+
+
+def test_engine_api_loads_neither_training_nor_zssr_until_used():
+    """The lite bundle has no torch, training or ZSSR: the window's front door must open without them."""
+    import subprocess
+    import sys
+
+    code = ("import sys, engine.api, gui.main_window; "
+            "print(sorted(m for m in sys.modules if m.startswith(('engine.training', 'engine.zssr', 'torch'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -152,7 +152,7 @@ def slow_job(image, token, steps=400):
 
 def test_cancel_takes_effect_within_a_second(qtbot, window, photo, monkeypatch):
     open_and_wait(qtbot, window, photo)
-    monkeypatch.setattr(window, "_job_factory", lambda: (slow_job, "Slow job"))
+    monkeypatch.setattr(window.runs, "job_factory", lambda request, measure_each=False: (slow_job, "Slow job"))
     window.run_current()
     qtbot.waitUntil(lambda: "work" in window.model_panel.progress.format(), timeout=WAIT_MS)
     assert "%" in window.model_panel.progress.format() and "left" in window.model_panel.progress.format()
@@ -174,7 +174,7 @@ def test_failed_job_shows_a_dialog_with_details_and_the_app_survives(qtbot, wind
         yield Progress(0.5, "work")
         raise RuntimeError("the tile exploded")
 
-    monkeypatch.setattr(window, "_job_factory", lambda: (broken, "Broken job"))
+    monkeypatch.setattr(window.runs, "job_factory", lambda request, measure_each=False: (broken, "Broken job"))
     with qtbot.waitSignal(window.runner.finished, timeout=WAIT_MS):
         window.run_current()
     dialog = window.last_error_dialog
@@ -346,7 +346,7 @@ def test_queue_processes_every_file_and_saves_in_their_format(qtbot, window, tmp
     out = tmp_path / "out"
     out.mkdir()
     assert window.process_queue(out)
-    qtbot.waitUntil(lambda: window._batch is None and not window.runner.is_running(), timeout=20000)
+    qtbot.waitUntil(lambda: window.runs.batch is None and not window.runner.is_running(), timeout=20000)
     for source in files:
         written = imageio.read_image(out / f"{source.stem}_bicubic-x2.png")
         assert (written.width, written.height) == (32, 32)

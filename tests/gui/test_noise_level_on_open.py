@@ -98,7 +98,7 @@ def test_run_pressed_while_measuring_waits_for_the_level(qtbot, window, tmp_path
     open_and_wait(qtbot, window, first)
     assert panel.select("model", "nlm")
     window.run_current()
-    assert window._run_when_measured
+    assert window.runs.run_when_measured
     open_and_wait(qtbot, window, other)
     qtbot.waitUntil(lambda: not panel._noise_measuring, timeout=WAIT_MS)
     background.wait_idle(5000)
@@ -142,14 +142,14 @@ def test_the_queue_measures_each_photo_unless_the_user_set_a_level(qtbot, window
     out = tmp_path / "out"
     out.mkdir()
     assert window.process_queue(out)
-    qtbot.waitUntil(lambda: window._batch is None and not window.runner.is_running(), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.runs.batch is None and not window.runner.is_running(), timeout=WAIT_MS)
     assert abs(used[96] - 3.0) < 1.5 and abs(used[80] - 30.0) < 3.0 and used[6] == shown
     assert window.queue_panel.status(str(folder / "c_tiny.png")) == "done"
 
     panel._form.control("noise_level").setValue(20.0)
     used.clear()
     assert window.process_queue(out)
-    qtbot.waitUntil(lambda: window._batch is None and not window.runner.is_running(), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.runs.batch is None and not window.runner.is_running(), timeout=WAIT_MS)
     assert used == {96: 20.0, 80: 20.0, 6: 20.0}
 
 
