@@ -120,3 +120,33 @@ class AboutDialog(QDialog):
                 self.licence_list.setCurrentRow(row)
                 return True
         return False
+
+
+def about_html(app_title: str, device_text: str) -> str:
+    """Help > About's first tab: version, build flavour, compute device and the main libraries' versions."""
+    import platform
+    import sys
+    from importlib import metadata
+
+    import numpy as np
+    from PySide6 import QtCore
+
+    from engine.api import __version__
+
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    ort = version("onnxruntime-gpu")
+    if ort == "not installed":
+        ort = version("onnxruntime")
+    flavour = "full" if importlib.util.find_spec("torch") is not None else "lite: no ZSSR or training"
+    return (f"<h3>{app_title} {__version__}</h3><p>Restores HDR renders, photos and scanned documents on your "
+            f"own machine.</p><p><b>Build:</b> {flavour}{' (packaged)' if getattr(sys, 'frozen', False) else ''}"
+            f"</p><p><b>Compute device:</b> {device_text}</p>"
+            f"<p>Python {platform.python_version()} \u00b7 Qt {QtCore.qVersion()} \u00b7 PySide6 "
+            f"{version('PySide6-Essentials')}<br>NumPy {np.__version__} \u00b7 ONNX Runtime {ort} \u00b7 "
+            f"OpenCV {version('opencv-python-headless')} \u00b7 PyTorch {version('torch')}<br>"
+            f"{platform.system()} {platform.release()} ({sys.platform})</p>")

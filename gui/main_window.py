@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import platform
-import sys
-from importlib import metadata
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
@@ -33,12 +29,14 @@ from PySide6.QtWidgets import (
 from engine.api import EngineError, Image, ImageResult, ModelRegistry
 
 from . import background
+from .about_dialog import about_html
 from .compare_bar import CompareBar
 from .icons import app_icon, icon
 from .inspector import PixelInspector
 from .kernel_panel import KernelInspectorPanel
 from .metrics_bar import MetricsBar
 from .model_panel import ModelPanel
+from .opening import describe_image, expand_paths, imageio_module
 from .run_controller import RunController
 from .saving import Saving
 from .session import Session
@@ -61,50 +59,10 @@ SHORTCUTS = (
 )
 
 
-def _imageio():
-    from engine.api import imageio
-
-    return imageio
-
-
 def _tonemaps() -> tuple[str, ...]:
     from engine.api import TONEMAPS
 
     return tuple(TONEMAPS)
-
-
-def describe_image(image: Image) -> str:
-    """Status bar text: size, format and depth, HDR or not, alpha, value range."""
-    meta = image.meta
-    depth = {"half": "16-bit half", "float": "32-bit float"}.get(meta.sample_type, f"{meta.bit_depth}-bit")
-    parts = [f"{image.width}\u00d7{image.height}", f"{meta.format.upper()} {depth}",
-             "HDR" if meta.hdr else ("gray" if meta.gray else "RGB")]
-    if image.alpha is not None:
-        parts.append("alpha")
-    if image.aovs:
-        parts.append("+" + "/".join(image.aovs))
-    pixels = image.pixels
-    step = max(1, int(np.sqrt(pixels.shape[0] * pixels.shape[1] / 4_000_000)))  # sample huge images
-    sample = pixels[::step, ::step]
-    parts.append(f"{float(np.nanmin(sample)):.4g}\u2013{float(np.nanmax(sample)):.4g}")
-    return " \u00b7 ".join(parts)
-
-
-def expand_paths(paths: list[str]) -> tuple[list[str], int]:
-    """Files as given, folders replaced by the supported images inside them (sorted, not recursive) without a
-    render's AOV sidecars and references (read with it, or not inputs); and how many of those were left out."""
-    imageio = _imageio()
-    out: list[str] = []
-    companions = 0
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found, left_out = imageio.folder_images(path)
-            out.extend(str(p) for p in found)
-            companions += len(left_out)
-        else:
-            out.append(str(path))
-    return out, companions
 
 
 class MainWindow(QMainWindow):
@@ -395,7 +353,7 @@ class MainWindow(QMainWindow):
 
     # == opening =================================================================================================
     def open_dialog(self) -> None:
-        imageio = _imageio()
+        imageio = imageio_module()
         patterns = " ".join(f"*{ext}" for ext in sorted(imageio.SUPPORTED_READ_EXTENSIONS))
         paths, _ = QFileDialog.getOpenFileNames(self, "Open images", self.settings.last_folder,
                                                 f"Images ({patterns});;All files (*)")
@@ -412,7 +370,7 @@ class MainWindow(QMainWindow):
         files, companions = expand_paths(paths)
         skipped = 0
         if len(files) > 1:  # in a batch, leave out what cannot be an image instead of failing on it later
-            supported = [f for f in files if _imageio().is_supported(f)]
+            supported = [f for f in files if imageio_module().is_supported(f)]
             skipped = len(files) - len(supported)
             files = supported
         if not files:
@@ -431,7 +389,7 @@ class MainWindow(QMainWindow):
         """Read ``path`` on a background thread and show it; a readable dialog when it cannot be read."""
         path = str(path)
         self.flash(f"Opening {Path(path).name}\u2026")
-        read_image = _imageio().read_image
+        read_image = imageio_module().read_image
         background.call_in_background(lambda: read_image(path), lambda image: self._on_opened(image, path),
                                       lambda error, details: self._on_open_failed(path, error, details))
 
@@ -489,7 +447,7 @@ class MainWindow(QMainWindow):
                     return
 
     def reference_dialog(self) -> None:
-        imageio = _imageio()
+        imageio = imageio_module()
         patterns = " ".join(f"*{ext}" for ext in sorted(imageio.SUPPORTED_READ_EXTENSIONS))
         path, _ = QFileDialog.getOpenFileName(self, "Load reference image", self.settings.last_folder,
                                               f"Images ({patterns});;All files (*)")
@@ -497,7 +455,7 @@ class MainWindow(QMainWindow):
             self.load_reference(path)
 
     def load_reference(self, path: str) -> None:
-        read_image = _imageio().read_image
+        read_image = imageio_module().read_image
         background.call_in_background(lambda: read_image(path), lambda image: self.set_reference(image, Path(path)),
                                       lambda error, details: self._on_open_failed(path, error, details))
 
@@ -813,29 +771,7 @@ class MainWindow(QMainWindow):
         box.open()
 
     def about_text(self) -> str:
-        def version(name: str) -> str:
-            try:
-                return metadata.version(name)
-            except metadata.PackageNotFoundError:
-                return "not installed"
-
-        from PySide6 import QtCore
-
-        ort = version("onnxruntime-gpu")
-        if ort == "not installed":
-            ort = version("onnxruntime")
-        import importlib.util
-
-        from engine.api import __version__
-
-        flavour = "full" if importlib.util.find_spec("torch") is not None else "lite: no ZSSR or training"
-        return (f"<h3>{APP_TITLE} {__version__}</h3><p>Restores HDR renders, photos and scanned documents on your "
-                f"own machine.</p><p><b>Build:</b> {flavour}{' (packaged)' if getattr(sys, 'frozen', False) else ''}"
-                f"</p><p><b>Compute device:</b> {self._device_text}</p>"
-                f"<p>Python {platform.python_version()} \u00b7 Qt {QtCore.qVersion()} \u00b7 PySide6 "
-                f"{version('PySide6-Essentials')}<br>NumPy {np.__version__} \u00b7 ONNX Runtime {ort} \u00b7 "
-                f"OpenCV {version('opencv-python-headless')} \u00b7 PyTorch {version('torch')}<br>"
-                f"{platform.system()} {platform.release()} ({sys.platform})</p>")
+        return about_html(APP_TITLE, self._device_text)
 
     def show_about(self):
         """Help > About: version, environment and the bundled libraries' licence notices (non-modal)."""

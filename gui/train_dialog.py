@@ -44,9 +44,9 @@ def slug(text: str) -> str:
 
 
 def recipe_labels(recipes) -> list[str]:
-    """What the recipe list shows: each recipe's model name, "(fine-tuning)" after a recipe written to fine-tune a
+    """What the recipe list shows: each recipe's model name, ", fine-tuning" after a recipe written to fine-tune a
     trained model on your own images, and the file name where two would still read the same."""
-    names = [(r.model.name or r.model.id) + (" (fine-tuning)" if r.train.for_fine_tuning else "") for r in recipes]
+    names = [(r.model.name or r.model.id) + (", fine-tuning" if r.train.for_fine_tuning else "") for r in recipes]
     return [f"{name} ({Path(str(r.source)).stem})" if names.count(name) > 1 else name
             for name, r in zip(names, recipes, strict=True)]
 
