@@ -25,6 +25,7 @@ from .imageio.hdr import sanitize_hdr
 from .jobs import CancelToken, EtaClock, ImageResult, Progress
 from .models.manifest import ModelManifest
 from .models.registry import ModelEntry, verify_model_file
+from .models.suggest import suitability_warning
 from .oom import is_out_of_memory
 from .tiling import run_tiled
 from .transforms import auto_exposure_scale, from_model_space, prepare_aov, to_model_space
@@ -80,27 +81,6 @@ def smallest_tile(manifest: ModelManifest) -> int:
     ``2 * overlap`` would be almost all overlap, thousands of them), at least ``MIN_RETRY_TILE``, aligned."""
     size = max(MIN_RETRY_TILE, 2 * manifest.tile.overlap + 48)
     return size + (-size) % max(1, manifest.tile.alignment)
-
-
-def suitability_warning(image: Image, manifest: ModelManifest) -> str | None:
-    """A short warning when the image does not suit the model (shown by the GUI, printed by the CLI)."""
-    missing = [name for name in ("albedo", "normal", "depth") if name in manifest.inputs and name not in image.layers]
-    if missing:
-        return (
-            f"{manifest.display_name} needs {' and '.join(missing)} buffers, which this image does not have; "
-            "choose a colour-only model or load the render's AOVs."
-        )
-    if manifest.hdr and not image.meta.hdr:
-        return (
-            f"{manifest.display_name} is made for linear HDR renders; this is a {image.meta.bit_depth}-bit "
-            "display image, so results may be poor."
-        )
-    if not manifest.hdr and image.meta.hdr:
-        return (
-            f"{manifest.display_name} is made for display-referred images; this HDR image is processed "
-            "sRGB-encoded and values above 1.0 may be clipped."
-        )
-    return None
 
 
 def model_inputs(

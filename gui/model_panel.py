@@ -36,6 +36,7 @@ from engine.jobs import Progress
 from engine.models.manifest import TASK_LABELS, TASKS, ModelManifest, ParamSpec
 from engine.models.registry import ModelEntry, ModelRegistry
 from engine.models.scores import headline_scores
+from engine.models.suggest import suggest_model, suitability_warning
 
 from .task_panels import TaskPanelSpec
 
@@ -82,10 +83,6 @@ def progress_text(progress: Progress) -> str:
 
 
 def suitability(image: Image, manifest: ModelManifest) -> str | None:
-    try:
-        from engine.runtime import suitability_warning
-    except ImportError:
-        from engine.restore import suitability_warning
     return suitability_warning(image, manifest)
 
 
@@ -433,9 +430,9 @@ class ModelPanel(QWidget):
 
     def _default_item(self) -> QTreeWidgetItem | None:
         for task in TASKS:
-            entry = self.registry.default_for(task)
-            if entry is not None:
-                return self._find_item(("model", entry.id))
+            suggestion = suggest_model(None, task, self.registry.models())
+            if suggestion is not None:
+                return self._find_item(("model", suggestion.entry.id))
         return None
 
     def _find_item(self, key: tuple[str, str] | None) -> QTreeWidgetItem | None:

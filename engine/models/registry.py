@@ -116,18 +116,23 @@ class ModelRegistry:
             raise ModelError(f"no model named {model_id!r} (known: {known})") from None
 
     def ranked(self, task: str, aovs: Iterable[str] = ()) -> list[ModelEntry]:
-        """The models of a task, preferred first: bundled before user before built-in classical engines, then
-        those using more of the image's ``aovs``, then by id (so a model ``X`` comes before its ``X-fast`` and
-        other variants, whatever order their files were found in)."""
-        rank = {"bundled": 0, "user": 1, "builtin": 2, "blend": 3}
-        have = set(aovs)
-        return sorted(self.models(task),
-                      key=lambda e: (rank.get(e.source, 3), -len(set(e.manifest.inputs) & have), e.id))
+        """The models of a task, preferred first (the ranking of :func:`engine.models.suggest.rank`)."""
+        from .suggest import rank
+
+        return rank(self.models(), task, aovs)
 
     def default_for(self, task: str) -> ModelEntry | None:
-        """The preferred model of a task: a trained network before a classical engine, bundled before user."""
-        candidates = self.ranked(task)
-        return candidates[0] if candidates else None
+        """The preferred model of a task when there is no image to go by (see :mod:`engine.models.suggest`)."""
+        from .suggest import suggest_model
+
+        suggestion = suggest_model(None, task, self.models())
+        return suggestion.entry if suggestion else None
+
+    def suggest(self, image, task: str | None = None):
+        """The model to suggest for ``image`` among this registry's models (:func:`~engine.models.suggest.suggest_model`)."""
+        from .suggest import suggest_model
+
+        return suggest_model(image, task, self.models())
 
     def __contains__(self, model_id: str) -> bool:
         return model_id in self._entries
