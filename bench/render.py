@@ -93,11 +93,11 @@ def generated_cases(folder: Path) -> list[dict]:
 
 
 def methods(model_dirs: list[Path], with_oidn: bool) -> list[ModelEntry]:
-    from engine.models.classical import CLASSICAL_ENGINES
+    from engine.models.builtin import BUILTIN_ENGINES
 
     entries = []
     if with_oidn:
-        entries += [ModelEntry(e.manifest, None, "builtin") for e in CLASSICAL_ENGINES
+        entries += [e.entry() for e in BUILTIN_ENGINES
                     if e.manifest.task == "render-denoise" and e.available()]
     for folder, source in [(ROOT / "resources" / "models", "bundled")] + [(d, "user") for d in model_dirs]:
         found, problems = scan_models_folder(folder, source)

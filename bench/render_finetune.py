@@ -118,9 +118,9 @@ def main() -> int:
         original = recipe_for_fine_tuning([r for r in recipes if not r.train.for_fine_tuning], made_by)
         candidates = [r for r in (picked, original) if r is not None]
         candidates = [r for i, r in enumerate(candidates) if all(r is not c for c in candidates[:i])]
-    from engine.models.classical import CLASSICAL_ENGINES
+    from engine.models.builtin import BUILTIN_ENGINES
 
-    peers = [ModelEntry(e.manifest, None, "builtin") for e in CLASSICAL_ENGINES
+    peers = [e.entry() for e in BUILTIN_ENGINES
              if e.manifest.task == "render-denoise" and e.available()]
     results: dict = {"base": args.base, "minutes": args.minutes, "shots": {}}
     shots = SHOTS if not args.shots else [tuple(int(v) for v in shot.split(":")) for shot in args.shots]

@@ -23,8 +23,8 @@ from .errors import DeviceOutOfMemory, EngineError
 from .image import Image, luma
 from .imageio.hdr import sanitize_hdr
 from .jobs import CancelToken, EtaClock, ImageResult, Progress
+from .models.entry import ModelEntry
 from .models.manifest import ModelManifest
-from .models.registry import ModelEntry, verify_model_file
 from .models.suggest import suitability_warning
 from .oom import is_out_of_memory
 from .tiling import run_tiled
@@ -117,24 +117,10 @@ def model_inputs(
 def _tile_runner(
     entry: ModelEntry, params: Mapping[str, Any], device: str, token: CancelToken
 ) -> tuple[Callable[[Mapping[str, np.ndarray]], np.ndarray], str, float | None]:
-    """The per-tile function, the device it really runs on, and the model's memory cost per pixel."""
-    manifest = entry.manifest
-    if manifest.engine == "classical":
-        from .models.classical import classical_engine
-
-        run, where = classical_engine(manifest.id).tile_function(params, device, token)
-        return run, where, None
-
-    from .runtime import load_onnx_model
-
-    verify_model_file(entry)
-    model = load_onnx_model(entry.path, device)
-    extra: dict[str, np.ndarray] = {}
-    if "noise_level" in manifest.inputs:
-        level = float(params.get("noise_level", 0.0)) / 255.0
-        extra["noise_level"] = np.full((1, 1, 1, 1), level, dtype=np.float32)
-
-    return (lambda tile: model.run_image(tile, token, extra)), str(model.device), model.bytes_per_pixel
+    """The per-tile function, the device it really runs on, and the model's memory cost per pixel (None when
+    unknown): whatever the model is, its entry binds it (:meth:`ModelEntry.tile_function`)."""
+    bound = entry.tile_function(params, device, token)
+    return bound.run, bound.device, bound.bytes_per_pixel
 
 
 def _resize_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:

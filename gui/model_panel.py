@@ -430,7 +430,7 @@ class ModelPanel(QWidget):
 
     def _default_item(self) -> QTreeWidgetItem | None:
         for task in TASKS:
-            suggestion = suggest_model(None, task, self.registry.models())
+            suggestion = suggest_model(None, task, entries=self.registry.models())
             if suggestion is not None:
                 return self._find_item(("model", suggestion.entry.id))
         return None

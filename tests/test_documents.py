@@ -164,9 +164,9 @@ def test_classical_cleaner_lowers_rmse_on_a_synthetic_page():
 
 
 def test_classical_engine_is_registered_for_documents():
-    from engine.models.classical import classical_engine
+    from engine.models.builtin import builtin_engine
 
-    engine = classical_engine("document-background")
+    engine = builtin_engine("document-background")
     assert engine.manifest.task == "document" and engine.manifest.channels == 1
     noisy, _ = synth.synth_pair(2, 64, 64)
     params = engine.manifest.resolve_params({"method": "sauvola"})

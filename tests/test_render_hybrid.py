@@ -14,7 +14,7 @@ from engine.image import make_image  # noqa: E402
 from engine.imageio import read_image  # noqa: E402
 from engine.jobs import CancelToken, run_job  # noqa: E402
 from engine.models import hybrid  # noqa: E402
-from engine.models.classical import classical_engine  # noqa: E402
+from engine.models.builtin import builtin_engine  # noqa: E402
 from engine.models.registry import ModelRegistry  # noqa: E402
 from engine.restore import restore_job  # noqa: E402
 
@@ -56,7 +56,7 @@ def test_offered_beside_its_parts_but_never_the_default(registry):
 
 def test_hidden_without_the_bundled_network(monkeypatch, tmp_path):
     monkeypatch.setattr(hybrid, "resources_dir", lambda: tmp_path)
-    assert not classical_engine("render-kprcan-oidn").available()
+    assert not builtin_engine("render-kprcan-oidn").available()
     assert "render-kprcan-oidn" not in ModelRegistry(folders=[])
 
 

@@ -58,7 +58,8 @@ def test_tasks_follow_the_image_and_an_explicit_task_wins(everything):
     assert tasks_for(photo) == ["photo-denoise"] and tasks_for(gray) == ["document", "photo-denoise"]
     assert suggest_model(photo, entries=everything.models()).entry.manifest.task == "photo-denoise"
     assert suggest_model(gray, entries=everything.models()).entry.manifest.task == "document"
-    assert suggest_model(photo, "super-resolution", everything.models()).entry.manifest.task == "super-resolution"
+    upscaler = suggest_model(photo, "super-resolution", entries=everything.models()).entry
+    assert upscaler.manifest.task == "super-resolution"
     # Bundled networks first, then the user's, then built-in engines; among equals by id.
     ranked = rank(everything.models(), "photo-denoise")
     sources = [entry.source for entry in ranked]
@@ -73,7 +74,7 @@ def test_nothing_suits_gives_the_first_ranked_model_with_its_warning(tmp_path, b
 
 
 def test_no_image_needs_a_task(bundled):
-    assert suggest_model(None, "photo-denoise", bundled.models()).entry.id == "photo-denoise-color"
+    assert suggest_model(None, "photo-denoise", entries=bundled.models()).entry.id == "photo-denoise-color"
     with pytest.raises(ValueError):
         suggest_model(None, entries=bundled.models())
 

@@ -23,11 +23,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .entry import ModelEntry
 from .manifest import ModelManifest
 
 if TYPE_CHECKING:
     from ..image import Image
-    from .registry import ModelEntry
 
 #: Order of the sources in the ranking: ours first, Intel's blends last.
 SOURCE_RANK = {"bundled": 0, "user": 1, "builtin": 2, "blend": 3}
@@ -89,18 +89,12 @@ def _describe(image: Image) -> str:
     return f"HDR render with {' + '.join(buffers)}" if buffers else "HDR render without albedo/normal buffers"
 
 
-def suggest_model(
-    image: Image | None, task: str | None = None, entries: Sequence[ModelEntry] | None = None
-) -> Suggestion | None:
-    """The model to suggest for ``image`` (and ``task``, when given), among ``entries`` (default: every model
-    of a fresh :class:`~engine.models.registry.ModelRegistry`). None when no model of the task is installed.
+def suggest_model(image: Image | None, task: str | None = None, *, entries: Sequence[ModelEntry]) -> Suggestion | None:
+    """The model to suggest for ``image`` (and ``task``, when given) among ``entries`` (a registry's models:
+    ``ModelRegistry.suggest`` passes them). None when no model of the task is installed.
 
     Without an image (the app before anything is opened) ``task`` is required and its first ranked model wins.
     """
-    if entries is None:
-        from .registry import ModelRegistry
-
-        entries = ModelRegistry().models()
     if image is None:
         if task is None:
             raise ValueError("suggest_model needs an image or a task")
