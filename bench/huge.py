@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
 
 from bench.memory_40mp import make_test_image  # noqa: E402
 from engine.imageio.formats import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV  # noqa: E402

@@ -7,7 +7,6 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
 # Torch's OpenMP pool spins while idle by default; on a busy 2-core machine that made small convolutions
 # 50-200x slower (measured). It only takes effect if set before torch is first imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -9,13 +9,10 @@ heights represented). No training code may read these pages as training data; th
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 DOCUMENTS_ROOT = REPO_ROOT.parent / "shared" / "bench" / "documents"
