@@ -32,10 +32,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from render import rel_mse, tonemapped_psnr  # noqa: E402
 
 from engine.imageio import read_image  # noqa: E402
 from engine.jobs import run_job  # noqa: E402
+from engine.metrics import relmse, tonemapped_psnr  # noqa: E402
 from engine.models.registry import ModelEntry, ModelRegistry, scan_models_folder  # noqa: E402
 from engine.restore import restore_job  # noqa: E402
 from engine.training.recipes import fine_tuning_lr, list_recipes, load_recipe, recipe_for_fine_tuning  # noqa: E402
@@ -73,7 +73,7 @@ def score(entry: ModelEntry, frames) -> dict:
     for name, image, reference in frames:
         started = time.perf_counter()
         result = run_job(restore_job(image, entry, device="cpu"))
-        rows.append({"frame": name, "rel_mse": rel_mse(result.image.pixels, reference),
+        rows.append({"frame": name, "rel_mse": relmse(result.image.pixels, reference),
                      "psnr": tonemapped_psnr(result.image.pixels, reference),
                      "seconds": time.perf_counter() - started})
     return {"rel_mse": float(np.mean([r["rel_mse"] for r in rows])),
@@ -127,7 +127,7 @@ def main() -> int:
     for seed, spp in shots:
         folder = ensure_shot(seed, spp)
         frames = scored_frames(folder)
-        shot = {"noisy": {"rel_mse": float(np.mean([rel_mse(i.pixels, r) for _, i, r in frames])),
+        shot = {"noisy": {"rel_mse": float(np.mean([relmse(i.pixels, r) for _, i, r in frames])),
                           "psnr": float(np.mean([tonemapped_psnr(i.pixels, r) for _, i, r in frames]))}}
         shot[args.base] = score(base, frames)
         for peer in peers:

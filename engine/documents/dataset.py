@@ -58,10 +58,3 @@ def split_pairs(pairs: list[DocumentPair]) -> tuple[list[DocumentPair], list[Doc
     """(train, validation) by :data:`VALIDATION_IDS`."""
     held_out = set(VALIDATION_IDS)
     return [p for p in pairs if p.id not in held_out], [p for p in pairs if p.id in held_out]
-
-
-def pooled_rmse(outputs: list[np.ndarray], targets: list[np.ndarray]) -> float:
-    """The Kaggle metric: RMSE pooled over all pixels of all pages (PROTOCOL.md), gray [0, 1]."""
-    squared = sum(float(np.sum((np.asarray(o, np.float64) - t) ** 2)) for o, t in zip(outputs, targets, strict=True))
-    count = sum(t.size for t in targets)
-    return float(np.sqrt(squared / count))
