@@ -58,7 +58,6 @@ def export(args: argparse.Namespace) -> None:
 
     from engine.models.manifest import TileSpec
     from engine.training.export import build_manifest, export_model
-    from engine.training.kpcn_export import export_kernel_model
     from engine.training.recipes import load_recipe
 
     recipe = load_recipe(args.recipe)
@@ -88,10 +87,10 @@ def export(args: argparse.Namespace) -> None:
                                                                manifest.tile.default))
     out = Path(args.out)
     result = export_model(model, manifest, out, arch=weights["arch"], arch_config=weights["config"])
-    kernels = export_kernel_model(model, out, model_id) if getattr(model, "mode", None) == "kernel" else None
+    kernels = result.manifest.provenance.get("kernel_model")  # written by export_model (the arch's spec)
     size_mb = result.onnx_path.stat().st_size / 1e6
     print(f"{result.onnx_path} ({size_mb:.2f} MB, parity error {result.parity_error:.1e})"
-          + (f", kernel model {kernels.name}" if kernels else ""))
+          + (f", kernel model {kernels}" if kernels else ""))
 
 
 def reexport(args: argparse.Namespace) -> None:
@@ -100,7 +99,6 @@ def reexport(args: argparse.Namespace) -> None:
 
     from engine.models.manifest import load_manifest
     from engine.training.export import export_model, load_weights, model_from_weights
-    from engine.training.kpcn_export import export_kernel_model
 
     out = Path(args.out)
     manifest = load_manifest(out / f"{args.reexport}.json")
@@ -109,8 +107,8 @@ def reexport(args: argparse.Namespace) -> None:
     provenance = dict(manifest.provenance, reexported=time.strftime("%Y-%m-%d", time.gmtime()))
     manifest = dataclasses.replace(manifest, provenance=provenance)
     result = export_model(model, manifest, out, arch=weights["arch"], arch_config=weights["config"])
-    kernels = export_kernel_model(model, out, manifest.id) if getattr(model, "mode", None) == "kernel" else None
-    print(f"{result.onnx_path} (parity error {result.parity_error:.1e})" + (f", {kernels.name}" if kernels else ""))
+    kernels = result.manifest.provenance.get("kernel_model")
+    print(f"{result.onnx_path} (parity error {result.parity_error:.1e})" + (f", {kernels}" if kernels else ""))
 
 
 def scores_from(results: dict, model_id: str) -> tuple[dict, str]:
