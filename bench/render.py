@@ -190,7 +190,7 @@ def paired(rows: list[dict], names: dict, ratios_out: dict) -> list[str]:
 
 
 def summarise(rows: list[dict], names: dict) -> tuple[str, dict, dict]:
-    """The markdown tables; the mean scores per set, method and spp (what ``ship_model.py --scores`` reads); and
+    """The markdown tables; the mean scores per set, method and spp (what ``main.py ship --scores`` reads); and
     the scene-by-scene ratios to the peer."""
     order = ["noisy"] + list(names)
     summary: dict = {}

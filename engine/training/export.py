@@ -38,6 +38,7 @@ import numpy as np
 from ..errors import ModelError
 from ..models.entry import file_sha256
 from ..models.manifest import ModelManifest, ParamSpec, TileSpec, manifest_from_dict
+from ..models.manifest_writer import write_manifest
 from ..paths import user_models_dir
 
 OPSET = 18
@@ -252,8 +253,7 @@ def export_model(
         {"arch": arch, "config": dict(arch_config), "state_dict": model.state_dict(), "manifest_id": manifest.id},
         weights_path,
     )
-    manifest_path = out_dir / f"{manifest.id}.json"
-    manifest_path.write_text(manifest.to_json(), encoding="utf-8")
+    manifest_path = write_manifest(out_dir / f"{manifest.id}.json", manifest)
     return ExportResult(onnx_path, manifest_path, weights_path, manifest, error)
 
 
