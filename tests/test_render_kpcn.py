@@ -91,10 +91,10 @@ def _render_image(size=40, seed=0):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("guide", "centre", "refine"), [
-    ((), "pixel", False), (("albedo", "normal", "color"), "pixel", False), (("albedo", "color"), "box", False),
-    (("albedo", "normal", "color"), "pixel", True)])  # refine: with refine_features
-def test_export_restore_and_inspect(tmp_path, guide, centre, refine):
+@pytest.mark.parametrize(("guide", "context", "centre", "refine"), [
+    ((), 0, "pixel", False), (("albedo", "normal", "color"), 0, "pixel", False), (("albedo",), 1, "pixel", False),
+    (("albedo", "color"), 0, "box", False), (("albedo", "normal", "color"), 0, "pixel", True)])  # with refine_features
+def test_export_restore_and_inspect(tmp_path, guide, context, centre, refine):
     """The generic export writes the companion kernel model too (the architecture's spec), and the inspector
     runs on it."""
     pytest.importorskip("onnxruntime")
@@ -105,11 +105,14 @@ def test_export_restore_and_inspect(tmp_path, guide, centre, refine):
     from engine.training.export import build_manifest, export_model
 
     torch.manual_seed(0)
-    config = dict(TINY, guide=list(guide), color_guide_centre=centre, refine=refine, refine_features=4 * refine)
+    config = dict(TINY, guide=list(guide), context_blocks=context, color_guide_centre=centre, refine=refine,
+                  refine_features=4 * refine)
     model = build_model("kprcan", config).eval()
     if centre == "box":  # strong guides, so that the graph's centre is checked against PyTorch's
         with torch.no_grad():
             model.tail.bias[len(model.layout) * 4 :] = 0.5
+    if context:  # a trained branch: its output is no longer zero (export checks the graph against PyTorch)
+        torch.nn.init.normal_(model.context_out.weight, std=0.3)
     if refine:  # a trained refinement: strengths that matter, per-pixel logits
         with torch.no_grad():
             model.tail.weight[-model._refine_rows() * model.unshuffle**2 :].normal_(std=0.1)
@@ -118,7 +121,7 @@ def test_export_restore_and_inspect(tmp_path, guide, centre, refine):
     manifest = build_manifest(model, model_id="tiny-kp", task="render-denoise", value_transform="log1p")
     export_model(model, manifest, tmp_path, arch="kprcan", arch_config=config)
     manifest = load_manifest(tmp_path / "tiny-kp.json")
-    assert has_kernels(manifest) and manifest.tile.alignment == 2
+    assert has_kernels(manifest) and manifest.tile.alignment == (8 if context else 2)
     assert ("kernel_refine_taps" in manifest.provenance) == refine
     import onnx
 
@@ -451,8 +454,9 @@ def test_a_box_centred_colour_guide_sees_through_noise_and_still_stops_at_edges(
 
 
 def test_a_model_grows_deeper_and_wider_and_starts_exactly_where_it_was(tmp_path):
-    """blocks / features: new residual blocks start as the identity, new channels feed nothing yet, so the grown
-    model's output equals the old one's; and the new weights have gradients from the first step (they learn)."""
+    """blocks / features / context_blocks: new residual blocks start as the identity, new channels and a new
+    context branch feed nothing yet, so the grown model's output equals the old one's; and the new weights have
+    gradients from the first step (they learn)."""
     import torch
 
     from engine.training.archs.kpcn import grow_model
@@ -463,7 +467,8 @@ def test_a_model_grows_deeper_and_wider_and_starts_exactly_where_it_was(tmp_path
     inputs = _inputs(("color", "albedo", "normal"), size=32, seed=3)
     with torch.no_grad():
         before = old(*inputs)
-    for grown_config in (dict(config, blocks=3), dict(config, features=6), dict(config, blocks=2, features=8)):
+    for grown_config in (dict(config, blocks=3), dict(config, features=6), dict(config, blocks=2, features=8),
+                         dict(config, context_blocks=2)):
         grown = build_model("kprcan", grown_config).eval()
         grow_model(grown, old.state_dict(), config)
         with torch.no_grad():
@@ -471,10 +476,10 @@ def test_a_model_grows_deeper_and_wider_and_starts_exactly_where_it_was(tmp_path
         # the new weights are not dead: their gradients are non-zero from the first step
         grown.train()
         grown(*inputs).square().mean().backward()
-        new = tuple(f"body.{i}.conv2." for i in range(1, len(grown.body)))
+        new = tuple(f"body.{i}.conv2." for i in range(1, len(grown.body))) + ("context_out.",)
         new_grads = [p.grad for name, p in grown.named_parameters() if name.startswith(new)]
-        # weight and bias of each new block's second convolution
-        assert len(new_grads) == 2 * (len(grown.body) - 1)
+        # weight and bias of each new block's second convolution and of the context branch's output
+        assert len(new_grads) == 2 * (len(grown.body) - 1) + (2 if grown.context_out is not None else 0)
         assert all(g is not None and float(g.abs().sum()) > 0 for g in new_grads)
         if grown_config["features"] > 4:
             assert float(grown.tail.weight.grad[:, 4:].abs().sum()) > 0
@@ -489,6 +494,9 @@ def test_a_model_grows_deeper_and_wider_and_starts_exactly_where_it_was(tmp_path
         grow_model(old, grown.state_dict(), dict(config, blocks=2, features=8))
     with pytest.raises(ValueError):
         grow_model(build_model("kpcn", dict(config, blocks=2)), build_model("kpcn", config).state_dict(), config)
+    with pytest.raises(ValueError):  # a context branch grows whole, not block by block
+        grow_model(build_model("kprcan", dict(config, context_blocks=2)),
+                   build_model("kprcan", dict(config, context_blocks=1)).state_dict(), dict(config, context_blocks=1))
     # the trainer grows a recipe's deeper, wider model from a checkpoint
     model, config_used = _build_recipe_from_checkpoint(tmp_path, config, old.state_dict(),
                                                        dict(config, blocks=2, features=8))
@@ -578,6 +586,30 @@ def test_a_refinement_grows_as_a_fixed_bilateral_and_then_learns_per_pixel(tmp_p
         assert torch.allclose(model.eval()(*inputs), after, atol=1e-6)
 
 
+def test_the_context_branch_sees_farther_and_its_reach_is_declared():
+    """context_blocks: a change beyond the body's reach moves the output through the context branch, and none
+    beyond the declared receptive radius does (what the tiler's overlap relies on)."""
+    import torch
+
+    torch.manual_seed(0)
+    plain = build_model("kprcan", dict(TINY, aux_inputs=[]))
+    model = build_model("kprcan", dict(TINY, aux_inputs=[], context_blocks=1)).eval()
+    torch.nn.init.normal_(model.context_out.weight, std=0.3)
+    assert model.alignment == 8 and model.receptive_radius > plain.receptive_radius
+    size, centre = 256, 128
+    x = torch.rand(1, 3, size, size)
+
+    def moved(net, distance: int) -> float:
+        y = x.clone()
+        y[..., centre, centre + distance : centre + distance + 2] += 2.0
+        with torch.no_grad():
+            return float((net(y) - net(x))[..., centre, centre].abs().max())
+
+    beyond_body = plain.receptive_radius + plain.kernel_reach + 8
+    assert moved(plain, beyond_body) == 0.0 and moved(model, beyond_body) > 0.0
+    assert moved(model, model.receptive_radius + model.kernel_reach + 8) == 0.0
+
+
 def test_a_refinement_stays_within_the_declared_overlap():
     """refine (with its own features): the second kernel and its convolutions reach 4 px past the first pass,
     and nothing beyond the declared tile overlap moves the output."""
@@ -610,10 +642,12 @@ def test_retired_options_load_at_their_neutral_values_and_are_refused_otherwise(
     plain = build_model("kprcan", TINY)
     spelled = build_model("kprcan", dict(TINY, **RETIRED_OPTIONS))
     assert {k: v.shape for k, v in plain.state_dict().items()} == {k: v.shape for k, v in spelled.state_dict().items()}
-    for name, value in {"demodulate": "mix", "scales": 4, "filter_space": "linear", "context_blocks": 1,
-                        "correction": True}.items():
+    for name, value in {"demodulate": "mix", "scales": 4, "filter_space": "linear", "correction": True}.items():
         with pytest.raises(ValueError, match=f"option {name} = .* was removed"):
             build_model("kprcan", dict(TINY, **{name: value}))
+    # a recipe with a retired option is refused, not silently trained as its init's model
+    with pytest.raises(ValueError, match="was removed"):
+        _build_recipe_from_checkpoint(tmp_path, TINY, plain.state_dict(), dict(TINY, correction=True))
     # a staged model saved with the retired switches at "off" still grows (here: guides added)
     old_config = dict(TINY, aux_inputs=["albedo", "normal"], demodulate=False)
     old = build_model("kprcan", old_config)

@@ -12,6 +12,7 @@ none), so a stage can only improve on the last:
 - new guides (``guide``): their strengths start at ``GUIDE_START`` everywhere;
 - more residual blocks (``blocks``): the new ones are appended and start as the identity (second conv zero);
 - more features: old weights keep their values, weights from new channels into old ones start at zero;
+- a context branch (``context_blocks``): whole, with its output convolution at zero;
 - a refinement (``refine``): a fixed cross-bilateral (the ``REFINE_START`` constants, the same at every pixel);
   its feature network (``refine_features``) starts with its output at zero;
 - ``color_guide_centre`` moved: the same weights, the colour taps compared with another centre.
@@ -42,7 +43,8 @@ GUIDE_START = 0.1
 REFINE_START_SIGMA = 1.5
 REFINE_START_STRENGTH = {"color": 300.0, "albedo": 300.0, "normal": 10.0}
 #: The options growth may change; every other option must be the same in the old and the new configuration.
-GROWABLE = ("aux_inputs", "guide", "blocks", "features", "refine", "refine_features", "color_guide_centre")
+GROWABLE = ("aux_inputs", "guide", "blocks", "features", "context_blocks", "refine", "refine_features",
+            "color_guide_centre")
 
 
 def grows_into(config: Mapping[str, Any], weights: Mapping[str, Any], arch: str) -> bool:
@@ -52,9 +54,10 @@ def grows_into(config: Mapping[str, Any], weights: Mapping[str, Any], arch: str)
     if weights["arch"] != arch:
         return False
     defaults = {k: p.default for k, p in inspect.signature(KernelPredictionDenoiser).parameters.items()}
+    new = {**defaults, **without_retired(config)}  # a retired option in the recipe: its ValueError says so
     try:
-        old, new = {**defaults, **without_retired(weights["config"])}, {**defaults, **without_retired(config)}
-    except ValueError:
+        old = {**defaults, **without_retired(weights["config"])}
+    except ValueError:  # weights of a retired experiment: not a smaller model of this one
         return False
     if any(old[k] != new[k] for k in defaults if k not in GROWABLE):
         return False
@@ -64,9 +67,10 @@ def grows_into(config: Mapping[str, Any], weights: Mapping[str, Any], arch: str)
     adds_guide = set(old["guide"]) < set(new["guide"])
     adds_blocks = old["blocks"] < new["blocks"] and arch != "kpcn"  # plain blocks have no identity path
     adds_refine = (not old["refine"] and bool(new["refine"])) or old["refine_features"] == 0 < new["refine_features"]
+    adds_context = old["context_blocks"] == 0 < new["context_blocks"]
     moves_centre = old["color_guide_centre"] != new["color_guide_centre"]
-    return (old_aux < new_aux or adds_guide or adds_blocks or old["features"] < new["features"] or adds_refine
-            or moves_centre)
+    return (old_aux < new_aux or adds_guide or adds_blocks or old["features"] < new["features"] or adds_context
+            or adds_refine or moves_centre)
 
 
 def input_parts(aux_inputs: tuple[str, ...]) -> list[tuple[str, int]]:
@@ -96,6 +100,9 @@ def grow_model(model: KernelPredictionDenoiser, state: dict[str, torch.Tensor], 
     old_blocks, new_blocks = int(old_config.get("blocks", len(model.body))), len(model.body)
     if int(old_config.get("features", model.head.out_channels)) > model.head.out_channels:
         raise ValueError(f"cannot narrow {old_config['features']} features into {model.head.out_channels}")
+    old_context = int(old_config.get("context_blocks", 0))
+    if old_context not in (0, model.context_blocks):  # a branch grows whole, not block by block
+        raise ValueError(f"cannot grow {old_context} context blocks into {model.context_blocks}")
     if old_blocks > new_blocks or (old_blocks < new_blocks and model.body[0].kind == "plain"):
         raise ValueError(f"cannot grow {old_blocks} blocks into {new_blocks}"
                          + (" (plain blocks have no identity path)" if old_blocks < new_blocks else ""))
@@ -141,8 +148,8 @@ def grow_model(model: KernelPredictionDenoiser, state: dict[str, torch.Tensor], 
     state["tail.bias"] = torch.cat([taps_b, *guide_b, refine_b])
     fresh = model.state_dict()
     for key in fresh:
-        # a new refinement network: its output starts at zero
-        if key.startswith("refine_net") and key not in state:
+        # a new context branch or refinement network: its output starts at zero
+        if key.startswith(("context", "refine_net")) and key not in state:
             state[key] = fresh[key]
     for key, value in state.items():
         if key in fresh and value.shape != fresh[key].shape:

@@ -14,6 +14,9 @@ blocks, with equal depth so that their receptive fields match:
 Kernels: ``kernel="multiscale"`` predicts 5x5 taps at dilations 1, 2 and 4 (the coarser ones on a box-
 prefiltered signal), 75 weights in one softmax: a 23x23 footprint for a fraction of the cost of 529 taps.
 ``kernel=<odd int>`` predicts one dense kernel of that size (KPCN's 21). The kernels average log1p values.
+``context_blocks=N`` adds a context branch: N residual blocks on the head's features pooled to 1/8 resolution,
+upsampled and added back before the body (wide context for little work; alignment 8, a larger tile overlap; the
+device round's recipe grows the shipped model with it, recipes/render_kprcan_aov_device.toml).
 ``refine=True`` filters the result once more with a 5x5 kernel (per-pixel logits from the tail) whose taps are
 also steered by their distance to the pixel in the *filtered* colour, albedo and normal: after the first pass the
 colour is clean enough to show the edges that a noisy colour guide hides; ``refine_features=N`` adds two 3x3
@@ -33,9 +36,9 @@ pixel's noise otherwise swamps the distance, and a model without buffers learnt 
 no strength (0.01-0.2).
 Output: (N, 3, H, W) in log1p space.
 
-Options that no shipped model used were removed in issue 41 (``RETIRED_OPTIONS``: demodulated taps, a fourth
-kernel scale, linear-space filtering, a context branch, a direct correction); their experiments and results are
-described in lab/. Weights saved with those options at their neutral values still load.
+Options that no shipped model (nor the device round) used were removed in issue 41 (``RETIRED_OPTIONS``:
+demodulated taps, a fourth kernel scale, linear-space filtering, a direct correction); their experiments and
+results are described in lab/. Weights saved with those options at their neutral values still load.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ from .kernels import (
 
 #: Options of earlier versions, with the only value still accepted (the one that means "off"): weights and
 #: recipes saved with them load unchanged; any other value was an experiment no shipped model kept.
-RETIRED_OPTIONS = {"demodulate": False, "scales": 3, "filter_space": "log", "context_blocks": 0, "correction": False}
+RETIRED_OPTIONS = {"demodulate": False, "scales": 3, "filter_space": "log", "correction": False}
 MULTISCALE_TAPS = 5
 #: Dilations of the multiscale kernels' 5x5 grids.
 MULTISCALE_DILATIONS = (1, 2, 4)
@@ -67,6 +70,8 @@ GUIDE_GAIN = 10.0
 #: Channels of each guide: an AOV, or the noisy colour itself (log1p; a bilateral range term, which can keep
 #: an emitter's light out of the pixels beside it when the buffers show no edge there, as in the Cornell box).
 GUIDE_CHANNELS = dict(AOV_CHANNELS, color=3)
+#: Downsampling of the context branch (``context_blocks``) relative to the body: 1/8 of full resolution.
+CONTEXT_FACTOR = 4
 #: Local window of the channel attention's pooling (tile-independent, unlike global pooling).
 ATTENTION_WINDOW = 9
 #: The refinement kernel (``refine``): 5x5 taps at dilation 1.
@@ -136,6 +141,7 @@ class KernelPredictionDenoiser(nn.Module):
         channels: int = 3,
         unshuffle: int = 2,
         guide: tuple[str, ...] = (),
+        context_blocks: int = 0,
         color_guide_centre: str = "pixel",
         refine: bool = False,
         refine_features: int = 0,
@@ -160,6 +166,18 @@ class KernelPredictionDenoiser(nn.Module):
         self.unshuffle = int(unshuffle)
         self.head = nn.Conv2d(in_channels * self.unshuffle**2, features, conv_size, padding=pad)
         self.body = nn.Sequential(*[Block(features, block, reduction, conv_size) for _ in range(blocks)])
+        # Context branch: the head's features average-pooled by CONTEXT_FACTOR, residual blocks there, upsampled
+        # and added back before the body through a 1x1 convolution that starts at zero (a new branch changes
+        # nothing until it learns). Wide context for a sixteenth of the body's operations per block.
+        self.context_blocks = int(context_blocks)
+        if self.context_blocks < 0:
+            raise ValueError(f"context_blocks must be >= 0, got {context_blocks}")
+        self.context = nn.Sequential(*[Block(features, "residual", reduction, conv_size)
+                                       for _ in range(self.context_blocks)])
+        self.context_out = nn.Conv2d(features, features, 1) if self.context_blocks else None
+        if self.context_out is not None:
+            nn.init.zeros_(self.context_out.weight)
+            nn.init.zeros_(self.context_out.bias)
         if kernel == "multiscale":
             self.grids = [(i, MULTISCALE_TAPS, d) for i, d in enumerate(MULTISCALE_DILATIONS)]
             self.prefilters = [1] + [2 * d - 1 for d in MULTISCALE_DILATIONS[1:]]  # box sizes 1, 3, 7
@@ -216,9 +234,11 @@ class KernelPredictionDenoiser(nn.Module):
             nn.init.zeros_(self.refine_net[2].weight)
             nn.init.zeros_(self.refine_net[2].bias)
         self.tail = nn.Conv2d(features, outputs * self.unshuffle**2, 1)
-        self.alignment = self.unshuffle
+        self.alignment = self.unshuffle * (CONTEXT_FACTOR if self.context_blocks else 1)
         attention_reach = blocks * (ATTENTION_WINDOW // 2) if block == "rcab" else 0
-        self.receptive_radius = (pad * (1 + 2 * blocks) + attention_reach + 1) * self.unshuffle
+        # the context branch: its pooling window and its blocks' reach at 1/CONTEXT_FACTOR of the body's scale
+        context_reach = (CONTEXT_FACTOR * (2 * pad * self.context_blocks + 2)) if self.context_blocks else 0
+        self.receptive_radius = (pad * (1 + 2 * blocks) + attention_reach + context_reach + 1) * self.unshuffle
         refine_reach = (REFINE_TAPS // 2 + (2 if self.refine_net is not None else 0)) if self.refine else 0
         self.overlap = round_up(self.receptive_radius + (kernel_reach + refine_reach if mode == "kernel" else 0), 8)
         self.kernel_reach = kernel_reach
@@ -229,7 +249,12 @@ class KernelPredictionDenoiser(nn.Module):
         x = torch.cat(parts, dim=1) if len(parts) > 1 else color
         if self.unshuffle > 1:
             x = F.pixel_unshuffle(x, self.unshuffle)
-        y = F.relu(self.body(F.relu(self.head(x))))
+        h = F.relu(self.head(x))
+        if self.context_out is not None:
+            c = self.context(F.avg_pool2d(h, CONTEXT_FACTOR))
+            h = h + self.context_out(F.interpolate(c, scale_factor=CONTEXT_FACTOR, mode="bilinear",
+                                                   align_corners=False))
+        y = F.relu(self.body(h))
         return shuffled_tail(self.tail, y, self.unshuffle) if self.unshuffle > 1 else self.tail(y)
 
     def _split(self, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
