@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import sys
 
-os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
 # Torch's OpenMP pool spins while idle by default; on a busy 2-core machine that made small convolutions
 # 50-200x slower (measured). It only takes effect if set before torch is first imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

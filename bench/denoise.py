@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -207,6 +206,8 @@ def write_report() -> str:
 
 def update_manifests(models_dir: Path) -> list[str]:
     """Write each bundled model's Kodak24 means into its manifest's ``scores`` (only means over all 24 images)."""
+    from engine.models.manifest_writer import update_manifest
+
     updated = []
     records = load_records()
     for manifest_path in sorted(models_dir.glob("*.json")):
@@ -222,9 +223,7 @@ def update_manifests(models_dir: Path) -> list[str]:
                 scores[f"kodak24_sigma{sigma}_psnr"] = round(float(np.mean([r["psnr"] for r in chosen])), 2)
                 if sigma == 25:
                     scores["kodak24_seconds_per_mp_cpu"] = round(float(np.median([r["s_per_mp"] for r in chosen])), 2)
-        if scores != data.get("scores"):
-            data["scores"] = scores
-            manifest_path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+        if update_manifest(manifest_path, scores=scores):
             updated.append(data["id"])
     return updated
 

@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,14 +60,14 @@ def restore_page(entry, noisy: np.ndarray, params: dict, tile: int | None) -> tu
 
 
 def evaluate(label: str, run, pages) -> dict:
-    from engine.documents.dataset import pooled_rmse
+    from engine.metrics import pooled_rmse
 
     outputs, seconds, device = [], [], "cpu"
     for _, noisy, _ in pages:
         output, spent, device = run(noisy)
         outputs.append(output)
         seconds.append(spent)
-    rmse = pooled_rmse(outputs, [clean for _, _, clean in pages])
+    rmse = pooled_rmse(zip(outputs, [clean for _, _, clean in pages], strict=True))
     print(f"{label}: RMSE {rmse:.4f}, {np.mean(seconds):.3f} s/page", flush=True)
     # The device note can carry a sentence about a provider fallback: keep the device name for the table.
     device = device.split(" — ")[0]

@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 from engine.image import make_image  # noqa: E402
 from engine.imageio import read_image  # noqa: E402
 from engine.jobs import run_job  # noqa: E402
+from engine.metrics import relmse  # noqa: E402
 from engine.restore import restore_job  # noqa: E402
 
 PASSES = (1, 4, 8)
@@ -60,7 +61,7 @@ def render_rows(scenes_dir: Path) -> list[dict]:
                     continue
                 out, spent = restored(image, entry, {}, passes)
                 seconds += spent
-                scores.setdefault((case["set"], case["spp"]), []).append(render.rel_mse(out, case["reference"]))
+                scores.setdefault((case["set"], case["spp"]), []).append(relmse(out, case["reference"]))
             if scores:
                 rows.append({"task": "render", "method": entry.id, "passes": passes, "seconds": seconds,
                              "scores": {f"{s} {n} spp": float(np.mean(v)) for (s, n), v in sorted(scores.items())}})

@@ -30,7 +30,6 @@ RESULTS = ROOT / "bench" / "results"
 
 WORKER = """
 import os, sys, json, traceback
-os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
 # Results go to a private copy of stdout; whatever the decoders print goes to /dev/null.
 results = os.fdopen(os.dup(1), "w")
 os.dup2(os.open(os.devnull, os.O_WRONLY), 1)

@@ -28,8 +28,6 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
-
 from bench.memory_40mp import make_test_image  # noqa: E402
 from engine.imageio.formats import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV  # noqa: E402
 

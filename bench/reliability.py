@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
 os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
 RESULTS = ROOT / "bench" / "results"
 

@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from engine.imageio import read_image  # noqa: E402
 from engine.jobs import run_job  # noqa: E402
+from engine.metrics import relmse, tonemapped_psnr  # noqa: E402
 from engine.models.registry import ModelEntry, scan_models_folder  # noqa: E402
 from engine.restore import restore_job  # noqa: E402
 
@@ -44,22 +45,6 @@ VAL_SEED, VAL_SCENES, VAL_SIZE, VAL_REF_SPP = 90000, 24, 128, 1024
 FIRST_SCENES = 6
 #: The peer each model is compared with scene by scene.
 PEER = "oidn-aov"
-
-
-def rel_error(x: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """The relative squared error of every value (relMSE before the mean)."""
-    return (x - r) ** 2 / (r**2 + 0.01)
-
-
-def rel_mse(x: np.ndarray, r: np.ndarray) -> float:
-    return float(np.mean(rel_error(x, r)))
-
-
-def tonemapped_psnr(x: np.ndarray, r: np.ndarray) -> float:
-    a = np.clip(x, 0, 1) ** (1 / 2.2)
-    b = np.clip(r, 0, 1) ** (1 / 2.2)
-    mse = float(np.mean((a - b) ** 2))
-    return float(10 * np.log10(1.0 / max(mse, 1e-12)))
 
 
 def cbox_cases() -> list[dict]:
@@ -92,11 +77,11 @@ def generated_cases(folder: Path) -> list[dict]:
 
 
 def methods(model_dirs: list[Path], with_oidn: bool) -> list[ModelEntry]:
-    from engine.models.classical import CLASSICAL_ENGINES
+    from engine.models.builtin import BUILTIN_ENGINES
 
     entries = []
     if with_oidn:
-        entries += [ModelEntry(e.manifest, None, "builtin") for e in CLASSICAL_ENGINES
+        entries += [e.entry() for e in BUILTIN_ENGINES
                     if e.manifest.task == "render-denoise" and e.available()]
     for folder, source in [(ROOT / "resources" / "models", "bundled")] + [(d, "user") for d in model_dirs]:
         found, problems = scan_models_folder(folder, source)
@@ -116,7 +101,7 @@ def run(args: argparse.Namespace) -> dict:
     for case in cases:
         image = images[str(case["input"])]
         rows.append({"method": "noisy", "set": case["set"], "scene": case["scene"], "spp": case["spp"],
-                     "rel_mse": rel_mse(image.pixels, case["reference"]),
+                     "rel_mse": relmse(image.pixels, case["reference"]),
                      "psnr": tonemapped_psnr(image.pixels, case["reference"]), "seconds": 0.0,
                      "megapixels": image.width * image.height / 1e6})
     for entry in entries:
@@ -131,7 +116,7 @@ def run(args: argparse.Namespace) -> dict:
             result = run_job(restore_job(image, entry, device="cpu"))
             seconds = time.perf_counter() - started
             rows.append({"method": entry.id, "set": case["set"], "scene": case["scene"], "spp": case["spp"],
-                         "rel_mse": rel_mse(result.image.pixels, case["reference"]),
+                         "rel_mse": relmse(result.image.pixels, case["reference"]),
                          "psnr": tonemapped_psnr(result.image.pixels, case["reference"]), "seconds": seconds,
                          "megapixels": image.width * image.height / 1e6})
             print(f"{entry.id:28s} {case['set']:9s} {case['scene']:14s} spp {case['spp']:3d} "
@@ -204,7 +189,7 @@ def paired(rows: list[dict], names: dict, ratios_out: dict) -> list[str]:
 
 
 def summarise(rows: list[dict], names: dict) -> tuple[str, dict, dict]:
-    """The markdown tables; the mean scores per set, method and spp (what ``ship_model.py --scores`` reads); and
+    """The markdown tables; the mean scores per set, method and spp (what ``main.py ship --scores`` reads); and
     the scene-by-scene ratios to the peer."""
     order = ["noisy"] + list(names)
     summary: dict = {}

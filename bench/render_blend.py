@@ -22,8 +22,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from bench.render import rel_mse  # noqa: E402
 from bench.render_checkpoints import load_cases, restored_outputs  # noqa: E402
+from engine.metrics import relmse  # noqa: E402
 from engine.models.hybrid import DEFAULT_SHARE, NETWORK_ID  # noqa: E402
 from engine.models.registry import ModelRegistry  # noqa: E402
 
@@ -56,13 +56,13 @@ def main() -> int:
         for share in SHARES:
             errors: dict[int, list[float]] = {}
             for a, b, (spp, _, reference) in zip(ours, theirs, cases, strict=True):
-                errors.setdefault(spp, []).append(rel_mse(share * a + (1 - share) * b, reference))
+                errors.setdefault(spp, []).append(relmse(share * a + (1 - share) * b, reference))
             result = summary(errors)
             lines.append(f"| {share:.1f} | " + " | ".join(f"{result[s][0]:.5f} / {result[s][1]:.5f}" for s in spps)
                          + " |")
         engine_errors: dict[int, list[float]] = {}
         for restored, (spp, _, reference) in zip(restored_outputs(hybrid, cases), cases, strict=True):
-            engine_errors.setdefault(spp, []).append(rel_mse(restored, reference))
+            engine_errors.setdefault(spp, []).append(relmse(restored, reference))
         result = summary(engine_errors)
         lines += ["", f"The app's blended engine (render-kprcan-oidn, share {DEFAULT_SHARE}): "
                   + ", ".join(f"{s} spp {result[s][0]:.5f} / {result[s][1]:.5f}" for s in spps), ""]

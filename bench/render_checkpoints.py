@@ -24,9 +24,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from bench.render import rel_mse, tonemapped_psnr  # noqa: E402
 from engine.imageio import read_image  # noqa: E402
 from engine.imageio.hdr import sanitize_hdr  # noqa: E402
+from engine.metrics import relmse, tonemapped_psnr  # noqa: E402
 from engine.transforms import auto_exposure_scale, prepare_aov  # noqa: E402
 
 
@@ -84,7 +84,7 @@ def scores(outputs: list[np.ndarray], cases) -> dict[int, tuple[float, float]]:
     """Mean relMSE and tonemapped PSNR per sample count."""
     per_spp: dict[int, list[tuple[float, float]]] = {}
     for restored, (spp, _, reference) in zip(outputs, cases, strict=True):
-        per_spp.setdefault(spp, []).append((rel_mse(restored, reference), tonemapped_psnr(restored, reference)))
+        per_spp.setdefault(spp, []).append((relmse(restored, reference), tonemapped_psnr(restored, reference)))
     return {spp: (float(np.mean([r for r, _ in v])), float(np.mean([p for _, p in v]))) for spp, v in per_spp.items()}
 
 

@@ -30,9 +30,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from bench.render import rel_mse, tonemapped_psnr  # noqa: E402
 from engine.imageio import read_image  # noqa: E402
 from engine.jobs import run_job  # noqa: E402
+from engine.metrics import relmse, tonemapped_psnr  # noqa: E402
 from engine.models.registry import ModelEntry, ModelRegistry, scan_models_folder  # noqa: E402
 from engine.restore import restore_job  # noqa: E402
 from engine.training.recipes import fine_tuning_lr, list_recipes, load_recipe, recipe_for_fine_tuning  # noqa: E402
@@ -70,7 +70,7 @@ def score(entry: ModelEntry, frames) -> dict:
     for name, image, reference in frames:
         started = time.perf_counter()
         result = run_job(restore_job(image, entry, device="cpu"))
-        rows.append({"frame": name, "rel_mse": rel_mse(result.image.pixels, reference),
+        rows.append({"frame": name, "rel_mse": relmse(result.image.pixels, reference),
                      "psnr": tonemapped_psnr(result.image.pixels, reference),
                      "seconds": time.perf_counter() - started})
     return {"rel_mse": float(np.mean([r["rel_mse"] for r in rows])),
@@ -115,16 +115,16 @@ def main() -> int:
         original = recipe_for_fine_tuning([r for r in recipes if not r.train.for_fine_tuning], made_by)
         candidates = [r for r in (picked, original) if r is not None]
         candidates = [r for i, r in enumerate(candidates) if all(r is not c for c in candidates[:i])]
-    from engine.models.classical import CLASSICAL_ENGINES
+    from engine.models.builtin import BUILTIN_ENGINES
 
-    peers = [ModelEntry(e.manifest, None, "builtin") for e in CLASSICAL_ENGINES
+    peers = [e.entry() for e in BUILTIN_ENGINES
              if e.manifest.task == "render-denoise" and e.available()]
     results: dict = {"base": args.base, "minutes": args.minutes, "shots": {}}
     shots = SHOTS if not args.shots else [tuple(int(v) for v in shot.split(":")) for shot in args.shots]
     for seed, spp in shots:
         folder = ensure_shot(seed, spp)
         frames = scored_frames(folder)
-        shot = {"noisy": {"rel_mse": float(np.mean([rel_mse(i.pixels, r) for _, i, r in frames])),
+        shot = {"noisy": {"rel_mse": float(np.mean([relmse(i.pixels, r) for _, i, r in frames])),
                           "psnr": float(np.mean([tonemapped_psnr(i.pixels, r) for _, i, r in frames]))}}
         shot[args.base] = score(base, frames)
         for peer in peers:

@@ -28,7 +28,6 @@ CBOX = ROOT.parent / "shared" / "bench" / "renders" / "cbox256"
 
 CHILD = r"""
 import json, os, resource, sys, time
-os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
 code, cbox, model_id, width, height, tile = sys.argv[1:7]
 import numpy as np
 from pathlib import Path

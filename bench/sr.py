@@ -34,7 +34,6 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -167,6 +166,8 @@ def table(rows: list[dict], scales: list[int], real_rows: list[dict] | None = No
 
 def update_manifests(rows: list[dict], models_dir: Path, real_rows: list[dict] = ()) -> list[str]:
     """Write each bundled SR model's Set5 means (and real-world x4 mean) into its manifest's ``scores``."""
+    from engine.models.manifest_writer import update_manifest
+
     updated = []
     for manifest_path in sorted(models_dir.glob("*.json")):
         data = json.loads(manifest_path.read_text(encoding="utf-8"))
@@ -174,13 +175,9 @@ def update_manifests(rows: list[dict], models_dir: Path, real_rows: list[dict] =
         real = [r for r in real_rows if r["method"] == data.get("id")]
         if data.get("task") != "super-resolution" or not (mine or real):
             continue
-        scores = dict(data.get("scores", {}))
-        for row in mine:
-            scores[f"set5_x{row['scale']}_psnr_y"] = round(row["mean"], 2)
-        for row in real:
-            scores[f"set5_real_x{row['scale']}_psnr_y"] = round(row["mean"], 2)
-        data["scores"] = scores
-        manifest_path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+        scores = {f"set5_x{row['scale']}_psnr_y": round(row["mean"], 2) for row in mine}
+        scores.update({f"set5_real_x{row['scale']}_psnr_y": round(row["mean"], 2) for row in real})
+        update_manifest(manifest_path, scores=scores)
         updated.append(data["id"])
     return updated
 

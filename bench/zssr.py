@@ -43,15 +43,14 @@ def read_rgb(path: Path) -> np.ndarray:
         return np.asarray(handle.convert("RGB"), dtype=np.float32) / 255.0
 
 
-def y_channel(rgb: np.ndarray) -> np.ndarray:
-    return np.round(16.0 + 65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2])
-
-
 def psnr_y(output: np.ndarray, target: np.ndarray, k: int) -> float:
-    out = np.round(np.clip(output, 0.0, 1.0) * 255.0) / 255.0
-    a = y_channel(out)[k:-k, k:-k]
-    b = y_channel(target)[k:-k, k:-k]
-    return float(10.0 * np.log10(255.0**2 / np.mean((a - b) ** 2)))
+    """The Set5 protocol (engine.metrics.psnr_y_sr) on [0, 1] float images, rounded to uint8 first."""
+    from engine.metrics import psnr_y_sr
+
+    def to_uint8(values: np.ndarray) -> np.ndarray:
+        return np.round(np.clip(values, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+    return psnr_y_sr(to_uint8(output), to_uint8(target), k)
 
 
 def pair(k: int, index: int) -> tuple[np.ndarray, np.ndarray]:

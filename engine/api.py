@@ -45,7 +45,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "to_display_uint8": ("engine.display", "to_display_uint8"),
     # restoring
     "restore_job": ("engine.restore", "restore_job"),
-    "suitability_warning": ("engine.restore", "suitability_warning"),
+    "suitability_warning": ("engine.models.suggest", "suitability_warning"),
+    "suggest_model": ("engine.models.suggest", "suggest_model"),
     "with_estimated_noise_level": ("engine.noise_estimate", "with_estimated_noise_level"),
     "noise_level_for": ("engine.noise_estimate", "noise_level_for"),
     "has_kernels": ("engine.kernel_inspector", "has_kernels"),

@@ -25,6 +25,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "engine.training.cli",
     "engine.zssr.cli",
     "engine.commands.noise_cmd",
+    "engine.commands.ship_cmd",
 )
 
 

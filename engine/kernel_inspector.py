@@ -6,15 +6,13 @@ the albedo/normal buffers shaped it.
     inspection.kernel_without_aovs   # the same with the AOVs replaced by flat buffers (their mean)
     inspection.aov_influence     # 0 (AOVs changed nothing) .. 1 (disjoint kernels): half the L1 distance
 
-Runs the model's companion ``<id>.kernels.onnx`` (written by engine/training/kpcn_export.py, named in the
+Runs the model's companion ``<id>.kernels.onnx`` (written by engine/training/archs/kpcn/companion.py, named in the
 manifest's provenance) on a window around the pixel only, so a click costs milliseconds. The inputs are
 prepared as the restore job does (one image-wide exposure scale, log1p, AOV conventions of
-engine/transforms.py), so the kernel is the one the restore applies. The kernel acts on the model's filtered
-signal (log1p of colour / albedo when the model demodulates; with ``demodulate="mix"`` the dense kernel adds the
-colour taps and the demodulated taps at each offset); neighbours outside the image are clamped to the edge, as
-the model pads. A guided model's kernel already includes its guide terms; "without AOVs" flattens albedo, normal
-and depth, so their guide terms vanish while the colour guide stays. A model with a direct ``correction`` adds
-it after the kernel; the inspector shows the kernel alone. A model with a refinement filters the first pass's
+engine/transforms.py), so the kernel is the one the restore applies. The kernel acts on the model's log1p
+colour; neighbours outside the image are clamped to the edge, as the model pads. A guided model's kernel already
+includes its guide terms; "without AOVs" flattens albedo, normal and depth, so their guide terms vanish while the
+colour guide stays. A model with a refinement filters the first pass's
 result once more with a 5x5 kernel; the inspector shows the two composed (each refinement tap's weight times the
 first-pass kernel of that neighbour, 4 px wider): the footprint of both passes. The composition is exact where
 the first pass's log-space averages are (nearly) linear, which is where its kernel is smooth.

@@ -3,6 +3,7 @@
 The benchmark protocols (../shared/bench/PROTOCOL.md) are implemented exactly by :func:`psnr_y_sr` (Set5),
 :func:`relmse` and :func:`tonemapped_psnr` (Monte Carlo renders); :func:`psnr` with uint8-rounded inputs gives the
 Kodak24 protocol and :func:`rmse` the Dirty Documents one (pooled over images: see :func:`pooled_rmse`).
+The app, the training code, the tests and every benchmark score with these functions (one implementation each).
 """
 
 from __future__ import annotations
@@ -81,10 +82,15 @@ def ssim(a: np.ndarray, b: np.ndarray, *, peak: float = 1.0, sigma: float = 1.5,
     return float(np.mean((numerator / denominator)[pad:-pad, pad:-pad]))
 
 
+def relative_squared_error(x: np.ndarray, ref: np.ndarray, eps: float = 0.01) -> np.ndarray:
+    """``(x - r)^2 / (r^2 + eps)`` of every value (float64): relMSE before its mean, for error maps."""
+    x, ref = _pair(x, ref)
+    return (x - ref) ** 2 / (ref * ref + eps)
+
+
 def relmse(x: np.ndarray, ref: np.ndarray, eps: float = 0.01) -> float:
     """Relative MSE of a linear HDR render: mean over pixels and channels of ``(x - r)^2 / (r^2 + eps)``."""
-    x, ref = _pair(x, ref)
-    return float(np.mean((x - ref) ** 2 / (ref * ref + eps)))
+    return float(np.mean(relative_squared_error(x, ref, eps)))
 
 
 def tonemapped_psnr(x: np.ndarray, ref: np.ndarray) -> float:

@@ -23,8 +23,9 @@ from .errors import DeviceOutOfMemory, EngineError
 from .image import Image, luma
 from .imageio.hdr import sanitize_hdr
 from .jobs import CancelToken, EtaClock, ImageResult, Progress
+from .models.entry import ModelEntry
 from .models.manifest import ModelManifest
-from .models.registry import ModelEntry, verify_model_file
+from .models.suggest import suitability_warning
 from .oom import is_out_of_memory
 from .tiling import run_tiled
 from .transforms import auto_exposure_scale, from_model_space, prepare_aov, to_model_space
@@ -82,27 +83,6 @@ def smallest_tile(manifest: ModelManifest) -> int:
     return size + (-size) % max(1, manifest.tile.alignment)
 
 
-def suitability_warning(image: Image, manifest: ModelManifest) -> str | None:
-    """A short warning when the image does not suit the model (shown by the GUI, printed by the CLI)."""
-    missing = [name for name in ("albedo", "normal", "depth") if name in manifest.inputs and name not in image.layers]
-    if missing:
-        return (
-            f"{manifest.display_name} needs {' and '.join(missing)} buffers, which this image does not have; "
-            "choose a colour-only model or load the render's AOVs."
-        )
-    if manifest.hdr and not image.meta.hdr:
-        return (
-            f"{manifest.display_name} is made for linear HDR renders; this is a {image.meta.bit_depth}-bit "
-            "display image, so results may be poor."
-        )
-    if not manifest.hdr and image.meta.hdr:
-        return (
-            f"{manifest.display_name} is made for display-referred images; this HDR image is processed "
-            "sRGB-encoded and values above 1.0 may be clipped."
-        )
-    return None
-
-
 def model_inputs(
     image: Image, manifest: ModelManifest, scale_hdr: float, box: tuple[int, int, int, int] | None = None
 ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
@@ -137,24 +117,10 @@ def model_inputs(
 def _tile_runner(
     entry: ModelEntry, params: Mapping[str, Any], device: str, token: CancelToken
 ) -> tuple[Callable[[Mapping[str, np.ndarray]], np.ndarray], str, float | None]:
-    """The per-tile function, the device it really runs on, and the model's memory cost per pixel."""
-    manifest = entry.manifest
-    if manifest.engine == "classical":
-        from .models.classical import classical_engine
-
-        run, where = classical_engine(manifest.id).tile_function(params, device, token)
-        return run, where, None
-
-    from .runtime import load_onnx_model
-
-    verify_model_file(entry)
-    model = load_onnx_model(entry.path, device)
-    extra: dict[str, np.ndarray] = {}
-    if "noise_level" in manifest.inputs:
-        level = float(params.get("noise_level", 0.0)) / 255.0
-        extra["noise_level"] = np.full((1, 1, 1, 1), level, dtype=np.float32)
-
-    return (lambda tile: model.run_image(tile, token, extra)), str(model.device), model.bytes_per_pixel
+    """The per-tile function, the device it really runs on, and the model's memory cost per pixel (None when
+    unknown): whatever the model is, its entry binds it (:meth:`ModelEntry.tile_function`)."""
+    bound = entry.tile_function(params, device, token)
+    return bound.run, bound.device, bound.bytes_per_pixel
 
 
 def _resize_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:

@@ -47,6 +47,7 @@ def run_selftest(
     from .jobs import CancelToken, run_job
     from .metrics import relmse
     from .models.registry import ModelRegistry
+    from .models.suggest import tasks_for
     from .paths import sample_image_path
     from .restore import restore_job, suitability_warning
 
@@ -66,10 +67,10 @@ def run_selftest(
     step(f"read {sample.name}: {image.width}x{image.height}, layers: {', '.join(image.layers) or 'none'}")
 
     registry = ModelRegistry()
-    task = "render-denoise" if image.meta.hdr else "photo-denoise"
-    entry = registry.get(model_id) if model_id else registry.default_for(task)
-    if entry is None:
-        raise SelftestError(f"no {task} model found in {registry.folders[0][0]}")
+    suggestion = None if model_id else registry.suggest(image)
+    if model_id is None and suggestion is None:
+        raise SelftestError(f"no {tasks_for(image)[0]} model found in {registry.folders[0][0]}")
+    entry = registry.get(model_id) if model_id else suggestion.entry
     warning = suitability_warning(image, entry.manifest)
     if warning:
         raise SelftestError(f"the default model does not suit the bundled sample: {warning}")

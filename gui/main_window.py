@@ -426,10 +426,8 @@ class MainWindow(QMainWindow):
         self.update_actions()
 
     def _suggest_model(self, image: Image) -> None:
-        """When the selected model does not suit the new image, select the default model of a task that does.
-
-        An HDR render goes to render denoising (preferring a model that uses its AOVs), a gray scan to document
-        restoration, other images to photo denoising. The user's choice is kept whenever it suits the image.
+        """When the selected model does not suit the new image, select the suggested one
+        (:func:`engine.models.suggest.suggest_model`). The user's choice is kept whenever it suits the image.
         """
         from .model_panel import suitability
 
@@ -438,13 +436,9 @@ class MainWindow(QMainWindow):
             return
         if current is not None and suitability(image, current.manifest) is None:
             return
-        tasks = ["render-denoise"] if image.meta.hdr else (["document", "photo-denoise"] if image.meta.gray
-                                                            else ["photo-denoise"])
-        for task in tasks:
-            for entry in self.registry.ranked(task, image.aovs):
-                if suitability(image, entry.manifest) is None:
-                    self.model_panel.select("model", entry.id)
-                    return
+        suggestion = self.registry.suggest(image)  # the rule the command line follows too
+        if suggestion is not None and suggestion.warning is None:
+            self.model_panel.select("model", suggestion.entry.id)
 
     def reference_dialog(self) -> None:
         imageio = imageio_module()

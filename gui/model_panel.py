@@ -48,6 +48,8 @@ from engine.api import (
     ParamSpec,
     Progress,
     headline_scores,
+    suggest_model,
+    suitability_warning,
 )
 
 from .task_panels import TaskPanelSpec
@@ -95,8 +97,6 @@ def progress_text(progress: Progress) -> str:
 
 
 def suitability(image: Image, manifest: ModelManifest) -> str | None:
-    from engine.api import suitability_warning
-
     return suitability_warning(image, manifest)
 
 
@@ -468,9 +468,9 @@ class ModelPanel(QWidget):
 
     def _default_item(self) -> QTreeWidgetItem | None:
         for task in TASKS:
-            entry = self.registry.default_for(task)
-            if entry is not None:
-                return self._find_item(("model", entry.id))
+            suggestion = suggest_model(None, task, entries=self.registry.models())
+            if suggestion is not None:
+                return self._find_item(("model", suggestion.entry.id))
         return None
 
     def _find_item(self, key: tuple[str, str] | None) -> QTreeWidgetItem | None:

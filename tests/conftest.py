@@ -4,7 +4,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
 # Torch's OpenMP pool spins while idle by default; on a busy 2-core machine that made small convolutions
 # 50-200x slower (measured). It only takes effect if set before torch is first imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

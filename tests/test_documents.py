@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from engine.documents import classical, synth
-from engine.documents.dataset import VALIDATION_IDS, pooled_rmse
+from engine.documents.dataset import VALIDATION_IDS
+from engine.metrics import pooled_rmse
 
 TINY = {"dim": 4, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1, "heads": [1, 1, 1, 1]}
 
@@ -124,7 +125,7 @@ def test_synthetic_pages_are_deterministic_and_degraded():
     assert not np.array_equal(noisy, other_noisy)
     assert 0.0 <= noisy.min() and noisy.max() <= 1.0 and 0.0 <= clean.min() and clean.max() <= 1.0
     assert clean.max() == 1.0 and clean.min() < 0.5, "a clean page is white paper with dark ink"
-    assert pooled_rmse([noisy], [clean]) > 0.03, "the noisy page must differ visibly from the clean one"
+    assert pooled_rmse([(noisy, clean)]) > 0.03, "the noisy page must differ visibly from the clean one"
 
 
 @pytest.mark.parametrize(
@@ -155,18 +156,18 @@ def test_ink_and_sensor_degradations():
 
 def test_classical_cleaner_lowers_rmse_on_a_synthetic_page():
     noisy, clean = synth.synth_pair(11, 160, 200)
-    before = pooled_rmse([noisy], [clean])
+    before = pooled_rmse([(noisy, clean)])
     for method in classical.METHODS:
         out = classical.clean_page(noisy, method)
         assert out.shape == noisy.shape and out.dtype == np.float32
     soft = classical.clean_page(noisy, "soft")
-    assert pooled_rmse([soft], [clean]) < 0.7 * before
+    assert pooled_rmse([(soft, clean)]) < 0.7 * before
 
 
 def test_classical_engine_is_registered_for_documents():
-    from engine.models.classical import classical_engine
+    from engine.models.builtin import builtin_engine
 
-    engine = classical_engine("document-background")
+    engine = builtin_engine("document-background")
     assert engine.manifest.task == "document" and engine.manifest.channels == 1
     noisy, _ = synth.synth_pair(2, 64, 64)
     params = engine.manifest.resolve_params({"method": "sauvola"})

@@ -53,10 +53,10 @@ def test_bm3d_engine_denoises_a_colour_image():
 
 def test_bm3d_zero_noise_is_identity():
     pytest.importorskip("bm3d")
-    from engine.models.classical import classical_engine
+    from engine.models.builtin import builtin_engine
 
     pixels = scene(16)
-    out = classical_engine("bm3d").run({"color": pixels}, {"noise_level": 0.0})
+    out = builtin_engine("bm3d").run({"color": pixels}, {"noise_level": 0.0})
     assert np.array_equal(out, pixels)
 
 

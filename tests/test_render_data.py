@@ -182,11 +182,10 @@ def test_oidn_engines_denoise_with_and_without_aovs():
     pytest.importorskip("pyoidn")
     from engine.image import ImageMeta, make_image
     from engine.jobs import run_job
-    from engine.models.classical import CLASSICAL_ENGINES
-    from engine.models.registry import ModelEntry
+    from engine.models.builtin import BUILTIN_ENGINES
     from engine.restore import restore_job
 
-    engines = {e.manifest.id: e for e in CLASSICAL_ENGINES}
+    engines = {e.manifest.id: e for e in BUILTIN_ENGINES}
     assert engines["oidn"].manifest.inputs == ("color",)
     assert engines["oidn-aov"].manifest.inputs == ("color", "albedo", "normal")
     rng = np.random.default_rng(0)
@@ -197,5 +196,5 @@ def test_oidn_engines_denoise_with_and_without_aovs():
     meta = ImageMeta(format="exr", bit_depth=32, sample_type="float", hdr=True, color_space="linear")
     image = make_image(noisy, None, meta, {"albedo": np.full_like(clean, 0.8), "normal": normal})
     for model_id in ("oidn", "oidn-aov"):
-        result = run_job(restore_job(image, ModelEntry(engines[model_id].manifest, None, "builtin"), device="cpu"))
+        result = run_job(restore_job(image, engines[model_id].entry(), device="cpu"))
         assert np.abs(result.image.pixels - clean).mean() < 0.5 * np.abs(noisy - clean).mean()

@@ -13,17 +13,14 @@ from engine.errors import JobCancelled  # noqa: E402
 from engine.image import make_image  # noqa: E402
 from engine.imageio import read_image  # noqa: E402
 from engine.jobs import CancelToken, run_job  # noqa: E402
+from engine.metrics import relmse  # noqa: E402
 from engine.models import hybrid  # noqa: E402
-from engine.models.classical import classical_engine  # noqa: E402
+from engine.models.builtin import builtin_engine  # noqa: E402
 from engine.models.registry import ModelRegistry  # noqa: E402
 from engine.restore import restore_job  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "resources" / "samples"
-
-
-def rel_mse(x: np.ndarray, reference: np.ndarray) -> float:
-    return float(np.mean((x - reference) ** 2 / (reference**2 + 0.01)))
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +53,7 @@ def test_offered_beside_its_parts_but_never_the_default(registry):
 
 def test_hidden_without_the_bundled_network(monkeypatch, tmp_path):
     monkeypatch.setattr(hybrid, "resources_dir", lambda: tmp_path)
-    assert not classical_engine("render-kprcan-oidn").available()
+    assert not builtin_engine("render-kprcan-oidn").available()
     assert "render-kprcan-oidn" not in ModelRegistry(folders=[])
 
 
@@ -77,7 +74,7 @@ def test_is_the_weighted_mean_of_the_network_and_oidn(crop, registry):
 def test_beats_both_parts_on_the_sample(crop, registry):
     """What it is for: on the sample render the default blend has lower relMSE than either denoiser alone."""
     image, reference = crop
-    errors = {model_id: rel_mse(restore(image, registry.get(model_id)).image.pixels, reference)
+    errors = {model_id: relmse(restore(image, registry.get(model_id)).image.pixels, reference)
               for model_id in (hybrid.NETWORK_ID, "oidn-aov", "render-kprcan-oidn")}
     assert errors["render-kprcan-oidn"] < 0.97 * min(errors[hybrid.NETWORK_ID], errors["oidn-aov"]), errors
 

@@ -12,6 +12,7 @@ import pytest
 from engine.errors import JobCancelled
 from engine.image import ImageMeta, make_image
 from engine.jobs import CancelToken, run_job
+from engine.metrics import psnr
 from engine.zssr import ZssrRequest, preset_request, zssr_job
 from engine.zssr.kernels import bicubic_matrix, imresize, kernel_downscale, load_kernel, scaled_shape
 
@@ -37,10 +38,6 @@ def self_similar(n: int) -> np.ndarray:
     yy, xx = np.mgrid[0:n, 0:n].astype(np.float64)
     img = 0.2 + 0.6 * ((np.floor(xx / 6) + np.floor(yy / 9)) % 2)
     return np.repeat(img[:, :, None], 3, axis=2).astype(np.float32)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(10 * np.log10(1.0 / np.mean((a - b) ** 2)))
 
 
 # ------------------------------------------------------------------------------------------ resampling

@@ -123,9 +123,13 @@ def run(args: argparse.Namespace) -> int:
         label = f"{index + 1}/{len(files)} {source.name}"
         try:
             image = read_image(source)
-            entry = explicit or _default_model(registry, image)
+            entry = explicit
             if explicit is None:
+                suggestion = _suggested_model(registry, image)
+                entry = suggestion.entry
                 settings = parse_settings(args.settings, entry.manifest)
+                print(f"{source.name}: model {entry.id} ({suggestion.reason}; --model to choose another)",
+                      file=sys.stderr)
             values, level = with_estimated_noise_level(image, entry.manifest, settings)
             if level is not None:
                 print(f"{source.name}: noise level {level:g} (estimated; --set noise_level=N to choose it)",
@@ -163,9 +167,11 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def _default_model(registry, image):
-    task = "render-denoise" if image.meta.hdr else "photo-denoise"
-    entry = registry.default_for(task)
-    if entry is None:
-        raise EngineError(f"no {task} model is installed; pass --model (see `main.py models`)")
-    return entry
+def _suggested_model(registry, image):
+    """The suggested model for ``image``, with the reason (the window's rule too: :mod:`engine.models.suggest`)."""
+    suggestion = registry.suggest(image)
+    if suggestion is None:
+        from ..models.suggest import tasks_for
+
+        raise EngineError(f"no {tasks_for(image)[0]} model is installed; pass --model (see `main.py models`)")
+    return suggestion

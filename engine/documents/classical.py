@@ -16,13 +16,10 @@ stains. Everything is OpenCV on single-channel float32 arrays.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-
-os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
 
 METHODS = ("soft", "sauvola", "adaptive")
 
@@ -106,8 +103,8 @@ def clean_tile(inputs: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> n
 
 
 def document_engines() -> list:
-    """The classical document cleaner for ``CLASSICAL_ENGINES`` (task "document", gray)."""
-    from ..models.classical import ClassicalEngine
+    """The classical document cleaner for ``BUILTIN_ENGINES`` (task "document", gray)."""
+    from ..models.base import ClassicalEngine
     from ..models.manifest import ModelManifest, ParamSpec, TileSpec
 
     params = (

@@ -9,13 +9,10 @@ heights represented). No training code may read these pages as training data; th
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 DOCUMENTS_ROOT = REPO_ROOT.parent / "shared" / "bench" / "documents"
@@ -61,10 +58,3 @@ def split_pairs(pairs: list[DocumentPair]) -> tuple[list[DocumentPair], list[Doc
     """(train, validation) by :data:`VALIDATION_IDS`."""
     held_out = set(VALIDATION_IDS)
     return [p for p in pairs if p.id not in held_out], [p for p in pairs if p.id in held_out]
-
-
-def pooled_rmse(outputs: list[np.ndarray], targets: list[np.ndarray]) -> float:
-    """The Kaggle metric: RMSE pooled over all pixels of all pages (PROTOCOL.md), gray [0, 1]."""
-    squared = sum(float(np.sum((np.asarray(o, np.float64) - t) ** 2)) for o, t in zip(outputs, targets, strict=True))
-    count = sum(t.size for t in targets)
-    return float(np.sqrt(squared / count))

@@ -15,7 +15,6 @@ stays in ../shared (only links are written), and OUT should be an ignored folder
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 from pathlib import Path
 
@@ -23,8 +22,6 @@ import numpy as np
 
 from .dataset import DOCUMENTS_ROOT, REPO_ROOT, list_pairs, split_pairs
 from .synth import synth_pair
-
-os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
 
 
 def _write_gray(path: Path, values: np.ndarray) -> None:

@@ -16,14 +16,11 @@ of the NoisyOffice data), DejaVu, Liberation, FreeFont and the URW base 35.
 from __future__ import annotations
 
 import io
-import os
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
-
-os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
 import cv2  # noqa: E402
+import numpy as np
 from PIL import Image as PILImage  # noqa: E402
 from PIL import ImageDraw, ImageFont  # noqa: E402
 

@@ -10,7 +10,6 @@ Policy for bad HDR values (renders produce them: a NaN from a degenerate BSDF sa
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,6 @@ import numpy as np
 from ..errors import ImageReadError
 from ..image import Image, ImageMeta, make_image
 from .formats import check_dimensions
-
-os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
 
 _CHUNK_PIXELS = 1 << 18
 _RESOLUTION = re.compile(rb"^([-+])Y\s+(\d+)\s+([-+])X\s+(\d+)\s*$")

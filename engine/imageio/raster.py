@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import io
-import os
 import re
 import struct
 import warnings
@@ -30,8 +29,6 @@ from . import metadata
 from .convert import channels_equal, linearise, to_float, to_uint
 from .formats import MAX_PIXELS_ENV, check_dimensions
 from .hdr import value_report
-
-os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
 
 
 def _cv2() -> Any:

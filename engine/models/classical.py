@@ -1,67 +1,20 @@
-"""Classical engines: restoration algorithms without weights, in the same picker as the networks.
+"""Classical engines: restoration algorithms without weights (non-local means, BM3D, resizing).
 
-Each engine is a manifest (``engine="classical"``) plus a tile function with the same contract as an ONNX
-model: it receives the tile's inputs by role, each H x W x C float32 in the manifest's value space, plus
-the resolved parameters, and returns (H * scale, W * scale, channels). The restore job tiles and blends
-them exactly like networks, so they are interchangeable everywhere (GUI, command line, benchmarks).
-
-To add one: write the function, build a :class:`ClassicalEngine`, append it to ``CLASSICAL_ENGINES``.
-An engine that loads something per job (``render-kprcan-oidn`` runs a bundled network on the user's device)
-gives ``bind`` instead of ``run``: it is called once per job with the parameters, device and cancel token.
+Each is a :class:`~engine.models.base.ClassicalEngine`: a manifest plus a tile function with the same contract
+as an ONNX model (engine/models/base.py). To add one: write the function, build an engine, add it to
+:func:`classical_engines`; engine/models/builtin.py lists it in the picker.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from ..documents.classical import document_engines
 from ..errors import ModelError
-from .hybrid import hybrid_engines
+from .base import ClassicalEngine, ClassicalFunction, TileInputs
 from .manifest import ModelManifest, ParamSpec, TileSpec
-from .oidn import oidn_engines
-
-os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
-
-TileInputs = Mapping[str, np.ndarray]
-ClassicalFunction = Callable[[TileInputs, Mapping[str, Any]], np.ndarray]
-TileFunction = Callable[[TileInputs], np.ndarray]
-
-
-@dataclass(frozen=True)
-class ClassicalEngine:
-    manifest: ModelManifest
-    #: The tile function (None when ``bind`` makes it).
-    run: ClassicalFunction | None
-    #: Python modules the engine needs; it is hidden from the picker when one is missing.
-    requires: tuple[str, ...] = ()
-    #: For engines that load something per job (a network on the user's device): ``bind(params, device, token)``
-    #: returns the tile function and a description of where it runs.
-    bind: Callable[[Mapping[str, Any], str, Any], tuple[TileFunction, str]] | None = None
-    #: Further condition for being offered (files it needs), checked with ``requires``.
-    present: Callable[[], bool] | None = None
-    #: The registry's source for it: "builtin" (no weights of ours) or "blend" (a bundled network of ours
-    #: combined with a built-in peer).
-    source: str = "builtin"
-
-    def available(self) -> bool:
-        if not all(importlib.util.find_spec(name) is not None for name in self.requires):
-            return False
-        return self.present is None or self.present()
-
-    def tile_function(self, params: Mapping[str, Any], device: str, token: Any) -> tuple[TileFunction, str]:
-        """The function the restore job runs on each tile, and the device it runs on, in words."""
-        if self.bind is not None:
-            return self.bind(params, device, token)
-        from ..runtime import cpu_description
-
-        run = self.run
-        return (lambda tile: run(tile, params)), cpu_description()
 
 
 def _to_uint8(values: np.ndarray) -> np.ndarray:
@@ -150,50 +103,40 @@ def _resize_engine(scale: int, method: str, interpolation_name: str, overlap: in
     )
 
 
-CLASSICAL_ENGINES: list[ClassicalEngine] = [
-    ClassicalEngine(
-        ModelManifest(
-            id="nlm",
-            task="photo-denoise",
-            name="Non-local means (classical)",
-            description="OpenCV fast non-local means. Fast, no training; blurs fine texture at high noise.",
-            engine="classical",
-            params=(_noise_param(15.0),),
-            tile=TileSpec(alignment=1, overlap=16, default=1024),
-            provenance={"method": "OpenCV fastNlMeansDenoisingColored, template 7, search 21"},
+def classical_engines() -> list[ClassicalEngine]:
+    """Non-local means, BM3D, and Lanczos / bicubic resizing by 2 and 4."""
+    return [
+        ClassicalEngine(
+            ModelManifest(
+                id="nlm",
+                task="photo-denoise",
+                name="Non-local means (classical)",
+                description="OpenCV fast non-local means. Fast, no training; blurs fine texture at high noise.",
+                engine="classical",
+                params=(_noise_param(15.0),),
+                tile=TileSpec(alignment=1, overlap=16, default=1024),
+                provenance={"method": "OpenCV fastNlMeansDenoisingColored, template 7, search 21"},
+            ),
+            _nlm_denoise,
+            requires=("cv2",),
         ),
-        _nlm_denoise,
-        requires=("cv2",),
-    ),
-    ClassicalEngine(
-        ModelManifest(
-            id="bm3d",
-            task="photo-denoise",
-            name="BM3D (classical)",
-            description="Block-matching and 3D filtering (CBM3D for colour). Strong classical peer; slow "
-            "(about 10 s per 256x256 colour tile on 2 cores).",
-            engine="classical",
-            params=(_noise_param(15.0),),
-            tile=TileSpec(alignment=1, overlap=24, default=512),
-            provenance={"method": "PyPI bm3d 4.0.3: bm3d_rgb (opponent colour space, profile 'np'); bm3d on gray"},
+        ClassicalEngine(
+            ModelManifest(
+                id="bm3d",
+                task="photo-denoise",
+                name="BM3D (classical)",
+                description="Block-matching and 3D filtering (CBM3D for colour). Strong classical peer; slow "
+                "(about 10 s per 256x256 colour tile on 2 cores).",
+                engine="classical",
+                params=(_noise_param(15.0),),
+                tile=TileSpec(alignment=1, overlap=24, default=512),
+                provenance={"method": "PyPI bm3d 4.0.3: bm3d_rgb (opponent colour space, profile 'np'); bm3d on gray"},
+            ),
+            _bm3d_denoise,
+            requires=("bm3d",),
         ),
-        _bm3d_denoise,
-        requires=("bm3d",),
-    ),
-    _resize_engine(2, "Lanczos", "INTER_LANCZOS4", 8),
-    _resize_engine(4, "Lanczos", "INTER_LANCZOS4", 8),
-    _resize_engine(2, "Bicubic", "INTER_CUBIC", 4),
-    _resize_engine(4, "Bicubic", "INTER_CUBIC", 4),
-    # Intel Open Image Denoise (render denoising peer), colour only and with AOVs; shown when pyoidn is installed.
-    *oidn_engines(),
-    # Our bundled KPRCAN blended with OIDN; shown when pyoidn and the network are present.
-    *hybrid_engines(),
-    *document_engines(),
-]
-
-
-def classical_engine(model_id: str) -> ClassicalEngine:
-    for engine in CLASSICAL_ENGINES:
-        if engine.manifest.id == model_id:
-            return engine
-    raise KeyError(model_id)
+        _resize_engine(2, "Lanczos", "INTER_LANCZOS4", 8),
+        _resize_engine(4, "Lanczos", "INTER_LANCZOS4", 8),
+        _resize_engine(2, "Bicubic", "INTER_CUBIC", 4),
+        _resize_engine(4, "Bicubic", "INTER_CUBIC", 4),
+    ]

@@ -15,18 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ..jobs import CancelToken
 from ..paths import resources_dir
 from ..transforms import from_model_space, to_model_space
-from .manifest import ModelManifest, ParamSpec, TileSpec
+from .base import ClassicalEngine, TileFunction
+from .entry import ModelEntry, verify_model_file
+from .manifest import ModelManifest, ParamSpec, TileSpec, load_manifest
 from .oidn import OIDN_OVERLAP, oidn_denoise
-
-if TYPE_CHECKING:
-    from .classical import TileFunction
 
 #: The bundled network the blend uses (the colour + albedo + normal KPRCAN).
 NETWORK_ID = "render-kprcan-aov"
@@ -80,8 +79,6 @@ def hybrid_manifest() -> ModelManifest:
 def bind_hybrid(params: Mapping[str, Any], device: str, token: CancelToken) -> tuple[TileFunction, str]:
     """The tile function for the user's ``device``, and a description of where each half runs."""
     from ..runtime import cpu_description, load_onnx_model
-    from .manifest import load_manifest
-    from .registry import ModelEntry, verify_model_file
 
     manifest_path, onnx_path = network_files()
     entry = ModelEntry(load_manifest(manifest_path), onnx_path, "bundled")
@@ -109,9 +106,7 @@ def bind_hybrid(params: Mapping[str, Any], device: str, token: CancelToken) -> t
     return run, where
 
 
-def hybrid_engines() -> list:
-    """The blended engine for ``CLASSICAL_ENGINES`` (shown when pyoidn and the bundled network are present)."""
-    from .classical import ClassicalEngine
-
+def hybrid_engines() -> list[ClassicalEngine]:
+    """The blended engine for ``BUILTIN_ENGINES`` (shown when pyoidn and the bundled network are present)."""
     return [ClassicalEngine(hybrid_manifest(), None, requires=("pyoidn", "onnxruntime"), bind=bind_hybrid,
                             present=network_present, source="blend")]

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .base import ClassicalEngine
 from .manifest import ModelManifest, ParamSpec, TileSpec
 
 QUALITIES = ("high", "balanced", "fast")
@@ -109,8 +110,6 @@ def oidn_manifest(with_aovs: bool) -> ModelManifest:
     )
 
 
-def oidn_engines() -> list:
-    """The two OIDN entries (colour only, with AOVs) for ``CLASSICAL_ENGINES``."""
-    from .classical import ClassicalEngine
-
+def oidn_engines() -> list[ClassicalEngine]:
+    """The two OIDN entries (colour only, with AOVs) for ``BUILTIN_ENGINES``."""
     return [ClassicalEngine(oidn_manifest(aovs), _run(aovs), requires=("pyoidn",)) for aovs in (False, True)]

@@ -1,4 +1,4 @@
-"""The model registry: an explicit list of classical engines plus the ONNX models found in two folders.
+"""The model registry: the built-in engines (engine/models/builtin.py) plus the ONNX models found in two folders.
 
 Folders are read when :meth:`ModelRegistry.refresh` is called, never at import time: the bundled
 ``resources/models`` and the per-user models folder (models trained on this machine). Each ONNX model's
@@ -7,56 +7,17 @@ sha256 is checked when it is loaded for inference (:func:`verify_model_file`), n
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ModelError
 from ..paths import resources_dir, user_models_dir
-from .manifest import ModelManifest, load_manifest
+from .builtin import BUILTIN_ENGINES
+from .entry import ModelEntry, bind_onnx, file_sha256, verify_model_file
+from .manifest import load_manifest
+from .suggest import Suggestion, rank, suggest_model
 
-
-@dataclass(frozen=True)
-class ModelEntry:
-    manifest: ModelManifest
-    #: The ONNX file for engine "onnx"; None for classical engines.
-    path: Path | None
-    #: "builtin" (classical), "blend" (a bundled network with a built-in peer), "bundled" (resources/models) or
-    #: "user" (trained on this machine).
-    source: str
-
-    @property
-    def id(self) -> str:
-        return self.manifest.id
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def verify_model_file(entry: ModelEntry) -> None:
-    """Raise ModelError unless the entry's ONNX file exists and matches the manifest's sha256."""
-    if entry.path is None:
-        return
-    if not entry.path.is_file():
-        raise ModelError(f"model {entry.id!r}: file {entry.path} is missing")
-    if not entry.manifest.sha256:
-        # Every exporter writes the checksum; a manifest without one could point at any file.
-        raise ModelError(
-            f"model {entry.id!r}: its manifest has no sha256, so {entry.path.name} cannot be verified "
-            "(re-export the model, or add the file's sha256 to the manifest)"
-        )
-    actual = file_sha256(entry.path)
-    if actual != entry.manifest.sha256:
-        raise ModelError(
-            f"model {entry.id!r}: {entry.path.name} fails its checksum (expected {entry.manifest.sha256[:12]}..., "
-            f"found {actual[:12]}...); the file is damaged or was replaced"
-        )
+__all__ = ["ModelEntry", "ModelRegistry", "file_sha256", "verify_model_file", "scan_models_folder"]
 
 
 def scan_models_folder(folder: Path, source: str) -> tuple[list[ModelEntry], list[str]]:
@@ -74,7 +35,7 @@ def scan_models_folder(folder: Path, source: str) -> tuple[list[ModelEntry], lis
         if manifest.engine != "onnx":
             problems.append(f"{manifest_path}: only ONNX models can be installed from a folder")
             continue
-        entries.append(ModelEntry(manifest, (folder / manifest.file).resolve(), source))
+        entries.append(ModelEntry(manifest, (folder / manifest.file).resolve(), source, bind=bind_onnx))
     return entries, problems
 
 
@@ -92,11 +53,9 @@ class ModelRegistry:
         entries: dict[str, ModelEntry] = {}
         problems: list[str] = []
         if self.include_classical:
-            from .classical import CLASSICAL_ENGINES
-
-            for engine in CLASSICAL_ENGINES:
+            for engine in BUILTIN_ENGINES:
                 if engine.available():
-                    entries[engine.manifest.id] = ModelEntry(engine.manifest, None, engine.source)
+                    entries[engine.manifest.id] = engine.entry()
         for folder, source in self.folders:
             found, folder_problems = scan_models_folder(folder, source)
             problems.extend(folder_problems)
@@ -116,18 +75,17 @@ class ModelRegistry:
             raise ModelError(f"no model named {model_id!r} (known: {known})") from None
 
     def ranked(self, task: str, aovs: Iterable[str] = ()) -> list[ModelEntry]:
-        """The models of a task, preferred first: bundled before user before built-in classical engines, then
-        those using more of the image's ``aovs``, then by id (so a model ``X`` comes before its ``X-fast`` and
-        other variants, whatever order their files were found in)."""
-        rank = {"bundled": 0, "user": 1, "builtin": 2, "blend": 3}
-        have = set(aovs)
-        return sorted(self.models(task),
-                      key=lambda e: (rank.get(e.source, 3), -len(set(e.manifest.inputs) & have), e.id))
+        """The models of a task, preferred first (the ranking of :func:`engine.models.suggest.rank`)."""
+        return rank(self.models(), task, aovs)
 
     def default_for(self, task: str) -> ModelEntry | None:
-        """The preferred model of a task: a trained network before a classical engine, bundled before user."""
-        candidates = self.ranked(task)
-        return candidates[0] if candidates else None
+        """The preferred model of a task when there is no image to go by (see :mod:`engine.models.suggest`)."""
+        suggestion = suggest_model(None, task, entries=self.models())
+        return suggestion.entry if suggestion else None
+
+    def suggest(self, image, task: str | None = None) -> Suggestion | None:
+        """The model to suggest for ``image`` among this registry's models (:mod:`engine.models.suggest`)."""
+        return suggest_model(image, task, entries=self.models())
 
     def __contains__(self, model_id: str) -> bool:
         return model_id in self._entries

@@ -32,8 +32,6 @@ from ..transforms import auto_exposure_scale, prepare_aov, to_model_space
 from . import degradations as deg
 from .mining import PatchRef, mine_patches, random_patches
 
-os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
-
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".exr", ".hdr", ".pfm")
 HDR_EXTENSIONS = (".exr", ".hdr", ".pfm")
 INPUT_SUFFIXES = ("_noisy", "_lr", "_input", "_color", "_in")

@@ -13,15 +13,12 @@ training device, with one level per sample.
 from __future__ import annotations
 
 import math
-import os
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 if TYPE_CHECKING:  # torch is imported lazily: inference never needs it
     import torch
-
-os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
 
 
 def _as_float_image(image: np.ndarray) -> np.ndarray:

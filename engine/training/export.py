@@ -7,7 +7,9 @@ the app at once; ``resources/models`` for shipped models):
   manifest's ONNX contract, one output; the manifest is also stored in the ONNX ``metadata_props``;
 - ``<id>.json``: the :class:`ModelManifest` with the ONNX file's sha256 and the training provenance;
 - ``<id>.pt``: the torch weights with the architecture name and configuration, so the model can be
-  fine-tuned later (inference never reads it).
+  fine-tuned later (inference never reads it);
+- whatever companion files the architecture's spec exports (``companions``: e.g. ``<id>.kernels.onnx``, the
+  kernel-prediction models' weights for the kernel inspector), recorded in the manifest's provenance.
 
 Every export runs a parity check: ONNX Runtime on random inputs of a size other than the traced one (which
 also proves H and W are dynamic) must match torch within ``tolerance`` (1e-4), or the export fails loudly and
@@ -34,8 +36,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError
+from ..models.entry import file_sha256
 from ..models.manifest import ModelManifest, ParamSpec, TileSpec, manifest_from_dict
-from ..models.registry import file_sha256
+from ..models.manifest_writer import write_manifest
 from ..paths import user_models_dir
 
 OPSET = 18
@@ -241,14 +244,28 @@ def export_model(
         onnx_path = out_dir / f"{manifest.id}.onnx"
         os.replace(temporary, onnx_path)
     manifest = replace(manifest, sha256=file_sha256(onnx_path))
+    companions = _export_companions(model, arch, out_dir, manifest.id)
+    if companions:
+        provenance = {k: v for k, v in dict(manifest.provenance, **companions).items() if v is not None}
+        manifest = replace(manifest, provenance=provenance)
     weights_path = out_dir / f"{manifest.id}.pt"
     torch.save(
         {"arch": arch, "config": dict(arch_config), "state_dict": model.state_dict(), "manifest_id": manifest.id},
         weights_path,
     )
-    manifest_path = out_dir / f"{manifest.id}.json"
-    manifest_path.write_text(manifest.to_json(), encoding="utf-8")
+    manifest_path = write_manifest(out_dir / f"{manifest.id}.json", manifest)
     return ExportResult(onnx_path, manifest_path, weights_path, manifest, error)
+
+
+def _export_companions(model, arch: str, out_dir: Path, model_id: str) -> dict[str, Any]:
+    """The files the architecture exports beside ``<id>.onnx`` (its spec's ``companions`` hook), and the
+    provenance entries that record them (None: an entry to remove)."""
+    from .archs import ARCHITECTURES
+
+    spec = ARCHITECTURES.get(arch)
+    if spec is None or spec.companions is None:
+        return {}
+    return dict(spec.companions(model, out_dir, model_id))
 
 
 def read_onnx_manifest(path: Path) -> dict[str, Any]:

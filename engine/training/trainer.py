@@ -256,8 +256,11 @@ def resolve_init(spec: str) -> Path:
 
 
 def build_for_recipe(recipe: Recipe, init: str | None):
-    """The model to train, and (arch, config, init path) describing it."""
-    from .archs import build_model
+    """The model to train, and (arch, config, init path) describing it.
+
+    With ``init``: the init's own model, unless the recipe's architecture can grow those weights into the
+    recipe's (larger) model (its spec's ``grows_into`` / ``grow``: how the shipped render models were staged)."""
+    from .archs import arch_spec, build_model
     from .export import load_weights
 
     arch, config = recipe.model.arch, dict(recipe.model.config)
@@ -266,12 +269,10 @@ def build_for_recipe(recipe: Recipe, init: str | None):
     if init:
         init_path = resolve_init(init)
         weights = load_weights(init_path)
-        if _grows_into(arch, config, weights):
-            # e.g. the colour-only render denoiser warm-starts the one with albedo + normal (see grow_model)
-            from .archs.kpcn import grow_model
-
+        spec = arch_spec(arch)
+        if spec.can_grow(arch, config, weights):
             model = build_model(arch, config)
-            grow_model(model, weights["state_dict"], dict(weights["config"]))
+            spec.grow(model, weights["state_dict"], dict(weights["config"]))
             return model, arch, config, init_path
         arch, config, state = weights["arch"], dict(weights["config"]), weights["state_dict"]
     model = build_model(arch, config)
@@ -280,69 +281,18 @@ def build_for_recipe(recipe: Recipe, init: str | None):
     return model, arch, config, init_path
 
 
-def _grows_into(arch: str, config: dict, weights: dict) -> bool:
-    """True when the init weights are the recipe's kernel-prediction model with fewer auxiliary inputs, or
-    without the demodulated taps of ``demodulate = "mix"``, or without guides, or with fewer kernel scales,
-    residual blocks, features or context blocks, or without a direct correction or a refinement, or with its
-    kernels applied in the other ``filter_space``."""
-    import inspect
+def train_only(model, part: str, arch: str) -> None:
+    """Freeze all of ``model`` but ``part`` (recipes' ``train_only``, a part its architecture's spec names); an
+    EngineError if it has no such part."""
+    from .archs import arch_spec
 
-    from .archs.kpcn import KernelPredictionDenoiser
-
-    if weights["arch"] != arch or arch not in ("kpcn", "kprcn", "kprcan", "kp-direct"):
-        return False
-    defaults = {k: p.default for k, p in inspect.signature(KernelPredictionDenoiser).parameters.items()}
-
-    def rest(cfg: dict) -> dict:
-        full = {**defaults, **cfg}
-        full.pop("aux_inputs")
-        full.pop("demodulate")
-        full.pop("guide")
-        full.pop("scales")
-        full.pop("filter_space")
-        full.pop("blocks")
-        full.pop("features")
-        full.pop("context_blocks")
-        full.pop("correction")
-        full.pop("refine")
-        full.pop("refine_features")
-        full.pop("color_guide_centre")
-        return full
-
-    old = dict(weights["config"])
-    new_aux, old_aux = set(config.get("aux_inputs", ())), set(old.get("aux_inputs", ()))
-    old_mode, new_mode = old.get("demodulate", False), config.get("demodulate", False)
-    adds_mix = old_mode is False and new_mode == "mix"
-    adds_guide = set(old.get("guide", ())) < set(config.get("guide", ()))
-    adds_scales = (config.get("kernel", defaults["kernel"]) == "multiscale"
-                   and old.get("scales", defaults["scales"]) < config.get("scales", defaults["scales"]))
-    old_blocks, new_blocks = old.get("blocks", defaults["blocks"]), config.get("blocks", defaults["blocks"])
-    adds_blocks = old_blocks < new_blocks and arch != "kpcn"  # plain blocks have no identity path
-    old_width, new_width = old.get("features", defaults["features"]), config.get("features", defaults["features"])
-    adds_context = old.get("context_blocks", 0) == 0 < config.get("context_blocks", 0)
-    adds_correction = not old.get("correction", False) and bool(config.get("correction", False))
-    adds_refine = (not old.get("refine", False) and bool(config.get("refine", False))
-                   or old.get("refine_features", 0) == 0 < config.get("refine_features", 0))
-    # the same weights, the colour guide's taps compared with another centre (see color_guide_centre)
-    moves_centre = (old.get("color_guide_centre", defaults["color_guide_centre"])
-                    != config.get("color_guide_centre", defaults["color_guide_centre"]))
-    # the same weights, kernels applied to linear instead of log values (or back)
-    moves_filter = old.get("filter_space", defaults["filter_space"]) != config.get("filter_space",
-                                                                                 defaults["filter_space"])
-    return (rest(old) == rest(config) and old_aux <= new_aux and old_blocks <= new_blocks
-            and old_width <= new_width
-            and (old_aux < new_aux or adds_mix or adds_guide or adds_scales or adds_blocks
-                 or old_width < new_width or adds_context or adds_correction or adds_refine or moves_filter
-                 or moves_centre))
-
-
-def train_only(model, part: str) -> None:
-    """Freeze all of ``model`` but ``part`` (recipes' ``train_only``); an EngineError if it has no such part."""
-    if part == "refine" and getattr(model, "refine", False):
-        model.train_only_refinement()
-        return
-    raise EngineError(f"train_only = {part!r}: this model has no {part} stage to train alone"
-                      + (" (set refine = true in [model.config])" if part == "refine" else ""))
+    freeze_all_but = arch_spec(arch).parts.get(part)
+    if freeze_all_but is None:
+        raise EngineError(f"train_only = {part!r}: a {arch} model has no {part} stage to train alone")
+    try:
+        freeze_all_but(model)
+    except ValueError as error:
+        raise EngineError(f"train_only = {part!r}: {error}") from None
 
 
 def pick_device(requested: str | None) -> str:
@@ -453,7 +403,7 @@ def _train(recipe: Recipe, token: CancelToken | None, options: TrainOptions) -> 
         except ds.DataError as error:
             raise ds.DataError(f"{error}{'' if options.data else prepare_hint(recipe)}") from None
     if t.train_only:
-        train_only(model, t.train_only)
+        train_only(model, t.train_only, arch)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=t.lr,
                                   weight_decay=t.weight_decay)
     amp_dtype = autocast_dtype(t.amp, device)

@@ -24,8 +24,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
-from bench.render import rel_mse  # noqa: E402
 from bench.render_finetune import ensure_shot, scored_frames  # noqa: E402
+from engine.metrics import relmse  # noqa: E402
 from engine.models.registry import ModelRegistry  # noqa: E402
 from engine.restore import model_inputs  # noqa: E402
 from engine.training.export import load_weights, model_from_weights  # noqa: E402
@@ -88,7 +88,7 @@ def main() -> int:
                 if value == 1.0 and label != "all guides":
                     continue  # as shipped: one row
                 factor.update(rows=rows, value=value)
-                cells = [f"{np.mean([rel_mse(denoise(model, entry.manifest, image), ref) for _, image, ref in s]):.5f}"
+                cells = [f"{np.mean([relmse(denoise(model, entry.manifest, image), ref) for _, image, ref in s]):.5f}"
                          for s in frames.values()]
                 name = "as shipped" if value == 1.0 else f"{label} x {value:g}"
                 lines.append(f"| {name} | " + " | ".join(cells) + " |")

@@ -30,8 +30,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
-from bench.render import methods, rel_error, rel_mse  # noqa: E402
+from bench.render import methods  # noqa: E402
 from bench.render_checkpoints import checkpoint_outputs, load_cases, restored_outputs  # noqa: E402
+from engine.metrics import relative_squared_error, relmse  # noqa: E402
 
 
 def block_means(image: np.ndarray, block: int) -> np.ndarray:
@@ -54,10 +55,10 @@ def rows_for(name: str, outputs: list[np.ndarray], cases, spps: list[int], block
     rows = []
     for spp in spps:
         picked = [(out, ref) for out, (s, _, ref) in zip(outputs, cases, strict=True) if s == spp]
-        rel = np.mean([rel_mse(o, r) for o, r in picked])
+        rel = np.mean([relmse(o, r) for o, r in picked])
         ratio = np.mean([o.mean() / r.mean() for o, r in picked])
-        low = np.mean([rel_mse(block_means(o, block), block_means(r, block)) for o, r in picked])
-        oracle = np.mean([rel_mse(oracle_corrected(o, r, block), r) for o, r in picked])
+        low = np.mean([relmse(block_means(o, block), block_means(r, block)) for o, r in picked])
+        oracle = np.mean([relmse(oracle_corrected(o, r, block), r) for o, r in picked])
         change = f"{oracle / rel - 1:+.0%}"
         rows.append(f"| {name} | {spp} | {rel:.5f} | {ratio:.4f} | {low:.5f} | {oracle:.5f} ({change}) |")
     return rows
@@ -73,7 +74,7 @@ def per_scene_rows(outputs: dict[str, list[np.ndarray]], cases, names: list[str]
     for index, (spp, _, reference) in enumerate(cases):
         cells = []
         for method in columns:
-            error = rel_error(outputs[method][index], reference).mean(axis=-1)
+            error = relative_squared_error(outputs[method][index], reference).mean(axis=-1)
             inside = np.zeros(error.shape, bool)
             inside[edge:-edge, edge:-edge] = True
             part = (error.mean(), error[~inside].mean(), error[inside].mean())
@@ -93,7 +94,7 @@ def tail_rows(outputs: dict[str, list[np.ndarray]], cases, spps: list[int], coun
             "|---|---|---|" + "---|" * len(counts)]
     for method, images in outputs.items():
         for spp in spps:
-            errors = [np.sort(rel_error(out, ref).mean(axis=-1).ravel())
+            errors = [np.sort(relative_squared_error(out, ref).mean(axis=-1).ravel())
                       for out, (s, _, ref) in zip(images, cases, strict=True) if s == spp]
             cells = []
             for k in counts:

@@ -37,7 +37,8 @@ import torch.nn.functional as F  # noqa: E402
 from engine.training.archs import build_model  # noqa: E402
 from engine.training.trainer import cpu_has_native_bf16  # noqa: E402
 
-KPCN = sys.modules["engine.training.archs.kpcn"]
+KPCN = sys.modules["engine.training.archs.kpcn.model"]
+KERNELS = sys.modules["engine.training.archs.kpcn.kernels"]
 CONFIG = {"aux_inputs": ["albedo", "normal"], "features": 32, "blocks": 4, "kernel": "multiscale", "unshuffle": 2}
 
 
@@ -50,7 +51,8 @@ def _old_box_sum(self, x: torch.Tensor) -> torch.Tensor:
 def old_ops():
     """The slice-sum kernel application and avg_pool2d box filters of the code before this change."""
     saved = KPCN.apply_kernels, KPCN.BoxSum.forward
-    KPCN.apply_kernels = lambda signals, weights, grids: KPCN._apply_slices(signals, weights, KPCN.grid_layout(grids))
+    KPCN.apply_kernels = lambda signals, weights, grids: KERNELS._apply_slices(signals, weights,
+                                                                             KERNELS.grid_layout(grids))
     KPCN.BoxSum.forward = _old_box_sum
     try:
         yield

@@ -2,31 +2,24 @@
 
 Importing this package imports torch (training and export code only). To add an architecture, write one
 module with a plain ``nn.Module`` that follows the contract in ``common.py`` (``input_roles``, ``scale``,
-``channels``, ``alignment``, ``overlap``) and add one entry below, with a tiny configuration for tests.
+``channels``, ``alignment``, ``overlap``) and add one entry below: an :class:`ArchSpec` (spec.py) with a tiny
+configuration for tests and, if it needs them, the hooks for growing, companion exports and partial training.
+The trainer and the exporter use only the spec, never the architecture's name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 from torch import nn
 
 from .dncnn import DnCNN
 from .edsr import EDSR
-from .kpcn import direct_denoiser, kpcn, kprcan, kprcn
+from .kpcn import SPECS as KPCN_SPECS
 from .rcan import RCAN
 from .restormer import build_restormer
-
-
-@dataclass(frozen=True)
-class ArchSpec:
-    builder: Callable[..., nn.Module]
-    description: str
-    #: A configuration small enough for unit tests (milliseconds per step on a CPU).
-    tiny: Mapping[str, Any] = field(default_factory=dict)
-
+from .spec import ArchSpec
 
 ARCHITECTURES: dict[str, ArchSpec] = {
     "dncnn": ArchSpec(
@@ -49,13 +42,8 @@ ARCHITECTURES: dict[str, ArchSpec] = {
         {"size": "tiny", "channels": 1, "dim": 4, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1,
          "heads": [1, 1, 1, 1]},
     ),
-    # Render denoisers (seed 001): per-pixel kernels applied to the noisy radiance; see archs/kpcn.py.
-    "kpcn": ArchSpec(kpcn, "KPCN: 5x5 conv stack predicting per-pixel kernels (render denoising, AOVs)",
-                     {"features": 4, "blocks": 1}),
-    "kprcn": ArchSpec(kprcn, "KPRCN: KPCN with residual blocks", {"features": 4, "blocks": 1}),
-    "kprcan": ArchSpec(kprcan, "KPRCAN: KPCN with residual channel-attention blocks", {"features": 4, "blocks": 1}),
-    "kp-direct": ArchSpec(direct_denoiser, "Direct-prediction render denoiser (KPRCAN body, no kernels)",
-                          {"features": 4, "blocks": 1}),
+    # Render denoisers (seed 001): per-pixel kernels applied to the noisy radiance; see archs/kpcn/.
+    **KPCN_SPECS,
 }
 
 
@@ -64,11 +52,15 @@ def register_architecture(name: str, spec: ArchSpec) -> None:
     ARCHITECTURES[name] = spec
 
 
-def build_model(arch: str, config: Mapping[str, Any] | None = None) -> nn.Module:
+def arch_spec(arch: str) -> ArchSpec:
     try:
-        spec = ARCHITECTURES[arch]
+        return ARCHITECTURES[arch]
     except KeyError:
         raise ValueError(f"unknown architecture {arch!r} (known: {', '.join(sorted(ARCHITECTURES))})") from None
+
+
+def build_model(arch: str, config: Mapping[str, Any] | None = None) -> nn.Module:
+    spec = arch_spec(arch)
     config = dict(config or {})
     if "aux_inputs" in config:
         config["aux_inputs"] = tuple(config["aux_inputs"])

@@ -1,39 +1,39 @@
 """Companion export for kernel-predicting render denoisers: the kernel model the kernel inspector runs.
 
-``export_kernel_model(model, models_dir, model_id)`` writes ``<id>.kernels.onnx`` beside ``<id>.onnx``: the same
-inputs, one output ``kernels`` (1, K, H, W) holding each pixel's normalised weights (a model with a refinement
-appends its 25 weights: ``kernel_refine_taps`` lists their offsets), checked against torch.
-It records in ``<id>.json`` (``provenance``) what :mod:`engine.kernel_inspector` needs to turn the K weights
-into a dense kernel: the companion file name, the tap layout ``[signal, dy, dx]`` and the box prefilter size of
-each signal. The main model's file, sha256 and ONNX contract are untouched.
+:func:`export_kernel_model` writes ``<id>.kernels.onnx`` beside ``<id>.onnx``: the same inputs, one output
+``kernels`` (1, K, H, W) holding each pixel's normalised weights (a model with a refinement appends its 25
+weights: ``kernel_refine_taps`` lists their offsets), checked against torch. It returns what the manifest's
+``provenance`` records for :mod:`engine.kernel_inspector` to turn the K weights into a dense kernel: the
+companion file name and sha256, the tap layout ``[signal, dy, dx]`` and the box prefilter size of each signal.
+The generic exporter (engine/training/export.py) calls it through the architecture's spec and writes the manifest.
 """
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ..models.registry import file_sha256
+from ....models.entry import file_sha256
+from .kernels import shift_taps
+from .model import REFINE_TAPS, KernelWeightsModel
 
 OPSET = 18
 TOLERANCE = 1e-4
 
 
-def export_kernel_model(model, models_dir: Path, model_id: str, trace_size: int = 64) -> Path:
-    """Export the kernel weights of ``model`` (a KernelPredictionDenoiser) and register them in its manifest."""
+def export_kernel_model(model, models_dir: Path, model_id: str, trace_size: int = 64) -> dict[str, Any]:
+    """Write ``<id>.kernels.onnx`` for ``model`` (a kernel-mode KernelPredictionDenoiser) into ``models_dir``;
+    returns the provenance entries that name it (None for an entry to remove: a stale refinement layout).
+    A direct-prediction model has no kernels: nothing is written, and the result is empty."""
     import onnxruntime as ort
     import torch
 
-    from .archs.kpcn import REFINE_TAPS, KernelWeightsModel, shift_taps
-
     if getattr(model, "mode", "kernel") != "kernel":
-        raise ValueError("only kernel-predicting models have kernels to inspect")
+        return {}
     models_dir = Path(models_dir)
-    manifest_path = models_dir / f"{model_id}.json"
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     wrapper = KernelWeightsModel(model.to("cpu").float().eval()).eval()
     names = list(model.input_roles)
     rng = np.random.default_rng(3)
@@ -64,18 +64,12 @@ def export_kernel_model(model, models_dir: Path, model_id: str, trace_size: int 
     if error > TOLERANCE:
         path.unlink()
         raise RuntimeError(f"kernel model parity check failed: max error {error:.2e} > {TOLERANCE}")
-    manifest.setdefault("provenance", {})
-    manifest["provenance"].update(
-        {
-            "kernel_model": path.name,
-            "kernel_model_sha256": file_sha256(path),
-            "kernel_layout": [list(tap) for tap in model.layout],
-            "kernel_prefilters": list(model.prefilters),
-        }
-    )
-    if getattr(model, "refine", False):  # its 5x5 weights follow the first pass's in the output
-        manifest["provenance"]["kernel_refine_taps"] = [list(tap) for tap in shift_taps(REFINE_TAPS, 1)]
-    else:
-        manifest["provenance"].pop("kernel_refine_taps", None)
-    manifest_path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    return path
+    provenance: dict[str, Any] = {
+        "kernel_model": path.name,
+        "kernel_model_sha256": file_sha256(path),
+        "kernel_layout": [list(tap) for tap in model.layout],
+        "kernel_prefilters": list(model.prefilters),
+        # a refinement's 5x5 weights follow the first pass's in the output
+        "kernel_refine_taps": [list(tap) for tap in shift_taps(REFINE_TAPS, 1)] if model.refine else None,
+    }
+    return provenance

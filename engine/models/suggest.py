@@ -1,0 +1,116 @@
+"""Which model to suggest for an image: the one rule the window, the command line, the batch queue and the
+self-test all follow.
+
+    suggestion = suggest_model(image, entries=registry.models())
+    suggestion.entry, suggestion.reason       # e.g. render-kprcan-color, "HDR render without albedo/normal ..."
+
+The rule, in order:
+
+1. The task follows the image: an HDR render -> render denoising; a gray (scanned) image -> document
+   restoration, then photo denoising; any other image -> photo denoising. An explicit ``task`` overrides this.
+2. Within a task the models are ranked (:func:`rank`): bundled networks before the user's own, before built-in
+   classical engines, before blends; then those using more of the image's buffers (albedo, normal, depth);
+   then by id, so a model ``X`` comes before its variant ``X-fast``.
+3. The first ranked model that suits the image (:func:`suitability_warning` says nothing) is suggested: a
+   render without albedo and normal buffers gets a colour-only model, one with them the model using them.
+4. When none suits, the first ranked model of the first task is returned with its warning, so callers that
+   must pick something (the command line) say why the result may be poor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .entry import ModelEntry
+from .manifest import ModelManifest
+
+if TYPE_CHECKING:
+    from ..image import Image
+
+#: Order of the sources in the ranking: ours first, Intel's blends last.
+SOURCE_RANK = {"bundled": 0, "user": 1, "builtin": 2, "blend": 3}
+#: Buffers besides colour that a model may take.
+BUFFERS = ("albedo", "normal", "depth")
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    entry: ModelEntry
+    #: Why this model, in words (shown in the CLI's log and the window's status line).
+    reason: str
+    #: None when the model suits the image; otherwise the warning :func:`suitability_warning` gives.
+    warning: str | None = None
+
+
+def suitability_warning(image: Image, manifest: ModelManifest) -> str | None:
+    """A short warning when the image does not suit the model (shown by the GUI, printed by the CLI)."""
+    missing = [name for name in BUFFERS if name in manifest.inputs and name not in image.layers]
+    if missing:
+        return (
+            f"{manifest.display_name} needs {' and '.join(missing)} buffers, which this image does not have; "
+            "choose a colour-only model or load the render's AOVs."
+        )
+    if manifest.hdr and not image.meta.hdr:
+        return (
+            f"{manifest.display_name} is made for linear HDR renders; this is a {image.meta.bit_depth}-bit "
+            "display image, so results may be poor."
+        )
+    if not manifest.hdr and image.meta.hdr:
+        return (
+            f"{manifest.display_name} is made for display-referred images; this HDR image is processed "
+            "sRGB-encoded and values above 1.0 may be clipped."
+        )
+    return None
+
+
+def tasks_for(image: Image) -> list[str]:
+    """The tasks that suit an image, preferred first."""
+    if image.meta.hdr:
+        return ["render-denoise"]
+    if image.meta.gray:
+        return ["document", "photo-denoise"]
+    return ["photo-denoise"]
+
+
+def rank(entries: Iterable[ModelEntry], task: str, buffers: Iterable[str] = ()) -> list[ModelEntry]:
+    """The models of ``task`` among ``entries``, preferred first (rule 2 of the module docstring)."""
+    have = set(buffers)
+    return sorted((e for e in entries if e.manifest.task == task),
+                  key=lambda e: (SOURCE_RANK.get(e.source, len(SOURCE_RANK)),
+                                 -len(set(e.manifest.inputs) & have), e.id))
+
+
+def _describe(image: Image) -> str:
+    if not image.meta.hdr:
+        return "gray image" if image.meta.gray else "photo"
+    buffers = [name for name in BUFFERS if name in image.layers]
+    return f"HDR render with {' + '.join(buffers)}" if buffers else "HDR render without albedo/normal buffers"
+
+
+def suggest_model(image: Image | None, task: str | None = None, *, entries: Sequence[ModelEntry]) -> Suggestion | None:
+    """The model to suggest for ``image`` (and ``task``, when given) among ``entries`` (a registry's models:
+    ``ModelRegistry.suggest`` passes them). None when no model of the task is installed.
+
+    Without an image (the app before anything is opened) ``task`` is required and its first ranked model wins.
+    """
+    if image is None:
+        if task is None:
+            raise ValueError("suggest_model needs an image or a task")
+        ranked = rank(entries, task)
+        return Suggestion(ranked[0], f"the preferred {task} model") if ranked else None
+
+    tasks = [task] if task else tasks_for(image)
+    buffers = [name for name in BUFFERS if name in image.layers]
+    fallback: Suggestion | None = None
+    for name in tasks:
+        for entry in rank(entries, name, buffers):
+            warning = suitability_warning(image, entry.manifest)
+            if warning is None:
+                uses = [b for b in BUFFERS if b in entry.manifest.inputs]
+                why = f"uses its {' + '.join(uses)}" if uses else "colour only"
+                return Suggestion(entry, f"{_describe(image)}: the preferred {name} model that suits it ({why})")
+            if fallback is None:
+                fallback = Suggestion(entry, f"{_describe(image)}: no installed {name} model suits it", warning)
+    return fallback

@@ -1,0 +1,167 @@
+"""Shipping a trained model: export a run as ``<id>.onnx/.json/.pt`` (plus its architecture's companion files),
+rebuild a shipped model's ONNX files from its weights, and copy a benchmark's scores into a manifest.
+
+The command line is ``python main.py ship`` (engine/commands/ship_cmd.py); every manifest is written through
+engine/models/manifest_writer.py. What a shipped manifest records about its run (``provenance``): recipe,
+architecture and configuration, checkpoint, steps, minutes, device, data, best validation PSNR, loss, optimiser,
+seed and date.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import EngineError
+from ..models.manifest import TileSpec, load_manifest
+from ..models.manifest_writer import update_manifest
+from ..paths import resources_dir
+
+CPU_NOTE = "CPU (2 cores shared with other jobs), fp32"
+
+
+@dataclass(frozen=True)
+class ShipRequest:
+    #: A training run's folder (best.pt, last.pt) or one weights file (a run's best.pt fetched alone).
+    source: Path
+    #: The recipe the run trained; None: the one the checkpoint recorded.
+    recipe: str | None = None
+    checkpoint: str = "best"
+    out: Path | None = None
+    model_id: str | None = None
+    name: str | None = None
+    description: str | None = None
+    validated_note: str = ""
+    data_note: str = ""
+    device_note: str = CPU_NOTE
+    tile: int | None = None
+    overlap: int | None = None
+    #: With a weights file: what the run's log said (its steps and minutes).
+    steps: int | None = None
+    minutes: float | None = None
+
+
+def shipped_models_dir() -> Path:
+    return resources_dir() / "models"
+
+
+def _recipe(request: ShipRequest, weights: Mapping[str, Any]):
+    from .recipes import load_recipe, recipe_from_dict
+
+    if request.recipe:
+        return load_recipe(request.recipe)
+    stored = weights.get("recipe")
+    if not isinstance(stored, Mapping):
+        raise EngineError(f"{request.source}: no checkpoint of this run records its recipe; name it with --recipe")
+    tables = {key: value for key, value in stored.items() if key != "source"}
+    source = str(stored.get("source") or request.source)
+    return dataclasses.replace(recipe_from_dict(tables, source=source), source=source)
+
+
+def _load(request: ShipRequest):
+    """The model, its weights file's contents, and what the manifest records about the run."""
+    from .export import load_run, load_weights, model_from_weights, run_provenance
+
+    source = Path(request.source)
+    if source.is_dir():
+        if not (source / f"{request.checkpoint}.pt").is_file() or not (source / "last.pt").is_file():
+            raise EngineError(f"{source}: not a training run's folder (it needs {request.checkpoint}.pt and last.pt)")
+        model, best, last = load_run(source, request.checkpoint)
+        recipe = _recipe(request, last)  # the trainer records the recipe in last.pt
+        provenance = run_provenance(Path(recipe.source), request.checkpoint, best, last)
+        return model, best, recipe, provenance, best.get("val_psnr", last.get("best_psnr"))
+    if not source.is_file():
+        raise EngineError(f"{source}: no such run folder or weights file")
+    weights = load_weights(source)
+    model = model_from_weights(weights)
+    beside = source.with_name("last.pt")  # a run's best.pt: its run's last.pt records the recipe
+    recipe = _recipe(request, weights if "recipe" in weights or not beside.is_file() else load_weights(beside))
+    provenance = {"recipe": recipe.source, "arch": weights["arch"], "config": weights["config"],
+                  "checkpoint": source.name, "best_step": weights.get("step"),
+                  "steps": request.steps if request.steps is not None else weights.get("step"),
+                  "minutes": request.minutes}
+    return model, weights, recipe, provenance, weights.get("val_psnr", weights.get("best_psnr"))
+
+
+def ship(request: ShipRequest):
+    """Export the run of ``request`` as a shipped model; returns the :class:`ExportResult`."""
+    from .export import build_manifest, export_model
+
+    model, weights, recipe, provenance, val = _load(request)
+    model_id = request.model_id or recipe.model.id
+    val = None if val is None else round(float(val), 3)
+    provenance.update({
+        "best_val_psnr": val,
+        "device": request.device_note,
+        "data": request.data_note or [str(f) for f in recipe.data.train],
+        "loss": recipe.train.loss,
+        "optimizer": f"AdamW lr {recipe.train.lr:g} wd {recipe.train.weight_decay:g}, warm-up + cosine",
+        "seed": recipe.train.seed,
+    })
+    provenance.setdefault("date", time.strftime("%Y-%m-%d", time.gmtime()))
+    description = request.description or recipe.model.description
+    if request.validated_note:
+        description = f"{description} {request.validated_note}"
+    manifest = build_manifest(
+        model, model_id=model_id, task=recipe.model.task, name=request.name or recipe.model.name,
+        description=description, value_transform=recipe.model.value_transform, params=recipe.export.params,
+        tile_default=request.tile if request.tile is not None else recipe.export.tile, provenance=provenance,
+        scores={} if val is None else {"val_psnr": val},
+    )
+    if request.overlap is not None:
+        manifest = dataclasses.replace(manifest, tile=TileSpec(manifest.tile.alignment, request.overlap,
+                                                               manifest.tile.default))
+    out = Path(request.out) if request.out else shipped_models_dir()
+    return export_model(model, manifest, out, arch=weights["arch"], arch_config=weights["config"])
+
+
+def reexport(model_id: str, out: Path | None = None):
+    """Same weights, same manifest (provenance, scores), new ONNX graph: for exporter improvements."""
+    from .export import export_model, load_weights, model_from_weights
+
+    out = Path(out) if out else shipped_models_dir()
+    if not (out / f"{model_id}.pt").is_file():
+        raise EngineError(f"{out / model_id}.pt: no weights to re-export (only models shipped with them can be)")
+    manifest = load_manifest(out / f"{model_id}.json")
+    weights = load_weights(out / f"{model_id}.pt")
+    provenance = dict(manifest.provenance, reexported=time.strftime("%Y-%m-%d", time.gmtime()))
+    manifest = dataclasses.replace(manifest, provenance=provenance)
+    return export_model(model_from_weights(weights), manifest, out, arch=weights["arch"],
+                        arch_config=weights["config"])
+
+
+def scores_from(results: Mapping[str, Any], model_id: str) -> tuple[dict[str, Any], str]:
+    """A model's scores in a benchmark JSON: bench/render.py's ("summary") or bench/documents.py's ("records");
+    and the benchmark's report that explains them."""
+    scores: dict[str, Any] = {}
+    if "summary" in results:
+        for set_name, methods in results["summary"].items():
+            for level, values in methods.get(model_id, {}).items():
+                if isinstance(values, dict):
+                    scores[f"{set_name}_spp{level}_relmse"] = round(values["rel_mse"], 6)
+                    scores[f"{set_name}_spp{level}_psnr_tonemapped"] = round(values["psnr"], 3)
+                else:
+                    scores[f"{set_name}_{level}"] = round(values, 4)
+        return scores, "bench/results/render.md"
+    if "records" in results:
+        for record in results["records"]:
+            if record["method"].startswith(f"{model_id} ("):
+                setting = record["method"][len(model_id) + 2 : -1].replace(" ", "_").replace(",", "")
+                scores[f"documents_val16_rmse_{setting}"] = round(record["rmse"], 5)
+                scores[f"documents_val16_s_per_page_{setting}"] = round(record["s_per_page"], 3)
+        return scores, "bench/results/documents.md"
+    raise EngineError("unknown benchmark JSON: expected bench/render.py's or bench/documents.py's")
+
+
+def add_scores(results: Mapping[str, Any], model_id: str, out: Path | None = None) -> dict[str, Any]:
+    """Copy ``model_id``'s scores from a benchmark's results into its manifest; returns them."""
+    scores, benchmark = scores_from(results, model_id)
+    if not scores:
+        raise EngineError(f"no scores of {model_id} in these benchmark results")
+    path = (Path(out) if out else shipped_models_dir()) / f"{model_id}.json"
+    update_manifest(path, scores=dict(scores, benchmark=benchmark))
+    return scores

@@ -1,0 +1,135 @@
+"""One manifest writer (engine/models/manifest_writer.py) and one ship command (``main.py ship``): a training
+run becomes a shipped model with its companion files, a shipped model is re-exported from its weights, and a
+benchmark's scores are merged into a manifest, all through the same writer."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from engine.cli import main as cli  # noqa: E402
+from engine.errors import ModelError  # noqa: E402
+from engine.jobs import run_job  # noqa: E402
+from engine.models.manifest import load_manifest  # noqa: E402
+from engine.models.manifest_writer import update_manifest, write_manifest  # noqa: E402
+from engine.models.registry import ModelRegistry, verify_model_file  # noqa: E402
+from engine.training.recipes import recipe_from_dict  # noqa: E402
+from engine.training.trainer import TrainOptions, train_job  # noqa: E402
+from tests.test_training_trainer import _render_pairs  # noqa: E402
+
+MANIFEST = {"id": "m", "task": "render-denoise", "file": "m.onnx", "inputs": ["color"], "sha256": "ab" * 32,
+            "provenance": {"recipe": "r.toml", "old": 1}, "scores": {"a": 1.0}}
+
+
+def test_the_writer_merges_keeps_unknown_fields_and_refuses_bad_manifests(tmp_path):
+    path = write_manifest(tmp_path / "m.json", MANIFEST, extra={"tiling": {"measured_px": 1024}})
+    assert json.loads(path.read_text())["tiling"] == {"measured_px": 1024}
+    before = path.read_text()
+    assert update_manifest(path, scores={"a": 1.0}) is False and path.read_text() == before  # nothing changed
+    assert update_manifest(path, scores={"b": 2.5}, provenance={"old": None, "new": "x"}) is True
+    data = json.loads(path.read_text())
+    assert data["scores"] == {"a": 1.0, "b": 2.5} and data["provenance"] == {"recipe": "r.toml", "new": "x"}
+    assert data["tiling"] == {"measured_px": 1024} and list(data)[0] == "id"  # unknown fields and order kept
+    assert load_manifest(path).scores["b"] == 2.5
+    with pytest.raises(ModelError, match="task"):
+        update_manifest(path, fields={"task": "teleport"})
+    assert json.loads(path.read_text())["task"] == "render-denoise"  # a refused update leaves the file alone
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.fixture(scope="module")
+def render_run(tmp_path_factory):
+    """A real (tiny) KPRCAN training run: best.pt and last.pt as `main.py train --no-export` leaves them."""
+    folder = tmp_path_factory.mktemp("ship")
+    _render_pairs(folder / "data")
+    recipe = recipe_from_dict({
+        "model": {"id": "tiny-render", "task": "render-denoise", "arch": "kprcan", "value_transform": "log1p",
+                  "name": "Tiny render", "config": {"aux_inputs": ["albedo", "normal"], "features": 4, "blocks": 1,
+                                                    "guide": ["albedo", "color"], "refine": True}},
+        "data": {"kind": "paired", "patch_size": 16, "val_crop": 32, "mining": "random"},
+        "degradation": {"kind": "none"},
+        "train": {"steps": 2, "batch_size": 2, "val_every": 2, "checkpoint_every": 0},
+    }, source="recipes/tiny_render.toml")
+    torch.set_num_threads(1)
+    run_job(train_job(recipe, None, TrainOptions(data=(str(folder / "data"),), run_dir=folder / "run",
+                                                 export=False)))
+    return folder / "run"
+
+
+def test_ship_a_run_then_reexport_it_and_add_benchmark_scores(render_run, tmp_path, capsys):
+    out = tmp_path / "models"
+    assert cli(["ship", str(render_run), "--out", str(out), "--device-note", "test CPU"]) == 0
+    assert "tiny-render.onnx" in capsys.readouterr().out
+    registry = ModelRegistry(folders=[(out, "bundled")], include_classical=False)
+    entry = registry.get("tiny-render")
+    verify_model_file(entry)
+    provenance = entry.manifest.provenance
+    # the recipe came from the checkpoint; the run's facts and the companion kernel model are recorded
+    assert provenance["recipe"] == "recipes/tiny_render.toml" and provenance["arch"] == "kprcan"
+    assert provenance["steps"] == 2 and provenance["device"] == "test CPU"
+    assert (out / provenance["kernel_model"]).is_file() and "kernel_refine_taps" in provenance
+    assert (out / "tiny-render.pt").is_file() and entry.manifest.inputs == ("color", "albedo", "normal")
+
+    results = {"summary": {"val": {"tiny-render": {"4": {"rel_mse": 0.0123456789, "psnr": 30.12345}}}}}
+    (tmp_path / "render.json").write_text(json.dumps(results))
+    assert cli(["ship", "--scores", str(tmp_path / "render.json"), "--id", "tiny-render", "--out", str(out)]) == 0
+    scores = load_manifest(out / "tiny-render.json").scores
+    assert scores["val_spp4_relmse"] == 0.012346 and scores["benchmark"] == "bench/results/render.md"
+
+    kernels_before = (out / "tiny-render.kernels.onnx").read_bytes()
+    assert cli(["ship", "--reexport", "tiny-render", "--out", str(out)]) == 0
+    again = load_manifest(out / "tiny-render.json")
+    assert again.scores == scores and again.provenance["reexported"] and again.provenance["steps"] == 2
+    assert (out / "tiny-render.kernels.onnx").read_bytes() != b"" and kernels_before
+    verify_model_file(ModelRegistry(folders=[(out, "bundled")], include_classical=False).get("tiny-render"))
+
+
+def test_ship_refuses_what_is_not_a_run(tmp_path, capsys):
+    from engine.training.archs import build_model
+
+    assert cli(["ship", str(tmp_path)]) == 1
+    assert "not a training run" in capsys.readouterr().err
+    assert cli(["ship"]) == 2
+    assert cli(["ship", "--scores", str(tmp_path / "x.json")]) == 2  # --scores needs --id
+    weights = tmp_path / "w.pt"  # weights without the recipe a trainer checkpoint records
+    config = {"features": 4, "depth": 2}
+    torch.save({"arch": "dncnn", "config": config, "state_dict": build_model("dncnn", config).state_dict()}, weights)
+    capsys.readouterr()
+    assert cli(["ship", str(weights), "--out", str(tmp_path / "o")]) == 1
+    assert "--recipe" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_ship_a_weights_file_with_its_recipe(render_run, tmp_path):
+    out = tmp_path / "models"
+    assert cli(["ship", str(render_run / "best.pt"), "--recipe", str(_recipe_file(tmp_path)), "--id", "from-pt",
+                "--steps", "2", "--minutes", "0.1", "--out", str(out)]) == 0
+    manifest = load_manifest(out / "from-pt.json")
+    assert manifest.provenance["minutes"] == 0.1 and manifest.provenance["checkpoint"] == "best.pt"
+    assert np.isfinite(manifest.tile.overlap) and manifest.name == "Tiny render (file)"
+
+
+def _recipe_file(folder):
+    path = folder / "tiny.toml"
+    path.write_text("""
+[model]
+id = "tiny-render"
+name = "Tiny render (file)"
+task = "render-denoise"
+arch = "kprcan"
+value_transform = "log1p"
+[model.config]
+aux_inputs = ["albedo", "normal"]
+features = 4
+blocks = 1
+guide = ["albedo", "color"]
+refine = true
+[data]
+kind = "paired"
+[degradation]
+kind = "none"
+""")
+    return path
