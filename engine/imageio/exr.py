@@ -190,6 +190,7 @@ def _collect_channels(parts: list[Any]) -> tuple[list[_Channel], dict[str, tuple
     records: list[_Channel] = []
     interleaved_arrays: list[tuple[int, list[int], np.ndarray]] = []
     for index, part in enumerate(parts):
+        in_file = {c.name for c in part.header.get("channels", [])}
         for name, channel in part.channels.items():
             pixels = channel.pixels
             if pixels is None:
@@ -199,6 +200,8 @@ def _collect_channels(parts: list[Any]) -> tuple[list[_Channel], dict[str, tuple
                 members = []
                 for position, suffix in enumerate("RGBA"[: pixels.shape[2]]):
                     full = f"{prefix}.{suffix}" if prefix else suffix
+                    if full not in in_file and f".{full}" in in_file:
+                        full = f".{full}"  # V-Ray's ".R .G .B": grouped as the root "RGBA" by the binding
                     members.append(len(records))
                     records.append(_Channel(index, full, _pixel_type([pixels]), channel.xSampling,
                                             channel.ySampling, bool(channel.pLinear), pixels[:, :, position]))
