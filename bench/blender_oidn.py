@@ -11,9 +11,9 @@ its tests: the first runs in a Python that has bpy, the second in the app's envi
 seed 7) and writes it three times from one render: ``noisy_multipart.exr`` (Blender 5's default layout) and
 ``noisy_interleaved.exr`` (one part) with denoising off and the Denoising Data passes stored, and
 ``blender_denoised.exr`` with Blender's OIDN on (prefilter Accurate, quality High, CPU) whose ``Noisy Image`` pass
-holds the same noisy colour. ``compare`` denoises the noisy colour with the app's ``oidn-aov`` engine through the
+holds the same noisy colour, and ``reference.exr`` (2048 spp, no denoising). ``compare`` denoises the noisy colour with the app's ``oidn-aov`` engine through the
 restore job (the path the CLI and the window take), prints the relMSE (``engine.metrics.relmse``) between ours and
-Blender's for every prefilter, and writes ``restored_multipart.exr`` / ``restored_interleaved.exr``, checking that
+Blender's for every prefilter (and of both against the reference), and writes ``restored_multipart.exr`` / ``restored_interleaved.exr``, checking that
 every channel other than the colour is byte-identical. ``reopen`` loads the originals and the restored files in
 Blender and compares the passes its compositor offers. Results go to OUT/blender_oidn.json.
 """
@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 WIDTH, HEIGHT, SAMPLES, SEED = 256, 192, 16, 7
+REFERENCE_SAMPLES = 2048
 
 
 def _scene():
@@ -85,6 +86,11 @@ def render(out: Path) -> None:
         scene.cycles.denoising_use_gpu = False
     scene.render.filepath = str(out / "blender_denoised.exr")
     bpy.ops.render.render(write_still=True)
+    # A high-sample reference of the same frame, to compare both denoisers with the truth, not only each other.
+    scene.cycles.use_denoising = False
+    scene.cycles.samples = REFERENCE_SAMPLES
+    scene.render.filepath = str(out / "reference.exr")
+    bpy.ops.render.render(write_still=True)
     print(f"rendered {WIDTH} x {HEIGHT}, {SAMPLES} spp into {out}")
 
 
@@ -93,7 +99,6 @@ def compare(out: Path) -> dict:
     import numpy as np
     import OpenEXR
 
-    from engine.image import make_image
     from engine.imageio import read_image, write_image
     from engine.jobs import run_job
     from engine.metrics import relmse
@@ -110,9 +115,19 @@ def compare(out: Path) -> dict:
     np.testing.assert_array_equal(source.pixels, noisy)  # the same samples in both renders
     results["roles"] = {role: value["layer"] + (f" ({value['note']})" if value.get("note") else "")
                         for role, value in source.meta.extra["aov_roles"].items()}
+    reference = np.array(read_image(out / "reference.exr").pixels) if (out / "reference.exr").exists() else None
+    if reference is not None:
+        results["reference_spp"] = REFERENCE_SAMPLES
+        results["relmse_noisy_vs_reference"] = relmse(noisy, reference)
+        results["relmse_blender_vs_reference"] = relmse(blender, reference)
     for prefilter in ("accurate", "fast", "none"):
         result = run_job(restore_job(source, entry, {"prefilter": prefilter, "quality": "high"}), lambda p: None)
-        results[f"relmse_ours_{prefilter}_vs_blender"] = relmse(np.array(result.image.pixels), blender)
+        ours = np.array(result.image.pixels)
+        results[f"relmse_ours_{prefilter}_vs_blender"] = relmse(ours, blender)
+        if reference is not None:
+            results[f"relmse_ours_{prefilter}_vs_reference"] = relmse(ours, reference)
+            results[f"ratio_ours_{prefilter}_to_blender_vs_reference"] = (relmse(ours, reference)
+                                                                         / results["relmse_blender_vs_reference"])
     # Blender's inputs exactly (its camera-space Denoising Normal, whole frame, OIDN's own exposure).
     from engine.models.oidn import oidn_denoise
 
@@ -135,7 +150,6 @@ def compare(out: Path) -> dict:
                         if channel.pixels.tobytes() != part_after.channels[name].pixels.tobytes()]
         results[f"{layout}_changed_channels"] = sorted(changed)
         results[f"{layout}_parts"] = len(after.parts)
-    del make_image
     return results
 
 

@@ -476,3 +476,31 @@ def test_oidn_prefilters_albedo_and_normal_as_blender_does():
 
 def test_background_depth_constant_is_blenders_infinity():
     assert 1e10 >= BACKGROUND_DEPTH > 1e6  # scenes in metres or centimetres stay far below it
+
+
+def test_the_user_can_give_a_role_to_another_pass(tmp_path):
+    from engine.imageio.exr import assign_roles
+
+    passes = _blender_passes()
+    write_blender(tmp_path / "render.exr", passes)
+    image = read_image(tmp_path / "render.exr")
+    chosen = assign_roles(image, {"albedo": "ViewLayer.Diffuse Color", "normal": "ViewLayer.Normal", "depth": None})
+    roles = chosen.meta.extra["aov_roles"]
+    assert roles["albedo"]["layer"] == "ViewLayer.Diffuse Color" and "chosen by the user" in roles["normal"]["note"]
+    np.testing.assert_array_equal(chosen.layers["albedo"], passes["Diffuse Color"])
+    np.testing.assert_array_equal(chosen.layers["normal"], passes["Normal"])
+    assert "depth" not in chosen.aovs and "depth" not in roles
+    write_image(tmp_path / "out.exr", chosen)  # what is written back does not change
+    before, after = _file(tmp_path / "render.exr"), _file(tmp_path / "out.exr")
+    assert all(a[2][n].tobytes() == b[2][n].tobytes() for a, b in zip(after, before) for n in b[2])
+    with pytest.raises(ValueError, match="no layer"):
+        assign_roles(image, {"albedo": "nothing"})
+
+    # A file pass literally named "albedo" keeps its data and name when another pass becomes the albedo.
+    channels = {**_layer("", "RGB"), **_layer("albedo", "RGB"), **_layer("diffcol", "RGB")}
+    _write(tmp_path / "plain.exr", channels)
+    swapped = assign_roles(read_image(tmp_path / "plain.exr"), {"albedo": "diffcol"})
+    np.testing.assert_array_equal(swapped.layers["albedo"][:, :, 0], channels["diffcol.R"])
+    write_image(tmp_path / "plain_out.exr", swapped)
+    written = OpenEXR.File(str(tmp_path / "plain_out.exr"), separate_channels=True).channels()
+    assert set(written) == set(channels) and written["albedo.G"].pixels.tobytes() == channels["albedo.G"].tobytes()

@@ -210,6 +210,48 @@ def rotate_normals(normal: np.ndarray, rotation: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
+DEPTH_CHANNEL_PREFERENCE = ("Z", "z", "T", "t", "R", "r", "Y", "y", "X", "x", "V", "v")
+
+
+def model_layer(role: str, layer: str, array: np.ndarray, channels: list[str], header: dict[str, Any],
+                others: dict[str, np.ndarray]) -> tuple[np.ndarray, list[str], str]:
+    """(the model input, the channels it came from, a note) for the file layer ``layer`` (``array`` H x W x C,
+    ``channels`` its channel names) taking ``role`` (albedo, normal or depth): normals into world space, depth
+    background to 0. ``others``: the file's other layers by name (a world-space normal to fit a rotation on)."""
+    if role == "albedo":
+        return array[:, :, :3], channels[:3], ""
+    if role == "depth":
+        suffixes = [c.rpartition(".")[2] for c in channels]
+        chosen = next((s for s in DEPTH_CHANNEL_PREFERENCE if s in suffixes), suffixes[0])
+        index = suffixes.index(chosen)
+        depth, background = clean_depth(array[:, :, index])
+        note = f"{background} background pixels ({100.0 * background / depth.size:.0f}%) set to 0" if background else ""
+        return depth[:, :, None], [channels[index]], note
+    if role != "normal":
+        raise ValueError(f"{role!r} is not a model input")
+    normal = array[:, :, :3]
+    found = match(layer)
+    space = found[1].space if found and found[1].role == "normal" else ""
+    note = f"{space} space" if space else "space not known; used as written"
+    if space != "camera" or normal.shape[2] != 3:
+        return normal, channels[:3], note
+    rotation = camera_to_world_rotation(header)
+    if rotation is not None:
+        return rotate_normals(normal, rotation), channels[:3], "camera -> world space (worldToCamera)"
+    for name, candidate in others.items():
+        known = match(name)
+        if name == layer or not known or known[1].role != "normal" or known[1].space != "world" \
+                or candidate.shape[2] < 3:
+            continue
+        fitted = fit_rotation(normal, candidate[:, :, :3])
+        if fitted is not None:
+            return rotate_normals(normal, fitted[0]), channels[:3], (
+                f"camera -> world space, rotation fitted on {name} (no camera matrix in the file; "
+                f"median residual {fitted[1]:.2f} deg)")
+    return normal, channels[:3], ("camera space, used as written: no worldToCamera matrix and no world-space normal "
+                                  "in the file (the networks were trained on world-space normals)")
+
+
 def describe_roles(roles: dict[str, dict[str, Any]]) -> list[str]:
     """One line per role for ``info``: ``normal    <- ViewLayer.Denoising Normal (X Y Z; Blender, camera -> world)``."""
     lines = []

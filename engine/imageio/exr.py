@@ -27,7 +27,7 @@ NOTE: this OpenEXR binding silently writes garbage for non-contiguous arrays; ev
 
 from __future__ import annotations
 
-import re
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,6 @@ _MAIN_LAYER_NAMES = {"rgba", "rgb", "color", "colour", "beauty", "combined", "im
                      "c", "ci"}
 _ORDERS = (("R", "G", "B", "A"), ("r", "g", "b", "a"), ("X", "Y", "Z", "W"), ("x", "y", "z", "w"), ("U", "V"),
            ("u", "v"))
-_DEPTH_CHANNEL_PREFERENCE = ("Z", "z", "T", "t", "R", "r", "Y", "y", "X", "x", "V", "v")
 #: Header attributes that describe the pixel layout and that the writer recomputes.
 _COMPUTED_ATTRIBUTES = {"channels", "chunkCount", "version", "name"}
 #: Attributes worth reporting as plain values (``exr_header``).
@@ -387,60 +386,70 @@ def _resolve_roles(file_layers: dict[str, list[str]], planes: dict[str, np.ndarr
     candidates = aov.roles_of(list(file_layers))
     roles: dict[str, dict[str, Any]] = {}
     derived: dict[str, np.ndarray] = {}
-
-    def entry(role: str, layer: str, keys: list[str], note: str = "") -> dict[str, Any]:
-        found = aov.match(layer)
-        renderer = found[1].renderer if found else ""
-        others = [c for c in candidates.get(role, []) if c != layer]
-        return {"layer": layer, "channels": keys, "renderer": renderer, "note": note,
-                **({"alternatives": others} if others else {})}
-
-    if "albedo" in candidates:
-        layer = candidates["albedo"][0]
-        keys = file_layers[layer][:3]
-        derived["albedo"] = _take(keys, planes, interleaved)
-        roles["albedo"] = entry("albedo", layer, keys)
-    if "normal" in candidates:
-        layer = candidates["normal"][0]
-        keys = file_layers[layer][:3]
-        normal = _take(keys, planes, interleaved)
-        space = aov.match(layer)[1].space
-        note = f"{space} space" if space else "space not known; used as written"
-        if space == "camera" and normal.shape[2] == 3:
-            rotation = aov.camera_to_world_rotation(header)
-            if rotation is not None:
-                normal, note = aov.rotate_normals(normal, rotation), "camera -> world space (worldToCamera)"
-            else:
-                world = [c for c in candidates["normal"][1:] if aov.match(c)[1].space == "world"]
-                fitted = None
-                if world and len(file_layers[world[0]]) >= 3:
-                    fitted = aov.fit_rotation(normal, _take(file_layers[world[0]][:3], planes, interleaved))
-                if fitted is not None:
-                    normal = aov.rotate_normals(normal, fitted[0])
-                    note = (f"camera -> world space, rotation fitted on {world[0]} (no camera matrix in the file; "
-                            f"median residual {fitted[1]:.2f} deg)")
-                else:
-                    note = ("camera space, used as written: no worldToCamera matrix and no world-space normal in the "
-                            "file (the networks were trained on world-space normals)")
-        derived["normal"] = normal
-        roles["normal"] = entry("normal", layer, keys, note)
-    if "depth" in candidates:
-        layer = candidates["depth"][0]
-        suffixes = [k.rpartition(".")[2] for k in file_layers[layer]]
-        chosen = next((s for s in _DEPTH_CHANNEL_PREFERENCE if s in suffixes), suffixes[0])
-        key = file_layers[layer][suffixes.index(chosen)]
-        depth, background = aov.clean_depth(planes[key])
-        derived["depth"] = depth[:, :, None]
-        note = f"{background} background pixels ({100.0 * background / depth.size:.0f}%) set to 0" if background else ""
-        roles["depth"] = entry("depth", layer, [key], note)
+    normals = {layer: _take(file_layers[layer], planes, interleaved) for layer in candidates.get("normal", [])}
+    for role in aov.MODEL_ROLES:
+        if role in candidates:
+            layer = candidates[role][0]
+            array = normals.get(layer) if role == "normal" else _take(file_layers[layer], planes, interleaved)
+            derived[role], keys, note = aov.model_layer(role, layer, array, file_layers[layer], header, normals)
+            roles[role] = _role_entry(layer, keys, note, candidates.get(role, []))
     for role in ("diffuse", "specular", "motion"):
         if role in candidates:
             layer = candidates[role][0]
-            roles[role] = entry(role, layer, file_layers[layer])
+            roles[role] = _role_entry(layer, file_layers[layer], "", candidates[role])
     if alpha_suffix:
         roles["alpha"] = {"layer": main_layer, "channels": [groups[main_layer][alpha_suffix]], "renderer": "",
                           "note": "premultiplied (OpenEXR's convention)"}
     return roles, derived
+
+
+def _role_entry(layer: str, keys: list[str], note: str, candidates: list[str]) -> dict[str, Any]:
+    found = aov.match(layer)
+    others = [c for c in candidates if c != layer]
+    return {"layer": layer, "channels": keys, "renderer": found[1].renderer if found else "", "note": note,
+            **({"alternatives": others} if others else {})}
+
+
+def assign_roles(image: Image, choices: dict[str, str | None]) -> Image:
+    """The image with other passes as model inputs: ``{"normal": "ViewLayer.Normal", "depth": None}`` (None: no
+    such input). A layer is named as in ``image.layers``; it is converted as on reading (normal to world space,
+    depth background to 0). What is written back does not change: the file's passes keep their names and data."""
+    extra = dict(image.meta.extra)
+    roles = dict(extra.get("aov_roles", {}))
+    layers = dict(image.layers)
+    layout = extra.get("exr_layout")
+    header = layout.parts[0]["header"] if isinstance(layout, ExrLayout) else {}
+    file_keys = layout.layer_keys if isinstance(layout, ExrLayout) else set()
+    channel_names = dict(extra.get("exr_channels", {}))
+    for role, layer in choices.items():
+        if role not in aov.MODEL_ROLES:
+            raise ValueError(f"{role!r} is not a model input (choose from {', '.join(aov.MODEL_ROLES)})")
+        if layer is not None and (layer not in layers or layer in aov.MODEL_ROLES and layer not in file_keys):
+            raise ValueError(f"no layer {layer!r} in this image")
+        if role in file_keys:  # a file pass named like the role ("albedo"): keep it under another name first
+            renamed = f"{role} (file)"
+            layers[renamed] = layers[role]
+            layout = dataclasses.replace(layout, channels=[dict(c, layer=renamed) if c["layer"] == role else c
+                                                           for c in layout.channels])
+            file_keys = layout.layer_keys
+            extra["exr_layout"] = layout
+            if role in channel_names:
+                channel_names[renamed] = channel_names.pop(role)
+            if layer == role:
+                layer = renamed
+        if layer is None:
+            layers.pop(role, None)
+            roles.pop(role, None)
+            continue
+        names = channel_names.get(layer) or [f"{layer}.{i}" for i in range(layers[layer].shape[2])]
+        others = {name: array for name, array in layers.items() if name not in aov.MODEL_ROLES}
+        layers[role], keys, note = aov.model_layer(role, layer, layers[layer], names, header, others)
+        roles[role] = _role_entry(layer, keys, note or "chosen by the user", [])
+        if note:
+            roles[role]["note"] = f"{note}; chosen by the user"
+    extra["aov_roles"] = roles
+    extra["exr_channels"] = channel_names
+    return make_image(image.pixels, image.alpha, image.meta.replace(extra=extra), layers)
 
 
 def _choose_main(groups: dict[str, dict[str, str]]) -> tuple[str | None, list[str], bool]:
