@@ -6,15 +6,17 @@ its tests: the first runs in a Python that has bpy, the second in the app's envi
     /path/to/bpy-python bench/blender_oidn.py render OUT      # Cycles renders with bpy (numpy + bpy needed)
     .venv/bin/python bench/blender_oidn.py compare OUT        # our OIDN vs Blender's; restores both layouts
     /path/to/bpy-python bench/blender_oidn.py reopen OUT      # Blender opens the restored files: every pass there?
+    .venv/bin/python bench/blender_oidn.py prefilters OUT     # each prefilter on the Cornell box (no bpy needed)
 
 ``render`` makes a small Cycles scene (the default cube, a checker floor, a mirror-like sphere; 256 x 192, 16 spp,
 seed 7) and writes it three times from one render: ``noisy_multipart.exr`` (Blender 5's default layout) and
 ``noisy_interleaved.exr`` (one part) with denoising off and the Denoising Data passes stored, and
 ``blender_denoised.exr`` with Blender's OIDN on (prefilter Accurate, quality High, CPU) whose ``Noisy Image`` pass
-holds the same noisy colour, and ``reference.exr`` (2048 spp, no denoising). ``compare`` denoises the noisy colour with the app's ``oidn-aov`` engine through the
-restore job (the path the CLI and the window take), prints the relMSE (``engine.metrics.relmse``) between ours and
-Blender's for every prefilter (and of both against the reference), and writes ``restored_multipart.exr`` / ``restored_interleaved.exr``, checking that
-every channel other than the colour is byte-identical. ``reopen`` loads the originals and the restored files in
+holds the same noisy colour, and ``reference.exr`` (2048 spp, no denoising). ``compare`` denoises the noisy colour
+with the app's ``oidn-aov`` engine through the restore job (the path the CLI and the window take), prints the relMSE
+(``engine.metrics.relmse``) between ours and Blender's for every prefilter (and of both against the reference), and
+writes ``restored_multipart.exr`` / ``restored_interleaved.exr``, checking that every channel other than the colour
+is byte-identical. ``reopen`` loads the originals and the restored files in
 Blender and compares the passes its compositor offers. Results go to OUT/blender_oidn.json.
 """
 
@@ -132,7 +134,7 @@ def compare(out: Path) -> dict:
     from engine.models.oidn import oidn_denoise
 
     camera_normal = source.layers["ViewLayer.Denoising Normal"]
-    exact = oidn_denoise(noisy, source.layers["albedo"], camera_normal, input_scale=None)
+    exact = oidn_denoise(noisy, source.layers["albedo"], camera_normal, input_scale=None, prefilter="accurate")
     results["relmse_oidn_direct_camera_normal_vs_blender"] = relmse(exact, blender)
     # Restoring both layouts: every pass but the colour comes back byte-identical, in the same parts.
     for layout in ("multipart", "interleaved"):
@@ -144,12 +146,39 @@ def compare(out: Path) -> dict:
         after = OpenEXR.File(str(target), separate_channels=True)
         assert [p.name() for p in before.parts] == [p.name() for p in after.parts], layout
         changed = []
-        for part_before, part_after in zip(before.parts, after.parts):
+        for part_before, part_after in zip(before.parts, after.parts, strict=True):
             assert set(part_before.channels) == set(part_after.channels), layout
             changed += [name for name, channel in part_before.channels.items()
                         if channel.pixels.tobytes() != part_after.channels[name].pixels.tobytes()]
         results[f"{layout}_changed_channels"] = sorted(changed)
         results[f"{layout}_parts"] = len(after.parts)
+    return results
+
+
+def prefilters(out: Path) -> dict:
+    """The app's OIDN + AOVs with each prefilter on the Cornell box (../shared/bench/renders/cbox256, 1-64 spp,
+    4096-spp reference), through the restore job: what the Blender way changes on the app's own benchmark."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import numpy as np
+
+    from engine.imageio import read_image
+    from engine.jobs import run_job
+    from engine.metrics import relmse
+    from engine.models.registry import ModelRegistry
+    from engine.restore import restore_job
+
+    root = Path(__file__).resolve().parent.parent
+    shared = [root.parent / "shared", root.parent.parent / "shared"]
+    cbox = next((p for p in shared if p.is_dir()), shared[0])
+    cbox = cbox / "bench" / "renders" / "cbox256"  # ../shared from the main checkout, ../../shared from a worktree
+    reference = np.array(read_image(cbox / "cbox_256_ref_spp04096_color.exr").pixels)
+    entry = ModelRegistry().get("oidn-aov")
+    results: dict = {}
+    for spp in (1, 4, 16, 64):
+        image = read_image(cbox / f"cbox_256_spp{spp:05d}_color.exr")
+        for prefilter in ("accurate", "fast", "none"):
+            result = run_job(restore_job(image, entry, {"prefilter": prefilter}), lambda p: None)
+            results[f"cbox_spp{spp}_relmse_{prefilter}"] = relmse(np.array(result.image.pixels), reference)
     return results
 
 
@@ -179,7 +208,7 @@ def main() -> None:
         render(out)
         return
     os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
-    data.update(compare(out) if step == "compare" else reopen(out))
+    data.update({"compare": compare, "prefilters": prefilters, "reopen": reopen}[step](out))
     report.write_text(json.dumps(data, indent=2))
     print(json.dumps(data, indent=2))
 

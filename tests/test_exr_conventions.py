@@ -105,7 +105,7 @@ def test_blender_layouts_come_back_with_every_pass_and_only_the_colour_replaced(
     write_image(tmp_path / "out.exr", restored)
     before, after = _file(tmp_path / "render.exr"), _file(tmp_path / "out.exr")
     assert [p[0] for p in after] == [p[0] for p in before]  # the same parts, in the same order
-    for (_, header_before, channels_before), (_, header_after, channels_after) in zip(before, after):
+    for (_, header_before, channels_before), (_, header_after, channels_after) in zip(before, after, strict=True):
         assert set(channels_after) == set(channels_before)
         for key in ("compression", "dataWindow", "displayWindow", "lineOrder", "type", *_BLENDER_HEADER):
             assert str(header_after.get(key)) == str(header_before.get(key)), key
@@ -131,7 +131,8 @@ def test_blender_depth_background_and_missing_denoising_data(tmp_path):
     from engine.models.manifest import ModelManifest
     from engine.restore import model_inputs
 
-    manifest = ModelManifest(id="t", task="render-denoise", name="t", inputs=("color", "depth"), value_transform="linear")
+    manifest = ModelManifest(id="t", task="render-denoise", name="t", inputs=("color", "depth"),
+                             value_transform="linear")
     inputs, _ = model_inputs(image, manifest, 1.0)
     assert inputs["depth"][H // 3 :].min() > 0.05  # foreground spread over [0, 1], not squashed near 0
     # The file's own Depth pass, 1e10 included, is written back unchanged.
@@ -191,7 +192,8 @@ CONVENTION_FILES = [
 ]
 
 
-@pytest.mark.parametrize(("channels", "expected"), [c[1:] for c in CONVENTION_FILES], ids=[c[0] for c in CONVENTION_FILES])
+@pytest.mark.parametrize(("channels", "expected"), [c[1:] for c in CONVENTION_FILES],
+                         ids=[c[0] for c in CONVENTION_FILES])
 def test_every_convention_maps_its_passes_to_roles_and_writes_them_back(tmp_path, channels, expected):
     _write(tmp_path / "render.exr", channels)
     image = read_image(tmp_path / "render.exr")
@@ -492,7 +494,7 @@ def test_the_user_can_give_a_role_to_another_pass(tmp_path):
     assert "depth" not in chosen.aovs and "depth" not in roles
     write_image(tmp_path / "out.exr", chosen)  # what is written back does not change
     before, after = _file(tmp_path / "render.exr"), _file(tmp_path / "out.exr")
-    assert all(a[2][n].tobytes() == b[2][n].tobytes() for a, b in zip(after, before) for n in b[2])
+    assert all(a[2][n].tobytes() == b[2][n].tobytes() for a, b in zip(after, before, strict=True) for n in b[2])
     with pytest.raises(ValueError, match="no layer"):
         assign_roles(image, {"albedo": "nothing"})
 
@@ -504,3 +506,13 @@ def test_the_user_can_give_a_role_to_another_pass(tmp_path):
     write_image(tmp_path / "plain_out.exr", swapped)
     written = OpenEXR.File(str(tmp_path / "plain_out.exr"), separate_channels=True).channels()
     assert set(written) == set(channels) and written["albedo.G"].pixels.tobytes() == channels["albedo.G"].tobytes()
+
+
+def test_the_documented_table_is_the_one_the_code_uses():
+    from pathlib import Path
+
+    from engine.imageio import aov
+
+    table = aov.table_markdown()
+    assert table in aov.__doc__
+    assert table in (Path(__file__).resolve().parent.parent / "docs" / "render-passes.md").read_text(encoding="utf-8")

@@ -6,38 +6,47 @@ empty layer name), compared without case, spaces, underscores and dashes. The fi
 so the order of the rows is the order of preference (Blender's ``Denoising *`` passes before its ``Diffuse Color`` /
 ``Normal`` / ``Depth``, as Blender's own denoiser does).
 
-=========  ==================  ===================================================================  ===========
-role       renderer            layer names (matched as described above)                             normal space
-=========  ==================  ===================================================================  ===========
-albedo     Blender             ``Denoising Albedo``                                                 -
-albedo     Arnold              ``denoise_albedo``, ``albedo``, ``diffuse_albedo``                   -
-albedo     RenderMan           ``albedo``, ``albedo_mse``                                           -
-albedo     Karma / Houdini     ``albedo``, ``basecolor``                                            -
-albedo     V-Ray               ``VRayDiffuseFilter``, ``diffuseFilter``                             -
-albedo     Redshift            ``DiffuseFilter``                                                    -
-albedo     Mitsuba / generic   ``albedo``, ``alb``, ``diffcol``                                     -
-albedo     Blender             ``Diffuse Color`` (``DiffCol``), used without denoising data          -
-normal     Blender             ``Denoising Normal``                                                 camera
-normal     Arnold              ``N`` (also Karma, generic)                                          world
-normal     RenderMan           ``normal``, ``normal_mse``                                           world
-normal     V-Ray               ``VRayNormals``, ``VRayBumpNormals``, ``normals``, ``bumpNormals``   camera
-normal     Redshift            ``BumpNormals``                                                      world
-normal     Mitsuba / generic   ``sh_normal``, ``nn``, ``normal``, ``nrm``                           world
-normal     Blender             ``Normal``, used without denoising data                              world
-depth      Blender             ``Denoising Depth``, then ``Depth``                                  -
-depth      Arnold / generic    ``Z`` (also the root channel ``Z``), ``depth``, ``zdepth``             -
-depth      Karma / Houdini     ``Pz``                                                               -
-depth      RenderMan           ``z``, ``zfiltered``                                                 -
-depth      V-Ray               ``VRayZDepth``, ``zDepth``                                           -
-depth      Mitsuba             ``depth``, ``dd``, ``distance``                                      -
-diffuse    Blender             ``Diffuse Direct`` + ``Diffuse Indirect`` (``DiffDir``, ``DiffInd``)  -
-diffuse    Arnold / RenderMan  ``diffuse``; V-Ray ``VRayDiffuse``, Redshift ``DiffuseLighting``      -
-specular   Blender             ``Glossy Direct`` + ``Glossy Indirect`` (``GlossDir``, ``GlossInd``)  -
-specular   others              ``specular``, ``VRaySpecular``, ``VRayReflection``, ``SpecularLighting``  -
-motion     Blender             ``Vector``                                                           -
-motion     others              ``motionvector(s)``, ``forward``, ``VRayVelocity``, ``MotionVectors``  -
-alpha      every renderer      the beauty's ``A`` channel (``Combined.A``, ``A``, V-Ray ``.A``)      -
-=========  ==================  ===================================================================  ===========
+Rows in order of preference (:data:`CONVENTIONS` is the table; :func:`table_markdown` writes it for docs/render-
+passes.md, and a test keeps both copies equal). A row may list names that several renderers share (``albedo``:
+Arnold, RenderMan, Karma, Mitsuba; ``N``: Arnold, Karma; ``Z``: Arnold, Redshift, generic); alpha is the beauty's
+own ``A`` channel.
+
+| role | renderer | pass names | normal space |
+|---|---|---|---|
+| albedo | Blender | `Denoising Albedo` | - |
+| albedo | Arnold | `denoise_albedo`, `albedo`, `diffuse_albedo` | - |
+| albedo | RenderMan | `albedo_mse` | - |
+| albedo | Karma / Houdini | `basecolor` | - |
+| albedo | V-Ray | `VRayDiffuseFilter`, `diffuseFilter` | - |
+| albedo | Redshift | `DiffuseFilter` | - |
+| albedo | Mitsuba / generic | `alb`, `diffcol`, `diffusealbedo` | - |
+| albedo | Blender | `Diffuse Color`, `DiffCol` | - |
+| normal | Blender | `Denoising Normal` | camera |
+| normal | Arnold / Karma / generic | `N` | world |
+| normal | RenderMan | `normal_mse` | world |
+| normal | V-Ray | `VRayNormals`, `VRayBumpNormals`, `bumpNormals`, `normals` | camera |
+| normal | Redshift | `BumpNormals` | world |
+| normal | Mitsuba / generic | `sh_normal`, `nn`, `normal`, `nrm`, `worldnormal` | world |
+| normal | Blender | `Normal` | world |
+| depth | Blender | `Denoising Depth` | - |
+| depth | Arnold / generic | `Z`, `depth`, `zdepth` | - |
+| depth | Karma / Houdini | `Pz` | - |
+| depth | RenderMan | `zfiltered` | - |
+| depth | V-Ray | `VRayZDepth` | - |
+| depth | Mitsuba | `dd`, `distance` | - |
+| diffuse | Blender | `Diffuse Direct`, `Diffuse Indirect`, `DiffDir`, `DiffInd` | - |
+| diffuse | Arnold / RenderMan | `diffuse`, `diffuse_mse` | - |
+| diffuse | V-Ray | `VRayDiffuse`, `VRayRawLighting`, `VRayLighting` | - |
+| diffuse | Redshift | `DiffuseLighting` | - |
+| specular | Blender | `Glossy Direct`, `Glossy Indirect`, `GlossDir`, `GlossInd` | - |
+| specular | Arnold / RenderMan | `specular`, `specular_mse` | - |
+| specular | V-Ray | `VRaySpecular`, `VRayReflection` | - |
+| specular | Redshift | `SpecularLighting`, `Reflections` | - |
+| motion | Blender | `Vector` | - |
+| motion | Arnold / Karma / generic | `motionvector`, `motionvectors`, `motion`, `velocity` | - |
+| motion | RenderMan | `forward` | - |
+| motion | V-Ray | `VRayVelocity` | - |
+| motion | Redshift | `MotionVectors` | - |
 
 Beauty (the colour that is denoised): ``Combined`` (Blender), ``RGBA`` / root ``R G B`` (Arnold, V-Ray ``.R``),
 ``C`` (Karma / Mantra), ``Ci`` (RenderMan), ``Beauty``, ``color``... (see ``exr.py``).
@@ -263,3 +272,12 @@ def describe_roles(roles: dict[str, dict[str, Any]]) -> list[str]:
         detail = "; ".join(x for x in (channels, entry.get("renderer", ""), entry.get("note", "")) if x)
         lines.append(f"{role:<9} <- {entry.get('layer') or '(root)'} ({detail})")
     return lines
+
+
+def table_markdown() -> str:
+    """:data:`CONVENTIONS` as the Markdown table of the module docstring and of docs/render-passes.md."""
+    lines = ["| role | renderer | pass names | normal space |", "|---|---|---|---|"]
+    for convention in CONVENTIONS:
+        names = ", ".join(f"`{name}`" for name in convention.names)
+        lines.append(f"| {convention.role} | {convention.renderer} | {names} | {convention.space or '-'} |")
+    return "\n".join(lines)
