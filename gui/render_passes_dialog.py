@@ -33,7 +33,8 @@ def pass_choices(image: Image, role: str) -> list[str]:
     minimum = 1 if role == "depth" else 3
     others = sorted(name for name, layer in image.layers.items()
                     if name not in MODEL_ROLES and layer.shape[2] >= minimum and name not in preferred)
-    return [name for name in preferred if name in image.layers] + others
+    sidecar = [entry["layer"]] if entry.get("sidecar") else []  # a file beside the render: kept as it is
+    return sidecar + [name for name in preferred if name in image.layers] + others
 
 
 class RenderPassesDialog(QDialog):

@@ -414,6 +414,8 @@ def test_sidecar_aovs_join_the_first_part_of_a_multipart_file(tmp_path):
     _write(tmp_path / "shot_albedo.exr", _layer("", "RGB"))
     image = read_image(tmp_path / "shot.exr")
     assert "albedo" in image.aovs
+    assert image.meta.extra["aov_roles"]["albedo"] == {"layer": "shot_albedo.exr", "channels": [], "renderer": "",
+                                                       "note": "sidecar file", "sidecar": True}
     (tmp_path / "out").mkdir()
     write_image(tmp_path / "out" / "shot.exr", image)
     back = read_image(tmp_path / "out" / "shot.exr")

@@ -587,7 +587,7 @@ def write_exr(temporary: Path, image: Image, bit_depth: int | None, path: Path) 
 def _file_role_layers(image: Image) -> set[str]:
     """The canonical layers (albedo, normal, depth) that were derived from the file's own passes: not written again."""
     roles = image.meta.extra.get("aov_roles", {})
-    return {role for role in aov.MODEL_ROLES if role in roles}
+    return {role for role in aov.MODEL_ROLES if role in roles and not roles[role].get("sidecar")}
 
 
 def _write_layout(temporary: Path, image: Image, layout: ExrLayout, kind_override: str | None, path: Path) -> None:
@@ -637,7 +637,7 @@ def _write_layout(temporary: Path, image: Image, layout: ExrLayout, kind_overrid
             add(0, channel_name, _plane(layer, index, fallback_kind))
 
     written = []
-    for part, channels in zip(layout.parts, part_channels):
+    for part, channels in zip(layout.parts, part_channels, strict=True):
         header = dict(part["header"])
         tiles = header.get("tiles")
         if tiles is not None and str(getattr(tiles, "mode", "")).endswith(("MIPMAP_LEVELS", "RIPMAP_LEVELS")):

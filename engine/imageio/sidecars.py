@@ -91,6 +91,11 @@ def attach_sidecars(image: Image, path: Path, read: Callable[[Path], Image]) -> 
     extra = dict(image.meta.extra)
     if used:
         extra["sidecars"] = used
+        roles = dict(extra.get("aov_roles", {}))
+        for aov, file in used.items():
+            roles[aov] = {"layer": Path(file).name, "channels": [], "renderer": "", "note": "sidecar file",
+                          "sidecar": True}
+        extra["aov_roles"] = roles
     if problems:
         extra["sidecar_problems"] = problems
     return make_image(image.pixels, image.alpha, image.meta.replace(extra=extra), layers)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from engine.imageio import read_image
 from gui.render_passes_dialog import NONE_TEXT, RenderPassesDialog, pass_choices
-from tests.test_exr_conventions import _blender_passes, write_blender
+from tests.test_exr_conventions import _blender_passes, _layer, _write, write_blender
 
 
 def test_dialog_shows_the_roles_and_gives_them_to_other_passes(qtbot, tmp_path):
@@ -21,3 +21,13 @@ def test_dialog_shows_the_roles_and_gives_them_to_other_passes(qtbot, tmp_path):
     chosen = dialog.image()
     assert chosen.meta.extra["aov_roles"]["albedo"]["layer"] == "ViewLayer.Diffuse Color"
     assert set(chosen.aovs) == {"albedo", "normal"}
+
+
+def test_a_sidecar_albedo_is_kept_when_the_dialog_is_accepted(qtbot, tmp_path):
+    write_blender(tmp_path / "shot.exr", {"Combined": _blender_passes()["Combined"]})
+    _write(tmp_path / "shot_albedo.exr", _layer("", "RGB"))
+    image = read_image(tmp_path / "shot.exr")
+    dialog = RenderPassesDialog(image)
+    qtbot.addWidget(dialog)
+    assert dialog.combos["albedo"].currentText() == "shot_albedo.exr" and dialog.choices() == {}
+    assert dialog.image() is image
