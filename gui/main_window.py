@@ -1090,7 +1090,7 @@ class MainWindow(QMainWindow):
         from .render_passes_dialog import RenderPassesDialog
 
         dialog = RenderPassesDialog(self.session.original, self)
-        if dialog.exec() and dialog.choices():
+        if dialog.exec() and (dialog.choices() or dialog.colour()):
             self.set_original(dialog.image(), self.session.original_path)
 
     def refresh_models(self) -> None:

@@ -1,8 +1,9 @@
-"""Image > Render Passes: which pass of a multi-layer render the models use as albedo, normal and depth.
+"""Tools > Render Passes: which pass of a multi-layer render the models use as albedo, normal and depth.
 
 Shows every role the loader found (engine/imageio/aov.py's table: albedo, normal, depth, diffuse / specular split,
 motion vectors, alpha) with the pass it took and why (``camera -> world space``, ``background set to 0``). The
-three model inputs can be given to another pass of the file, or to none; :meth:`RenderPassesDialog.image` is the
+three model inputs can be given to another pass of the file, or to none, and another pass (a light group, the
+diffuse pass) can be the colour that is restored; :meth:`RenderPassesDialog.image` is the
 image with that choice (engine/imageio/exr.assign_roles). The passes written back to an EXR never change.
 """
 
@@ -21,6 +22,14 @@ from engine.image import Image
 from engine.imageio.aov import MODEL_ROLES, ROLES, describe_roles
 
 NONE_TEXT = "(none)"
+BEAUTY_TEXT = "(beauty)"
+
+
+def colour_choices(image: Image) -> list[str]:
+    """The file's passes with three channels or more that could be restored instead of the beauty."""
+    layout = image.meta.extra.get("exr_layout")
+    keys = getattr(layout, "layer_keys", set())
+    return sorted(name for name, layer in image.layers.items() if name in keys and layer.shape[2] >= 3)
 
 
 def pass_choices(image: Image, role: str) -> list[str]:
@@ -48,8 +57,15 @@ class RenderPassesDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("Passes the models use. Written files keep every pass unchanged."))
         grid = QGridLayout()
+        self.colour_combo = QComboBox()
+        self.colour_combo.addItem(BEAUTY_TEXT)
+        self.colour_combo.addItems(colour_choices(image))
+        self.colour_combo.setToolTip("The colour that is restored; the beauty is written back unchanged if another "
+                                     "pass is chosen")
+        grid.addWidget(QLabel("Colour"), 0, 0)
+        grid.addWidget(self.colour_combo, 0, 1)
         self.combos: dict[str, QComboBox] = {}
-        for row, role in enumerate(MODEL_ROLES):
+        for row, role in enumerate(MODEL_ROLES, start=1):
             grid.addWidget(QLabel(role.capitalize()), row, 0)
             combo = QComboBox()
             combo.addItem(NONE_TEXT)
@@ -83,12 +99,18 @@ class RenderPassesDialog(QDialog):
                 changed[role] = chosen
         return changed
 
+    def colour(self) -> str | None:
+        """The pass chosen as the colour to restore, or None for the beauty."""
+        text = self.colour_combo.currentText()
+        return None if text == BEAUTY_TEXT else text
+
     def image(self) -> Image:
-        """The image with the chosen passes as model inputs (the same image when nothing changed)."""
-        from engine.imageio.exr import assign_roles
+        """The image with the chosen colour and passes as model inputs (the same image when nothing changed)."""
+        from engine.imageio.exr import assign_roles, choose_colour
 
+        image = choose_colour(self._image, self.colour()) if self.colour() else self._image
         choices = self.choices()
-        return assign_roles(self._image, choices) if choices else self._image
+        return assign_roles(image, choices) if choices else image
 
 
-__all__ = ["ROLES", "RenderPassesDialog", "pass_choices"]
+__all__ = ["ROLES", "RenderPassesDialog", "colour_choices", "pass_choices"]

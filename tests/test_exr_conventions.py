@@ -518,3 +518,23 @@ def test_the_documented_table_is_the_one_the_code_uses():
     table = aov.table_markdown()
     assert table in aov.__doc__
     assert table in (Path(__file__).resolve().parent.parent / "docs" / "render-passes.md").read_text(encoding="utf-8")
+
+
+def test_another_layer_can_be_the_colour_that_is_restored(tmp_path):
+    from engine.imageio.exr import choose_colour
+
+    passes = _blender_passes()
+    write_blender(tmp_path / "render.exr", passes)
+    image = read_image(tmp_path / "render.exr")
+    diffuse = choose_colour(image, "ViewLayer.Diffuse Color")
+    np.testing.assert_array_equal(diffuse.pixels, passes["Diffuse Color"])
+    write_image(tmp_path / "out.exr", diffuse.with_pixels(diffuse.pixels + 1))
+    before, after = _file(tmp_path / "render.exr"), _file(tmp_path / "out.exr")
+    for (_, _, channels_before), (_, _, channels_after) in zip(before, after, strict=True):
+        for name, pixels in channels_before.items():
+            if name.startswith("ViewLayer.Diffuse Color."):
+                np.testing.assert_array_equal(channels_after[name], pixels + 1)
+            else:  # the beauty included: written back as it was
+                assert channels_after[name].tobytes() == pixels.tobytes(), name
+    with pytest.raises(ValueError, match="three"):
+        choose_colour(image, "ViewLayer.Depth")

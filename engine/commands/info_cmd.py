@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     for key, value in info.items():
         print(f"{str(key).ljust(width)}  {value}")
     if roles is not None:
-        print("roles" if roles else "roles: no albedo, normal or depth pass found (colour-only models apply)")
+        inputs = [role for role in ("albedo", "normal", "depth") if role in roles]
+        print("roles" + ("" if inputs else " (no albedo, normal or depth pass found: colour-only models apply)"))
         for line in describe_roles(roles):
             print(f"  {line}")
     return 0

@@ -70,8 +70,8 @@ from typing import Any
 
 import numpy as np
 
-#: Roles a render pass can take. albedo / normal / depth are model inputs (the canonical layers of engine/image.py).
-ROLES = ("albedo", "normal", "depth", "diffuse", "specular", "motion", "alpha")
+#: Roles a render pass can take ("colour": the one restored). albedo / normal / depth are model inputs (the canonical layers of engine/image.py).
+ROLES = ("colour", "albedo", "normal", "depth", "diffuse", "specular", "motion", "alpha")
 MODEL_ROLES = ("albedo", "normal", "depth")
 #: Depth at or beyond this is background (Blender: 1e10 where no surface was hit).
 BACKGROUND_DEPTH = 1.0e9

@@ -292,8 +292,8 @@ def _assemble(path: Path, records: list[_Channel], interleaved: dict[str, tuple[
         else:
             file_layers[layer] = [suffixes[s] for s in _ordered(left)]
 
-    roles, derived = _resolve_roles(file_layers, planes, interleaved, headers[0], main_layer, alpha_suffix,
-                                    groups)
+    roles, derived = _resolve_roles(file_layers, planes, interleaved, headers[0], main_layer, main_keys,
+                                    alpha_suffix, groups)
     layers: dict[str, np.ndarray] = {}
     layer_keys: dict[str, str] = {}
     for layer, keys in file_layers.items():
@@ -380,7 +380,7 @@ def _same(array: np.ndarray, keys: list[str], planes: dict[str, np.ndarray]) -> 
 
 def _resolve_roles(file_layers: dict[str, list[str]], planes: dict[str, np.ndarray],
                    interleaved: dict[str, tuple[list[str], np.ndarray]], header: dict, main_layer: str,
-                   alpha_suffix: str | None, groups: dict[str, dict[str, str]]
+                   main_keys: list[str], alpha_suffix: str | None, groups: dict[str, dict[str, str]]
                    ) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
     """({role: where it came from}, {canonical name: model-input layer}) by the table of aov.py."""
     candidates = aov.roles_of(list(file_layers))
@@ -397,6 +397,7 @@ def _resolve_roles(file_layers: dict[str, list[str]], planes: dict[str, np.ndarr
         if role in candidates:
             layer = candidates[role][0]
             roles[role] = _role_entry(layer, file_layers[layer], "", candidates[role])
+    roles["colour"] = {"layer": main_layer, "channels": main_keys, "renderer": "", "note": ""}
     if alpha_suffix:
         roles["alpha"] = {"layer": main_layer, "channels": [groups[main_layer][alpha_suffix]], "renderer": "",
                           "note": "premultiplied (OpenEXR's convention)"}
@@ -450,6 +451,41 @@ def assign_roles(image: Image, choices: dict[str, str | None]) -> Image:
     extra["aov_roles"] = roles
     extra["exr_channels"] = channel_names
     return make_image(image.pixels, image.alpha, image.meta.replace(extra=extra), layers)
+
+
+def choose_colour(image: Image, layer: str) -> Image:
+    """The image with another layer of the file as the colour that is restored (a light group, the diffuse pass):
+    that layer's first three channels become the pixels and take the restored colour on writing; the beauty becomes
+    a layer of its own (``<name> (colour)``), written back unchanged."""
+    extra = dict(image.meta.extra)
+    layout = extra.get("exr_layout")
+    if not isinstance(layout, ExrLayout) or layer not in layout.layer_keys or layer in (MAIN_KEY, ALPHA_KEY):
+        raise ValueError(f"no layer {layer!r} of this file can be the colour")
+    source = image.layers[layer]
+    if source.shape[2] < 3:
+        raise ValueError(f"{layer!r} has {source.shape[2]} channel(s); the colour needs three")
+    main = [c for c in layout.channels if c["layer"] == MAIN_KEY]
+    beauty = (main[0]["name"].rpartition(".")[0] or "colour") + " (colour)"
+    layers = dict(image.layers)
+    layers[beauty] = np.array(image.pixels[:, :, : max(1, len(main))])
+    channels = []
+    for entry in layout.channels:
+        if entry["layer"] == MAIN_KEY:
+            entry = dict(entry, layer=beauty)
+        elif entry["layer"] == layer and entry["index"] < 3:
+            entry = dict(entry, layer=MAIN_KEY)
+        channels.append(entry)
+    extra["exr_layout"] = dataclasses.replace(layout, channels=channels)
+    names = dict(extra.get("exr_channels", {}))
+    names[beauty] = [c["name"] for c in main]
+    names[MAIN_KEY] = names.get(layer, [])[:3]
+    extra["exr_channels"] = names
+    extra["exr_colour_layer"] = layer
+    extra["aov_roles"] = {**dict(extra.get("aov_roles", {})),
+                          "colour": {"layer": layer, "channels": names[MAIN_KEY], "renderer": "",
+                                     "note": "chosen by the user; the beauty is written back unchanged"}}
+    meta = image.meta.replace(extra=extra, gray=False)
+    return make_image(np.array(source[:, :, :3]), image.alpha, meta, layers)
 
 
 def _choose_main(groups: dict[str, dict[str, str]]) -> tuple[str | None, list[str], bool]:

@@ -31,3 +31,16 @@ def test_a_sidecar_albedo_is_kept_when_the_dialog_is_accepted(qtbot, tmp_path):
     qtbot.addWidget(dialog)
     assert dialog.combos["albedo"].currentText() == "shot_albedo.exr" and dialog.choices() == {}
     assert dialog.image() is image
+
+
+def test_another_pass_can_be_the_colour(qtbot, tmp_path):
+    passes = _blender_passes()
+    write_blender(tmp_path / "render.exr", passes)
+    dialog = RenderPassesDialog(read_image(tmp_path / "render.exr"))
+    qtbot.addWidget(dialog)
+    assert "ViewLayer.Diffuse Color" in [dialog.colour_combo.itemText(i) for i in range(dialog.colour_combo.count())]
+    assert dialog.colour() is None
+    dialog.colour_combo.setCurrentText("ViewLayer.Diffuse Color")
+    chosen = dialog.image()
+    assert chosen.meta.extra["exr_colour_layer"] == "ViewLayer.Diffuse Color"
+    assert (chosen.pixels == passes["Diffuse Color"]).all()
