@@ -252,6 +252,10 @@ def restore_job(
         raise EngineError(str(error)) from None
     manifest = entry.manifest
     values = manifest.resolve_params(params or {})
+    if values.get("prefilter") == "auto":  # OIDN's prefilter follows the render's source (models/oidn.py)
+        from .models.oidn import auto_prefilter
+
+        values = {**values, "prefilter": auto_prefilter(image)}
     started = time.perf_counter()
     yield Progress(0.0, "prepare", f"Preparing {manifest.display_name}")
 

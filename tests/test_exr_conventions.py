@@ -472,7 +472,7 @@ def test_oidn_prefilters_albedo_and_normal_as_blender_does():
     assert not np.array_equal(results["accurate"], results["fast"])
     assert not np.array_equal(results["accurate"], results["none"])
     params = {p.name: p for p in oidn_manifest(True).params}
-    assert params["prefilter"].default == "accurate" and params["quality"].choices == ("high", "balanced", "fast")
+    assert params["prefilter"].default == "auto" and params["quality"].choices == ("high", "balanced", "fast")
     assert "prefilter" not in {p.name for p in oidn_manifest(False).params}
     with pytest.raises(ValueError, match="prefilter"):
         oidn_denoise(color, noisy_albedo, normal, prefilter="best")
@@ -538,3 +538,20 @@ def test_another_layer_can_be_the_colour_that_is_restored(tmp_path):
                 assert channels_after[name].tobytes() == pixels.tobytes(), name
     with pytest.raises(ValueError, match="three"):
         choose_colour(image, "ViewLayer.Depth")
+
+
+def test_oidn_auto_prefilter_is_blenders_on_blender_renders(tmp_path):
+    pytest.importorskip("pyoidn")
+    from engine.jobs import run_job
+    from engine.models.registry import ModelRegistry
+    from engine.restore import restore_job
+
+    entry = ModelRegistry().get("oidn-aov")
+    write_blender(tmp_path / "blender.exr", _blender_passes())
+    _write(tmp_path / "mitsuba.exr", {**_layer("", "RGB"), **_layer("albedo", "RGB"), **_layer("nn", "XYZ")})
+    for name, expected in (("blender.exr", "accurate"), ("mitsuba.exr", "fast")):
+        image = read_image(tmp_path / name)
+        result = run_job(restore_job(image, entry, {}), lambda progress: None)
+        assert result.details["params"]["prefilter"] == expected
+        chosen = run_job(restore_job(image, entry, {"prefilter": expected}), lambda progress: None)
+        np.testing.assert_array_equal(result.image.pixels, chosen.image.pixels)

@@ -5,10 +5,11 @@ buffers. The restore job hands it linear HDR already multiplied by the image-wid
 ``value_transform = "linear"``), so every tile is filtered with ``inputScale = 1`` and all tiles agree (OIDN's
 own per-call auto-exposure would differ from tile to tile and leave seams).
 
-With albedo and normal it runs as Blender runs it by default (Cycles' "Accurate" prefilter): the albedo and the
+With albedo and normal it can run as Blender runs it by default (Cycles' "Accurate" prefilter): the albedo and the
 normal are first denoised with OIDN's own filter, then the main filter runs with ``cleanAux``. The "fast" prefilter
 hands the auxiliary buffers over as they are and lets the main filter treat them as noisy; "none" treats them as
-clean without filtering them (Blender's three choices). OIDN's quality presets (high, balanced, fast) are offered.
+clean without filtering them (Blender's three choices). The default, "auto", is "accurate" for Blender renders and
+"fast" for others (measured: :func:`auto_prefilter`). OIDN's quality presets (high, balanced, fast) are offered.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ QUALITIES = ("high", "balanced", "fast")
 #: Blender's "Denoising Prefilter" choices: accurate (OIDN denoises albedo and normal first, then cleanAux), fast
 #: (auxiliary buffers treated as noisy by the main filter), none (treated as clean, not filtered).
 PREFILTERS = ("accurate", "fast", "none")
+#: The engine's choices: "auto" is "accurate" for a Blender render, "fast" otherwise (:func:`auto_prefilter`).
+PREFILTER_CHOICES = ("auto", *PREFILTERS)
 #: OIDN's filters reach far (a U-Net over several downsamplings): this much context keeps tiles seamless.
 OIDN_OVERLAP = 64
 
@@ -131,14 +134,29 @@ def oidn_denoise(
     return output
 
 
+def auto_prefilter(image: Any) -> str:
+    """What "auto" means for this image: "accurate" when its albedo or normal is a Blender pass (Blender denoises
+    them so: on a Cycles render, bench/blender_oidn.py, it takes our relMSE to the 2048-spp reference from 1.52x
+    Blender's to 1.05x), else "fast" (on the Cornell box, 1-64 spp, "accurate" was 1.25-1.7x worse than "fast": its
+    Mitsuba albedo and normal are nearly clean, and prefiltering only blurs them)."""
+    roles = dict(image.meta.extra.get("aov_roles", {}))
+    blender = any(str(roles.get(role, {}).get("renderer", "")).startswith("Blender") for role in ("albedo", "normal"))
+    return "accurate" if blender else "fast"
+
+
 def _run(with_aovs: bool):
     def run(inputs: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> np.ndarray:
         albedo = inputs.get("albedo") if with_aovs else None
         normal = inputs.get("normal") if with_aovs else None
         return oidn_denoise(inputs["color"], albedo, normal, quality=str(params.get("quality", "high")),
-                            prefilter=str(params.get("prefilter", "accurate")))
+                            prefilter=_concrete(str(params.get("prefilter", "fast"))))
 
     return run
+
+
+def _concrete(prefilter: str) -> str:
+    # "auto" is resolved per image by the restore job (auto_prefilter); called without an image it is "fast".
+    return "fast" if prefilter == "auto" else prefilter
 
 
 def oidn_manifest(with_aovs: bool) -> ModelManifest:
@@ -148,16 +166,17 @@ def oidn_manifest(with_aovs: bool) -> ModelManifest:
         task="render-denoise",
         name=f"Intel Open Image Denoise{suffix}",
         description="Intel's pretrained render denoiser (pyoidn), for comparison with our networks."
-        + (" Uses the render's albedo and normal buffers, prefiltered and with cleanAux as Blender runs it."
+        + (" Uses the render's albedo and normal buffers; on Blender renders prefiltered with cleanAux, as Blender runs it."
            if with_aovs else ""),
         engine="classical",
         inputs=("color", "albedo", "normal") if with_aovs else ("color",),
         value_transform="linear",
         params=(ParamSpec("quality", "choice", "high", choices=QUALITIES, label="Quality",
                           help="OIDN filter quality: high, balanced or fast"),)
-        + ((ParamSpec("prefilter", "choice", "accurate", choices=PREFILTERS, label="Prefilter",
+        + ((ParamSpec("prefilter", "choice", "auto", choices=PREFILTER_CHOICES, label="Prefilter",
                       help="albedo / normal: accurate (denoised first, as Blender does by default), fast (used "
-                           "noisy) or none (used as clean)"),) if with_aovs else ()),
+                           "noisy) or none (used as clean); auto: accurate for Blender renders, else fast"),)
+           if with_aovs else ()),
         tile=TileSpec(alignment=1, overlap=OIDN_OVERLAP, default=0),
         provenance={"method": "Intel Open Image Denoise RT filter via PyPI pyoidn 2.5.1.0", "weights": "Intel's"},
     )
