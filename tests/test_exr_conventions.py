@@ -555,3 +555,16 @@ def test_oidn_auto_prefilter_is_blenders_on_blender_renders(tmp_path):
         assert result.details["params"]["prefilter"] == expected
         chosen = run_job(restore_job(image, entry, {"prefilter": expected}), lambda progress: None)
         np.testing.assert_array_equal(result.image.pixels, chosen.image.pixels)
+
+
+def test_without_its_layout_the_file_is_written_without_repeating_passes(tmp_path):
+    write_blender(tmp_path / "render.exr", _blender_passes())
+    image = read_image(tmp_path / "render.exr")
+    # Same size but no layout any more (as after an edit that drops it): the generic writer, one part, no copies.
+    extra = {k: v for k, v in image.meta.extra.items() if k != "exr_layout"}
+    from engine.image import make_image
+
+    plain = make_image(image.pixels, image.alpha, image.meta.replace(extra=extra), image.layers)
+    write_image(tmp_path / "out.exr", plain)
+    names = set(OpenEXR.File(str(tmp_path / "out.exr"), separate_channels=True).channels())
+    assert "ViewLayer.Denoising Albedo.R" in names and not any(n.startswith(("albedo.", "normal.")) for n in names)

@@ -374,8 +374,7 @@ def _part_size_of(header: dict) -> tuple[int, int]:
 
 def _same(array: np.ndarray, keys: list[str], planes: dict[str, np.ndarray]) -> bool:
     """Whether a derived role layer is exactly these file channels (then it can share the file layer's name)."""
-    return array.shape[2] == len(keys) and all(planes[k] is array[:, :, i] or np.array_equal(planes[k], array[:, :, i])
-                                               for i, k in enumerate(keys))
+    return array.shape[2] == len(keys) and all(np.array_equal(planes[k], array[:, :, i]) for i, k in enumerate(keys))
 
 
 def _resolve_roles(file_layers: dict[str, list[str]], planes: dict[str, np.ndarray],
@@ -594,7 +593,10 @@ def write_exr(temporary: Path, image: Image, bit_depth: int | None, path: Path) 
         alpha_name = main_names[3] if len(main_names) > 3 else (rgb[0].rpartition(".")[0] + ".A").lstrip(".")
     if image.alpha is not None:
         channels[alpha_name] = _plane(image.alpha, None, kind)
+    derived = _file_role_layers(image)  # written once, under the file's own names
     for name, layer in image.layers.items():
+        if name in derived and name not in known_channels:
+            continue
         names = known_channels.get(name)
         if not names or len(names) != layer.shape[2]:
             names = _default_layer_names(name, layer.shape[2])
