@@ -70,7 +70,8 @@ from typing import Any
 
 import numpy as np
 
-#: Roles a render pass can take ("colour": the one restored). albedo / normal / depth are model inputs (the canonical layers of engine/image.py).
+#: Roles a render pass can take ("colour": the one restored). albedo / normal / depth are model inputs (the
+#: canonical layers of engine/image.py).
 ROLES = ("colour", "albedo", "normal", "depth", "diffuse", "specular", "motion", "alpha")
 MODEL_ROLES = ("albedo", "normal", "depth")
 #: Depth at or beyond this is background (Blender: 1e10 where no surface was hit).
