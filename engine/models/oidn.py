@@ -166,8 +166,8 @@ def oidn_manifest(with_aovs: bool) -> ModelManifest:
         task="render-denoise",
         name=f"Intel Open Image Denoise{suffix}",
         description="Intel's pretrained render denoiser (pyoidn), for comparison with our networks."
-        + (" Uses the render's albedo and normal buffers; on Blender renders prefiltered with cleanAux, as Blender runs it."
-           if with_aovs else ""),
+        + (" Uses the render's albedo and normal buffers; on Blender renders prefiltered with cleanAux, as Blender "
+           "runs it." if with_aovs else ""),
         engine="classical",
         inputs=("color", "albedo", "normal") if with_aovs else ("color",),
         value_transform="linear",
