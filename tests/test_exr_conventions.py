@@ -568,3 +568,53 @@ def test_without_its_layout_the_file_is_written_without_repeating_passes(tmp_pat
     write_image(tmp_path / "out.exr", plain)
     names = set(OpenEXR.File(str(tmp_path / "out.exr"), separate_channels=True).channels())
     assert "ViewLayer.Denoising Albedo.R" in names and not any(n.startswith(("albedo.", "normal.")) for n in names)
+
+
+def write_subsampled(path, luminance: np.ndarray, chroma: dict[str, np.ndarray]) -> None:
+    """An uncompressed scanline EXR with a full-resolution ``Y`` and 2 x 2 subsampled chroma channels (the binding
+    writes no subsampled channel): the binding's full-resolution file with the channel list's sampling patched and
+    every scanline written here (a subsampled channel only on even lines, every other pixel)."""
+    names = sorted(["Y", *chroma])
+    height, width = luminance.shape
+    full = {"Y": luminance, **{n: np.repeat(np.repeat(c, 2, 0), 2, 1) for n, c in chroma.items()}}
+    _write(path, full, {"compression": OpenEXR.NO_COMPRESSION})
+    data = bytearray(path.read_bytes())
+    position = 8
+    while data[position] != 0:
+        name_end = data.index(0, position)
+        type_end = data.index(0, name_end + 1)
+        size = struct.unpack_from("<i", data, type_end + 1)[0]
+        if bytes(data[position:name_end]) == b"channels":
+            cursor = type_end + 5
+            while data[cursor] != 0:
+                end = data.index(0, cursor)
+                if bytes(data[cursor:end]).decode() in chroma:
+                    struct.pack_into("<ii", data, end + 1 + 8, 2, 2)  # after pixelType, pLinear + 3 reserved
+                cursor = end + 1 + 16
+        position = type_end + 5 + size
+    header = bytes(data[: position + 1])
+    chunks = []
+    for y in range(height):
+        body = b"".join(luminance[y].astype("<f4").tobytes() if n == "Y"
+                        else (chroma[n][y // 2].astype("<f4").tobytes() if y % 2 == 0 else b"") for n in names)
+        chunks.append(struct.pack("<ii", y, len(body)) + body)
+    offset, table = len(header) + 8 * height, b""
+    for chunk in chunks:
+        table += struct.pack("<Q", offset)
+        offset += len(chunk)
+    path.write_bytes(header + table + b"".join(chunks))
+
+
+def test_subsampled_chroma_channels_are_kept(tmp_path):
+    luminance = RNG.random((H, W)).astype(np.float32)
+    chroma = {n: RNG.random((H // 2, W // 2)).astype(np.float32) for n in ("BY", "RY")}
+    write_subsampled(tmp_path / "yc.exr", luminance, chroma)
+    read_back = OpenEXR.File(str(tmp_path / "yc.exr"), separate_channels=True).channels()
+    assert read_back["RY"].xSampling == 2 and read_back["RY"].pixels.shape == (H // 2, W // 2)  # a valid fixture
+    image = read_image(tmp_path / "yc.exr")
+    assert image.meta.gray and any("subsampled" in note for note in image.meta.extra["exr_notes"])
+    write_image(tmp_path / "out.exr", image.with_pixels(image.pixels * 2))
+    written = OpenEXR.File(str(tmp_path / "out.exr"), separate_channels=True).channels()
+    np.testing.assert_array_equal(written["Y"].pixels, luminance * 2)
+    for name, plane in chroma.items():  # at full resolution, the same values
+        np.testing.assert_array_equal(written[name].pixels[::2, ::2], plane)

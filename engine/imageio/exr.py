@@ -19,8 +19,8 @@ Writing an image with such a layout (and the same size) writes the same parts, c
 sampling, compression, windows and header attributes; the colour (and alpha) channels take the image's pixels,
 every other channel is written from its layer unchanged (half and float values survive float32 exactly; 32-bit
 uint channels are written from the file's own integers). Layers the file did not have (sidecar AOVs) are added to
-the first part. Known limits: a mip- or rip-mapped tiled file is written with its full-resolution level only (the
-binding cannot write levels; ``exr_layout`` notes it), deep files are refused.
+the first part. Known limits (the binding cannot write them; ``info`` notes it): a mip- or rip-mapped tiled file is
+written with its full-resolution level only, subsampled (chroma) channels at full resolution; deep files are refused.
 
 NOTE: this OpenEXR binding silently writes garbage for non-contiguous arrays; every array is made contiguous.
 """
@@ -315,6 +315,9 @@ def _assemble(path: Path, records: list[_Channel], interleaved: dict[str, tuple[
             entry["raw"] = np.ascontiguousarray(record.pixels)
         channels.append(entry)
     notes = []
+    subsampled = [r.name for r in records if (r.x_sampling, r.y_sampling) != (1, 1)]
+    if subsampled:
+        notes.append(f"subsampled channels ({', '.join(subsampled[:4])}) are written at full resolution")
     parts = []
     for index, header in enumerate(headers):
         tiles = header.get("tiles")
@@ -658,6 +661,11 @@ def _write_layout(temporary: Path, image: Image, layout: ExrLayout, kind_overrid
         if source is not None and source.ndim == 3 and index >= source.shape[2]:
             source = None
         if raw is not None and (source is None or np.array_equal(_layer_plane(source, index), raw.astype(np.float32))):
+            if tuple(entry["sampling"]) != (1, 1):  # the binding writes no subsampled channel: full resolution
+                x_step, y_step = entry["sampling"]
+                full = np.repeat(np.repeat(raw, y_step, axis=0), x_step, axis=1)[: layout.height, : layout.width]
+                add(entry["part"], entry["name"], full, (1, 1), entry["p_linear"])
+                continue
             add(entry["part"], entry["name"], raw, entry["sampling"], entry["p_linear"])
             continue
         if source is None:
