@@ -131,6 +131,14 @@ def _resize_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
     return np.clip(resized, 0.0, 1.0)
 
 
+def keep_transparent(output: np.ndarray, image: Image) -> None:
+    """Fully transparent pixels of a premultiplied HDR image (EXR's convention: Blender's Film > Transparent) keep
+    the colour the file had there (normally 0): a denoiser would otherwise spread colour into them. In place."""
+    transparent = image.alpha <= 0.0
+    if transparent.any() and output.shape[:2] == transparent.shape:
+        output[transparent] = image.pixels[transparent][:, : output.shape[2]]
+
+
 def smaller_tile(tile_size: int, image: Image, manifest: ModelManifest) -> int | None:
     """The next tile edge to try after running out of memory with ``tile_size`` (0 = whole image): half of it,
     kept aligned and large enough for the model's overlap; None when it cannot get smaller."""
@@ -210,6 +218,10 @@ def restore_job(
         raise EngineError(str(error)) from None
     manifest = entry.manifest
     values = manifest.resolve_params(params or {})
+    if values.get("prefilter") == "auto":  # OIDN's prefilter follows the render's source (models/oidn.py)
+        from .models.oidn import auto_prefilter
+
+        values = {**values, "prefilter": auto_prefilter(image)}
     started = time.perf_counter()
     yield Progress(0.0, "prepare", f"Preparing {manifest.display_name}")
 
@@ -256,6 +268,8 @@ def restore_job(
         # A colour model drifts the channels of a gray image apart slightly; the result must stay gray.
         output = output.mean(axis=2, keepdims=True)
     alpha = image.alpha
+    if alpha is not None and manifest.scale == 1 and image.meta.hdr:
+        keep_transparent(output, image)
     if alpha is not None and manifest.scale != 1:
         alpha = _resize_alpha(alpha, manifest.scale)
     # A gray-model result on a colour image stays gray; on a gray-origin image make_image expands it again.

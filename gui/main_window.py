@@ -210,6 +210,8 @@ class MainWindow(QMainWindow):
                                           viewer_only=True)
         self.act_shortcuts = self._action("&Keyboard Shortcuts", self.show_shortcuts, "F1")
         self.act_about = self._action("&About Restoration Studio", self.show_about)
+        self.act_render_passes = self._action("Render &Passes\u2026", self.render_passes_dialog, None, None,
+                                              "Which passes of the render the models use (albedo, normal, depth)")
         self.act_refresh_models = self._action("Refresh &Models", self.refresh_models, None, None,
                                                "Read the models folders again")
         self.act_train = None
@@ -275,6 +277,7 @@ class MainWindow(QMainWindow):
             self.device_actions[name] = action
         if self.act_train is not None:
             tools.addAction(self.act_train)
+        tools.addAction(self.act_render_passes)
         tools.addAction(self.act_refresh_models)
 
         help_menu = bar.addMenu("&Help")
@@ -722,6 +725,15 @@ class MainWindow(QMainWindow):
         self.act_save.setEnabled(bool(self.session.results))
         self.act_export.setEnabled(has_image)
         self.act_clear_reference.setEnabled(self.session.reference is not None)
+        self.act_render_passes.setEnabled(has_image and "aov_roles" in self.session.original.meta.extra)
+
+    def render_passes_dialog(self) -> None:
+        """Tools > Render Passes: show which pass took which role and let the user give a role to another pass."""
+        from .render_passes_dialog import RenderPassesDialog
+
+        dialog = RenderPassesDialog(self.session.original, self)
+        if dialog.exec() and (dialog.choices() or dialog.colour()):
+            self.set_original(dialog.image(), self.session.original_path)
 
     def refresh_models(self) -> None:
         self.registry.refresh()

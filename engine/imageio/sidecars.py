@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import ImageReadError
 from ..image import AOV_NAMES, Image, make_image
+from .aov import clean_depth
 
 #: The render formats that carry AOVs and references (sidecars beside an 8-bit photo are not looked for).
 HDR_SUFFIXES = (".exr", ".hdr", ".pfm")
@@ -63,8 +64,8 @@ def find_sidecars(path: Path) -> dict[str, Path]:
 
 def _as_aov(aov: str, image: Image) -> np.ndarray:
     """A sidecar file's content as the layer's array: 3 channels for albedo/normal, 1 for depth."""
-    if aov == "depth":
-        return np.array(image.pixels[:, :, :1])
+    if aov == "depth":  # an "infinite" background (Blender's 1e10) becomes 0, as in the models' training data
+        return clean_depth(np.array(image.pixels[:, :, :1]))[0]
     return np.array(image.pixels)
 
 
@@ -90,6 +91,11 @@ def attach_sidecars(image: Image, path: Path, read: Callable[[Path], Image]) -> 
     extra = dict(image.meta.extra)
     if used:
         extra["sidecars"] = used
+        roles = dict(extra.get("aov_roles", {}))
+        for aov, file in used.items():
+            roles[aov] = {"layer": Path(file).name, "channels": [], "renderer": "", "note": "sidecar file",
+                          "sidecar": True}
+        extra["aov_roles"] = roles
     if problems:
         extra["sidecar_problems"] = problems
     return make_image(image.pixels, image.alpha, image.meta.replace(extra=extra), layers)
