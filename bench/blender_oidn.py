@@ -23,7 +23,6 @@ Blender and compares the passes its compositor offers. Results go to OUT/blender
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -97,7 +96,6 @@ def render(out: Path) -> None:
 
 
 def compare(out: Path) -> dict:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     import numpy as np
     import OpenEXR
 
@@ -158,7 +156,6 @@ def compare(out: Path) -> dict:
 def prefilters(out: Path) -> dict:
     """The app's OIDN + AOVs with each prefilter on the Cornell box (../shared/bench/renders/cbox256, 1-64 spp,
     4096-spp reference), through the restore job: what the Blender way changes on the app's own benchmark."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     import numpy as np
 
     from engine.imageio import read_image
@@ -207,7 +204,6 @@ def main() -> None:
     if step == "render":
         render(out)
         return
-    os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
     data.update({"compare": compare, "prefilters": prefilters, "reopen": reopen}[step](out))
     report.write_text(json.dumps(data, indent=2))
     print(json.dumps(data, indent=2))
