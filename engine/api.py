@@ -40,6 +40,12 @@ _LAZY: dict[str, tuple[str, str]] = {
     "write_image": ("engine.imageio", "write_image"),
     "folder_images": ("engine.imageio", "folder_images"),
     "SUPPORTED_READ_EXTENSIONS": ("engine.imageio", "SUPPORTED_READ_EXTENSIONS"),
+    # render passes: which pass plays which role (engine/imageio/aov.py), and choosing others
+    "ROLES": ("engine.imageio.aov", "ROLES"),
+    "MODEL_ROLES": ("engine.imageio.aov", "MODEL_ROLES"),
+    "describe_roles": ("engine.imageio.aov", "describe_roles"),
+    "assign_roles": ("engine.imageio.exr", "assign_roles"),
+    "choose_colour": ("engine.imageio.exr", "choose_colour"),
     # display
     "TONEMAPS": ("engine.display", "TONEMAPS"),
     "to_display_uint8": ("engine.display", "to_display_uint8"),

@@ -18,8 +18,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from engine.image import Image
-from engine.imageio.aov import MODEL_ROLES, ROLES, describe_roles
+from engine.api import MODEL_ROLES, ROLES, Image, describe_roles
 
 NONE_TEXT = "(none)"
 BEAUTY_TEXT = "(beauty)"
@@ -106,7 +105,7 @@ class RenderPassesDialog(QDialog):
 
     def image(self) -> Image:
         """The image with the chosen colour and passes as model inputs (the same image when nothing changed)."""
-        from engine.imageio.exr import assign_roles, choose_colour
+        from engine.api import assign_roles, choose_colour
 
         image = choose_colour(self._image, self.colour()) if self.colour() else self._image
         choices = self.choices()
