@@ -29,9 +29,11 @@ def create_application(argv: list[str] | None = None) -> QApplication:
         QCoreApplication.setApplicationName(APPLICATION)
         QApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
         app = QApplication(argv if argv is not None else [sys.argv[0]])
+    from . import wheel_guard
     from .icons import app_icon
 
     app.setWindowIcon(app_icon())
+    wheel_guard.install(app)  # the wheel scrolls panels; it changes a field only when the field has focus
     return app
 
 
