@@ -98,6 +98,9 @@ def build_window(images: list[str], *, persist_layout: bool = True):
 
     window = MainWindow(settings, persist_layout=persist_layout)
     window.file_open_forwarder = FileOpenForwarder(window)
+    from .reference_finder import ReferenceFinder
+
+    window.reference_finder = ReferenceFinder(window)  # a NAME_ref / NAME_clean / higher-spp file beside the image
     app.installEventFilter(window.file_open_forwarder)
     if persist_layout:
         window.show()
