@@ -101,6 +101,9 @@ def build_window(images: list[str], *, persist_layout: bool = True):
     from .reference_finder import ReferenceFinder
 
     window.reference_finder = ReferenceFinder(window)  # a NAME_ref / NAME_clean / higher-spp file beside the image
+    from . import histogram_panel
+
+    window.histogram_dock = histogram_panel.install(window)  # View > Histogram
     app.installEventFilter(window.file_open_forwarder)
     if persist_layout:
         window.show()

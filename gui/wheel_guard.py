@@ -15,8 +15,15 @@ Scroll bars are sliders too, and keep their wheel.
 from __future__ import annotations
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt
-from PySide6.QtWidgets import QAbstractScrollArea, QAbstractSlider, QAbstractSpinBox, QApplication, QComboBox, \
-    QScrollBar, QWidget
+from PySide6.QtWidgets import (
+    QAbstractScrollArea,
+    QAbstractSlider,
+    QAbstractSpinBox,
+    QApplication,
+    QComboBox,
+    QScrollBar,
+    QWidget,
+)
 
 #: Widgets whose value a stray wheel turn would change.
 GUARDED = (QAbstractSpinBox, QComboBox, QAbstractSlider)
