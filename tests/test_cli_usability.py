@@ -160,3 +160,25 @@ def test_zssr_seconds_budget_holds(tmp_path):
     elapsed = time.perf_counter() - started
     assert elapsed < 12 + 5, elapsed
     assert read_image(tmp_path / "o.png").width == 480
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["restore", "{bad}", "-o", "{tmp}/o.png"],
+        ["restore", "{bad}", "{good}", "-o", "{tmp}/out", "--model", "nlm", "--set", "noise_level=5"],
+        ["restore", "{good}", "-o", "{tmp}/o.png", "--model", "nosuch"],
+        ["restore", "{good}", "-o", "{tmp}/o.txt"],
+        ["info", "{bad}"],
+        ["zssr", "{bad}", "-o", "{tmp}/z.png", "--scale", "2"],
+        ["zssr", "{good}", "-o", "{tmp}/z.png", "--scale", "20"],
+    ],
+)
+def test_every_error_is_printed_once(tmp_path, arguments, capsys):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    good = noisy_photo(tmp_path / "good.png")
+    code = cli([a.format(bad=bad, good=good, tmp=tmp_path) for a in arguments])
+    assert code in (1, 2)
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, errors

@@ -192,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
                 _progress_bar(overall, label)
 
             if then:
-                steps = [ChainStep(entry, values)] + [ChainStep(e, v) for e, v in zip(then, then_settings)]
+                steps = [ChainStep(entry, values)] + [ChainStep(e, v) for e, v in zip(then, then_settings, strict=True)]
                 job = chain_job(image, steps, tile=args.tile, device=args.device, ensemble=args.ensemble,
                                 token=CancelToken())
             else:
