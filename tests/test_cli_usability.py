@@ -158,7 +158,9 @@ def test_zssr_seconds_budget_holds(tmp_path):
     started = time.perf_counter()
     assert cli(["zssr", str(source), "-o", str(tmp_path / "o.png"), "--scale", "4", "--seconds", "12"]) == 0
     elapsed = time.perf_counter() - started
-    assert elapsed < 12 + 5, elapsed
+    # Before, the final 8-way ensembles ran after the budget: ~35 s over at this size. The slack is for a busy
+    # machine (torch's start-up counts too).
+    assert elapsed < 12 + 8, elapsed
     assert read_image(tmp_path / "o.png").width == 480
 
 
@@ -182,3 +184,32 @@ def test_every_error_is_printed_once(tmp_path, arguments, capsys):
     assert code in (1, 2)
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, errors
+
+
+def test_zssr_time_plan_keeps_the_final_passes_inside_the_budget(monkeypatch):
+    """The planner (engine/zssr/train._plan_step) with a known cost per pass: training stops early enough for the
+    final outputs of this and later steps, and the ensemble is dropped when it would eat the budget."""
+    from engine.zssr import train
+    from engine.zssr.config import preset_request
+
+    class FakeTrainer:
+        input = np.zeros((1, 3, 100, 100), np.float32)
+        request = preset_request("fast", (4.0, 4.0), back_projection=False)
+        sf = (2.0, 2.0)
+
+        def output_shape(self):
+            return (200, 200)
+
+        def ensemble_size(self, ensemble=None):
+            return 8 if ensemble else 1
+
+    now = [1000.0]
+    monkeypatch.setattr(train.time, "perf_counter", lambda: now[0])
+    steps = [(2.0, 2.0), (4.0, 4.0)]
+    cost = {"per_px": 1e-6}  # one pass: 0.04 s at x2 (200 x 200), 0.16 s at x4
+    # Ensembles: 8 x (0.04 + 0.16) x 1.2 headroom = 1.92 s kept back of 60 s; the rest shared by the two steps.
+    stop, ensemble = train._plan_step(FakeTrainer(), steps, 0, now[0] + 60.0, cost)
+    assert ensemble and stop - now[0] == pytest.approx((60.0 - 1.92) / 2)
+    # With 3 s left the ensembles would take more than half: one pass each, 0.24 s kept back.
+    stop, ensemble = train._plan_step(FakeTrainer(), steps, 0, now[0] + 3.0, cost)
+    assert not ensemble and stop - now[0] == pytest.approx((3.0 - 0.24) / 2)

@@ -447,7 +447,12 @@ def zssr_job(image: Image, request: ZssrRequest, token: CancelToken) -> Job[Imag
         )
         if request.ensemble and passes == 1:
             ensemble_skipped.append(step_index + 1)
+        final_start = time.perf_counter()
         out = trainer.final_output(token, step_index, ensemble)
+        if pass_cost:  # what a pass really cost at this size: larger outputs cost more per pixel than measured
+            out_h, out_w = trainer.output_shape()
+            per_px = (time.perf_counter() - final_start) / (passes * out_h * out_w)
+            pass_cost["per_px"] = max(pass_cost["per_px"], per_px)
         trainer.add_source(out)
         step_times.append(time.perf_counter() - step_start)
 
