@@ -78,6 +78,12 @@ def _tonemaps() -> tuple[str, ...]:
     return tuple(TONEMAPS)
 
 
+def _tonemap_label(name: str) -> str:
+    from engine.display import tonemap_label
+
+    return tonemap_label(name)
+
+
 def describe_image(image: Image) -> str:
     """Status bar text: size, format and depth, HDR or not, alpha, value range."""
     meta = image.meta
@@ -302,7 +308,7 @@ class MainWindow(QMainWindow):
         tone_group = QActionGroup(self)
         self.tonemap_actions: dict[str, QAction] = {}
         for name in _tonemaps():
-            action = tone.addAction(name.upper() if name == "aces" else name.capitalize())
+            action = tone.addAction(_tonemap_label(name))
             action.setCheckable(True)
             action.triggered.connect(lambda _=False, n=name: self.compare_bar.set_tonemap(n))
             tone_group.addAction(action)
@@ -656,7 +662,7 @@ class MainWindow(QMainWindow):
         pending = False
         for tag, key in (("A", a_key), ("B", b_key)):
             source = self.session.source(key) if key else None
-            if source is None or key == "reference":
+            if source is None or key == "reference" or key.startswith("layer:"):  # an AOV layer is not scored
                 continue
             if key == "preview":  # changes several times a second: scored once it is a result
                 parts.append(f"<b>{tag}</b> live preview")

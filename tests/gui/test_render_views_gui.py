@@ -32,6 +32,11 @@ def test_aov_layers_are_sources_to_view(qtbot, window, tmp_path):
     assert shown is window.session.source("layer:normal").image
     np.testing.assert_allclose(shown.pixels[0, 0], [0.5, 0.5, 1.0])
     assert window.session.source("layer:normal").image is shown  # made once, not on every look-up
+    # With a reference loaded, a layer is not scored against it (a normal map has no PSNR to the beauty).
+    window.set_reference(window.session.original, tmp_path / "shot.exr")
+    window.compare_bar.set_sources(window.session.sources(), "layer:normal", "layer:depth")
+    text = window.metrics_label.text()
+    assert "PSNR" not in text and "choose an image other than the reference" in text
 
 
 def test_histogram_dock_follows_the_image_and_the_exposure(qtbot, window, tmp_path):
@@ -59,6 +64,7 @@ def test_ocio_views_are_offered_and_change_the_picture(qtbot, window, tmp_path):
     combo = window.compare_bar.tonemap_combo
     labels = [combo.itemText(i) for i in range(combo.count())]
     assert "ACES 2.0 (OCIO)" in labels and "ACES 1.3 (OCIO)" in labels
+    assert window.tonemap_actions["aces2"].text() == "ACES 2.0 (OCIO)"  # View > Tone Map says the same
     from gui.viewer import display_converter
 
     image = window.session.original
