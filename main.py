@@ -67,6 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--selftest" in argv:
         return selftest(debug="--debug" in argv)
+    first = next((arg for arg in argv if arg != "--debug"), None)
+    if first is not None and not _is_cli(argv):
+        from engine.cli import unknown_command_message
+
+        problem = unknown_command_message(first)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
     if _is_cli(argv):
         from engine.cli import main as cli_main
 

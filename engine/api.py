@@ -39,6 +39,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "read_image": ("engine.imageio", "read_image"),
     "write_image": ("engine.imageio", "write_image"),
     "folder_images": ("engine.imageio", "folder_images"),
+    "find_reference": ("engine.imageio.sidecars", "find_reference"),
     "SUPPORTED_READ_EXTENSIONS": ("engine.imageio", "SUPPORTED_READ_EXTENSIONS"),
     # render passes: which pass plays which role (engine/imageio/aov.py), and choosing others
     "ROLES": ("engine.imageio.aov", "ROLES"),
@@ -49,6 +50,9 @@ _LAZY: dict[str, tuple[str, str]] = {
     # display
     "TONEMAPS": ("engine.display", "TONEMAPS"),
     "to_display_uint8": ("engine.display", "to_display_uint8"),
+    "tonemap_label": ("engine.display", "tonemap_label"),
+    "Histogram": ("engine.render_views", "Histogram"),
+    "histogram": ("engine.render_views", "histogram"),
     # restoring
     "restore_job": ("engine.restore", "restore_job"),
     "suitability_warning": ("engine.models.suggest", "suitability_warning"),

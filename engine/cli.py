@@ -63,6 +63,22 @@ def command_names() -> set[str]:
     return names
 
 
+def unknown_command_message(word: str) -> str | None:
+    """Why ``word``, the first argument of ``main.py``, is neither a command nor an image to open, or None when it
+    may be a file. A word without an extension that names no file is taken as a mistyped command
+    (``restor x.png``), so the app is not started on it."""
+    import difflib
+    from pathlib import Path
+
+    path = Path(word)
+    if word.startswith("-") or path.exists() or path.suffix or any(sep in word for sep in "/\\"):
+        return None
+    names = sorted(command_names())
+    close = difflib.get_close_matches(word, names, n=2, cutoff=0.6)
+    hint = f"did you mean {' or '.join(close)}?" if close else f"commands: {', '.join(names)}"
+    return f"unknown command {word!r} (and no such file): {hint}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv

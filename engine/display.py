@@ -4,6 +4,12 @@ Order for scene-referred (linear HDR) pixels: exposure in stops -> tone map to [
 Display-referred pixels (PNG, JPEG, ...) are already sRGB-encoded: at 0 stops they are shown as they are; any
 other exposure is applied in linear light (decode, scale, clip, encode) so that +1 stop means twice the light.
 
+View transforms: ``clamp``, ``reinhard`` and ``aces`` (a fit of the ACES 1.x curve, numpy) are computed here;
+the OpenColorIO views of :data:`OCIO_VIEWS` (ACES 2.0 and ACES 1.3 as the Academy defines them) come from OCIO's
+built-in configs, pinned to a config version so a picture looks the same on every machine. Blender's AgX and
+Filmic are not in OCIO's built-in configs (they live in Blender's own config, which is not shipped here), so they
+are not offered. An OCIO view takes exposed linear Rec.709 values and gives display-encoded sRGB values.
+
 Every function accepts any float array whose last axis is the colour (H x W x 3, or N x 3) and never modifies
 its input. Large images are processed in row chunks by :func:`to_display_uint8` so that the viewer needs no
 float temporaries the size of the whole image.
@@ -11,10 +17,57 @@ float temporaries the size of the whole image.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-#: Tone maps offered to users, in menu order.
-TONEMAPS: tuple[str, ...] = ("clamp", "reinhard", "aces")
+#: OpenColorIO views: key -> (built-in config, display, view, label). The source is the configs' "Linear Rec.709
+#: (sRGB)": the linear sRGB primaries renders and the app use.
+OCIO_VIEWS: dict[str, tuple[str, str, str, str]] = {
+    "aces2": ("ocio://studio-config-v5.0.0_aces-v2.1_ocio-v2.6", "sRGB - Display",
+              "ACES 2.0 - SDR 100 nits (Rec.709)", "ACES 2.0 (OCIO)"),
+    "aces13": ("ocio://studio-config-v2.2.0_aces-v1.3_ocio-v2.4", "sRGB - Display", "ACES 1.0 - SDR Video",
+               "ACES 1.3 (OCIO)"),
+}
+_OCIO_SOURCE = "Linear Rec.709 (sRGB)"
+
+
+def ocio_available() -> bool:
+    """Whether OpenColorIO is installed (checked without importing it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("PyOpenColorIO") is not None
+
+
+#: Tone maps offered to users, in menu order (the OpenColorIO views when OpenColorIO is installed).
+TONEMAPS: tuple[str, ...] = ("clamp", "reinhard", "aces") + (tuple(OCIO_VIEWS) if ocio_available() else ())
+_LABELS = {"clamp": "Clamp", "reinhard": "Reinhard", "aces": "ACES (fit)"}
+
+
+def tonemap_label(name: str) -> str:
+    """What menus call the view transform ``name``."""
+    return OCIO_VIEWS[name][3] if name in OCIO_VIEWS else _LABELS.get(name, name.capitalize())
+
+
+@functools.cache
+def _ocio_processor(name: str):
+    import PyOpenColorIO as ocio
+
+    config_uri, display, view, _ = OCIO_VIEWS[name]
+    config = ocio.Config.CreateFromFile(config_uri)
+    transform = ocio.DisplayViewTransform(src=_OCIO_SOURCE, display=display, view=view)
+    return config.getProcessor(transform).getDefaultCPUProcessor()
+
+
+def ocio_view(linear: np.ndarray, name: str) -> np.ndarray:
+    """Linear Rec.709 scene values -> display-encoded sRGB values in [0, 1] through the OpenColorIO view ``name``
+    (a new float32 array; NaN and negative values count as 0)."""
+    x = np.nan_to_num(_as_float32(linear), nan=0.0, posinf=np.float32(65504.0), neginf=0.0)
+    x = np.ascontiguousarray(np.maximum(x, np.float32(0.0)), dtype=np.float32)
+    if x.shape[-1] == 1:
+        x = np.repeat(x, 3, axis=-1)
+    _ocio_processor(name).applyRGB(x)
+    return np.clip(x, np.float32(0.0), np.float32(1.0))
 
 # Stephen Hill's fit of the ACES reference rendering + sRGB output transforms (BakingLab, MIT licence):
 # linear sRGB -> ACES-ish working space, the RRT+ODT curve, back to linear sRGB.
@@ -63,10 +116,14 @@ def tonemap(pixels: np.ndarray, method: str) -> np.ndarray:
     - ``aces``: Stephen Hill's fit of the ACES filmic curve (RRT + sRGB ODT), with its gamut matrices;
       it rolls highlights off softly, desaturates them like film, and puts scene mid-gray (0.18) near 0.11.
 
+    - an OpenColorIO view of :data:`OCIO_VIEWS` (its display encoding undone).
+
     NaN and negative inputs map to 0.
     """
     if method not in TONEMAPS:
         raise ValueError(f"unknown tone map {method!r}; choose one of {', '.join(TONEMAPS)}")
+    if method in OCIO_VIEWS:
+        return srgb_decode(ocio_view(pixels, method))
     x = np.nan_to_num(_as_float32(pixels), nan=0.0, posinf=np.float32(3.0e38), neginf=0.0)
     x = np.maximum(x, np.float32(0.0))
     if method == "clamp":
@@ -91,6 +148,8 @@ def _quantize_uint8(encoded: np.ndarray) -> np.ndarray:
 def _display_chunk(chunk: np.ndarray, hdr: bool, exposure: float, method: str) -> np.ndarray:
     if hdr:
         linear = apply_exposure(chunk, exposure) if exposure else chunk
+        if method in OCIO_VIEWS:
+            return _quantize_uint8(ocio_view(linear, method))
         return _quantize_uint8(srgb_encode(tonemap(linear, method)))
     if not exposure:
         return _quantize_uint8(chunk)
@@ -101,7 +160,8 @@ def _display_chunk(chunk: np.ndarray, hdr: bool, exposure: float, method: str) -
 def to_display_uint8(pixels: np.ndarray, *, hdr: bool, exposure: float = 0.0, tonemap: str = "aces") -> np.ndarray:
     """What the screen shows: uint8 H x W x 3 sRGB.
 
-    ``hdr=True``: pixels are linear scene values; exposure, then the tone map ``tonemap``, then sRGB encoding.
+    ``hdr=True``: pixels are linear scene values; exposure, then the tone map ``tonemap``, then sRGB encoding
+    (an OpenColorIO view does both).
     ``hdr=False``: pixels are sRGB-encoded [0, 1]; the tone map is not used (values are clipped), and exposure
     applies in linear light (identity at 0 stops). Gray (H x W) input gives H x W x 3 output.
     """

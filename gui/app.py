@@ -29,9 +29,11 @@ def create_application(argv: list[str] | None = None) -> QApplication:
         QCoreApplication.setApplicationName(APPLICATION)
         QApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
         app = QApplication(argv if argv is not None else [sys.argv[0]])
+    from . import wheel_guard
     from .icons import app_icon
 
     app.setWindowIcon(app_icon())
+    wheel_guard.install(app)  # the wheel scrolls panels; it changes a field only when the field has focus
     return app
 
 
@@ -95,6 +97,12 @@ def build_window(images: list[str], *, persist_layout: bool = True):
 
     window = MainWindow(settings, persist_layout=persist_layout)
     window.file_open_forwarder = FileOpenForwarder(window)
+    from .reference_finder import ReferenceFinder
+
+    window.reference_finder = ReferenceFinder(window)  # a NAME_ref / NAME_clean / higher-spp file beside the image
+    from . import histogram_panel
+
+    window.histogram_dock = histogram_panel.install(window)  # View > Histogram
     app.installEventFilter(window.file_open_forwarder)
     if persist_layout:
         window.show()

@@ -15,6 +15,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.api import tonemap_label
+
 from .diffmap import ERROR_KINDS
 from .session import Source
 from .viewer import MODES
@@ -81,8 +83,9 @@ class CompareBar(QWidget):
         self.exposure_box.valueChanged.connect(self._on_exposure)
         self.tonemap_combo = QComboBox()
         for name in tonemaps:
-            self.tonemap_combo.addItem(name.upper() if name == "aces" else name.capitalize(), name)
-        self.tonemap_combo.setToolTip("Tone map for HDR images (all panes)")
+            self.tonemap_combo.addItem(tonemap_label(name), name)
+        self.tonemap_combo.setToolTip("View transform for HDR images (all panes); the OCIO ones are OpenColorIO's "
+                                      "own ACES views")
         self.tonemap_combo.currentIndexChanged.connect(
             lambda _: self.tonemapChanged.emit(self.tonemap_combo.currentData()))
 

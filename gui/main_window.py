@@ -65,6 +65,12 @@ def _tonemaps() -> tuple[str, ...]:
     return tuple(TONEMAPS)
 
 
+def _tonemap_label(name: str) -> str:
+    from engine.api import tonemap_label
+
+    return tonemap_label(name)
+
+
 class MainWindow(QMainWindow):
     imageOpened = Signal(str)
     openFailed = Signal(str)
@@ -243,7 +249,7 @@ class MainWindow(QMainWindow):
         tone_group = QActionGroup(self)
         self.tonemap_actions: dict[str, QAction] = {}
         for name in _tonemaps():
-            action = tone.addAction(name.upper() if name == "aces" else name.capitalize())
+            action = tone.addAction(_tonemap_label(name))
             action.setCheckable(True)
             action.triggered.connect(lambda _=False, n=name: self.compare_bar.set_tonemap(n))
             tone_group.addAction(action)

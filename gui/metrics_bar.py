@@ -43,7 +43,7 @@ class MetricsBar(QLabel):
         pending = False
         for tag, key in (("A", a_key), ("B", b_key)):
             source = self.session.source(key) if key else None
-            if source is None or key == "reference":
+            if source is None or key == "reference" or key.startswith("layer:"):  # an AOV layer is not scored
                 continue
             if key == "preview":  # changes several times a second: scored once it is a result
                 parts.append(f"<b>{tag}</b> live preview")

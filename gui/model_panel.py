@@ -606,9 +606,10 @@ class ModelPanel(QWidget):
         self.title.setText(manifest.display_name)
         self.description.setText(manifest.description)
         inputs = ", ".join(INPUT_LABELS.get(name, name) for name in manifest.inputs)
-        space = {"srgb": "display-referred (sRGB)", "linear": "HDR linear", "log1p": "HDR (log1p)"}
+        space = {"srgb": "ordinary pictures (sRGB)", "linear": "HDR renders (linear light)",
+                 "log1p": "HDR renders (linear light, compressed inside the model)"}
         facts = [f"<b>Scale</b> \u00d7{manifest.scale}", f"<b>Inputs</b> {inputs}",
-                 f"<b>Values</b> {space.get(manifest.value_transform, manifest.value_transform)}",
+                 f"<b>Made for</b> {space.get(manifest.value_transform, manifest.value_transform)}",
                  f"<b>Source</b> {SOURCE_LABELS.get(entry.source, entry.source)}"]
         scores = headline_scores(manifest.scores)
         if scores:

@@ -26,6 +26,8 @@ class Session:
     reference_path: Path | None = None
     #: The live intermediate result of the running job (ZSSR), shown as a source while it runs.
     preview: Image | None = None
+    #: (original, [(layer name, picture)]): the original's AOV layers made viewable, kept while it is open.
+    _layer_views: tuple[Image, list] | None = field(default=None, repr=False)
 
     def open(self, image: Image, path: Path | None) -> None:
         """Start over with a new original; results of the previous image are dropped."""
@@ -51,7 +53,22 @@ class Session:
         if self.reference is not None:
             name = self.reference_path.name if self.reference_path else "reference"
             found.append(Source("reference", f"Reference ({name})", self.reference))
+        found.extend(self.layer_sources())
         return found
+
+    def layer_sources(self) -> list[Source]:
+        """The original's AOV layers (albedo, normal, depth) as pictures to view as A or B
+        (engine/render_views.layer_view), made once per opened image."""
+        image = self.original
+        if image is None or not image.aovs:
+            return []
+        if self._layer_views is None or self._layer_views[0] is not image:
+            from engine.render_views import layer_view
+
+            views = [(name, layer_view(image, name)) for name in image.aovs]
+            self._layer_views = (image, views)
+        return [Source(f"layer:{name}", f"{name.capitalize()} (AOV layer)", view)
+                for name, view in self._layer_views[1]]
 
     def source(self, key: str) -> Source | None:
         for candidate in self.sources():

@@ -274,8 +274,9 @@ class TrainDialog(QDialog):
             )
         elif recipe.data.kind == "paired":
             self.data_note.setText(
-                "Give one folder holding input/ and target/ sub-folders (matching file names), or one folder "
-                "with each clean image beside its input named NAME_ref. The last pairs are held out for validation."
+                "Give one folder holding noisy and clean sub-folders with matching file names (input/ + target/, "
+                "noisy/ + clean/, train/ + train_cleaned/...), or one folder with each clean image beside its "
+                "input named NAME_ref (or NAME_clean, NAME_gt). The last pairs are held out for validation."
             )
         else:
             what = "noise is added" if recipe.degradation.kind == "noise" else "they are downscaled"
@@ -292,6 +293,11 @@ class TrainDialog(QDialog):
         existing = {self.folders.item(i).text() for i in range(self.folders.count())}
         if folder not in existing:
             self.folders.addItem(folder)
+        recipe = self.current_recipe()
+        if recipe is not None and (recipe.data.kind == "paired" or recipe.model.task == "render-denoise"):
+            from engine.training.datasets import describe_pairs
+
+            self.status.setText(describe_pairs(Path(folder)))  # what was found, or why nothing was
 
     def _remove_folder(self) -> None:
         for item in self.folders.selectedItems():

@@ -1,4 +1,5 @@
-"""The ZSSR parameter panel: preset, every user parameter of the paper, a live loss curve, stop-and-keep.
+"""The ZSSR parameter panel: preset, size, time limit; every user parameter of the paper under "Advanced" (in
+plain words, each with a tooltip); a live loss curve, stop-and-keep.
 
 The main window asks it for the job (``make_job``) and forwards progress (``on_progress``); the panel only
 copies its widgets into a frozen :class:`engine.zssr.ZssrRequest` and never touches the engine's thread.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -19,6 +20,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QSpinBox,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -29,6 +31,10 @@ from .loss_plot import LossPlot
 
 KERNEL_CHOICES = (("bicubic", "Bicubic (ideal downscaling)"), ("file", "From file\u2026"),
                   ("estimate", "Estimate from the image"))
+
+
+def _widgets_of(layout) -> list[QWidget]:
+    return [layout.itemAt(i).widget() for i in range(layout.count()) if layout.itemAt(i).widget() is not None]
 
 
 def _spin(low: int, high: int, value: int, step: int = 1, special: str | None = None) -> QSpinBox:
@@ -78,7 +84,6 @@ class ZssrPanel(QWidget):
         self.back_projection = QCheckBox("back-projection")
         self.bp_iters = _spin(1, 50, 10)
         self.noise = _dspin(0.0, 0.2, 0.0, 0.0025, 4)
-        self.noise.setToolTip("Gaussian noise added to the LR sons (noisy or JPEG inputs; 0.0125 for real photos)")
         self.crop = _spin(16, 512, 128, step=16)
         self.min_iters = _spin(0, 100000, 256, step=32)
         self.max_iters = _spin(1, 100000, 3000, step=100)
@@ -115,24 +120,70 @@ class ZssrPanel(QWidget):
         flags_row.addWidget(self.ensemble)
         flags_row.addWidget(self.bf16)
 
+        # What a photographer decides up front; the paper's own knobs wait under "Advanced", each with a tooltip
+        # that says what it does in plain words (the preset sets them all).
+        self.preset.setToolTip("Fast: a minute or two. Paper: the published settings, slower and a little sharper. "
+                               "Real photo: also copes with noise and JPEG artefacts.")
+        self.scale.setToolTip("How many times larger the result is (2: twice the width and height)")
+        self.seconds.setToolTip("Stop training after this long and finish with the network trained so far")
         form = QFormLayout()
         # The model dock is ~340 px wide: a row whose fields do not fit beside their label puts the label above
         # them (the panel was 413 px at least, so the dock scrolled sideways and clipped the model's description).
         form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         form.addRow("Preset", self.preset)
-        form.addRow("Scale", scale_row)
-        form.addRow("Gradual steps", self.steps)
-        form.addRow("Kernel", kernel_row)
-        form.addRow("", bp_row)
-        form.addRow("Noise on LR sons", self.noise)
-        form.addRow("Crop", self.crop)
-        form.addRow("Iterations", iters_row)
-        form.addRow("Time budget", self.seconds)
-        form.addRow("Seed", self.seed)
-        form.addRow("Device", self.device)
-        form.addRow("", flags_row)
+        form.addRow("Enlarge by", scale_row)
+        form.addRow("Time limit", self.seconds)
+        form.addRow("Run on", self.device)
+
+        self.advanced_button = QToolButton()
+        self.advanced_button.setText("Advanced")
+        self.advanced_button.setCheckable(True)
+        self.advanced_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.advanced_button.setArrowType(Qt.ArrowType.RightArrow)
+        self.advanced_button.setAutoRaise(True)
+        self.advanced_button.setToolTip("The ZSSR paper's own settings; the preset chooses them for you")
+        self.advanced = QWidget()
+        advanced = QFormLayout(self.advanced)
+        advanced.setContentsMargins(0, 0, 0, 0)
+        advanced.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+        for label, field, tip in (
+            ("Enlarge in steps", self.steps,
+             "Enlarge a little at a time, learning again after each step (gradual steps; auto: one per \u00d72)"),
+            ("Blur model", kernel_row,
+             "How the picture was blurred when it was made smaller (the downscaling kernel). Bicubic suits "
+             "images shrunk by software; 'Estimate' learns a camera's blur from the image (KernelGAN-style)"),
+            ("", bp_row,
+             "Back-projection: nudge the result until, shrunk again, it matches the original exactly"),
+            ("Training noise", self.noise,
+             "Noise added to the small copies the network learns from (the paper's 'noise on LR sons'), so that "
+             "it learns to ignore noise: raise it for noisy or JPEG photos (0.0125 for real photos)"),
+            ("Patch size", self.crop, "Size in pixels of the pieces the network trains on (the crop)"),
+            ("Training length", iters_row,
+             "Iterations: at least the first number between learning-rate drops, at most the second in all"),
+            ("Random seed", self.seed, "The same seed and settings give the same result"),
+            ("", flags_row,
+             "Self-ensemble: average the result over 8 rotated and mirrored copies (slower, a little cleaner). "
+             "bfloat16: faster training on processors that support it"),
+        ):
+            text = QLabel(label) if label else None
+            if text is not None:
+                text.setToolTip(tip)
+                advanced.addRow(text, field)
+            else:
+                advanced.addRow("", field)
+            for widget in (field,) if isinstance(field, QWidget) else _widgets_of(field):
+                if not widget.toolTip():
+                    widget.setToolTip(tip)
+        self.advanced.setVisible(False)
+        self.advanced_button.toggled.connect(self._show_advanced)
+        self.ensemble.setText("Average 8 turned copies")
+        self.bf16.setText("Faster training (bfloat16)")
+        self.back_projection.setText("Match the original")
+
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        layout.addWidget(self.advanced_button)
+        layout.addWidget(self.advanced)
         layout.addWidget(self.loss_plot, 1)
         layout.addWidget(self.status)
         layout.addWidget(self.stop_button)
@@ -147,6 +198,10 @@ class ZssrPanel(QWidget):
         self.scale_x.setEnabled(False)
 
     # -- state --------------------------------------------------------------------------------------------
+
+    def _show_advanced(self, shown: bool) -> None:
+        self.advanced.setVisible(shown)
+        self.advanced_button.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
 
     def _apply_preset(self) -> None:
         request = preset_request(str(self.preset.currentData()), self.scale.value())

@@ -1,9 +1,14 @@
-"""``main.py restore INPUT... -o OUTPUT [--model ID] [--set NAME=VALUE]... [--tile N] [--device D] [--ensemble N]``.
+"""``main.py restore INPUT... -o OUTPUT [--model ID] [--then ID]... [--set NAME=VALUE]... [--tile N] [--device D]
+[--ensemble N]``.
 
 Files or folders in; one file out (single input with an image extension) or a folder out. Outputs keep the
 input's format, bit depth, alpha, HDR range and metadata. A model that takes a noise level gets each photo's
 own estimate unless ``--set noise_level=N`` fixes it (as the app fills its box on opening). A batch shows a
 progress bar on the terminal and goes on past a bad file, exiting 1 at the end if any file failed.
+
+``--then ID`` (repeatable) runs more models after the first as one chain (engine/chain.py), e.g.
+``--model photo-denoise-color --then sr-x2``: denoise, then upscale, one output. ``--set NAME=VALUE`` goes to
+every model of the chain that has that parameter.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
     parser.add_argument("-o", "--output", required=True, help="output file (one input) or folder")
     parser.add_argument("--model", help="model id (see `models`); default: the best for the image kind")
+    parser.add_argument("--then", action="append", default=[], metavar="ID", dest="then",
+                        help="run this model on the result next, as one chain (repeatable; e.g. --then sr-x2)")
     parser.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE", dest="settings", help="model parameter"
     )
@@ -76,6 +83,41 @@ def parse_settings(settings: list[str], manifest) -> dict:
     return values
 
 
+def resolve_model(registry, model_id: str):
+    """The registry entry of ``model_id``; an unknown id is a usage error that suggests the nearest names."""
+    import difflib
+
+    from ..cli import UsageError
+    from ..errors import ModelError
+
+    try:
+        return registry.get(model_id)
+    except ModelError:
+        known = sorted(entry.id for entry in registry.models())
+        close = difflib.get_close_matches(model_id, known, n=3, cutoff=0.5)
+        hint = f": did you mean {' or '.join(close)}?" if close else ""
+        raise UsageError(f"unknown model {model_id!r}{hint} (`main.py models` describes them; known: "
+                         f"{', '.join(known)})") from None
+
+
+def chain_settings(settings: list[str], manifests: list) -> list[dict]:
+    """``--set`` values for each model of a chain: a NAME=VALUE goes to every model that has NAME."""
+    from ..cli import UsageError
+
+    values: list[dict] = [{} for _ in manifests]
+    for item in settings:
+        name = item.partition("=")[0].strip()
+        owners = [i for i, manifest in enumerate(manifests) if name in {p.name for p in manifest.params}]
+        if not owners and len(manifests) > 1:
+            raise UsageError(f"no model of the chain ({', '.join(m.id for m in manifests)}) has a parameter "
+                             f"{name!r}")
+        if not owners or "=" not in item:
+            parse_settings([item], manifests[0])  # raises the usual message
+        for i in owners:
+            values[i].update(parse_settings([item], manifests[i]))
+    return values
+
+
 def output_path_for(source: Path, output: Path, batch: bool) -> Path:
     if not batch:
         return output
@@ -113,9 +155,17 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{output}: unsupported output format (use an image extension or a folder)")
 
     registry = ModelRegistry()
-    explicit = registry.get(args.model) if args.model else None
+    explicit = resolve_model(registry, args.model) if args.model else None
+    then = [resolve_model(registry, model_id) for model_id in args.then]
+    if then:
+        from ..chain import ChainStep, chain_job, check_chain
+
+        try:
+            check_chain([ChainStep(entry) for entry in ([explicit] if explicit else []) + then])
+        except EngineError as error:
+            raise UsageError(str(error)) from None
     if explicit is not None:
-        settings = parse_settings(args.settings, explicit.manifest)
+        settings, *then_settings = chain_settings(args.settings, [explicit.manifest] + [e.manifest for e in then])
 
     failures = 0
     started = time.perf_counter()
@@ -127,9 +177,9 @@ def run(args: argparse.Namespace) -> int:
             if explicit is None:
                 suggestion = _suggested_model(registry, image)
                 entry = suggestion.entry
-                settings = parse_settings(args.settings, entry.manifest)
                 print(f"{source.name}: model {entry.id} ({suggestion.reason}; --model to choose another)",
                       file=sys.stderr)
+                settings, *then_settings = chain_settings(args.settings, [entry.manifest] + [e.manifest for e in then])
             values, level = with_estimated_noise_level(image, entry.manifest, settings)
             if level is not None:
                 print(f"{source.name}: noise level {level:g} (estimated; --set noise_level=N to choose it)",
@@ -145,14 +195,21 @@ def run(args: argparse.Namespace) -> int:
                 overall = (index + (progress.fraction or 0.0)) / len(files)
                 _progress_bar(overall, label)
 
-            job = restore_job(image, entry, values, tile=args.tile, device=args.device, ensemble=args.ensemble,
-                              token=CancelToken())
+            if then:
+                steps = [ChainStep(entry, values)] + [ChainStep(e, v) for e, v in zip(then, then_settings, strict=True)]
+                job = chain_job(image, steps, tile=args.tile, device=args.device, ensemble=args.ensemble,
+                                token=CancelToken())
+            else:
+                job = restore_job(image, entry, values, tile=args.tile, device=args.device,
+                                  ensemble=args.ensemble, token=CancelToken())
             del image  # the job holds the input only while it runs, so writing never needs both in memory
             result = run_job(job, show)
             del job
             write_image(target, result.image)
             if sys.stderr.isatty():
                 sys.stderr.write("\r" + " " * 90 + "\r")
+            for warning in result.details.get("warnings", ()):
+                print(f"warning: {source.name}: {warning}", file=sys.stderr)
             print(f"{source} -> {target}  [{result.label}, {result.device}, {result.seconds:.2f} s]")
         except EngineError as error:
             if not batch:

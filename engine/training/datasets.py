@@ -12,7 +12,8 @@ converted per patch.
 
 Paired folders: a target file matches the input file with the same name, or the same name without a trailing
 ``_noisy``/``_lr``/``_input``/``_color`` (and the target may end in ``_clean``/``_hr``/``_target``/``_ref``/
-``_color``); or one flat folder with ``NAME_ref`` beside each input (:func:`find_pairs`). Render inputs carry
+``_color``), in the sub-folder layouts of :data:`PAIRED_LAYOUTS`; or one flat folder with ``NAME_ref`` beside each
+input (:func:`find_pairs`). Render inputs carry
 their AOVs as EXR layers or as ``NAME_albedo.exr``, ``NAME_normal.exr`` and ``NAME_depth.exr`` beside them,
 read exactly as the app reads them.
 """
@@ -27,7 +28,6 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EngineError
-from ..imageio.sidecars import REFERENCE_SUFFIXES
 from ..transforms import auto_exposure_scale, prepare_aov, to_model_space
 from . import degradations as deg
 from .mining import PatchRef, mine_patches, random_patches
@@ -425,38 +425,81 @@ def read_aovs(color_path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
     return aovs
 
 
-def find_pairs(root: Path) -> list[tuple[Path, Path]]:
-    """Training pairs in a folder the user chose: ``input/`` + ``target/`` sub-folders, or one flat folder
-    (a shot's frames) where each reference sits beside its input and ends in ``_ref``/``_reference``/
-    ``_gt``/``_clean``/``_target`` (``frame_0012.exr`` + ``frame_0012_ref.exr``)."""
+#: Sub-folder pairs (inputs, targets) that training data comes in, as downloaded or as people arrange it.
+#: Besides these, any folder ``X`` beside ``X_cleaned`` / ``X_clean`` / ``X_gt`` / ``X_ref`` / ``X_target`` pairs
+#: (Kaggle's Dirty Documents: ``train/`` + ``train_cleaned/``).
+PAIRED_LAYOUTS: tuple[tuple[str, str], ...] = (
+    ("input", "target"), ("inputs", "targets"), ("noisy", "clean"), ("noisy", "gt"), ("input", "gt"),
+    ("lr", "hr"), ("low", "high"), ("degraded", "clean"), ("dirty", "clean"), ("noisy", "reference"),
+)
+_TARGET_FOLDER_SUFFIXES = ("_cleaned", "_clean", "_gt", "_ref", "_target", "_reference")
+
+
+def paired_folders(root: Path) -> list[tuple[Path, Path]]:
+    """(inputs, targets) sub-folders of ``root`` in one of the layouts above (names compared case-blind)."""
     root = Path(root)
-    if (root / "input").is_dir() and (root / "target").is_dir():
-        return match_pairs(root / "input", root / "target")
+    try:
+        folders = {p.name.lower(): p for p in root.iterdir() if p.is_dir()}
+    except OSError:
+        return []
+    found = [(folders[a], folders[b]) for a, b in PAIRED_LAYOUTS if a in folders and b in folders]
+    for name, folder in sorted(folders.items()):
+        for suffix in _TARGET_FOLDER_SUFFIXES:
+            if name + suffix in folders and all(folder != pair[0] for pair in found):
+                found.append((folder, folders[name + suffix]))
+                break
+    return found
+
+
+def find_pairs(root: Path) -> list[tuple[Path, Path]]:
+    """Training pairs in a folder the user chose: paired sub-folders (``input/`` + ``target/``, ``noisy/`` +
+    ``clean/``, ``train/`` + ``train_cleaned/``... see :func:`paired_folders`) with matching file names, or one
+    flat folder (a shot's frames) where each reference sits beside its input, named as the app finds references
+    (``frame_0012.exr`` + ``frame_0012_ref.exr``, ``NAME.ref.exr``, ``NAME_gt``, ``NAME_clean``, ``cbox_ref_spp4096``
+    beside ``cbox_spp0016``: engine/imageio/sidecars.pick_reference). Several inputs may share one reference."""
+    from ..imageio.sidecars import pick_reference
+
+    root = Path(root)
+    layouts = paired_folders(root)
+    if layouts:
+        pairs = [pair for inputs, targets in layouts for pair in _matched_or_empty(inputs, targets)]
+        if pairs:
+            return pairs
+        names = ", ".join(f"{a.name}/ + {b.name}/" for a, b in layouts)
+        raise DataError(f"{root}: no file in {names} has a target of the same name")
     aov_suffixes = tuple(f"_{name}" for name in AOV_NAMES)
     files = [p for p in list_images(root) if not p.stem.lower().endswith(aov_suffixes)]
-    references = {}
-    for path in files:
-        for suffix in REFERENCE_SUFFIXES:
-            if path.stem.lower().endswith(suffix):
-                references[path.stem[: -len(suffix)].lower()] = path
-                break
     pairs = []
     for path in files:
-        if path in references.values():
-            continue
-        stem = path.stem
-        for suffix in INPUT_SUFFIXES:
-            if stem.lower().endswith(suffix):
-                stem = stem[: -len(suffix)]
-                break
-        if stem.lower() in references:
-            pairs.append((path, references[stem.lower()]))
+        reference = pick_reference(path, files, higher_spp=False)
+        if reference is not None:
+            pairs.append((path, reference))
     if not pairs:
         raise DataError(
-            f"{root}: found no pairs. Put the noisy images in input/ and the clean ones in target/ (same names), "
-            "or keep each reference beside its input named NAME_ref (e.g. frame_0012.exr and frame_0012_ref.exr)."
+            f"{root}: found no pairs. Put the noisy images in input/ and the clean ones in target/ (same names; "
+            "noisy/ + clean/ and train/ + train_cleaned/ work too), or keep each reference beside its input named "
+            "NAME_ref (e.g. frame_0012.exr and frame_0012_ref.exr)."
         )
     return pairs
+
+
+def _matched_or_empty(inputs: Path, targets: Path) -> list[tuple[Path, Path]]:
+    try:
+        return match_pairs(inputs, targets)
+    except DataError:
+        return []
+
+
+def describe_pairs(root: Path) -> str:
+    """One line for the Train dialog: what :func:`find_pairs` finds in ``root`` and in which layout."""
+    root = Path(root)
+    try:
+        pairs = find_pairs(root)
+    except (DataError, OSError) as error:
+        return str(error)
+    layouts = paired_folders(root)
+    where = " and ".join(f"{a.name}/ + {b.name}/" for a, b in layouts) if layouts else "references beside inputs"
+    return f"{root.name}/: {len(pairs)} pair(s) ({where})"
 
 
 #: From this many pairs on, the files are read by worker processes: a rendered pair (colour, albedo, normal,

@@ -105,6 +105,9 @@ def run(args: argparse.Namespace) -> int:
     if tty:
         sys.stderr.write("\n")
     write_image(target, result.image)
+    if request.seconds is not None and result.details["iterations"] == 0:
+        print(f"warning: --seconds {request.seconds:g} left no time to train on this machine (the result is "
+              "the untrained network's); give it more time", file=sys.stderr)
     print(f"{source} -> {target}  [{result.label}, {result.details['iterations']} iterations, {result.device}, "
           f"{result.seconds:.1f} s]")
     return 0

@@ -298,13 +298,20 @@ class ZssrTrainer:
     def output_shape(self) -> tuple[int, int]:
         return scaled_shape(tuple(self.input.shape[-2:]), self.sf)
 
-    def final_output(self, token: CancelToken | None = None, step_index: int = -1) -> Any:
-        """The 8-way median ensemble with back-projection (the reference's ``final_test``)."""
+    def ensemble_size(self, ensemble: bool | None = None) -> int:
+        """How many forward passes :meth:`final_output` makes (8 rotations/flips, 4 for a non-square scale)."""
+        if not (self.request.ensemble if ensemble is None else ensemble):
+            return 1
+        return 8 if abs(self.sf[0] - self.sf[1]) < 1e-9 else 4
+
+    def final_output(self, token: CancelToken | None = None, step_index: int = -1,
+                     ensemble: bool | None = None) -> Any:
+        """The 8-way median ensemble with back-projection (the reference's ``final_test``); ``ensemble=False``
+        makes one pass (a time budget too short for eight)."""
         torch = self.torch
-        req = self.request
-        bp = req.back_projection_for_step(step_index)
-        square = abs(self.sf[0] - self.sf[1]) < 1e-9
-        ks = (range(8) if square else range(0, 8, 2)) if req.ensemble else range(1)
+        bp = self.request.back_projection_for_step(step_index)
+        passes = self.ensemble_size(ensemble)
+        ks = range(0, 8, 8 // passes) if passes > 1 else range(1)
         oh, ow = self.output_shape()
         outputs = []
         with torch.inference_mode():
@@ -385,6 +392,8 @@ def zssr_job(image: Image, request: ZssrRequest, token: CancelToken) -> Job[Imag
     steps = request.scale_steps()
     yield Progress(0.0, stage="zssr", message=f"ZSSR on {device_label}", metrics={"iteration": 0})
     step_times: list[float] = []
+    ensemble_skipped: list[int] = []  # scale steps whose ensemble did not fit the time budget
+    pass_cost: dict[str, float] = {}  # seconds per output pixel of one pass of the net (measured once)
     last_preview = time.perf_counter()
     preview_cost = 0.0
     out = trainer.input
@@ -394,9 +403,9 @@ def zssr_job(image: Image, request: ZssrRequest, token: CancelToken) -> Job[Imag
         trainer.start_step(sf)
         step_start = time.perf_counter()
         step_deadline = None
+        ensemble = request.ensemble
         if deadline is not None:
-            left = max(0.0, deadline - step_start)
-            step_deadline = step_start + left / (len(steps) - step_index)
+            step_deadline, ensemble = _plan_step(trainer, steps, step_index, deadline, pass_cost)
         stage = f"x{sf[0]:.3g}" if abs(sf[0] - sf[1]) < 1e-9 else f"x{sf[0]:.3g}x{sf[1]:.3g}"
         while not stopped and not trainer.done_training():
             token.raise_if_cancelled()
@@ -430,12 +439,20 @@ def zssr_job(image: Image, request: ZssrRequest, token: CancelToken) -> Job[Imag
                 },
                 preview=preview,
             )
+        passes = trainer.ensemble_size(ensemble)
         yield Progress(
             (step_index + 0.97) / len(steps),
             stage=f"ensemble {stage}",
-            message="8-way ensemble and back-projection" if request.ensemble else "back-projection",
+            message=f"{passes}-way ensemble and back-projection" if passes > 1 else "back-projection",
         )
-        out = trainer.final_output(token, step_index)
+        if request.ensemble and passes == 1:
+            ensemble_skipped.append(step_index + 1)
+        final_start = time.perf_counter()
+        out = trainer.final_output(token, step_index, ensemble)
+        if pass_cost:  # what a pass really cost at this size: larger outputs cost more per pixel than measured
+            out_h, out_w = trainer.output_shape()
+            per_px = (time.perf_counter() - final_start) / (passes * out_h * out_w)
+            pass_cost["per_px"] = max(pass_cost["per_px"], per_px)
         trainer.add_source(out)
         step_times.append(time.perf_counter() - step_start)
 
@@ -454,6 +471,7 @@ def zssr_job(image: Image, request: ZssrRequest, token: CancelToken) -> Job[Imag
         "value_space": "log1p normalised (HDR)" if space.hdr else "display [0, 1]",
         "channels": trainer.channels,
         "stopped_early": stopped,
+        "ensemble_skipped_steps": ensemble_skipped,
         "step_seconds": step_times,
         "train_gflop": trainer.train_pixels * trainer.flops_per_px * 3 / 1e9,
         "seconds_per_iteration": sec_per_iter,
@@ -470,6 +488,40 @@ def zssr_job(image: Image, request: ZssrRequest, token: CancelToken) -> Job[Imag
         seconds=seconds,
         details=details,
     )
+
+
+def _plan_step(trainer: ZssrTrainer, steps: list, step_index: int, deadline: float,
+               cost: dict[str, float]) -> tuple[float, bool]:
+    """(when to stop training, whether to run the ensemble) for scale step ``step_index`` under ``deadline``.
+
+    The final outputs of this and the later steps are kept back from the time left (one timed pass of the net,
+    made at the first step and scaled by output size, tells what a pass costs: the ensemble makes 8 or 4), and
+    the rest is shared equally by the steps' training, so that the run ends near the deadline rather than one
+    ensemble after it. When the ensembles would take more than half the time left, each step makes a single
+    pass instead (the result's ``ensemble_skipped_steps`` says which).
+    """
+    in_shape = tuple(trainer.input.shape[-2:])
+    if "per_px" not in cost:
+        t0 = time.perf_counter()
+        trainer.forward(trainer.input, trainer.output_shape())
+        out_h, out_w = trainer.output_shape()
+        cost["per_px"] = (time.perf_counter() - t0) / (out_h * out_w)
+    now = time.perf_counter()
+    left = max(0.0, deadline - now)
+
+    def final_cost(ensemble: bool) -> float:
+        total = 0.0
+        for index in range(step_index, len(steps)):
+            h, w = scaled_shape(in_shape, steps[index])
+            square = abs(steps[index][0] - steps[index][1]) < 1e-9
+            passes = (8 if square else 4) if ensemble else 1
+            bp = trainer.request.back_projection_for_step(index)
+            total += cost["per_px"] * h * w * passes * (1.0 + 0.1 * bp) * 1.2  # 20% headroom
+        return total
+
+    ensemble = trainer.request.ensemble and final_cost(True) <= 0.5 * left
+    training = max(0.0, left - final_cost(ensemble)) / (len(steps) - step_index)
+    return now + training, ensemble
 
 
 def _fraction(trainer: ZssrTrainer, step: int, steps: int, step_start: float, deadline: float | None, now: float):
