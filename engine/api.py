@@ -53,6 +53,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "tonemap_label": ("engine.display", "tonemap_label"),
     "Histogram": ("engine.render_views", "Histogram"),
     "histogram": ("engine.render_views", "histogram"),
+    "layer_view": ("engine.render_views", "layer_view"),
     # restoring
     "restore_job": ("engine.restore", "restore_job"),
     "suitability_warning": ("engine.models.suggest", "suitability_warning"),
@@ -78,6 +79,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "train_job": ("engine.training.trainer", "train_job"),
     "DataError": ("engine.training.datasets", "DataError"),
     "find_pairs": ("engine.training.datasets", "find_pairs"),
+    "describe_pairs": ("engine.training.datasets", "describe_pairs"),
 }
 
 __all__ = [

@@ -63,7 +63,7 @@ class Session:
         if image is None or not image.aovs:
             return []
         if self._layer_views is None or self._layer_views[0] is not image:
-            from engine.render_views import layer_view
+            from engine.api import layer_view
 
             views = [(name, layer_view(image, name)) for name in image.aovs]
             self._layer_views = (image, views)

@@ -295,7 +295,7 @@ class TrainDialog(QDialog):
             self.folders.addItem(folder)
         recipe = self.current_recipe()
         if recipe is not None and (recipe.data.kind == "paired" or recipe.model.task == "render-denoise"):
-            from engine.training.datasets import describe_pairs
+            from engine.api import describe_pairs
 
             self.status.setText(describe_pairs(Path(folder)))  # what was found, or why nothing was
 
