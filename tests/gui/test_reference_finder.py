@@ -28,7 +28,7 @@ def test_the_reference_beside_a_render_is_loaded_with_it(qtbot, window, tmp_path
     qtbot.waitUntil(lambda: window.session.reference is not None, timeout=WAIT_MS)
     assert window.session.reference_path == reference
     assert "cbox_256_ref_spp04096_color.exr" in window.message_label.text()
-    assert "vs reference" in window.metrics_label.text()
+    assert "vs reference" in window.metrics_bar.text()
 
     # The next image has no reference: the found one does not score it.
     (tmp_path / "elsewhere").mkdir()

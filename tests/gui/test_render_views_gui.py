@@ -35,7 +35,7 @@ def test_aov_layers_are_sources_to_view(qtbot, window, tmp_path):
     # With a reference loaded, a layer is not scored against it (a normal map has no PSNR to the beauty).
     window.set_reference(window.session.original, tmp_path / "shot.exr")
     window.compare_bar.set_sources(window.session.sources(), "layer:normal", "layer:depth")
-    text = window.metrics_label.text()
+    text = window.metrics_bar.text()
     assert "PSNR" not in text and "choose an image other than the reference" in text
 
 
