@@ -163,9 +163,8 @@ def frames_on_disk(pattern: str) -> list[int]:
     """The frames of ``pattern`` that exist (for a pattern given without ``--frames``)."""
     path = Path(pattern)
     name = path.name
-    regex = _PRINTF.sub(lambda m: r"(-?\d+)", re.escape(name).replace(r"\%", "%"), count=1)
-    if regex == re.escape(name):
-        regex = _HASHES.sub(lambda m: r"(-?\d+)", re.escape(name), count=1)
+    token = _PRINTF.search(name) or _HASHES.search(name)
+    regex = re.escape(name[: token.start()]) + r"(-?\d+)" + re.escape(name[token.end():])
     compiled = re.compile("^" + regex + "$")
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
