@@ -144,7 +144,10 @@ def run_ray(items: list[BatchItem], options: BatchOptions, address: str = "auto"
                 while queue and load[actor] < IN_FLIGHT:
                     index = queue.popleft()
                     items[index] = replace(items[index], state=ItemState.RUNNING)
-                    inflight[actor.restore.remote(items[index])] = (actor, index)
+                    # absolute paths: an actor's working folder is not the driver's (the file system is shared)
+                    shipped = replace(items[index], source=items[index].source.absolute(),
+                                      target=items[index].target.absolute())
+                    inflight[actor.restore.remote(shipped)] = (actor, index)
                     load[actor] += 1
             if not inflight:
                 raise EngineError("no Ray workers left to run the remaining files")
@@ -176,6 +179,7 @@ def run_ray(items: list[BatchItem], options: BatchOptions, address: str = "auto"
                                      error=f"{item.source}: {message}", error_code=1)
                     lost = True
                 else:
+                    result = replace(result, source=item.source, target=item.target)  # as the user wrote them
                     lost = False
                 if result.state is ItemState.FAILED and (lost or retryable(result)) and result.attempts <= retries:
                     items[index] = replace(result, state=ItemState.PENDING)

@@ -63,13 +63,29 @@ def _terminate(signum, frame):  # SIGTERM from a farm manager: stop like Ctrl+C 
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..batch import event, parse_frames, plan
-
     as_json = args.progress == "json"
     try:
         signal.signal(signal.SIGTERM, _terminate)
     except ValueError:  # not the main thread (tests calling the CLI from a thread)
         pass
+    # stdout carries only our lines (JSON ones with --progress json); what libraries print there (Ray's
+    # "(raylet) A worker died..." notes, say) goes to stderr instead.
+    out, sys.stdout = sys.stdout, sys.stderr
+    try:
+        return _run(args, as_json, out)
+    finally:
+        sys.stdout = out
+
+
+def _run(args: argparse.Namespace, as_json: bool, out) -> int:
+    from ..batch import event, parse_frames, plan
+
+    def emit(record: dict) -> None:
+        if as_json:
+            print(json.dumps(record), file=out, flush=True)
+        else:
+            _print_text(record, out)
+
     try:
         options = options_from_args(args)
         items = plan(args.inputs, args.output, parse_frames(args.frames) if args.frames else None)
@@ -85,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
             events = run_local(items, options)
         code = 0
         for record in events:
-            (_print_json if as_json else _print_text)(record)
+            emit(record)
             if record["event"] == "finish":
                 code = record["exit_code"]
         return code
@@ -93,8 +109,7 @@ def run(args: argparse.Namespace) -> int:
         if as_json:
             from ..batch import EXIT_FAILED
 
-            print(json.dumps(event("fatal", message=str(error), code=getattr(error, "exit_code", EXIT_FAILED))),
-                  flush=True)
+            emit(event("fatal", message=str(error), code=getattr(error, "exit_code", EXIT_FAILED)))
         raise
 
 
@@ -104,11 +119,7 @@ def run_local(items, options):
     return local(items, options)
 
 
-def _print_json(record: dict) -> None:
-    print(json.dumps(record), flush=True)
-
-
-def _print_text(record: dict) -> None:
+def _print_text(record: dict, out) -> None:
     kind = record["event"]
     if kind == "start":
         model = record["model"] or "suggested per image"
@@ -121,10 +132,10 @@ def _print_text(record: dict) -> None:
     elif kind == "done":
         _clear_bar()
         print(f"{record['input']} -> {record['output']}  [{record.get('model')}, {record.get('device')}, "
-              f"{record.get('seconds', 0):.2f} s]", flush=True)
+              f"{record.get('seconds', 0):.2f} s]", file=out, flush=True)
     elif kind == "skipped":
         _clear_bar()
-        print(f"{record['output']}: exists, skipped", flush=True)
+        print(f"{record['output']}: exists, skipped", file=out, flush=True)
     elif kind == "error":
         _clear_bar()
         print(f"error: {record['message']}", file=sys.stderr, flush=True)
