@@ -29,7 +29,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--model-sha256", metavar="HEX", help="refuse to run unless the model file has this sha256")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="settings",
                         help="model parameter")
-    parser.add_argument("--tile", type=int, help="tile edge in pixels (default: the model's, else 512; never automatic)")
+    parser.add_argument("--tile", type=int,
+                        help="tile edge in pixels (default: the model's, else 512; never automatic)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--ensemble", type=int, choices=(1, 4, 8), default=1, metavar="{1,4,8}")
     existing = parser.add_mutually_exclusive_group()
