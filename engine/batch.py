@@ -457,6 +457,8 @@ def run_local(items: list[BatchItem], options: BatchOptions, registry=None,
 
     registry = registry or ModelRegistry()
     entry = resolve_model(registry, options)
+    if entry is not None:
+        parse_settings(options.settings, entry.manifest)  # a bad --set stops the run before any work (exit 2)
     started = time.perf_counter()
     total = len(items)
     yield start_event(items, options, entry, "local", 1)

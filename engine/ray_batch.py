@@ -98,7 +98,7 @@ def run_ray(items: list[BatchItem], options: BatchOptions, address: str = "auto"
     ray = import_ray()
     from ray.exceptions import RayActorError, RayTaskError
 
-    from .batch import ModelPinError
+    from .batch import ModelPinError, UsageProblem, parse_settings
 
     started = time.perf_counter()
     gpu = options.device == "cuda"
@@ -128,6 +128,7 @@ def run_ray(items: list[BatchItem], options: BatchOptions, address: str = "auto"
             from .models.registry import ModelRegistry
 
             entry = resolve_model(ModelRegistry(), options)  # the actors' check, here first: exit 3 before any work
+            parse_settings(options.settings, entry.manifest)  # and a bad --set: exit 2
         for _ in range(count):
             new_actor()
         total = len(items)
@@ -171,9 +172,9 @@ def run_ray(items: list[BatchItem], options: BatchOptions, address: str = "auto"
                                      error_code=1)
                     lost = True
                 except RayTaskError as error:
-                    cause = error.as_instanceof_cause() if hasattr(error, "as_instanceof_cause") else error
-                    if isinstance(cause, ModelPinError) or isinstance(getattr(error, "cause", None), ModelPinError):
-                        raise ModelPinError(str(getattr(error, "cause", cause))) from None
+                    cause = getattr(error, "cause", None)
+                    if isinstance(cause, (ModelPinError, UsageProblem)):  # the whole run is wrong: stop (exit 3 / 2)
+                        raise cause from None
                     message = str(getattr(error, "cause", None) or error).strip().splitlines()[-1]
                     result = replace(item, state=ItemState.FAILED, attempts=item.attempts + 1,
                                      error=f"{item.source}: {message}", error_code=1)

@@ -162,6 +162,9 @@ def test_batch_model_pin_mismatch_exits_3_before_any_work(tmp_path, tiny_model, 
     assert cli(["batch", str(tmp_path / "in/shot.0001.png"), "-o", str(tmp_path / "o.png"), "--model",
                 f"nlm@sha256:{wrong}"]) == 3
     assert cli(["batch", str(tmp_path / "in/shot.####.png"), "-o", str(tmp_path / "o"), "--frames", "x"]) == 2
+    assert cli(["batch", str(tmp_path / "in/shot.0001.png"), "-o", str(tmp_path / "o.png"), "--model", "tiny",
+                "--set", "strength=2"]) == 2
+    assert "has no parameter 'strength'" in capsys.readouterr().err and not (tmp_path / "o.png").exists()
 
 
 def test_batch_folder_and_single_file_text_output(tmp_path, tiny_model, capsys):
