@@ -19,6 +19,7 @@ How a run goes:
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -42,6 +43,8 @@ from .errors import EngineError
 #: Calls queued per actor: one running and one ready, so an actor never waits for the driver.
 IN_FLIGHT = 2
 RAY_REQUIREMENT = "ray==2.60.0"
+#: How long a run asking for more workers than the cluster has room for waits for nodes to join.
+JOIN_WAIT_S = 20.0
 
 
 def import_ray():
@@ -105,15 +108,29 @@ def run_ray(items: list[BatchItem], options: BatchOptions, address: str = "auto"
     env = _runtime_env()
     env["env_vars"]["RESTORATION_STUDIO_ORT_THREADS"] = str(threads_per_worker)
     try:
+        local = {}
+        if address == "local":  # room for the workers asked for, even beyond the cores (to measure that)
+            local["num_cpus"] = max(os.cpu_count() or 1, (workers or 0) * threads_per_worker)
         ray.init(address=None if address == "local" else address, include_dashboard=False, log_to_driver=False,
-                 runtime_env=env, configure_logging=False)
+                 runtime_env=env, configure_logging=False, **local)
     except ConnectionError as error:
         raise EngineError(f"cannot reach a Ray cluster at {address}: {error}") from None
     actors: list[Any] = []
     try:
-        resources = ray.cluster_resources()
         unit = "GPU" if gpu else "CPU"
-        count = workers or max(1, int(resources.get(unit, 0) // (1 if gpu else threads_per_worker)))
+        deadline = time.monotonic() + JOIN_WAIT_S
+        while True:
+            fits = int(ray.cluster_resources().get(unit, 0) // (1 if gpu else threads_per_worker))
+            if not workers or fits >= workers or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)  # nodes that are still joining
+        if fits < 1:
+            raise EngineError(f"the Ray cluster at {address} has no {unit} for a worker")
+        count = workers or fits
+        if count > fits:  # an actor that never gets its resources would hold its files for ever
+            print(f"note: the cluster has room for {fits} worker(s) ({unit}); using {fits}, not {count}",
+                  file=sys.stderr)
+            count = fits
         actor_class = ray.remote(num_cpus=0 if gpu else threads_per_worker, num_gpus=1 if gpu else 0,
                                  max_restarts=0, max_task_retries=0)(RestoreWorker)
 
