@@ -50,7 +50,9 @@ JOIN_WAIT_S = 20.0
 def import_ray():
     try:
         import ray
-    except ImportError:
+    except ImportError as error:
+        if error.name not in ("ray", None):  # Ray is there but one of its imports fails: say which
+            raise EngineError(f"Ray cannot be imported: {error}") from None
         raise EngineError(
             f"--ray needs Ray, which is not installed: pip install {RAY_REQUIREMENT} "
             "(an optional extra, listed in requirements-dev.txt; the app itself does not need it)"
