@@ -102,7 +102,7 @@ def ray_cluster():
                 os.killpg(node.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 6  # then SIGKILL: the head's GCS sometimes ignores SIGTERM
         for node in nodes:
             try:
                 node.wait(timeout=max(0.1, deadline - time.monotonic()))
