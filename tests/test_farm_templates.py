@@ -157,3 +157,31 @@ def test_flamenco_job_type_compiles_to_runnable_tasks(shot, tmp_path):
     bad = subprocess.run([node, str(harness), str(script), json.dumps({**settings, "model_sha256": "beef"})],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 3 and "64 hexadecimal digits" in bad.stderr
+
+
+@pytest.mark.slow
+def test_openjd_template_runs_under_the_openjd_runtime(shot):
+    """The OpenJD template is run by the real Open Job Description CLI (a local session, chunks of 3 frames)."""
+    openjd = Path(sys.executable).with_name("openjd")
+    if not openjd.exists():
+        pytest.skip("openjd-cli is not installed (requirements-dev.txt)")
+    folder, sha = shot
+    template = FARM / "openjd" / "restoration-studio-batch.yaml"
+    check = subprocess.run([str(openjd), "check", str(template)], capture_output=True, text=True, timeout=120)
+    assert check.returncode == 0, check.stdout + check.stderr
+    params = {"InputPattern": str(folder / "in" / "b.####.png"), "OutputPattern": str(folder / "openjd" / "d.%04d.png"),
+              "Frames": f"{FRAMES[0]}-{FRAMES[1]}", "ChunkSize": str(CHUNK), "Model": "tiny", "ModelSha256": sha,
+              "Tile": "32", "Device": "cpu", "App": APP}
+    command = [str(openjd), "run", str(template), "--step", "Restore", "--output", "json"]
+    for key, value in params.items():
+        command += ["-p", f"{key}={value}"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    log = json.loads(result.stdout[result.stdout.index("{"):])
+    events = []
+    for entry in log.get("logs", []):
+        message = entry.get("message", "") if isinstance(entry, dict) else str(entry)
+        if message.startswith('{"event"'):
+            events.append(json.loads(message))
+    assert sum(e["event"] == "start" for e in events) == 2  # two tasks: 1001-1003 and 1004-1005
+    assert_same_as_whole(folder, "openjd", events)
