@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -18,7 +19,6 @@ import pytest
 from engine.image import ImageMeta, make_image
 from engine.imageio import write_image
 from engine.models.registry import file_sha256
-from engine.paths import user_models_dir
 from tests.onnx_factory import install
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,18 +35,28 @@ def farm_scripts(monkeypatch):
     return importlib.import_module("submit_deadline"), importlib.import_module("submit_opencue")
 
 
-@pytest.fixture
-def shot(tmp_path):
-    sha = file_sha256(install(user_models_dir(), "tiny"))
-    (tmp_path / "in").mkdir()
+@pytest.fixture(scope="module")
+def shot_once(tmp_path_factory):
+    """Five frames, the tiny model in a models folder of their own, and one whole run of the shot (made once)."""
+    folder = tmp_path_factory.mktemp("shot")
+    home = folder / "home"
+    sha = file_sha256(install(home / "models", "tiny"))
+    (folder / "in").mkdir()
     for frame in range(FRAMES[0], FRAMES[1] + 1):
         pixels = np.random.default_rng(frame).random((40, 60, 3)).astype(np.float32)
-        write_image(tmp_path / "in" / f"b.{frame:04d}.png", make_image(pixels, None, ImageMeta(format="png")))
+        write_image(folder / "in" / f"b.{frame:04d}.png", make_image(pixels, None, ImageMeta(format="png")))
     whole = subprocess.run([sys.executable, str(ROOT / "main.py"), "batch", "in/b.####.png", "-o", "whole/d.####.png",
-                            "--model", "tiny", "--tile", "32", "--device", "cpu"], cwd=tmp_path, capture_output=True,
-                           text=True, timeout=240)
+                            "--model", "tiny", "--tile", "32", "--device", "cpu"], cwd=folder, capture_output=True,
+                           text=True, timeout=240, env={**os.environ, "RESTORATION_STUDIO_HOME": str(home)})
     assert whole.returncode == 0, whole.stderr
-    return tmp_path, sha
+    return folder, sha, home
+
+
+@pytest.fixture
+def shot(shot_once, monkeypatch):
+    folder, sha, home = shot_once
+    monkeypatch.setenv("RESTORATION_STUDIO_HOME", str(home))  # the farm's nodes see the shot's models folder
+    return folder, sha
 
 
 def run_tasks(commands: list[list[str]], cwd: Path) -> list[dict]:
