@@ -1,7 +1,8 @@
 """The command line: ``python main.py <command> ...``.
 
 Contract (scripts rely on it): exit status 0 on success, 2 for usage errors, 1 for processing errors, with a
-one-line message on stderr and no traceback unless ``--debug``.
+one-line message on stderr and no traceback unless ``--debug``. ``batch`` adds 3 (the model is missing or fails
+its pinned sha256) and 4 (only missing inputs failed); see engine/batch.py and docs/farm.md.
 
 Sub-commands live in their own modules, listed explicitly in ``SUBCOMMAND_MODULES``; each exposes
 ``add_parser(subparsers) -> argparse.ArgumentParser`` and sets ``handler=run`` where ``run(args) -> int``.
@@ -21,6 +22,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "engine.commands.models_cmd",
     "engine.commands.info_cmd",
     "engine.commands.restore_cmd",
+    "engine.commands.batch_cmd",
     "engine.render_data.cli",
     "engine.training.cli",
     "engine.zssr.cli",
@@ -96,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        return int(getattr(error, "exit_code", 1))  # e.g. 3 for a model that fails its pin (engine/batch.py)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -117,6 +117,9 @@ class OnnxModel:
         # (render model, 864 x 1024 tile: 2.3 -> 4.6 GB on the second run; 2.3 GB throughout without it, at the
         # same speed within noise).
         options.enable_mem_pattern = False
+        threads = os.environ.get("RESTORATION_STUDIO_ORT_THREADS")  # set per Ray actor (engine/ray_batch.py)
+        if threads and threads.isdigit() and int(threads) > 0:
+            options.intra_op_num_threads = int(threads)
         wants_cuda = device in ("auto", "cuda")
         cuda_listed = "CUDAExecutionProvider" in ort.get_available_providers()
         driver = nvidia_driver_present()

@@ -66,21 +66,14 @@ def collect_inputs(items: list[str]) -> list[Path]:
 
 
 def parse_settings(settings: list[str], manifest) -> dict:
+    from ..batch import UsageProblem
+    from ..batch import parse_settings as parse  # one parser for restore and batch
     from ..cli import UsageError
 
-    values = {}
-    for item in settings:
-        name, sep, text = item.partition("=")
-        if not sep:
-            raise UsageError(f"--set expects NAME=VALUE, got {item!r}")
-        try:
-            values[name.strip()] = manifest.param(name.strip()).parse(text)
-        except KeyError:
-            names = ", ".join(p.name for p in manifest.params) or "none"
-            raise UsageError(f"model {manifest.id!r} has no parameter {name!r} (it has: {names})") from None
-        except ValueError as error:
-            raise UsageError(str(error)) from None
-    return values
+    try:
+        return parse(settings, manifest)
+    except UsageProblem as error:  # a usage error stops the whole run (exit 2), not just one file
+        raise UsageError(str(error)) from None
 
 
 def resolve_model(registry, model_id: str):

@@ -4,7 +4,8 @@
 Trains the recipe's model, prints progress lines (at most one every few seconds, plus every validation), and
 exports the best weights to ``<id>.onnx/.json/.pt`` in ``--out`` (default: the per-user models folder, so the
 model appears in the app at once; ship a model with ``--out resources/models``). The top level of this module
-stays light: torch is imported only when the command runs.
+stays light: torch is imported only when the command runs. Under ``torchrun --nproc-per-node N`` it trains with
+DDP, the recipe's batch per process (engine/training/distributed.py); rank 0 prints, checkpoints and exports.
 """
 
 from __future__ import annotations
@@ -40,12 +41,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     from ..cli import UsageError
+
+    if args.steps is not None and args.steps <= 0 or args.minutes is not None and args.minutes <= 0:
+        raise UsageError("--steps and --minutes must be positive")
+    from . import distributed
+
+    context = distributed.setup(None if args.device == "auto" else args.device)
+    try:
+        return _train(args, context)
+    finally:
+        distributed.teardown()
+
+
+def _train(args: argparse.Namespace, context) -> int:
     from ..jobs import CancelToken, run_job
     from .recipes import load_recipe, run_prepare
     from .trainer import TrainOptions, train_job
 
-    if args.steps is not None and args.steps <= 0 or args.minutes is not None and args.minutes <= 0:
-        raise UsageError("--steps and --minutes must be positive")
     recipe = load_recipe(args.recipe)
     if args.prepare:
         if not recipe.data.prepare:
@@ -68,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
     last_print = [0.0]
 
     def report(progress) -> None:
+        if not context.is_main:
+            return
         now = time.monotonic()
         if progress.stage != "train" or "val_psnr" in progress.metrics or now - last_print[0] >= 5.0:
             last_print[0] = now
@@ -75,12 +89,15 @@ def run(args: argparse.Namespace) -> int:
             print(f"[{progress.stage}] {progress.message}{eta}", flush=True)
 
     result = run_job(train_job(recipe, CancelToken(), options), report)
+    if not context.is_main:
+        return 0
     best = "n/a" if result.best_val_psnr is None else f"{result.best_val_psnr:.2f} dB (step {result.best_step})"
     if result.start_val_psnr is not None:
         best += f", the starting model {result.start_val_psnr:.2f} dB"
+    processes = f" x {context.world_size} processes" if context.enabled else ""
     print(
-        f"trained {result.steps} steps in {result.seconds / 60:.1f} min on {result.device}; best validation {best}; "
-        f"{result.skipped_batches} batches skipped"
+        f"trained {result.steps} steps in {result.seconds / 60:.1f} min on {result.device}{processes}; "
+        f"best validation {best}; {result.skipped_batches} batches skipped"
     )
     if result.export is not None:
         print(f"exported {result.export.onnx_path} (parity error {result.export.parity_error:.2g})")

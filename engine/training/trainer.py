@@ -36,6 +36,7 @@ from ..jobs import CancelToken, Progress
 from ..paths import user_data_dir
 from ..transforms import from_model_space
 from . import datasets as ds
+from . import distributed
 from .recipes import Recipe, is_recipe_reference, prepare_hint, recipe_checkpoint, resolve_path
 
 #: Consecutive skipped batches after which the data is declared broken.
@@ -389,6 +390,7 @@ def _train(recipe: Recipe, token: CancelToken | None, options: TrainOptions) -> 
 
     yield Progress(0.0, "prepare", "building the model and loading images")
     device = pick_device(options.device)
+    context = distributed.current()  # several processes under torchrun (distributed.py), else one
     torch.manual_seed(t.seed)
     rng = np.random.default_rng(t.seed)
     init = options.init if options.init is not None else (t.init or None)
@@ -404,6 +406,7 @@ def _train(recipe: Recipe, token: CancelToken | None, options: TrainOptions) -> 
             raise ds.DataError(f"{error}{'' if options.data else prepare_hint(recipe)}") from None
     if t.train_only:
         train_only(model, t.train_only, arch)
+    net = distributed.wrap(model, device)  # forward/backward through DDP; model itself for weights and validation
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=t.lr,
                                   weight_decay=t.weight_decay)
     amp_dtype = autocast_dtype(t.amp, device)
@@ -478,7 +481,7 @@ def _train(recipe: Recipe, token: CancelToken | None, options: TrainOptions) -> 
             )
         return score
 
-    if init_path is not None and step == 0 and val_samples:
+    if init_path is not None and step == 0 and val_samples and context.is_main:
         # Score the starting model first: the user learns whether fine-tuning helped, and a run whose steps all
         # score worse exports the starting weights rather than the least bad of them.
         yield Progress(0.0, "validate", "validating the starting model")
@@ -490,7 +493,9 @@ def _train(recipe: Recipe, token: CancelToken | None, options: TrainOptions) -> 
     from .feeder import BatchFeeder, auto_workers
 
     workers = options.workers if options.workers is not None else auto_workers(device)
-    feeder = BatchFeeder(train_set, roles, t.batch_size, device, rng, workers=workers, seed=t.seed, start_step=step)
+    # Under DDP every rank draws the global batch and keeps its slice: the samples of one process with it all.
+    feeder = BatchFeeder(train_set, roles, t.batch_size * context.world_size, device, rng, workers=workers,
+                         seed=t.seed, start_step=step)
     start_fraction = budget_fraction()
     consecutive_skips = 0
     last_loss: float | None = None
@@ -498,39 +503,41 @@ def _train(recipe: Recipe, token: CancelToken | None, options: TrainOptions) -> 
     last_val: tuple[float, float] | None = None
     stopped_early = False
     try:
-        while budget_fraction() < 1.0:
+        while distributed.main_decides(budget_fraction() < 1.0):
             token.raise_if_cancelled()
             if token.stop_requested:
                 stopped_early = True
                 break
             # feed
-            inputs, target, valid = feeder.next_batch()
+            inputs, target, valid = distributed.shard(feeder.next_batch(), context)
             lr = learning_rate(step, budget_fraction(), t.lr, t.warmup_steps, t.min_lr_ratio)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             # optimise
-            ok = all(bool(torch.isfinite(x).all()) for x in inputs)
+            ok = distributed.all_true(all(bool(torch.isfinite(x).all()) for x in inputs))
             loss_value = float("nan")
             if ok:
                 optimizer.zero_grad(set_to_none=True)
                 with torch.autocast(
                     device_type=device, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None
                 ):
-                    output = model(*inputs)
+                    output = net(*inputs)
                 from .losses import restoration_loss
 
                 loss = restoration_loss(output.float(), target, valid, t.loss, t.ms_ssim_weight, t.relmse_weight,
                                         t.lowfreq_weight, t.lowfreq_size)
                 loss_value = float(loss.detach())
                 ok = math.isfinite(loss_value)
-                if ok:
+                # Under DDP every rank runs backward (the gradient all-reduce is collective) and all skip together.
+                if ok or context.enabled:
                     scaler.scale(loss).backward()
                     scaler.unscale_(optimizer)
                     norm = torch.nn.utils.clip_grad_norm_(
                         model.parameters(), t.clip_grad if t.clip_grad > 0 else float("inf")
                     )
-                    ok = bool(torch.isfinite(norm))
+                    ok = distributed.all_true(ok and bool(torch.isfinite(norm)))
                     if ok:
+                        loss_value = distributed.mean(loss_value)  # the whole (global) batch's loss
                         scaler.step(optimizer)
                     scaler.update()
                 if not ok:
@@ -551,7 +558,7 @@ def _train(recipe: Recipe, token: CancelToken | None, options: TrainOptions) -> 
                         "the learning rate is broken"
                     )
             # validate
-            if t.val_every > 0 and step % t.val_every == 0:
+            if t.val_every > 0 and step % t.val_every == 0 and context.is_main:
                 metrics["val_psnr"] = validate()
                 last_val_step = step
                 last_val = (float(step), metrics["val_psnr"])
@@ -564,7 +571,7 @@ def _train(recipe: Recipe, token: CancelToken | None, options: TrainOptions) -> 
                 metrics["start_val_psnr"] = start_psnr  # likewise
             history.append(dict(metrics))
             # save
-            if t.checkpoint_every > 0 and step % t.checkpoint_every == 0:
+            if t.checkpoint_every > 0 and step % t.checkpoint_every == 0 and context.is_main:
                 _save(last_path, checkpoint_payload())
             fraction = budget_fraction()
             done = fraction - start_fraction
@@ -574,25 +581,27 @@ def _train(recipe: Recipe, token: CancelToken | None, options: TrainOptions) -> 
                 message += f", validation {metrics['val_psnr']:.2f} dB"
             yield Progress(min(fraction, 1.0), "train", message, eta, metrics)
     except JobCancelled:
-        _save(last_path, checkpoint_payload())  # so that the same run can be resumed
+        if context.is_main:
+            _save(last_path, checkpoint_payload())  # so that the same run can be resumed
         raise
     finally:
         feeder.close()
 
-    if last_val_step != step and val_samples:
+    if last_val_step != step and val_samples and context.is_main:
         yield Progress(1.0, "validate", "final validation")
         score = validate()
         final = {"step": float(step), "val_psnr": score, "best_val_psnr": best_psnr if best_psnr is not None else score}
         history.append(final)
         final.update(last_val_step=float(step), last_val_psnr=score)
         yield Progress(1.0, "validate", f"validation {score:.2f} dB", None, dict(final))
-    _save(last_path, checkpoint_payload())
+    if context.is_main:
+        _save(last_path, checkpoint_payload())
     seconds = elapsed()
     result = TrainResult(
         run_dir, step, seconds, best_psnr, best_step, skipped, last_loss, stopped_early, device, None, tuple(history),
         start_psnr,
     )
-    if not options.export:
+    if not options.export or not context.is_main:  # rank 0 exports for all
         return result
     token.raise_if_cancelled()
     yield Progress(1.0, "export", "exporting to ONNX and checking parity")
