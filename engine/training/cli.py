@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace, context) -> int:
+    from ..cli import UsageError
     from ..jobs import CancelToken, run_job
     from .recipes import load_recipe, run_prepare
     from .trainer import TrainOptions, train_job
