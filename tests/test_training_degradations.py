@@ -179,3 +179,67 @@ def test_sr_patches_match_a_whole_image_downscale():
         assert np.abs(lr - whole[top // 2 : top // 2 + 8, left // 2 : left // 2 + 8]).max() < 1e-6
     sample = dataset.sample(rng)
     assert sample.inputs["color"].shape == (3, 8, 8) and sample.target.shape == (3, 16, 16)
+
+
+def _photo_patch(size: int = 96) -> np.ndarray:
+    from tests.test_noise_estimate import synthetic_photo
+
+    return synthetic_photo(size, seed=2)
+
+
+def test_clipped_noise_is_clipped_after_the_noise_and_told_the_sigma_added():
+    from engine.training.datasets import degrade
+    from engine.training.recipes import DegradationSection
+
+    # Dark and bright areas, where a camera's clipping matters.
+    clean = np.clip(_photo_patch() * 1.4 - 0.2, 0.0, 1.0)
+    spec = DegradationSection(kind="noise", sigma=(30.0, 30.0), clip_prob=1.0)
+    noisy, level = degrade(clean, spec, np.random.default_rng(0))
+    assert noisy.min() >= 0.0 and noisy.max() <= 1.0
+    assert level == pytest.approx(30.0 / 255.0)
+    # The same noise unclipped (same seed) goes outside [0, 1]; clipping happens after it, not to the clean image.
+    unclipped, _ = degrade(clean, DegradationSection(kind="noise", sigma=(30.0, 30.0)), np.random.default_rng(0))
+    assert unclipped.min() < 0.0 and unclipped.max() > 1.0
+    np.testing.assert_array_equal(noisy, np.clip(unclipped, 0.0, 1.0))
+    # Validation clips only when asked.
+    spec_val = DegradationSection(kind="noise", val_clip=True)
+    valid, _ = degrade(clean, spec_val, np.random.default_rng(1), fixed_sigma=50.0)
+    assert valid.min() >= 0.0 and valid.max() <= 1.0
+
+
+def test_jpeg_noise_is_told_the_noise_the_file_still_holds():
+    from engine.training.datasets import degrade
+    from engine.training.recipes import DegradationSection
+
+    clean = _photo_patch(128)
+    for quality, subsampling_prob in ((90, 1.0), (98, 0.0)):
+        spec = DegradationSection(kind="noise", sigma=(25.0, 25.0), jpeg_prob=1.0, jpeg_quality=(quality, quality),
+                                  jpeg_subsampling_prob=subsampling_prob)
+        noisy, level = degrade(clean, spec, np.random.default_rng(3), fixed_sigma=None)
+        subsampling = "420" if subsampling_prob == 1.0 else "444"
+        rng = np.random.default_rng(3)
+        reference, _ = deg.add_gaussian_noise(clean, 25.0 / 255.0, rng)
+        np.testing.assert_array_equal(noisy, deg.jpeg_compress(reference, quality, subsampling))
+        remaining = float(np.std(noisy - deg.jpeg_compress(clean, quality, subsampling)))
+        assert level == pytest.approx(remaining, rel=0.05)
+        if subsampling == "420":
+            assert level < 0.85 * 25.0 / 255.0  # compression took part of the noise away
+
+
+def test_jpeg_subsampling_halves_colour_resolution_only_when_asked():
+    rng = np.random.default_rng(4)
+    image = rng.uniform(0.2, 0.8, (64, 64, 3)).astype(np.float32)
+    full, halved = deg.jpeg_compress(image, 95, "444"), deg.jpeg_compress(image, 95, "420")
+    assert np.abs(full - image).mean() < np.abs(halved - image).mean()
+    with pytest.raises(ValueError):
+        deg.jpeg_compress(image, 95, "422x")
+
+
+def test_recipe_probabilities_are_checked():
+    from engine.training.recipes import RecipeError, recipe_from_dict
+
+    base = {"model": {"id": "x", "task": "photo-denoise", "arch": "edsr"}}
+    recipe = recipe_from_dict({**base, "degradation": {"clip_prob": 0.8, "val_clip": True}})
+    assert recipe.degradation.clip_prob == 0.8 and recipe.degradation.val_clip
+    with pytest.raises(RecipeError, match="clip_prob"):
+        recipe_from_dict({**base, "degradation": {"clip_prob": 1.5}})

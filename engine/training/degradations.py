@@ -2,9 +2,9 @@
 
 The numpy functions take and return float32 H x W x C arrays (C = 1 or 3) without modifying their input; noise
 levels are in [0, 1] units (an 8-bit sigma of 25 is ``25 / 255``). Randomness always comes from a
-``numpy.random.Generator`` passed in, so a seed reproduces a degradation exactly. Noisy results are not clipped:
-real sensors clip, but the benchmark protocols add unclipped noise, and clipping biases the noise at black and
-white.
+``numpy.random.Generator`` passed in, so a seed reproduces a degradation exactly. Noisy results are not clipped
+here (the benchmark protocols add unclipped noise); real sensors and 8-bit files clip, which recipes ask for with
+``clip_prob`` (:func:`engine.training.datasets.degrade` clips after the noise, as a camera does).
 
 The torch twins at the end (``*_torch``) apply the same noise models to whole N x C x H x W batches on the
 training device, with one level per sample.
@@ -99,16 +99,23 @@ def add_poisson_gaussian_noise(
     return noisy, float(std.mean())
 
 
-def jpeg_compress(image: np.ndarray, quality: int) -> np.ndarray:
-    """Round-trip through an 8-bit JPEG of ``quality`` (1-100). Input values are clipped to [0, 1]."""
+def jpeg_compress(image: np.ndarray, quality: int, subsampling: str = "420") -> np.ndarray:
+    """Round-trip through an 8-bit JPEG of ``quality`` (1-100) with chroma ``subsampling`` "420" (libjpeg's
+    default, what phones and most cameras write) or "444". Input values are clipped to [0, 1]."""
     import cv2
 
+    factors = {"420": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420, "444": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444}
+    if subsampling not in factors:
+        raise ValueError(f"JPEG subsampling must be 420 or 444, got {subsampling!r}")
     image = _as_float_image(image)
     channels = image.shape[2]
     as_uint8 = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
     if channels == 3:
         as_uint8 = as_uint8[:, :, ::-1]  # OpenCV encodes BGR
-    ok, encoded = cv2.imencode(".jpg", np.ascontiguousarray(as_uint8), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    flags = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+    if channels == 3:
+        flags += [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, factors[subsampling]]
+    ok, encoded = cv2.imencode(".jpg", np.ascontiguousarray(as_uint8), flags)
     if not ok:
         raise ValueError("JPEG encoding failed")
     decoded = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
