@@ -243,3 +243,39 @@ def test_recipe_probabilities_are_checked():
     assert recipe.degradation.clip_prob == 0.8 and recipe.degradation.val_clip
     with pytest.raises(RecipeError, match="clip_prob"):
         recipe_from_dict({**base, "degradation": {"clip_prob": 1.5}})
+
+
+def test_camera_noise_is_signal_dependent_raw_noise_seen_through_a_camera_pipeline():
+    from engine.metrics import psnr
+
+    clean = _photo_patch(128)
+    camera = deg.random_camera(np.random.default_rng(5))
+    assert set(camera) == {"rgb2cam", "red_gain", "blue_gain", "digital_gain", "shot", "read"}
+    np.testing.assert_allclose(camera["rgb2cam"].sum(axis=1), 1.0)
+    # Without noise, unprocessing and processing again give the image back but for demosaicing.
+    through, _ = deg.add_camera_noise(clean, np.random.default_rng(0), camera, noise_scale=0.0)
+    assert through.shape == clean.shape and psnr(through, clean) > 30.0
+    loud = dict(camera, shot=1e-2, read=1e-4)
+    noisy, level = deg.add_camera_noise(clean, np.random.default_rng(1), loud)
+    assert 0.0 <= noisy.min() and noisy.max() <= 1.0 and level > 0
+    residual = noisy - through
+    # Demosaicing correlates the noise between neighbours (white noise would not be).
+    flat = residual[:, :, 1]
+    correlation = np.corrcoef(flat[:, :-1].ravel(), flat[:, 1:].ravel())[0, 1]
+    assert correlation > 0.2
+    # Shot noise: brighter raw values carry more noise (in raw space; the tone curve then reshapes it).
+    quiet, _ = deg.add_camera_noise(clean, np.random.default_rng(1), dict(camera, shot=1e-4, read=1e-6))
+    assert np.std(quiet - through) < 0.5 * np.std(residual)
+
+
+def test_camera_noise_recipe_degrades_patches():
+    from engine.training.datasets import degrade
+    from engine.training.recipes import RecipeError, recipe_from_dict
+
+    base = {"model": {"id": "x", "task": "photo-denoise", "arch": "edsr"}}
+    recipe = recipe_from_dict({**base, "degradation": {"noise": "camera", "jpeg_prob": 1.0, "jpeg_quality": [80, 95]}})
+    clean = _photo_patch(64)
+    noisy, _ = degrade(clean, recipe.degradation, np.random.default_rng(2))
+    assert noisy.shape == clean.shape and not np.allclose(noisy, clean)
+    with pytest.raises(RecipeError):
+        recipe_from_dict({**base, "degradation": {"noise": "film"}})

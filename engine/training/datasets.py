@@ -295,7 +295,10 @@ def degrade(
         if spec.val_clip:
             image = np.clip(image, 0.0, 1.0)
         return image.astype(np.float32), level
-    if max(sigma_range) > 0 or (spec.kind == "noise" and spec.noise == "poisson-gaussian"):
+    if spec.kind == "noise" and spec.noise == "camera":
+        image, level = deg.add_camera_noise(image, rng)  # Brooks et al. 2019: noise in raw space, processed
+        blurred = blurred[: image.shape[0], : image.shape[1]]
+    elif max(sigma_range) > 0 or (spec.kind == "noise" and spec.noise == "poisson-gaussian"):
         correlated = spec.correlated_prob > 0 and rng.random() < spec.correlated_prob
         correlation = float(rng.uniform(*spec.correlation)) if correlated else 0.0
         if spec.noise == "poisson-gaussian" and spec.kind == "noise":

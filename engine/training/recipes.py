@@ -87,7 +87,9 @@ class DataSection:
 class DegradationSection:
     #: "noise" (denoising), "sr" (downscaling, then optional noise), "none" (paired data / identity).
     kind: str = "noise"
-    #: Noise: "gaussian" or "poisson-gaussian"; levels in 8-bit units (sigma 25 = 25/255).
+    #: Noise: "gaussian", "poisson-gaussian" (levels in 8-bit units, sigma 25 = 25/255) or "camera": Brooks et
+    #: al. 2019's unprocessing, Poisson-Gaussian noise on an RGGB mosaic in raw space, then demosaicing, colour
+    #: correction, gamma and tone curve (random camera per patch; ``degradations.add_camera_noise``).
     noise: str = "gaussian"
     sigma: tuple[float, float] = (0.0, 50.0)
     #: Poisson-Gaussian: shot-noise gain range (variance a * x, x in [0, 1]) and read noise (8-bit units).
@@ -256,8 +258,8 @@ def validate(recipe: Recipe) -> None:
     for name in ("clip_prob", "jpeg_prob", "jpeg_subsampling_prob"):
         if not 0.0 <= getattr(g, name) <= 1.0:
             problems.append(f"{name} must be in [0, 1]")
-    if g.noise not in ("gaussian", "poisson-gaussian"):
-        problems.append(f"noise {g.noise!r} must be gaussian or poisson-gaussian")
+    if g.noise not in ("gaussian", "poisson-gaussian", "camera"):
+        problems.append(f"noise {g.noise!r} must be gaussian, poisson-gaussian or camera")
     if g.downscale not in ("bicubic", "kernel"):
         problems.append(f"downscale {g.downscale!r} must be bicubic or kernel")
     if g.kind == "sr" and g.scale < 2:
