@@ -172,7 +172,7 @@ JPEG_BANDS = ((3, 4), (5, 6))
 #: Share of the blocks (the smoothest, judged on the proxy) whose energy is matched.
 JPEG_SMOOTH_SHARE = 0.1
 #: At most this many pixels enter the simulation: a big photo is measured on tiles aligned with its JPEG grid.
-JPEG_MAX_PIXELS = 1 << 19
+JPEG_MAX_PIXELS = 1 << 18
 
 
 def _dct_matrix() -> np.ndarray:

@@ -147,3 +147,17 @@ def test_noise_level_command_on_a_jpeg(tmp_path, capsys):
     assert result["method"] == "jpeg" and result["confident"]
     assert abs(result["noise_level"] / truth - 1.0) < 0.15
     assert result["sigma_before_compression"] == pytest.approx(25.0, rel=0.2)
+
+
+def test_restore_says_when_it_cannot_tell_a_photos_noise_level(tmp_path, capsys):
+    from engine.cli import main
+
+    clean, _ = noisy_photo(0.0, seed=0)
+    rng = np.random.default_rng(10)
+    mixed = clean.copy()
+    mixed[:, : SIZE // 2] += 5.0 / 255.0 * rng.standard_normal((SIZE, SIZE // 2, 3)).astype(np.float32)
+    mixed[:, SIZE // 2 :] += 40.0 / 255.0 * rng.standard_normal((SIZE, SIZE // 2, 3)).astype(np.float32)
+    path = write_image(tmp_path / "mixed.png", make_image(np.clip(mixed, 0, 1), None, ImageMeta(format="png")))
+    assert main(["restore", str(path), "-o", str(tmp_path / "out.png"), "--model", "nlm"]) == 0
+    err = capsys.readouterr().err
+    assert "cannot tell its noise level; using 15" in err and "(estimated;" not in err
