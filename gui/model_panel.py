@@ -601,7 +601,7 @@ class ModelPanel(QWidget):
 
     # -- the opened photo's noise level ------------------------------------------------------------------
     def _measure_noise(self, image: Image | None) -> None:
-        """Measure a newly opened photo's noise level in the background (0.7 s for 12 megapixels), so the photo
+        """Measure a newly opened photo's noise level in the background (a second or two for 12 megapixels), so the photo
         denoisers start from the image's own level rather than the manifest's default."""
         from engine.noise_estimate import measure_noise
 
