@@ -14,7 +14,6 @@ estimate was sure (``confident``). Results go to ``bench/results/noise_estimate_
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import sys
 import tempfile
@@ -74,20 +73,21 @@ def main(argv: list[str] | None = None) -> int:
                     truth = 255.0 * float(np.std(decoded_jpeg(noisy, folder / "n.jpg", quality, subsampling)
                                                  - decoded_jpeg(clean, folder / "c.jpg", quality, subsampling)))
                     name = f"JPEG q{quality} {'4:2:0' if subsampling == 2 else '4:4:4'}"
-                    cases.append((name, folder / "n.jpg", truth))
                     started = time.perf_counter()
                     estimate = measure_noise(read_image(folder / "n.jpg"))
                     seconds.append(time.perf_counter() - started)
-                    cases[-1] = (name, estimate, truth)
+                    cases.append((name, estimate, truth))
                 for fmt, depth in (("png", 8), ("png", 16), ("tiff", 16)):
-                    path = write_image(folder / f"n.{fmt}", make_image(noisy, None, ImageMeta(format=fmt, bit_depth=depth)))
+                    meta = ImageMeta(format=fmt, bit_depth=depth)
+                    path = write_image(folder / f"n.{fmt}", make_image(noisy, None, meta))
                     cases.append((f"{fmt.upper()} {depth}-bit", measure_noise(read_image(path)),
                                   float(np.hypot(sigma, own))))
                 for name, estimate, truth in cases:
                     error = (estimate.level / truth - 1.0) if estimate.level is not None else float("nan")
                     rows.setdefault(name, []).append((error, estimate.confident, sigma))
+                    shown = None if estimate.level is None else round(estimate.level, 2)
                     lines_detail.append(f"{file.name} own {own:.1f} σ{sigma:g} {name}: truth {truth:.2f} "
-                                        f"estimate {estimate.level if estimate.level is None else round(estimate.level, 2)} "
+                                        f"estimate {shown} "
                                         f"({100 * error:+.0f}%) confidence {estimate.confidence:.2f} {estimate.reason}")
                     print(lines_detail[-1], flush=True)
     lines = ["# Noise level on real photographs, as files hold them", "",

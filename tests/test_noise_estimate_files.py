@@ -38,6 +38,12 @@ def save_jpeg(pixels: np.ndarray, path, quality: int, subsampling: int) -> np.nd
         return np.asarray(decoded.convert("RGB"), np.float32) / 255.0
 
 
+def held_noise(clean: np.ndarray, noisy: np.ndarray, folder, quality: int, subsampling: int) -> float:
+    """The noise a JPEG of ``noisy`` holds: ``std(jpeg(noisy) - jpeg(clean))`` in 8-bit units; writes n.jpg."""
+    return 255.0 * float(np.std(save_jpeg(noisy, folder / "n.jpg", quality, subsampling)
+                                - save_jpeg(clean, folder / "c.jpg", quality, subsampling)))
+
+
 JPEG_CASES = [(sigma, quality, subsampling) for subsampling in (2, 0) for quality in (80, 90, 98)
               for sigma in (5.0, 25.0, 50.0)]
 
@@ -69,7 +75,7 @@ def test_jpeg_level_is_the_noise_the_file_holds(tmp_path, sigma, quality, subsam
 @pytest.mark.parametrize("sigma", [10.0, 25.0, 50.0])
 def test_jpeg_quality_70(tmp_path, sigma):
     clean, noisy = noisy_photo(sigma, seed=7)
-    truth = 255.0 * float(np.std(save_jpeg(noisy, tmp_path / "n.jpg", 70, 2) - save_jpeg(clean, tmp_path / "c.jpg", 70, 2)))
+    truth = held_noise(clean, noisy, tmp_path, 70, 2)
     level = noise_level_for(read_image(tmp_path / "n.jpg"))
     assert level is not None and abs(level / truth - 1.0) < 0.2, (level, truth)
 
@@ -83,7 +89,7 @@ def test_clean_jpeg_reads_near_zero(tmp_path):
 
 def test_jpeg_without_its_file_uses_the_quality_the_loader_estimated(tmp_path):
     clean, noisy = noisy_photo(25.0, seed=3)
-    truth = 255.0 * float(np.std(save_jpeg(noisy, tmp_path / "n.jpg", 90, 2) - save_jpeg(clean, tmp_path / "c.jpg", 90, 2)))
+    truth = held_noise(clean, noisy, tmp_path, 90, 2)
     image = read_image(tmp_path / "n.jpg")
     detached = make_image(image.pixels, None, image.meta.replace(path=None))
     assert detached.meta.extra.get("jpeg_quality") == 90
@@ -141,7 +147,7 @@ def test_noise_level_command_on_a_jpeg(tmp_path, capsys):
     from engine.cli import main
 
     clean, noisy = noisy_photo(25.0, seed=4)
-    truth = 255.0 * float(np.std(save_jpeg(noisy, tmp_path / "n.jpg", 90, 2) - save_jpeg(clean, tmp_path / "c.jpg", 90, 2)))
+    truth = held_noise(clean, noisy, tmp_path, 90, 2)
     assert main(["noise-level", str(tmp_path / "n.jpg"), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["method"] == "jpeg" and result["confident"]
