@@ -601,8 +601,8 @@ class ModelPanel(QWidget):
 
     # -- the opened photo's noise level ------------------------------------------------------------------
     def _measure_noise(self, image: Image | None) -> None:
-        """Measure a newly opened photo's noise level in the background (a second or two for 12 megapixels), so the photo
-        denoisers start from the image's own level rather than the manifest's default."""
+        """Measure a newly opened photo's noise level in the background (a second or two for 12 megapixels), so the
+        photo denoisers start from the image's own level rather than the manifest's default."""
         from engine.noise_estimate import measure_noise
 
         from .background import call_in_background
@@ -619,7 +619,7 @@ class ModelPanel(QWidget):
                 return  # another image was opened meanwhile
             self._noise_measuring = False
             if estimate is not None and estimate.confident:
-                self._noise_estimate = round(estimate.level, 1)
+                self._noise_estimate = round(estimate.denoiser_level, 1)
             elif estimate is not None and estimate.level is not None:
                 self._noise_unsure = estimate.reason or "unsure"  # measured, but a wrong level is worse than none
             self._propose_noise_level()

@@ -253,18 +253,6 @@ def make_sample(
 # ----------------------------------------------------------------------------------------------- degradation
 
 
-def jpeg_remaining_noise(
-    noisy_jpeg: np.ndarray, clean_jpeg: np.ndarray, noisy: np.ndarray, clean: np.ndarray, level: float
-) -> float:
-    """The noise level a JPEG still holds, in [0, 1] units: ``level`` (the sigma added) times the fraction of
-    the noise's standard deviation that survived compression, ``std(jpeg(noisy) - jpeg(clean)) /
-    std(noisy - clean)``. Taking the fraction (not the std itself) keeps clipping out of it: the app's estimator
-    corrects for clipping too, and reports the same quantity (see ``engine/noise_estimate.py``)."""
-    before = float((noisy.astype(np.float64) - clean.astype(np.float64)).std())
-    after = float((noisy_jpeg.astype(np.float64) - clean_jpeg.astype(np.float64)).std())
-    return level * after / before if before > 0 else 0.0
-
-
 def degrade(
     clean: np.ndarray, spec, rng: np.random.Generator, fixed_sigma: float | None = None
 ) -> tuple[np.ndarray, float]:
@@ -289,7 +277,6 @@ def degrade(
     else:
         return image.astype(np.float32), 0.0
     level = 0.0
-    blurred = image
     if fixed_sigma is not None:
         image, level = deg.add_gaussian_noise(image, fixed_sigma / 255.0, rng)
         if spec.val_clip:
@@ -297,7 +284,6 @@ def degrade(
         return image.astype(np.float32), level
     if spec.kind == "noise" and spec.noise == "camera":
         image, level = deg.add_camera_noise(image, rng)  # Brooks et al. 2019: noise in raw space, processed
-        blurred = blurred[: image.shape[0], : image.shape[1]]
     elif max(sigma_range) > 0 or (spec.kind == "noise" and spec.noise == "poisson-gaussian"):
         correlated = spec.correlated_prob > 0 and rng.random() < spec.correlated_prob
         correlation = float(rng.uniform(*spec.correlation)) if correlated else 0.0
@@ -313,12 +299,9 @@ def degrade(
     if spec.jpeg_prob > 0 and rng.random() < spec.jpeg_prob:
         quality = int(rng.integers(spec.jpeg_quality[0], spec.jpeg_quality[1] + 1))
         subsampling = "420" if rng.random() < spec.jpeg_subsampling_prob else "444"
-        compressed = deg.jpeg_compress(image, quality, subsampling)
-        if level > 0:
-            # The noise-level input is told the noise the file still holds (what the app's estimator measures).
-            clean_jpeg = deg.jpeg_compress(blurred, quality, subsampling)
-            level = jpeg_remaining_noise(compressed, clean_jpeg, image, blurred, level)
-        image = compressed
+        # The noise-level input stays the sigma added: what the app tells a denoiser for a JPEG (its estimate of
+        # the sigma before compression, engine.noise_estimate.NoiseEstimate.denoiser_level).
+        image = deg.jpeg_compress(image, quality, subsampling)
     return image.astype(np.float32), level
 
 
