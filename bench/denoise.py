@@ -3,6 +3,7 @@
     .venv/bin/python bench/denoise.py                                    # every photo-denoise model, 24 images
     .venv/bin/python bench/denoise.py --models photo-denoise-color nlm --images 4 --sigmas 25
     .venv/bin/python bench/denoise.py --report                           # rebuild the table from the records
+    .venv/bin/python bench/denoise.py --clipped --models photo-denoise-color bm3d --images 2 --sigmas 25
 
 Every model runs through the app's own path: ``engine.restore.restore_job`` with the model's registry entry
 (ONNX Runtime for networks, ``engine/models/classical.py`` for NLM and BM3D), told the true ``noise_level``.
@@ -14,6 +15,11 @@ different images, a second table compares them on the images all of them ran.
 Protocol: ``x`` = uint8 RGB / 255; ``y = x + sigma/255 * n`` with ``n = default_rng(i).standard_normal(x.shape)``
 (HxWx3 order, ``i`` = 1 for kodim01), ``y`` not clipped; output clipped to [0, 1] and rounded to uint8; PSNR in
 RGB over all pixels; mean over images. Seconds per megapixel = wall time of the restore job / megapixels.
+
+``--clipped``: the protocol's clipped variant, what real photos look like: the same ``y`` clipped to [0, 1] and
+stored as 16-bit (rounded to 1/65535) before the denoiser sees it, still told the sigma added. Its records carry
+``"clipped": true`` and the report gives them their own tables beside the unclipped ones, CBM3D (``bm3d``) on the
+same clipped inputs.
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 ROOT = Path(__file__).resolve().parents[1]
 
-KODAK = ROOT.parent / "shared" / "bench" / "denoise" / "Kodak24"
+#: ``KODAK24_DIR`` overrides it (a git worktree's ``..`` is not the project folder).
+KODAK = Path(os.environ.get("KODAK24_DIR", ROOT.parent / "shared" / "bench" / "denoise" / "Kodak24"))
 RESULTS = ROOT / "bench" / "results"
 RECORDS = RESULTS / "denoise_records.jsonl"
 SIGMAS = (15, 25, 50)
@@ -52,11 +59,14 @@ def read_clean(index: int) -> np.ndarray:
     return np.ascontiguousarray(bgr[:, :, ::-1])
 
 
-def noisy_version(clean_uint8: np.ndarray, sigma: float, index: int) -> np.ndarray:
-    """The protocol's noisy image: float, not clipped."""
+def noisy_version(clean_uint8: np.ndarray, sigma: float, index: int, clipped: bool = False) -> np.ndarray:
+    """The protocol's noisy image: float, not clipped; ``clipped``: clipped to [0, 1] and stored as 16 bits."""
     x = clean_uint8.astype(np.float64) / 255.0
     noise = np.random.default_rng(index).standard_normal(x.shape)
-    return (x + sigma / 255.0 * noise).astype(np.float32)
+    y = x + sigma / 255.0 * noise
+    if clipped:
+        y = np.round(np.clip(y, 0.0, 1.0) * 65535.0) / 65535.0
+    return y.astype(np.float32)
 
 
 def psnr_uint8(output: np.ndarray, clean_uint8: np.ndarray) -> float:
@@ -73,12 +83,12 @@ def build_registry(extra_dirs: list[str]):
     return ModelRegistry(folders)
 
 
-def run_one(entry, clean: np.ndarray, sigma: float, index: int, device: str) -> dict:
+def run_one(entry, clean: np.ndarray, sigma: float, index: int, device: str, clipped: bool = False) -> dict:
     from engine.image import make_image
     from engine.jobs import run_job
     from engine.restore import restore_job
 
-    noisy = make_image(noisy_version(clean, sigma, index))
+    noisy = make_image(noisy_version(clean, sigma, index, clipped))
     params = {"noise_level": float(sigma)} if any(p.name == "noise_level" for p in entry.manifest.params) else {}
     started = time.perf_counter()
     result = run_job(restore_job(noisy, entry, params, device=device), lambda progress: None)
@@ -89,6 +99,7 @@ def run_one(entry, clean: np.ndarray, sigma: float, index: int, device: str) -> 
         "model_sha256": entry.manifest.sha256 or "",  # tells records of retrained weights apart
         "sigma": sigma,
         "image": index,
+        "clipped": clipped,
         "psnr": psnr_uint8(result.image.pixels, clean),
         "seconds": seconds,
         "s_per_mp": seconds / megapixels,
@@ -106,7 +117,7 @@ def load_records() -> list[dict]:
         if line.strip():
             record = json.loads(line)
             key = (record["model"], record.get("model_sha256", ""), record["sigma"], record["image"],
-                   record.get("device", ""))
+                   record.get("device", ""), record.get("clipped", False))
             newest[key] = record
     return list(newest.values())
 
@@ -134,8 +145,8 @@ def labelled(records: list[dict]) -> list[dict]:
     return out
 
 
-def _noisy_psnr(sigma: float, images: list[int]) -> float:
-    return float(np.mean([psnr_uint8(noisy_version(read_clean(i), sigma, i), read_clean(i)) for i in images]))
+def _noisy_psnr(sigma: float, images: list[int], clipped: bool = False) -> float:
+    return float(np.mean([psnr_uint8(noisy_version(read_clean(i), sigma, i, clipped), read_clean(i)) for i in images]))
 
 
 def _table(records: list[dict], images_of: dict, title: str) -> list[str]:
@@ -162,11 +173,8 @@ def _table(records: list[dict], images_of: dict, title: str) -> list[str]:
     return lines
 
 
-def report() -> str:
-    records = labelled(load_records())
-    lines = ["# Photo denoising on Kodak24 (RGB PSNR, dB; protocol of PROTOCOL.md)", ""]
-    if not records:
-        return "\n".join(lines + ["No records yet: run bench/denoise.py."])
+def _section(records: list[dict], clipped: bool) -> list[str]:
+    lines = []
     all_images = sorted({r["image"] for r in records})
     lines += _table(records, lambda model, sigma: all_images,
                     "Each method over the images it ran (the `images` column; 24 = all of Kodak24):")
@@ -182,10 +190,26 @@ def report() -> str:
                         "Same images for every method (the intersection; kodim indices "
                         + "; ".join(f"σ{s}: {','.join(map(str, common[s])) or 'none'}" for s in SIGMAS) + "):")
         lines.append("")
-    noisy = [f"σ{s}: {_noisy_psnr(s, all_images[:24]):.2f}" for s in SIGMAS]
+    noisy = [f"σ{s}: {_noisy_psnr(s, all_images[:24], clipped):.2f}" for s in SIGMAS]
     lines.append(f"Noisy input (same images): {', '.join(noisy)} dB.")
     lines.append("")
-    lines.append("Published on Kodak24 (REFERENCE.md), σ15 / σ25 / σ50: "
+    return lines
+
+
+def report() -> str:
+    records = labelled(load_records())
+    lines = ["# Photo denoising on Kodak24 (RGB PSNR, dB; protocol of PROTOCOL.md)", ""]
+    if not records:
+        return "\n".join(lines + ["No records yet: run bench/denoise.py."])
+    lines += _section([r for r in records if not r.get("clipped", False)], clipped=False)
+    clipped = [r for r in records if r.get("clipped", False)]
+    if clipped:
+        lines += ["## Clipped inputs (as in real photos)", "",
+                  "The same noisy images clipped to [0, 1] and stored as 16-bit before the denoiser sees them "
+                  "(`--clipped`); every method, CBM3D (`bm3d`) included, on the same clipped inputs, told the "
+                  "sigma added.", ""]
+        lines += _section(clipped, clipped=True)
+    lines.append("Published on Kodak24 (REFERENCE.md, unclipped noise), σ15 / σ25 / σ50: "
                  + "; ".join(f"{name} {' / '.join(f'{v:.2f}' for v in values)}" for name, values in PUBLISHED.items())
                  + ".")
     lines.append("")
@@ -217,7 +241,7 @@ def update_manifests(models_dir: Path) -> list[str]:
         scores = dict(data.get("scores", {}))
         for sigma in SIGMAS:
             chosen = [r for r in records if r["model"] == data["id"] and r["sigma"] == sigma
-                      and r.get("model_sha256") == data.get("sha256")
+                      and r.get("model_sha256") == data.get("sha256") and not r.get("clipped", False)
                       and not r.get("device", "").startswith("CUDA")]
             if len({r["image"] for r in chosen}) == 24:
                 scores[f"kodak24_sigma{sigma}_psnr"] = round(float(np.mean([r["psnr"] for r in chosen])), 2)
@@ -236,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sigmas", type=int, nargs="*", default=list(SIGMAS))
     parser.add_argument("--models-dir", action="append", default=[], help="extra folder of ONNX models")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    parser.add_argument("--clipped", action="store_true",
+                        help="the clipped variant: noisy input clipped to [0, 1] and stored as 16-bit")
     parser.add_argument("--report", action="store_true", help="only rebuild the table from the records")
     parser.add_argument("--no-record", action="store_true", help="print results without saving them")
     parser.add_argument("--update-manifests", action="store_true",
@@ -251,9 +277,10 @@ def main(argv: list[str] | None = None) -> int:
         for entry in entries:
             for sigma in args.sigmas:
                 for index in indices:
-                    record = run_one(entry, read_clean(index), float(sigma), index, args.device)
+                    record = run_one(entry, read_clean(index), float(sigma), index, args.device, args.clipped)
                     record["sigma"] = int(sigma)
-                    print(f"{entry.id:28s} σ{sigma:<3d} kodim{index:02d} {record['psnr']:6.2f} dB "
+                    print(f"{entry.id:28s} σ{sigma:<3d} {'clipped ' if args.clipped else ''}kodim{index:02d} "
+                          f"{record['psnr']:6.2f} dB "
                           f"{record['s_per_mp']:7.2f} s/MP", flush=True)
                     if not args.no_record:
                         RESULTS.mkdir(parents=True, exist_ok=True)

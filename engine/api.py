@@ -60,6 +60,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "suggest_model": ("engine.models.suggest", "suggest_model"),
     "with_estimated_noise_level": ("engine.noise_estimate", "with_estimated_noise_level"),
     "noise_level_for": ("engine.noise_estimate", "noise_level_for"),
+    "measure_noise": ("engine.noise_estimate", "measure_noise"),
     "has_kernels": ("engine.kernel_inspector", "has_kernels"),
     "inspect_kernel": ("engine.kernel_inspector", "inspect_kernel"),
     # ZSSR (not in the lite bundle: only its panel uses these)

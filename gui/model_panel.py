@@ -62,6 +62,8 @@ INPUT_LABELS = {"color": "colour", "albedo": "albedo", "normal": "normal", "dept
 MEASURING_NOTE = "Measuring this image's noise\u2026"
 MEASURED_NOTE = "Measured from this image"
 UNMEASURABLE_NOTE = "Could not measure this image (too small?)"
+#: Shown (with the estimator's reason) when a photo was measured but the level is not sure enough to fill in.
+UNSURE_NOTE = "Cannot tell this photo's noise level ({reason}): set it yourself"
 SOURCE_LABELS = {"builtin": "classical, built in", "bundled": "trained, bundled", "user": "trained on this machine",
                  "blend": "our bundled network blended with a built-in peer"}
 
@@ -282,6 +284,7 @@ class ModelPanel(QWidget):
         # The opened photo's measured noise level fills each model's noise level box unless the user set that
         # model's level for this photo (the ids of those models).
         self._noise_estimate: float | None = None
+        self._noise_unsure = ""  # why the opened photo's measured level was not sure enough to fill in
         self._noise_measuring = False
         self._noise_user_set: set[str] = set()
         self._noise_generation = 0
@@ -652,27 +655,31 @@ class ModelPanel(QWidget):
 
     # -- the opened photo's noise level ------------------------------------------------------------------
     def _measure_noise(self, image: Image | None) -> None:
-        """Measure a newly opened photo's noise level in the background (0.7 s for 12 megapixels), so the photo
-        denoisers start from the image's own level rather than the manifest's default."""
-        from engine.api import noise_level_for
+        """Measure a newly opened photo's noise level in the background (a second or two for 12 megapixels), so the
+        photo denoisers start from the image's own level rather than the manifest's default."""
+        from engine.api import measure_noise
 
         from .background import call_in_background
 
         self._noise_generation += 1
         generation = self._noise_generation
-        self._noise_estimate, self._noise_user_set = None, set()
+        self._noise_estimate, self._noise_user_set, self._noise_unsure = None, set(), ""
         self._noise_measuring = image is not None and not image.meta.hdr
         if not self._noise_measuring:
             return
 
-        def settle(level: float | None) -> None:
+        def settle(estimate) -> None:
             if generation != self._noise_generation:
                 return  # another image was opened meanwhile
-            self._noise_estimate, self._noise_measuring = level, False
+            self._noise_measuring = False
+            if estimate is not None and estimate.confident:
+                self._noise_estimate = round(estimate.denoiser_level, 1)
+            elif estimate is not None and estimate.level is not None:
+                self._noise_unsure = estimate.reason or "unsure"  # measured, but a wrong level is worse than none
             self._propose_noise_level()
             self.noiseLevelSettled.emit()
 
-        call_in_background(lambda: noise_level_for(image), settle, lambda error, details: settle(None))
+        call_in_background(lambda: measure_noise(image), settle, lambda error, details: settle(None))
 
     def _user_set_noise_level(self) -> bool:
         entry = self.current_entry()
@@ -685,6 +692,8 @@ class ModelPanel(QWidget):
             self._form.set_noise_note(MEASURING_NOTE)
         elif self._noise_estimate is not None:
             self._form.propose_noise_level(self._noise_estimate, MEASURED_NOTE)
+        elif self._noise_unsure:  # the value stays what it was, and the window says why it was not filled in
+            self._form.set_noise_note(UNSURE_NOTE.format(reason=self._noise_unsure))
         else:  # not measurable (too small, or the estimator failed): the value stays; said only when asked
             self._form.set_noise_note(UNMEASURABLE_NOTE if asked else "")
 

@@ -179,3 +179,99 @@ def test_sr_patches_match_a_whole_image_downscale():
         assert np.abs(lr - whole[top // 2 : top // 2 + 8, left // 2 : left // 2 + 8]).max() < 1e-6
     sample = dataset.sample(rng)
     assert sample.inputs["color"].shape == (3, 8, 8) and sample.target.shape == (3, 16, 16)
+
+
+def _photo_patch(size: int = 96) -> np.ndarray:
+    from tests.test_noise_estimate import synthetic_photo
+
+    return synthetic_photo(size, seed=2)
+
+
+def test_clipped_noise_is_clipped_after_the_noise_and_told_the_sigma_added():
+    from engine.training.datasets import degrade
+    from engine.training.recipes import DegradationSection
+
+    # Dark and bright areas, where a camera's clipping matters.
+    clean = np.clip(_photo_patch() * 1.4 - 0.2, 0.0, 1.0)
+    spec = DegradationSection(kind="noise", sigma=(30.0, 30.0), clip_prob=1.0)
+    noisy, level = degrade(clean, spec, np.random.default_rng(0))
+    assert noisy.min() >= 0.0 and noisy.max() <= 1.0
+    assert level == pytest.approx(30.0 / 255.0)
+    # The same noise unclipped (same seed) goes outside [0, 1]; clipping happens after it, not to the clean image.
+    unclipped, _ = degrade(clean, DegradationSection(kind="noise", sigma=(30.0, 30.0)), np.random.default_rng(0))
+    assert unclipped.min() < 0.0 and unclipped.max() > 1.0
+    np.testing.assert_array_equal(noisy, np.clip(unclipped, 0.0, 1.0))
+    # Validation clips only when asked.
+    spec_val = DegradationSection(kind="noise", val_clip=True)
+    valid, _ = degrade(clean, spec_val, np.random.default_rng(1), fixed_sigma=50.0)
+    assert valid.min() >= 0.0 and valid.max() <= 1.0
+
+
+def test_jpeg_noise_is_told_the_sigma_added_as_the_app_tells_it():
+    from engine.training.datasets import degrade
+    from engine.training.recipes import DegradationSection
+
+    clean = _photo_patch(128)
+    for quality, subsampling_prob in ((90, 1.0), (98, 0.0)):
+        spec = DegradationSection(kind="noise", sigma=(25.0, 25.0), jpeg_prob=1.0, jpeg_quality=(quality, quality),
+                                  jpeg_subsampling_prob=subsampling_prob)
+        noisy, level = degrade(clean, spec, np.random.default_rng(3), fixed_sigma=None)
+        subsampling = "420" if subsampling_prob == 1.0 else "444"
+        reference, _ = deg.add_gaussian_noise(clean, 25.0 / 255.0, np.random.default_rng(3))
+        np.testing.assert_array_equal(noisy, deg.jpeg_compress(reference, quality, subsampling))
+        assert level == pytest.approx(25.0 / 255.0)
+
+
+def test_jpeg_subsampling_halves_colour_resolution_only_when_asked():
+    rng = np.random.default_rng(4)
+    image = rng.uniform(0.2, 0.8, (64, 64, 3)).astype(np.float32)
+    full, halved = deg.jpeg_compress(image, 95, "444"), deg.jpeg_compress(image, 95, "420")
+    assert np.abs(full - image).mean() < np.abs(halved - image).mean()
+    with pytest.raises(ValueError):
+        deg.jpeg_compress(image, 95, "422x")
+
+
+def test_recipe_probabilities_are_checked():
+    from engine.training.recipes import RecipeError, recipe_from_dict
+
+    base = {"model": {"id": "x", "task": "photo-denoise", "arch": "edsr"}}
+    recipe = recipe_from_dict({**base, "degradation": {"clip_prob": 0.8, "val_clip": True}})
+    assert recipe.degradation.clip_prob == 0.8 and recipe.degradation.val_clip
+    with pytest.raises(RecipeError, match="clip_prob"):
+        recipe_from_dict({**base, "degradation": {"clip_prob": 1.5}})
+
+
+def test_camera_noise_is_signal_dependent_raw_noise_seen_through_a_camera_pipeline():
+    from engine.metrics import psnr
+
+    clean = _photo_patch(128)
+    camera = deg.random_camera(np.random.default_rng(5))
+    assert set(camera) == {"rgb2cam", "red_gain", "blue_gain", "digital_gain", "shot", "read"}
+    np.testing.assert_allclose(camera["rgb2cam"].sum(axis=1), 1.0)
+    # Without noise, unprocessing and processing again give the image back but for demosaicing.
+    through, _ = deg.add_camera_noise(clean, np.random.default_rng(0), camera, noise_scale=0.0)
+    assert through.shape == clean.shape and psnr(through, clean) > 30.0
+    loud = dict(camera, shot=1e-2, read=1e-4)
+    noisy, level = deg.add_camera_noise(clean, np.random.default_rng(1), loud)
+    assert 0.0 <= noisy.min() and noisy.max() <= 1.0 and level > 0
+    residual = noisy - through
+    # Demosaicing correlates the noise between neighbours (white noise would not be).
+    flat = residual[:, :, 1]
+    correlation = np.corrcoef(flat[:, :-1].ravel(), flat[:, 1:].ravel())[0, 1]
+    assert correlation > 0.2
+    # Shot noise: brighter raw values carry more noise (in raw space; the tone curve then reshapes it).
+    quiet, _ = deg.add_camera_noise(clean, np.random.default_rng(1), dict(camera, shot=1e-4, read=1e-6))
+    assert np.std(quiet - through) < 0.5 * np.std(residual)
+
+
+def test_camera_noise_recipe_degrades_patches():
+    from engine.training.datasets import degrade
+    from engine.training.recipes import RecipeError, recipe_from_dict
+
+    base = {"model": {"id": "x", "task": "photo-denoise", "arch": "edsr"}}
+    recipe = recipe_from_dict({**base, "degradation": {"noise": "camera", "jpeg_prob": 1.0, "jpeg_quality": [80, 95]}})
+    clean = _photo_patch(64)
+    noisy, _ = degrade(clean, recipe.degradation, np.random.default_rng(2))
+    assert noisy.shape == clean.shape and not np.allclose(noisy, clean)
+    with pytest.raises(RecipeError):
+        recipe_from_dict({**base, "degradation": {"noise": "film"}})

@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     from ..imageio import is_supported, read_image, write_image
     from ..jobs import CancelToken, run_job
     from ..models.registry import ModelRegistry
-    from ..noise_estimate import with_estimated_noise_level
+    from ..noise_estimate import wants_noise_level, with_estimated_noise_level
     from ..restore import restore_job, suitability_warning
 
     files = collect_inputs(args.inputs)
@@ -177,6 +177,11 @@ def run(args: argparse.Namespace) -> int:
             if level is not None:
                 print(f"{source.name}: noise level {level:g} (estimated; --set noise_level=N to choose it)",
                       file=sys.stderr)
+            elif wants_noise_level(entry.manifest) and "noise_level" not in settings:
+                # Not measurable, or the estimate was unsure: say so rather than pass a wrong level off as its own.
+                used = values.get("noise_level", entry.manifest.param("noise_level").default)
+                print(f"{source.name}: cannot tell its noise level; using {used:g} "
+                      "(--set noise_level=N to choose it)", file=sys.stderr)
             warning = suitability_warning(image, entry.manifest)
             if warning:
                 print(f"warning: {source.name}: {warning}", file=sys.stderr)

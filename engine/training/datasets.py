@@ -277,6 +277,11 @@ def degrade(
     level = 0.0
     if fixed_sigma is not None:
         image, level = deg.add_gaussian_noise(image, fixed_sigma / 255.0, rng)
+        if spec.val_clip:
+            image = np.clip(image, 0.0, 1.0)
+        return image.astype(np.float32), level
+    if spec.kind == "noise" and spec.noise == "camera":
+        image, level = deg.add_camera_noise(image, rng)  # Brooks et al. 2019: noise in raw space, processed
     elif max(sigma_range) > 0 or (spec.kind == "noise" and spec.noise == "poisson-gaussian"):
         correlated = spec.correlated_prob > 0 and rng.random() < spec.correlated_prob
         correlation = float(rng.uniform(*spec.correlation)) if correlated else 0.0
@@ -287,8 +292,14 @@ def degrade(
         else:
             sigma = (sigma_range[0] / 255.0, sigma_range[1] / 255.0)
             image, level = deg.add_gaussian_noise(image, sigma, rng, spec.per_channel, correlation)
+    if spec.clip_prob > 0 and rng.random() < spec.clip_prob:
+        image = np.clip(image, 0.0, 1.0)  # the camera clips after the noise; the level stays the one added
     if spec.jpeg_prob > 0 and rng.random() < spec.jpeg_prob:
-        image = deg.jpeg_compress(image, int(rng.integers(spec.jpeg_quality[0], spec.jpeg_quality[1] + 1)))
+        quality = int(rng.integers(spec.jpeg_quality[0], spec.jpeg_quality[1] + 1))
+        subsampling = "420" if rng.random() < spec.jpeg_subsampling_prob else "444"
+        # The noise-level input stays the sigma added: what the app tells a denoiser for a JPEG (its estimate of
+        # the sigma before compression, engine.noise_estimate.NoiseEstimate.denoiser_level).
+        image = deg.jpeg_compress(image, quality, subsampling)
     return image.astype(np.float32), level
 
 

@@ -2,9 +2,9 @@
 
 The numpy functions take and return float32 H x W x C arrays (C = 1 or 3) without modifying their input; noise
 levels are in [0, 1] units (an 8-bit sigma of 25 is ``25 / 255``). Randomness always comes from a
-``numpy.random.Generator`` passed in, so a seed reproduces a degradation exactly. Noisy results are not clipped:
-real sensors clip, but the benchmark protocols add unclipped noise, and clipping biases the noise at black and
-white.
+``numpy.random.Generator`` passed in, so a seed reproduces a degradation exactly. Noisy results are not clipped
+here (the benchmark protocols add unclipped noise); real sensors and 8-bit files clip, which recipes ask for with
+``clip_prob`` (:func:`engine.training.datasets.degrade` clips after the noise, as a camera does).
 
 The torch twins at the end (``*_torch``) apply the same noise models to whole N x C x H x W batches on the
 training device, with one level per sample.
@@ -96,16 +96,23 @@ def add_poisson_gaussian_noise(
     return noisy, float(std.mean())
 
 
-def jpeg_compress(image: np.ndarray, quality: int) -> np.ndarray:
-    """Round-trip through an 8-bit JPEG of ``quality`` (1-100). Input values are clipped to [0, 1]."""
+def jpeg_compress(image: np.ndarray, quality: int, subsampling: str = "420") -> np.ndarray:
+    """Round-trip through an 8-bit JPEG of ``quality`` (1-100) with chroma ``subsampling`` "420" (libjpeg's
+    default, what phones and most cameras write) or "444". Input values are clipped to [0, 1]."""
     import cv2
 
+    factors = {"420": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420, "444": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444}
+    if subsampling not in factors:
+        raise ValueError(f"JPEG subsampling must be 420 or 444, got {subsampling!r}")
     image = _as_float_image(image)
     channels = image.shape[2]
     as_uint8 = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
     if channels == 3:
         as_uint8 = as_uint8[:, :, ::-1]  # OpenCV encodes BGR
-    ok, encoded = cv2.imencode(".jpg", np.ascontiguousarray(as_uint8), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    flags = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+    if channels == 3:
+        flags += [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, factors[subsampling]]
+    ok, encoded = cv2.imencode(".jpg", np.ascontiguousarray(as_uint8), flags)
     if not ok:
         raise ValueError("JPEG encoding failed")
     decoded = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
@@ -114,6 +121,102 @@ def jpeg_compress(image: np.ndarray, quality: int) -> np.ndarray:
     elif channels == 3:
         decoded = decoded[:, :, ::-1]
     return np.ascontiguousarray(decoded, dtype=np.float32) / 255.0
+
+
+# ----------------------------------------------------------------------------------------------- camera noise
+
+#: XYZ -> camera matrices of four cameras (Adobe DNG converter's ColorMatrix1 for a Canon EOS 5D Mark III, Canon
+#: EOS 5D, Nikon D700 and Sony SLT-A57), the ones Brooks et al. 2019 draw random colour corrections from.
+_XYZ2CAMS = np.array([
+    [[1.0234, -0.2969, -0.2266], [-0.5625, 1.6328, -0.0469], [-0.0703, 0.2188, 0.6406]],
+    [[0.4913, -0.0541, -0.0202], [-0.613, 1.3513, 0.2906], [-0.1564, 0.2151, 0.7183]],
+    [[0.838, -0.263, -0.0639], [-0.2887, 1.0725, 0.2496], [-0.0627, 0.1427, 0.5438]],
+    [[0.6596, -0.2079, -0.0562], [-0.4782, 1.3016, 0.1933], [-0.097, 0.1581, 0.5181]],
+])
+_RGB2XYZ = np.array([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750],
+                     [0.0193339, 0.1191920, 0.9503041]])
+
+
+def random_camera(rng: np.random.Generator) -> dict:
+    """A random camera as Brooks et al. 2019 ("Unprocessing Images for Learned Raw Denoising") draw one: a colour
+    correction mixed from real cameras' matrices, red / blue white-balance gains, a digital gain (brightness), and
+    shot / read noise levels related as in their fit to real sensors (log read = 2.18 log shot + 1.2 + N(0, 0.26))."""
+    weights = rng.uniform(1e-8, 1e8, len(_XYZ2CAMS))
+    xyz2cam = np.tensordot(weights / weights.sum(), _XYZ2CAMS, axes=1)
+    rgb2cam = xyz2cam @ _RGB2XYZ
+    rgb2cam = rgb2cam / rgb2cam.sum(axis=-1, keepdims=True)
+    log_shot = rng.uniform(np.log(1e-4), np.log(1.2e-2))
+    log_read = 2.18 * log_shot + 1.20 + rng.normal(0.0, 0.26)
+    return {
+        "rgb2cam": rgb2cam,
+        "red_gain": float(rng.uniform(1.9, 2.4)),
+        "blue_gain": float(rng.uniform(1.5, 1.9)),
+        "digital_gain": float(rng.normal(0.8, 0.1)),
+        "shot": float(np.exp(log_shot)),
+        "read": float(np.exp(log_read)),
+    }
+
+
+def _smoothstep_inverse(image: np.ndarray) -> np.ndarray:
+    image = np.clip(image, 0.0, 1.0)
+    return 0.5 - np.sin(np.arcsin(1.0 - 2.0 * image) / 3.0)
+
+
+def _smoothstep(image: np.ndarray) -> np.ndarray:
+    image = np.clip(image, 0.0, 1.0)
+    return 3.0 * image**2 - 2.0 * image**3
+
+
+def _demosaic_rggb(mosaic: np.ndarray) -> np.ndarray:
+    """Bilinear-class demosaicing (OpenCV's, as many camera pipelines' first step) of an RGGB mosaic in [0, 1]."""
+    import cv2
+
+    samples = np.clip(np.rint(mosaic * 65535.0), 0, 65535).astype(np.uint16)
+    # OpenCV names Bayer patterns by the second row's first two pixels: RGGB is its "BayerBG".
+    rgb = cv2.cvtColor(samples, cv2.COLOR_BayerBG2RGB)
+    return rgb.astype(np.float32) / 65535.0
+
+
+def add_camera_noise(image: np.ndarray, rng: np.random.Generator, camera: dict | None = None,
+                     noise_scale: float = 1.0) -> tuple[np.ndarray, float]:
+    """Realistic camera noise on a display-referred RGB image (H x W x 3 in [0, 1], even H and W), after Brooks
+    et al. 2019: unprocess (inverse tone curve, inverse gamma, inverse colour correction, inverse white balance
+    and digital gain), mosaic to RGGB, add heteroscedastic Poisson-Gaussian noise in raw space (variance
+    ``shot * x + read``), clip as the sensor does, then process again: white balance, demosaicing, colour
+    correction, gamma and tone curve. Without noise (``noise_scale = 0``) the result differs from the input only
+    by demosaicing. Returns the noisy image and the mean noise standard deviation in display units."""
+    image = _as_float_image(image)
+    if image.shape[2] != 3:
+        raise ValueError("camera noise needs an RGB image")
+    height, width = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
+    image = image[:height, :width]
+    camera = camera or random_camera(rng)
+    rgb2cam = np.asarray(camera["rgb2cam"], np.float64)
+    gains = np.array([camera["red_gain"], 1.0, camera["blue_gain"]]) * camera["digital_gain"]
+    # Unprocess.
+    linear = np.maximum(_smoothstep_inverse(image.astype(np.float64)), 1e-8) ** 2.2
+    raw = linear @ rgb2cam.T
+    # Inverse white balance that keeps highlights (Brooks et al.'s "safe" inverse gains).
+    gray = raw.mean(axis=2, keepdims=True)
+    inverse = 1.0 / gains
+    mask = (np.maximum(gray - 0.9, 0.0) / 0.1) ** 2
+    raw = raw * np.maximum(inverse, (1.0 - mask) * inverse + mask)
+    raw = np.clip(raw, 0.0, 1.0)
+    mosaic = np.empty((height, width))
+    mosaic[0::2, 0::2] = raw[0::2, 0::2, 0]
+    mosaic[0::2, 1::2] = raw[0::2, 1::2, 1]
+    mosaic[1::2, 0::2] = raw[1::2, 0::2, 1]
+    mosaic[1::2, 1::2] = raw[1::2, 1::2, 2]
+    # Sensor noise, then the sensor's clipping.
+    shot, read = camera["shot"] * noise_scale**2, camera["read"] * noise_scale**2
+    std = np.sqrt(shot * mosaic + read)
+    mosaic = np.clip(mosaic + std * rng.standard_normal(mosaic.shape), 0.0, 1.0)
+    # Process.
+    demosaiced = _demosaic_rggb(mosaic).astype(np.float64) * gains
+    cam2rgb = np.linalg.inv(rgb2cam)
+    rgb = np.clip(demosaiced @ cam2rgb.T, 0.0, 1.0)
+    display = _smoothstep(np.maximum(rgb, 1e-8) ** (1.0 / 2.2))
+    return display.astype(np.float32), float(np.sqrt(shot * 0.2 + read))
 
 
 # ----------------------------------------------------------------------------------------------- blur kernels

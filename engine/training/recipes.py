@@ -91,7 +91,9 @@ class DataSection:
 class DegradationSection:
     #: "noise" (denoising), "sr" (downscaling, then optional noise), "none" (paired data / identity).
     kind: str = "noise"
-    #: Noise: "gaussian" or "poisson-gaussian"; levels in 8-bit units (sigma 25 = 25/255).
+    #: Noise: "gaussian", "poisson-gaussian" (levels in 8-bit units, sigma 25 = 25/255) or "camera": Brooks et
+    #: al. 2019's unprocessing, Poisson-Gaussian noise on an RGGB mosaic in raw space, then demosaicing, colour
+    #: correction, gamma and tone curve (random camera per patch; ``degradations.add_camera_noise``).
     noise: str = "gaussian"
     sigma: tuple[float, float] = (0.0, 50.0)
     #: Poisson-Gaussian: shot-noise gain range (variance a * x, x in [0, 1]) and read noise (8-bit units).
@@ -103,6 +105,12 @@ class DegradationSection:
     #: Probability of a JPEG round trip, and its quality range.
     jpeg_prob: float = 0.0
     jpeg_quality: tuple[int, int] = (30, 95)
+    #: JPEG chroma subsampling: probability of 4:2:0 (else 4:4:4), as phones and most cameras save.
+    jpeg_subsampling_prob: float = 1.0
+    #: Probability that the noisy image is clipped to [0, 1] after the noise, as every camera and 8-bit file
+    #: does (a JPEG round trip clips anyway); ``val_clip`` clips the validation images too.
+    clip_prob: float = 0.0
+    val_clip: bool = False
     #: Super-resolution: scale factor, "bicubic" (MATLAB) or "kernel" (random Gaussian blur + decimation).
     scale: int = 1
     downscale: str = "bicubic"
@@ -253,8 +261,11 @@ def validate(recipe: Recipe) -> None:
         problems.append("mine_fraction must be in (0, 1]")
     if g.kind not in ("noise", "sr", "none"):
         problems.append(f"degradation kind {g.kind!r} must be noise, sr or none")
-    if g.noise not in ("gaussian", "poisson-gaussian"):
-        problems.append(f"noise {g.noise!r} must be gaussian or poisson-gaussian")
+    for name in ("clip_prob", "jpeg_prob", "jpeg_subsampling_prob"):
+        if not 0.0 <= getattr(g, name) <= 1.0:
+            problems.append(f"{name} must be in [0, 1]")
+    if g.noise not in ("gaussian", "poisson-gaussian", "camera"):
+        problems.append(f"noise {g.noise!r} must be gaussian, poisson-gaussian or camera")
     if g.downscale not in ("bicubic", "kernel"):
         problems.append(f"downscale {g.downscale!r} must be bicubic or kernel")
     if g.kind == "sr" and g.scale < 2:

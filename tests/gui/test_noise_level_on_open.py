@@ -13,7 +13,7 @@ import engine.imageio as imageio
 import engine.noise_estimate as noise_estimate
 from engine.image import ImageMeta, make_image
 from gui import background
-from gui.model_panel import MEASURED_NOTE, MEASURING_NOTE, UNMEASURABLE_NOTE
+from gui.model_panel import MEASURED_NOTE, MEASURING_NOTE, UNMEASURABLE_NOTE, UNSURE_NOTE
 from tests.gui.conftest import open_and_wait
 
 WAIT_MS = 15000
@@ -29,13 +29,13 @@ def noisy_png(path: Path, sigma: float, seed: int, width: int = 96) -> Path:
 @pytest.fixture
 def slow_estimator(monkeypatch):
     """The noise estimate takes 0.5 s, so a test can act while the app is still measuring."""
-    real = noise_estimate.noise_level_for
+    real = noise_estimate.measure_noise
 
     def slow(image):
         time.sleep(0.5)
         return real(image)
 
-    monkeypatch.setattr(noise_estimate, "noise_level_for", slow)
+    monkeypatch.setattr(noise_estimate, "measure_noise", slow)
 
 
 def measured(qtbot, panel) -> float:
@@ -166,3 +166,22 @@ def test_a_photo_too_small_to_measure_keeps_the_default(qtbot, window, tmp_path,
     assert not panel._form.noise_note.isVisibleTo(panel)
     panel._form.estimate_button.click()
     assert panel._form.noise_note.text() == UNMEASURABLE_NOTE and panel._form.noise_note.isVisibleTo(panel)
+
+
+def test_a_photo_whose_noise_cannot_be_told_says_so_instead_of_a_number(qtbot, window, tmp_path):
+    """Half the photo at sigma 4, half at sigma 40: no one level is right, so none is filled in."""
+    rng = np.random.default_rng(8)
+    ramp = np.tile(np.linspace(0.2, 0.8, 128, dtype=np.float32), (128, 1))[:, :, None].repeat(3, 2)
+    noise = rng.standard_normal(ramp.shape).astype(np.float32)
+    noise[:, :64] *= 4.0 / 255
+    noise[:, 64:] *= 40.0 / 255
+    path = imageio.write_image(tmp_path / "mixed.png",
+                               make_image(np.clip(ramp + noise, 0, 1), None, ImageMeta(format="png", bit_depth=16)))
+    panel = window.model_panel
+    open_and_wait(qtbot, window, path)
+    assert panel.select("model", "nlm")
+    qtbot.waitUntil(lambda: not panel._noise_measuring, timeout=WAIT_MS)
+    assert panel.params()["noise_level"] == panel.current_entry().manifest.param("noise_level").default
+    note = panel._form.noise_note
+    assert note.isVisibleTo(panel) and note.text().startswith(UNSURE_NOTE.split("(")[0])
+    assert "different noise levels" in note.text() and note.text() != MEASURED_NOTE
