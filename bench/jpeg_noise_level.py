@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 KODAK = Path(os.environ.get("KODAK24_DIR", ROOT.parent / "shared" / "bench" / "denoise" / "Kodak24"))
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,7 +22,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 DATA = Path(os.environ.get("SHARED_DATA", ROOT.parent / "shared" / "data")) / "train" / "SunHays80"
 SIGMAS = (5.0, 10.0, 25.0, 50.0)
 JPEGS = ((70, 2), (80, 2), (90, 2), (98, 2), (80, 0), (90, 0), (98, 0))
