@@ -113,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{output}: unsupported output format (use an image extension or a folder)")
 
     registry = ModelRegistry()
+    for problem in registry.problems:  # a bad user model is named once and skipped; the others work
+        print(f"warning: {problem}", file=sys.stderr)
     explicit = registry.get(args.model) if args.model else None
     if explicit is not None:
         settings = parse_settings(args.settings, explicit.manifest)
