@@ -60,7 +60,7 @@ def _read_bytes(path: Path) -> bytes:
 
 def read_raster(path: Path, fmt: str, max_pixels: int) -> Image:
     if fmt == "tiff":
-        return _read_tiff(path, max_pixels)
+        return read_tiff_page(path, max_pixels)
     data = _read_bytes(path)
     header = _pillow_header(path, data, fmt, max_pixels)
     if fmt == "jpeg":
@@ -79,7 +79,8 @@ def _pillow_header(path: Path, data: bytes, fmt: str, max_pixels: int) -> dict[s
                 width, height = image.size
                 check_dimensions(path, width, height, max_pixels)
                 info = dict(image.info)
-                header = {"mode": image.mode, "width": width, "height": height, "info": info, "head": data[:64]}
+                header = {"mode": image.mode, "width": width, "height": height, "info": info, "head": data[:64],
+                          "frames": _frame_count(image)}
                 if fmt == "jpeg":
                     header["subsampling"] = _jpeg_subsampling(image)
                     header["quality"] = estimate_jpeg_quality(getattr(image, "quantization", None))
@@ -99,6 +100,14 @@ def _pillow_header(path: Path, data: bytes, fmt: str, max_pixels: int) -> dict[s
         raise ImageReadError(path, f"corrupt {fmt.upper()} header (unrecognised data)") from error
     except Exception as error:
         raise ImageReadError(path, f"corrupt {fmt.upper()} header ({error})") from error
+
+
+def _frame_count(image: Any) -> int:
+    """Frames of an animated PNG / WebP as Pillow counts them (1 for a still image, or when it cannot tell)."""
+    try:
+        return max(1, int(getattr(image, "n_frames", 1)))
+    except Exception:
+        return 1
 
 
 @functools.cache
@@ -219,6 +228,8 @@ def _assemble(path: Path, fmt: str, samples: np.ndarray, header: dict[str, Any])
         extra["jpeg_subsampling"] = header["subsampling"]
     if fmt == "jpeg" and header.get("quality") is not None:
         extra["jpeg_quality"] = header["quality"]
+    if header.get("frames", 1) > 1:
+        extra["pages"] = header["frames"]  # an animated PNG / WebP; engine/imageio/pages.py reads every frame
     if "dpi" in info:
         try:
             extra["dpi"] = (float(info["dpi"][0]), float(info["dpi"][1]))
@@ -263,12 +274,26 @@ def _split(samples: np.ndarray, *, gray: bool, has_alpha: bool, bgr: bool) -> tu
     return colour, alpha
 
 
-def _read_tiff(path: Path, max_pixels: int) -> Image:
+def tiff_pages(tif: Any) -> list[Any]:
+    """The pages of an open TIFF that are images of their own: every page in the file's chain except
+    reduced-resolution copies (thumbnails, previews: NewSubfileType bit 0)."""
+    return [page for page in tif.pages if not int(getattr(page, "subfiletype", 0) or 0) & 1]
+
+
+def read_tiff_page(path: Path, max_pixels: int, index: int = 0) -> Image:
+    """Page ``index`` (counted as :func:`tiff_pages` does) of a TIFF file; ``meta.extra["pages"]`` holds the count
+    when there are several."""
     import tifffile
 
     try:
         with tifffile.TiffFile(path) as tif:
-            page = tif.pages.first
+            if index == 0:
+                page = tif.pages.first
+            else:
+                pages = tiff_pages(tif)
+                if not 0 <= index < len(pages):
+                    raise ImageReadError(path, f"the file has no page {index + 1} (it has {len(pages)})")
+                page = pages[index]
             shape = dict(zip(page.axes, page.shape, strict=False))
             width, height = int(shape.get("X", 0)), int(shape.get("Y", 0))
             check_dimensions(path, width, height, max_pixels)
@@ -279,8 +304,8 @@ def _read_tiff(path: Path, max_pixels: int) -> Image:
             exif_tags = _tiff_exif(page)
             compression = int(page.compression)
             try:
-                # Only the first page is read; the count is kept so that `info` and the GUI can say so.
-                page_count = len(tif.pages)
+                # One page is read; the count is kept so that `info`, `restore` and the GUI can use the others.
+                page_count = len(tiff_pages(tif))
             except Exception:  # a damaged later IFD does not spoil the first page
                 page_count = 1
             try:
@@ -294,7 +319,7 @@ def _read_tiff(path: Path, max_pixels: int) -> Image:
 
     extra: dict[str, Any] = {"tiff_compression": compression}
     if page_count > 1:
-        extra["tiff_pages"] = page_count
+        extra["pages"] = page_count
     if exif_tags:
         extra["tiff_exif"] = exif_tags
     gray = photometric in (0, 1)  # MINISWHITE, MINISBLACK
@@ -320,7 +345,7 @@ def _read_tiff(path: Path, max_pixels: int) -> Image:
         else:
             raise ImageReadError(path, f"unsupported TIFF sample type {kind}")
     else:
-        decoded = _decode_with_opencv(path, _read_bytes(path), "tiff")
+        decoded = _decode_tiff_page_with_opencv(path, index)
         channels = 1 if decoded.ndim == 2 else decoded.shape[2]
         gray = gray or channels == 1
         has_alpha = channels == 4 and bool(extra_samples)
@@ -345,6 +370,16 @@ def _read_tiff(path: Path, max_pixels: int) -> Image:
         extra=extra,
     )
     return make_image(colour, alpha, meta)
+
+
+def _decode_tiff_page_with_opencv(path: Path, index: int) -> np.ndarray:
+    if index == 0:
+        return _decode_with_opencv(path, _read_bytes(path), "tiff")
+    cv2 = _cv2()
+    ok, pages = cv2.imdecodemulti(np.frombuffer(_read_bytes(path), dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if not ok or index >= len(pages) or pages[index] is None or pages[index].size == 0:
+        raise ImageReadError(path, f"corrupt or truncated TIFF data: page {index + 1} could not be decoded")
+    return pages[index]
 
 
 def _tiff_exif(page: Any) -> dict[str, Any]:
@@ -488,11 +523,12 @@ def _encode_tiff_float(image: Image, colour: np.ndarray, gray: bool, stream: Bin
     _tiff_write(image, np.asarray(array, dtype=np.float32), gray, image.alpha is not None, stream)
 
 
-def _tiff_write(image: Image, array: np.ndarray, gray: bool, has_alpha: bool, stream: BinaryIO) -> None:
+def _tiff_write(image: Image, array: np.ndarray, gray: bool, has_alpha: bool, stream: Any) -> None:
+    """Write one TIFF page into ``stream``: a file, or an open ``tifffile.TiffWriter`` (each call adds a page)."""
     import tifffile
 
-    tifffile.imwrite(
-        stream,
+    write = stream.write if isinstance(stream, tifffile.TiffWriter) else functools.partial(tifffile.imwrite, stream)
+    write(
         array,
         photometric="minisblack" if gray else "rgb",
         extrasamples=["unassalpha"] if has_alpha else None,
