@@ -179,7 +179,7 @@ def refuse_input_as_output(source: Path, target: Path) -> None:
     from ..imageio import _same_file
 
     if _same_file(target, source):
-        raise EngineError(f"{target}: this is the input file; refusing to overwrite it (choose another output)")
+        raise EngineError(f"{target}: refusing to overwrite the input file (choose another output)")
 
 
 def restore_one(image, name: str, entry, settings: dict, args: argparse.Namespace, show):
