@@ -217,7 +217,7 @@ def test_pages_to_a_single_image_format_are_refused_before_any_work(tmp_path, mo
         write_pages(tmp_path / "x.bmp", iter(()))
 
 
-# -- 5. parallel restores to one new output: exactly one wins -----------------------------------------------------------
+# -- 5. parallel restores to one new output: exactly one wins ----------------------------------------------------------
 
 
 def test_parallel_restores_to_one_new_output_exactly_one_wins(tmp_path):
@@ -317,3 +317,22 @@ def test_stale_partial_files_of_killed_saves_are_swept(tmp_path):
     os.utime(ancient, (old, old))
     write_image(tmp_path / "new.png", make_image(np.zeros((4, 4, 3), np.float32)))
     assert sorted(os.listdir(tmp_path)) == sorted([fresh.name, unrelated.name, "new.png"])
+
+
+def test_reliability_bench_honours_help_and_writes_results_only_when_asked(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    process = subprocess.run([sys.executable, str(ROOT / "bench" / "reliability.py"), "--help"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+    assert process.returncode == 0 and process.stdout.startswith("usage:") and "--write" in process.stdout
+    spec = importlib.util.spec_from_file_location("bench_reliability", ROOT / "bench" / "reliability.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    monkeypatch.setattr(bench, "corpus_figures", lambda: {"malformed": 1, "clear_error": 1, "edge": 1,
+                                                          "loaded_right": 1, "wrong": [], "slowest_s": 0.1})
+    monkeypatch.setattr(bench, "_load", lambda name: None)
+    assert bench.main([]) == 0
+    assert "# Reliability figures" in capsys.readouterr().out and os.listdir(tmp_path) == []
+    assert bench.main(["--write"]) == 0
+    assert sorted(os.listdir(tmp_path)) == ["reliability.json", "reliability.md"]
