@@ -72,6 +72,12 @@ def _imageio():
     return imageio
 
 
+def _imageio_pages():
+    import engine.imageio.pages as pages
+
+    return pages
+
+
 def _tonemaps() -> tuple[str, ...]:
     from engine.display import TONEMAPS
 
@@ -88,6 +94,9 @@ def describe_image(image: Image) -> str:
         parts.append("alpha")
     if image.aovs:
         parts.append("+" + "/".join(image.aovs))
+    pages = int(meta.extra.get("pages", 1))
+    if pages > 1:
+        parts.append(f"page {int(meta.extra.get('page_index', 0)) + 1} of {pages}")
     pixels = image.pixels
     step = max(1, int(np.sqrt(pixels.shape[0] * pixels.shape[1] / 4_000_000)))  # sample huge images
     sample = pixels[::step, ::step]
@@ -269,6 +278,10 @@ class MainWindow(QMainWindow):
                                          viewer_only=True)
         self.act_exp_reset = self._action("Reset Exposure", lambda: self.compare_bar.set_exposure(0.0), "R",
                                           viewer_only=True)
+        self.act_next_page = self._action("Next &Page", lambda: self.show_page(+1), "PgDown", None,
+                                          "Show the next page of a multi-page TIFF or frame of an animation")
+        self.act_prev_page = self._action("Previous Pa&ge", lambda: self.show_page(-1), "PgUp", None,
+                                          "Show the previous page of a multi-page TIFF or frame of an animation")
         self.act_shortcuts = self._action("&Keyboard Shortcuts", self.show_shortcuts, "F1")
         self.act_about = self._action("&About Restoration Studio", self.show_about)
         self.act_refresh_models = self._action("Refresh &Models", self.refresh_models, None, None,
@@ -298,6 +311,8 @@ class MainWindow(QMainWindow):
         view.addActions([self.act_fit, self.act_one, self.act_zoom_in, self.act_zoom_out])
         view.addSeparator()
         view.addActions([self.act_exp_up, self.act_exp_down, self.act_exp_reset])
+        view.addSeparator()
+        view.addActions([self.act_prev_page, self.act_next_page])
         tone = view.addMenu("&Tone Map")
         tone_group = QActionGroup(self)
         self.tonemap_actions: dict[str, QAction] = {}
@@ -463,8 +478,32 @@ class MainWindow(QMainWindow):
         self.set_original(image, Path(path))
         self.settings.add_recent_file(path)
         self.settings.last_folder = str(Path(path).resolve().parent)
-        self.flash(f"Opened {Path(path).name}", 4000)
+        pages = int(image.meta.extra.get("pages", 1))
+        if pages > 1:
+            self.flash(f"Opened {Path(path).name}: {pages} pages, showing page 1 (Page Down / Page Up for the "
+                       "others; the queue and `restore` process every page)", 10000)
+        else:
+            self.flash(f"Opened {Path(path).name}", 4000)
         self.imageOpened.emit(path)
+
+    def show_page(self, step: int) -> None:
+        """Show another page of the open multi-page TIFF (or frame of an animated PNG / WebP)."""
+        image, path = self.session.original, self.session.original_path
+        if image is None or path is None or int(image.meta.extra.get("pages", 1)) < 2 or self.runner.is_running():
+            return
+        pages = int(image.meta.extra["pages"])
+        index = min(max(int(image.meta.extra.get("page_index", 0)) + step, 0), pages - 1)
+        if index == int(image.meta.extra.get("page_index", 0)):
+            return
+        self.flash(f"Opening page {index + 1} of {pages}\u2026")
+        read_page = _imageio_pages().read_page
+        background.call_in_background(lambda: read_page(path, index), lambda page: self._on_page(page, path),
+                                      lambda error, details: self._on_open_failed(str(path), error, details))
+
+    def _on_page(self, image: Image, path: Path) -> None:
+        self.set_original(image, path)
+        self.flash(f"{path.name}: page {int(image.meta.extra.get('page_index', 0)) + 1} of "
+                   f"{int(image.meta.extra.get('pages', 1))}", 4000)
 
     def _on_open_failed(self, path: str, error: Exception, details: str) -> None:
         self.flash("")
@@ -895,9 +934,17 @@ class MainWindow(QMainWindow):
 
         def job(token: CancelToken):
             image = imageio.read_image(path)
-            result = yield from factory(image, token)
             source = Path(path)
             target = out_folder / f"{source.stem}_{suffix}{source.suffix}"
+            pages = int(image.meta.extra.get("pages", 1))
+            if pages > 1:  # every page of a multi-page scan or animation, into one file like the input
+                del image
+                restored = []
+                for index in range(pages):
+                    result = yield from factory(_imageio_pages().read_page(path, index), token)
+                    restored.append(result.image)
+                return str(_imageio_pages().write_pages(target, restored))
+            result = yield from factory(image, token)
             written = imageio.write_image(target, result.image)
             return str(written)
 
@@ -1080,6 +1127,9 @@ class MainWindow(QMainWindow):
         self.act_save.setEnabled(bool(self.session.results))
         self.act_export.setEnabled(has_image)
         self.act_clear_reference.setEnabled(self.session.reference is not None)
+        pages = int(self.session.original.meta.extra.get("pages", 1)) if has_image else 1
+        self.act_next_page.setEnabled(pages > 1 and not running)
+        self.act_prev_page.setEnabled(pages > 1 and not running)
 
     def refresh_models(self) -> None:
         self.registry.refresh()

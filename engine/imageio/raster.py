@@ -320,6 +320,7 @@ def read_tiff_page(path: Path, max_pixels: int, index: int = 0) -> Image:
     extra: dict[str, Any] = {"tiff_compression": compression}
     if page_count > 1:
         extra["pages"] = page_count
+        extra["page_index"] = index
     if exif_tags:
         extra["tiff_exif"] = exif_tags
     gray = photometric in (0, 1)  # MINISWHITE, MINISBLACK
