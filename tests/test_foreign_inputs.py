@@ -336,3 +336,10 @@ def test_reliability_bench_honours_help_and_writes_results_only_when_asked(tmp_p
     assert "# Reliability figures" in capsys.readouterr().out and os.listdir(tmp_path) == []
     assert bench.main(["--write"]) == 0
     assert sorted(os.listdir(tmp_path)) == ["reliability.json", "reliability.md"]
+
+
+def test_zssr_refuses_a_multi_page_file_clearly(tmp_path, capsys):
+    source = _multipage_tiff(tmp_path / "scan.tif")
+    assert cli(["zssr", str(source), "-o", str(tmp_path / "out.tif"), "--scale", "2", "--iterations", "1"]) == 1
+    assert "has 3 pages" in capsys.readouterr().err
+    assert not (tmp_path / "out.tif").exists()
