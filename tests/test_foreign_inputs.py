@@ -343,3 +343,124 @@ def test_zssr_refuses_a_multi_page_file_clearly(tmp_path, capsys):
     assert cli(["zssr", str(source), "-o", str(tmp_path / "out.tif"), "--scale", "2", "--iterations", "1"]) == 1
     assert "has 3 pages" in capsys.readouterr().err
     assert not (tmp_path / "out.tif").exists()
+
+
+# -- layouts other programs write, found with Pillow's test images ------------------------------------------------------
+
+
+def _rgb16(seed=0, size=(20, 24)):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 65536, size + (3,), dtype=np.uint16)
+
+
+def test_planar_lzw_16_bit_tiff_reads_right_every_time(tmp_path):
+    import tifffile
+
+    samples = _rgb16()
+    path = tmp_path / "planar.tif"
+    tifffile.imwrite(path, np.moveaxis(samples, -1, 0), photometric="rgb", planarconfig="separate",
+                     compression="lzw")
+    for _ in range(3):  # OpenCV's libtiff gave a different, wrong picture on each read of such files
+        image = read_image(path)
+        np.testing.assert_array_equal(np.round(image.pixels * 65535).astype(np.uint16), samples)
+        assert image.meta.bit_depth == 16
+
+
+def test_associated_alpha_is_divided_out_and_saved_straight(tmp_path):
+    import tifffile
+
+    rng = np.random.default_rng(1)
+    colour = rng.integers(0, 65536, (16, 16, 3)).astype(np.float64) / 65535
+    alpha = np.full((16, 16, 1), 0.5)
+    premultiplied = np.round(np.dstack([colour * alpha, alpha]) * 65535).astype(np.uint16)
+    path = tmp_path / "rgba_assoc.tif"
+    tifffile.imwrite(path, premultiplied, photometric="rgb", extrasamples=["assocalpha"])
+    image = read_image(path)
+    np.testing.assert_allclose(image.pixels, colour, atol=2 / 65535 / 0.5)
+    np.testing.assert_allclose(image.alpha, 0.5, atol=1e-4)
+    again = read_image(write_image(tmp_path / "out.tif", image))  # written as straight alpha, read the same
+    np.testing.assert_allclose(again.pixels, image.pixels, atol=1 / 65535)
+
+
+def test_tiff_orientation_palette_and_bilevel_pages(tmp_path):
+    import tifffile
+
+    upright = np.zeros((10, 30), np.uint8)
+    upright[:, :5] = 255  # a bar on the left
+    tifffile.imwrite(tmp_path / "rotated.tif", np.ascontiguousarray(np.rot90(upright, 1)), photometric="minisblack",
+                     extratags=[(274, 3, 1, 6, True)])  # stored turned; Orientation 6 says how to turn it back
+    image = read_image(tmp_path / "rotated.tif")
+    assert (image.height, image.width) == (10, 30) and np.allclose(image.pixels[:, :5], 1.0)
+    assert image.meta.extra["exif_orientation_applied"] == 6
+
+    colormap = np.zeros((3, 256), np.uint16)
+    colormap[2, 0] = 65535  # index 0 is blue, the others black
+    tifffile.imwrite(tmp_path / "palette.tif", np.zeros((8, 8), np.uint8), photometric="palette", colormap=colormap)
+    np.testing.assert_allclose(read_image(tmp_path / "palette.tif").pixels.reshape(-1, 3).mean(axis=0), [0, 0, 1])
+
+    bits = np.zeros((8, 16), bool)
+    bits[:, 8:] = True
+    tifffile.imwrite(tmp_path / "fax.tif", bits, photometric="minisblack")  # 1 bit per sample
+    fax = read_image(tmp_path / "fax.tif")
+    assert fax.meta.gray and np.allclose(fax.pixels[:, 8:], 1.0) and np.allclose(fax.pixels[:, :8], 0.0)
+
+
+def test_a_tiff_whose_pages_loop_back_is_read_in_bounded_time(tmp_path):
+    import struct
+
+    import tifffile
+
+    path = tmp_path / "loop.tif"
+    with tifffile.TiffWriter(path) as writer:
+        for level in (50, 150):
+            writer.write(np.full((6, 6), level, np.uint8), photometric="minisblack")
+    data = bytearray(path.read_bytes())
+    with tifffile.TiffFile(path) as tif:
+        first, last = tif.pages[0].offset, tif.pages[1].offset
+    entries = struct.unpack_from("<H", data, last)[0]
+    struct.pack_into("<I", data, last + 2 + 12 * entries, first)  # the last page points back to the first
+    path.write_bytes(bytes(data))
+    started = time.perf_counter()
+    image = read_image(path)
+    assert page_count(image) == 2 and time.perf_counter() - started < 10
+
+
+def _bmp(header: bytes, palette: bytes, pixels: bytes) -> bytes:
+    offset = 14 + len(header) + len(palette)
+    return b"BM" + struct_pack("<IHHI", offset + len(pixels), 0, 0, offset) + header + palette + pixels
+
+
+def struct_pack(fmt, *values):
+    import struct
+
+    return struct.pack(fmt, *values)
+
+
+def test_bmp_layouts_opencv_misread(tmp_path):
+    # An OS/2 (12-byte header) 8-bit palette BMP: 2 x 2, palette 0 = red, 1 = green (BGR triples).
+    header = struct_pack("<IHHHH", 12, 2, 2, 1, 8)
+    palette = bytes([0, 0, 255, 0, 255, 0]) + bytes(3 * 254)
+    rows = bytes([0, 1, 0, 0]) + bytes([1, 0, 0, 0])  # bottom row first, each padded to 4 bytes
+    (tmp_path / "os2.bmp").write_bytes(_bmp(header, palette, rows))
+    image = read_image(tmp_path / "os2.bmp")
+    np.testing.assert_allclose(image.pixels[1, 0], [1, 0, 0])  # bottom-left: red
+    np.testing.assert_allclose(image.pixels[0, 0], [0, 1, 0])  # top-left: green
+
+    # A 32-bit BITFIELDS BMP with a 52-byte (V2) header: masks R, G, B in the header.
+    masks = struct_pack("<III", 0x00FF0000, 0x0000FF00, 0x000000FF)
+    header = struct_pack("<IiiHHIIiiII", 52, 1, 1, 1, 32, 3, 4, 2835, 2835, 0, 0) + masks
+    (tmp_path / "v2.bmp").write_bytes(_bmp(header, b"", bytes([30, 20, 200, 0])))  # B G R x
+    np.testing.assert_allclose(read_image(tmp_path / "v2.bmp").pixels[0, 0], np.array([200, 20, 30]) / 255)
+
+
+def test_identical_frames_stay_separate_pages(tmp_path, capsys):
+    from PIL import Image
+
+    frames = [Image.new("RGB", (16, 16), colour) for colour in ("red", "red", "blue")]
+    frames[0].save(tmp_path / "anim.png", save_all=True, append_images=frames[1:], duration=[100, 200, 300],
+                   disposal=1)  # (with Pillow's default disposal the two red frames would be merged into one)
+    assert page_count(read_image(tmp_path / "anim.png")) == 3
+    assert cli(["restore", str(tmp_path / "anim.png"), "-o", str(tmp_path / "out.png"), "--model", "nlm",
+                "--set", "noise_level=1"]) == 0
+    assert page_count(read_image(tmp_path / "out.png")) == 3
+    assert _durations(tmp_path / "out.png") == [100, 200, 300]

@@ -144,6 +144,11 @@ def _write_animation(temporary: Path, fmt: str, pages: Iterable[Image]) -> None:
     options: dict[str, Any] = {"save_all": True, "append_images": frames[1:], "duration": durations, "loop": loop}
     if fmt == "webp":
         options.update(lossless=True, exact=True)
+    else:
+        # Every frame is whole, so it replaces the canvas (blend "source") and is cleared after it is shown
+        # (dispose "background"): Pillow then keeps two identical frames in a row as two frames, instead of
+        # merging them into one, and page i of the output stays page i of the input.
+        options.update(disposal=1, blend=0)
     icc = frames[0].info.get("icc_profile")
     if icc:
         options["icc_profile"] = icc

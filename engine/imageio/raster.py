@@ -63,11 +63,33 @@ def read_raster(path: Path, fmt: str, max_pixels: int) -> Image:
         return read_tiff_page(path, max_pixels)
     data = _read_bytes(path)
     header = _pillow_header(path, data, fmt, max_pixels)
-    if fmt == "jpeg":
-        samples = _decode_with_pillow(path, data, max_pixels)
+    if fmt in ("png", "webp") and header["frames"] > 1:
+        # An animation: its first frame as engine/imageio/pages.py reads every frame (Pillow, composited as a
+        # viewer shows it), so that page 1 is the same picture whichever way it is read.
+        from .pages import read_frame
+
+        try:
+            return read_frame(path, fmt, 0, max_pixels)
+        except ImageReadError:
+            if fmt != "png":
+                raise  # a 16-bit colour APNG: its first frame is read below, as OpenCV decodes PNGs
+    header["pillow_decoded"] = fmt == "jpeg" or (fmt == "bmp" and _bmp_needs_pillow(data))
+    if header["pillow_decoded"]:
+        samples = _decode_with_pillow(path, data, max_pixels, keep_alpha=fmt != "jpeg")
     else:
         samples = _decode_with_opencv(path, data, fmt)
     return _assemble(path, fmt, samples, header)
+
+
+def _bmp_needs_pillow(data: bytes) -> bool:
+    """True for the BMP layouts OpenCV 4.14 decodes wrongly (found with Pillow's test images: OS/2 headers,
+    V2/V3 bit-field headers and some palette files came out gray, with a red channel of 0, or scrambled): every
+    layout except plain 24 / 32-bit BI_RGB with a Windows header, which OpenCV reads right and with its alpha."""
+    if len(data) < 34:
+        return False
+    header_size = struct.unpack_from("<I", data, 14)[0]
+    bits, compression = struct.unpack_from("<HI", data, 28)
+    return not (header_size in (40, 108, 124) and bits in (24, 32) and compression == 0)
 
 
 def _pillow_header(path: Path, data: bytes, fmt: str, max_pixels: int) -> dict[str, Any]:
@@ -151,17 +173,24 @@ def _jpeg_subsampling(image: Any) -> int | None:
         return None
 
 
-def _decode_with_pillow(path: Path, data: bytes, max_pixels: int) -> np.ndarray:
+def _decode_with_pillow(path: Path, data: bytes, max_pixels: int, keep_alpha: bool = False) -> np.ndarray:
+    """Samples as Pillow decodes them: L or RGB (RGBA / LA when ``keep_alpha`` and the image has alpha)."""
     pil = _pillow(max_pixels)
+    kind = "JPEG" if data[:2] == b"\xff\xd8" else "image"
     try:
         with pil.open(io.BytesIO(data)) as image:
             image.load()
-            if image.mode not in ("L", "RGB"):
+            has_alpha = keep_alpha and ("A" in image.mode or "transparency" in image.info)
+            if image.mode == "1":
+                image = image.convert("L")
+            if has_alpha:
+                image = image.convert("LA" if image.mode in ("L", "LA") else "RGBA")
+            elif image.mode not in ("L", "RGB"):
                 image = image.convert("RGB")
             return np.asarray(image)
     except OSError as error:
         problem = "truncated file" if "truncated" in str(error) else f"corrupt data ({error})"
-        raise ImageReadError(path, f"{problem}: the JPEG data could not be decoded completely") from error
+        raise ImageReadError(path, f"{problem}: the {kind} data could not be decoded completely") from error
 
 
 def _check_png_chunks(path: Path, data: bytes) -> None:
@@ -199,7 +228,7 @@ def _assemble(path: Path, fmt: str, samples: np.ndarray, header: dict[str, Any])
     info = header["info"]
     mode = header["mode"]
     extra: dict[str, Any] = {}
-    from_pillow = fmt == "jpeg"
+    from_pillow = bool(header.get("pillow_decoded"))
     channels = 1 if samples.ndim == 2 else samples.shape[2]
     palette = mode in ("P", "PA")
     if fmt == "png":
@@ -211,7 +240,7 @@ def _assemble(path: Path, fmt: str, samples: np.ndarray, header: dict[str, Any])
             extra["png_bit_depth"] = png["bit_depth"]
     else:
         gray = mode in ("1", "L", "LA", "I;16", "I;16B", "I;16L", "I") or channels == 1
-        has_alpha = channels == 4 and ("A" in mode or "transparency" in info)
+        has_alpha = channels in (2, 4) and ("A" in mode or "transparency" in info)
     if samples.dtype not in (np.uint8, np.uint16):
         raise ImageReadError(path, f"unsupported sample type {samples.dtype} in a {fmt.upper()} file")
     bit_depth = 16 if samples.dtype == np.uint16 else 8
@@ -277,7 +306,10 @@ def _split(samples: np.ndarray, *, gray: bool, has_alpha: bool, bgr: bool) -> tu
 def tiff_pages(tif: Any) -> list[Any]:
     """The pages of an open TIFF that are images of their own: every page in the file's chain except
     reduced-resolution copies (thumbnails, previews: NewSubfileType bit 0)."""
-    return [page for page in tif.pages if not int(getattr(page, "subfiletype", 0) or 0) & 1]
+    # By index up to len(): len() stops at an IFD chain that loops back on itself, iterating would not (a file
+    # whose last page points to its first made `restore` spin forever; found with Pillow's test images).
+    pages = (tif.pages[index] for index in range(len(tif.pages)))
+    return [page for page in pages if not int(getattr(page, "subfiletype", 0) or 0) & 1]
 
 
 def read_tiff_page(path: Path, max_pixels: int, index: int = 0) -> Image:
@@ -303,6 +335,12 @@ def read_tiff_page(path: Path, max_pixels: int, index: int = 0) -> Image:
             icc = page.iccprofile or None
             exif_tags = _tiff_exif(page)
             compression = int(page.compression)
+            colormap = page.colormap if photometric == 3 else None
+            bits_per_sample = int(page.bitspersample)
+            planar = int(page.planarconfig) == 2
+            page_axes = page.axes
+            orientation_tag = page.tags.get("Orientation")
+            orientation = int(orientation_tag.value) if orientation_tag is not None else 1
             try:
                 # One page is read; the count is kept so that `info`, `restore` and the GUI can use the others.
                 page_count = len(tiff_pages(tif))
@@ -325,10 +363,15 @@ def read_tiff_page(path: Path, max_pixels: int, index: int = 0) -> Image:
         extra["tiff_exif"] = exif_tags
     gray = photometric in (0, 1)  # MINISWHITE, MINISBLACK
     palette = photometric == 3
-    if samples is not None and not palette and photometric in (0, 1, 2):
-        if "S" in page.axes and page.axes.index("S") < page.axes.index("Y"):
-            samples = np.moveaxis(samples, page.axes.index("S"), -1)  # planar -> interleaved
+    if samples is not None and palette and colormap is not None:
+        samples = _apply_colormap(samples.reshape(height, width), colormap)
+        photometric, samples_per_pixel = 2, 3 + (samples_per_pixel - 1)
+        bits_per_sample = samples.dtype.itemsize * 8
+    if samples is not None and photometric in (0, 1, 2):
+        if "S" in page_axes and page_axes.index("S") < page_axes.index("Y") and not palette:
+            samples = np.moveaxis(samples, page_axes.index("S"), -1)  # planar -> interleaved
         samples = samples.reshape(height, width, -1)
+        samples = _full_range(samples, bits_per_sample)
         if photometric == 0 and samples.dtype.kind in "ui":
             samples = np.iinfo(samples.dtype).max - samples
         base = 1 if gray else 3
@@ -346,6 +389,11 @@ def read_tiff_page(path: Path, max_pixels: int, index: int = 0) -> Image:
         else:
             raise ImageReadError(path, f"unsupported TIFF sample type {kind}")
     else:
+        if planar and bits_per_sample > 8 and samples_per_pixel > 1:
+            # OpenCV's libtiff path returned different, wrong pixels on each read of such files (Pillow's
+            # tiff_strip_planar_16bit_RGB.tiff); tifffile decodes them when the imagecodecs package is installed.
+            raise ImageReadError(path, f"planar {bits_per_sample}-bit TIFF with a compression this installation "
+                                       "cannot decode reliably (install the 'imagecodecs' package)")
         decoded = _decode_tiff_page_with_opencv(path, index)
         channels = 1 if decoded.ndim == 2 else decoded.shape[2]
         gray = gray or channels == 1
@@ -355,6 +403,18 @@ def read_tiff_page(path: Path, max_pixels: int, index: int = 0) -> Image:
         colour, alpha = _split(decoded, gray=gray, has_alpha=has_alpha, bgr=True)
         meta_kind = (16 if decoded.dtype == np.uint16 else 8, "uint", False)
     bit_depth, sample_type, hdr = meta_kind
+    if orientation in range(2, 9):
+        # The TIFF Orientation tag, as viewers apply it (a fax or scanner page stored sideways stands upright).
+        colour = np.ascontiguousarray(metadata.apply_orientation(colour, orientation))
+        alpha = None if alpha is None else np.ascontiguousarray(metadata.apply_orientation(alpha, orientation))
+        extra["exif_orientation_applied"] = orientation
+    if alpha is not None and 1 in extra_samples:
+        # Associated (premultiplied) alpha: the engine's convention, and what the file is written back with, is
+        # straight alpha, so divide it out (keeping it would darken every soft edge once more on saving).
+        colour = np.divide(colour, alpha[:, :, None], out=np.zeros_like(colour), where=alpha[:, :, None] > 0)
+        if not hdr:
+            np.clip(colour, 0.0, 1.0, out=colour)
+        extra["tiff_associated_alpha"] = True
     if hdr:
         extra.update(value_report(colour))
     meta = ImageMeta(
@@ -371,6 +431,30 @@ def read_tiff_page(path: Path, max_pixels: int, index: int = 0) -> Image:
         extra=extra,
     )
     return make_image(colour, alpha, meta)
+
+
+def _apply_colormap(indices: np.ndarray, colormap: np.ndarray) -> np.ndarray:
+    """Palette indices (H x W) -> RGB samples through the TIFF colour map (3 x 2**bits, 16-bit entries): 8-bit
+    when every entry is an 8-bit value scaled by 257, as writers store them, else 16-bit."""
+    table = np.asarray(colormap, dtype=np.uint16).T  # (entries, 3)
+    index = np.clip(indices.astype(np.intp), 0, len(table) - 1)
+    rgb = table[index]
+    if table.max() < 256:  # some writers store 8-bit entries without scaling them
+        return rgb.astype(np.uint8)
+    return (rgb // 257).astype(np.uint8) if np.all(table % 257 == 0) else rgb
+
+
+def _full_range(samples: np.ndarray, bits: int) -> np.ndarray:
+    """Samples of an odd bit depth (1-bit bilevel, 4-bit, 12-bit...) spread over the 8 or 16 bits they are
+    stored in, so that white is white (a 12-bit scan read as raw 0..4095 in 16 bits would look nearly black)."""
+    if samples.dtype == bool:
+        return samples.astype(np.uint8) * np.uint8(255)
+    if samples.dtype.kind != "u" or bits in (8, 16, 32, 64) or bits <= 0:
+        return samples
+    target = np.uint8 if bits < 8 else np.uint16
+    top = (1 << bits) - 1
+    scaled = np.round(samples.astype(np.float64) * (np.iinfo(target).max / top))
+    return scaled.astype(target)
 
 
 def _decode_tiff_page_with_opencv(path: Path, index: int) -> np.ndarray:
