@@ -345,7 +345,7 @@ def test_zssr_refuses_a_multi_page_file_clearly(tmp_path, capsys):
     assert not (tmp_path / "out.tif").exists()
 
 
-# -- layouts other programs write, found with Pillow's test images ------------------------------------------------------
+# -- layouts other programs write, found with Pillow's test images --------------------------------------------------
 
 
 def _rgb16(seed=0, size=(20, 24)):
