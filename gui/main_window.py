@@ -206,6 +206,7 @@ class MainWindow(QMainWindow):
         self._restore_geometry()
         self._update_actions()
         self._detect_device()
+        self._report_model_problems()
 
     # == construction ==========================================================================================
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -1134,9 +1135,14 @@ class MainWindow(QMainWindow):
     def refresh_models(self) -> None:
         self.registry.refresh()
         self.model_panel.refresh()
-        if self.registry.problems:
-            self.flash(f"{len(self.registry.problems)} model(s) could not be read: "
-                                         + self.registry.problems[0], 10000)
+        self._report_model_problems()
+
+    def _report_model_problems(self) -> None:
+        """A bad or clashing user model is named in the status bar (all of them in its tooltip); the rest load."""
+        problems = self.registry.problems
+        if problems:
+            self.flash(f"{len(problems)} model problem(s): {problems[0]}", 10000)
+            self.message_label.setToolTip("\n".join(problems))
 
     @staticmethod
     def _train_dialog_class():

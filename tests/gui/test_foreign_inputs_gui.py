@@ -1,4 +1,5 @@
-"""A multi-page TIFF in the window: the page count is said, and every page can be shown (issue 47)."""
+"""Foreign inputs in the window (issue 47): a multi-page TIFF says its page count and shows each page; a malformed
+user manifest is named and the window starts."""
 
 from __future__ import annotations
 
@@ -26,3 +27,19 @@ def test_the_window_says_how_many_pages_and_shows_each(qtbot, window, tmp_path):
         assert np.allclose(window.session.original.pixels, level / 255)
     window.show_page(-1)
     qtbot.waitUntil(lambda: "page 2 of 3" in window.image_label.text(), timeout=WAIT_MS)
+
+
+def test_a_malformed_user_manifest_is_named_and_the_window_starts(qtbot, tmp_path):
+    import json
+
+    from engine.paths import user_models_dir
+    from gui.app import build_window
+
+    folder = user_models_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "broken.json").write_text(json.dumps({"id": "broken", "task": "photo-denoise", "file": "b.onnx",
+                                                    "inputs": 5}), encoding="utf-8")
+    win = build_window([])
+    qtbot.addWidget(win)
+    assert "broken.json" in win.message_label.text()
+    assert "nlm" in win.registry and "broken" not in win.registry
