@@ -145,10 +145,10 @@ def _write_animation(temporary: Path, fmt: str, pages: Iterable[Image]) -> None:
     if fmt == "webp":
         options.update(lossless=True, exact=True)
     else:
-        # Every frame is whole, so it replaces the canvas (blend "source") and is cleared after it is shown
-        # (dispose "background"): Pillow then keeps two identical frames in a row as two frames, instead of
-        # merging them into one, and page i of the output stays page i of the input.
-        options.update(disposal=1, blend=0)
+        # Every frame is whole, so it replaces the canvas (blend "source") and what is done with the canvas after
+        # it (dispose) changes nothing on screen. Alternating the dispose op makes no two frames in a row alike to
+        # Pillow, which would otherwise merge identical ones: page i of the output stays page i of the input.
+        options.update(disposal=[index % 2 for index in range(len(frames))], blend=0)
     icc = frames[0].info.get("icc_profile")
     if icc:
         options["icc_profile"] = icc

@@ -63,7 +63,7 @@ def read_raster(path: Path, fmt: str, max_pixels: int) -> Image:
         return read_tiff_page(path, max_pixels)
     data = _read_bytes(path)
     header = _pillow_header(path, data, fmt, max_pixels)
-    if fmt in ("png", "webp") and header["frames"] > 1:
+    if fmt in ("png", "webp") and (header["frames"] > 1 or (fmt == "png" and _has_actl(data))):
         # An animation: its first frame as engine/imageio/pages.py reads every frame (Pillow, composited as a
         # viewer shows it), so that page 1 is the same picture whichever way it is read.
         from .pages import read_frame
@@ -79,6 +79,14 @@ def read_raster(path: Path, fmt: str, max_pixels: int) -> Image:
     else:
         samples = _decode_with_opencv(path, data, fmt)
     return _assemble(path, fmt, samples, header)
+
+
+def _has_actl(data: bytes) -> bool:
+    """True for an animated PNG (an acTL chunk before the image data), even one Pillow counts one frame in (an
+    invalid animation: Pillow shows its default image, as the APNG specification asks; OpenCV showed another)."""
+    idat = data.find(b"IDAT")
+    actl = data.find(b"acTL")
+    return actl != -1 and (idat == -1 or actl < idat)
 
 
 def _bmp_needs_pillow(data: bytes) -> bool:
