@@ -145,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         "| tests/test_data_safety.py | SIGKILL mid-save (PNG, EXR, TIFF) leaves the old or the complete new file; "
         "inputs byte- and mtime-identical; sha256 enforced; nothing unpickled |",
         "| tests/gui/test_monkey.py | 500 seeded random GUI actions without an exception in any slot |",
+        "| tests/test_foreign_inputs.py, tests/test_model_safety.py | issue 47: 16-bit kept by every engine, damaged "
+        "tiled EXR refused with clean stdout, every page of multi-page TIFF / APNG / WebP, 4 parallel restores to one "
+        "output (one wins), bad / escaping / clashing user models |",
         "",
     ]
     text = "\n".join(lines)
