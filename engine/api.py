@@ -40,6 +40,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "write_image": ("engine.imageio", "write_image"),
     "folder_images": ("engine.imageio", "folder_images"),
     "find_reference": ("engine.imageio.sidecars", "find_reference"),
+    "read_page": ("engine.imageio.pages", "read_page"),
+    "write_pages": ("engine.imageio.pages", "write_pages"),
     "SUPPORTED_READ_EXTENSIONS": ("engine.imageio", "SUPPORTED_READ_EXTENSIONS"),
     # render passes: which pass plays which role (engine/imageio/aov.py), and choosing others
     "ROLES": ("engine.imageio.aov", "ROLES"),

@@ -27,7 +27,7 @@ import numpy as np
 from .errors import EngineError
 from .image import Image
 from .models.manifest import ModelManifest
-from .models.registry import ModelEntry, file_sha256
+from .models.registry import ModelEntry, verified_companion
 from .restore import model_inputs
 from .transforms import auto_exposure_scale
 
@@ -112,12 +112,8 @@ def inspect_kernel(entry: ModelEntry, image: Image, x: int, y: int, device: str 
     if not (0 <= x < image.width and 0 <= y < image.height):
         raise EngineError(f"pixel ({x}, {y}) is outside the {image.width} x {image.height} image")
     provenance = manifest.provenance
-    path = entry.path.with_name(provenance["kernel_model"])
-    if not path.is_file():
-        raise EngineError(f"kernel model {path.name} is missing")
-    expected = provenance.get("kernel_model_sha256")
-    if expected and file_sha256(path) != expected:
-        raise EngineError(f"kernel model {path.name} fails its checksum")
+    # Confined to the model's folder and checked against its sha256, like the model's own file.
+    path = verified_companion(entry, provenance["kernel_model"], provenance.get("kernel_model_sha256"))
     layout, prefilters = provenance["kernel_layout"], provenance["kernel_prefilters"]
     align = max(1, manifest.tile.alignment)
     top, bottom = _window(image.height, y, manifest.tile.overlap + 8, align)

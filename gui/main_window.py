@@ -142,6 +142,7 @@ class MainWindow(QMainWindow):
         self._restore_geometry()
         self.update_actions()
         self._detect_device()
+        self._report_model_problems()
 
     # == construction ==========================================================================================
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -214,6 +215,10 @@ class MainWindow(QMainWindow):
                                          viewer_only=True)
         self.act_exp_reset = self._action("Reset Exposure", lambda: self.compare_bar.set_exposure(0.0), "R",
                                           viewer_only=True)
+        self.act_next_page = self._action("Next &Page", lambda: self.show_page(+1), "PgDown", None,
+                                          "Show the next page of a multi-page TIFF or frame of an animation")
+        self.act_prev_page = self._action("Previous Pa&ge", lambda: self.show_page(-1), "PgUp", None,
+                                          "Show the previous page of a multi-page TIFF or frame of an animation")
         self.act_shortcuts = self._action("&Keyboard Shortcuts", self.show_shortcuts, "F1")
         self.act_about = self._action("&About Restoration Studio", self.show_about)
         self.act_render_passes = self._action("Render &Passes\u2026", self.render_passes_dialog, None, None,
@@ -245,6 +250,8 @@ class MainWindow(QMainWindow):
         view.addActions([self.act_fit, self.act_one, self.act_zoom_in, self.act_zoom_out])
         view.addSeparator()
         view.addActions([self.act_exp_up, self.act_exp_down, self.act_exp_reset])
+        view.addSeparator()
+        view.addActions([self.act_prev_page, self.act_next_page])
         tone = view.addMenu("&Tone Map")
         tone_group = QActionGroup(self)
         self.tonemap_actions: dict[str, QAction] = {}
@@ -406,8 +413,33 @@ class MainWindow(QMainWindow):
         self.set_original(image, Path(path))
         self.settings.add_recent_file(path)
         self.settings.last_folder = str(Path(path).resolve().parent)
-        self.flash(f"Opened {Path(path).name}", 4000)
+        pages = int(image.meta.extra.get("pages", 1))
+        if pages > 1:
+            self.flash(f"Opened {Path(path).name}: {pages} pages, showing page 1 (Page Down / Page Up for the "
+                       "others; the queue and `restore` process every page)", 10000)
+        else:
+            self.flash(f"Opened {Path(path).name}", 4000)
         self.imageOpened.emit(path)
+
+    def show_page(self, step: int) -> None:
+        """Show another page of the open multi-page TIFF (or frame of an animated PNG / WebP)."""
+        image, path = self.session.original, self.session.original_path
+        if image is None or path is None or int(image.meta.extra.get("pages", 1)) < 2 or self.runner.is_running():
+            return
+        pages = int(image.meta.extra["pages"])
+        index = min(max(int(image.meta.extra.get("page_index", 0)) + step, 0), pages - 1)
+        if index == int(image.meta.extra.get("page_index", 0)):
+            return
+        self.flash(f"Opening page {index + 1} of {pages}\u2026")
+        from engine.api import read_page
+
+        background.call_in_background(lambda: read_page(path, index), lambda page: self._on_page(page, path),
+                                      lambda error, details: self._on_open_failed(str(path), error, details))
+
+    def _on_page(self, image: Image, path: Path) -> None:
+        self.set_original(image, path)
+        self.flash(f"{path.name}: page {int(image.meta.extra.get('page_index', 0)) + 1} of "
+                   f"{int(image.meta.extra.get('pages', 1))}", 4000)
 
     def _on_open_failed(self, path: str, error: Exception, details: str) -> None:
         self.flash("")
@@ -732,6 +764,9 @@ class MainWindow(QMainWindow):
         self.act_export.setEnabled(has_image)
         self.act_clear_reference.setEnabled(self.session.reference is not None)
         self.act_render_passes.setEnabled(has_image and "aov_roles" in self.session.original.meta.extra)
+        pages = int(self.session.original.meta.extra.get("pages", 1)) if has_image else 1
+        self.act_next_page.setEnabled(pages > 1 and not running)
+        self.act_prev_page.setEnabled(pages > 1 and not running)
 
     def render_passes_dialog(self) -> None:
         """Tools > Render Passes: show which pass took which role and let the user give a role to another pass."""
@@ -744,9 +779,14 @@ class MainWindow(QMainWindow):
     def refresh_models(self) -> None:
         self.registry.refresh()
         self.model_panel.refresh()
-        if self.registry.problems:
-            self.flash(f"{len(self.registry.problems)} model(s) could not be read: "
-                                         + self.registry.problems[0], 10000)
+        self._report_model_problems()
+
+    def _report_model_problems(self) -> None:
+        """A bad or clashing user model is named in the status bar (all of them in its tooltip); the rest load."""
+        problems = self.registry.problems
+        if problems:
+            self.flash(f"{len(problems)} model problem(s): {problems[0]}", 10000)
+            self.message_label.setToolTip("\n".join(problems))
 
     @staticmethod
     def _train_dialog_class():

@@ -26,6 +26,9 @@ def describe_image(image: Image) -> str:
         parts.append("alpha")
     if image.aovs:
         parts.append("+" + "/".join(image.aovs))
+    pages = int(meta.extra.get("pages", 1))
+    if pages > 1:
+        parts.append(f"page {int(meta.extra.get('page_index', 0)) + 1} of {pages}")
     pixels = image.pixels
     step = max(1, int(np.sqrt(pixels.shape[0] * pixels.shape[1] / 4_000_000)))  # sample huge images
     sample = pixels[::step, ::step]

@@ -222,9 +222,17 @@ class RunController(QObject):
         factory, target = batch.factory, batch.target_for(path)
 
         def job(token: CancelToken):
-            from engine.api import read_image, write_image
+            from engine.api import read_image, read_page, write_image, write_pages
 
             image = read_image(path)
+            pages = int(image.meta.extra.get("pages", 1))
+            if pages > 1:  # every page of a multi-page scan or animation, into one file like the input
+                del image
+                restored = []
+                for index in range(pages):
+                    result = yield from factory(read_page(path, index), token)
+                    restored.append(result.image)
+                return str(write_pages(target, restored))
             result = yield from factory(image, token)
             written = write_image(target, result.image)
             return str(written)

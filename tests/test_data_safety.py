@@ -93,11 +93,11 @@ def test_a_kill_in_the_middle_of_a_save_leaves_the_old_file_or_the_complete_new_
 def test_a_partial_file_of_a_live_writer_is_left_alone(tmp_path):
     target = tmp_path / "shared.png"
     alive = tmp_path / f".shared.{os.getppid()}.abc123.part.png"  # our parent process: certainly alive
-    other_file = tmp_path / ".shared.v2.99999999.abc123.part.png"  # belongs to "shared.v2.png", not to us
+    other_file = tmp_path / f".shared.v2.{os.getppid()}.abc123.part.png"  # "shared.v2.png"'s, also alive
     alive.write_bytes(b"x")
     other_file.write_bytes(b"x")
     write_image(target, make_image(np.zeros((4, 4, 3), np.float32)))
-    assert alive.exists() and other_file.exists()
+    assert alive.exists() and other_file.exists()  # (dead writers' files are swept: tests/test_foreign_inputs.py)
 
 
 @pytest.mark.parametrize("ext, module, function", [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -20,6 +21,8 @@ def run(args: argparse.Namespace) -> int:
     registry = ModelRegistry()
     entries = registry.models(args.task)
     if args.json:
+        for problem in registry.problems:
+            print(f"warning: {problem}", file=sys.stderr)
         data = [dict(entry.manifest.to_dict(), source=entry.source, path=str(entry.path or "")) for entry in entries]
         print(json.dumps(data, indent=2))
         return 0
@@ -32,5 +35,5 @@ def run(args: argparse.Namespace) -> int:
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     for problem in registry.problems:
-        print(f"warning: {problem}")
+        print(f"warning: {problem}", file=sys.stderr)
     return 0

@@ -129,10 +129,9 @@ def _progress_bar(fraction: float, label: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..cli import UsageError
     from ..imageio import is_supported, read_image, write_image
-    from ..jobs import CancelToken, run_job
+    from ..imageio.atomic import claim_output
+    from ..imageio.pages import page_count, read_page, write_pages
     from ..models.registry import ModelRegistry
-    from ..noise_estimate import wants_noise_level, with_estimated_noise_level
-    from ..restore import restore_job, suitability_warning
 
     files = collect_inputs(args.inputs)
     output = Path(args.output)
@@ -148,10 +147,12 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{output}: unsupported output format (use an image extension or a folder)")
 
     registry = ModelRegistry()
+    for problem in registry.problems:  # a bad user model is named once and skipped; the others work
+        print(f"warning: {problem}", file=sys.stderr)
     explicit = resolve_model(registry, args.model) if args.model else None
     then = [resolve_model(registry, model_id) for model_id in args.then]
     if then:
-        from ..chain import ChainStep, chain_job, check_chain
+        from ..chain import ChainStep, check_chain
 
         try:
             check_chain([ChainStep(entry) for entry in ([explicit] if explicit else []) + then])
@@ -164,51 +165,53 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     for index, source in enumerate(files):
         label = f"{index + 1}/{len(files)} {source.name}"
+        target = output_path_for(source, output, batch)
         try:
-            image = read_image(source)
-            entry = explicit
-            if explicit is None:
-                suggestion = _suggested_model(registry, image)
-                entry = suggestion.entry
-                print(f"{source.name}: model {entry.id} ({suggestion.reason}; --model to choose another)",
-                      file=sys.stderr)
-                settings, *then_settings = chain_settings(args.settings, [entry.manifest] + [e.manifest for e in then])
-            values, level = with_estimated_noise_level(image, entry.manifest, settings)
-            if level is not None:
-                print(f"{source.name}: noise level {level:g} (estimated; --set noise_level=N to choose it)",
-                      file=sys.stderr)
-            elif wants_noise_level(entry.manifest) and "noise_level" not in settings:
-                # Not measurable, or the estimate was unsure: say so rather than pass a wrong level off as its own.
-                used = values.get("noise_level", entry.manifest.param("noise_level").default)
-                print(f"{source.name}: cannot tell its noise level; using {used:g} "
-                      "(--set noise_level=N to choose it)", file=sys.stderr)
-            warning = suitability_warning(image, entry.manifest)
-            if warning:
-                print(f"warning: {source.name}: {warning}", file=sys.stderr)
-            target = output_path_for(source, output, batch)
-            if target.exists() and not args.overwrite and target.resolve() != source.resolve():
-                raise EngineError(f"{target}: already exists (use --overwrite to replace it)")
+            refuse_input_as_output(source, target)  # before the work, not after it
+            # The output name is claimed before the work starts: of several runs aiming at one new file, one
+            # wins and the others stop at once with a clear error (write_image's no-clobber publish backs it up).
+            with claim_output(target, overwrite=args.overwrite):
+                image = read_image(source)
+                entry = explicit
+                if explicit is None:
+                    suggestion = _suggested_model(registry, image)
+                    entry = suggestion.entry
+                    print(f"{source.name}: model {entry.id} ({suggestion.reason}; --model to choose another)",
+                          file=sys.stderr)
+                    settings, *then_settings = chain_settings(args.settings,
+                                                              [entry.manifest] + [e.manifest for e in then])
+                after = list(zip(then, then_settings, strict=True))
+                pages = page_count(image)
 
-            def show(progress, label=label, index=index):
-                overall = (index + (progress.fraction or 0.0)) / len(files)
-                _progress_bar(overall, label)
+                def show(progress, page=0, label=label, index=index, pages=pages):
+                    overall = (index + (page + (progress.fraction or 0.0)) / pages) / len(files)
+                    _progress_bar(overall, label)
 
-            if then:
-                steps = [ChainStep(entry, values)] + [ChainStep(e, v) for e, v in zip(then, then_settings, strict=True)]
-                job = chain_job(image, steps, tile=args.tile, device=args.device, ensemble=args.ensemble,
-                                token=CancelToken())
-            else:
-                job = restore_job(image, entry, values, tile=args.tile, device=args.device,
-                                  ensemble=args.ensemble, token=CancelToken())
-            del image  # the job holds the input only while it runs, so writing never needs both in memory
-            result = run_job(job, show)
-            del job
-            write_image(target, result.image)
+                if pages == 1:
+                    result = restore_one(image, source.name, entry, settings, after, args, show)
+                    del image  # the job held the input only while it ran: writing never needs both in memory
+                    write_image(target, result.image, overwrite=args.overwrite)
+                else:
+                    del image
+                    results = []
+
+                    def restored_pages(pages=pages, source=source, entry=entry, settings=settings, after=after,
+                                       show=show, results=results):
+                        # Read, restore and hand over one page at a time: a long scan never sits in memory whole.
+                        for page in range(pages):
+                            result = restore_one(read_page(source, page), f"{source.name} page {page + 1}", entry,
+                                                 settings, after, args, lambda p, page=page: show(p, page))
+                            results.append(result)
+                            yield result.image
+
+                    write_pages(target, restored_pages(), overwrite=args.overwrite)
+                    result = results[-1]
             if sys.stderr.isatty():
                 sys.stderr.write("\r" + " " * 90 + "\r")
             for warning in result.details.get("warnings", ()):
                 print(f"warning: {source.name}: {warning}", file=sys.stderr)
-            print(f"{source} -> {target}  [{result.label}, {result.device}, {result.seconds:.2f} s]")
+            pages_note = f", {pages} pages" if pages > 1 else ""
+            print(f"{source} -> {target}  [{result.label}, {result.device}, {result.seconds:.2f} s{pages_note}]")
         except EngineError as error:
             if not batch:
                 raise
@@ -220,6 +223,48 @@ def run(args: argparse.Namespace) -> int:
         done = len(files) - failures
         print(f"{done} of {len(files)} images restored in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     return 1 if failures else 0
+
+
+def refuse_input_as_output(source: Path, target: Path) -> None:
+    """An input is never overwritten: refuse at once, before any work, when the output is the input file."""
+    from ..imageio import _same_file
+
+    if _same_file(target, source):
+        raise EngineError(f"{target}: refusing to overwrite the input file (choose another output)")
+
+
+def restore_one(image, name: str, entry, settings: dict, after, args: argparse.Namespace, show):
+    """Restore one image (or one page) with ``entry``, then each ``(model, settings)`` of ``after`` in turn (a
+    chain, ``--then``): the photo's own noise estimate unless the user fixed it, the warnings a user should see on
+    stderr, then the job. Returns the job's result."""
+    from ..jobs import CancelToken, run_job
+    from ..noise_estimate import wants_noise_level, with_estimated_noise_level
+    from ..restore import restore_job, suitability_warning
+
+    for message in image.meta.extra.get("decoder_warnings", ()):
+        print(f"warning: {name}: the decoder reported: {message}", file=sys.stderr)
+    values, level = with_estimated_noise_level(image, entry.manifest, settings)
+    if level is not None:
+        print(f"{name}: noise level {level:g} (estimated; --set noise_level=N to choose it)", file=sys.stderr)
+    elif wants_noise_level(entry.manifest) and "noise_level" not in settings:
+        # Not measurable, or the estimate was unsure: say so rather than pass a wrong level off as its own.
+        used = values.get("noise_level", entry.manifest.param("noise_level").default)
+        print(f"{name}: cannot tell its noise level; using {used:g} (--set noise_level=N to choose it)",
+              file=sys.stderr)
+    warning = suitability_warning(image, entry.manifest)
+    if warning:
+        print(f"warning: {name}: {warning}", file=sys.stderr)
+    if after:
+        from ..chain import ChainStep, chain_job
+
+        steps = [ChainStep(entry, values)] + [ChainStep(model, model_settings) for model, model_settings in after]
+        job = chain_job(image, steps, tile=args.tile, device=args.device, ensemble=args.ensemble,
+                        token=CancelToken())
+    else:
+        job = restore_job(image, entry, values, tile=args.tile, device=args.device, ensemble=args.ensemble,
+                          token=CancelToken())
+    del image
+    return run_job(job, show)
 
 
 def _suggested_model(registry, image):

@@ -22,15 +22,23 @@ Conversions on save (documented choices):
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import io
 import os
+import sys
+import tempfile
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import ImageReadError, ImageWriteError
-from ..image import Image
+from ..image import Image, make_image
 from .atomic import atomic_write
 from .convert import rows_per_chunk
 from .formats import (
@@ -125,8 +133,106 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int | None = DEFAULT
     return image
 
 
-def _decode(path: Path, fmt: str, max_pixels: int) -> Image:
+#: Warning categories about the code, not the file being read (a library's first import may raise them).
+_NOT_ABOUT_THE_FILE = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, FutureWarning, ResourceWarning)
+#: Serialises the decodes whose library messages are captured (the capture swaps the process-wide sys.stdout).
+_CAPTURE_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _library_messages() -> Iterator[list[str]]:
+    """Collect what a decoder library says while it runs, instead of letting it reach stdout (where it would
+    break ``info --json``): text printed through Python's sys.stdout (the OpenEXR binding prints "Warning:
+    Exception raised reading pixel data..." there), Python warnings, and tifffile's log warnings."""
+    import logging
+
+    messages: list[str] = []
+    printed = io.StringIO()
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    handler = _Collect(logging.WARNING)
+    logger = logging.getLogger("tifffile")
+    with _CAPTURE_LOCK, warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(printed), \
+            _native_output() as native:
+        warnings.simplefilter("always")
+        logger.addHandler(handler)
+        propagate, logger.propagate = logger.propagate, False
+        try:
+            yield messages
+        finally:
+            logger.removeHandler(handler)
+            logger.propagate = propagate
+            sys.stdout.flush()
+            native_text = native()
+            text = printed.getvalue() + "\n" + native_text
+            messages[:0] = [line.strip() for line in text.splitlines() if line.strip()]
+            messages.extend(str(w.message) for w in caught if not issubclass(w.category, _NOT_ABOUT_THE_FILE))
+
+
+@contextlib.contextmanager
+def _native_output() -> Iterator[Callable[[], str]]:
+    """Send what compiled libraries write to file descriptors 1 and 2 (OpenEXR's core prints "Corrupt tile..."
+    there) into a temporary file; yields a function that restores both and returns the text."""
     try:
+        sys.stderr.flush()
+        saved = (os.dup(1), os.dup(2))
+    except (OSError, ValueError):  # no real descriptors (an embedded interpreter): nothing to capture
+        yield lambda: ""
+        return
+    sink = tempfile.TemporaryFile()
+    restored = False
+
+    def restore() -> str:
+        nonlocal restored
+        if not restored:
+            restored = True
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+        sink.seek(0)
+        return sink.read(65536).decode("utf-8", "replace")
+
+    try:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        yield restore
+    finally:
+        restore()
+        sink.close()
+
+
+def _decode(path: Path, fmt: str, max_pixels: int, page: int | None = None) -> Image:
+    """Decode with the library messages collected: a damaged EXR the OpenEXR library warns about is refused
+    (its pixels are not what the file meant); other decoders' warnings are kept in ``meta.extra`` as
+    ``decoder_warnings`` (``info`` shows them, ``restore`` repeats them on stderr)."""
+    messages: list[str] = []
+    try:
+        with _library_messages() as messages:
+            image = _decode_quietly(path, fmt, max_pixels, page)
+    except ImageReadError as error:
+        if fmt == "exr" and messages and "corrupt" not in error.problem:
+            raise ImageReadError(path, f"{error.problem}; the OpenEXR library reported: {messages[0]}") from error
+        raise
+    if messages and fmt == "exr":
+        raise ImageReadError(path, f"damaged OpenEXR file: the library reported {messages[0]!r}")
+    if messages:
+        extra = dict(image.meta.extra, decoder_warnings=list(dict.fromkeys(messages))[:10])
+        image = make_image(image.pixels, image.alpha, replace(image.meta, extra=extra), image.layers)
+    return image
+
+
+def _decode_quietly(path: Path, fmt: str, max_pixels: int, page: int | None = None) -> Image:
+    """The decoder for ``fmt``; ``page`` (multi-page TIFF, animated PNG / WebP) reads that page of the file."""
+    try:
+        if page is not None:
+            from .pages import read_frame
+            from .raster import read_tiff_page
+
+            return read_tiff_page(path, max_pixels, page) if fmt == "tiff" else read_frame(path, fmt, page, max_pixels)
         if fmt == "exr":
             from .exr import read_exr
 
@@ -165,6 +271,7 @@ def write_image(
     bit_depth: int | None = None,
     allow_overwrite_input: bool = False,
     jpeg_quality: int | None = None,
+    overwrite: bool = True,
 ) -> Path:
     """Write ``image`` to ``path`` atomically and return the path.
 
@@ -172,6 +279,8 @@ def write_image(
     (8/16 for PNG and TIFF, 32-bit float TIFF for float data, half/float for EXR). ``jpeg_quality`` (1-100) sets
     JPEG quality (default: the source's if known, else 95) and makes WebP lossy (WebP is lossless without it).
     Refuses to replace the file the image was read from (or its sidecars) unless ``allow_overwrite_input``.
+    ``overwrite=False`` refuses to replace any existing file, checked atomically as the file is published (see
+    :func:`engine.imageio.atomic.claim_output` to refuse before a long job).
     """
     path = Path(path)
     try:
@@ -191,7 +300,8 @@ def write_image(
     if fmt == "exr":
         from .exr import write_exr
 
-        return atomic_write(path, lambda temporary: write_exr(temporary, image, bit_depth, path))
+        return atomic_write(path, lambda temporary: write_exr(temporary, image, bit_depth, path),
+                            replace_existing=overwrite)
     if fmt == "hdr":
         if bit_depth not in (None, 32):
             raise ImageWriteError(path, "Radiance .hdr stores 32-bit (RGBE) floats only")
@@ -202,7 +312,7 @@ def write_image(
             pixels = image.pixels if image.meta.hdr else linearise(image.pixels)
             temporary.write_bytes(encode_hdr(pixels))
 
-        return atomic_write(path, produce_hdr)
+        return atomic_write(path, produce_hdr, replace_existing=overwrite)
     from .raster import check_raster_depth, default_bit_depth, encode_raster
 
     depth = int(bit_depth) if bit_depth else default_bit_depth(image, fmt)
@@ -214,7 +324,7 @@ def write_image(
             stream.flush()
             os.fsync(stream.fileno())
 
-    return atomic_write(path, produce)
+    return atomic_write(path, produce, replace_existing=overwrite)
 
 
 def _finite_range(pixels: np.ndarray) -> tuple[float | None, float | None]:
@@ -265,8 +375,10 @@ def describe(image: Image) -> dict[str, Any]:
         info["sidecar_problems"] = dict(extra["sidecar_problems"])
     if "exif_orientation_applied" in extra:
         info["exif_orientation_applied"] = int(extra["exif_orientation_applied"])
-    if "tiff_pages" in extra:
-        info["pages"] = f"{int(extra['tiff_pages'])} (the first is shown)"
+    if "pages" in extra:  # multi-page TIFF, animated PNG / WebP: this is the first; `restore` does them all
+        info["pages"] = int(extra["pages"])
+    if "decoder_warnings" in extra:
+        info["decoder_warnings"] = list(extra["decoder_warnings"])
     if "exr_compression" in extra:
         info["compression"] = extra["exr_compression"]
     return info

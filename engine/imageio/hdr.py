@@ -78,6 +78,15 @@ def sanitize_image(image: Image) -> tuple[Image, dict[str, Any]]:
 
 def radiance_size(path: Path) -> tuple[int, int]:
     """(width, height) from a Radiance header, read without decoding the pixels."""
+    width, height, _flip_rows, _flip_columns, _line = _radiance_layout(path)
+    return width, height
+
+
+def _radiance_layout(path: Path) -> tuple[int, int, bool, bool, bytes]:
+    """Width, height, whether rows / columns are stored flipped, and the resolution line as found in the file.
+
+    The standard layout is ``-Y H +X W`` (top row first); ``+Y`` stores the bottom row first (a valid bottom-up
+    file) and ``-X`` mirrors each row. Column-major layouts (``+X W -Y H``) are refused as unsupported."""
     with open(path, "rb") as stream:
         head = stream.read(65536)
     lines = head.split(b"\n")
@@ -87,22 +96,34 @@ def radiance_size(path: Path) -> tuple[int, int]:
         if line.strip() == b"":  # the blank line ends the header; the next line is the resolution
             if index + 1 >= len(lines):
                 break
-            match = _RESOLUTION.match(lines[index + 1].strip())
+            resolution = lines[index + 1]
+            match = _RESOLUTION.match(resolution.strip())
             if not match:
                 raise ImageReadError(path, "corrupt Radiance HDR header (unsupported or missing resolution line)")
-            return int(match.group(4)), int(match.group(2))
+            return int(match.group(4)), int(match.group(2)), match.group(1) == b"+", match.group(3) == b"-", \
+                resolution
     raise ImageReadError(path, "truncated Radiance HDR header")
 
 
 def read_hdr(path: Path, max_pixels: int) -> Image:
     import cv2
 
-    width, height = radiance_size(path)
+    width, height, flip_rows, flip_columns, resolution = _radiance_layout(path)
     check_dimensions(path, width, height, max_pixels)
     data = np.fromfile(path, dtype=np.uint8)
+    if flip_rows or flip_columns:
+        # OpenCV reads only the standard "-Y H +X W" layout: decode the scanlines as stored, then put them in place.
+        raw = data.tobytes()
+        at = raw.index(b"\n" + resolution + b"\n") + 1
+        standard = f"-Y {height} +X {width}".encode("ascii")
+        data = np.frombuffer(raw[:at] + standard + raw[at + len(resolution):], dtype=np.uint8)
     samples = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if samples is None or samples.ndim != 3 or samples.shape[:2] != (height, width):
         raise ImageReadError(path, "corrupt or truncated Radiance HDR data: the decoder could not read the pixels")
+    if flip_rows:
+        samples = samples[::-1]
+    if flip_columns:
+        samples = samples[:, ::-1]
     pixels = np.ascontiguousarray(samples[:, :, 2::-1], dtype=np.float32)
     extra: dict[str, Any] = dict(value_report(pixels))
     meta = ImageMeta(

@@ -57,14 +57,44 @@ def _read_bytes(path: Path) -> bytes:
 
 def read_raster(path: Path, fmt: str, max_pixels: int) -> Image:
     if fmt == "tiff":
-        return _read_tiff(path, max_pixels)
+        return read_tiff_page(path, max_pixels)
     data = _read_bytes(path)
     header = _pillow_header(path, data, fmt, max_pixels)
-    if fmt == "jpeg":
-        samples = _decode_with_pillow(path, data, max_pixels)
+    if fmt in ("png", "webp") and (header["frames"] > 1 or (fmt == "png" and _has_actl(data))):
+        # An animation: its first frame as engine/imageio/pages.py reads every frame (Pillow, composited as a
+        # viewer shows it), so that page 1 is the same picture whichever way it is read.
+        from .pages import read_frame
+
+        try:
+            return read_frame(path, fmt, 0, max_pixels)
+        except ImageReadError:
+            if fmt != "png":
+                raise  # a 16-bit colour APNG: its first frame is read below, as OpenCV decodes PNGs
+    header["pillow_decoded"] = fmt == "jpeg" or (fmt == "bmp" and _bmp_needs_pillow(data))
+    if header["pillow_decoded"]:
+        samples = _decode_with_pillow(path, data, max_pixels, keep_alpha=fmt != "jpeg")
     else:
         samples = _decode_with_opencv(path, data, fmt)
     return _assemble(path, fmt, samples, header)
+
+
+def _has_actl(data: bytes) -> bool:
+    """True for an animated PNG (an acTL chunk before the image data), even one Pillow counts one frame in (an
+    invalid animation: Pillow shows its default image, as the APNG specification asks; OpenCV showed another)."""
+    idat = data.find(b"IDAT")
+    actl = data.find(b"acTL")
+    return actl != -1 and (idat == -1 or actl < idat)
+
+
+def _bmp_needs_pillow(data: bytes) -> bool:
+    """True for the BMP layouts OpenCV 4.14 decodes wrongly (found with Pillow's test images: OS/2 headers,
+    V2/V3 bit-field headers and some palette files came out gray, with a red channel of 0, or scrambled): every
+    layout except plain 24 / 32-bit BI_RGB with a Windows header, which OpenCV reads right and with its alpha."""
+    if len(data) < 34:
+        return False
+    header_size = struct.unpack_from("<I", data, 14)[0]
+    bits, compression = struct.unpack_from("<HI", data, 28)
+    return not (header_size in (40, 108, 124) and bits in (24, 32) and compression == 0)
 
 
 def _pillow_header(path: Path, data: bytes, fmt: str, max_pixels: int) -> dict[str, Any]:
@@ -76,7 +106,8 @@ def _pillow_header(path: Path, data: bytes, fmt: str, max_pixels: int) -> dict[s
                 width, height = image.size
                 check_dimensions(path, width, height, max_pixels)
                 info = dict(image.info)
-                header = {"mode": image.mode, "width": width, "height": height, "info": info, "head": data[:64]}
+                header = {"mode": image.mode, "width": width, "height": height, "info": info, "head": data[:64],
+                          "frames": _frame_count(image)}
                 if fmt == "jpeg":
                     header["subsampling"] = _jpeg_subsampling(image)
                     header["quality"] = estimate_jpeg_quality(getattr(image, "quantization", None))
@@ -96,6 +127,14 @@ def _pillow_header(path: Path, data: bytes, fmt: str, max_pixels: int) -> dict[s
         raise ImageReadError(path, f"corrupt {fmt.upper()} header (unrecognised data)") from error
     except Exception as error:
         raise ImageReadError(path, f"corrupt {fmt.upper()} header ({error})") from error
+
+
+def _frame_count(image: Any) -> int:
+    """Frames of an animated PNG / WebP as Pillow counts them (1 for a still image, or when it cannot tell)."""
+    try:
+        return max(1, int(getattr(image, "n_frames", 1)))
+    except Exception:
+        return 1
 
 
 @functools.cache
@@ -139,17 +178,24 @@ def _jpeg_subsampling(image: Any) -> int | None:
         return None
 
 
-def _decode_with_pillow(path: Path, data: bytes, max_pixels: int) -> np.ndarray:
+def _decode_with_pillow(path: Path, data: bytes, max_pixels: int, keep_alpha: bool = False) -> np.ndarray:
+    """Samples as Pillow decodes them: L or RGB (RGBA / LA when ``keep_alpha`` and the image has alpha)."""
     pil = _pillow(max_pixels)
+    kind = "JPEG" if data[:2] == b"\xff\xd8" else "image"
     try:
         with pil.open(io.BytesIO(data)) as image:
             image.load()
-            if image.mode not in ("L", "RGB"):
+            has_alpha = keep_alpha and ("A" in image.mode or "transparency" in image.info)
+            if image.mode == "1":
+                image = image.convert("L")
+            if has_alpha:
+                image = image.convert("LA" if image.mode in ("L", "LA") else "RGBA")
+            elif image.mode not in ("L", "RGB"):
                 image = image.convert("RGB")
             return np.asarray(image)
     except OSError as error:
         problem = "truncated file" if "truncated" in str(error) else f"corrupt data ({error})"
-        raise ImageReadError(path, f"{problem}: the JPEG data could not be decoded completely") from error
+        raise ImageReadError(path, f"{problem}: the {kind} data could not be decoded completely") from error
 
 
 def _check_png_chunks(path: Path, data: bytes) -> None:
@@ -187,7 +233,7 @@ def _assemble(path: Path, fmt: str, samples: np.ndarray, header: dict[str, Any])
     info = header["info"]
     mode = header["mode"]
     extra: dict[str, Any] = {}
-    from_pillow = fmt == "jpeg"
+    from_pillow = bool(header.get("pillow_decoded"))
     channels = 1 if samples.ndim == 2 else samples.shape[2]
     palette = mode in ("P", "PA")
     if fmt == "png":
@@ -199,7 +245,7 @@ def _assemble(path: Path, fmt: str, samples: np.ndarray, header: dict[str, Any])
             extra["png_bit_depth"] = png["bit_depth"]
     else:
         gray = mode in ("1", "L", "LA", "I;16", "I;16B", "I;16L", "I") or channels == 1
-        has_alpha = channels == 4 and ("A" in mode or "transparency" in info)
+        has_alpha = channels in (2, 4) and ("A" in mode or "transparency" in info)
     if samples.dtype not in (np.uint8, np.uint16):
         raise ImageReadError(path, f"unsupported sample type {samples.dtype} in a {fmt.upper()} file")
     bit_depth = 16 if samples.dtype == np.uint16 else 8
@@ -216,6 +262,8 @@ def _assemble(path: Path, fmt: str, samples: np.ndarray, header: dict[str, Any])
         extra["jpeg_subsampling"] = header["subsampling"]
     if fmt == "jpeg" and header.get("quality") is not None:
         extra["jpeg_quality"] = header["quality"]
+    if header.get("frames", 1) > 1:
+        extra["pages"] = header["frames"]  # an animated PNG / WebP; engine/imageio/pages.py reads every frame
     if "dpi" in info:
         try:
             extra["dpi"] = (float(info["dpi"][0]), float(info["dpi"][1]))
@@ -260,12 +308,29 @@ def _split(samples: np.ndarray, *, gray: bool, has_alpha: bool, bgr: bool) -> tu
     return colour, alpha
 
 
-def _read_tiff(path: Path, max_pixels: int) -> Image:
+def tiff_pages(tif: Any) -> list[Any]:
+    """The pages of an open TIFF that are images of their own: every page in the file's chain except
+    reduced-resolution copies (thumbnails, previews: NewSubfileType bit 0)."""
+    # By index up to len(): len() stops at an IFD chain that loops back on itself, iterating would not (a file
+    # whose last page points to its first made `restore` spin forever; found with Pillow's test images).
+    pages = (tif.pages[index] for index in range(len(tif.pages)))
+    return [page for page in pages if not int(getattr(page, "subfiletype", 0) or 0) & 1]
+
+
+def read_tiff_page(path: Path, max_pixels: int, index: int = 0) -> Image:
+    """Page ``index`` (counted as :func:`tiff_pages` does) of a TIFF file; ``meta.extra["pages"]`` holds the count
+    when there are several."""
     import tifffile
 
     try:
         with tifffile.TiffFile(path) as tif:
-            page = tif.pages.first
+            if index == 0:
+                page = tif.pages.first
+            else:
+                pages = tiff_pages(tif)
+                if not 0 <= index < len(pages):
+                    raise ImageReadError(path, f"the file has no page {index + 1} (it has {len(pages)})")
+                page = pages[index]
             shape = dict(zip(page.axes, page.shape, strict=False))
             width, height = int(shape.get("X", 0)), int(shape.get("Y", 0))
             check_dimensions(path, width, height, max_pixels)
@@ -275,9 +340,15 @@ def _read_tiff(path: Path, max_pixels: int) -> Image:
             icc = page.iccprofile or None
             exif_tags = _tiff_exif(page)
             compression = int(page.compression)
+            colormap = page.colormap if photometric == 3 else None
+            bits_per_sample = int(page.bitspersample)
+            planar = int(page.planarconfig) == 2
+            page_axes = page.axes
+            orientation_tag = page.tags.get("Orientation")
+            orientation = int(orientation_tag.value) if orientation_tag is not None else 1
             try:
-                # Only the first page is read; the count is kept so that `info` and the GUI can say so.
-                page_count = len(tif.pages)
+                # One page is read; the count is kept so that `info`, `restore` and the GUI can use the others.
+                page_count = len(tiff_pages(tif))
             except Exception:  # a damaged later IFD does not spoil the first page
                 page_count = 1
             try:
@@ -291,15 +362,21 @@ def _read_tiff(path: Path, max_pixels: int) -> Image:
 
     extra: dict[str, Any] = {"tiff_compression": compression}
     if page_count > 1:
-        extra["tiff_pages"] = page_count
+        extra["pages"] = page_count
+        extra["page_index"] = index
     if exif_tags:
         extra["tiff_exif"] = exif_tags
     gray = photometric in (0, 1)  # MINISWHITE, MINISBLACK
     palette = photometric == 3
-    if samples is not None and not palette and photometric in (0, 1, 2):
-        if "S" in page.axes and page.axes.index("S") < page.axes.index("Y"):
-            samples = np.moveaxis(samples, page.axes.index("S"), -1)  # planar -> interleaved
+    if samples is not None and palette and colormap is not None:
+        samples = _apply_colormap(samples.reshape(height, width), colormap)
+        photometric, samples_per_pixel = 2, 3 + (samples_per_pixel - 1)
+        bits_per_sample = samples.dtype.itemsize * 8
+    if samples is not None and photometric in (0, 1, 2):
+        if "S" in page_axes and page_axes.index("S") < page_axes.index("Y") and not palette:
+            samples = np.moveaxis(samples, page_axes.index("S"), -1)  # planar -> interleaved
         samples = samples.reshape(height, width, -1)
+        samples = _full_range(samples, bits_per_sample)
         if photometric == 0 and samples.dtype.kind in "ui":
             samples = np.iinfo(samples.dtype).max - samples
         base = 1 if gray else 3
@@ -317,7 +394,12 @@ def _read_tiff(path: Path, max_pixels: int) -> Image:
         else:
             raise ImageReadError(path, f"unsupported TIFF sample type {kind}")
     else:
-        decoded = _decode_with_opencv(path, _read_bytes(path), "tiff")
+        if planar and bits_per_sample > 8 and samples_per_pixel > 1:
+            # OpenCV's libtiff path returned different, wrong pixels on each read of such files (Pillow's
+            # tiff_strip_planar_16bit_RGB.tiff); tifffile decodes them when the imagecodecs package is installed.
+            raise ImageReadError(path, f"planar {bits_per_sample}-bit TIFF with a compression this installation "
+                                       "cannot decode reliably (install the 'imagecodecs' package)")
+        decoded = _decode_tiff_page_with_opencv(path, index)
         channels = 1 if decoded.ndim == 2 else decoded.shape[2]
         gray = gray or channels == 1
         has_alpha = channels == 4 and bool(extra_samples)
@@ -326,6 +408,18 @@ def _read_tiff(path: Path, max_pixels: int) -> Image:
         colour, alpha = _split(decoded, gray=gray, has_alpha=has_alpha, bgr=True)
         meta_kind = (16 if decoded.dtype == np.uint16 else 8, "uint", False)
     bit_depth, sample_type, hdr = meta_kind
+    if orientation in range(2, 9):
+        # The TIFF Orientation tag, as viewers apply it (a fax or scanner page stored sideways stands upright).
+        colour = np.ascontiguousarray(metadata.apply_orientation(colour, orientation))
+        alpha = None if alpha is None else np.ascontiguousarray(metadata.apply_orientation(alpha, orientation))
+        extra["exif_orientation_applied"] = orientation
+    if alpha is not None and 1 in extra_samples:
+        # Associated (premultiplied) alpha: the engine's convention, and what the file is written back with, is
+        # straight alpha, so divide it out (keeping it would darken every soft edge once more on saving).
+        colour = np.divide(colour, alpha[:, :, None], out=np.zeros_like(colour), where=alpha[:, :, None] > 0)
+        if not hdr:
+            np.clip(colour, 0.0, 1.0, out=colour)
+        extra["tiff_associated_alpha"] = True
     if hdr:
         extra.update(value_report(colour))
     meta = ImageMeta(
@@ -342,6 +436,40 @@ def _read_tiff(path: Path, max_pixels: int) -> Image:
         extra=extra,
     )
     return make_image(colour, alpha, meta)
+
+
+def _apply_colormap(indices: np.ndarray, colormap: np.ndarray) -> np.ndarray:
+    """Palette indices (H x W) -> RGB samples through the TIFF colour map (3 x 2**bits, 16-bit entries): 8-bit
+    when every entry is an 8-bit value scaled by 257, as writers store them, else 16-bit."""
+    table = np.asarray(colormap, dtype=np.uint16).T  # (entries, 3)
+    index = np.clip(indices.astype(np.intp), 0, len(table) - 1)
+    rgb = table[index]
+    if table.max() < 256:  # some writers store 8-bit entries without scaling them
+        return rgb.astype(np.uint8)
+    return (rgb // 257).astype(np.uint8) if np.all(table % 257 == 0) else rgb
+
+
+def _full_range(samples: np.ndarray, bits: int) -> np.ndarray:
+    """Samples of an odd bit depth (1-bit bilevel, 4-bit, 12-bit...) spread over the 8 or 16 bits they are
+    stored in, so that white is white (a 12-bit scan read as raw 0..4095 in 16 bits would look nearly black)."""
+    if samples.dtype == bool:
+        return samples.astype(np.uint8) * np.uint8(255)
+    if samples.dtype.kind != "u" or bits in (8, 16, 32, 64) or bits <= 0:
+        return samples
+    target = np.uint8 if bits < 8 else np.uint16
+    top = (1 << bits) - 1
+    scaled = np.round(samples.astype(np.float64) * (np.iinfo(target).max / top))
+    return scaled.astype(target)
+
+
+def _decode_tiff_page_with_opencv(path: Path, index: int) -> np.ndarray:
+    if index == 0:
+        return _decode_with_opencv(path, _read_bytes(path), "tiff")
+    cv2 = _cv2()
+    ok, pages = cv2.imdecodemulti(np.frombuffer(_read_bytes(path), dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if not ok or index >= len(pages) or pages[index] is None or pages[index].size == 0:
+        raise ImageReadError(path, f"corrupt or truncated TIFF data: page {index + 1} could not be decoded")
+    return pages[index]
 
 
 def _tiff_exif(page: Any) -> dict[str, Any]:
@@ -485,11 +613,12 @@ def _encode_tiff_float(image: Image, colour: np.ndarray, gray: bool, stream: Bin
     _tiff_write(image, np.asarray(array, dtype=np.float32), gray, image.alpha is not None, stream)
 
 
-def _tiff_write(image: Image, array: np.ndarray, gray: bool, has_alpha: bool, stream: BinaryIO) -> None:
+def _tiff_write(image: Image, array: np.ndarray, gray: bool, has_alpha: bool, stream: Any) -> None:
+    """Write one TIFF page into ``stream``: a file, or an open ``tifffile.TiffWriter`` (each call adds a page)."""
     import tifffile
 
-    tifffile.imwrite(
-        stream,
+    write = stream.write if isinstance(stream, tifffile.TiffWriter) else functools.partial(tifffile.imwrite, stream)
+    write(
         array,
         photometric="minisblack" if gray else "rgb",
         extrasamples=["unassalpha"] if has_alpha else None,

@@ -70,24 +70,99 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def verify_model_file(entry: ModelEntry) -> None:
-    """Raise ModelError unless the entry's ONNX file exists and matches the manifest's sha256."""
-    if entry.path is None:
-        return
-    if not entry.path.is_file():
-        raise ModelError(f"model {entry.id!r}: file {entry.path} is missing")
-    if not entry.manifest.sha256:
+def confined_path(folder: Path, name: str) -> Path:
+    """``folder / name`` resolved, or ModelError when it lies outside ``folder`` (``..``, an absolute path, or a
+    symbolic link pointing elsewhere): a manifest may only name files beside it."""
+    base = Path(folder).resolve()
+    if not name or Path(name).is_absolute() or Path(name).name != name or name in (".", ".."):
+        raise ModelError(f"{name!r} is not a plain file name in {base}; model files must lie beside their manifest")
+    path = (base / name).resolve()
+    if path.parent != base:
+        raise ModelError(f"{name!r} in {base} leads outside its folder (to {path}); model files must lie beside "
+                         "their manifest")
+    return path
+
+
+def verify_file(model_id: str, path: Path, expected: str, what: str = "") -> None:
+    """Raise ModelError unless ``path`` exists and its sha256 is ``expected`` (which must be given)."""
+    what = what or path.name
+    if not path.is_file():
+        raise ModelError(f"model {model_id!r}: file {path} is missing")
+    if not expected:
         # Every exporter writes the checksum; a manifest without one could point at any file.
         raise ModelError(
-            f"model {entry.id!r}: its manifest has no sha256, so {entry.path.name} cannot be verified "
+            f"model {model_id!r}: its manifest has no sha256 for {what}, so it cannot be verified "
             "(re-export the model, or add the file's sha256 to the manifest)"
         )
-    actual = file_sha256(entry.path)
-    if actual != entry.manifest.sha256:
+    actual = file_sha256(path)
+    if actual != expected:
         raise ModelError(
-            f"model {entry.id!r}: {entry.path.name} fails its checksum (expected {entry.manifest.sha256[:12]}..., "
-            f"found {actual[:12]}...); the file is damaged or was replaced"
+            f"model {model_id!r}: {what} fails its checksum (expected {expected[:12]}..., found {actual[:12]}...); "
+            "the file is damaged or was replaced"
         )
+
+
+def external_data_names(path: Path) -> list[str]:
+    """The external-data files an ONNX file makes ONNX Runtime read (tensors stored beside the model), by the
+    location written in the model. Read without loading the tensors.
+
+    A tensor stored outside the model names its file under the key ``location``; a file without those bytes has
+    no external data, which is known without importing ``onnx`` (about a CPU-second) on every restore."""
+    with open(path, "rb") as handle:
+        if not any(b"location" in block for block in _overlapping_blocks(handle)):
+            return []
+    import onnx
+    from onnx.external_data_helper import ExternalDataInfo, _get_all_tensors
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as error:
+        raise ModelError(f"{path.name}: not a readable ONNX file ({error})") from None
+    names = []
+    for tensor in _get_all_tensors(model):
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            location = ExternalDataInfo(tensor).location
+            if location not in names:
+                names.append(location)
+    return names
+
+
+def _overlapping_blocks(handle, size: int = 1 << 20, overlap: int = 16):
+    """A file's bytes in blocks that overlap by ``overlap`` bytes (so a word across a boundary is seen)."""
+    tail = b""
+    for block in iter(lambda: handle.read(size), b""):
+        yield tail + block
+        tail = block[-overlap:]
+
+
+def verify_model_file(entry: ModelEntry) -> None:
+    """Raise ModelError unless every file the entry's ONNX model loads exists beside its manifest and matches
+    the manifest's sha256: the ONNX file and each external-data file it refers to (``data_files``)."""
+    if entry.path is None:
+        return
+    manifest = entry.manifest
+    verify_file(entry.id, entry.path, manifest.sha256)
+    folder = entry.path.parent
+    for name in external_data_names(entry.path):
+        try:
+            data_path = confined_path(folder, name)
+        except ModelError as error:
+            raise ModelError(f"model {entry.id!r}: its ONNX file loads external data from outside its folder "
+                             f"({error})") from None
+        if name not in manifest.data_files:
+            raise ModelError(f"model {entry.id!r}: its ONNX file loads {name}, which the manifest's data_files do "
+                             "not list with a sha256, so it cannot be verified")
+        verify_file(entry.id, data_path, manifest.data_files[name])
+
+
+def verified_companion(entry: ModelEntry, name: Any, expected: Any) -> Path:
+    """A further model file named in the manifest (e.g. provenance ``kernel_model``), confined to the model's
+    folder and checked against its sha256 (required), ready to load."""
+    if entry.path is None or not isinstance(name, str) or not isinstance(expected, str):
+        raise ModelError(f"model {entry.id!r}: its manifest names a companion file without a name and sha256")
+    path = confined_path(entry.path.parent, name)
+    verify_file(entry.id, path, expected)
+    return path
 
 
 def bind_onnx(entry: ModelEntry, params: Mapping[str, Any], device: str, token: Any) -> BoundModel:

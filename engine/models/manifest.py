@@ -17,8 +17,9 @@ compressed with log(1 + x) after the image-wide exposure scale; the inverse is a
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,8 @@ class ModelManifest:
     #: ONNX file name relative to the manifest (engine "onnx" only).
     file: str = ""
     sha256: str = ""
+    #: Further files the ONNX file loads (external tensor data), by name in the same folder -> sha256.
+    data_files: Mapping[str, str] = field(default_factory=dict)
     scale: int = 1
     #: Colour channels the model works on: 3 (RGB) or 1 (gray; RGB inputs are converted to luma).
     channels: int = 3
@@ -149,6 +152,9 @@ class ModelManifest:
         data = asdict(self)
         data["inputs"] = list(self.inputs)
         data["params"] = [dict(asdict(p), choices=list(p.choices)) for p in self.params]
+        data["data_files"] = dict(self.data_files)
+        if not data["data_files"]:
+            del data["data_files"]
         data["provenance"] = dict(self.provenance)
         data["scores"] = dict(self.scores)
         return data
@@ -158,61 +164,153 @@ class ModelManifest:
 
 
 def manifest_from_dict(data: Mapping[str, Any], source: str = "manifest") -> ModelManifest:
-    """Validate and build a manifest from parsed JSON. Raises ModelError naming ``source`` and the problem."""
+    """Validate and build a manifest from parsed JSON. Raises ModelError naming ``source`` and the problem.
+
+    Every field's type is checked (a manifest in the user's models folder may have been written by anyone), so
+    that a bad one is refused here with a readable message rather than failing later with a TypeError.
+    """
 
     def fail(problem: str) -> ModelError:
         return ModelError(f"{source}: {problem}")
+
+    def text(key: str, default: str = "") -> str:
+        value = data.get(key, default)
+        if not isinstance(value, str):
+            raise fail(f"{key!r} must be a string, got {type(value).__name__}")
+        return value
+
+    def integer(mapping: Mapping[str, Any], key: str, default: int, where: str = "") -> int:
+        value = mapping.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise fail(f"{where}{key!r} must be an integer, got {type(value).__name__}")
+        return value
+
+    def mapping_of(key: str) -> dict[str, Any]:
+        value = data.get(key, {})
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+            raise fail(f"{key!r} must be a JSON object, got {type(value).__name__}")
+        return dict(value)
 
     if not isinstance(data, Mapping):
         raise fail("a manifest must be a JSON object")
     for key in ("id", "task"):
         if not isinstance(data.get(key), str) or not data[key]:
             raise fail(f"missing or empty {key!r}")
+    if not _ID_PATTERN.fullmatch(data["id"]):
+        raise fail(f"id {data['id']!r} must be letters, digits, '.', '_' or '-' (at most 100)")
     if data["task"] not in TASKS:
         raise fail(f"unknown task {data['task']!r} (expected one of {', '.join(TASKS)})")
-    engine = data.get("engine", "onnx")
+    engine = text("engine", "onnx")
     if engine not in ("onnx", "classical"):
         raise fail(f"unknown engine {engine!r}")
-    if engine == "onnx" and not data.get("file"):
+    file = text("file")
+    if engine == "onnx" and not file:
         raise fail("an ONNX model needs 'file'")
-    inputs = tuple(data.get("inputs", ("color",)))
+    problem = _file_name_problem(file) if file else None
+    if problem:
+        raise fail(f"'file' {problem}")
+    sha256 = text("sha256")
+    if sha256 and not re.fullmatch(r"[0-9a-f]{64}", sha256):
+        raise fail("'sha256' must be 64 lower-case hexadecimal digits")
+    data_files = mapping_of("data_files")
+    for name, digest in data_files.items():
+        problem = _file_name_problem(name)
+        if problem:
+            raise fail(f"data file {name!r} {problem}")
+        if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise fail(f"data file {name!r} needs its sha256 (64 lower-case hexadecimal digits)")
+    raw_inputs = data.get("inputs", ["color"])
+    if not isinstance(raw_inputs, (list, tuple)) or not all(isinstance(name, str) for name in raw_inputs):
+        raise fail(f"'inputs' must be a list of names, got {raw_inputs!r}")
+    inputs = tuple(raw_inputs)
     bad_inputs = [name for name in inputs if name not in INPUT_ROLES]
     if bad_inputs or "color" not in inputs:
         raise fail(f"inputs must include 'color' and only use {', '.join(INPUT_ROLES)}; got {list(inputs)}")
-    transform = data.get("value_transform", "srgb")
+    transform = text("value_transform", "srgb")
     if transform not in VALUE_TRANSFORMS:
         raise fail(f"unknown value_transform {transform!r}")
-    try:
-        params = tuple(
-            ParamSpec(**dict(p, choices=tuple(p.get("choices", ())))) for p in data.get("params", ())
-        )
-        tile = TileSpec(**data.get("tile", {}))
-        scale = int(data.get("scale", 1))
-        channels = int(data.get("channels", 3))
-    except (TypeError, ValueError) as error:
-        raise fail(f"invalid field: {error}") from None
-    for spec in params:
-        if spec.type not in PARAM_TYPES:
-            raise fail(f"parameter {spec.name!r} has unknown type {spec.type!r}")
-    if scale < 1 or channels not in (1, 3) or tile.alignment < 1 or tile.overlap < 0:
-        raise fail("scale must be >= 1, channels 1 or 3, alignment >= 1 and overlap >= 0")
+    raw_params = data.get("params", [])
+    if not isinstance(raw_params, (list, tuple)):
+        raise fail(f"'params' must be a list, got {type(raw_params).__name__}")
+    params = tuple(_param_from_dict(p, fail) for p in raw_params)
+    raw_tile = data.get("tile", {})
+    if not isinstance(raw_tile, Mapping):
+        raise fail(f"'tile' must be a JSON object, got {type(raw_tile).__name__}")
+    unknown = sorted(set(raw_tile) - {"alignment", "overlap", "default"})
+    if unknown:
+        raise fail(f"'tile' has unknown field(s) {', '.join(map(str, unknown))}")
+    tile = TileSpec(**{key: integer(raw_tile, key, getattr(TileSpec(), key), "tile ") for key in raw_tile})
+    scale = integer(data, "scale", 1)
+    channels = integer(data, "channels", 3)
+    if scale < 1 or channels not in (1, 3) or tile.alignment < 1 or tile.overlap < 0 or tile.default < 0:
+        raise fail("scale must be >= 1, channels 1 or 3, alignment >= 1, overlap and default tile >= 0")
     return ModelManifest(
         id=data["id"],
         task=data["task"],
-        name=data.get("name", ""),
-        description=data.get("description", ""),
+        name=text("name"),
+        description=text("description"),
         engine=engine,
-        file=data.get("file", ""),
-        sha256=data.get("sha256", ""),
+        file=file,
+        sha256=sha256,
+        data_files=data_files,
         scale=scale,
         channels=channels,
         inputs=inputs,
         params=params,
         value_transform=transform,
         tile=tile,
-        provenance=dict(data.get("provenance", {})),
-        scores=dict(data.get("scores", {})),
+        provenance=mapping_of("provenance"),
+        scores=mapping_of("scores"),
     )
+
+
+#: A model id: also a file name stem and a command-line word, so no separators, spaces or control characters.
+_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def _file_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a model file named in a manifest (None when it can): model files lie in the
+    manifest's own folder, so a plain file name is required (no folders, no ``..``, no absolute path)."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or ":" in name or "\0" in name:
+        return f"must be a plain file name in the manifest's folder, got {name!r}"
+    return None
+
+
+def _param_from_dict(raw: Any, fail: Callable[[str], ModelError]) -> ParamSpec:
+    """One parameter of a manifest, with every field's type checked."""
+    if not isinstance(raw, Mapping):
+        raise fail(f"each parameter must be a JSON object, got {raw!r}")
+    unknown = sorted(set(raw) - {f.name for f in fields(ParamSpec)})
+    if unknown:
+        raise fail(f"parameter {raw.get('name')!r} has unknown field(s) {', '.join(map(str, unknown))}")
+    name, kind = raw.get("name"), raw.get("type", "float")
+    if not isinstance(name, str) or not name:
+        raise fail("a parameter needs a 'name' (a string)")
+    if kind not in PARAM_TYPES:
+        raise fail(f"parameter {name!r} has unknown type {kind!r}")
+    for key in ("label", "help"):
+        if not isinstance(raw.get(key, ""), str):
+            raise fail(f"parameter {name!r}: {key!r} must be a string")
+    for key in ("min", "max"):
+        value = raw.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise fail(f"parameter {name!r}: {key!r} must be a number or null")
+    choices = raw.get("choices", [])
+    if not isinstance(choices, (list, tuple)) or not all(isinstance(c, str) for c in choices):
+        raise fail(f"parameter {name!r}: 'choices' must be a list of strings")
+    if kind == "choice" and not choices:
+        raise fail(f"parameter {name!r} of type choice needs 'choices'")
+    default = raw.get("default")
+    expected = {"float": (int, float), "int": (int,), "bool": (bool,), "choice": (str,)}[kind]
+    if default is not None and (not isinstance(default, expected) or (kind != "bool" and isinstance(default, bool))):
+        raise fail(f"parameter {name!r}: default {default!r} is not a {kind}")
+    spec = ParamSpec(**dict(raw, choices=tuple(choices)))
+    if default is not None:
+        try:
+            spec.validate(default)
+        except ValueError as error:
+            raise fail(f"default out of range: {error}") from None
+    return spec
 
 
 def load_manifest(path: Path) -> ModelManifest:
@@ -220,4 +318,6 @@ def load_manifest(path: Path) -> ModelManifest:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ModelError(f"{path}: cannot read manifest ({error})") from None
+    except (RecursionError, ValueError) as error:  # absurdly nested JSON, huge numbers
+        raise ModelError(f"{path}: cannot read manifest ({type(error).__name__})") from None
     return manifest_from_dict(data, source=str(path))

@@ -7,17 +7,19 @@ sha256 is checked when it is loaded for inference (:func:`verify_model_file`), n
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import ModelError
 from ..paths import resources_dir, user_models_dir
 from .builtin import BUILTIN_ENGINES
-from .entry import ModelEntry, bind_onnx, file_sha256, verify_model_file
+from .entry import ModelEntry, bind_onnx, confined_path, file_sha256, verified_companion, verify_model_file
 from .manifest import load_manifest
 from .suggest import Suggestion, rank, suggest_model
 
-__all__ = ["ModelEntry", "ModelRegistry", "file_sha256", "verify_model_file", "scan_models_folder"]
+__all__ = ["ModelEntry", "ModelRegistry", "confined_path", "file_sha256", "resolve_id_clash", "scan_models_folder",
+           "verified_companion", "verify_model_file"]
 
 
 def scan_models_folder(folder: Path, source: str) -> tuple[list[ModelEntry], list[str]]:
@@ -32,15 +34,39 @@ def scan_models_folder(folder: Path, source: str) -> tuple[list[ModelEntry], lis
         except ModelError as error:
             problems.append(str(error))
             continue
+        except Exception as error:  # a manifest anyone could have written never stops the others from loading
+            problems.append(f"{manifest_path}: cannot read manifest ({type(error).__name__}: {error})")
+            continue
         if manifest.engine != "onnx":
             problems.append(f"{manifest_path}: only ONNX models can be installed from a folder")
             continue
-        entries.append(ModelEntry(manifest, (folder / manifest.file).resolve(), source, bind=bind_onnx))
+        try:
+            path = confined_path(folder, manifest.file)
+        except ModelError as error:
+            problems.append(f"{manifest_path}: {error}")
+            continue
+        entries.append(ModelEntry(manifest, path, source, bind=bind_onnx))
     return entries, problems
 
 
+def resolve_id_clash(entry: ModelEntry, taken: Mapping[str, ModelEntry]) -> tuple[ModelEntry, str]:
+    """A model whose id is already taken (a user model named like a bundled one, or two user models alike)
+    is offered under a new id, ``<id>-<source>`` (numbered if need be), and never silently replaces the other:
+    ``--model <id>`` keeps meaning the model found first. Returns the renamed entry and the warning to show."""
+    base = f"{entry.id}-{entry.source}"
+    new_id, number = base, 2
+    while new_id in taken:
+        new_id, number = f"{base}{number}", number + 1
+    original = taken[entry.id]
+    manifest = replace(entry.manifest, id=new_id, name=f"{entry.manifest.display_name} ({entry.source}, renamed)")
+    problem = (f"{entry.path or entry.id}: model id {entry.id!r} is already taken by the {original.source} model; "
+               f"this {entry.source} model is offered as {new_id!r}")
+    return replace(entry, manifest=manifest), problem
+
+
 class ModelRegistry:
-    """All models the app can run, by id. Later folders override earlier ones with the same id."""
+    """All models the app can run, by id. A model whose id is already taken is renamed (see
+    :func:`resolve_id_clash`), with a warning in ``problems``."""
 
     def __init__(self, folders: Iterable[tuple[Path, str]] | None = None, include_classical: bool = True) -> None:
         self.folders = list(folders) if folders is not None else default_folders()
@@ -60,6 +86,9 @@ class ModelRegistry:
             found, folder_problems = scan_models_folder(folder, source)
             problems.extend(folder_problems)
             for entry in found:
+                if entry.id in entries:
+                    entry, problem = resolve_id_clash(entry, entries)
+                    problems.append(problem)
                 entries[entry.id] = entry
         self._entries = entries
         self.problems = problems

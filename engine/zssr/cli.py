@@ -76,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from ..cli import UsageError
     from ..errors import EngineError
     from ..imageio import is_supported, read_image, write_image
+    from ..imageio.atomic import claim_output
     from ..jobs import CancelToken, run_job
     from .train import zssr_job
 
@@ -88,6 +89,10 @@ def run(args: argparse.Namespace) -> int:
     if target.exists() and not args.overwrite:
         raise EngineError(f"{target}: already exists (use --overwrite to replace it)")
     image = read_image(source)
+    pages = int(image.meta.extra.get("pages", 1))
+    if pages > 1:  # ZSSR trains on one image; never restore page 1 and drop the rest without a word
+        raise EngineError(f"{source}: has {pages} pages and ZSSR restores one image at a time; save the page you "
+                          "want as its own file (or use `restore`, which processes every page)")
     tty = sys.stderr.isatty()
     last = [-1.0]
 
@@ -101,10 +106,12 @@ def run(args: argparse.Namespace) -> int:
             last[0] = fraction
             print(f"{fraction * 100:5.1f}% {progress.message}", file=sys.stderr)
 
-    result = run_job(zssr_job(image, request, CancelToken()), show)
-    if tty:
-        sys.stderr.write("\n")
-    write_image(target, result.image)
+    # Claimed before training and published without replacing anything: parallel runs never clobber each other.
+    with claim_output(target, overwrite=args.overwrite):
+        result = run_job(zssr_job(image, request, CancelToken()), show)
+        if tty:
+            sys.stderr.write("\n")
+        write_image(target, result.image, overwrite=args.overwrite)
     if request.seconds is not None and result.details["iterations"] == 0:
         print(f"warning: --seconds {request.seconds:g} left no time to train on this machine (the result is "
               "the untrained network's); give it more time", file=sys.stderr)
