@@ -47,8 +47,6 @@ RESULTS = ROOT / "bench" / "results"
 
 WORKER = r"""
 import contextlib, io, json, os, sys, tempfile, traceback
-sys.path.insert(0, sys.argv[1])
-os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
 results = os.fdopen(os.dup(1), "w")  # our answers; fd 1 is watched per call below
 import numpy as np
 from engine.cli import main as cli
