@@ -29,7 +29,19 @@ from .paths import resources_dir
 if TYPE_CHECKING:
     # The modules the lazy names below come from, spelled as imports so that static analysis (type checkers,
     # PyInstaller's module graph) sees them; build.spec leaves training and ZSSR out of the lite bundle.
-    from . import display, imageio, kernel_inspector, metrics, noise_estimate, restore, runtime, zssr  # noqa: F401
+    from . import (  # noqa: F401
+        display,
+        imageio,
+        kernel_inspector,
+        metrics,
+        noise_estimate,
+        render_views,
+        restore,
+        runtime,
+        zssr,
+    )
+    from .imageio import aov, exr, pages, sidecars  # noqa: F401
+    from .models import suggest  # noqa: F401
     from .training import datasets, recipes, trainer  # noqa: F401
 
 #: name -> (module, attribute in it; "" for the module itself), imported on first use.

@@ -318,9 +318,9 @@ def resolve_model(registry, options: BatchOptions):
 def suggested_model(registry, image):
     """The model picked for an image when none is named: engine.models.suggest's rule, as in the window and
     ``restore``."""
-    from .commands.restore_cmd import _suggested_model
+    from .models.suggest import require_suggestion
 
-    return _suggested_model(registry, image).entry
+    return require_suggestion(registry, image).entry
 
 
 def restore_item(item: BatchItem, options: BatchOptions, registry, entry=None, token=None) -> BatchItem:

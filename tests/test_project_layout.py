@@ -120,3 +120,21 @@ def test_engine_api_loads_neither_training_nor_zssr_until_used():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_every_lazily_loaded_engine_module_is_spelled_as_an_import_for_the_bundler():
+    """engine/api.py loads its working modules on first use, by name; PyInstaller only bundles what it sees
+    imported, so each of those modules must also appear in the file's TYPE_CHECKING imports (a module missing
+    there made the frozen window fail with ModuleNotFoundError)."""
+    from engine import api
+
+    tree = ast.parse((ROOT / "engine" / "api.py").read_text())
+    spelled = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
+            for child in ast.walk(node):
+                if isinstance(child, ast.ImportFrom):
+                    package = "engine" + ("." + child.module if child.module else "")
+                    spelled.update(f"{package}.{alias.name}" for alias in child.names)
+    lazy = {module for module, _ in api._LAZY.values()}
+    assert lazy <= spelled, sorted(lazy - spelled)

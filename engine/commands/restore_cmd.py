@@ -132,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
     from ..imageio.atomic import claim_output
     from ..imageio.pages import page_count, read_page, write_pages
     from ..models.registry import ModelRegistry
+    from ..models.suggest import require_suggestion
 
     files = collect_inputs(args.inputs)
     output = Path(args.output)
@@ -174,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
                 image = read_image(source)
                 entry = explicit
                 if explicit is None:
-                    suggestion = _suggested_model(registry, image)
+                    suggestion = require_suggestion(registry, image)
                     entry = suggestion.entry
                     print(f"{source.name}: model {entry.id} ({suggestion.reason}; --model to choose another)",
                           file=sys.stderr)
@@ -265,13 +266,3 @@ def restore_one(image, name: str, entry, settings: dict, after, args: argparse.N
                           token=CancelToken())
     del image
     return run_job(job, show)
-
-
-def _suggested_model(registry, image):
-    """The suggested model for ``image``, with the reason (the window's rule too: :mod:`engine.models.suggest`)."""
-    suggestion = registry.suggest(image)
-    if suggestion is None:
-        from ..models.suggest import tasks_for
-
-        raise EngineError(f"no {tasks_for(image)[0]} model is installed; pass --model (see `main.py models`)")
-    return suggestion

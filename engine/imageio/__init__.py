@@ -229,7 +229,7 @@ def _decode_quietly(path: Path, fmt: str, max_pixels: int, page: int | None = No
     """The decoder for ``fmt``; ``page`` (multi-page TIFF, animated PNG / WebP) reads that page of the file."""
     try:
         if page is not None:
-            from .pages import read_frame
+            from .frames import read_frame
             from .raster import read_tiff_page
 
             return read_tiff_page(path, max_pixels, page) if fmt == "tiff" else read_frame(path, fmt, page, max_pixels)

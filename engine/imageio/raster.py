@@ -63,7 +63,7 @@ def read_raster(path: Path, fmt: str, max_pixels: int) -> Image:
     if fmt in ("png", "webp") and (header["frames"] > 1 or (fmt == "png" and _has_actl(data))):
         # An animation: its first frame as engine/imageio/pages.py reads every frame (Pillow, composited as a
         # viewer shows it), so that page 1 is the same picture whichever way it is read.
-        from .pages import read_frame
+        from .frames import read_frame
 
         try:
             return read_frame(path, fmt, 0, max_pixels)

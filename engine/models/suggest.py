@@ -114,3 +114,14 @@ def suggest_model(image: Image | None, task: str | None = None, *, entries: Sequ
             if fallback is None:
                 fallback = Suggestion(entry, f"{_describe(image)}: no installed {name} model suits it", warning)
     return fallback
+
+
+def require_suggestion(registry, image: Image) -> Suggestion:
+    """``registry.suggest(image)``, or a ModelError naming the missing kind of model: what the command line and
+    the batch path use when no model is named."""
+    from ..errors import ModelError
+
+    suggestion = registry.suggest(image)
+    if suggestion is None:
+        raise ModelError(f"no {tasks_for(image)[0]} model is installed; pass --model (see `main.py models`)")
+    return suggestion
