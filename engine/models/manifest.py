@@ -90,6 +90,10 @@ class TileSpec:
     overlap: int = 16
     #: Default tile edge in input pixels (0: whole image when it fits the memory budget).
     default: int = 512
+    #: Memory one tile's inference takes per input pixel, and its fixed part, in bytes: measured at export
+    #: (engine/training/tile_memory.py); 0 when unknown (the restore job then assumes a conservative figure).
+    bytes_per_pixel: float = 0.0
+    bytes_base: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -196,6 +200,9 @@ def manifest_from_dict(data: Mapping[str, Any], source: str = "manifest") -> Mod
             raise fail(f"parameter {spec.name!r} has unknown type {spec.type!r}")
     if scale < 1 or channels not in (1, 3) or tile.alignment < 1 or tile.overlap < 0:
         raise fail("scale must be >= 1, channels 1 or 3, alignment >= 1 and overlap >= 0")
+    memory = (tile.bytes_per_pixel, tile.bytes_base)
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < float("inf") for v in memory):
+        raise fail("tile.bytes_per_pixel and tile.bytes_base must be numbers >= 0")
     return ModelManifest(
         id=data["id"],
         task=data["task"],
