@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
                 _progress_bar(overall, label)
 
             job = restore_job(image, entry, values, tile=args.tile, device=args.device, ensemble=args.ensemble,
-                              token=CancelToken())
+                              token=CancelToken(), release_input=True)
             del image  # the job holds the input only while it runs, so writing never needs both in memory
             result = run_job(job, show)
             del job
