@@ -129,7 +129,7 @@ def main() -> int:
                     figures = run_once(command(case, tree, inputs, out), tree, folder / f"home-{side}")
                     if index:
                         runs[side].append(figures)
-            ratios = [a["cpu"] / b["cpu"] for a, b in zip(runs["this"], runs["baseline"])]
+            ratios = [a["cpu"] / b["cpu"] for a, b in zip(runs["this"], runs["baseline"], strict=True)]
             rows[case] = {side: {key: round(statistics.median(r[key] for r in runs[side]), 3)
                                  for key in ("cpu", "wall", "peak_mib")} for side in trees}
             rows[case]["cpu_ratio_median"] = round(statistics.median(ratios), 3)

@@ -31,6 +31,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="average the model over 4 mirrored or 8 rotated and mirrored copies (better, 4 / 8 x the time)",
     )
     parser.add_argument("--overwrite", action="store_true", help="allow replacing existing output files")
+    parser.add_argument(
+        "--workers", type=int, default=1, metavar="N",
+        help="images restored at once, each with its own share of the cores (many small images: try 2)",
+    )
     parser.set_defaults(handler=run)
     return parser
 
@@ -117,25 +121,34 @@ def run(args: argparse.Namespace) -> int:
     if explicit is not None:
         settings = parse_settings(args.settings, explicit.manifest)
 
+    def plan(image, source: Path):
+        """The model, parameters and target for one file once it is read (printing what the user should know)."""
+        entry = explicit or _default_model(registry, image)
+        chosen = settings if explicit is not None else parse_settings(args.settings, entry.manifest)
+        values, level = with_estimated_noise_level(image, entry.manifest, chosen)
+        if level is not None:
+            print(f"{source.name}: noise level {level:g} (estimated; --set noise_level=N to choose it)",
+                  file=sys.stderr)
+        warning = suitability_warning(image, entry.manifest)
+        if warning:
+            print(f"warning: {source.name}: {warning}", file=sys.stderr)
+        target = output_path_for(source, output, batch)
+        if target.exists() and not args.overwrite and target.resolve() != source.resolve():
+            raise EngineError(f"{target}: already exists (use --overwrite to replace it)")
+        return entry, values, target
+
+    if args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    if batch and args.workers > 1:
+        return _run_with_workers(files, plan, args)
+
     failures = 0
     started = time.perf_counter()
     for index, source in enumerate(files):
         label = f"{index + 1}/{len(files)} {source.name}"
         try:
             image = read_image(source)
-            entry = explicit or _default_model(registry, image)
-            if explicit is None:
-                settings = parse_settings(args.settings, entry.manifest)
-            values, level = with_estimated_noise_level(image, entry.manifest, settings)
-            if level is not None:
-                print(f"{source.name}: noise level {level:g} (estimated; --set noise_level=N to choose it)",
-                      file=sys.stderr)
-            warning = suitability_warning(image, entry.manifest)
-            if warning:
-                print(f"warning: {source.name}: {warning}", file=sys.stderr)
-            target = output_path_for(source, output, batch)
-            if target.exists() and not args.overwrite and target.resolve() != source.resolve():
-                raise EngineError(f"{target}: already exists (use --overwrite to replace it)")
+            entry, values, target = plan(image, source)
 
             def show(progress, label=label, index=index):
                 overall = (index + (progress.fraction or 0.0)) / len(files)
@@ -160,6 +173,31 @@ def run(args: argparse.Namespace) -> int:
     if batch:
         done = len(files) - failures
         print(f"{done} of {len(files)} images restored in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _run_with_workers(files: list[Path], plan, args: argparse.Namespace) -> int:
+    """Several files in flight (engine/batch.py); one line per file as it finishes, in finishing order."""
+    from ..batch import restore_files
+
+    started = time.perf_counter()
+    done = [0]
+
+    def report(result) -> None:
+        done[0] += 1
+        if result.ok:
+            print(f"{result.source} -> {result.target}  [{result.label}, {result.device}, {result.seconds:.2f} s]")
+        else:
+            print(f"error: {result.error}", file=sys.stderr)
+        _progress_bar(done[0] / len(files), f"{done[0]}/{len(files)} {result.source.name}")
+
+    results = restore_files(files, plan, workers=args.workers, tile=args.tile, device=args.device,
+                            ensemble=args.ensemble, on_result=report)
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+    failures = sum(not r.ok for r in results)
+    print(f"{len(files) - failures} of {len(files)} images restored in {time.perf_counter() - started:.1f} s "
+          f"({args.workers} at a time)", file=sys.stderr)
     return 1 if failures else 0
 
 
