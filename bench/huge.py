@@ -266,12 +266,14 @@ def main() -> int:
     parser.add_argument("--input", type=Path, default=None, help="use this file instead of generating one")
     parser.add_argument("--dry", action="store_true", help="identity in place of each tile's inference (see DRY_CHILD)")
     parser.add_argument("--baseline", default=None, help="also run each case with this earlier commit")
+    parser.add_argument("--baseline-only", action="store_true",
+                        help="run only the --baseline tree (a second process can run this tree at the same time)")
     parser.add_argument("--nice", type=int, default=10, help="niceness of each child (default: %(default)s)")
     args = parser.parse_args()
     previous = RESULTS / "huge.json"
     rows: dict[str, dict] = json.loads(previous.read_text(encoding="utf-8")) if previous.exists() else {}
     cases = ("photo", "render", "render-aov") if args.case == "all" else (args.case,)
-    trees = [(ROOT, "")]
+    trees = [] if args.baseline and args.baseline_only else [(ROOT, "")]
     with tempfile.TemporaryDirectory(dir=args.work) as folder:
         if args.baseline:
             baseline = Path(folder) / "baseline"
@@ -292,7 +294,8 @@ def main() -> int:
             if args.baseline:
                 subprocess.run(["git", "worktree", "remove", "--force", str(Path(folder) / "baseline")], cwd=ROOT,
                                capture_output=True)
-    return 0 if all(rows[case_key(case, args)]["output_written"] for case in cases) else 1
+    name = args.baseline if args.baseline and args.baseline_only else ""
+    return 0 if all(rows[case_key(case, args, name)]["output_written"] for case in cases) else 1
 
 
 if __name__ == "__main__":
