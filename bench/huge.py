@@ -140,9 +140,12 @@ def identity_runner(entry, params, device, token):
     return (lambda tile: np.ascontiguousarray(tile["color"])), device_used, bytes_per_pixel
 restore._tile_runner = identity_runner
 source, target, model, tile = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+import inspect
+# As the command line does, where the engine can take the input's buffer for the result.
+RELEASE = {"release_input": True} if "release_input" in inspect.signature(restore.restore_job).parameters else {}
 image = read_image(source)
 job = restore.restore_job(image, ModelRegistry().get(model), {}, tile=int(tile) if tile != "none" else None,
-                          token=CancelToken())
+                          token=CancelToken(), **RELEASE)
 del image
 result = run_job(job)
 del job
