@@ -135,8 +135,8 @@ from engine.imageio import read_image, write_image
 from engine.jobs import CancelToken, run_job
 from engine.models.registry import ModelRegistry
 real_runner = restore._tile_runner
-def identity_runner(entry, params, device, token):
-    _run, device_used, bytes_per_pixel = real_runner(entry, params, device, token)
+def identity_runner(entry, params, device, token, *rest):
+    _run, device_used, bytes_per_pixel = real_runner(entry, params, device, token, *rest)
     return (lambda tile: np.ascontiguousarray(tile["color"])), device_used, bytes_per_pixel
 restore._tile_runner = identity_runner
 source, target, model, tile = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
