@@ -152,7 +152,8 @@ def main() -> int:
     (RESULTS / "startup.md").write_text(
         "# Start-up: window shown, first small restore (whole processes)\n\n"
         f"`bench/startup.py {' '.join(sys.argv[1:])}`: this tree against {args.baseline}, {args.runs} pairs after a "
-        f"warm-up pair, on a shared {os.cpu_count()}-thread machine; medians.\n\n" + table,
+        f"warm-up pair, on a shared {os.cpu_count()}-thread machine busy with other work (compare CPU seconds); "
+        "medians.\n\n" + table,
         encoding="utf-8")
     (RESULTS / "startup.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
     print(table)
