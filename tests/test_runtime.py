@@ -144,3 +144,23 @@ def test_cuda_status_reasons():
     status = CudaStatus(True, True, "libcublasLt.so.13: cannot open shared object file")
     assert not status.usable and "libcublasLt" in status.reason
     assert CudaStatus(True, True).usable and CudaStatus(True, True).reason == ""
+
+
+def _resident_bytes():
+    with open("/proc/self/status", encoding="ascii") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+@pytest.mark.skipif(not shutil.os.path.exists("/proc/self/status"), reason="reads /proc")
+def test_release_memory_hands_the_tile_working_set_back(tmp_path):
+    model = OnnxModel(conv_stack(tmp_path / "m.onnx", layers=6, width=32), "cpu")
+    # ONNX Runtime keeps the arena's first region; a small run first makes the big tile's memory later regions.
+    model.run({"color": np.zeros((1, 3, 64, 64), np.float32)})
+    model.run({"color": np.zeros((1, 3, 768, 768), np.float32)})
+    grown = _resident_bytes()
+    model.release_memory()
+    assert grown - _resident_bytes() > 100 << 20  # a 768 px tile's feature maps: 75 MB each at 32 channels
+    assert model.run({"color": np.ones((1, 3, 16, 16), np.float32)})[0].shape == (1, 3, 16, 16)  # still works
