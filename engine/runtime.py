@@ -241,6 +241,10 @@ def _create_session(ort: Any, path: Path, providers: list[str], threads: int, sh
         # The graph first, then its digest: a reader that finds a digest finds the graph it describes.
         os.replace(temporary, cached)
         os.replace(digest_temporary, digest_file)
+        # Entries of the same model file for another ONNX Runtime version or CPU are never read again.
+        for stale in folder.glob(f"{stem.split('-ort', 1)[0]}-ort*"):
+            if not stale.name.startswith(stem + "."):
+                stale.unlink(missing_ok=True)
     except OSError:
         outcome = "off"
     finally:

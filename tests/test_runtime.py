@@ -82,6 +82,13 @@ def test_optimised_graph_is_cached_per_model_and_reused(tmp_path):
     second = OnnxModel(path, "cpu")
     assert second.graph_cache == "hit"
     np.testing.assert_allclose(second.run({"color": image})[0], first.run({"color": image})[0], atol=1e-6)
+    # An entry of the same file for another ONNX Runtime version is removed when a new one is stored.
+    stale = graph_cache_folder() / (files[0].split("-ort", 1)[0] + "-ort0.0.1-000000000000.onnx")
+    stale.write_bytes(b"old")
+    for name in files:
+        (graph_cache_folder() / name).unlink()
+    assert OnnxModel(path, "cpu").graph_cache == "stored"
+    assert not stale.exists() and len(_graph_files(graph_cache_folder())) == 2
     # Another model file (other weights) gets its own entry.
     assert OnnxModel(conv_stack(tmp_path / "other.onnx", width=8), "cpu").graph_cache == "stored"
     assert len(_graph_files(graph_cache_folder())) == 4
