@@ -26,6 +26,17 @@ def user_data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
+def user_cache_dir() -> Path:
+    """Per-user cache folder for files the app can always rebuild (optimised ONNX graphs);
+    ``RESTORATION_STUDIO_HOME`` moves it to ``<home>/cache`` (tests use this)."""
+    override = os.environ.get("RESTORATION_STUDIO_HOME")
+    if override:
+        return Path(override) / "cache"
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+
+
 def user_models_dir() -> Path:
     """Where models trained on this machine are registered."""
     return user_data_dir() / "models"

@@ -7,6 +7,7 @@ runs, and why it fell back, instead of trusting the request.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import sys
@@ -25,7 +26,7 @@ from .jobs import CancelToken
 from .oom import is_out_of_memory
 
 DEVICES = ("auto", "cpu", "cuda")
-_SESSION_CACHE_SIZE = 4
+_SESSION_CACHE_SIZE = 6
 
 
 @lru_cache(maxsize=1)
@@ -57,6 +58,62 @@ def _gpu_name() -> str:
     except (OSError, subprocess.SubprocessError):
         pass
     return "NVIDIA GPU"
+
+
+@dataclass(frozen=True)
+class CudaStatus:
+    """What stands between this process and the CUDA provider, found without building a model."""
+
+    #: ONNX Runtime lists the CUDA provider (onnxruntime-gpu lists it even on machines without CUDA).
+    listed: bool
+    #: The NVIDIA driver library loads.
+    driver: bool
+    #: Why the provider's own library does not load (a missing CUDA / cuDNN library); "" when it loads or was not
+    #: tried.
+    library_error: str = ""
+
+    @property
+    def usable(self) -> bool:
+        return self.listed and self.driver and not self.library_error
+
+    @property
+    def reason(self) -> str:
+        """Why inference runs on the CPU instead ("" when nothing known stands in the way)."""
+        if not self.listed:
+            return "this ONNX Runtime build has no CUDA provider; running on the CPU"
+        if not self.driver:
+            return "CUDA unavailable: no NVIDIA driver found; running on the CPU"
+        if self.library_error:
+            return f"the CUDA provider failed to load ({self.library_error}); running on the CPU"
+        return ""
+
+
+def cuda_status(ort: Any, check_library: bool = False) -> CudaStatus:
+    """ONNX Runtime's provider list plus the driver check; with ``check_library`` also whether the CUDA provider's
+    library and the CUDA / cuDNN libraries it needs load (what a session would find, without creating one)."""
+    listed = "CUDAExecutionProvider" in ort.get_available_providers()
+    driver = listed and nvidia_driver_present()
+    error = ""
+    if listed and driver:
+        _preload_cuda_libraries(ort)
+        if check_library:
+            error = _cuda_provider_error(str(Path(ort.__file__).parent / "capi"))
+    return CudaStatus(listed, driver, error)
+
+
+@lru_cache(maxsize=2)
+def _cuda_provider_error(capi_folder: str) -> str:
+    import ctypes
+
+    name = "onnxruntime_providers_cuda.dll" if sys.platform == "win32" else "libonnxruntime_providers_cuda.so"
+    path = Path(capi_folder) / name
+    if not path.is_file():
+        return f"{name} is missing"
+    try:
+        ctypes.CDLL(str(path))
+    except OSError as error:
+        return str(error).strip().splitlines()[0] if str(error).strip() else f"{name} does not load"
+    return ""
 
 
 def _preload_cuda_libraries(ort: Any) -> None:
@@ -98,10 +155,118 @@ class DeviceInfo:
         return self.description + (f" — {self.fallback_reason}" if self.fallback_reason else "")
 
 
-class OnnxModel:
-    """One ONNX Runtime session for one model file, with input names read once."""
+def session_options(ort: Any, threads: int = 0) -> Any:
+    """The app's ONNX Runtime session options, each chosen by measurement (bench/results/ort_options.md)."""
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # the CUDA fallback is reported by us, not as stderr noise
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # No memory pattern: it plans one block per input shape after the first run and keeps the arena's chunks
+    # as well, so every tiled restore (the same shape again) peaked at twice the first tile's memory
+    # (render model, 864 x 1024 tile: 2.3 -> 4.6 GB on the second run; 2.3 GB throughout without it, at the
+    # same speed within noise).
+    options.enable_mem_pattern = False
+    # Threads that wait for work sleep instead of spinning: on a render tile 0.73x the CPU time and 0.79x the wall
+    # time with two threads on a busy 2-core machine; spinning only pays on an idle machine with cores to spare.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    if not threads:
+        # A Ray actor's share of the machine (engine/ray_batch.py sets it per actor process).
+        from_env = os.environ.get("RESTORATION_STUDIO_ORT_THREADS", "")
+        threads = int(from_env) if from_env.isdigit() else 0
+    options.intra_op_num_threads = max(0, int(threads))
+    options.inter_op_num_threads = 1  # the graphs are sequential chains: parallel execution is off anyway
+    return options
 
-    def __init__(self, path: Path, device: str = "auto") -> None:
+
+#: Folder under the user cache folder that holds optimised graphs.
+GRAPH_CACHE_FOLDER = "onnx-graphs"
+
+
+def graph_cache_key(sha256: str, ort_version: str, providers: list[str]) -> str:
+    """File stem of a model's optimised graph: the model file's digest, the ONNX Runtime version, the providers and
+    the CPU (the optimiser picks blocked layouts for the CPU's vector width), so any change makes a new entry."""
+    machine = hashlib.sha256(f"{cpu_name()}|{platform.machine()}|{','.join(providers)}".encode()).hexdigest()[:12]
+    return f"{sha256[:32]}-ort{ort_version}-{machine}"
+
+
+def graph_cache_folder() -> Path:
+    from .paths import user_cache_dir
+
+    return user_cache_dir() / GRAPH_CACHE_FOLDER
+
+
+def _digest(path: Path) -> str:
+    from .models.registry import file_sha256
+
+    return file_sha256(path)
+
+
+def _create_session(ort: Any, path: Path, providers: list[str], threads: int, sha256: str | None) -> tuple[Any, str]:
+    """A session for ``path``, from the cached optimised graph when there is a sound one (the CPU provider only).
+
+    Optimising a graph each time costs the render models about 0.6 CPU-s per start. The first session of a model
+    file optimises it and saves the result beside a digest of the saved file, both written to temporary names and
+    renamed into place, so a crash leaves no half-written entry. A later session loads the saved graph with the
+    optimiser off, after checking its digest; an entry that fails the check or does not load is removed and
+    rebuilt. Returns the session and what happened: "hit", "stored", "rebuilt" or "off" (no cache: GPU
+    provider, or a cache folder that cannot be written).
+    """
+    options = session_options(ort, threads)
+    if providers != ["CPUExecutionProvider"]:
+        return ort.InferenceSession(str(path), sess_options=options, providers=providers), "off"
+    try:
+        folder = graph_cache_folder()
+        stem = graph_cache_key(sha256 or _digest(path), ort.__version__, providers)
+    except OSError:
+        return ort.InferenceSession(str(path), sess_options=options, providers=providers), "off"
+    cached, digest_file = folder / f"{stem}.onnx", folder / f"{stem}.sha256"
+    outcome = "stored"
+    if cached.is_file():
+        try:
+            if digest_file.read_text(encoding="ascii").strip() != _digest(cached):
+                raise ValueError("digest mismatch")
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+            return ort.InferenceSession(str(cached), sess_options=options, providers=providers), "hit"
+        except Exception:  # damaged, truncated or tampered with: remove it and build it again
+            for stale in (cached, digest_file):
+                stale.unlink(missing_ok=True)
+            options = session_options(ort, threads)
+            outcome = "rebuilt"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary = folder / f".{stem}.{os.getpid()}.{threading.get_ident()}.tmp.onnx"
+        options.optimized_model_filepath = str(temporary)
+        session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    except OSError:
+        return ort.InferenceSession(str(path), sess_options=session_options(ort, threads), providers=providers), "off"
+    try:
+        digest_temporary = temporary.with_suffix(".sha256")
+        digest_temporary.write_text(_digest(temporary) + "\n", encoding="ascii")
+        # The graph first, then its digest: a reader that finds a digest finds the graph it describes.
+        os.replace(temporary, cached)
+        os.replace(digest_temporary, digest_file)
+        # Entries of the same model file for another ONNX Runtime version or CPU are never read again.
+        for stale in folder.glob(f"{stem.split('-ort', 1)[0]}-ort*"):
+            if not stale.name.startswith(stem + "."):
+                stale.unlink(missing_ok=True)
+    except OSError:
+        outcome = "off"
+    finally:
+        for leftover in (temporary, temporary.with_suffix(".sha256")):
+            leftover.unlink(missing_ok=True)
+    return session, outcome
+
+
+class OnnxModel:
+    """One ONNX Runtime session for one model file, with input names read once.
+
+    ``threads``: intra-op threads for this session (0: ONNX Runtime's choice, one per physical core); several
+    sessions working at once (:mod:`engine.batch`) each get their share. ``sha256``: the file's digest when the
+    caller already knows it (the registry checks it before loading), so the optimised-graph cache need not
+    hash the file again.
+    """
+
+    def __init__(self, path: Path, device: str = "auto", *, threads: int = 0, sha256: str | None = None) -> None:
         import onnxruntime as ort
 
         if device not in DEVICES:
@@ -109,26 +274,13 @@ class OnnxModel:
         self.path = Path(path)
         # The CUDA fallback is reported by us (DeviceInfo), not as a page of stderr noise from the default logger.
         ort.set_default_logger_severity(3)
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # the CUDA fallback is reported by us, not as stderr noise
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # No memory pattern: it plans one block per input shape after the first run and keeps the arena's chunks
-        # as well, so every tiled restore (the same shape again) peaked at twice the first tile's memory
-        # (render model, 864 x 1024 tile: 2.3 -> 4.6 GB on the second run; 2.3 GB throughout without it, at the
-        # same speed within noise).
-        options.enable_mem_pattern = False
-        threads = os.environ.get("RESTORATION_STUDIO_ORT_THREADS")  # set per Ray actor (engine/ray_batch.py)
-        if threads and threads.isdigit() and int(threads) > 0:
-            options.intra_op_num_threads = int(threads)
         wants_cuda = device in ("auto", "cuda")
-        cuda_listed = "CUDAExecutionProvider" in ort.get_available_providers()
-        driver = nvidia_driver_present()
+        cuda = cuda_status(ort)
         providers = ["CPUExecutionProvider"]
-        if wants_cuda and cuda_listed and driver:
-            _preload_cuda_libraries(ort)
+        if wants_cuda and cuda.listed and cuda.driver:
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
         try:
-            self.session = ort.InferenceSession(str(self.path), sess_options=options, providers=providers)
+            self.session, self.graph_cache = _create_session(ort, self.path, providers, threads, sha256)
         except Exception as error:
             raise EngineError(f"{self.path.name}: ONNX Runtime cannot load this model ({error})") from None
         active = self.session.get_providers()
@@ -136,17 +288,13 @@ class OnnxModel:
             self.device = DeviceInfo("cuda", f"CUDA: {_gpu_name()}")
         else:
             reason = ""
-            if device == "cuda" or (device == "auto" and cuda_listed):
-                if not cuda_listed:
-                    reason = "this ONNX Runtime build has no CUDA provider; running on the CPU"
-                elif not driver:
-                    reason = "CUDA unavailable: no NVIDIA driver found; running on the CPU"
-                else:
-                    reason = "the CUDA provider failed to load (CUDA 13 / cuDNN 9 missing); running on the CPU"
+            if device == "cuda" or (device == "auto" and cuda.listed):
+                reason = cuda.reason or (
+                    "the CUDA provider failed to load (CUDA 13 / cuDNN 9 missing); running on the CPU")
             if device == "cuda":
                 raise EngineError(f"CUDA was requested but is not usable here: {reason}")
             self.device = DeviceInfo("cpu", cpu_description(), reason)
-        self.bytes_per_pixel = _bytes_per_pixel(self.path)
+        self.threads = threads
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
 
@@ -158,6 +306,25 @@ class OnnxModel:
                  for name, array in tile.items()}
         feeds.update(extra or {})
         return np.ascontiguousarray(self.run(feeds, token)[0][0].transpose(1, 2, 0))
+
+    def release_memory(self, alignment: int = 1) -> None:
+        """Hand the memory arena's free chunks back to the system (after an image's last tile): one tiny run with
+        arena shrinkage on. The arena otherwise keeps a tile's working set (1 GB for a render model's largest tiles)
+        while the result is written; the next image's first tile grows it again."""
+        import onnxruntime as ort
+
+        size = 32 + (-32) % max(1, alignment)
+        try:
+            feeds = {}
+            for tensor in self.session.get_inputs():
+                channels = tensor.shape[1] if len(tensor.shape) == 4 and isinstance(tensor.shape[1], int) else 3
+                shape = (1, 1, 1, 1) if tensor.name == "noise_level" else (1, channels, size, size)
+                feeds[tensor.name] = np.zeros(shape, np.float32)
+            options = ort.RunOptions()
+            options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+            self.session.run(self.output_names, feeds, options)
+        except Exception:  # a model with other input needs: its memory stays in the arena, as before
+            pass
 
     def run(self, feeds: Mapping[str, np.ndarray], token: CancelToken | None = None) -> list[np.ndarray]:
         """Run once; a cancel from another thread terminates the call (raises JobCancelled)."""
@@ -190,39 +357,22 @@ class OnnxModel:
                 unregister()
 
 
-#: Feature maps of the widest layer that ONNX Runtime keeps alive at once (input, output, workspace...),
-#: measured generously on conv nets so that automatic tiles do not run out of memory.
-_LIVE_TENSORS = 6
-
-
-def _bytes_per_pixel(path: Path) -> float:
-    """Rough memory cost of one input pixel inside the model: widest conv layer x live tensors x float32."""
-    import onnx
-
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception:
-        return 64 * _LIVE_TENSORS * 4.0
-    widest = 3
-    for tensor in model.graph.initializer:
-        if len(tensor.dims) == 4:  # conv weights: (out, in, kh, kw)
-            widest = max(widest, int(tensor.dims[0]), int(tensor.dims[1]))
-    return float(widest * _LIVE_TENSORS * 4)
-
-
-_cache: OrderedDict[tuple[str, float, str], OnnxModel] = OrderedDict()
+_cache: OrderedDict[tuple[str, float, str, int, int], OnnxModel] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-def load_onnx_model(path: Path, device: str = "auto") -> OnnxModel:
-    """A cached :class:`OnnxModel` (sessions are expensive to create; a few stay warm)."""
+def load_onnx_model(
+    path: Path, device: str = "auto", *, threads: int = 0, sha256: str | None = None, slot: int = 0
+) -> OnnxModel:
+    """A cached :class:`OnnxModel` (sessions are expensive to create; a few stay warm). ``slot``: batch workers
+    (engine/inflight.py) each ask for their own number, so each runs its own session."""
     path = Path(path)
-    key = (str(path.resolve()), path.stat().st_mtime if path.exists() else 0.0, device)
+    key = (str(path.resolve()), path.stat().st_mtime if path.exists() else 0.0, device, threads, slot)
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    model = OnnxModel(path, device)
+    model = OnnxModel(path, device, threads=threads, sha256=sha256)
     with _cache_lock:
         _cache[key] = model
         while len(_cache) > _SESSION_CACHE_SIZE:
@@ -232,27 +382,15 @@ def load_onnx_model(path: Path, device: str = "auto") -> OnnxModel:
 
 @lru_cache(maxsize=4)
 def probe_device(preference: str = "auto") -> DeviceInfo:
-    """What an ONNX model would really run on with this preference (uses a tiny built-in graph)."""
-    import onnx
-    from onnx import TensorProto, helper
+    """What an ONNX model would run on with this preference, from ONNX Runtime's provider list, the NVIDIA driver
+    and whether the CUDA provider's library loads (no model is built: this runs while the window opens)."""
+    import onnxruntime as ort
 
-    graph = helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["y"])],
-        "probe",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "probe.onnx"
-        onnx.save(model, str(path))
-        try:
-            return OnnxModel(path, "auto" if preference == "cuda" else preference).device
-        except EngineError as error:
-            return DeviceInfo("cpu", cpu_description(), str(error))
+    cuda = cuda_status(ort, check_library=preference != "cpu")
+    if preference != "cpu" and cuda.usable:
+        return DeviceInfo("cuda", f"CUDA: {_gpu_name()}")
+    reason = cuda.reason if preference == "cuda" or (preference == "auto" and cuda.listed) else ""
+    return DeviceInfo("cpu", cpu_description(), reason)
 
 
 def device_summary(preference: str = "auto") -> str:

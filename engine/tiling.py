@@ -112,12 +112,20 @@ def run_tiled(
     feather: int = DEFAULT_FEATHER,
     ensemble: int = 1,
     token: CancelToken | None = None,
+    out: np.ndarray | None = None,
 ) -> Generator[tuple[int, int], None, np.ndarray]:
     """Run ``run_tile`` over tiles of the spatial ``inputs`` (each H x W x C) and blend the outputs.
 
     ``run_tile`` receives the tile of every input (padded to ``alignment``) and returns
     (h * scale, w * scale, out_channels). ``ensemble``: 1, or 4 / 8 passes per tile on rotated and mirrored
     copies, averaged (engine/ensemble.py). Yields (passes done, passes total); returns the blended output.
+
+    An input is anything with ``shape`` and 2-D slicing that gives an H x W x C array (the restore job passes
+    views that convert each crop into the model's value space when it is cut, instead of image-sized copies).
+    Tiles are blended in a band one row of tiles high; the rows no later tile reaches are then copied into
+    ``out`` (allocated when None). So ``out`` may be an input's own buffer (scale 1, same channels): each row is
+    overwritten only after the last tile that reads it has run, and the restore needs no second image-sized
+    buffer.
     """
     symmetries = passes(ensemble)
     first = next(iter(inputs.values()))
@@ -125,9 +133,18 @@ def run_tiled(
     rows = plan_axis(height, tile, overlap, feather)
     cols = plan_axis(width, tile, overlap, feather)
     total = len(rows) * len(cols) * len(symmetries)
-    output = np.zeros((height * scale, width * scale, out_channels), dtype=np.float32)
+    output = out if out is not None else np.empty((height * scale, width * scale, out_channels), dtype=np.float32)
+    if output.shape != (height * scale, width * scale, out_channels):
+        raise ValueError(f"out has shape {output.shape}, expected {(height * scale, width * scale, out_channels)}")
     done = 0
-    for row in rows:
+    # The band being blended: output rows from input row ``band_start`` on (what earlier tiles left for later ones
+    # to finish, then this row of tiles).
+    band_start = 0
+    band = np.zeros((0, width * scale, out_channels), dtype=np.float32)
+    for row_index, row in enumerate(rows):
+        grown = np.zeros(((row.stop - band_start) * scale, width * scale, out_channels), dtype=np.float32)
+        grown[: band.shape[0]] = band
+        band = grown
         weight_y = axis_weights(row, scale)[:, None, None]
         for col in cols:
             crops = {}
@@ -139,7 +156,8 @@ def run_tiled(
                 pads = (pad_h, pad_w)
             expected = ((crop.shape[0]) * scale, (crop.shape[1]) * scale)
             weight = axis_weights(col, scale)[None, :, None] * weight_y / len(symmetries)
-            target = output[row.start * scale : row.stop * scale, col.start * scale : col.stop * scale]
+            target = band[(row.start - band_start) * scale : (row.stop - band_start) * scale,
+                          col.start * scale : col.stop * scale]
             for index, symmetry in enumerate(symmetries):
                 if token is not None:
                     token.raise_if_cancelled()
@@ -153,4 +171,10 @@ def run_tiled(
                 target += result * weight
                 done += 1
                 yield done, total
+            del crops, turned, target
+        # Rows above the next row of tiles are final, and no later tile reads them: move them out of the band.
+        final = rows[row_index + 1].start if row_index + 1 < len(rows) else height
+        output[band_start * scale : final * scale] = band[: (final - band_start) * scale]
+        band = band[(final - band_start) * scale :]
+        band_start = final
     return output

@@ -54,8 +54,10 @@ def to_model_space(pixels: np.ndarray, transform: str, image_is_hdr: bool, scale
     return values
 
 
-def from_model_space(values: np.ndarray, transform: str, image_is_hdr: bool, scale: float = 1.0) -> np.ndarray:
-    """Inverse of :func:`to_model_space`."""
+def from_model_space(
+    values: np.ndarray, transform: str, image_is_hdr: bool, scale: float = 1.0, *, in_place: bool = False
+) -> np.ndarray:
+    """Inverse of :func:`to_model_space`; ``in_place``: ``values`` (float32) may be overwritten with the result."""
     from .display import srgb_decode, srgb_encode
 
     if transform == "srgb":
@@ -64,7 +66,10 @@ def from_model_space(values: np.ndarray, transform: str, image_is_hdr: bool, sca
         return values
     if transform not in ("linear", "log1p"):
         raise ValueError(f"unknown value transform {transform!r}")
-    linear = np.maximum(values, 0.0).astype(np.float32, copy=False)  # one new array, then in place
+    if in_place and values.dtype == np.float32 and values.flags.writeable:
+        linear = np.maximum(values, 0.0, out=values)
+    else:
+        linear = np.maximum(values, 0.0).astype(np.float32, copy=False)  # one new array, then in place
     if transform == "log1p":
         np.expm1(linear, out=linear)
     linear /= np.float32(scale)

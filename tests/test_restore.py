@@ -186,3 +186,88 @@ def test_bundled_preferences_do_not_depend_on_file_order():
     assert bundled.default_for("photo-denoise").id == "photo-denoise-color"
     assert bundled.ranked("render-denoise", ("albedo", "normal"))[0].id == "render-kprcan-aov"
     assert bundled.ranked("render-denoise")[0].id.startswith("render-kprcan")
+
+
+def test_fixed_default_tile_shrinks_to_the_memory_budget(registry):
+    from dataclasses import replace
+
+    from engine.restore import FALLBACK_BYTES_PER_PIXEL, choose_tile_size, model_bytes_per_pixel
+
+    manifest = registry.get("tiny-denoise").manifest
+    measured = replace(manifest, tile=replace(manifest.tile, default=1024, bytes_per_pixel=1000.0, bytes_base=0.0))
+    image = photo(64, 64)
+    # Plenty of memory: the manifest's fixed tile as it is.
+    assert choose_tile_size(image, measured, budget=4 << 30) == 1024
+    # 1000 bytes per pixel and 256 MB: tiles of at most sqrt(256e6 / 1000) = 505 px, whatever the default says.
+    edge = choose_tile_size(image, measured, budget=256_000_000)
+    assert 400 < edge <= 505 and edge * edge * 1000 <= 256_000_000
+    # The fixed part of the tile's memory counts too.
+    based = replace(measured, tile=replace(measured.tile, bytes_base=128_000_000.0))
+    assert choose_tile_size(image, based, budget=256_000_000) < edge
+    # The user's own tile is honoured.
+    assert choose_tile_size(image, measured, requested=1024, budget=256_000_000) == 1024
+    # A model without a measured figure is sized with a conservative one, larger for super-resolution.
+    assert model_bytes_per_pixel(manifest) == FALLBACK_BYTES_PER_PIXEL
+    assert model_bytes_per_pixel(registry.get("tiny-sr2").manifest) == FALLBACK_BYTES_PER_PIXEL * 4
+
+
+def test_automatic_tile_is_the_whole_image_only_when_it_fits(registry):
+    from dataclasses import replace
+
+    from engine.restore import choose_tile_size
+
+    manifest = registry.get("tiny-denoise").manifest
+    auto = replace(manifest, tile=replace(manifest.tile, default=0, bytes_per_pixel=1000.0))
+    image = photo(300, 200)
+    assert choose_tile_size(image, auto, budget=100_000_000) == 0  # 60,000 px x 1000 B = 60 MB
+    edge = choose_tile_size(image, auto, budget=20_000_000)
+    assert 0 < edge < 300 and edge * edge * 1000 <= 20_000_000
+
+
+def test_shipped_models_carry_measured_tile_memory():
+    from engine.models.registry import default_folders
+
+    bundled = ModelRegistry([default_folders()[0]], include_classical=False).models()
+    assert bundled
+    for entry in bundled:
+        assert entry.manifest.tile.bytes_per_pixel > 100, entry.id
+
+
+@pytest.mark.parametrize("model", ["tiny-denoise", "tiny-render"])
+def test_result_written_into_a_released_input_is_the_same(registry, model):
+    entry = registry.get(model)
+    if model == "tiny-render":
+        rng = np.random.default_rng(3)
+        layers = {"albedo": rng.random((101, 87, 3)).astype(np.float32),
+                  "normal": rng.random((101, 87, 3)).astype(np.float32) * 2 - 1}
+        make = lambda: make_image(rng_pixels * 3, meta=ImageMeta(format="exr", hdr=True, bit_depth=32),  # noqa: E731
+                                  layers=layers)
+        rng_pixels = np.random.default_rng(4).random((101, 87, 3)).astype(np.float32)
+    else:
+        make = lambda: photo(101, 87)  # noqa: E731
+    kept = run_job(restore_job(make(), entry, tile=40))
+    image = make()
+    buffer = image.pixels
+    released = run_job(restore_job(image, entry, tile=40, release_input=True))
+    assert np.shares_memory(released.image.pixels, buffer)  # no second image-sized buffer
+    np.testing.assert_allclose(released.image.pixels, kept.image.pixels, atol=1e-6)
+
+
+def test_lazy_model_inputs_equal_the_eager_ones(registry):
+    from engine.restore import model_inputs
+
+    manifest = registry.get("tiny-render").manifest
+    rng = np.random.default_rng(5)
+    pixels = rng.random((40, 50, 3)).astype(np.float32) * 4
+    pixels[3, 4] = np.nan
+    pixels[5, 6] = -1.0
+    image = make_image(pixels, meta=ImageMeta(format="exr", hdr=True, bit_depth=32),
+                       layers={"albedo": rng.random((40, 50, 3)).astype(np.float32) * 1.5,
+                               "normal": rng.random((40, 50, 1)).astype(np.float32)})
+    eager, report = model_inputs(image, manifest, 0.7)
+    lazy, lazy_report = model_inputs(image, manifest, 0.7, lazy=True)
+    assert report == lazy_report and report["nonfinite_count"] == 3 and report["negative_count"] == 3
+    for name, array in eager.items():
+        assert lazy[name].shape == array.shape
+        np.testing.assert_array_equal(lazy[name][10:30, 5:45], array[10:30, 5:45])
+        assert np.isfinite(array).all()

@@ -107,3 +107,36 @@ def test_cancel_between_tiles():
 def test_tile_too_small_for_overlap_is_refused():
     with pytest.raises(ValueError):
         plan_axis(500, 20, 16)
+
+
+def test_output_may_be_written_into_an_input_buffer():
+    """Rows are moved into ``out`` only after the last tile that reads them: ``out`` may alias the input."""
+    rng = np.random.default_rng(11)
+    source = rng.random((157, 131, 3)).astype(np.float32)
+
+    def blur(tiles):  # a 5 x 5 box filter: its receptive radius (2) is within the overlap
+        tile = tiles["color"]
+        padded = np.pad(tile, ((2, 2), (2, 2), (0, 0)), mode="edge")
+        return sum(padded[y : y + tile.shape[0], x : x + tile.shape[1]] for y in range(5) for x in range(5)) / 25
+
+    def run(out):
+        inputs = {"color": source.copy() if out is None else out}
+        generator = run_tiled(inputs, blur, tile=48, overlap=4, out=out)
+        while True:
+            try:
+                next(generator)
+            except StopIteration as finished:
+                return finished.value
+
+    separate = run(None)
+    shared = source.copy()
+    in_place = run(shared)
+    assert in_place is shared
+    np.testing.assert_array_equal(in_place, separate)
+
+
+def test_output_buffer_of_the_wrong_shape_is_refused():
+    generator = run_tiled({"color": np.zeros((8, 8, 3), np.float32)}, lambda t: t["color"], tile=0,
+                          out=np.zeros((8, 8, 1), np.float32))
+    with pytest.raises(ValueError, match="out has shape"):
+        next(generator)

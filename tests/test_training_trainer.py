@@ -287,6 +287,12 @@ def test_every_architecture_exports_with_parity(arch, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         f"tiny-{arch}{ext}" for ext in (".json", ".onnx", ".pt")
     )
+    # One tile's memory is measured at export and read back from the manifest (tiles are sized by it).
+    from engine.models.manifest import load_manifest
+
+    assert load_manifest(result.manifest_path).tile.bytes_per_pixel == result.manifest.tile.bytes_per_pixel
+    if Path("/proc/self/clear_refs").exists():  # measured where Linux lets a process reset its peak memory
+        assert result.manifest.tile.bytes_per_pixel > 0
 
 
 def test_export_fails_loudly_when_onnx_differs_from_torch(tmp_path):

@@ -38,6 +38,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="average the model over 4 mirrored or 8 rotated and mirrored copies (better, 4 / 8 x the time)",
     )
     parser.add_argument("--overwrite", action="store_true", help="allow replacing existing output files")
+    parser.add_argument(
+        "--workers", type=int, default=1, metavar="N",
+        help="images restored at once, each with its own share of the cores (many small images: try 2)",
+    )
     parser.set_defaults(handler=run)
     return parser
 
@@ -161,6 +165,24 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(str(error)) from None
     if explicit is not None:
         settings, *then_settings = chain_settings(args.settings, [explicit.manifest] + [e.manifest for e in then])
+    if args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    if batch and args.workers > 1:
+        if then:
+            raise UsageError("--then runs one image at a time: leave out --workers")
+
+        def plan(image, source: Path):
+            """The model, parameters and target for one file once it is read (saying what the user should know)."""
+            entry = explicit or require_suggestion(registry, image).entry
+            chosen = settings if explicit is not None else chain_settings(args.settings, [entry.manifest])[0]
+            values = _chosen_values(image, source.name, entry, chosen)
+            target = output_path_for(source, output, batch)
+            refuse_input_as_output(source, target)
+            if target.exists() and not args.overwrite:
+                raise EngineError(f"{target}: already exists (use --overwrite to replace it)")
+            return entry, values, target
+
+        return _run_with_workers(files, plan, args)
 
     failures = 0
     started = time.perf_counter()
@@ -239,8 +261,27 @@ def restore_one(image, name: str, entry, settings: dict, after, args: argparse.N
     chain, ``--then``): the photo's own noise estimate unless the user fixed it, the warnings a user should see on
     stderr, then the job. Returns the job's result."""
     from ..jobs import CancelToken, run_job
+    from ..restore import restore_job
+
+    values = _chosen_values(image, name, entry, settings)
+    if after:
+        from ..chain import ChainStep, chain_job
+
+        steps = [ChainStep(entry, values)] + [ChainStep(model, model_settings) for model, model_settings in after]
+        job = chain_job(image, steps, tile=args.tile, device=args.device, ensemble=args.ensemble,
+                        token=CancelToken())
+    else:
+        job = restore_job(image, entry, values, tile=args.tile, device=args.device, ensemble=args.ensemble,
+                          token=CancelToken(), release_input=True)
+    del image
+    return run_job(job, show)
+
+
+def _chosen_values(image, name: str, entry, settings: dict) -> dict:
+    """The parameters ``entry`` runs with on ``image``: the photo's own noise estimate unless the user fixed it,
+    with the warnings a user should see on stderr."""
     from ..noise_estimate import wants_noise_level, with_estimated_noise_level
-    from ..restore import restore_job, suitability_warning
+    from ..restore import suitability_warning
 
     for message in image.meta.extra.get("decoder_warnings", ()):
         print(f"warning: {name}: the decoder reported: {message}", file=sys.stderr)
@@ -255,14 +296,29 @@ def restore_one(image, name: str, entry, settings: dict, after, args: argparse.N
     warning = suitability_warning(image, entry.manifest)
     if warning:
         print(f"warning: {name}: {warning}", file=sys.stderr)
-    if after:
-        from ..chain import ChainStep, chain_job
+    return values
 
-        steps = [ChainStep(entry, values)] + [ChainStep(model, model_settings) for model, model_settings in after]
-        job = chain_job(image, steps, tile=args.tile, device=args.device, ensemble=args.ensemble,
-                        token=CancelToken())
-    else:
-        job = restore_job(image, entry, values, tile=args.tile, device=args.device, ensemble=args.ensemble,
-                          token=CancelToken())
-    del image
-    return run_job(job, show)
+
+def _run_with_workers(files: list[Path], plan, args: argparse.Namespace) -> int:
+    """Several files in flight (engine/inflight.py); one line per file as it finishes, in finishing order."""
+    from ..inflight import restore_files
+
+    started = time.perf_counter()
+    done = [0]
+
+    def report(result) -> None:
+        done[0] += 1
+        if result.ok:
+            print(f"{result.source} -> {result.target}  [{result.label}, {result.device}, {result.seconds:.2f} s]")
+        else:
+            print(f"error: {result.error}", file=sys.stderr)
+        _progress_bar(done[0] / len(files), f"{done[0]}/{len(files)} {result.source.name}")
+
+    results = restore_files(files, plan, workers=args.workers, tile=args.tile, device=args.device,
+                            ensemble=args.ensemble, on_result=report, overwrite=args.overwrite)
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+    failures = sum(not r.ok for r in results)
+    print(f"{len(files) - failures} of {len(files)} images restored in {time.perf_counter() - started:.1f} s "
+          f"({args.workers} at a time)", file=sys.stderr)
+    return 1 if failures else 0

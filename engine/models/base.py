@@ -58,7 +58,8 @@ class ClassicalEngine:
         run = self.run
         return (lambda tile: run(tile, params)), cpu_description()
 
-    def bind_entry(self, entry: ModelEntry, params: Mapping[str, Any], device: str, token: Any) -> BoundModel:
+    def bind_entry(self, entry: ModelEntry, params: Mapping[str, Any], device: str, token: Any,
+                   session: Mapping[str, Any] | None = None) -> BoundModel:
         """:meth:`tile_function` as a :class:`~engine.models.entry.Binder` for the engine's registry entry."""
         run, where = self.tile_function(params, device, token)
         return BoundModel(run, where)

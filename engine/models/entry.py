@@ -34,8 +34,9 @@ class BoundModel:
     bytes_per_pixel: float | None = None
 
 
-#: ``bind(entry, params, device, token)`` -> the entry's :class:`BoundModel` for one job.
-Binder = Callable[["ModelEntry", Mapping[str, Any], str, Any], BoundModel]
+#: ``bind(entry, params, device, token, session)`` -> the entry's :class:`BoundModel` for one job (``session``:
+#: ONNX Runtime settings for a network, ``threads`` and ``worker``; built-in engines ignore it).
+Binder = Callable[["ModelEntry", Mapping[str, Any], str, Any, Mapping[str, Any]], BoundModel]
 
 
 @dataclass(frozen=True)
@@ -53,13 +54,15 @@ class ModelEntry:
     def id(self) -> str:
         return self.manifest.id
 
-    def tile_function(self, params: Mapping[str, Any], device: str, token: Any) -> BoundModel:
-        """The function the restore job runs on each tile, for the resolved ``params`` on ``device``."""
+    def tile_function(self, params: Mapping[str, Any], device: str, token: Any,
+                      session: Mapping[str, Any] | None = None) -> BoundModel:
+        """The function the restore job runs on each tile, for the resolved ``params`` on ``device`` (``session``:
+        ONNX Runtime settings, ``threads`` and ``worker``)."""
         bind = self.bind or ENGINE_BINDERS.get(self.manifest.engine)
         if bind is None:
             raise ModelError(f"model {self.id!r}: engine {self.manifest.engine!r} needs a bound entry "
                              "(built-in engines: engine.models.builtin.builtin_engine(id).entry())")
-        return bind(self, params, device, token)
+        return bind(self, params, device, token, session or {})
 
 
 def file_sha256(path: Path) -> str:
@@ -165,17 +168,21 @@ def verified_companion(entry: ModelEntry, name: Any, expected: Any) -> Path:
     return path
 
 
-def bind_onnx(entry: ModelEntry, params: Mapping[str, Any], device: str, token: Any) -> BoundModel:
+def bind_onnx(entry: ModelEntry, params: Mapping[str, Any], device: str, token: Any,
+              session: Mapping[str, Any] | None = None) -> BoundModel:
     """An ONNX network on ``device``: checked against its manifest's sha256, loaded with ONNX Runtime."""
     from ..runtime import load_onnx_model
 
     verify_model_file(entry)
-    model = load_onnx_model(entry.path, device)
+    session = session or {}
+    model = load_onnx_model(entry.path, device, threads=int(session.get("threads", 0)), sha256=entry.manifest.sha256,
+                            slot=int(session.get("worker", 0)))
     extra: dict[str, np.ndarray] = {}
     if "noise_level" in entry.manifest.inputs:
         level = float(params.get("noise_level", 0.0)) / 255.0
         extra["noise_level"] = np.full((1, 1, 1, 1), level, dtype=np.float32)
-    return BoundModel(lambda tile: model.run_image(tile, token, extra), str(model.device), model.bytes_per_pixel)
+    # Its memory per pixel comes from the manifest (measured at export): see engine.restore.model_bytes_per_pixel.
+    return BoundModel(lambda tile: model.run_image(tile, token, extra), str(model.device))
 
 
 #: How an entry made without ``bind`` runs, by its manifest's ``engine`` (a built-in engine's entry comes from

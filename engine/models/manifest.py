@@ -91,6 +91,10 @@ class TileSpec:
     overlap: int = 16
     #: Default tile edge in input pixels (0: whole image when it fits the memory budget).
     default: int = 512
+    #: Memory one tile's inference takes per input pixel, and its fixed part, in bytes: measured at export
+    #: (engine/training/tile_memory.py); 0 when unknown (the restore job then assumes a conservative figure).
+    bytes_per_pixel: float = 0.0
+    bytes_base: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -236,10 +240,15 @@ def manifest_from_dict(data: Mapping[str, Any], source: str = "manifest") -> Mod
     raw_tile = data.get("tile", {})
     if not isinstance(raw_tile, Mapping):
         raise fail(f"'tile' must be a JSON object, got {type(raw_tile).__name__}")
-    unknown = sorted(set(raw_tile) - {"alignment", "overlap", "default"})
+    unknown = sorted(set(raw_tile) - {"alignment", "overlap", "default", "bytes_per_pixel", "bytes_base"})
     if unknown:
         raise fail(f"'tile' has unknown field(s) {', '.join(map(str, unknown))}")
-    tile = TileSpec(**{key: integer(raw_tile, key, getattr(TileSpec(), key), "tile ") for key in raw_tile})
+    memory = {key: raw_tile[key] for key in ("bytes_per_pixel", "bytes_base") if key in raw_tile}
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < float("inf")
+               for v in memory.values()):
+        raise fail("tile.bytes_per_pixel and tile.bytes_base must be numbers >= 0")
+    tile = TileSpec(**{key: integer(raw_tile, key, getattr(TileSpec(), key), "tile ") for key in raw_tile
+                       if key not in memory}, **{key: float(value) for key, value in memory.items()})
     scale = integer(data, "scale", 1)
     channels = integer(data, "channels", 3)
     if scale < 1 or channels not in (1, 3) or tile.alignment < 1 or tile.overlap < 0 or tile.default < 0:

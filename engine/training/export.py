@@ -223,8 +223,12 @@ def export_model(
     trace_size: int = 64,
     tolerance: float = TOLERANCE,
     exporter: str = "auto",
+    measure_memory: bool = True,
 ) -> ExportResult:
-    """Export ``model`` (eval mode, CPU, float32) as ``<id>.onnx/.json/.pt`` into ``out_dir``."""
+    """Export ``model`` (eval mode, CPU, float32) as ``<id>.onnx/.json/.pt`` into ``out_dir``.
+
+    ``measure_memory``: measure one tile's memory per pixel with the app's session (engine/training/tile_memory.py)
+    into the manifest's ``tile``, which the restore job sizes its tiles by (without it, a conservative figure)."""
     import torch
 
     out_dir = Path(out_dir) if out_dir is not None else user_models_dir()
@@ -248,6 +252,8 @@ def export_model(
     if companions:
         provenance = {k: v for k, v in dict(manifest.provenance, **companions).items() if v is not None}
         manifest = replace(manifest, provenance=provenance)
+    if measure_memory:
+        manifest = replace(manifest, tile=replace(manifest.tile, **tile_memory_figures(onnx_path, manifest)))
     weights_path = out_dir / f"{manifest.id}.pt"
     torch.save(
         {"arch": arch, "config": dict(arch_config), "state_dict": model.state_dict(), "manifest_id": manifest.id},
@@ -266,6 +272,20 @@ def _export_companions(model, arch: str, out_dir: Path, model_id: str) -> dict[s
     if spec is None or spec.companions is None:
         return {}
     return dict(spec.companions(model, out_dir, model_id))
+
+
+def tile_memory_figures(onnx_path: Path, manifest: ModelManifest) -> dict[str, float]:
+    """``bytes_per_pixel`` and ``bytes_base`` of one tile, measured; {} where they cannot be (not Linux)."""
+    import subprocess
+
+    from .tile_memory import measure
+
+    if not Path("/proc/self/clear_refs").exists():
+        return {}
+    try:
+        return measure(onnx_path, list(manifest.inputs), manifest.channels, manifest.tile.alignment)
+    except (OSError, subprocess.CalledProcessError, ValueError):
+        return {}
 
 
 def read_onnx_manifest(path: Path) -> dict[str, Any]:
