@@ -25,14 +25,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-sys.path.insert(0, str(ROOT))
 
 KINDS = {"document": ("document-restormer-tiny", {}), "photo": ("photo-denoise-color-fast", {"noise_level": 15.0})}
 
 CHILD = """
 import json, resource, sys, time
 from pathlib import Path
-sys.path.insert(0, sys.argv[1])
 from engine.inflight import restore_files
 from engine.models.registry import ModelRegistry
 folder, workers, model, params = Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4], json.loads(sys.argv[5])
@@ -88,7 +86,8 @@ def main() -> int:
         for _ in range(args.pairs):
             for workers in counts:
                 done = subprocess.run([sys.executable, "-c", CHILD, str(ROOT), str(folder), str(workers), model,
-                                       json.dumps(params)], capture_output=True, text=True, env=env, check=True)
+                                       json.dumps(params)], capture_output=True, text=True, env=env, check=True,
+                                      cwd=ROOT)
                 runs[workers].append(json.loads(done.stdout.strip().splitlines()[-1]))
     first = counts[0]
     rows = {}

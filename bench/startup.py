@@ -33,7 +33,6 @@ RESULTS = ROOT / "bench" / "results"
 
 WINDOW_CHILD = """
 import os, sys
-sys.path.insert(0, sys.argv[1])
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from gui.app import _process_until, build_window, create_application
 app = create_application()
@@ -56,7 +55,6 @@ CASES = {
 
 def make_inputs(folder: Path) -> None:
     """The small inputs, written with this tree's engine (both trees read them)."""
-    sys.path.insert(0, str(ROOT))
     from engine.image import ImageMeta, make_image
     from engine.imageio import write_image
 

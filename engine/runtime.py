@@ -196,7 +196,7 @@ def graph_cache_folder() -> Path:
 
 
 def _digest(path: Path) -> str:
-    from .models.registry import file_sha256
+    from .digest import file_sha256
 
     return file_sha256(path)
 

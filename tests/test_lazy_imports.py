@@ -13,7 +13,6 @@ HEAVY = ("onnx", "torch", "ml_dtypes", "cv2", "scipy", "PySide6", "OpenEXR")
 
 CHILD = """
 import json, sys
-sys.path.insert(0, sys.argv[1])
 before = set(sys.modules)
 {body}
 print(json.dumps(sorted({{name.split(".")[0] for name in set(sys.modules) - before}})))
@@ -36,7 +35,7 @@ write_image(target, result.image)
 
 def imported(body: str, *args: str, env: dict | None = None) -> set[str]:
     done = subprocess.run([sys.executable, "-c", CHILD.format(body=body), str(ROOT), *args], capture_output=True,
-                          text=True, check=True, env=env)
+                          text=True, check=True, env=env, cwd=ROOT)
     return set(json.loads(done.stdout.strip().splitlines()[-1]))
 
 

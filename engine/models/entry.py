@@ -7,7 +7,6 @@ job calls it without knowing which kind of model it runs.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..digest import file_sha256
 from ..errors import ModelError
 from .manifest import ModelManifest
 
@@ -63,14 +63,6 @@ class ModelEntry:
             raise ModelError(f"model {self.id!r}: engine {self.manifest.engine!r} needs a bound entry "
                              "(built-in engines: engine.models.builtin.builtin_engine(id).entry())")
         return bind(self, params, device, token, session or {})
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def confined_path(folder: Path, name: str) -> Path:
