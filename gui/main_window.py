@@ -418,18 +418,25 @@ class MainWindow(QMainWindow):
         self.openFailed.emit(message)
 
     def set_original(self, image: Image, path: Path | None) -> None:
-        """Make ``image`` the working image (results of the previous one are forgotten)."""
+        """Make ``image`` the working image. The previous image's results are kept for when it is opened again
+        (and counted when the window asks about unsaved work); this image's own results come back."""
         self.session.open(image, path)
         self.runs.forget_held_run()
         self.metrics_bar.forget()
-        self.history_panel.set_results([])
+        self.history_panel.set_results(self.session.results, self.session.is_saved)
+        self.model_panel.show_outcome("Ready", False)  # not the previous image's "Done in N s"
+        self.run_label.setText("Last run: \u2013")
+        self.run_label.setToolTip("")
         self._suggest_model(image)
         self.model_panel.set_image(image)
         self.image_label.setText(describe_image(image))
         self.image_label.setToolTip("Size \u00b7 format and depth \u00b7 HDR or not \u00b7 alpha \u00b7 AOV buffers "
                                     "\u00b7 value range (min\u2013max)")
         self.setWindowTitle(f"{path.name if path else 'image'} \u2014 {APP_TITLE}")
-        self._refresh_sources("original", "original")
+        latest = self.session.latest_result_key()
+        self._refresh_sources("original", latest or "original")
+        if latest:
+            self.flash(f"{len(self.session.results)} earlier result(s) of this image are in the History", 6000)
         self.viewer.zoom_fit()
         self.viewer.setFocus()
         self.update_actions()
@@ -617,7 +624,7 @@ class MainWindow(QMainWindow):
     def show_result(self, result: ImageResult, took: float) -> None:
         """A finished run: it joins the history and is shown as B."""
         key = self.session.add_result(result)
-        self.history_panel.set_results(self.session.results)
+        self.history_panel.set_results(self.session.results, self.session.is_saved)
         a_key, _ = self.compare_bar.keys()
         self._refresh_sources(a_key if a_key and a_key != "preview" else "original", key)
         self.run_label.setText(f"Last run: {took:.1f} s")
@@ -796,6 +803,35 @@ class MainWindow(QMainWindow):
         self.about_dialog = dialog
         return dialog
 
+    def ask_about_unsaved(self) -> bool:
+        """Before quitting with unsaved results: Save All (beside their inputs) / Discard / Cancel.
+        True when the window may close."""
+        unsaved = self.session.unsaved()
+        if not unsaved:
+            return True
+        images = len({item.original_path for item in unsaved})
+        where = "this image" if images == 1 else f"{images} images"
+        answer = QMessageBox.warning(
+            self, "Unsaved results",
+            f"{len(unsaved)} result(s) of {where} are not saved.\n\n"
+            "Save All writes each one beside its input as NAME_MODEL (never replacing a file); "
+            "Discard loses them.",
+            QMessageBox.StandardButton.SaveAll | QMessageBox.StandardButton.Discard
+            | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel)
+        if answer == QMessageBox.StandardButton.Discard:
+            self.session.forget_results()
+            return True
+        if answer != QMessageBox.StandardButton.SaveAll:
+            return False
+        try:
+            written = self.saving.save_all_unsaved()
+        except Exception as error:  # nothing is discarded: the window stays open and says why
+            self.show_error("Cannot save", f"Not every result could be saved, so the window stays open: {error}")
+            return False
+        self.flash(f"Saved {len(written)} result(s)")
+        return True
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         if self.runner.is_running():
             if not self.confirm("A job is running", "Cancel the running job and quit?"):
@@ -804,6 +840,9 @@ class MainWindow(QMainWindow):
             self.runs.batch = None
             self.runner.cancel()
             self.runner.wait(3.0)
+        if not self.ask_about_unsaved():
+            event.ignore()
+            return
         if self.persist_layout:
             self.settings.geometry = self.saveGeometry()
             self.settings.window_state = self.saveState()
