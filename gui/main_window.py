@@ -89,6 +89,8 @@ class MainWindow(QMainWindow):
         self.runs = RunController(self)
         self.saving = Saving(self)
         self._device_text = "detecting\u2026"
+        #: Counts model and image changes: a kernel predicted for an earlier one is not shown.
+        self._kernel_generation = 0
         self.last_error_dialog: QMessageBox | None = None
         self.setWindowTitle(APP_TITLE)
         self.setWindowIcon(app_icon())
@@ -141,6 +143,7 @@ class MainWindow(QMainWindow):
         self.viewer.set_tonemap(self.compare_bar.tonemap())
         self._restore_geometry()
         self.update_actions()
+        self._reset_kernel_panel()
         self._detect_device()
 
     # == construction ==========================================================================================
@@ -336,6 +339,7 @@ class MainWindow(QMainWindow):
         self.model_panel.cancelRequested.connect(self.cancel_job)
         self.model_panel.stopRequested.connect(self.runs.request_stop)
         self.model_panel.selectionChanged.connect(self._update_model_label)
+        self.model_panel.selectionChanged.connect(self._reset_kernel_panel)
         self.model_panel.selectionChanged.connect(self.update_actions)
         self.model_panel.tile_box.valueChanged.connect(lambda v: setattr(self.settings, "tile_size", v))
         self.model_panel.quality_box.currentIndexChanged.connect(
@@ -429,6 +433,7 @@ class MainWindow(QMainWindow):
         self.run_label.setToolTip("")
         self._suggest_model(image)
         self.model_panel.set_image(image)
+        self._reset_kernel_panel()
         self.image_label.setText(describe_image(image))
         self.image_label.setToolTip("Size \u00b7 format and depth \u00b7 HDR or not \u00b7 alpha \u00b7 AOV buffers "
                                     "\u00b7 value range (min\u2013max)")
@@ -560,6 +565,15 @@ class MainWindow(QMainWindow):
         image = self.session.original
         if image is None or entry is None or not has_kernels(entry.manifest):
             return
+        generation = self._kernel_generation
+
+        def show(inspection) -> None:
+            if generation == self._kernel_generation:  # not for another model or image
+                self.kernel_panel.show_inspection(inspection)
+
+        def failed(error, details) -> None:
+            if generation == self._kernel_generation:
+                self.kernel_panel.show_message(f"Kernel inspector: {error}")
         canvas_w, canvas_h = self.viewer.canvas_size()
         px = min(image.width - 1, x * image.width // max(1, canvas_w))
         py = min(image.height - 1, y * image.height // max(1, canvas_h))
@@ -569,10 +583,17 @@ class MainWindow(QMainWindow):
         self.kernel_panel.show_message(f"Predicting the kernel at ({px}, {py})…")
         device = self.settings.device if self.settings.device in ("cpu", "cuda") else "auto"
         background.call_in_background(
-            lambda: inspect_kernel(entry, image, px, py, device=device),
-            self.kernel_panel.show_inspection,
-            lambda error, details: self.kernel_panel.show_message(f"Kernel inspector: {error}"),
-        )
+            lambda: inspect_kernel(entry, image, px, py, device=device), show, failed)
+
+    def _reset_kernel_panel(self) -> None:
+        """Another model or image: the kernel shown (or being predicted) no longer applies; the prompt says
+        what the selected model allows."""
+        from engine.api import has_kernels
+
+        self._kernel_generation += 1
+        entry = self.model_panel.current_entry()
+        kernels = entry is not None and has_kernels(entry.manifest)
+        self.kernel_panel.show_prompt(entry.manifest.display_name if kernels else None)
 
     def _on_hover(self, x: int, y: int) -> None:
         if x < 0:
@@ -621,6 +642,17 @@ class MainWindow(QMainWindow):
             self.viewer.set_images(a.image if a else None, b.image if b else None,
                                    a.label if a else "A", b.label if b else "B")
 
+    def show_kept_preview(self) -> None:
+        """"Stop and keep result" was pressed: the live preview is shown as B, named as the result being kept."""
+        self.model_panel.show_stopping()
+        if self.session.preview is None:
+            self.flash("Stopping: finishing the result\u2026")
+            return
+        self.session.preview_kept = True
+        a_key, _ = self.compare_bar.keys()
+        self._refresh_sources(a_key if a_key and a_key != "preview" else "original", "preview")
+        self.flash("Stopped: the result so far is shown; finishing it (ensemble and back-projection)\u2026")
+
     def show_result(self, result: ImageResult, took: float) -> None:
         """A finished run: it joins the history and is shown as B."""
         key = self.session.add_result(result)
@@ -640,6 +672,7 @@ class MainWindow(QMainWindow):
         """A run ended without a result: its preview goes."""
         if self.session.preview is not None:
             self.session.preview = None
+            self.session.preview_kept = False
             a_key, b_key = self.compare_bar.keys()
             self._refresh_sources(a_key if a_key != "preview" else "original",
                                   b_key if b_key != "preview" else self.session.latest_result_key() or "original")

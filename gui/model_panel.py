@@ -9,12 +9,13 @@ carries it): the run controller starts its job from that value alone.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -285,6 +286,13 @@ class ModelPanel(QWidget):
         self._noise_measuring = False
         self._noise_user_set: set[str] = set()
         self._noise_generation = 0
+        # The progress line of a running job: refreshed every second (see _show_progress_text).
+        self._run_started = time.monotonic()
+        self._last_progress: Progress | None = None
+        self._stopping = False
+        self._tick = QTimer(self)
+        self._tick.setInterval(1000)
+        self._tick.timeout.connect(self._show_progress_text)
 
         self.tree = QTreeWidget()
         self.tree.setHeaderHidden(True)
@@ -742,11 +750,34 @@ class ModelPanel(QWidget):
         self._running = running
         self._update_buttons()
         if running:
+            self._run_started = time.monotonic()
+            self._last_progress = None
+            self._stopping = False
             self.progress.setRange(0, 0)
-            self.progress.setFormat("Starting\u2026")
             self.progress_message.setText("")
+            self._show_progress_text()
+            self._tick.start()
         else:
+            self._tick.stop()
             self.progress.setRange(0, 1000)
+
+    def _show_progress_text(self) -> None:
+        """The running job's progress line; the seconds since it started count up until the job gives an
+        estimate of its own, so the line moves from the first second (a model loading, a first big tile)."""
+        last = self._last_progress
+        text = progress_text(last) if last is not None else ""
+        text = text or "Starting\u2026"
+        if last is None or last.eta_s is None:
+            text += f" \u00b7 {int(time.monotonic() - self._run_started)} s"
+        if self._stopping:
+            text = "Finishing the kept result \u00b7 " + text
+        self.progress.setFormat(text)
+
+    def show_stopping(self) -> None:
+        """"Stop and keep result" was pressed: the job is finishing what it has."""
+        self._stopping = True
+        if self._running:
+            self._show_progress_text()
 
     def _update_buttons(self) -> None:
         can_run = (self.current_entry() is not None or self.current_task_panel() is not None) and \
@@ -763,7 +794,8 @@ class ModelPanel(QWidget):
         else:
             self.progress.setRange(0, 1000)
             self.progress.setValue(int(round(progress.fraction * 1000)))
-        self.progress.setFormat(progress_text(progress) or "Working\u2026")
+        self._last_progress = progress
+        self._show_progress_text()
         self.progress_message.setText(progress.message)
 
     def show_outcome(self, text: str, complete: bool) -> None:

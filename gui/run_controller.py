@@ -94,6 +94,9 @@ class RunController(QObject):
         self._job_title = title
         self._job_started = time.perf_counter()
         self._request = request
+        panel = request.task_panel if request is not None else None
+        if panel is not None and hasattr(panel, "set_stop_callback"):
+            panel.set_stop_callback(self.show_kept_now)  # the panel's own "Stop and keep result" button
         try:
             self.runner.start(factory, build_here=build_here)
         except Exception as error:  # a panel that cannot build its job (bad settings) says why
@@ -121,7 +124,20 @@ class RunController(QObject):
             self.host.flash("Cancelling\u2026")
 
     def request_stop(self) -> None:
+        """"Stop and keep result": the job finishes early; what it has so far is shown at once."""
+        if not self.runner.is_running() or self.batch is not None:
+            return
         self.runner.request_stop()
+        self.show_kept_now()
+
+    def show_kept_now(self) -> None:
+        """Show the newest preview as the kept result while the job finishes it off (ZSSR's ensemble and
+        back-projection can take many seconds)."""
+        self._preview_timer.stop()
+        preview, self._pending_preview = self._pending_preview, None
+        if preview is not None:
+            self.host.show_preview(preview)
+        self.host.show_kept_preview()
 
     # -- the job's signals ------------------------------------------------------------------------------------
     def _task_panel(self):

@@ -48,6 +48,8 @@ class Session:
     reference_path: Path | None = None
     #: The live intermediate result of the running job (ZSSR), shown as a source while it runs.
     preview: Image | None = None
+    #: "Stop and keep result" was pressed: the preview is what is being kept (finished off by the job).
+    preview_kept: bool = False
     #: (original, [(layer name, picture)]): the original's AOV layers made viewable, kept while it is open.
     _layer_views: tuple[Image, list] | None = field(default=None, repr=False)
     #: The results of the other images opened this session, by resolved path (given back when one is reopened).
@@ -66,10 +68,12 @@ class Session:
         key = _path_key(path)
         self.results = list(self.kept.pop(key)[1]) if key in self.kept else []
         self.preview = None
+        self.preview_kept = False
 
     def add_result(self, result: ImageResult) -> str:
         self.results.append(result)
         self.preview = None
+        self.preview_kept = False
         return f"result:{len(self.results) - 1}"
 
     # -- saved or not ----------------------------------------------------------------------------------------
@@ -100,7 +104,8 @@ class Session:
         for index, result in enumerate(self.results):
             found.append(Source(f"result:{index}", f"#{index + 1} {result.label}", result.image))
         if self.preview is not None:
-            found.append(Source("preview", "Running\u2026 (live preview)", self.preview))
+            label = "Kept result (finishing\u2026)" if self.preview_kept else "Running\u2026 (live preview)"
+            found.append(Source("preview", label, self.preview))
         if self.reference is not None:
             name = self.reference_path.name if self.reference_path else "reference"
             found.append(Source("reference", f"Reference ({name})", self.reference))

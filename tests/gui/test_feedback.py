@@ -1,0 +1,112 @@
+"""Issue 46, item 4: progress moves from the first second, "Stop and keep result" shows the kept result at once,
+and no stale text stays (the previous image's outcome, the kernel inspector's prompt and kernel)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from engine.jobs import ImageResult, Progress
+from gui import background
+from tests.gui.conftest import open_and_wait
+from tests.gui.test_main_window import WAIT_MS, write_png
+
+
+@pytest.fixture
+def photo(tmp_path):
+    return write_png(tmp_path / "photo.png")
+
+
+def test_a_job_that_says_nothing_for_seconds_still_shows_time_moving(qtbot, window, photo, monkeypatch):
+    open_and_wait(qtbot, window, photo)
+    release = threading.Event()
+
+    def quiet(image, token):
+        yield Progress(0.0, "load model", "Loading the network")
+        release.wait(10)  # a model loading: no progress for a while
+        return ImageResult(image, "quiet", "quiet", "CPU", 1.0)
+
+    monkeypatch.setattr(window.runs, "job_factory", lambda request, measure_each=False: (quiet, "Quiet"))
+    window.run_current()
+    qtbot.waitUntil(lambda: "load model" in window.model_panel.progress.format(), timeout=WAIT_MS)
+    first = window.model_panel.progress.format()
+    assert first.startswith("load model") and first.endswith(" s")
+    qtbot.waitUntil(lambda: window.model_panel.progress.format() != first, timeout=2500)  # the seconds count
+    assert window.model_panel.progress.format().startswith("load model \u00b7 0%")
+    with qtbot.waitSignal(window.runner.finished, timeout=WAIT_MS):
+        release.set()
+    assert window.model_panel.progress.format().startswith("Done")
+
+
+def test_restore_names_its_stages_before_the_first_tile(photo):
+    from engine.imageio import read_image
+    from engine.models.registry import ModelRegistry
+    from engine.restore import restore_job
+
+    entry = ModelRegistry().get("bicubic-x2")
+    stages = []
+    job = restore_job(read_image(photo), entry, tile=16)
+    try:
+        while True:
+            stages.append(next(job))
+    except StopIteration:
+        pass
+    names = [p.stage for p in stages]
+    assert names[:2] == ["prepare", "load model"]
+    tiles = [p for p in stages if "tiles" in p.metrics]
+    count = tiles[0].metrics["tiles"]
+    assert count >= 4 and tiles[0].message == f"tile 1 of {count}" and len(tiles) == count
+
+
+def test_stop_and_keep_shows_the_kept_result_at_once(qtbot, window, photo, monkeypatch):
+    open_and_wait(qtbot, window, photo)
+    finishing = threading.Event()
+
+    def trains_until_stopped(image, token):
+        preview = image.with_pixels(np.full_like(image.pixels, 0.25))
+        while not token.stop_requested:
+            token.raise_if_cancelled()
+            time.sleep(0.02)
+            yield Progress(0.3, "train x2", "iteration", preview=preview)
+        yield Progress(0.97, "ensemble x2", "8-way ensemble and back-projection")
+        finishing.wait(10)  # the slow finish of a stopped ZSSR run
+        return ImageResult(image.with_pixels(np.full_like(image.pixels, 0.5)), "kept", "zssr", "CPU", 1.0)
+
+    monkeypatch.setattr(window.runs, "job_factory", lambda request, measure_each=False: (trains_until_stopped,
+                                                                                          "Trains"))
+    window.run_current()
+    qtbot.waitUntil(lambda: window.session.preview is not None, timeout=WAIT_MS)
+    window.runs.request_stop()
+    # At once, not when the job has finished: the result so far is B, and it is named as the kept one.
+    assert window.compare_bar.keys()[1] == "preview" and window.viewer.image_b() is window.session.preview
+    assert window.session.source("preview").label.startswith("Kept result")
+    assert window.runner.is_running()
+    qtbot.waitUntil(lambda: window.model_panel.progress.format().startswith("Finishing the kept result"),
+                    timeout=2000)
+    with qtbot.waitSignal(window.resultAdded, timeout=WAIT_MS):
+        finishing.set()
+    assert window.viewer.image_b() is window.session.results[0].image
+    assert window.session.preview is None and not window.session.preview_kept
+
+
+def test_kernel_inspector_prompt_follows_the_selected_model(qtbot, window):
+    from engine.kernel_inspector import has_kernels
+
+    kernel_models = [e for e in window.registry.models("render-denoise") if has_kernels(e.manifest)]
+    if not kernel_models:
+        pytest.skip("no shipped kernel-prediction model")
+    entry = kernel_models[0]
+    assert window.model_panel.select("model", "bicubic-x2")
+    assert "Select a kernel-prediction" in window.kernel_panel.status.text()
+    assert window.model_panel.select("model", entry.id)
+    text = window.kernel_panel.status.text()
+    assert "Select a kernel-prediction" not in text and entry.manifest.display_name in text
+    # An inspection of the previous model that arrives late is not shown as the new model's kernel.
+    generation = window._kernel_generation
+    window.model_panel.select("model", "bicubic-x2")
+    assert window._kernel_generation > generation
+    assert window.kernel_panel.with_aovs.pixmap() is None or window.kernel_panel.with_aovs.pixmap().isNull()
+    background.wait_idle(2000)
