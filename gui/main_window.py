@@ -89,19 +89,25 @@ class MainWindow(QMainWindow):
         self.runs = RunController(self)
         self.saving = Saving(self)
         self._device_text = "detecting\u2026"
+        #: Closing with unsaved results asks first (the GUI tests' throwaway windows turn this off).
+        self.ask_before_discarding = True
         #: Counts model and image changes: a kernel predicted for an earlier one is not shown.
         self._kernel_generation = 0
         self.last_error_dialog: QMessageBox | None = None
         self.setWindowTitle(APP_TITLE)
         self.setWindowIcon(app_icon())
         self.setAcceptDrops(True)
-        self.resize(1400, 860)
+        # 1400 x 860, or the screen when it is smaller (a 1280 x 720 laptop).
+        screen = QApplication.primaryScreen().availableGeometry() if QApplication.primaryScreen() else None
+        self.resize(min(1400, screen.width()) if screen else 1400, min(860, screen.height()) if screen else 860)
 
         colour = icon_colour(self.settings.theme)
         self._icon = lambda name: icon(name, colour)
         self.viewer = CompareViewer()
         self.compare_bar = CompareBar(_tonemaps(), self._icon)
         self.metrics_bar = MetricsBar(self.session)
+        self.metrics_bar.setWordWrap(True)  # long scores wrap rather than widen the window past the screen
+        self.metrics_bar.setMinimumWidth(120)
         central = QWidget()
         central_layout = QVBoxLayout(central)
         central_layout.setContentsMargins(0, 0, 0, 0)
@@ -130,8 +136,8 @@ class MainWindow(QMainWindow):
         self.history_dock.raise_()
         self.inspector_dock.raise_()
         self.model_panel.setMinimumWidth(340)
-        self.history_panel.setMinimumWidth(190)
-        self.resizeDocks([self.model_dock, self.history_dock], [340, 210], Qt.Orientation.Horizontal)
+        self.history_panel.setMinimumWidth(150)
+        self.resizeDocks([self.model_dock, self.history_dock], [360, 180], Qt.Orientation.Horizontal)
         self.resizeDocks([self.model_dock, self.inspector_dock], [600, 170], Qt.Orientation.Vertical)
 
         self._build_actions()
@@ -328,6 +334,10 @@ class MainWindow(QMainWindow):
         status.addWidget(self.message_label, 1)
         self.message_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.model_label.setMaximumWidth(300)
+        # The status bar never makes the window wider than a 1280 px screen: its labels may be cut short (the
+        # full text is in their tooltips) instead of setting the window's minimum width.
+        for label, least in ((self.image_label, 160), (self.model_label, 110), (self.device_label, 110)):
+            label.setMinimumWidth(least)
         for label in (self.model_label, self.device_label, self.run_label):
             status.addPermanentWidget(label)
         self._update_model_label()
@@ -435,8 +445,8 @@ class MainWindow(QMainWindow):
         self.model_panel.set_image(image)
         self._reset_kernel_panel()
         self.image_label.setText(describe_image(image))
-        self.image_label.setToolTip("Size \u00b7 format and depth \u00b7 HDR or not \u00b7 alpha \u00b7 AOV buffers "
-                                    "\u00b7 value range (min\u2013max)")
+        self.image_label.setToolTip(describe_image(image) + "\n(size \u00b7 format and depth \u00b7 HDR or not "
+                                    "\u00b7 alpha \u00b7 AOV buffers \u00b7 value range, min\u2013max)")
         self.setWindowTitle(f"{path.name if path else 'image'} \u2014 {APP_TITLE}")
         latest = self.session.latest_result_key()
         self._refresh_sources("original", latest or "original")
@@ -761,6 +771,7 @@ class MainWindow(QMainWindow):
     def _update_model_label(self) -> None:
         title = self.model_panel.current_title()
         self.model_label.setText(f"Model: {title}" if title else "Model: none")
+        self.model_label.setToolTip(self.model_label.text())
 
     def update_actions(self) -> None:
         has_image = self.session.original is not None
@@ -840,7 +851,7 @@ class MainWindow(QMainWindow):
         """Before quitting with unsaved results: Save All (beside their inputs) / Discard / Cancel.
         True when the window may close."""
         unsaved = self.session.unsaved()
-        if not unsaved:
+        if not unsaved or not self.ask_before_discarding:
             return True
         images = len({item.original_path for item in unsaved})
         where = "this image" if images == 1 else f"{images} images"

@@ -82,13 +82,18 @@ class RunController(QObject):
         # The panel's level is then each image's fallback (an image too small to measure, or an HDR one).
         measure = measure_each and request.noise_level_measured
 
+        then = request.then
+
         def make(image: Image, token: CancelToken):
-            from engine.api import restore_job, with_estimated_noise_level
+            from engine.api import ChainStep, chain_job, restore_job, with_estimated_noise_level
 
             values, _level = with_estimated_noise_level(image, entry.manifest, params, replace=measure)
+            if then is not None:  # "Then upscale with": both models as one job (the upscaler's defaults)
+                return chain_job(image, [ChainStep(entry, values), ChainStep(then)], tile=tile, device=device,
+                                 ensemble=ensemble, token=token)
             return restore_job(image, entry, values, tile=tile, device=device, ensemble=ensemble, token=token)
 
-        return make, entry.manifest.display_name
+        return make, request.title
 
     def start(self, factory, title: str, request: RunRequest | None = None, build_here: bool = False) -> None:
         self._job_title = title
@@ -222,7 +227,8 @@ class RunController(QObject):
         if factory is None:
             self.host.show_error("No model selected", "Choose a model in the Model panel first.")
             return False
-        self.batch = BatchQueue(factory=factory, title=title, out=Path(out_folder), suffix=request.entry.id,
+        suffix = request.entry.id + (f"_then_{request.then.id}" if request.then is not None else "")
+        self.batch = BatchQueue(factory=factory, title=title, out=Path(out_folder), suffix=suffix,
                                 todo=list(paths))
         self._request = request
         for path in self.batch.todo:

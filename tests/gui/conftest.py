@@ -52,8 +52,8 @@ def window(qtbot):
     win = build_window([])
     qtbot.addWidget(win)
     qtbot.waitExposed(win)
+    win.ask_before_discarding = False  # a test's results are not the user's: closing must not ask about them
     yield win
-    win.session.forget_results()  # a test's results are not the user's: closing must not ask about them
     win.runner.cancel()
     win.runner.wait(5)
     background.wait_idle(5000)

@@ -11,6 +11,7 @@ from tests.gui.test_main_window import run_and_wait, write_png
 
 
 def _result_on(qtbot, window, path):
+    window.ask_before_discarding = True  # as in the app (the test fixture turns it off)
     open_and_wait(qtbot, window, path)
     assert window.model_panel.select("model", "bicubic-x2")
     run_and_wait(qtbot, window)
@@ -37,6 +38,7 @@ def test_quit_with_unsaved_results_can_be_cancelled(qtbot, window, tmp_path, _no
     window.close()  # the conftest answers Cancel
     assert window.isVisible()
     assert any("Unsaved results" in asked and "1 result(s)" in asked for asked in _no_blocking_message_boxes)
+    window.ask_before_discarding = False
 
 
 def test_quit_discard_closes_without_writing(qtbot, window, tmp_path, monkeypatch):
