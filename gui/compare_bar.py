@@ -101,10 +101,10 @@ class CompareBar(QWidget):
         layout.setContentsMargins(6, 3, 6, 3)
         layout.setSpacing(6)
         layout.addWidget(QLabel("A"))
-        layout.addWidget(self.a_combo)
+        layout.addWidget(self.a_combo, 1)  # the combos take the room there is (up to their 260 px)
         layout.addWidget(self.swap_button)
         layout.addWidget(QLabel("B"))
-        layout.addWidget(self.b_combo)
+        layout.addWidget(self.b_combo, 1)
         layout.addSpacing(12)
         for button in self.mode_buttons.values():
             layout.addWidget(button)

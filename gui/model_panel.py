@@ -899,6 +899,7 @@ class ModelPanel(QWidget):
             self.aovs.setText(f"<b>AOV buffers</b> {use}: " + "&nbsp; ".join(marks))
         else:
             self.aovs.setText("")
+        self.aovs.setVisible(bool(self.aovs.text()))  # an empty line would leave a gap above the settings
         message = suitability(image, entry.manifest) if image is not None else None
         self.warning.setText("\u26a0 " + message if message else "")
         self.warning.setVisible(bool(message))
