@@ -228,8 +228,7 @@ class RunController(QObject):
             self.host.show_error("No model selected", "Choose a model in the Model panel first.")
             return False
         suffix = request.entry.id + (f"_then_{request.then.id}" if request.then is not None else "")
-        self.batch = BatchQueue(factory=factory, title=title, out=Path(out_folder), suffix=suffix,
-                                todo=list(paths))
+        self.batch = BatchQueue.of(list(paths), factory=factory, title=title, out=Path(out_folder), suffix=suffix)
         self._request = request
         for path in self.batch.todo:
             self.host.queue_panel.set_status(path, "waiting")
@@ -257,11 +256,15 @@ class RunController(QObject):
         self.host.flash(f"Queue: {Path(path).name}\u2026")
 
     def _batch_item_done(self, written: Any) -> None:
-        self.batch.done += 1
+        from engine.api import ItemState
+
+        self.batch.finish_current(ItemState.DONE)
         self.host.queue_panel.set_status(self.batch.current, "done", f"saved {written}")
 
     def _batch_item_failed(self, message: str, status: str = "failed") -> None:
-        self.batch.failed += status == "failed"
+        from engine.api import ItemState
+
+        self.batch.finish_current(ItemState(status), message)
         self.host.queue_panel.set_status(self.batch.current, status, message)
 
     def _batch_end(self) -> None:
