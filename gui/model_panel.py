@@ -41,7 +41,6 @@ from PySide6.QtWidgets import (
 from engine.api import (
     AOV_NAMES,
     TASK_LABELS,
-    TASKS,
     Image,
     ModelEntry,
     ModelManifest,
