@@ -915,7 +915,9 @@ class ModelPanel(QWidget):
             self._run_started = time.monotonic()
             self._last_progress = None
             self._stopping = False
-            self.progress.setRange(0, 0)
+            # Not the busy bar (it shows no words): "Starting… · N s" until the job reports its stage.
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(0)
             self.progress_message.setText("")
             self._show_progress_text()
             self._tick.start()

@@ -30,7 +30,11 @@ def test_a_job_that_says_nothing_for_seconds_still_shows_time_moving(qtbot, wind
         return ImageResult(image, "quiet", "quiet", "CPU", 1.0)
 
     monkeypatch.setattr(window.runs, "job_factory", lambda request, measure_each=False: (quiet, "Quiet"))
+    qtbot.waitUntil(lambda: not window.model_panel.waiting_for_noise_level(), timeout=WAIT_MS)
     window.run_current()
+    # Words from the start, not a busy bar without them.
+    assert window.model_panel.progress.maximum() > 0
+    assert window.model_panel.progress.format().startswith(("Starting", "load model"))
     qtbot.waitUntil(lambda: "load model" in window.model_panel.progress.format(), timeout=WAIT_MS)
     first = window.model_panel.progress.format()
     assert first.startswith("load model") and first.endswith(" s")
