@@ -420,7 +420,9 @@ class MainWindow(QMainWindow):
         self.set_original(image, Path(path))
         self.settings.add_recent_file(path)
         self.settings.last_folder = str(Path(path).resolve().parent)
-        self.flash(f"Opened {Path(path).name}", 4000)
+        earlier = len(self.session.results)  # made before another image was opened: back in the History
+        self.flash(f"Opened {Path(path).name}" + (f" \u00b7 its {earlier} earlier result(s) are in the History"
+                                                  if earlier else ""), 6000 if earlier else 4000)
         self.imageOpened.emit(path)
 
     def _on_open_failed(self, path: str, error: Exception, details: str) -> None:
@@ -448,10 +450,7 @@ class MainWindow(QMainWindow):
         self.image_label.setToolTip(describe_image(image) + "\n(size \u00b7 format and depth \u00b7 HDR or not "
                                     "\u00b7 alpha \u00b7 AOV buffers \u00b7 value range, min\u2013max)")
         self.setWindowTitle(f"{path.name if path else 'image'} \u2014 {APP_TITLE}")
-        latest = self.session.latest_result_key()
-        self._refresh_sources("original", latest or "original")
-        if latest:
-            self.flash(f"{len(self.session.results)} earlier result(s) of this image are in the History", 6000)
+        self._refresh_sources("original", self.session.latest_result_key() or "original")
         self.viewer.zoom_fit()
         self.viewer.setFocus()
         self.update_actions()

@@ -31,6 +31,7 @@ def test_opening_another_image_and_coming_back_shows_its_results(qtbot, window, 
     assert window.session.results == [made] and window.history_panel.list.count() == 1
     assert window.compare_bar.keys() == ("original", "result:0")  # shown again as B
     assert window.viewer.image_b() is made.image
+    assert "earlier result(s) are in the History" in window.message_label.text()
 
 
 def test_quit_with_unsaved_results_can_be_cancelled(qtbot, window, tmp_path, _no_blocking_message_boxes):
