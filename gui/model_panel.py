@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -303,6 +303,9 @@ class ModelPanel(QWidget):
         # The progress line of a running job: refreshed every second (see _show_progress_text).
         self._run_started = time.monotonic()
         self._last_progress: Progress | None = None
+        self._eta: float | None = None  # the settled time left (see _settled_eta), when it was set, its stage
+        self._eta_at = 0.0
+        self._eta_stage = ""
         self._stopping = False
         self._tick = QTimer(self)
         self._tick.setInterval(1000)
@@ -914,6 +917,7 @@ class ModelPanel(QWidget):
             self.show_live_plot()
             self._run_started = time.monotonic()
             self._last_progress = None
+            self._eta = None
             self._stopping = False
             # Not the busy bar (it shows no words): "Starting… · N s" until the job reports its stage.
             self.progress.setRange(0, 1000)
@@ -943,6 +947,19 @@ class ModelPanel(QWidget):
             text = "Finishing the kept result \u00b7 " + text
         self.progress.setFormat(text)
 
+    def _settled_eta(self, progress: Progress) -> float | None:
+        """The time left, settled: the job's estimate jumps (a first tile pays the model's warm-up), so the
+        shown one counts down from the previous and moves 30% of the way to each new estimate."""
+        new, now = progress.eta_s, time.monotonic()
+        if new is None:
+            return None
+        if self._eta is None or progress.stage != self._eta_stage:
+            self._eta, self._eta_at, self._eta_stage = new, now, progress.stage
+            return new
+        counted_down = max(0.0, self._eta - (now - self._eta_at))
+        self._eta, self._eta_at = 0.7 * counted_down + 0.3 * new, now
+        return self._eta
+
     def show_stopping(self) -> None:
         """"Stop and keep result" was pressed: the job is finishing what it has."""
         self._stopping = True
@@ -964,7 +981,7 @@ class ModelPanel(QWidget):
         else:
             self.progress.setRange(0, 1000)
             self.progress.setValue(int(round(progress.fraction * 1000)))
-        self._last_progress = progress
+        self._last_progress = replace(progress, eta_s=self._settled_eta(progress))
         self._show_progress_text()
         self.progress_message.setText(progress.message)
 

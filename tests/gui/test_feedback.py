@@ -114,3 +114,22 @@ def test_kernel_inspector_prompt_follows_the_selected_model(qtbot, window):
     assert window._kernel_generation > generation
     assert window.kernel_panel.with_aovs.pixmap() is None or window.kernel_panel.with_aovs.pixmap().isNull()
     background.wait_idle(2000)
+
+
+def test_the_time_left_settles_instead_of_jumping(qtbot, window):
+    panel = window.model_panel
+    panel.set_running(True)
+    try:
+        panel.show_progress(Progress(0.05, "denoise", "tile 1 of 20", eta_s=100.0))  # the warm-up tile
+        assert "1 min 40 s left" in panel.progress.format()
+        panel.show_progress(Progress(0.10, "denoise", "tile 2 of 20", eta_s=10.0))
+        first_jump = panel._last_progress.eta_s
+        assert 30.0 < first_jump < 75.0  # moved towards the new estimate, not all the way
+        for tile in range(3, 15):
+            panel.show_progress(Progress(tile / 20, "denoise", f"tile {tile} of 20", eta_s=10.0))
+        assert panel._last_progress.eta_s < 12.0  # settled on the steady estimate
+        # A new stage starts its own estimate.
+        panel.show_progress(Progress(0.9, "ensemble", "pass 1", eta_s=3.0))
+        assert panel._last_progress.eta_s == 3.0
+    finally:
+        panel.set_running(False)
