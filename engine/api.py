@@ -72,6 +72,12 @@ _LAZY: dict[str, tuple[str, str]] = {
     "restore_job": ("engine.restore", "restore_job"),
     "suitability_warning": ("engine.models.suggest", "suitability_warning"),
     "suggest_model": ("engine.models.suggest", "suggest_model"),
+    "rank_models": ("engine.models.suggest", "rank"),
+    "chain_job": ("engine.chain", "chain_job"),
+    # the batch queue's items (shared with the command line's batch command)
+    "BatchItem": ("engine.batch", "BatchItem"),
+    "ItemState": ("engine.batch", "ItemState"),
+    "ChainStep": ("engine.chain", "ChainStep"),
     "with_estimated_noise_level": ("engine.noise_estimate", "with_estimated_noise_level"),
     "noise_level_for": ("engine.noise_estimate", "noise_level_for"),
     "measure_noise": ("engine.noise_estimate", "measure_noise"),

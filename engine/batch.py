@@ -62,6 +62,8 @@ class ItemState(str, Enum):
     DONE = "done"
     SKIPPED = "skipped"
     FAILED = "failed"
+    #: Stopped by the user before it ended (the window's Cancel); not written, not a failure of the input.
+    CANCELLED = "cancelled"
 
 
 @dataclass
@@ -83,7 +85,7 @@ class BatchItem:
 
     @property
     def finished(self) -> bool:
-        return self.state in (ItemState.DONE, ItemState.SKIPPED, ItemState.FAILED)
+        return self.state in (ItemState.DONE, ItemState.SKIPPED, ItemState.FAILED, ItemState.CANCELLED)
 
     def record(self) -> dict[str, Any]:
         """A JSON-ready summary (paths as strings)."""
@@ -440,7 +442,7 @@ def finish_event(items: Sequence[BatchItem], seconds: float) -> dict[str, Any]:
 
 def exit_code(items: Sequence[BatchItem]) -> int:
     """EXIT_OK when nothing failed; EXIT_MISSING_INPUT when every failure is a missing input; else EXIT_FAILED."""
-    failed = [i for i in items if i.state is ItemState.FAILED or not i.finished]
+    failed = [i for i in items if i.state in (ItemState.FAILED, ItemState.CANCELLED) or not i.finished]
     if not failed:
         return EXIT_OK
     if all(i.error_code == EXIT_MISSING_INPUT for i in failed):

@@ -327,6 +327,8 @@ def restore_job(
     if replaced:
         yield Progress(0.0, "prepare", f"{replaced} NaN/Inf/negative HDR samples set to 0 before restoring")
     token.raise_if_cancelled()
+    # Loading a network (and its GPU provider) can take seconds: the stage is named, so nothing looks stuck.
+    yield Progress(0.0, "load model", f"Loading {manifest.display_name}")
     run_tile, device_used, bytes_per_pixel = _tile_runner(entry, values, device, token, threads, worker)
     out = _reusable_buffer(image, manifest) if release_input else None
 

@@ -36,10 +36,11 @@ class CompareBar(QWidget):
         self.a_combo = QComboBox()
         self.b_combo = QComboBox()
         for combo, tip in ((self.a_combo, "A: left / baseline image"), (self.b_combo, "B: right / compared image")):
-            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-            combo.setMinimumContentsLength(12)
+            # Long names do not widen the bar (and so the window): the combo takes the room there is, up to 260 px.
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(10)
             combo.setMaximumWidth(260)
-            combo.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+            combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
             combo.setToolTip(tip)
             combo.currentIndexChanged.connect(self._emit_sources)
         self.swap_button = QToolButton()
@@ -61,6 +62,11 @@ class CompareBar(QWidget):
             self.mode_group.addButton(button)
             self.mode_buttons[mode] = button
         self.mode_buttons["split"].setChecked(True)
+        # With little room the mode buttons drop their words (kept in the tooltips), so the bar never makes the
+        # window wider than the screen; see resizeEvent.
+        self._text_widths = {mode: button.sizeHint().width() for mode, button in self.mode_buttons.items()}
+        for button in self.mode_buttons.values():
+            button.setMinimumWidth(button.iconSize().width() + 12)
 
         self.error_combo = QComboBox()
         for kind, label in ERROR_KINDS.items():
@@ -69,6 +75,8 @@ class CompareBar(QWidget):
         self.error_combo.currentIndexChanged.connect(
             lambda _: self.errorKindChanged.emit(self.error_combo.currentData()))
         self.error_combo.setVisible(False)
+        self.error_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.error_combo.setMinimumContentsLength(10)
 
         self.exposure_slider = QSlider(Qt.Orientation.Horizontal)
         self.exposure_slider.setRange(-100, 100)  # tenths of a stop
@@ -93,10 +101,10 @@ class CompareBar(QWidget):
         layout.setContentsMargins(6, 3, 6, 3)
         layout.setSpacing(6)
         layout.addWidget(QLabel("A"))
-        layout.addWidget(self.a_combo)
+        layout.addWidget(self.a_combo, 1)  # the combos take the room there is (up to their 260 px)
         layout.addWidget(self.swap_button)
         layout.addWidget(QLabel("B"))
-        layout.addWidget(self.b_combo)
+        layout.addWidget(self.b_combo, 1)
         layout.addSpacing(12)
         for button in self.mode_buttons.values():
             layout.addWidget(button)
@@ -113,6 +121,38 @@ class CompareBar(QWidget):
         display.addWidget(QLabel("Tone map"))
         display.addWidget(self.tonemap_combo)
         self._updating = False
+
+    def _width_with_words(self) -> int:
+        """The width the bar needs to show the mode buttons' words (the A/B combos at their smallest)."""
+        layout = self.layout()
+        margins = layout.contentsMargins()
+        total, shown = margins.left() + margins.right(), 0
+        for index in range(layout.count()):
+            item = layout.itemAt(index)
+            widget = item.widget()
+            if widget is None:
+                total += item.sizeHint().width()
+                continue
+            if widget.isHidden():
+                continue
+            shown += 1
+            mode = next((m for m, b in self.mode_buttons.items() if b is widget), None)
+            total += self._text_widths[mode] if mode else widget.minimumSizeHint().width()
+        return total + layout.spacing() * max(0, shown - 1)
+
+    def _fit_words(self) -> None:
+        style = (Qt.ToolButtonStyle.ToolButtonTextBesideIcon if self.width() >= self._width_with_words()
+                 else Qt.ToolButtonStyle.ToolButtonIconOnly)
+        for button in self.mode_buttons.values():
+            if button.toolButtonStyle() != style:
+                button.setToolButtonStyle(style)
+
+    def words_shown(self) -> bool:
+        return self.mode_buttons["split"].toolButtonStyle() == Qt.ToolButtonStyle.ToolButtonTextBesideIcon
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._fit_words()
 
     def set_icons(self, icon_for) -> None:
         """Re-tint the icons (after a theme change)."""
@@ -159,6 +199,7 @@ class CompareBar(QWidget):
     def set_mode(self, mode: str, emit: bool = False) -> None:
         self.mode_buttons[mode].setChecked(True)
         self.error_combo.setVisible(mode == "diff")
+        self._fit_words()
         if emit:
             self.modeChanged.emit(mode)
 

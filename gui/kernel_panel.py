@@ -49,8 +49,16 @@ class KernelInspectorPanel(QWidget):
         layout.addWidget(self.status)
         layout.addLayout(grid)
         layout.addStretch(1)
-        self.show_message("Select a kernel-prediction render model (KPRCAN), then click a pixel to see the filter "
-                          "it applies there.")
+        self.show_prompt(None)
+
+    def show_prompt(self, model_name: str | None) -> None:
+        """What to do next, with no kernel shown: ``model_name`` is the selected kernel-prediction model, or None
+        when the selected model predicts no kernels."""
+        if model_name:
+            self.show_message(f"Click a pixel of the image to see the filter {model_name} applies there.")
+        else:
+            self.show_message("Select a kernel-prediction render model (KPRCAN), then click a pixel to see the "
+                              "filter it applies there.")
 
     def show_message(self, text: str) -> None:
         self.status.setText(text)

@@ -89,17 +89,25 @@ class MainWindow(QMainWindow):
         self.runs = RunController(self)
         self.saving = Saving(self)
         self._device_text = "detecting\u2026"
+        #: Closing with unsaved results asks first (the GUI tests' throwaway windows turn this off).
+        self.ask_before_discarding = True
+        #: Counts model and image changes: a kernel predicted for an earlier one is not shown.
+        self._kernel_generation = 0
         self.last_error_dialog: QMessageBox | None = None
         self.setWindowTitle(APP_TITLE)
         self.setWindowIcon(app_icon())
         self.setAcceptDrops(True)
-        self.resize(1400, 860)
+        # 1400 x 860, or the screen when it is smaller (a 1280 x 720 laptop).
+        screen = QApplication.primaryScreen().availableGeometry() if QApplication.primaryScreen() else None
+        self.resize(min(1400, screen.width()) if screen else 1400, min(860, screen.height()) if screen else 860)
 
         colour = icon_colour(self.settings.theme)
         self._icon = lambda name: icon(name, colour)
         self.viewer = CompareViewer()
         self.compare_bar = CompareBar(_tonemaps(), self._icon)
         self.metrics_bar = MetricsBar(self.session)
+        self.metrics_bar.setWordWrap(True)  # long scores wrap rather than widen the window past the screen
+        self.metrics_bar.setMinimumWidth(120)
         central = QWidget()
         central_layout = QVBoxLayout(central)
         central_layout.setContentsMargins(0, 0, 0, 0)
@@ -128,8 +136,8 @@ class MainWindow(QMainWindow):
         self.history_dock.raise_()
         self.inspector_dock.raise_()
         self.model_panel.setMinimumWidth(340)
-        self.history_panel.setMinimumWidth(190)
-        self.resizeDocks([self.model_dock, self.history_dock], [340, 210], Qt.Orientation.Horizontal)
+        self.history_panel.setMinimumWidth(150)
+        self.resizeDocks([self.model_dock, self.history_dock], [360, 180], Qt.Orientation.Horizontal)
         self.resizeDocks([self.model_dock, self.inspector_dock], [600, 170], Qt.Orientation.Vertical)
 
         self._build_actions()
@@ -141,6 +149,7 @@ class MainWindow(QMainWindow):
         self.viewer.set_tonemap(self.compare_bar.tonemap())
         self._restore_geometry()
         self.update_actions()
+        self._reset_kernel_panel()
         self._detect_device()
         self._report_model_problems()
 
@@ -332,6 +341,10 @@ class MainWindow(QMainWindow):
         status.addWidget(self.message_label, 1)
         self.message_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.model_label.setMaximumWidth(300)
+        # The status bar never makes the window wider than a 1280 px screen: its labels may be cut short (the
+        # full text is in their tooltips) instead of setting the window's minimum width.
+        for label, least in ((self.image_label, 160), (self.model_label, 110), (self.device_label, 110)):
+            label.setMinimumWidth(least)
         for label in (self.model_label, self.device_label, self.run_label):
             status.addPermanentWidget(label)
         self._update_model_label()
@@ -343,6 +356,7 @@ class MainWindow(QMainWindow):
         self.model_panel.cancelRequested.connect(self.cancel_job)
         self.model_panel.stopRequested.connect(self.runs.request_stop)
         self.model_panel.selectionChanged.connect(self._update_model_label)
+        self.model_panel.selectionChanged.connect(self._reset_kernel_panel)
         self.model_panel.selectionChanged.connect(self.update_actions)
         self.model_panel.tile_box.valueChanged.connect(lambda v: setattr(self.settings, "tile_size", v))
         self.model_panel.quality_box.currentIndexChanged.connect(
@@ -414,11 +428,13 @@ class MainWindow(QMainWindow):
         self.settings.add_recent_file(path)
         self.settings.last_folder = str(Path(path).resolve().parent)
         pages = int(image.meta.extra.get("pages", 1))
+        earlier = len(self.session.results)  # made before another image was opened: back in the History
         if pages > 1:
             self.flash(f"Opened {Path(path).name}: {pages} pages, showing page 1 (Page Down / Page Up for the "
                        "others; the queue and `restore` process every page)", 10000)
         else:
-            self.flash(f"Opened {Path(path).name}", 4000)
+            self.flash(f"Opened {Path(path).name}" + (f" \u00b7 its {earlier} earlier result(s) are in the History"
+                                                      if earlier else ""), 6000 if earlier else 4000)
         self.imageOpened.emit(path)
 
     def show_page(self, step: int) -> None:
@@ -450,18 +466,23 @@ class MainWindow(QMainWindow):
         self.openFailed.emit(message)
 
     def set_original(self, image: Image, path: Path | None) -> None:
-        """Make ``image`` the working image (results of the previous one are forgotten)."""
+        """Make ``image`` the working image. The previous image's results are kept for when it is opened again
+        (and counted when the window asks about unsaved work); this image's own results come back."""
         self.session.open(image, path)
         self.runs.forget_held_run()
         self.metrics_bar.forget()
-        self.history_panel.set_results([])
+        self.history_panel.set_results(self.session.results, self.session.is_saved)
+        self.model_panel.show_outcome("Ready", False)  # not the previous image's "Done in N s"
+        self.run_label.setText("Last run: \u2013")
+        self.run_label.setToolTip("")
         self._suggest_model(image)
         self.model_panel.set_image(image)
+        self._reset_kernel_panel()
         self.image_label.setText(describe_image(image))
-        self.image_label.setToolTip("Size \u00b7 format and depth \u00b7 HDR or not \u00b7 alpha \u00b7 AOV buffers "
-                                    "\u00b7 value range (min\u2013max)")
+        self.image_label.setToolTip(describe_image(image) + "\n(size \u00b7 format and depth \u00b7 HDR or not "
+                                    "\u00b7 alpha \u00b7 AOV buffers \u00b7 value range, min\u2013max)")
         self.setWindowTitle(f"{path.name if path else 'image'} \u2014 {APP_TITLE}")
-        self._refresh_sources("original", "original")
+        self._refresh_sources("original", self.session.latest_result_key() or "original")
         self.viewer.zoom_fit()
         self.viewer.setFocus()
         self.update_actions()
@@ -585,6 +606,15 @@ class MainWindow(QMainWindow):
         image = self.session.original
         if image is None or entry is None or not has_kernels(entry.manifest):
             return
+        generation = self._kernel_generation
+
+        def show(inspection) -> None:
+            if generation == self._kernel_generation:  # not for another model or image
+                self.kernel_panel.show_inspection(inspection)
+
+        def failed(error, details) -> None:
+            if generation == self._kernel_generation:
+                self.kernel_panel.show_message(f"Kernel inspector: {error}")
         canvas_w, canvas_h = self.viewer.canvas_size()
         px = min(image.width - 1, x * image.width // max(1, canvas_w))
         py = min(image.height - 1, y * image.height // max(1, canvas_h))
@@ -594,10 +624,17 @@ class MainWindow(QMainWindow):
         self.kernel_panel.show_message(f"Predicting the kernel at ({px}, {py})…")
         device = self.settings.device if self.settings.device in ("cpu", "cuda") else "auto"
         background.call_in_background(
-            lambda: inspect_kernel(entry, image, px, py, device=device),
-            self.kernel_panel.show_inspection,
-            lambda error, details: self.kernel_panel.show_message(f"Kernel inspector: {error}"),
-        )
+            lambda: inspect_kernel(entry, image, px, py, device=device), show, failed)
+
+    def _reset_kernel_panel(self) -> None:
+        """Another model or image: the kernel shown (or being predicted) no longer applies; the prompt says
+        what the selected model allows."""
+        from engine.api import has_kernels
+
+        self._kernel_generation += 1
+        entry = self.model_panel.current_entry()
+        kernels = entry is not None and has_kernels(entry.manifest)
+        self.kernel_panel.show_prompt(entry.manifest.display_name if kernels else None)
 
     def _on_hover(self, x: int, y: int) -> None:
         if x < 0:
@@ -646,10 +683,21 @@ class MainWindow(QMainWindow):
             self.viewer.set_images(a.image if a else None, b.image if b else None,
                                    a.label if a else "A", b.label if b else "B")
 
+    def show_kept_preview(self) -> None:
+        """"Stop and keep result" was pressed: the live preview is shown as B, named as the result being kept."""
+        self.model_panel.show_stopping()
+        if self.session.preview is None:
+            self.flash("Stopping: finishing the result\u2026")
+            return
+        self.session.preview_kept = True
+        a_key, _ = self.compare_bar.keys()
+        self._refresh_sources(a_key if a_key and a_key != "preview" else "original", "preview")
+        self.flash("Stopped: the result so far is shown; finishing it (ensemble and back-projection)\u2026")
+
     def show_result(self, result: ImageResult, took: float) -> None:
         """A finished run: it joins the history and is shown as B."""
         key = self.session.add_result(result)
-        self.history_panel.set_results(self.session.results)
+        self.history_panel.set_results(self.session.results, self.session.is_saved)
         a_key, _ = self.compare_bar.keys()
         self._refresh_sources(a_key if a_key and a_key != "preview" else "original", key)
         self.run_label.setText(f"Last run: {took:.1f} s")
@@ -665,6 +713,7 @@ class MainWindow(QMainWindow):
         """A run ended without a result: its preview goes."""
         if self.session.preview is not None:
             self.session.preview = None
+            self.session.preview_kept = False
             a_key, b_key = self.compare_bar.keys()
             self._refresh_sources(a_key if a_key != "preview" else "original",
                                   b_key if b_key != "preview" else self.session.latest_result_key() or "original")
@@ -753,6 +802,7 @@ class MainWindow(QMainWindow):
     def _update_model_label(self) -> None:
         title = self.model_panel.current_title()
         self.model_label.setText(f"Model: {title}" if title else "Model: none")
+        self.model_label.setToolTip(self.model_label.text())
 
     def update_actions(self) -> None:
         has_image = self.session.original is not None
@@ -836,6 +886,35 @@ class MainWindow(QMainWindow):
         self.about_dialog = dialog
         return dialog
 
+    def ask_about_unsaved(self) -> bool:
+        """Before quitting with unsaved results: Save All (beside their inputs) / Discard / Cancel.
+        True when the window may close."""
+        unsaved = self.session.unsaved()
+        if not unsaved or not self.ask_before_discarding:
+            return True
+        images = len({item.original_path for item in unsaved})
+        where = "this image" if images == 1 else f"{images} images"
+        answer = QMessageBox.warning(
+            self, "Unsaved results",
+            f"{len(unsaved)} result(s) of {where} are not saved.\n\n"
+            "Save All writes each one beside its input as NAME_MODEL (never replacing a file); "
+            "Discard loses them.",
+            QMessageBox.StandardButton.SaveAll | QMessageBox.StandardButton.Discard
+            | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel)
+        if answer == QMessageBox.StandardButton.Discard:
+            self.session.forget_results()
+            return True
+        if answer != QMessageBox.StandardButton.SaveAll:
+            return False
+        try:
+            written = self.saving.save_all_unsaved()
+        except Exception as error:  # nothing is discarded: the window stays open and says why
+            self.show_error("Cannot save", f"Not every result could be saved, so the window stays open: {error}")
+            return False
+        self.flash(f"Saved {len(written)} result(s)")
+        return True
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         if self.runner.is_running():
             if not self.confirm("A job is running", "Cancel the running job and quit?"):
@@ -844,6 +923,9 @@ class MainWindow(QMainWindow):
             self.runs.batch = None
             self.runner.cancel()
             self.runner.wait(3.0)
+        if not self.ask_about_unsaved():
+            event.ignore()
+            return
         if self.persist_layout:
             self.settings.geometry = self.saveGeometry()
             self.settings.window_state = self.saveState()

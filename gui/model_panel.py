@@ -9,12 +9,13 @@ carries it): the run controller starts its job from that value alone.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -40,7 +41,6 @@ from PySide6.QtWidgets import (
 from engine.api import (
     AOV_NAMES,
     TASK_LABELS,
-    TASKS,
     Image,
     ModelEntry,
     ModelManifest,
@@ -67,6 +67,19 @@ UNSURE_NOTE = "Cannot tell this photo's noise level ({reason}): set it yourself"
 SOURCE_LABELS = {"builtin": "classical, built in", "bundled": "trained, bundled", "user": "trained on this machine",
                  "blend": "our bundled network blended with a built-in peer"}
 
+
+#: The task chooser at the top of the panel, in the words a user looks for: (key, label). A key is an engine
+#: task, or a task panel's key (ZSSR).
+TASK_CHOICES = (
+    ("render-denoise", "Render \u2014 remove render noise"),
+    ("photo-denoise", "Photo \u2014 remove noise"),
+    ("document", "Document \u2014 clean a scanned page"),
+    ("super-resolution", "Upscale \u2014 enlarge"),
+    ("zssr", "ZSSR \u2014 enlarge by learning from the image"),
+)
+_CHOICE_KEYS = {key for key, _label in TASK_CHOICES}
+#: How many models the short list shows before "More models".
+SHORT_LIST = 3
 
 #: The quality box: passes per tile and what the user reads.
 QUALITY_CHOICES = (
@@ -260,6 +273,8 @@ class RunRequest:
     noise_level_measured: bool = False
     #: The noise level still waits for the opened photo's measurement (Run goes once it is known).
     noise_level_pending: bool = False
+    #: "Then upscale with": a super-resolution model run on the result, as one job (engine.chain.chain_job).
+    then: ModelEntry | None = None
 
 
 class ModelPanel(QWidget):
@@ -288,11 +303,31 @@ class ModelPanel(QWidget):
         self._noise_measuring = False
         self._noise_user_set: set[str] = set()
         self._noise_generation = 0
+        # The progress line of a running job: refreshed every second (see _show_progress_text).
+        self._run_started = time.monotonic()
+        self._last_progress: Progress | None = None
+        self._eta: float | None = None  # the settled time left (see _settled_eta), when it was set, its stage
+        self._eta_at = 0.0
+        self._eta_stage = ""
+        self._stopping = False
+        self._tick = QTimer(self)
+        self._tick.setInterval(1000)
+        self._tick.timeout.connect(self._show_progress_text)
 
+        # Task first: the list below shows the models of one task, the suggested one first, the rest under "More".
+        self.task_combo = QComboBox()
+        self.task_combo.setToolTip("What you are restoring; the list below shows the models for it, the one "
+                                   "suggested for the opened image first")
+        self.task_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.task_combo.setMinimumContentsLength(16)
+        self.task_combo.currentIndexChanged.connect(self._on_task_changed)
         self.tree = QTreeWidget()
-        self.tree.setHeaderHidden(True)
+        self.tree.setHeaderLabel("Models \u00b7 \u2605 suggested for this image")
         self.tree.setRootIsDecorated(True)
+        self.tree.setIndentation(14)
         self.tree.setUniformRowHeights(True)
+        self.tree.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.tree.currentItemChanged.connect(self._on_current_changed)
         self.tree.itemDoubleClicked.connect(self._on_double_click)
 
@@ -336,6 +371,8 @@ class ModelPanel(QWidget):
         self.tile_note.hide()
         # Quality: one pass, or the mean over mirrored / rotated copies (engine/ensemble.py), for every model.
         self.quality_box = QComboBox()
+        self.quality_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.quality_box.setMinimumContentsLength(12)
         for passes, text in QUALITY_CHOICES:
             self.quality_box.addItem(text, passes)
         self.quality_box.setCurrentIndex(max(0, self.quality_box.findData(default_ensemble)))
@@ -345,17 +382,25 @@ class ModelPanel(QWidget):
             "the colour-only KPRCAN's error by 3-8%, the AOV model's by up to 4% (2% worse on the Cornell box at\n"
             "4 spp) and OIDN's by 4-18%; photos and upscales gain 0.06-0.18 dB.\n"
             "The kernel inspector shows the single-pass kernel.")
+        # "Then upscale with": a denoiser (or a document cleaner) and an upscaler as one run (engine.chain).
+        self.then_combo = QComboBox()
+        self.then_combo.setToolTip("Enlarge the result with a super-resolution model in the same run (denoise "
+                                   "first, then upscale: the upscaler does not enlarge the noise)")
+        self.then_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.then_combo.setMinimumContentsLength(12)
+        self.then_label = QLabel("Then upscale")
         tile_row = QFormLayout()
         tile_row.setContentsMargins(0, 0, 0, 0)
+        tile_row.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        tile_row.addRow(self.then_label, self.then_combo)
+        tile_row.addRow("Quality", self.quality_box)
         tile_row.addRow("Tile size", self.tile_box)
         tile_row.addRow(self.tile_note)
-        tile_row.addRow("Quality", self.quality_box)
         self.model_page = QWidget()
         model_layout = QVBoxLayout(self.model_page)
         model_layout.setContentsMargins(0, 0, 0, 0)
         model_layout.addWidget(self.params_host)
         model_layout.addLayout(tile_row)
-        model_layout.addStretch(1)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.model_page)
 
@@ -388,14 +433,19 @@ class ModelPanel(QWidget):
         info_layout = QVBoxLayout(info)
         info_layout.setContentsMargins(6, 6, 6, 6)
         info_layout.setSpacing(6)
-        for widget in (self.title, self.description, self.facts, self.aovs, self.warning):
+        # The parameters that matter first; what the model is and how it measured below them.
+        for widget in (self.title, self.warning, self.aovs):
             info_layout.addWidget(widget)
+        info_layout.addWidget(self.stack)
         line = QFrame()
         line.setFrameShape(QFrame.Shape.HLine)
         line.setFrameShadow(QFrame.Shadow.Sunken)
         info_layout.addWidget(line)
-        info_layout.addWidget(self.stack, 1)
-        scroll = QScrollArea()
+        info_layout.addWidget(self.description)
+        info_layout.addWidget(self.facts)
+        info_layout.addStretch(1)
+        self.details_scroll = scroll = QScrollArea()
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(info)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
@@ -411,81 +461,180 @@ class ModelPanel(QWidget):
         controls.addWidget(self.progress_message)
         details_layout.addLayout(controls)
 
-        splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter = splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.tree)
         splitter.addWidget(details)
-        splitter.setStretchFactor(0, 1)
-        splitter.setStretchFactor(1, 3)
+        splitter.setStretchFactor(0, 0)
+        splitter.setStretchFactor(1, 1)
         splitter.setChildrenCollapsible(False)
+        splitter.setSizes([118, 1000])  # the short list; drag the handle (or open "More") for more
+        task_row = QHBoxLayout()
+        task_row.setContentsMargins(6, 4, 6, 0)
+        task_label = QLabel("Task")
+        task_label.setBuddy(self.task_combo)
+        task_row.addWidget(task_label)
+        task_row.addWidget(self.task_combo, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(splitter)
+        layout.setSpacing(4)
+        layout.addLayout(task_row)
+        layout.addWidget(splitter, 1)
         self.refresh()
         self.set_running(False)
 
     # -- building ------------------------------------------------------------------------------------------
     def refresh(self) -> None:
-        """Rebuild the list from the registry (after training a model); keeps the selection when possible."""
+        """Rebuild the task chooser and the list from the registry (after training a model); keeps the selection
+        when possible."""
         previous = self.current_key()
-        self.tree.blockSignals(True)
-        self.tree.clear()
-        bold = QFont(self.tree.font())
-        bold.setBold(True)
-        first: QTreeWidgetItem | None = None
-        for task in TASKS:
-            entries = sorted(self.registry.models(task), key=lambda e: ({"bundled": 0, "user": 1}.get(e.source, 2),
-                                                                         e.manifest.display_name.lower()))
-            panels = [spec for spec in self._task_panels if spec.task == task]
-            if not entries and not panels:
-                continue
-            group = QTreeWidgetItem([TASK_LABELS.get(task, task)])
-            group.setFont(0, bold)
-            group.setFlags(Qt.ItemFlag.ItemIsEnabled)
-            group.setData(0, ROLE_KIND, "task")
-            self.tree.addTopLevelItem(group)
-            for entry in entries:
-                text = entry.manifest.display_name
-                if entry.source == "user":
-                    text += "  (yours)"
-                item = QTreeWidgetItem([text])
-                item.setData(0, ROLE_KIND, "model")
-                item.setData(0, ROLE_ID, entry.id)
-                item.setToolTip(0, entry.manifest.description or entry.id)
-                group.addChild(item)
-                first = first or item
-            for spec in panels:
-                item = QTreeWidgetItem([spec.title])
-                item.setData(0, ROLE_KIND, "panel")
-                item.setData(0, ROLE_ID, spec.key)
-                item.setToolTip(0, spec.description)
-                group.addChild(item)
-                first = first or item
-            group.setExpanded(True)
-        self.tree.blockSignals(False)
-        target = self._find_item(previous) if previous else None
-        if target is None and previous is None:
-            target = self._default_item() or first
-        self.tree.setCurrentItem(target or first)
-        if target is None and first is None:
+        task = self.current_task()
+        self.task_combo.blockSignals(True)
+        self.task_combo.clear()
+        for key, label in TASK_CHOICES:
+            if self._task_items(key):
+                self.task_combo.addItem(label, key)
+        self.task_combo.blockSignals(False)
+        self._fill_then_combo()
+        if previous is not None and self._task_of(previous) is not None:
+            self.select(*previous)
+            return
+        for key, _label in TASK_CHOICES:
+            if (task is None or key == task) and self._set_task(key):
+                return
+        if self.task_combo.count():
+            self._set_task(self.task_combo.itemData(0))
+        else:
+            self.tree.clear()
             self._show_nothing()
 
-    def _default_item(self) -> QTreeWidgetItem | None:
-        for task in TASKS:
-            suggestion = suggest_model(None, task, entries=self.registry.models())
-            if suggestion is not None:
-                return self._find_item(("model", suggestion.entry.id))
-        return None
+    def current_task(self) -> str | None:
+        """The task chosen at the top of the panel (an engine task, or a task panel's key)."""
+        return self.task_combo.currentData()
+
+    def _task_items(self, task: str) -> list[tuple[str, str, str, str]]:
+        """(kind, id, text, tooltip) of ``task``'s list: the model suggested for the opened image first, then
+        the others, preferred first (engine.models.suggest)."""
+        own = [spec for spec in self._task_panels if spec.key == task]
+        if own:  # a task panel with a task of its own (ZSSR)
+            return [("panel", spec.key, spec.title, spec.description) for spec in own]
+        # Other task panels join their task's list, after its models.
+        panels = [("panel", spec.key, spec.title, spec.description) for spec in self._task_panels
+                  if spec.task == task and spec.key not in _CHOICE_KEYS]
+        from engine.api import rank_models
+
+        image = self._image
+        entries = rank_models(self.registry.models(), task, list(image.layers) if image is not None else [])
+        suggestion = suggest_model(image, task, entries=entries) if entries else None
+        if suggestion is not None and suggestion.warning is None:
+            entries.remove(suggestion.entry)
+            entries.insert(0, suggestion.entry)
+        items = []
+        for index, entry in enumerate(entries):
+            text = entry.manifest.display_name + ("  (yours)" if entry.source == "user" else "")
+            tip = entry.manifest.description or entry.id
+            if index == 0 and suggestion is not None and suggestion.warning is None and image is not None:
+                text = "\u2605 " + text
+                tip = f"Suggested: {suggestion.reason}\n\n{tip}"
+            items.append(("model", entry.id, text, tip))
+        return items + panels
+
+    def _task_of(self, key: tuple[str, str]) -> str | None:
+        kind, ident = key
+        if kind == "panel":
+            spec = next((spec for spec in self._task_panels if spec.key == ident), None)
+            return None if spec is None else spec.key if spec.key in _CHOICE_KEYS else spec.task
+        return self.registry.get(ident).manifest.task if ident in self.registry else None
+
+    def _on_task_changed(self, _index: int) -> None:
+        if self.current_task() is not None:
+            self._fill_tree(self.current_task(), None)
+
+    def _set_task(self, task: str) -> bool:
+        index = self.task_combo.findData(task)
+        if index < 0:
+            return False
+        self.task_combo.blockSignals(True)
+        self.task_combo.setCurrentIndex(index)
+        self.task_combo.blockSignals(False)
+        self._fill_tree(task, None)
+        return True
+
+    def _fill_tree(self, task: str, keep: tuple[str, str] | None) -> None:
+        """The short list of ``task`` (suggested first), the rest under "More models"; selects ``keep`` when
+        it is there, else the first."""
+        items = self._task_items(task)
+        current = self.current_key()
+        if current is not None and current[0] == "model" and self._form is not None:
+            self._param_memory[current[1]] = self._form.values()  # the form goes with the old list
+        self.tree.blockSignals(True)
+        self.tree.clear()
+        more: QTreeWidgetItem | None = None
+        for index, (kind, ident, text, tip) in enumerate(items):
+            item = QTreeWidgetItem([text])
+            item.setData(0, ROLE_KIND, kind)
+            item.setData(0, ROLE_ID, ident)
+            item.setToolTip(0, tip)
+            if index < SHORT_LIST:
+                self.tree.addTopLevelItem(item)
+                continue
+            if more is None:
+                more = QTreeWidgetItem([f"More models ({len(items) - SHORT_LIST})"])
+                more.setData(0, ROLE_KIND, "more")
+                more.setFlags(Qt.ItemFlag.ItemIsEnabled)
+                more.setToolTip(0, "The other models for this task")
+                self.tree.addTopLevelItem(more)
+            more.addChild(item)
+        self.tree.blockSignals(False)
+        # A task that is one panel (ZSSR) needs no list: its settings and live loss plot get the room.
+        self.tree.setVisible(not (len(items) == 1 and items[0][0] == "panel"))
+        target = self._find_item(keep) or self._find_item(tuple(items[0][:2]) if items else None)
+        if target is not None and target.parent() is not None:
+            target.parent().setExpanded(True)
+        self.tree.setCurrentItem(target)
+        if target is None:
+            self._on_current_changed(None, None)
 
     def _find_item(self, key: tuple[str, str] | None) -> QTreeWidgetItem | None:
         if key is None:
             return None
-        for i in range(self.tree.topLevelItemCount()):
-            group = self.tree.topLevelItem(i)
-            for j in range(group.childCount()):
-                item = group.child(j)
-                if (item.data(0, ROLE_KIND), item.data(0, ROLE_ID)) == key:
-                    return item
+        pending = [self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount())]
+        while pending:
+            item = pending.pop(0)
+            if (item.data(0, ROLE_KIND), item.data(0, ROLE_ID)) == tuple(key):
+                return item
+            pending.extend(item.child(j) for j in range(item.childCount()))
         return None
+
+    def _fill_then_combo(self) -> None:
+        """The upscalers "Then upscale" offers (built-in and trained super-resolution models; not ZSSR)."""
+        from engine.api import rank_models
+
+        chosen = self.then_combo.currentData()
+        self.then_combo.blockSignals(True)
+        self.then_combo.clear()
+        self.then_combo.addItem("No (same size)", None)
+        for entry in rank_models(self.registry.models(), "super-resolution"):
+            self.then_combo.addItem(f"{entry.manifest.display_name}", entry.id)
+        index = self.then_combo.findData(chosen)
+        self.then_combo.setCurrentIndex(max(0, index))
+        self.then_combo.blockSignals(False)
+
+    def then_entry(self) -> ModelEntry | None:
+        """The upscaler to run after the selected model, when "Then upscale" is set and offered for it."""
+        ident = self.then_combo.currentData()
+        if not ident or not self._then_offered() or ident not in self.registry:
+            return None
+        return self.registry.get(ident)
+
+    def _then_offered(self) -> bool:
+        entry = self.current_entry()
+        return entry is not None and entry.manifest.scale == 1 and self.then_combo.count() > 1
+
+    def set_then(self, ident: str | None) -> bool:
+        index = self.then_combo.findData(ident)
+        if index >= 0:
+            self.then_combo.setCurrentIndex(index)
+        return index >= 0
 
     # -- selection -----------------------------------------------------------------------------------------
     def current_key(self) -> tuple[str, str] | None:
@@ -495,8 +644,22 @@ class ModelPanel(QWidget):
         return item.data(0, ROLE_KIND), item.data(0, ROLE_ID)
 
     def select(self, kind: str, ident: str) -> bool:
+        """Select a model (or a task panel), switching the task when it belongs to another."""
+        task = self._task_of((kind, ident))
+        if task is None:
+            return False
+        if task != self.current_task() or self._find_item((kind, ident)) is None:
+            index = self.task_combo.findData(task)
+            if index < 0:
+                return False
+            self.task_combo.blockSignals(True)
+            self.task_combo.setCurrentIndex(index)
+            self.task_combo.blockSignals(False)
+            self._fill_tree(task, (kind, ident))
         item = self._find_item((kind, ident))
         if item is not None:
+            if item.parent() is not None:
+                item.parent().setExpanded(True)
             self.tree.setCurrentItem(item)
         return item is not None
 
@@ -540,10 +703,12 @@ class ModelPanel(QWidget):
         entry = self.current_entry()
         if entry is None:
             return None
-        return RunRequest(title=entry.manifest.display_name, entry=entry, params=MappingProxyType(dict(self.params())),
+        then = self.then_entry()
+        title = entry.manifest.display_name + (f" \u2192 {then.manifest.display_name}" if then else "")
+        return RunRequest(title=title, entry=entry, params=MappingProxyType(dict(self.params())),
                           tile=self.tile(), ensemble=self.ensemble(),
                           noise_level_measured=self.noise_level_is_measured(),
-                          noise_level_pending=self.waiting_for_noise_level())
+                          noise_level_pending=self.waiting_for_noise_level(), then=then)
 
     def _request_run(self) -> None:
         request = self.request()
@@ -625,6 +790,9 @@ class ModelPanel(QWidget):
         self._set_form(form)
         self._propose_noise_level()
         self.stop_button.setVisible(False)
+        offered = self._then_offered()
+        self.then_label.setVisible(offered)
+        self.then_combo.setVisible(offered)
         self._update_image_info()
         self._update_tile_note()
         self._update_buttons()
@@ -646,7 +814,10 @@ class ModelPanel(QWidget):
     def set_image(self, image: Image | None) -> None:
         if image is not self._image:
             self._measure_noise(image)
+        changed = image is not self._image
         self._image = image
+        if changed and self.current_task() is not None:
+            self._fill_tree(self.current_task(), self.current_key())  # this image's suggestion first
         if self._form is not None:
             self._form.set_image(image)
         self._propose_noise_level()
@@ -739,6 +910,7 @@ class ModelPanel(QWidget):
             self.aovs.setText(f"<b>AOV buffers</b> {use}: " + "&nbsp; ".join(marks))
         else:
             self.aovs.setText("")
+        self.aovs.setVisible(bool(self.aovs.text()))  # an empty line would leave a gap above the settings
         message = suitability(image, entry.manifest) if image is not None else None
         self.warning.setText("\u26a0 " + message if message else "")
         self.warning.setVisible(bool(message))
@@ -751,11 +923,57 @@ class ModelPanel(QWidget):
         self._running = running
         self._update_buttons()
         if running:
-            self.progress.setRange(0, 0)
-            self.progress.setFormat("Starting\u2026")
-            self.progress_message.setText("")
-        else:
+            self.show_live_plot()
+            self._run_started = time.monotonic()
+            self._last_progress = None
+            self._eta = None
+            self._stopping = False
+            # Not the busy bar (it shows no words): "Starting… · N s" until the job reports its stage.
             self.progress.setRange(0, 1000)
+            self.progress.setValue(0)
+            self.progress_message.setText("")
+            self._show_progress_text()
+            self._tick.start()
+        else:
+            self._tick.stop()
+            self.progress.setRange(0, 1000)
+
+    def show_live_plot(self) -> None:
+        """Scroll a task panel's live plot (ZSSR's loss curve) into view."""
+        plot = getattr(self.current_task_panel(), "loss_plot", None)
+        if plot is not None:
+            self.details_scroll.ensureWidgetVisible(plot, 0, 0)
+
+    def _show_progress_text(self) -> None:
+        """The running job's progress line; the seconds since it started count up until the job gives an
+        estimate of its own, so the line moves from the first second (a model loading, a first big tile)."""
+        last = self._last_progress
+        text = progress_text(last) if last is not None else ""
+        text = text or "Starting\u2026"
+        if last is None or last.eta_s is None:
+            text += f" \u00b7 {int(time.monotonic() - self._run_started)} s"
+        if self._stopping:
+            text = "Finishing the kept result \u00b7 " + text
+        self.progress.setFormat(text)
+
+    def _settled_eta(self, progress: Progress) -> float | None:
+        """The time left, settled: the job's estimate jumps (a first tile pays the model's warm-up), so the
+        shown one counts down from the previous and moves 30% of the way to each new estimate."""
+        new, now = progress.eta_s, time.monotonic()
+        if new is None:
+            return None
+        if self._eta is None or progress.stage != self._eta_stage:
+            self._eta, self._eta_at, self._eta_stage = new, now, progress.stage
+            return new
+        counted_down = max(0.0, self._eta - (now - self._eta_at))
+        self._eta, self._eta_at = 0.7 * counted_down + 0.3 * new, now
+        return self._eta
+
+    def show_stopping(self) -> None:
+        """"Stop and keep result" was pressed: the job is finishing what it has."""
+        self._stopping = True
+        if self._running:
+            self._show_progress_text()
 
     def _update_buttons(self) -> None:
         can_run = (self.current_entry() is not None or self.current_task_panel() is not None) and \
@@ -772,7 +990,8 @@ class ModelPanel(QWidget):
         else:
             self.progress.setRange(0, 1000)
             self.progress.setValue(int(round(progress.fraction * 1000)))
-        self.progress.setFormat(progress_text(progress) or "Working\u2026")
+        self._last_progress = replace(progress, eta_s=self._settled_eta(progress))
+        self._show_progress_text()
         self.progress_message.setText(progress.message)
 
     def show_outcome(self, text: str, complete: bool) -> None:

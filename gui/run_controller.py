@@ -82,18 +82,26 @@ class RunController(QObject):
         # The panel's level is then each image's fallback (an image too small to measure, or an HDR one).
         measure = measure_each and request.noise_level_measured
 
+        then = request.then
+
         def make(image: Image, token: CancelToken):
-            from engine.api import restore_job, with_estimated_noise_level
+            from engine.api import ChainStep, chain_job, restore_job, with_estimated_noise_level
 
             values, _level = with_estimated_noise_level(image, entry.manifest, params, replace=measure)
+            if then is not None:  # "Then upscale with": both models as one job (the upscaler's defaults)
+                return chain_job(image, [ChainStep(entry, values), ChainStep(then)], tile=tile, device=device,
+                                 ensemble=ensemble, token=token)
             return restore_job(image, entry, values, tile=tile, device=device, ensemble=ensemble, token=token)
 
-        return make, entry.manifest.display_name
+        return make, request.title
 
     def start(self, factory, title: str, request: RunRequest | None = None, build_here: bool = False) -> None:
         self._job_title = title
         self._job_started = time.perf_counter()
         self._request = request
+        panel = request.task_panel if request is not None else None
+        if panel is not None and hasattr(panel, "set_stop_callback"):
+            panel.set_stop_callback(self.show_kept_now)  # the panel's own "Stop and keep result" button
         try:
             self.runner.start(factory, build_here=build_here)
         except Exception as error:  # a panel that cannot build its job (bad settings) says why
@@ -121,7 +129,20 @@ class RunController(QObject):
             self.host.flash("Cancelling\u2026")
 
     def request_stop(self) -> None:
+        """"Stop and keep result": the job finishes early; what it has so far is shown at once."""
+        if not self.runner.is_running() or self.batch is not None:
+            return
         self.runner.request_stop()
+        self.show_kept_now()
+
+    def show_kept_now(self) -> None:
+        """Show the newest preview as the kept result while the job finishes it off (ZSSR's ensemble and
+        back-projection can take many seconds)."""
+        self._preview_timer.stop()
+        preview, self._pending_preview = self._pending_preview, None
+        if preview is not None:
+            self.host.show_preview(preview)
+        self.host.show_kept_preview()
 
     # -- the job's signals ------------------------------------------------------------------------------------
     def _task_panel(self):
@@ -206,8 +227,8 @@ class RunController(QObject):
         if factory is None:
             self.host.show_error("No model selected", "Choose a model in the Model panel first.")
             return False
-        self.batch = BatchQueue(factory=factory, title=title, out=Path(out_folder), suffix=request.entry.id,
-                                todo=list(paths))
+        suffix = request.entry.id + (f"_then_{request.then.id}" if request.then is not None else "")
+        self.batch = BatchQueue.of(list(paths), factory=factory, title=title, out=Path(out_folder), suffix=suffix)
         self._request = request
         for path in self.batch.todo:
             self.host.queue_panel.set_status(path, "waiting")
@@ -243,11 +264,15 @@ class RunController(QObject):
         self.host.flash(f"Queue: {Path(path).name}\u2026")
 
     def _batch_item_done(self, written: Any) -> None:
-        self.batch.done += 1
+        from engine.api import ItemState
+
+        self.batch.finish_current(ItemState.DONE)
         self.host.queue_panel.set_status(self.batch.current, "done", f"saved {written}")
 
     def _batch_item_failed(self, message: str, status: str = "failed") -> None:
-        self.batch.failed += status == "failed"
+        from engine.api import ItemState
+
+        self.batch.finish_current(ItemState(status), message)
         self.host.queue_panel.set_status(self.batch.current, status, message)
 
     def _batch_end(self) -> None:

@@ -15,7 +15,7 @@ from PySide6.QtCore import QPointF, QRect
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QFileDialog
 
-from engine.api import EngineError, Image
+from engine.api import EngineError, Image, ImageResult
 
 from . import background
 from .display_cache import uint8_to_qimage
@@ -45,10 +45,32 @@ class Saving:
         return self.session.latest_result_key()
 
     def suggested_name(self, key: str) -> Path:
-        result = self.session.result_for_key(key)
-        original = self.session.original_path or Path("image.png")
-        folder = original.parent if self.session.original_path else Path(self.host.settings.last_folder)
-        return folder / f"{original.stem}_{result.model_id if result else 'result'}{original.suffix or '.png'}"
+        return self.name_for(self.session.original_path, self.session.result_for_key(key))
+
+    def name_for(self, original_path: Path | None, result: ImageResult | None) -> Path:
+        """``<input name>_<model id><input's extension>`` beside the input (or in the last folder)."""
+        original = original_path or Path("image.png")
+        folder = original.parent if original_path else Path(self.host.settings.last_folder)
+        model = result.model_id.replace("+", "_then_") if result else "result"
+        return folder / f"{original.stem}_{model}{original.suffix or '.png'}"
+
+    def save_all_unsaved(self) -> list[Path]:
+        """Save every unsaved result of the session beside its input, under its suggested name (a number is
+        added instead of replacing an existing file); waits for the writes. Returns the files written; raises
+        the first error (nothing is discarded then)."""
+        from engine.api import write_image
+
+        written: list[Path] = []
+        for item in self.session.unsaved():
+            base = target = self.name_for(item.original_path, item.result)
+            number = 2
+            while target.exists() or target in written:
+                target = base.with_name(f"{base.stem}-{number}{base.suffix}")
+                number += 1
+            written.append(Path(write_image(target, item.result.image)))
+            self.session.mark_saved(item.result)
+        self.host.history_panel.set_results(self.session.results, self.session.is_saved)
+        return written
 
     def save_dialog(self, key: str | None = None) -> None:
         key = key or self.current_result_key()
@@ -82,11 +104,14 @@ class Saving:
         from engine.api import write_image
 
         image = result.image
+        session = self.session
 
         def write():
             return write_image(path, image, allow_overwrite_input=overwrite_input)
 
         def done(written) -> None:
+            session.mark_saved(result)
+            host.history_panel.set_results(session.results, session.is_saved)
             host.settings.last_folder = str(Path(written).parent)
             host.flash(f"Saved {written}", 6000)
             host.saved.emit(str(written))

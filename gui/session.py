@@ -1,4 +1,9 @@
-"""What the user is working on: the original image, the results made this session, an optional reference."""
+"""What the user is working on: the original image, the results made this session, an optional reference.
+
+Results are kept per image while the app runs: opening another image puts the current one's results aside
+(``kept``), and opening it again brings them back. Which results were saved is remembered, so the window can ask
+before unsaved work is discarded (:meth:`Session.unsaved`).
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,23 @@ class Source:
     image: Image
 
 
+@dataclass(frozen=True)
+class Unsaved:
+    """A result not saved yet, with the image it was made from (for its file name)."""
+
+    original_path: Path | None
+    result: ImageResult
+
+
+def _path_key(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return str(Path(path).resolve())
+    except OSError:
+        return str(path)
+
+
 @dataclass
 class Session:
     original: Image | None = None
@@ -26,20 +48,53 @@ class Session:
     reference_path: Path | None = None
     #: The live intermediate result of the running job (ZSSR), shown as a source while it runs.
     preview: Image | None = None
+    #: "Stop and keep result" was pressed: the preview is what is being kept (finished off by the job).
+    preview_kept: bool = False
     #: (original, [(layer name, picture)]): the original's AOV layers made viewable, kept while it is open.
     _layer_views: tuple[Image, list] | None = field(default=None, repr=False)
+    #: The results of the other images opened this session, by resolved path (given back when one is reopened).
+    kept: dict[str, tuple[Path, list[ImageResult]]] = field(default_factory=dict)
+    #: ids of the results saved at least once (results are never copied, so their ids stay theirs).
+    _saved: set[int] = field(default_factory=set, repr=False)
 
     def open(self, image: Image, path: Path | None) -> None:
-        """Start over with a new original; results of the previous image are dropped."""
+        """Make ``image`` the original. The previous image's results are kept aside (by its path) and this
+        image's own results, when it was opened before, come back."""
+        previous = _path_key(self.original_path)
+        if previous is not None and self.results:
+            self.kept[previous] = (self.original_path, self.results)
         self.original = image
         self.original_path = path
-        self.results = []
+        key = _path_key(path)
+        self.results = list(self.kept.pop(key)[1]) if key in self.kept else []
         self.preview = None
+        self.preview_kept = False
 
     def add_result(self, result: ImageResult) -> str:
         self.results.append(result)
         self.preview = None
+        self.preview_kept = False
         return f"result:{len(self.results) - 1}"
+
+    # -- saved or not ----------------------------------------------------------------------------------------
+    def mark_saved(self, result: ImageResult) -> None:
+        self._saved.add(id(result))
+
+    def is_saved(self, result: ImageResult) -> bool:
+        return id(result) in self._saved
+
+    def unsaved(self) -> list[Unsaved]:
+        """Every result of this session not saved yet: the open image's first, then the other images'."""
+        found = [Unsaved(self.original_path, r) for r in self.results if not self.is_saved(r)]
+        for path, results in self.kept.values():
+            found.extend(Unsaved(path, r) for r in results if not self.is_saved(r))
+        return found
+
+    def forget_results(self) -> None:
+        """Drop every result (the user chose to discard them)."""
+        self.results = []
+        self.kept.clear()
+        self._saved.clear()
 
     def sources(self) -> list[Source]:
         found: list[Source] = []
@@ -49,7 +104,8 @@ class Session:
         for index, result in enumerate(self.results):
             found.append(Source(f"result:{index}", f"#{index + 1} {result.label}", result.image))
         if self.preview is not None:
-            found.append(Source("preview", "Running\u2026 (live preview)", self.preview))
+            label = "Kept result (finishing\u2026)" if self.preview_kept else "Running\u2026 (live preview)"
+            found.append(Source("preview", label, self.preview))
         if self.reference is not None:
             name = self.reference_path.name if self.reference_path else "reference"
             found.append(Source("reference", f"Reference ({name})", self.reference))

@@ -50,11 +50,14 @@ class HistoryPanel(QWidget):
         layout.addLayout(row)
         self.set_results([])
 
-    def set_results(self, results: list[ImageResult]) -> None:
+    def set_results(self, results: list[ImageResult], is_saved=None) -> None:
+        """Show ``results`` (the open image's); ``is_saved(result)`` marks the saved ones."""
         self.list.clear()
         for index, result in enumerate(results):
             image = result.image
-            text = f"#{index + 1}  {result.label}\n{image.width}\u00d7{image.height} \u00b7 {result.seconds:.1f} s"
+            state = " \u00b7 saved" if is_saved is not None and is_saved(result) else ""
+            text = (f"#{index + 1}  {result.label}\n{image.width}\u00d7{image.height} \u00b7 {result.seconds:.1f} s"
+                    f"{state}")
             item = QListWidgetItem(text)
             item.setData(Qt.ItemDataRole.UserRole, f"result:{index}")
             details = "\n".join(f"{k}: {v}" for k, v in result.details.items())

@@ -259,3 +259,13 @@ def test_run_local_updates_typed_items(tmp_path, tiny_model):
     assert all(i.state is ItemState.DONE and i.attempts == 1 and i.seconds > 0 for i in items)
     assert items[0].record()["state"] == "done" and items[0].details["model"] == "tiny"
     assert batch.exit_code(items) == 0
+
+
+def test_a_cancelled_item_is_finished_and_the_run_is_not_ok():
+    """The window's Cancel ends a queue item as CANCELLED (engine/batch.py's states, shared with the window)."""
+    from engine.batch import EXIT_FAILED, EXIT_OK, exit_code
+
+    done = BatchItem(Path("a.png"), Path("out/a.png"), state=ItemState.DONE)
+    cancelled = BatchItem(Path("b.png"), Path("out/b.png"), state=ItemState.CANCELLED)
+    assert cancelled.finished and cancelled.record()["state"] == "cancelled"
+    assert exit_code([done]) == EXIT_OK and exit_code([done, cancelled]) == EXIT_FAILED

@@ -52,6 +52,7 @@ def window(qtbot):
     win = build_window([])
     qtbot.addWidget(win)
     qtbot.waitExposed(win)
+    win.ask_before_discarding = False  # a test's results are not the user's: closing must not ask about them
     yield win
     win.runner.cancel()
     win.runner.wait(5)

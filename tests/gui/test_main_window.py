@@ -258,6 +258,7 @@ def test_the_quality_setting_runs_an_ensemble_and_is_remembered(qtbot, photo):
     run_and_wait(qtbot, win)
     result = win.session.results[0]
     assert "4-pass ensemble" in result.label and result.details["ensemble"] == 4
+    win.session.forget_results()  # closing would ask about the unsaved result (tests/gui/test_unsaved_results.py)
     win.close()
     again = build_window([])
     qtbot.addWidget(again)

@@ -73,11 +73,24 @@ def test_nothing_selected_is_no_request_and_runs_nothing(qtbot, window, photo):
 
 
 def test_the_batch_queue_is_typed():
-    queue = BatchQueue(factory=lambda image, token: None, title="NLM", out=Path("/out"), suffix="nlm",
-                       todo=["/in/a.png", "/in/b.tif"])
+    """The window's queue is made of the engine's BatchItems (one batch module for the window and the CLI)."""
+    from engine.batch import BatchItem, ItemState
+
+    queue = BatchQueue.of(["/in/a.png", "/in/b.tif", "/in/c.exr"], factory=lambda image, token: None, title="NLM",
+                          out=Path("/out"), suffix="nlm")
+    assert all(isinstance(item, BatchItem) and item.state is ItemState.PENDING for item in queue.items)
+    assert [item.target for item in queue.items] == [Path("/out/a_nlm.png"), Path("/out/b_nlm.tif"),
+                                                     Path("/out/c_nlm.exr")]
     assert queue.has_more() and queue.next() == "/in/a.png" and queue.current == "/in/a.png"
-    assert queue.target_for(queue.current) == Path("/out/a_nlm.png")
-    queue.done, queue.failed = 1, 1
+    assert queue.items[0].state is ItemState.RUNNING and queue.items[0].attempts == 1
+    queue.finish_current(ItemState.DONE)
+    queue.next()
+    queue.finish_current(ItemState.FAILED, "cannot read")
+    assert queue.items[1].error == "cannot read" and queue.items[1].seconds >= 0
+    assert (queue.done, queue.failed, queue.todo) == (1, 1, ["/in/c.exr"])
     assert queue.summary() == "Queue finished: 1 saved to /out, 1 failed (hover over them for the reason)"
+    queue.next()
+    queue.finish_current(ItemState.CANCELLED, "cancelled")
+    assert queue.items[2].finished and queue.failed == 1  # cancelled is not counted as a failure
     queue.stop = True
     assert not queue.has_more()
