@@ -3,6 +3,7 @@
 The benchmark protocols (../shared/bench/PROTOCOL.md) are implemented exactly by :func:`psnr_y_sr` (Set5),
 :func:`relmse` and :func:`tonemapped_psnr` (Monte Carlo renders); :func:`psnr` with uint8-rounded inputs gives the
 Kodak24 protocol and :func:`rmse` the Dirty Documents one (pooled over images: see :func:`pooled_rmse`).
+The trainer validates with :func:`masked_psnr` (target points that are NaN/Inf left out, a 100 dB ceiling).
 The app, the training code, the tests and every benchmark score with these functions (one implementation each).
 """
 
@@ -47,6 +48,15 @@ def psnr(a: np.ndarray, b: np.ndarray, peak: float = 1.0) -> float:
     """``10 log10(peak^2 / MSE)`` over all samples; ``inf`` for identical inputs."""
     error = mse(a, b)
     return math.inf if error == 0 else 10.0 * math.log10(peak * peak / error)
+
+
+def masked_psnr(a: np.ndarray, b: np.ndarray, valid: np.ndarray | None = None) -> float:
+    """PSNR (peak 1) over the samples where ``valid`` (a boolean mask shaped as ``a``) is True, or over all; a
+    finite 100 dB ceiling for (near-)identical inputs (MSE <= 1e-10), so that scores stay comparable and storable.
+    The trainer's validation score (display-space values in [0, 1], target points that are NaN/Inf masked out)."""
+    diff = (np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) ** 2
+    error = float(diff[valid].mean()) if valid is not None else float(diff.mean())
+    return 100.0 if error <= 1e-10 else 10.0 * math.log10(1.0 / error)
 
 
 def _gaussian_filter(x: np.ndarray, sigma: float, size: int) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 The loop has named steps: ``feed`` (sample a batch), ``optimise`` (forward, loss, backward, clip, step),
 ``validate`` (PSNR in display space on fixed held-out samples, keeping the best weights) and ``save`` (a
-checkpoint to resume from). What it does against the failures seed 001 met:
+checkpoint to resume from); ``_train`` reads as those steps, each a function over the run's state (``_Run``).
+What it does against the failures seed 001 met:
 
 - a batch whose inputs hold NaN/Inf, or whose loss or gradient norm is not finite, is skipped (no optimiser
   step) and counted in the ``skipped`` metric; many skipped batches in a row stop the run with a clear error;
@@ -33,11 +34,12 @@ import numpy as np
 
 from ..errors import EngineError, JobCancelled
 from ..jobs import CancelToken, Progress
+from ..metrics import masked_psnr
 from ..paths import user_data_dir
 from ..transforms import from_model_space
 from . import datasets as ds
 from . import distributed
-from .recipes import Recipe, is_recipe_reference, prepare_hint, recipe_checkpoint, resolve_path
+from .recipes import Recipe, TrainSection, is_recipe_reference, prepare_hint, recipe_checkpoint, resolve_path
 
 #: Consecutive skipped batches after which the data is declared broken.
 MAX_CONSECUTIVE_SKIPS = 50
@@ -200,10 +202,8 @@ def display_space(values: np.ndarray, sample: ds.Sample, transform: str) -> np.n
     return np.clip(image, 0.0, 1.0)
 
 
-def psnr(a: np.ndarray, b: np.ndarray, valid: np.ndarray | None = None) -> float:
-    diff = (a.astype(np.float64) - b.astype(np.float64)) ** 2
-    mse = float(diff[valid].mean()) if valid is not None else float(diff.mean())
-    return 100.0 if mse <= 1e-10 else 10.0 * math.log10(1.0 / mse)
+#: Validation PSNR (engine/metrics.py; the name lab scripts import from here).
+psnr = masked_psnr
 
 
 def evaluate(model, samples: Sequence[ds.Sample], roles: Sequence[str], transform: str, device) -> float:
@@ -219,7 +219,8 @@ def evaluate(model, samples: Sequence[ds.Sample], roles: Sequence[str], transfor
             output = model(*inputs)[0].float().cpu().numpy()
             valid = None if sample.valid is None else np.transpose(sample.valid, (1, 2, 0))
             scores.append(
-                psnr(display_space(output, sample, transform), display_space(sample.target, sample, transform), valid)
+                masked_psnr(display_space(output, sample, transform), display_space(sample.target, sample, transform),
+                            valid)
             )
     model.train(was_training)
     return float(np.mean(scores)) if scores else float("nan")
@@ -374,29 +375,170 @@ def busy_machine_threads() -> int | None:
     return 1 if load >= (os.cpu_count() or 1) else None
 
 
-def _train(recipe: Recipe, token: CancelToken | None, options: TrainOptions) -> Generator[Progress, None, TrainResult]:
-    import torch
+@dataclass(eq=False)
+class _Run:
+    """One training run: what the loop's steps share, and what a checkpoint saves to resume it."""
 
+    recipe: Recipe
+    options: TrainOptions
+    t: TrainSection  # the recipe's [train], with the run's budgets
+    token: CancelToken
+    context: distributed.Context  # several processes under torchrun (distributed.py), else one
+    device: str
+    model_id: str
+    run_dir: Path
+    rng: np.random.Generator
+    model: Any  # weights, validation and export
+    net: Any  # forward/backward: the model itself, or its DDP wrapper
+    arch: str
+    config: dict
+    init_path: Path | None
+    roles: tuple[str, ...]
+    train_set: Any
+    val_samples: list
+    optimizer: Any
+    scaler: Any
+    amp_dtype: Any
+    # Counted over the whole run (a resumed run goes on from its checkpoint).
+    step: int = 0
+    elapsed_before: float = 0.0
+    skipped: int = 0
+    best_psnr: float | None = None
+    best_step: int | None = None
+    start_psnr: float | None = None  # a fine-tune's starting model, scored before its first step
+    history: list[dict] = field(default_factory=list)
+    best_state: dict | None = None
+    # This session only.
+    session_start: float = 0.0
+    consecutive_skips: int = 0
+    last_loss: float | None = None
+    last_val_step: int = -1
+    last_val: tuple[float, float] | None = None
+    stopped_early: bool = False
+
+    @property
+    def last_path(self) -> Path:
+        return self.run_dir / "last.pt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.run_dir / "best.pt"
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.session_start
+
+    def budget_fraction(self) -> float:
+        fractions = []
+        if self.t.steps > 0:
+            fractions.append(self.step / self.t.steps)
+        if self.t.minutes > 0:
+            fractions.append(self.elapsed() / (self.t.minutes * 60.0))
+        return max(fractions)
+
+    def checkpoint_payload(self) -> dict:
+        import torch
+
+        return {
+            "kind": CHECKPOINT_KIND,
+            "arch": self.arch,
+            "config": self.config,
+            "recipe": self.recipe.to_dict(),
+            "state_dict": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "step": self.step,
+            "elapsed": self.elapsed(),
+            "skipped": self.skipped,
+            "best_psnr": self.best_psnr,
+            "best_step": self.best_step,
+            "start_psnr": self.start_psnr,
+            "history": self.history[-5000:],
+            "numpy_rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def save_last(self) -> None:
+        _save(self.last_path, self.checkpoint_payload())
+
+    def validate(self) -> float:
+        """Score the model on the validation samples; a new best is kept (in memory and in best.pt)."""
+        score = evaluate(self.model, self.val_samples, self.roles, self.recipe.model.value_transform, self.device)
+        if np.isfinite(score) and (self.best_psnr is None or score > self.best_psnr):
+            self.best_psnr, self.best_step = score, self.step
+            self.best_state = {k: v.detach().to("cpu").clone() for k, v in self.model.state_dict().items()}
+            _save(self.best_path, {"arch": self.arch, "config": self.config, "state_dict": self.best_state,
+                                   "val_psnr": score, "step": self.step})
+        return score
+
+
+def _train(recipe: Recipe, token: CancelToken | None, options: TrainOptions) -> Generator[Progress, None, TrainResult]:
+    """The loop, step by step: set up (or resume) the run, score a fine-tune's start, then per batch feed,
+    optimise, count, validate, save and report; then the final validation, checkpoint and export."""
     token = token or CancelToken()
+    t = _budgets(recipe, options)
+    model_id = options.model_id or recipe.model.id
+    run_dir = Path(options.run_dir) if options.run_dir else user_data_dir() / "training" / model_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    yield Progress(0.0, "prepare", "building the model and loading images")
+    run = _setup_run(recipe, options, t, token, model_id, run_dir)
+    if options.resume and run.last_path.is_file():
+        _resume(run)
+    run.session_start = time.perf_counter()
+    yield from _validate_start(run)
+
+    feeder = _feeder(run)
+    start_fraction = run.budget_fraction()
+    try:
+        # Under DDP rank 0 decides when the budget is spent, for all ranks.
+        while distributed.main_decides(run.budget_fraction() < 1.0):
+            token.raise_if_cancelled()
+            if token.stop_requested:
+                run.stopped_early = True
+                break
+            batch = distributed.shard(feeder.next_batch(), run.context)  # feed
+            lr = _set_learning_rate(run)
+            ok, loss_value = _train_step(run, *batch)  # optimise
+            metrics = _count_step(run, lr, ok, loss_value)
+            _maybe_validate(run, metrics)
+            run.history.append(dict(metrics))
+            _maybe_save(run)
+            yield _step_progress(run, metrics, ok, loss_value, start_fraction)
+    except JobCancelled:
+        if run.context.is_main:
+            run.save_last()  # so that the same run can be resumed
+        raise
+    finally:
+        feeder.close()
+
+    yield from _final_validation(run)
+    return (yield from _finish(run))
+
+
+def _budgets(recipe: Recipe, options: TrainOptions) -> TrainSection:
+    """The recipe's [train] with the run's step/minute budgets (if either is given, the other is unlimited unless
+    also given)."""
     t = recipe.train
     if options.steps is not None or options.minutes is not None:
         t = replace(t, steps=options.steps or 0, minutes=options.minutes or 0.0)
         if t.steps <= 0 and t.minutes <= 0:
             raise EngineError("set a budget: --steps or --minutes")
-    model_id = options.model_id or recipe.model.id
-    run_dir = Path(options.run_dir) if options.run_dir else user_data_dir() / "training" / model_id
-    run_dir.mkdir(parents=True, exist_ok=True)
-    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
+    return t
 
-    yield Progress(0.0, "prepare", "building the model and loading images")
+
+def _setup_run(
+    recipe: Recipe, options: TrainOptions, t: TrainSection, token: CancelToken, model_id: str, run_dir: Path
+) -> _Run:
+    """Device, seeds, model (from its init), data, frozen parts, DDP wrapper, optimiser and AMP scaler."""
+    import torch
+
     device = pick_device(options.device)
-    context = distributed.current()  # several processes under torchrun (distributed.py), else one
+    context = distributed.current()
     torch.manual_seed(t.seed)
     rng = np.random.default_rng(t.seed)
     init = options.init if options.init is not None else (t.init or None)
     model, arch, config, init_path = build_for_recipe(recipe, init)
     model.to(device).train()
-    roles = tuple(model.input_roles)
     if options.train_data is not None:
         train_set, val_samples = options.train_data, list(options.val_data or ())
     else:
@@ -411,229 +553,221 @@ def _train(recipe: Recipe, token: CancelToken | None, options: TrainOptions) -> 
                                   weight_decay=t.weight_decay)
     amp_dtype = autocast_dtype(t.amp, device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16 and device == "cuda")
+    return _Run(
+        recipe=recipe, options=options, t=t, token=token, context=context, device=device, model_id=model_id,
+        run_dir=run_dir, rng=rng, model=model, net=net, arch=arch, config=config, init_path=init_path,
+        roles=tuple(model.input_roles), train_set=train_set, val_samples=val_samples, optimizer=optimizer,
+        scaler=scaler, amp_dtype=amp_dtype,
+    )
 
-    step, elapsed_before, skipped, best_psnr, best_step = 0, 0.0, 0, None, None
-    start_psnr: float | None = None  # a fine-tune's starting model, scored before its first step
-    history: list[dict] = []
-    best_state = None
-    if options.resume and last_path.is_file():
-        checkpoint = torch.load(str(last_path), map_location="cpu", weights_only=True)
-        if (
-            checkpoint.get("kind") != CHECKPOINT_KIND
-            or checkpoint.get("arch") != arch
-            or checkpoint.get("config") != config
-        ):
-            raise EngineError(
-                f"{last_path} belongs to another model: cannot resume (remove it or use another run folder)"
-            )
-        model.load_state_dict(checkpoint["state_dict"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scaler.load_state_dict(checkpoint["scaler"])
-        step, elapsed_before, skipped = checkpoint["step"], checkpoint["elapsed"], checkpoint["skipped"]
-        best_psnr, best_step, history = checkpoint["best_psnr"], checkpoint["best_step"], list(checkpoint["history"])
-        start_psnr = checkpoint.get("start_psnr")
-        rng.bit_generator.state = checkpoint["numpy_rng"]
-        torch.set_rng_state(checkpoint["torch_rng"])
-        if best_path.is_file():
-            best_state = torch.load(str(best_path), map_location="cpu", weights_only=True)["state_dict"]
 
-    session_start = time.perf_counter()
+def _resume(run: _Run) -> None:
+    """Continue from last.pt: weights, optimiser, scaler, counters, best score, history and random states."""
+    import torch
 
-    def elapsed() -> float:
-        return elapsed_before + time.perf_counter() - session_start
+    checkpoint = torch.load(str(run.last_path), map_location="cpu", weights_only=True)
+    if (
+        checkpoint.get("kind") != CHECKPOINT_KIND
+        or checkpoint.get("arch") != run.arch
+        or checkpoint.get("config") != run.config
+    ):
+        raise EngineError(
+            f"{run.last_path} belongs to another model: cannot resume (remove it or use another run folder)"
+        )
+    run.model.load_state_dict(checkpoint["state_dict"])
+    run.optimizer.load_state_dict(checkpoint["optimizer"])
+    run.scaler.load_state_dict(checkpoint["scaler"])
+    run.step, run.elapsed_before, run.skipped = checkpoint["step"], checkpoint["elapsed"], checkpoint["skipped"]
+    run.best_psnr, run.best_step = checkpoint["best_psnr"], checkpoint["best_step"]
+    run.history = list(checkpoint["history"])
+    run.start_psnr = checkpoint.get("start_psnr")
+    run.rng.bit_generator.state = checkpoint["numpy_rng"]
+    torch.set_rng_state(checkpoint["torch_rng"])
+    if run.best_path.is_file():
+        run.best_state = torch.load(str(run.best_path), map_location="cpu", weights_only=True)["state_dict"]
 
-    def budget_fraction() -> float:
-        fractions = []
-        if t.steps > 0:
-            fractions.append(step / t.steps)
-        if t.minutes > 0:
-            fractions.append(elapsed() / (t.minutes * 60.0))
-        return max(fractions)
 
-    def checkpoint_payload() -> dict:
-        return {
-            "kind": CHECKPOINT_KIND,
-            "arch": arch,
-            "config": config,
-            "recipe": recipe.to_dict(),
-            "state_dict": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict(),
-            "step": step,
-            "elapsed": elapsed(),
-            "skipped": skipped,
-            "best_psnr": best_psnr,
-            "best_step": best_step,
-            "start_psnr": start_psnr,
-            "history": history[-5000:],
-            "numpy_rng": rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(),
-        }
+def _validate_start(run: _Run) -> Generator[Progress, None, None]:
+    """Fine-tuning: score the starting model first (rank 0). The user learns whether fine-tuning helped, and a run
+    whose steps all score worse exports the starting weights rather than the least bad of them."""
+    if run.init_path is None or run.step != 0 or not run.val_samples or not run.context.is_main:
+        return
+    yield Progress(0.0, "validate", "validating the starting model")
+    run.start_psnr = run.validate()
+    record = {"step": 0.0, "val_psnr": run.start_psnr, "best_val_psnr": run.start_psnr,
+              "start_val_psnr": run.start_psnr}
+    run.history.append(dict(record))
+    yield Progress(0.0, "validate", f"the starting model: validation {run.start_psnr:.2f} dB", None, record)
 
-    def validate() -> float:
-        nonlocal best_psnr, best_step, best_state
-        score = evaluate(model, val_samples, roles, recipe.model.value_transform, device)
-        if np.isfinite(score) and (best_psnr is None or score > best_psnr):
-            best_psnr, best_step = score, step
-            best_state = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
-            _save(
-                best_path, {"arch": arch, "config": config, "state_dict": best_state, "val_psnr": score, "step": step}
-            )
-        return score
 
-    if init_path is not None and step == 0 and val_samples and context.is_main:
-        # Score the starting model first: the user learns whether fine-tuning helped, and a run whose steps all
-        # score worse exports the starting weights rather than the least bad of them.
-        yield Progress(0.0, "validate", "validating the starting model")
-        start_psnr = validate()
-        record = {"step": 0.0, "val_psnr": start_psnr, "best_val_psnr": start_psnr, "start_val_psnr": start_psnr}
-        history.append(dict(record))
-        yield Progress(0.0, "validate", f"the starting model: validation {start_psnr:.2f} dB", None, record)
-
+def _feeder(run: _Run):
+    """The batch feeder, from the run's step on. Under DDP every rank draws the global batch and keeps its slice:
+    the samples of one process with it all."""
     from .feeder import BatchFeeder, auto_workers
 
-    workers = options.workers if options.workers is not None else auto_workers(device)
-    # Under DDP every rank draws the global batch and keeps its slice: the samples of one process with it all.
-    feeder = BatchFeeder(train_set, roles, t.batch_size * context.world_size, device, rng, workers=workers,
-                         seed=t.seed, start_step=step)
-    start_fraction = budget_fraction()
-    consecutive_skips = 0
-    last_loss: float | None = None
-    last_val_step = -1
-    last_val: tuple[float, float] | None = None
-    stopped_early = False
-    try:
-        while distributed.main_decides(budget_fraction() < 1.0):
-            token.raise_if_cancelled()
-            if token.stop_requested:
-                stopped_early = True
-                break
-            # feed
-            inputs, target, valid = distributed.shard(feeder.next_batch(), context)
-            lr = learning_rate(step, budget_fraction(), t.lr, t.warmup_steps, t.min_lr_ratio)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            # optimise
-            ok = distributed.all_true(all(bool(torch.isfinite(x).all()) for x in inputs))
-            loss_value = float("nan")
-            if ok:
-                optimizer.zero_grad(set_to_none=True)
-                with torch.autocast(
-                    device_type=device, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None
-                ):
-                    output = net(*inputs)
-                from .losses import restoration_loss
+    options, t = run.options, run.t
+    workers = options.workers if options.workers is not None else auto_workers(run.device)
+    return BatchFeeder(run.train_set, run.roles, t.batch_size * run.context.world_size, run.device, run.rng,
+                       workers=workers, seed=t.seed, start_step=run.step)
 
-                loss = restoration_loss(output.float(), target, valid, t.loss, t.ms_ssim_weight, t.relmse_weight,
-                                        t.lowfreq_weight, t.lowfreq_size)
-                loss_value = float(loss.detach())
-                ok = math.isfinite(loss_value)
-                # Under DDP every rank runs backward (the gradient all-reduce is collective) and all skip together.
-                if ok or context.enabled:
-                    scaler.scale(loss).backward()
-                    scaler.unscale_(optimizer)
-                    norm = torch.nn.utils.clip_grad_norm_(
-                        model.parameters(), t.clip_grad if t.clip_grad > 0 else float("inf")
-                    )
-                    ok = distributed.all_true(ok and bool(torch.isfinite(norm)))
-                    if ok:
-                        loss_value = distributed.mean(loss_value)  # the whole (global) batch's loss
-                        scaler.step(optimizer)
-                    scaler.update()
-                if not ok:
-                    optimizer.zero_grad(set_to_none=True)
-            step += 1
-            metrics: dict[str, float] = {"step": float(step), "lr": lr, "skipped": float(skipped)}
-            if ok:
-                consecutive_skips = 0
-                last_loss = loss_value
-                metrics["loss"] = loss_value
-            else:
-                skipped += 1
-                consecutive_skips += 1
-                metrics["skipped"] = float(skipped)
-                if consecutive_skips >= MAX_CONSECUTIVE_SKIPS:
-                    raise EngineError(
-                        f"{consecutive_skips} batches in a row had NaN/Inf inputs or loss: the data or "
-                        "the learning rate is broken"
-                    )
-            # validate
-            if t.val_every > 0 and step % t.val_every == 0 and context.is_main:
-                metrics["val_psnr"] = validate()
-                last_val_step = step
-                last_val = (float(step), metrics["val_psnr"])
-            if best_psnr is not None:
-                metrics["best_val_psnr"] = best_psnr
-            if last_val is not None:
-                # Repeated in every record: a GUI that throttles progress events still sees each validation.
-                metrics["last_val_step"], metrics["last_val_psnr"] = last_val
-            if start_psnr is not None:
-                metrics["start_val_psnr"] = start_psnr  # likewise
-            history.append(dict(metrics))
-            # save
-            if t.checkpoint_every > 0 and step % t.checkpoint_every == 0 and context.is_main:
-                _save(last_path, checkpoint_payload())
-            fraction = budget_fraction()
-            done = fraction - start_fraction
-            eta = (time.perf_counter() - session_start) * (1.0 - fraction) / done if done > 0 else None
-            message = f"step {step}" + (f", loss {loss_value:.4f}" if ok else ", batch skipped")
-            if "val_psnr" in metrics:
-                message += f", validation {metrics['val_psnr']:.2f} dB"
-            yield Progress(min(fraction, 1.0), "train", message, eta, metrics)
-    except JobCancelled:
-        if context.is_main:
-            _save(last_path, checkpoint_payload())  # so that the same run can be resumed
-        raise
-    finally:
-        feeder.close()
 
-    if last_val_step != step and val_samples and context.is_main:
-        yield Progress(1.0, "validate", "final validation")
-        score = validate()
-        final = {"step": float(step), "val_psnr": score, "best_val_psnr": best_psnr if best_psnr is not None else score}
-        history.append(final)
-        final.update(last_val_step=float(step), last_val_psnr=score)
-        yield Progress(1.0, "validate", f"validation {score:.2f} dB", None, dict(final))
-    if context.is_main:
-        _save(last_path, checkpoint_payload())
-    seconds = elapsed()
+def _set_learning_rate(run: _Run) -> float:
+    t = run.t
+    lr = learning_rate(run.step, run.budget_fraction(), t.lr, t.warmup_steps, t.min_lr_ratio)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    return lr
+
+
+def _train_step(run: _Run, inputs: list, target, valid) -> tuple[bool, float]:
+    """One batch: forward, loss, backward, clip, optimiser step. Returns (ok, loss); a batch whose inputs, loss or
+    gradient norm is not finite is skipped (no optimiser step). Under DDP all ranks skip together."""
+    import torch
+
+    from .losses import restoration_loss
+
+    t, model, optimizer, scaler, context = run.t, run.model, run.optimizer, run.scaler, run.context
+    ok = distributed.all_true(all(bool(torch.isfinite(x).all()) for x in inputs))
+    loss_value = float("nan")
+    if ok:
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(
+            device_type=run.device, dtype=run.amp_dtype or torch.float32, enabled=run.amp_dtype is not None
+        ):
+            output = run.net(*inputs)
+        loss = restoration_loss(output.float(), target, valid, t.loss, t.ms_ssim_weight, t.relmse_weight,
+                                t.lowfreq_weight, t.lowfreq_size)
+        loss_value = float(loss.detach())
+        ok = math.isfinite(loss_value)
+        # Under DDP every rank runs backward (the gradient all-reduce is collective) and all skip together.
+        if ok or context.enabled:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip_grad if t.clip_grad > 0 else float("inf"))
+            ok = distributed.all_true(ok and bool(torch.isfinite(norm)))
+            if ok:
+                loss_value = distributed.mean(loss_value)  # the whole (global) batch's loss
+                scaler.step(optimizer)
+            scaler.update()
+        if not ok:
+            optimizer.zero_grad(set_to_none=True)
+    return ok, loss_value
+
+
+def _count_step(run: _Run, lr: float, ok: bool, loss_value: float) -> dict[str, float]:
+    """Advance the step counter and count a skipped batch; the step's metrics record. Too many skipped batches in a
+    row stop the run."""
+    run.step += 1
+    metrics: dict[str, float] = {"step": float(run.step), "lr": lr, "skipped": float(run.skipped)}
+    if ok:
+        run.consecutive_skips = 0
+        run.last_loss = loss_value
+        metrics["loss"] = loss_value
+    else:
+        run.skipped += 1
+        run.consecutive_skips += 1
+        metrics["skipped"] = float(run.skipped)
+        if run.consecutive_skips >= MAX_CONSECUTIVE_SKIPS:
+            raise EngineError(
+                f"{run.consecutive_skips} batches in a row had NaN/Inf inputs or loss: the data or "
+                "the learning rate is broken"
+            )
+    return metrics
+
+
+def _maybe_validate(run: _Run, metrics: dict[str, float]) -> None:
+    """Validate every ``val_every`` steps (rank 0); add the scores to the step's metrics."""
+    if run.t.val_every > 0 and run.step % run.t.val_every == 0 and run.context.is_main:
+        metrics["val_psnr"] = run.validate()
+        run.last_val_step = run.step
+        run.last_val = (float(run.step), metrics["val_psnr"])
+    if run.best_psnr is not None:
+        metrics["best_val_psnr"] = run.best_psnr
+    if run.last_val is not None:
+        # Repeated in every record: a GUI that throttles progress events still sees each validation.
+        metrics["last_val_step"], metrics["last_val_psnr"] = run.last_val
+    if run.start_psnr is not None:
+        metrics["start_val_psnr"] = run.start_psnr  # likewise
+
+
+def _maybe_save(run: _Run) -> None:
+    """A checkpoint to resume from every ``checkpoint_every`` steps (rank 0)."""
+    if run.t.checkpoint_every > 0 and run.step % run.t.checkpoint_every == 0 and run.context.is_main:
+        run.save_last()
+
+
+def _step_progress(run: _Run, metrics: dict[str, float], ok: bool, loss_value: float,
+                   start_fraction: float) -> Progress:
+    fraction = run.budget_fraction()
+    done = fraction - start_fraction
+    eta = (time.perf_counter() - run.session_start) * (1.0 - fraction) / done if done > 0 else None
+    message = f"step {run.step}" + (f", loss {loss_value:.4f}" if ok else ", batch skipped")
+    if "val_psnr" in metrics:
+        message += f", validation {metrics['val_psnr']:.2f} dB"
+    return Progress(min(fraction, 1.0), "train", message, eta, metrics)
+
+
+def _final_validation(run: _Run) -> Generator[Progress, None, None]:
+    """Validate the last weights unless the last step just did (rank 0)."""
+    if run.last_val_step == run.step or not run.val_samples or not run.context.is_main:
+        return
+    yield Progress(1.0, "validate", "final validation")
+    score = run.validate()
+    best = run.best_psnr if run.best_psnr is not None else score
+    final = {"step": float(run.step), "val_psnr": score, "best_val_psnr": best}
+    run.history.append(final)
+    final.update(last_val_step=float(run.step), last_val_psnr=score)
+    yield Progress(1.0, "validate", f"validation {score:.2f} dB", None, dict(final))
+
+
+def _finish(run: _Run) -> Generator[Progress, None, TrainResult]:
+    """The last checkpoint and the result; rank 0 exports the best weights for all."""
+    if run.context.is_main:
+        run.save_last()
+    seconds = run.elapsed()
     result = TrainResult(
-        run_dir, step, seconds, best_psnr, best_step, skipped, last_loss, stopped_early, device, None, tuple(history),
-        start_psnr,
+        run.run_dir, run.step, seconds, run.best_psnr, run.best_step, run.skipped, run.last_loss, run.stopped_early,
+        run.device, None, tuple(run.history), run.start_psnr,
     )
-    if not options.export or not context.is_main:  # rank 0 exports for all
+    if not run.options.export or not run.context.is_main:
         return result
-    token.raise_if_cancelled()
+    run.token.raise_if_cancelled()
     yield Progress(1.0, "export", "exporting to ONNX and checking parity")
+    return replace(result, export=_export(run, seconds))
+
+
+def _export(run: _Run, seconds: float):
+    """The best weights (else the last) to ONNX, with a manifest that records where they came from."""
     from .export import build_manifest, export_model
 
-    export_net = copy.deepcopy(model).to("cpu").float().eval()
-    if best_state is not None:
-        export_net.load_state_dict(best_state)
+    recipe, options, t = run.recipe, run.options, run.t
+    export_net = copy.deepcopy(run.model).to("cpu").float().eval()
+    if run.best_state is not None:
+        export_net.load_state_dict(run.best_state)
     provenance = {
         "recipe": recipe.source,
-        "arch": arch,
-        "arch_config": config,
+        "arch": run.arch,
+        "arch_config": run.config,
         "data": [
             str(f) for f in (options.data or recipe.data.train or (recipe.data.input_dir, recipe.data.target_dir))
         ],
-        "steps": step,
+        "steps": run.step,
         "minutes": round(seconds / 60.0, 2),
-        "device": device_label(device),
-        "best_val_psnr": None if best_psnr is None else round(best_psnr, 3),
-        "best_step": best_step,
-        "skipped_batches": skipped,
+        "device": device_label(run.device),
+        "best_val_psnr": None if run.best_psnr is None else round(run.best_psnr, 3),
+        "best_step": run.best_step,
+        "skipped_batches": run.skipped,
         "seed": t.seed,
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    if init_path is not None:
-        provenance["fine_tuned_from"] = str(init_path)
-        if start_psnr is not None:
-            provenance["start_val_psnr"] = round(start_psnr, 3)
-    scores = {} if best_psnr is None else {"val_psnr": round(best_psnr, 3)}
+    if run.init_path is not None:
+        provenance["fine_tuned_from"] = str(run.init_path)
+        if run.start_psnr is not None:
+            provenance["start_val_psnr"] = round(run.start_psnr, 3)
+    scores = {} if run.best_psnr is None else {"val_psnr": round(run.best_psnr, 3)}
     manifest = build_manifest(
         export_net,
-        model_id=model_id,
+        model_id=run.model_id,
         task=recipe.model.task,
         name=options.model_name or recipe.model.name,
         description=recipe.model.description,
@@ -643,8 +777,7 @@ def _train(recipe: Recipe, token: CancelToken | None, options: TrainOptions) -> 
         provenance=provenance,
         scores=scores,
     )
-    exported = export_model(export_net, manifest, options.out_dir, arch=arch, arch_config=config)
-    return replace(result, export=exported)
+    return export_model(export_net, manifest, options.out_dir, arch=run.arch, arch_config=run.config)
 
 
 def device_label(device: str) -> str:
