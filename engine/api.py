@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     # The modules the lazy names below come from, spelled as imports so that static analysis (type checkers,
     # PyInstaller's module graph) sees them; build.spec leaves training and ZSSR out of the lite bundle.
     from . import (  # noqa: F401
+        batch,
+        chain,
         display,
         imageio,
         kernel_inspector,
