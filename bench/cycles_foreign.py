@@ -184,7 +184,7 @@ def _checker(tree, principled, scale=10.0, a=(0.8, 0.8, 0.8), b=(0.1, 0.1, 0.12)
     tree.links.new(checker.outputs["Color"], principled.inputs["Base Color"])
 
 
-def _text(body: str, location, size, material, rotation=(math.radians(90), 0, 0), extrude=0.02):
+def _text(body: str, location, size, material, rotation=(math.pi / 2, 0, 0), extrude=0.02):
     import bpy
 
     bpy.ops.object.text_add(location=location, rotation=rotation)
