@@ -77,6 +77,7 @@ def main() -> int:
     parser.add_argument("--model", default="render-kprcan-aov", help="a bundled model id, or oidn-aov / oidn")
     parser.add_argument("--code", default=str(ROOT), help="the checkout whose engine the children run")
     parser.add_argument("--label", default="")
+    parser.add_argument("--cbox", default=str(CBOX), help="the Cornell box renders the frame is tiled from")
     args = parser.parse_args()
     code = Path(args.code).resolve()
     label = args.label or subprocess.run(["git", "-C", str(code), "rev-parse", "--short", "HEAD"],
@@ -86,7 +87,7 @@ def main() -> int:
         model_id, _, models = model.partition("@")
         width, height = (int(v) for v in size.split("x"))
         for tile in (int(t) for t in args.tiles.split(",")):
-            out = subprocess.run([sys.executable, "-c", CHILD, str(code), str(CBOX), model_id, str(width),
+            out = subprocess.run([sys.executable, "-c", CHILD, str(code), args.cbox, model_id, str(width),
                                   str(height), str(tile), str(Path(models).resolve()) if models else ""],
                                  capture_output=True, text=True)
             if out.returncode:

@@ -709,3 +709,18 @@ def test_conv_tap_form_exports_the_same_model_with_few_slices(tmp_path, monkeypa
         np.testing.assert_allclose(outputs["conv"], model(*inputs).numpy(), rtol=1e-4, atol=1e-4)
     assert counts["conv"]["Slice"] * 5 < counts["slices"]["Slice"]
     assert counts["conv"]["Mul"] * 3 < counts["slices"]["Mul"]
+
+
+def test_onnx_speed_profile_reports_operator_shares(tmp_path):
+    """bench/onnx_speed.py --profile: ONNX Runtime's kernel time per operator type of a graph, shares summing to
+    at most one, the convolution of a conv-only graph first."""
+    pytest.importorskip("onnxruntime")
+    from bench.onnx_speed import op_shares
+
+    path = tmp_path / "conv.onnx"
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(16, 3, 3))
+    torch.onnx.export(model, (torch.randn(1, 3, 32, 32),), str(path), input_names=["color"], dynamo=False,
+                      dynamic_axes={"color": {2: "h", 3: "w"}})
+    seconds, shares = op_shares(path, {"color": np.random.default_rng(0).random((1, 3, 64, 64), dtype=np.float32)})
+    assert seconds > 0 and shares[0][0] == "Conv"
+    assert 0.99 <= sum(share for _, share in shares) <= 1.0 + 1e-9

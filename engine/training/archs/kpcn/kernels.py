@@ -13,12 +13,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-#: How the ONNX graph gathers a kernel's taps. "conv" (default): one depthwise convolution with one-hot weights
-#: per kernel scale gives every tap of every channel at once (im2col as a Conv), then one Mul and one grouped 1x1
-#: convolution take the weighted sum: about five nodes per scale whatever the kernel size. "slices": one Slice, Mul
-#: and Add per tap (the form of the models exported before 2026-12-07: 366 Slice and 317 Mul nodes in
-#: render-kprcan-aov, 65% of its ONNX Runtime time). Both compute the same sums (tests/test_render_kpcn.py).
-ONNX_TAPS = "conv"
+#: How the ONNX graph gathers a kernel's taps. "slices" (default, the form of the shipped models): one Slice, Mul
+#: and Add per tap (366 Slice and 317 Mul nodes in render-kprcan-aov). "conv": one depthwise convolution with
+#: one-hot weights per kernel scale gives every tap of every channel at once (im2col as a Conv), then one Mul and
+#: one grouped 1x1 convolution take the weighted sum (3,222 -> 874 nodes; the same outputs within 1.6e-6). Measured
+#: 2026-12-07 on the shared 2-core CPU: ONNX Runtime's profiler puts its kernel time at 0.76x on a real 1024 px
+#: tile, but through the app's restore job a 1080p frame takes the same time (12.9 / 12.8 s slices, 13.2 / 13.6 s
+#: conv, interleaved, load 2.3; peak RSS 1.89 -> 1.84 GB): ONNX Runtime runs a grouped convolution with several
+#: outputs per group as im2col + GEMM, so the copies come back and the one-hot weights waste 25x the MACs. Kept
+#: as an option for the next attempt (tests/test_render_kpcn.py checks both against unfold).
+ONNX_TAPS = "slices"
 
 
 class BoxSum(nn.Module):
