@@ -19,9 +19,9 @@ Run with a Python that has bpy 5.0.1 (never a dependency of the app or of its te
     nohup nice -n 5 /path/to/bpy-python bench/cycles_foreign.py render bench/work/cycles_foreign &
 
 Writes ``OUT/<scene>/spp0004.exr`` ... ``spp0064.exr`` (Denoising Data, the diffuse / glossy / transmission split
-passes, normal and depth stored; denoising off) and ``ref1024.exr`` (1024 spp), 128 x 128, as the multi-layer EXR
-Blender writes. Files already there are kept (the set is a cache). The wall time of every render (one Cycles
-thread) goes to ``OUT/<scene>/cost.json``.
+passes, normal and depth stored; denoising off) and ``ref1024.exr`` (1024 spp; ``--ref-spp N`` for more),
+128 x 128, as the multi-layer EXR Blender writes. Files already there are kept (the set is a cache). The wall time
+of every render (one Cycles thread) goes to ``OUT/<scene>/cost.json``.
 """
 
 from __future__ import annotations
@@ -376,13 +376,18 @@ def render_scene(name: str, out: Path, reference_spp: int = REFERENCE_SPP) -> di
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) < 2 or argv[0] != "render":
-        print(__doc__)
-        return 2
-    out = Path(argv[1])
-    names = argv[2].split(",") if len(argv) > 2 else list(SCENES)
-    for name in names:
-        render_scene(name, out)
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["render"])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("scenes", nargs="?", default=",".join(SCENES), help="comma-separated (default: all)")
+    parser.add_argument("--ref-spp", type=int, default=REFERENCE_SPP,
+                        help="reference sample count (a scene whose 1024-spp reference is still noisy, e.g. tiny "
+                             "emitters, gets a higher one; bench/render_foreign.py uses each scene's highest)")
+    args = parser.parse_args(argv)
+    for name in args.scenes.split(","):
+        render_scene(name, args.out, args.ref_spp)
     return 0
 
 
