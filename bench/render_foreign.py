@@ -144,6 +144,24 @@ def summarise(rows: list[dict], names: dict[str, str]) -> tuple[str, dict]:
     return "\n".join(lines), summary
 
 
+def reference_noise(rows: list[dict]) -> dict[str, dict]:
+    """Per scene, how noisy its reference still is: Monte Carlo variance falls as 1 / spp, so the noisy input at
+    the highest sample count n predicts the reference's own relMSE as relMSE(n) x n / reference spp, compared with
+    the peer's relMSE at n. Where that share is large, the reference's noise (not the denoiser) rules the error at
+    that count and the ratios there mean little."""
+    out = {}
+    for scene in sorted({r["scene"] for r in rows}):
+        noisy = [r for r in rows if r["scene"] == scene and r["method"] == "noisy"]
+        if not noisy:
+            continue
+        top = max(noisy, key=lambda r: r["spp"])
+        estimate = top["rel_mse"] * top["spp"] / top["ref_spp"]
+        peer = next((r for r in rows if r["scene"] == scene and r["method"] == PEER and r["spp"] == top["spp"]), None)
+        out[scene] = {"spp": top["spp"], "ref_spp": top["ref_spp"], "estimate": estimate,
+                      "share_of_peer": estimate / peer["rel_mse"] if peer else None}
+    return out
+
+
 def scene_costs(folder: Path) -> list[str]:
     """The render cost of each scene (cost.json from cycles_foreign.py), as markdown."""
     lines = ["| scene | " + "seconds per render (spp), one Cycles thread |", "|---|---|"]
@@ -165,6 +183,14 @@ def run(folder: Path, out: Path, model_dirs: list[Path], with_oidn: bool = True)
     rows = evaluate(cases, entries, log=lambda text: print(text, file=sys.stderr))
     names = {e.id: e.manifest.display_name for e in entries}
     table, summary = summarise(rows, names)
+    noise = reference_noise(rows)
+    table += ("\n### How noisy the references still are\n\nrelMSE of the noisy input at the highest count x spp / "
+              "reference spp (variance falls as 1 / spp), and that as a share of `oidn-aov`'s relMSE there: where it "
+              "is large the reference's own noise rules that column.\n\n| scene | reference spp | estimate | share "
+              "of oidn-aov's relMSE |\n|---|---|---|---|\n"
+              + "".join(f"| {scene} | {v['ref_spp']} | {v['estimate']:.5f} | "
+                        + (f"{v['share_of_peer']:.0%} at {v['spp']} spp" if v["share_of_peer"] is not None else "-")
+                        + " |\n" for scene, v in noise.items()))
     ref_spp = sorted({c["ref_spp"] for c in cases})
     text = (f"## Render denoising on the foreign set (one run, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
             f"{platform.processor() or platform.machine()}, shared 2-core CPU)\n\n"
@@ -175,7 +201,8 @@ def run(folder: Path, out: Path, model_dirs: list[Path], with_oidn: bool = True)
     print(text)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".md").write_text(text, encoding="utf-8")
-    out.with_suffix(".json").write_text(json.dumps({"summary": summary, "rows": rows, "names": names,
+    out.with_suffix(".json").write_text(json.dumps({"summary": summary, "reference_noise": noise, "rows": rows,
+                                                    "names": names,
                                                     "seconds": time.perf_counter() - started}, indent=1),
                                         encoding="utf-8")
     return summary

@@ -67,3 +67,12 @@ def test_summary_geometric_mean_of_ratios_wins_and_do_no_harm():
     assert summary["noisy"]["16"]["geo_ratio"] == pytest.approx(np.sqrt(10 * 5))
     assert "| Ours (`ours`) | 0.707, 1/2, -1.00 |" in text
     assert "0.0200 (2.00x) / 29.0 (-1.0)" in text
+
+
+def test_reference_noise_estimate_scales_the_noisy_inputs_error_by_sample_counts():
+    from bench.render_foreign import reference_noise
+
+    rows = [_row("noisy", "a", 16, 0.4, 20.0), _row("noisy", "a", 64, 0.1, 25.0), _row(PEER, "a", 64, 0.02, 30.0)]
+    noise = reference_noise(rows)["a"]
+    assert noise["spp"] == 64 and noise["estimate"] == pytest.approx(0.1 * 64 / 1024)
+    assert noise["share_of_peer"] == pytest.approx(0.1 * 64 / 1024 / 0.02)
