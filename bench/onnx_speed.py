@@ -7,7 +7,10 @@ a machine whose speed drifts slows them alike. Prints per file the minimum and m
 megapixel, the median relative to the first file, and the largest output difference from the first file; appends
 the table to bench/results/onnx_speed.md.
 
-    .venv/bin/python bench/onnx_speed.py OLD.onnx NEW.onnx [--size 1024] [--repeats 8] [--label TEXT]
+    .venv/bin/python bench/onnx_speed.py OLD.onnx NEW.onnx [--size 1024] [--repeats 8] [--label TEXT] [--profile]
+
+``--profile`` adds where each file's time goes: ONNX Runtime's own profiler over one run (after a warm-up), the
+kernel time summed per operator type, the largest shares listed.
 
 Inputs are named by the model contract (engine/models/manifest.py): ``color`` in [0, 2), ``normal`` in [-1, 1),
 every other 3- or 1-channel input in [0, 1).
@@ -39,6 +42,31 @@ def random_feeds(model: OnnxModel, size: int, seed: int = 0) -> dict[str, np.nda
     return feeds
 
 
+def op_shares(path: Path, feeds: dict[str, np.ndarray], top: int = 8) -> tuple[float, list[tuple[str, float]]]:
+    """(seconds of kernel time in one run, [(operator type, share of it)] largest first), from ONNX Runtime's
+    profiler on a fresh CPU session (default session options)."""
+    import collections
+    import json
+    import tempfile
+
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as folder:
+        options = ort.SessionOptions()
+        options.enable_profiling = True
+        options.profile_file_prefix = str(Path(folder) / "profile")
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session.run(None, feeds)
+        session.run(None, feeds)
+        events = json.loads(Path(session.end_profiling()).read_text(encoding="utf-8"))
+    by_op: collections.Counter = collections.Counter()
+    for event in events:
+        if event.get("cat") == "Node" and event.get("name", "").endswith("_kernel_time"):
+            by_op[event["args"]["op_name"]] += event["dur"]
+    total = sum(by_op.values())
+    return total / 2e6, [(op, duration / total) for op, duration in by_op.most_common(top)]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="+", help=".onnx files; the first is the baseline")
@@ -46,6 +74,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=8)
     parser.add_argument("--label", default="")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "onnx_speed.md"))
+    parser.add_argument("--profile", action="store_true", help="also the time per operator type of each file")
     args = parser.parse_args()
     paths = [Path(m) for m in args.models]
     sessions = [OnnxModel(p, device="cpu") for p in paths]
@@ -69,6 +98,11 @@ def main() -> int:
         median = statistics.median(run_times)
         lines.append(f"| {path} | {min(run_times):.3f} | {median:.3f} | {median / megapixels:.2f} | "
                      f"{median / base:.3f} | {float(np.abs(out - outputs[0]).max()):.2e} |")
+    if args.profile:
+        lines += ["", "ONNX Runtime's profiler, one run each (kernel time, shares of the largest operator types):", ""]
+        for path in paths:
+            seconds, shares = op_shares(path, feeds)
+            lines.append(f"- {path}: {seconds:.2f} s; " + ", ".join(f"{op} {share:.0%}" for op, share in shares))
     print("\n".join(lines))
     with open(args.out, "a", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n\n")

@@ -16,6 +16,10 @@ per megapixel = median seconds of a restore (session warm, cbox 256x256 runs) / 
     nice -n 10 .venv/bin/python bench/render.py [--models DIR ...] [--scenes-dir DIR]
 
 Prints markdown tables and writes bench/results/render.md and .json.
+
+``--foreign DIR`` measures instead on the foreign set (hand-built Blender Cycles scenes, bench/cycles_foreign.py),
+each method as a ratio to OIDN + AOVs run as Blender runs it, with a do-no-harm column: bench/render_foreign.py,
+written to bench/results/render_foreign.md.
 """
 
 from __future__ import annotations
@@ -218,8 +222,18 @@ def main() -> int:
     parser.add_argument("--models", nargs="*", default=[], help="extra folders of render-denoise models")
     parser.add_argument("--scenes-dir", default=str(ROOT / "bench" / "work" / "render_val"))
     parser.add_argument("--no-oidn", action="store_true")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "render"))
+    parser.add_argument("--out", default=None, help="results path without suffix (default bench/results/render, "
+                                                     "or render_foreign with --foreign)")
+    parser.add_argument("--foreign", metavar="DIR", default=None,
+                        help="measure on the foreign Cycles set rendered by bench/cycles_foreign.py into DIR")
     args = parser.parse_args()
+    if args.foreign:
+        from bench.render_foreign import run as run_foreign
+
+        run_foreign(Path(args.foreign), Path(args.out or ROOT / "bench" / "results" / "render_foreign"),
+                    [Path(d) for d in args.models], not args.no_oidn)
+        return 0
+    args.out = args.out or str(ROOT / "bench" / "results" / "render")
     started = time.perf_counter()
     result = run(args)
     table, summary, ratios = summarise(result["rows"], result["names"])

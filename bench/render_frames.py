@@ -8,7 +8,10 @@ restore job in a fresh child process per setting, which reports its wall time, t
 resident memory (``ru_maxrss``).
 
     nice -n 10 .venv/bin/python bench/render_frames.py [--sizes 1920x1080,3840x2160] [--tiles 512,1024,0]
-        [--model render-kprcan-aov] [--code DIR] [--label TEXT]
+        [--model render-kprcan-aov,oidn-aov,render-kprcan-aov@DIR] [--code DIR] [--label TEXT]
+
+``--model`` takes several ids, each run in turn in the same session (so beside OIDN on the same load); ``ID@DIR``
+takes the model from the models folder DIR instead of the bundled one (e.g. a re-export with another graph form).
 
 ``--code DIR`` runs the children on another checkout (e.g. a worktree of an older commit) for a before / after
 table; ``--label`` names the rows. Rows are appended to bench/results/render_frames.md.
@@ -28,7 +31,7 @@ CBOX = ROOT.parent / "shared" / "bench" / "renders" / "cbox256"
 
 CHILD = r"""
 import json, os, resource, sys, time
-code, cbox, model_id, width, height, tile = sys.argv[1:7]
+code, cbox, model_id, width, height, tile, models = sys.argv[1:8]
 import numpy as np
 from pathlib import Path
 from engine.image import make_image
@@ -37,7 +40,7 @@ from engine.jobs import run_job
 from engine.models.registry import ModelRegistry
 from engine.restore import restore_job
 width, height, tile = int(width), int(height), int(tile)
-entry = ModelRegistry([(Path(code) / "resources" / "models", "bundled")]).get(model_id)  # or OIDN, built in
+entry = ModelRegistry([(Path(models or Path(code) / "resources" / "models"), "bundled")]).get(model_id)  # or OIDN
 if entry.manifest.task == "render-denoise":
     crop = read_image(Path(cbox) / "cbox_256_spp00004_color.exr")
     reps = (-(-height // crop.height), -(-width // crop.width), 1)
@@ -74,22 +77,25 @@ def main() -> int:
     parser.add_argument("--model", default="render-kprcan-aov", help="a bundled model id, or oidn-aov / oidn")
     parser.add_argument("--code", default=str(ROOT), help="the checkout whose engine the children run")
     parser.add_argument("--label", default="")
+    parser.add_argument("--cbox", default=str(CBOX), help="the Cornell box renders the frame is tiled from")
     args = parser.parse_args()
     code = Path(args.code).resolve()
     label = args.label or subprocess.run(["git", "-C", str(code), "rev-parse", "--short", "HEAD"],
                                          capture_output=True, text=True).stdout.strip()
     rows = []
-    for size in args.sizes.split(","):
+    for size, model in ((s, m) for s in args.sizes.split(",") for m in args.model.split(",")):
+        model_id, _, models = model.partition("@")
         width, height = (int(v) for v in size.split("x"))
         for tile in (int(t) for t in args.tiles.split(",")):
-            out = subprocess.run([sys.executable, "-c", CHILD, str(code), str(CBOX), args.model, str(width),
-                                  str(height), str(tile)], capture_output=True, text=True)
+            out = subprocess.run([sys.executable, "-c", CHILD, str(code), args.cbox, model_id, str(width),
+                                  str(height), str(tile), str(Path(models).resolve()) if models else ""],
+                                 capture_output=True, text=True)
             if out.returncode:
                 print(out.stderr[-2000:], file=sys.stderr)
                 raise SystemExit(f"{size} tile {tile}: the child failed")
             record = json.loads(out.stdout.strip().splitlines()[-1])
             megapixels = width * height / 1e6
-            row = (f"| {label} | {args.model} | {size} | {'default' if tile < 0 else tile or 'auto'} "
+            row = (f"| {label} | {model} | {size} | {'default' if tile < 0 else tile or 'auto'} "
                    f"({record['tile'] or 'whole'}) | {record['tiles']} | {record['seconds']:.1f} | "
                    f"{record['seconds'] / megapixels:.2f} | {record['peak_gb']:.2f} |")
             print(row, flush=True)

@@ -654,3 +654,73 @@ def test_retired_options_load_at_their_neutral_values_and_are_refused_otherwise(
     model, config = _build_recipe_from_checkpoint(tmp_path, old_config, old.state_dict(),
                                                   dict(old_config, guide=["albedo", "normal"]))
     assert model.guide == ("albedo", "normal")
+
+
+@pytest.mark.parametrize("form", ["conv", "slices"])
+def test_the_graphs_tap_gathering_matches_unfold(monkeypatch, form):
+    """Both ONNX forms of the kernel application and of the guide penalty (kernels.ONNX_TAPS: one-hot depthwise
+    Conv, or one Slice per tap) compute what PyTorch's unfold path computes, on random inputs with dilated grids
+    of several signals, edges included."""
+    from engine.training.archs.kpcn import kernels
+
+    g = torch.Generator().manual_seed(5)
+    signals = [torch.randn(2, 3, 13, 17, generator=g) for _ in range(3)]
+    grids = [(0, 5, 1), (1, 5, 2), (2, 3, 4)]
+    weights = torch.randn(2, 25 + 25 + 9, 13, 17, generator=g)
+    guide, centre = torch.randn(2, 4, 13, 17, generator=g), torch.randn(2, 4, 13, 17, generator=g)
+    strength = torch.rand(2, 4, 13, 17, generator=g)
+    ones = torch.ones(25, 4, 1, 1)
+    expected = kernels.apply_kernels(signals, weights, grids)
+    expected_penalty = kernels.guide_penalty(guide, centre, strength, 5, 2, ones)
+    monkeypatch.setattr(kernels, "ONNX_TAPS", form)
+    monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)
+    torch.testing.assert_close(kernels.apply_kernels(signals, weights, grids), expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(kernels.guide_penalty(guide, centre, strength, 5, 2, ones), expected_penalty,
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_conv_tap_form_exports_the_same_model_with_few_slices(tmp_path, monkeypatch):
+    """A guided, refined KPRCAN exported with each tap form: ONNX Runtime gives the same output (1e-5), and the
+    conv form's graph has a handful of Slice / Mul nodes instead of one per tap."""
+    ort = pytest.importorskip("onnxruntime")
+    import onnx
+
+    from engine.training.archs.kpcn import kernels
+
+    torch.manual_seed(1)
+    model = build_model("kprcan", dict(TINY, guide=["albedo", "normal", "color"], refine=True)).eval()
+    with torch.no_grad():
+        model.tail.weight.normal_(std=0.1)
+    inputs = _inputs(model.input_roles, size=40, seed=2)
+    names = [f"in{i}" for i in range(len(inputs))]
+    outputs, counts = {}, {}
+    for form in ("slices", "conv"):
+        monkeypatch.setattr(kernels, "ONNX_TAPS", form)
+        path = tmp_path / f"{form}.onnx"
+        with torch.no_grad():
+            torch.onnx.export(model, tuple(inputs), str(path), input_names=names, dynamo=False,
+                              dynamic_axes={n: {2: "h", 3: "w"} for n in names})
+        ops = [node.op_type for node in onnx.load(str(path)).graph.node]
+        counts[form] = {op: ops.count(op) for op in ("Slice", "Mul")}
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        outputs[form] = session.run(None, {n: t.numpy() for n, t in zip(names, inputs, strict=True)})[0]
+    np.testing.assert_allclose(outputs["conv"], outputs["slices"], rtol=1e-5, atol=1e-5)
+    with torch.no_grad():
+        np.testing.assert_allclose(outputs["conv"], model(*inputs).numpy(), rtol=1e-4, atol=1e-4)
+    assert counts["conv"]["Slice"] * 5 < counts["slices"]["Slice"]
+    assert counts["conv"]["Mul"] * 3 < counts["slices"]["Mul"]
+
+
+def test_onnx_speed_profile_reports_operator_shares(tmp_path):
+    """bench/onnx_speed.py --profile: ONNX Runtime's kernel time per operator type of a graph, shares summing to
+    at most one, the convolution of a conv-only graph first."""
+    pytest.importorskip("onnxruntime")
+    from bench.onnx_speed import op_shares
+
+    path = tmp_path / "conv.onnx"
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(16, 3, 3))
+    torch.onnx.export(model, (torch.randn(1, 3, 32, 32),), str(path), input_names=["color"], dynamo=False,
+                      dynamic_axes={"color": {2: "h", 3: "w"}})
+    seconds, shares = op_shares(path, {"color": np.random.default_rng(0).random((1, 3, 64, 64), dtype=np.float32)})
+    assert seconds > 0 and shares[0][0] == "Conv"
+    assert 0.99 <= sum(share for _, share in shares) <= 1.0 + 1e-9

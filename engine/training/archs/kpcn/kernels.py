@@ -8,9 +8,21 @@ same values (tests/test_render_kpcn.py checks them against each other). Nothing 
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+#: How the ONNX graph gathers a kernel's taps. "slices" (default, the form of the shipped models): one Slice, Mul
+#: and Add per tap (366 Slice and 317 Mul nodes in render-kprcan-aov). "conv": one depthwise convolution with
+#: one-hot weights per kernel scale gives every tap of every channel at once (im2col as a Conv), then one Mul and
+#: one grouped 1x1 convolution take the weighted sum (3,222 -> 874 nodes; the same outputs within 1.6e-6). Measured
+#: 2026-12-07 on the shared 2-core CPU: ONNX Runtime's profiler puts its kernel time at 0.76x on a real 1024 px
+#: tile, but through the app's restore job a 1080p frame takes the same time (12.9 / 12.8 s slices, 13.2 / 13.6 s
+#: conv, interleaved, load 2.3; peak RSS 1.89 -> 1.84 GB): ONNX Runtime runs a grouped convolution with several
+#: outputs per group as im2col + GEMM, so the copies come back and the one-hot weights waste 25x the MACs. Kept
+#: as an option for the next attempt (tests/test_render_kpcn.py checks both against unfold).
+ONNX_TAPS = "slices"
 
 
 class BoxSum(nn.Module):
@@ -72,8 +84,48 @@ def apply_kernels(
     ONNX graph uses the sum of shifted slices, which exports to plain Slice/Mul/Add; both compute the same sums.
     """
     if torch.onnx.is_in_onnx_export():
+        if ONNX_TAPS == "conv":
+            return _apply_conv(signals, weights, grids)
         return _apply_slices(signals, weights, grid_layout(grids))
     return _apply_unfold(signals, weights, grids)
+
+
+def _one_hot_taps(channels: int, size: int) -> torch.Tensor:
+    """Depthwise convolution weights (channels * size^2, 1, size, size) whose output channel ``c * size^2 + k``
+    copies channel c's tap k (``shift_taps`` order): im2col as one Conv. Built in numpy so that the ONNX exporter
+    sees a constant, not the ops that would make it."""
+    taps = size * size
+    bank = np.zeros((channels * taps, 1, size, size), np.float32)
+    for c in range(channels):
+        for k in range(taps):
+            bank[c * taps + k, 0, k // size, k % size] = 1.0
+    return torch.from_numpy(bank)
+
+
+def _gathered(signal: torch.Tensor, size: int, dilation: int) -> torch.Tensor:
+    """Every pixel's size x size dilated neighbourhood, (N, C, size^2, H, W) in ``shift_taps`` order, edges
+    replicated: the ONNX graph's form of ``_unfolded`` (Pad, one depthwise Conv, a Reshape)."""
+    channels = signal.shape[1]
+    reach = dilation * (size // 2)
+    padded = F.pad(signal, (reach,) * 4, mode="replicate")
+    bank = _one_hot_taps(int(channels), size).to(signal.dtype)
+    taps = F.conv2d(padded, bank, dilation=dilation, groups=int(channels))
+    return taps.unflatten(1, (int(channels), size * size))
+
+
+def _apply_conv(
+    signals: list[torch.Tensor], weights: torch.Tensor, grids: list[tuple[int, int, int]]
+) -> torch.Tensor:
+    out, start = None, 0
+    for index, size, dilation in grids:
+        taps = size * size
+        channels = int(signals[index].shape[1])
+        products = _gathered(signals[index], size, dilation) * weights[:, None, start : start + taps]
+        ones = torch.from_numpy(np.ones((channels, taps, 1, 1), np.float32)).to(weights.dtype)
+        term = F.conv2d(products.flatten(1, 2), ones, groups=channels)  # the sum over taps, per channel
+        out = term if out is None else out + term
+        start += taps
+    return out
 
 
 def _apply_unfold(
@@ -122,6 +174,16 @@ def guide_penalty(guide: torch.Tensor, centre: torch.Tensor, strength: torch.Ten
     backward); the ONNX graph uses shifted slices, summed over channels by one grouped 1x1 convolution."""
     if not torch.onnx.is_in_onnx_export():
         return (strength[:, :, None] * (_unfolded(guide, size, dilation) - centre[:, :, None]) ** 2).sum(dim=1)
+    if ONNX_TAPS == "conv":
+        # All taps at once (N, C, taps, H, W); the sum over channels as one 1x1 convolution whose weights pick
+        # channel c's tap k for output k.
+        channels, taps = int(guide.shape[1]), size * size
+        diff = _gathered(guide, size, dilation) - centre[:, :, None]
+        terms = (strength[:, :, None] * (diff * diff)).flatten(1, 2)
+        pick = np.zeros((taps, channels * taps, 1, 1), np.float32)
+        for c in range(channels):
+            pick[np.arange(taps), c * taps + np.arange(taps)] = 1.0
+        return F.conv2d(terms, torch.from_numpy(pick).to(terms.dtype))
     # Per tap: shifted slice minus centre, squared, weighted; the channel sums as one grouped 1x1 convolution
     # (ONNX Runtime's ReduceSum over the channel axis, once per tap, cost more than the rest of the penalty).
     reach = dilation * (size // 2)
