@@ -1,6 +1,7 @@
 """What level to tell a denoiser for a noisy JPEG: the noise the file still holds, or the sigma before compression?
 
-    .venv/bin/python bench/jpeg_noise_level.py [--images 3 19] [--sigma 25] [--quality 90] [--model photo-denoise-color]
+    .venv/bin/python lab/bench/jpeg_noise_level.py [--images 3 19] [--sigma 25] [--quality 90] \
+        [--model photo-denoise-color]
 
 Kodak24 crops (top-left 384x256 of the named images; ``KODAK24_DIR`` overrides the folder) with Gaussian noise
 (clipped), saved as JPEG (4:2:0), measured by ``engine.noise_estimate.measure_noise``, then denoised by the model
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 KODAK = Path(os.environ.get("KODAK24_DIR", ROOT.parent / "shared" / "bench" / "denoise" / "Kodak24"))
 
 
