@@ -441,7 +441,8 @@ def restore_shot(request: ShotRestoreRequest, token: CancelToken | None = None,
     Yields Progress with the fraction over all frames, an ETA from the frames restored so far, a message such as
     ``frame 1004 (4/100): tile 2 of 6`` and ``metrics`` ``{"frame", "index", "total", "done", "skipped",
     "failed"}``; stage ``restoring`` while a frame runs, then one record per frame with stage ``restored``,
-    ``skipped``, ``missing`` or ``failed``. ``token.cancel()`` stops at once (the frame under way is not written;
+    ``skipped``, ``missing`` or ``failed``; stage ``note`` for what the user should know once (also in the result's
+    ``notes``). ``token.cancel()`` stops at once (the frame under way is not written;
     JobCancelled); ``token.request_stop()`` stops after the frame under way and returns the result. Frame failures
     (an unreadable input, a write error) are reported and the run goes on; a model that cannot be loaded stops it
     (ModelError)."""
@@ -480,6 +481,7 @@ def restore_shot(request: ShotRestoreRequest, token: CancelToken | None = None,
     notes: list[str] = []
     if temporal:
         notes.append(f"{manifest.display_name} is temporal: each frame is restored with the previous one")
+        yield Progress(0.0, "note", notes[-1])
 
     def target(frame: int) -> Path:
         return Path(expand_pattern(target_pattern, frame))
@@ -543,10 +545,8 @@ def restore_shot(request: ShotRestoreRequest, token: CancelToken | None = None,
                 found, why = usable_motion(image)
                 if previous is not None and found is None and not motion_said:
                     motion_said = True
-                    note = f"{why} in frame {frame}: previous frames are used unwarped (zero motion)"
-                    notes.append(note)
-                    yield Progress((index + 0.0) / total, "restoring", f"{where}: {note}", eta(0.0),
-                                   metrics(frame, index))
+                    notes.append(f"{why} in frame {frame}: previous frames are used unwarped (zero motion)")
+                    yield Progress(index / total, "note", notes[-1], eta(0.0), metrics(frame, index))
                 forward = found.forward() if found is not None else None
                 image = _with_layers(image, temporal_layers(image, previous))
             if not noise_fixed:
@@ -555,6 +555,7 @@ def restore_shot(request: ShotRestoreRequest, token: CancelToken | None = None,
                 params, noise_fixed = dict(values), True
                 if level is not None:
                     notes.append(f"noise level {level:g} estimated on frame {frame}, used for every frame")
+                    yield Progress(index / total, "note", notes[-1], eta(0.0), metrics(frame, index))
             job = restore_job(image, entry, params, tile=tile, device=request.device, ensemble=request.ensemble,
                               token=token, release_input=not temporal)
             del image
