@@ -477,6 +477,10 @@ def restore_shot(request: ShotRestoreRequest, token: CancelToken | None = None,
     temporal = needs_previous(manifest)
     tile = BatchOptions(tile=request.tile).tile_for(manifest)
     params: dict[str, Any] = dict(request.params)
+    try:
+        manifest.resolve_params(params)  # a wrong parameter stops the run before any frame
+    except ValueError as error:
+        raise ShotError(str(error)) from None
     noise_fixed = False
     notes: list[str] = []
     if temporal:
@@ -487,6 +491,8 @@ def restore_shot(request: ShotRestoreRequest, token: CancelToken | None = None,
         return Path(expand_pattern(target_pattern, frame))
 
     pending = [f for f in shot.frames if f not in shot.missing and (request.overwrite or not target(f).exists())]
+    if first_image is not None and (not pending or pending[0] != shot.present[0]):
+        first_image = None  # read to choose the model; not restored in this run
     work_total = max(1, len(pending))
     work_done = 0
     clock: EtaClock | None = None
@@ -534,8 +540,8 @@ def restore_shot(request: ShotRestoreRequest, token: CancelToken | None = None,
         clock = clock or EtaClock()
         frame_started = time.perf_counter()
         try:
-            image = first_image if first_image is not None and frame == shot.present[0] else read_image(source)
-            first_image = None
+            reuse = first_image is not None and frame == shot.present[0]
+            image, first_image = (first_image if reuse else read_image(source)), None
             colour = image.pixels
             if temporal:
                 if previous is None and previous_on_disk == frame - 1:

@@ -515,6 +515,9 @@ def test_a_bad_frame_fails_alone_and_outputs_are_checked(tmp_path):
     for output in (str(tmp_path / "shot_####.png"), str(tmp_path / "shot_%04d.png"), str(tmp_path / "x.png")):
         with pytest.raises(ShotError):
             run_job(restore_shot(ShotRestoreRequest(shot, output, "nlm")))
+    with pytest.raises(ShotError, match="no parameter"):
+        run_job(restore_shot(ShotRestoreRequest(shot, str(tmp_path / "other"), "nlm", {"strength": 3})))
+    assert not (tmp_path / "other").exists()
 
 
 def test_shot_is_a_frozen_value():

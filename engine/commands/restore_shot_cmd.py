@@ -89,7 +89,8 @@ def _run(args: argparse.Namespace, shot, entry, settings: dict, registry) -> int
                                + (f", {left}" if left else ""))
             elif stage in ("restored", "skipped"):
                 _clear()
-                print(progress.message + (f"  [{left}]" if stage == "restored" and left else ""), flush=True)
+                more = stage == "restored" and left and metrics.get("index") != metrics.get("total")
+                print(progress.message + (f"  [{left}]" if more else ""), flush=True)
             elif stage in ("missing", "failed"):
                 _clear()
                 print(f"error: {progress.message}", file=sys.stderr, flush=True)
