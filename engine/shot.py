@@ -331,6 +331,14 @@ class ShotRestoreRequest:
     overwrite: bool = False
     ensemble: int = 1
 
+    def output_pattern(self) -> str:
+        """Where the frames go (absolute, ``#`` padding); ShotError for an output that cannot take a shot."""
+        return output_pattern(self.shot, self.output)
+
+    def output_path(self, frame: int) -> Path:
+        """The output file of ``frame`` (the viewer opens it when the frame's ``restored`` progress arrives)."""
+        return Path(expand_pattern(self.output_pattern(), frame))
+
 
 @dataclass(frozen=True)
 class ShotRestoreResult:

@@ -400,7 +400,7 @@ def _resolve_roles(file_layers: dict[str, list[str]], planes: dict[str, np.ndarr
             layer = candidates[role][0]
             roles[role] = _role_entry(layer, file_layers[layer], "", candidates[role])
     if "motion" in roles:  # whether engine/motion.py can turn it into the engine's backward flow
-        from ..motion import convention_known, convention_key, describe_convention
+        from ..motion import convention_key, convention_known, describe_convention
 
         renderer = roles["motion"]["renderer"]
         roles["motion"]["convention"] = convention_key(renderer) if convention_known(renderer) else ""
