@@ -448,12 +448,12 @@ def restore_shot(request: ShotRestoreRequest, token: CancelToken | None = None,
 
     Yields Progress with the fraction over all frames, an ETA from the frames restored so far, a message such as
     ``frame 1004 (4/100): tile 2 of 6`` and ``metrics`` ``{"frame", "index", "total", "done", "skipped",
-    "failed"}``; stage ``restoring`` while a frame runs, then one record per frame with stage ``restored``,
-    ``skipped``, ``missing`` or ``failed``; stage ``note`` for what the user should know once (also in the result's
-    ``notes``). ``token.cancel()`` stops at once (the frame under way is not written;
-    JobCancelled); ``token.request_stop()`` stops after the frame under way and returns the result. Frame failures
-    (an unreadable input, a write error) are reported and the run goes on; a model that cannot be loaded stops it
-    (ModelError)."""
+    "failed"}``: stage ``restoring`` while a frame runs, then one record per frame with stage ``restored`` (its
+    ``preview`` is the frame's result as written), ``skipped``, ``missing`` or ``failed``; stage ``note`` for what
+    the user should know once (also in the result's ``notes``). ``token.cancel()`` stops at once (the frame under
+    way is not written; JobCancelled); ``token.request_stop()`` stops after the frame under way and returns the
+    result. Frame failures (an unreadable input, a write error) are reported and the run goes on; a model that
+    cannot be loaded stops it (ModelError)."""
     from .batch import BatchOptions
     from .imageio import read_image, write_image
     from .models.registry import ModelRegistry
@@ -602,6 +602,6 @@ def restore_shot(request: ShotRestoreRequest, token: CancelToken | None = None,
         previous_on_disk = None
         previous = PreviousFrame(frame, colour, restored.pixels, forward) if temporal else None
         yield Progress((index + 1) / total, "restored", f"{where} -> {output.name} ({seconds:.1f} s)", eta(0.0),
-                       metrics(frame, index))
+                       metrics(frame, index), preview=restored)
     return ShotRestoreResult(shot, target_pattern, manifest.id, tuple(outcomes), tuple(notes),
                              time.perf_counter() - started)

@@ -480,6 +480,7 @@ def test_progress_over_frames_with_eta_and_metrics(tmp_path):
     running = [r for r in records if r.stage == "restoring"]
     assert running and all(r.message.startswith("frame 10") for r in running)
     assert [o.seconds > 0 for o in result.frames] == [False, True, True, True]
+    np.testing.assert_array_equal(ends[-1].preview.pixels, read_image(tmp_path / "out" / "shot_1004.png").pixels)
 
 
 def test_cancel_between_frames_and_stop_after_a_frame(tmp_path):
