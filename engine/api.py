@@ -36,10 +36,12 @@ if TYPE_CHECKING:
         imageio,
         kernel_inspector,
         metrics,
+        motion,
         noise_estimate,
         render_views,
         restore,
         runtime,
+        shot,
         zssr,
     )
     from .imageio import aov, exr, pages, sidecars  # noqa: F401
@@ -76,6 +78,16 @@ _LAZY: dict[str, tuple[str, str]] = {
     "suggest_model": ("engine.models.suggest", "suggest_model"),
     "rank_models": ("engine.models.suggest", "rank"),
     "chain_job": ("engine.chain", "chain_job"),
+    # shots: numbered frame sequences (engine/shot.py), restored frame by frame
+    "Shot": ("engine.shot", "Shot"),
+    "find_shot": ("engine.shot", "find_shot"),
+    "ShotRestoreRequest": ("engine.shot", "ShotRestoreRequest"),
+    "ShotRestoreResult": ("engine.shot", "ShotRestoreResult"),
+    "FrameOutcome": ("engine.shot", "FrameOutcome"),
+    "FrameState": ("engine.shot", "FrameState"),
+    "restore_shot": ("engine.shot", "restore_shot"),
+    "shot_output_pattern": ("engine.shot", "output_pattern"),
+    "motion_pass": ("engine.motion", "motion_pass"),
     # the batch queue's items (shared with the command line's batch command)
     "BatchItem": ("engine.batch", "BatchItem"),
     "ItemState": ("engine.batch", "ItemState"),

@@ -18,12 +18,14 @@ forward motion, scaled by the shutter, or normalised by a user setting, and none
 renderer here: :func:`flow_to_previous` returns ``None`` for them and callers treat the shot as having no motion
 pass (and say so) rather than warp with a guess.
 
-Pure numpy + OpenCV, no torch: the window, the command line and the ONNX temporal models use it at run time.
+Pure numpy + OpenCV (imported when a frame is warped), no torch: the window, the command line and the ONNX temporal models use it at run time.
 """
 
 from __future__ import annotations
 
-import cv2
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
 #: Conventions :func:`flow_to_previous` knows; keys are the ``renderer`` names of engine/imageio/aov.py's table
@@ -79,6 +81,8 @@ def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     image = np.asarray(image, dtype=np.float32)
     if image.shape[:2] != flow.shape[:2]:
         raise ValueError(f"image {image.shape[:2]} and flow {flow.shape[:2]} differ in size")
+    import cv2  # here, not at the top: the manifest and the EXR reader import this module for its names
+
     map_x, map_y = _maps(flow)
     if image.ndim == 3 and image.shape[2] > 4:  # cv2.remap takes at most 4 channels at once
         return np.concatenate([warp(image[..., i:i + 4], flow) for i in range(0, image.shape[2], 4)], axis=-1)
@@ -121,3 +125,102 @@ def consistency_mask(flow_back: np.ndarray, flow_forward_prev: np.ndarray, toler
 #: ``previous_valid``  (H, W, 1) 1 where the warped pixels can be trusted (inside the previous frame and not
 #:                     disoccluded), 0 elsewhere and everywhere on the first frame of a run.
 TEMPORAL_INPUTS = ("previous_color", "previous_output", "previous_valid")
+
+
+def convention_known(renderer: str) -> bool:
+    """Whether :func:`flow_to_previous` converts this renderer's motion pass (otherwise it is not used)."""
+    return convention_key(renderer) in KNOWN_CONVENTIONS
+
+
+def describe_convention(renderer: str) -> str:
+    """What ``info`` and the shot restorer say about a motion pass of this renderer."""
+    if convention_known(renderer):
+        return f"{convention_key(renderer)} convention: used as motion vectors"
+    return (f"{renderer or 'unknown renderer'}: convention not verified, not used (frames are not warped with it)")
+
+
+@dataclass(frozen=True)
+class MotionPass:
+    """An image's motion pass (the ``motion`` role the EXR reader found, engine/imageio/aov.py) and its flows."""
+
+    #: The layer of ``image.layers`` it is (e.g. ``ViewLayer.Vector``), and the renderer its name belongs to.
+    layer: str
+    renderer: str
+    #: The pass as stored (H, W, C), channels in file order.
+    array: np.ndarray
+
+    @property
+    def known(self) -> bool:
+        return convention_known(self.renderer)
+
+    def backward(self) -> np.ndarray | None:
+        """Backward flow (to frame t - 1), None for an unverified convention."""
+        return flow_to_previous(self.array, self.renderer)
+
+    def forward(self) -> np.ndarray | None:
+        """Forward flow (to frame t + 1) where the pass has it (Blender's Z W), else None."""
+        return flow_to_next(self.array, self.renderer)
+
+
+def motion_pass(image: Any) -> MotionPass | None:
+    """The motion pass of an engine Image (read from an EXR whose layers the AOV table names), or None."""
+    role = dict(image.meta.extra.get("aov_roles", {}) or {}).get("motion")
+    if not role:
+        return None
+    layer = role.get("layer")
+    array = image.layers.get(layer) if layer is not None else None
+    if array is None or array.ndim != 3 or array.shape[2] < 2 or array.shape[:2] != image.pixels.shape[:2]:
+        return None
+    return MotionPass(layer, str(role.get("renderer", "")), array)
+
+
+def usable_motion(image: Any) -> tuple[MotionPass | None, str]:
+    """(the image's motion pass when its convention is known, else None; a sentence when it is not usable)."""
+    found = motion_pass(image)
+    if found is None:
+        return None, "no motion pass"
+    if not found.known:
+        return None, f"motion pass {found.layer}: {describe_convention(found.renderer)}"
+    return found, ""
+
+
+@dataclass(frozen=True)
+class PreviousFrame:
+    """What a temporal model needs of frame t - 1 to restore frame t: its noisy colour, its restored colour (both
+    (H, W, 3) in the image's own values) and its forward flow when its motion pass has one (for
+    :func:`consistency_mask`)."""
+
+    frame: int
+    colour: np.ndarray
+    output: np.ndarray
+    forward: np.ndarray | None = None
+
+
+def temporal_layers(image: Any, previous: PreviousFrame | None = None) -> dict[str, np.ndarray]:
+    """The :data:`TEMPORAL_INPUTS` layers of frame ``image`` (an engine Image), given frame t - 1's data.
+
+    With ``previous`` (same size): its colour and output warped onto this frame with this frame's backward flow (its
+    motion pass; zero flow when it has none usable), ``previous_valid`` = :func:`inside_mask` times, when
+    ``previous.forward`` and this frame's flow exist, :func:`consistency_mask`. Without (the first frame of a run,
+    a lone image): both ``previous_*`` colours are this frame's own colour and ``previous_valid`` is 0.
+
+    The one rule for the shot restorer (engine/shot.py) and for a temporal model run on a single image
+    (engine/restore.py fills the layers this way when the image has none)."""
+    colour = np.asarray(image.pixels[:, :, :3], dtype=np.float32)
+    height, width = colour.shape[:2]
+    if previous is None or previous.colour.shape[:2] != (height, width) or previous.output.shape[:2] != (height, width):
+        return {"previous_color": colour, "previous_output": colour,
+                "previous_valid": np.zeros((height, width, 1), np.float32)}
+    found, _ = usable_motion(image)
+    flow = found.backward() if found is not None else None
+    if flow is None:
+        zero = np.zeros((height, width, 2), np.float32)
+        return {"previous_color": np.array(previous.colour[:, :, :3], np.float32),
+                "previous_output": np.array(previous.output[:, :, :3], np.float32),
+                "previous_valid": inside_mask(zero)[:, :, None]}
+    valid = inside_mask(flow)
+    if previous.forward is not None and previous.forward.shape[:2] == (height, width):
+        valid = valid * consistency_mask(flow, previous.forward)
+    return {"previous_color": warp(previous.colour[:, :, :3], flow),
+            "previous_output": warp(previous.output[:, :, :3], flow),
+            "previous_valid": valid.astype(np.float32)[:, :, None]}

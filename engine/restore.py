@@ -26,6 +26,7 @@ from .jobs import CancelToken, EtaClock, ImageResult, Progress
 from .models.entry import ModelEntry
 from .models.manifest import ModelManifest
 from .models.suggest import suitability_warning
+from .motion import TEMPORAL_INPUTS
 from .oom import is_out_of_memory
 from .tiling import plan_axis, run_tiled
 from .transforms import auto_exposure_scale, from_model_space, prepare_aov, to_model_space
@@ -174,6 +175,26 @@ def model_inputs(
                 return prepare_aov(name, crop[:, :, :channels], depth_max)
 
             inputs[name] = ModelInput(layer, aov, channels)
+    temporal = [name for name in TEMPORAL_INPUTS if name in manifest.inputs]
+    if temporal:
+        # Frame t - 1's data (engine/shot.py fills it as layers); a lone image gets the first frame's rule.
+        from .motion import temporal_layers
+
+        have = all(name in image.layers for name in TEMPORAL_INPUTS)
+        sources = image.layers if have else temporal_layers(image)
+
+        def previous(crop: np.ndarray) -> np.ndarray:
+            if hdr:
+                crop, _ = sanitize_hdr(crop)
+            values = to_model_space(crop, transform, hdr, scale_hdr)
+            return np.asarray(luma(values)[:, :, None] if gray else values, dtype=np.float32)
+
+        for name in temporal:
+            layer = sources[name][top:bottom, left:right]
+            if name == "previous_valid":
+                inputs[name] = ModelInput(layer, lambda crop: np.asarray(crop[:, :, :1], np.float32), 1)
+            else:
+                inputs[name] = ModelInput(layer, previous, manifest.channels)
     if not lazy:
         inputs = {name: np.ascontiguousarray(value[:, :], dtype=np.float32) for name, value in inputs.items()}
     return inputs, report
