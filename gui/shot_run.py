@@ -36,9 +36,9 @@ _SEPARATORS = "._- "
 
 def output_frame_path(pattern: str, frame: int) -> Path:
     """``out/shot_####.exr`` and 1004 -> ``out/shot_1004.exr`` (``%04d`` works too)."""
-    from engine.api import expand_pattern
+    from engine.api import Shot
 
-    return Path(expand_pattern(str(pattern), int(frame)))
+    return Shot(str(pattern), ()).path(int(frame))
 
 
 def _frame_token(name: str) -> tuple[int, int] | None:
@@ -61,13 +61,24 @@ def default_output(shot) -> str:
     return str(folder.parent / f"{folder.name}_restored" / pattern.name)
 
 
-def check_output(shot, pattern: str) -> tuple[str | None, list[int]]:
-    """(why ``pattern`` cannot take the shot's frames, or None; the frames already there)."""
-    pattern = pattern.strip()
-    if not pattern:
-        return "Give the output: a folder and a file name with #### where the frame number goes.", []
-    if _frame_token(Path(pattern).name) is None:
-        return ("The file name needs #### (or %04d) where the frame number goes, e.g. shot_####.exr.", [])
+def resolve_output(shot, text: str) -> str:
+    """The absolute output pattern for what the user typed (a pattern, or a folder: the frames keep their names);
+    raises EngineError when it cannot take the shot (engine.shot.output_pattern: the one rule)."""
+    from engine.api import shot_output_pattern
+
+    return shot_output_pattern(shot, text.strip())
+
+
+def check_output(shot, text: str) -> tuple[str | None, list[int]]:
+    """(why ``text`` cannot take the shot's frames, or None; the frames already there)."""
+    from engine.api import EngineError
+
+    if not text.strip():
+        return "Give the output: a folder, or a file name with #### where the frame number goes.", []
+    try:
+        pattern = resolve_output(shot, text)
+    except EngineError as error:
+        return str(error), []
     from .opening import imageio_module
 
     if not imageio_module().is_supported(Path(pattern.replace("#", "0"))):
@@ -98,7 +109,8 @@ class ShotOutputDialog(QDialog):
         intro.setWordWrap(True)
         self.output_edit = QLineEdit(suggested)
         self.output_edit.setMinimumWidth(460)
-        self.output_edit.setToolTip("A file name with #### where the frame number goes; the folder is created")
+        self.output_edit.setToolTip("A file name with #### where the frame number goes (or a folder: the frames "
+                                    "keep their names); the folder is created")
         self.output_edit.textChanged.connect(self._check)
         browse = QPushButton("Browse\u2026")
         browse.clicked.connect(self._browse)
@@ -124,7 +136,11 @@ class ShotOutputDialog(QDialog):
         self._check()
 
     def pattern(self) -> str:
-        return self.output_edit.text().strip()
+        """The output as an absolute pattern (what was typed when it cannot be one)."""
+        try:
+            return resolve_output(self.shot, self.output_edit.text())
+        except Exception:
+            return self.output_edit.text().strip()
 
     def overwrite(self) -> bool:
         return self.redo_box.isVisible() and self.redo_box.isChecked()
@@ -218,9 +234,11 @@ class ShotRun:
             return False
         if window.runner.is_running():
             return False
+        pattern = resolve_output(shot, pattern)
         job_request = ShotRestoreRequest(shot=shot, output=pattern, model_id=request.entry.id,
                                          params=dict(request.params), tile=request.tile,
-                                         device=window.settings.device, overwrite=overwrite)
+                                         device=window.settings.device, overwrite=overwrite,
+                                         ensemble=request.ensemble)
         registry = window.registry
         self.pattern = pattern
         view.set_output(pattern)
@@ -232,8 +250,7 @@ class ShotRun:
         title = f"{request.title} on {Path(shot.pattern).name}"
 
         def factory(token):
-            return restore_shot(job_request, token, registry=registry) if _takes_registry(restore_shot) \
-                else restore_shot(job_request, token)
+            return restore_shot(job_request, token, registry=registry)
 
         window.runs.start(factory, title, request, handler=self)
         if self._skipped_before:
@@ -272,19 +289,24 @@ class ShotRun:
         view, window = self.view, self.window
         view.scan_outputs()
         self._after_run()
-        written = _count(result, ("written", "restored", "done"))
-        skipped = _count(result, ("skipped",))
-        took = float(getattr(result, "seconds", 0.0) or seconds)
-        parts = [f"{written} frames restored" if written is not None else "Shot restored"]
-        if skipped:
-            parts.append(f"{skipped} already done (skipped)")
-        self.last_summary = ", ".join(parts) + f" in {_duration(took)} \u2192 {Path(self.pattern).parent}"
-        window.model_panel.show_outcome(f"Done in {_duration(took)}", True)
+        took = float(result.seconds or seconds)
+        parts = [f"{result.restored} frame{'s' if result.restored != 1 else ''} restored"]
+        if result.skipped:
+            parts.append(f"{result.skipped} already done (skipped)")
+        if result.failed:
+            parts.append(f"{result.failed} failed or missing")
+        self.last_summary = ", ".join(parts) + f" in {_duration(took)} \u2192 {Path(result.output_pattern).parent}"
+        window.model_panel.show_outcome(f"Done in {_duration(took)}" if not result.failed
+                                        else f"{result.failed} frame(s) failed", not result.failed)
         window.run_label.setText(f"Last run: {took:.1f} s")
-        device = getattr(result, "device", "")
-        if device:
-            window.run_label.setToolTip(str(device))
+        window.run_label.setToolTip("\n".join(result.notes))
         window.flash(self.last_summary, 10000)
+        failures = [o for o in result.frames if o.message and o.state.value in ("failed", "missing")]
+        if failures:
+            window.show_error("Some frames were not restored",
+                              f"{len(failures)} of {len(result.frames)} frames were not restored; the others are "
+                              "kept. Run again to retry them.",
+                              "\n".join(f"frame {o.frame}: {o.message}" for o in failures))
         if view.index in view.done:
             view.show_result_now(select=not self._shown_first)
 
@@ -308,27 +330,6 @@ class ShotRun:
 
     def _after_run(self) -> None:
         self.view.transport.setToolTip("")
-
-
-def _takes_registry(function) -> bool:
-    import inspect
-
-    try:
-        return "registry" in inspect.signature(function).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def _count(result: Any, names) -> int | None:
-    for name in names:
-        value = getattr(result, name, None)
-        if value is None:
-            continue
-        try:
-            return len(value) if not isinstance(value, (int, float)) else int(value)
-        except TypeError:
-            continue
-    return None
 
 
 def _duration(seconds: float) -> str:

@@ -131,6 +131,7 @@ class ShotView(QObject):
         self._select_result = False  # the next settle puts the restored frame in B
         self._first_frame_pending: str | None = None
         self.shot_run = None
+        self._missing: frozenset[int] = frozenset()
         self.last_error = ""
         self.done: set[int] = set()  # indices whose restored frame exists
         #: Where each shot opened this session was restored to (its pattern -> the output pattern).
@@ -211,16 +212,24 @@ class ShotView(QObject):
         True when handled here (the window then does nothing else)."""
         if len(paths) != 1:
             return False
-        path = paths[0]
-        if is_pattern(path) and not Path(path).exists():
-            return self.open_path(path) or True
-        if Path(path).is_dir():
-            from engine.api import find_shot
+        from engine.api import EngineError, find_shot
 
+        path = Path(paths[0])
+        if path.is_file():
+            return False  # one image (a frame of a sequence is offered as a shot once it is open)
+        try:
             shot = find_shot(path)
-            if shot is None or len(shot.frames) < 2:
+        except EngineError as error:
+            if path.is_dir():  # e.g. several sequences in one folder: its images are queued, and why is said
+                self.window.flash(f"{error}", 10000)
                 return False
+            self.window.show_error("Cannot open the shot", str(error))
+            return True
+        if shot is not None and len(shot.frames) >= 2:
             self.open_shot(shot)
+            return True
+        if not path.exists() and is_pattern(str(path)):
+            self.window.show_error("No frames found", f"No file matches {path.name} in {path.parent}.")
             return True
         return False
 
@@ -259,7 +268,9 @@ class ShotView(QObject):
             candidate = default_output(shot)
             self.output_pattern = candidate if self._any_output_exists(candidate) else None
         self.clock = PlaybackClock(len(shot.frames), DEFAULT_FPS, self.transport.loop())
+        self._missing = frozenset(shot.missing)
         self.transport.set_frames(shot.frames)
+        self.transport.slider.set_missing(shot.frames.index(f) for f in shot.missing)
         self.transport.set_index(self.index)
         self.transport.set_fps(DEFAULT_FPS)
         self.transport.show()
@@ -285,6 +296,8 @@ class ShotView(QObject):
         self._shown_index = -1
         self._shown_paths = (None, None)
         self._first_frame_pending = None
+        self._missing = frozenset()
+        self.window.viewer.set_notice("")
         self.loader.clear()
         self.transport.hide()
         for action in self.frame_actions:
@@ -407,6 +420,13 @@ class ShotView(QObject):
 
     def _show_when_ready(self, index: int, read_ahead: int = 2) -> bool:
         """Show ``index`` if its images are cached (True); else ask for them (and a few after it)."""
+        if self.shot.frames[index] in self._missing:
+            if not self.play_timer.isActive():  # stepped onto it: said over the last frame shown
+                self._shown_index = index
+                self.window.viewer.set_notice(f"Frame {self.shot.frames[index]} is missing: "
+                                              f"{Path(self.input_path(index)).name} does not exist")
+                self.window.image_label.setText(f"frame {self.shot.frames[index]} missing")
+            return False
         paths = self._wanted_paths(index)
         images = [self.loader.request(p) if p is not None else None for p in paths]
         wanted = [p for p in paths if p is not None]
@@ -457,8 +477,10 @@ class ShotView(QObject):
         self._shown_paths = (path, None)
         window.settings.add_recent_file(self.shot.pattern)
         window.settings.last_folder = str(Path(path).resolve().parent)
-        window.setWindowTitle(f"{Path(self.shot.pattern).name} \u2014 {window.windowTitle().split(' \u2014 ')[-1]}")
-        missing = len(getattr(self.shot, "missing", ()) or ())
+        from .main_window import APP_TITLE
+
+        window.setWindowTitle(f"{self.shot.name} \u2014 {APP_TITLE}")
+        missing = len(self.shot.missing)
         window.flash(f"Opened shot {self.shot.label}: {self.count()} frames"
                      + (f", {missing} missing in the range" if missing else "")
                      + (f", {len(self.done)} already restored" if self.done else "")
@@ -479,6 +501,7 @@ class ShotView(QObject):
         session.shot_result_path = Path(paths[1]) if paths[1] else None
         self._shown_index = index
         self._shown_paths = (paths[0], paths[1])
+        window.viewer.set_notice("")
         a_key, b_key = window.compare_bar.keys()
         a = self._source_image(a_key)
         b = self._source_image(b_key)

@@ -96,10 +96,12 @@ class FrameSlider(QSlider):
     like a compositor's cache line)."""
 
     DONE = QColor(80, 190, 110)
+    MISSING = QColor(220, 90, 80)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(Qt.Orientation.Horizontal, parent)
         self._done: frozenset[int] = frozenset()
+        self._missing: frozenset[int] = frozenset()
         self.setMinimumHeight(22)
         self.setPageStep(10)
 
@@ -112,9 +114,14 @@ class FrameSlider(QSlider):
     def done(self) -> frozenset[int]:
         return self._done
 
+    def set_missing(self, indices) -> None:
+        """Frames of the shot's range that have no file (marked red)."""
+        self._missing = frozenset(int(i) for i in indices)
+        self.update()
+
     def paintEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         super().paintEvent(event)
-        if not self._done or self.maximum() < self.minimum():
+        if not (self._done or self._missing) or self.maximum() < self.minimum():
             return
         option = QStyleOptionSlider()
         self.initStyleOption(option)
@@ -129,11 +136,12 @@ class FrameSlider(QSlider):
         painter = QPainter(self)
         try:
             y = self.height() - 4
-            for index in sorted(self._done):
-                if not self.minimum() <= index <= self.maximum():
-                    continue
-                x = left + QStyle.sliderPositionFromValue(self.minimum(), self.maximum(), index, span)
-                painter.fillRect(QRect(x - width // 2, y, width, 3), self.DONE)
+            for marks, colour in ((self._done, self.DONE), (self._missing, self.MISSING)):
+                for index in sorted(marks):
+                    if not self.minimum() <= index <= self.maximum():
+                        continue
+                    x = left + QStyle.sliderPositionFromValue(self.minimum(), self.maximum(), index, span)
+                    painter.fillRect(QRect(x - width // 2, y, width, 3), colour)
         finally:
             painter.end()
 

@@ -104,6 +104,8 @@ class CompareViewer(QWidget):
         self._diff_problem = ""
         self._deadline = 0.0
         self._empty_text = "Drop images here, or File \u203a Open (Ctrl+O)"
+        #: A line over the images (a shot's missing frame), or "".
+        self._notice = ""
 
     # -- content -------------------------------------------------------------------------------------------
     def set_images(self, a: Image | None, b: Image | None, a_label: str = "A", b_label: str = "B") -> None:
@@ -117,6 +119,15 @@ class CompareViewer(QWidget):
             self._fit = True
         self._relayout()
         self.update()
+
+    def set_notice(self, text: str) -> None:
+        """Show ``text`` in a box over the images ("" removes it): e.g. a shot frame that has no file."""
+        if text != self._notice:
+            self._notice = text
+            self.update()
+
+    def notice(self) -> str:
+        return self._notice
 
     def image_a(self) -> Image | None:
         return self._a.image if self._a else None
@@ -360,6 +371,9 @@ class CompareViewer(QWidget):
                 caption = f"{ERROR_KINDS[self._error_kind]}: {self._b.label} vs {self._a.label}"
                 self._paint_text_box(painter, caption, QRect(panes[0]), Qt.AlignmentFlag.AlignLeft)
         self._paint_zoom(painter)
+        if self._notice:
+            self._paint_text_box(painter, self._notice, self.rect().adjusted(0, self.height() // 2 - 14, 0, 0),
+                                 Qt.AlignmentFlag.AlignHCenter)
 
     def _paint_image(self, painter: QPainter, image: Image, pane: QRect, clip: QRect) -> None:
         pyramid = self._pyramid(image)
@@ -482,6 +496,8 @@ class CompareViewer(QWidget):
         width = metrics.horizontalAdvance(text) + 14
         height = metrics.height() + 8
         x = area.left() + 8 if align == Qt.AlignmentFlag.AlignLeft else area.right() - 8 - width
+        if align == Qt.AlignmentFlag.AlignHCenter:
+            x = area.center().x() - width / 2
         y = area.bottom() - 8 - height if bottom else area.top() + 8
         box = QRectF(x, y, width, height)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
