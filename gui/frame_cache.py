@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
@@ -47,8 +48,8 @@ def frame_key(path: str | Path) -> tuple[str, int] | None:
 class FrameCache:
     """Images by key, bounded by bytes; the least recently used go first. Thread-safe."""
 
-    def __init__(self, budget_bytes: int = DEFAULT_BUDGET) -> None:
-        self.budget = int(budget_bytes)
+    def __init__(self, budget_bytes: int | None = None) -> None:
+        self.budget = int(DEFAULT_BUDGET if budget_bytes is None else budget_bytes)
         self._items: OrderedDict[object, tuple[Image, int]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
@@ -109,21 +110,23 @@ class _Relay(QObject):
 
 
 class _Read(QRunnable):
-    def __init__(self, loader: FrameLoader, path: str, key) -> None:
+    def __init__(self, loader: FrameLoader, path: str) -> None:
         super().__init__()
-        self.loader, self.path, self.key = loader, path, key
+        self.loader, self.path = loader, path
         self.setAutoDelete(True)
 
     def run(self) -> None:
-        self.loader._read(self.path, self.key)
+        self.loader._read(self.path)
 
 
 class FrameLoader(QObject):
-    """Reads frames in the background into a :class:`FrameCache`.
+    """Reads frames in the background into a :class:`FrameCache`, most wanted first.
 
-    ``request(path)`` returns the image at once when it is cached, else queues a read (once) and returns None;
-    ``loaded(path, image)`` follows in the GUI thread. ``want(paths)`` says which reads still matter: queued ones
-    outside it are skipped.
+    ``request(path)`` returns the image at once when it is cached, else puts the path first in line and returns
+    None; ``loaded(path, image)`` follows in the GUI thread. ``want(paths)`` replaces the line with ``paths`` in
+    the order they matter (playback: the frames about to be due): a reader that comes free takes the first one not
+    read yet, so reads the user has moved past are never started. ``read_seconds`` is the recent time one read
+    takes (playback reads that far ahead).
     """
 
     loaded = Signal(str, object)
@@ -132,16 +135,19 @@ class FrameLoader(QObject):
     def __init__(self, cache: FrameCache | None = None, threads: int = 1, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.cache = cache or FrameCache()
+        self.threads = max(1, threads)
         self.pool = QThreadPool(self)
-        self.pool.setMaxThreadCount(max(1, threads))
+        self.pool.setMaxThreadCount(self.threads)
         self._relay = _Relay()
         self._relay.loaded.connect(self.loaded)
         self._relay.failed.connect(self.failed)
         self._lock = threading.Lock()
-        self._queued: set[str] = set()
-        self._wanted: set[str] | None = None  # None: every request is wanted
-        #: Reads done (for tests and the status line).
+        self._line: list[str] = []  # paths to read, most wanted first
+        self._reading: set[str] = set()
+        self._failed: set[str] = set()  # not asked for again until the line is replaced
+        #: Reads done, and the recent seconds per read (a moving average).
         self.reads = 0
+        self.read_seconds = 0.0
 
     def request(self, path: str | Path) -> Image | None:
         path = str(path)
@@ -152,54 +158,76 @@ class FrameLoader(QObject):
         if image is not None:
             return image
         with self._lock:
-            if path in self._queued:
-                return None
-            self._queued.add(path)
-        self.pool.start(_Read(self, path, key))
+            if path not in self._reading and path not in self._failed:
+                if path in self._line:
+                    self._line.remove(path)
+                self._line.insert(0, path)
+        self._pump()
         return None
 
     def cached(self, path: str | Path) -> Image | None:
         key = frame_key(path)
         return self.cache.get(key) if key is not None else None
 
-    def want(self, paths: Iterable[str | Path] | None) -> None:
-        """Only these reads still matter (None: all do)."""
+    def want(self, paths: Iterable[str | Path]) -> None:
+        """Read these (in this order) and nothing else that has not started yet."""
+        line = []
+        for path in paths:
+            text = str(path)
+            key = frame_key(text)
+            if key is not None and key not in self.cache and text not in line:
+                line.append(text)
         with self._lock:
-            self._wanted = None if paths is None else {str(p) for p in paths}
+            self._line = line
+            self._failed.clear()
+        self._pump()
 
     def pending(self) -> int:
         with self._lock:
-            return len(self._queued)
+            return len(self._line) + len(self._reading)
 
     def wait_idle(self, timeout_ms: int = 10000) -> bool:
         return self.pool.waitForDone(timeout_ms)
 
     def clear(self) -> None:
-        """Drop queued reads and the cache (another shot was opened)."""
-        self.pool.clear()
+        """Drop the line and the cache (another shot was opened)."""
         with self._lock:
-            self._queued.clear()
+            self._line.clear()
+            self._failed.clear()
         self.cache.clear()
 
+    def _pump(self) -> None:
+        """Start reads while a reader is free and something is in line."""
+        while True:
+            with self._lock:
+                if len(self._reading) >= self.threads or not self._line:
+                    return
+                path = self._line.pop(0)
+                self._reading.add(path)
+            self.pool.start(_Read(self, path))
+
     # -- pool thread --------------------------------------------------------------------------------------
-    def _read(self, path: str, key) -> None:
-        with self._lock:
-            skip = self._wanted is not None and path not in self._wanted
-            if skip:
-                self._queued.discard(path)
-        if skip:
-            return
+    def _read(self, path: str) -> None:
+        key = frame_key(path)
+        started = time.perf_counter()
         try:
             from engine.api import read_image
 
-            image = read_image(path)
+            if key is None:
+                raise FileNotFoundError(f"{Path(path).name} does not exist")
+            image = self.cache.get(key) or read_image(path)
         except Exception as error:  # a broken frame is reported, the others still play
             with self._lock:
-                self._queued.discard(path)
+                self._reading.discard(path)
+                self._failed.add(path)
             self._relay.failed.emit(path, str(error) or type(error).__name__)
+            self._pump()
             return
         self.cache.put(key, image)
+        seconds = time.perf_counter() - started
         with self._lock:
-            self._queued.discard(path)
+            self._reading.discard(path)
             self.reads += 1
+            self.read_seconds = seconds if self.reads == 1 else 0.7 * self.read_seconds + 0.3 * seconds
         self._relay.loaded.emit(path, image)
+        self._pump()

@@ -14,6 +14,7 @@ viewer's images are swapped directly; the compare bar, the scores and the histog
 
 from __future__ import annotations
 
+import math
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -132,6 +133,7 @@ class ShotView(QObject):
         self._first_frame_pending: str | None = None
         self.shot_run = None
         self._missing: frozenset[int] = frozenset()
+        self._last_due = -1
         self.last_error = ""
         self.done: set[int] = set()  # indices whose restored frame exists
         #: Where each shot opened this session was restored to (its pattern -> the output pattern).
@@ -418,30 +420,45 @@ class ShotView(QObject):
             self.set_playing(False)
             self.go_to(min(max(self.index + delta, 0), self.count() - 1))
 
-    def _show_when_ready(self, index: int, read_ahead: int = 2) -> bool:
-        """Show ``index`` if its images are cached (True); else ask for them (and a few after it)."""
-        if self.shot.frames[index] in self._missing:
-            if not self.play_timer.isActive():  # stepped onto it: said over the last frame shown
-                self._shown_index = index
-                self.window.viewer.set_notice(f"Frame {self.shot.frames[index]} is missing: "
-                                              f"{Path(self.input_path(index)).name} does not exist")
-                self.window.image_label.setText(f"frame {self.shot.frames[index]} missing")
-            return False
+    def _cached(self, index: int):
+        """(input, restored) images of ``index`` when every one shown is cached, else None; and their paths."""
         paths = self._wanted_paths(index)
-        images = [self.loader.request(p) if p is not None else None for p in paths]
-        wanted = [p for p in paths if p is not None]
-        for ahead in range(1, read_ahead + 1):
-            following = (index + ahead) % self.count()
-            if not self.clock.loop and index + ahead >= self.count():
-                break
-            wanted.extend(p for p in self._wanted_paths(following) if p is not None)
-        self.loader.want(wanted)
-        for path in wanted[len([p for p in paths if p is not None]):]:
-            self.loader.request(path)
+        images = [self.loader.cached(p) if p is not None else None for p in paths]
         ready = images[0] is not None and (paths[1] is None or images[1] is not None)
-        if ready:
+        return (images if ready else None), paths
+
+    def _ahead(self, start: int, count: int) -> list[int]:
+        """``count`` indices from ``start`` on (wrapping when looping)."""
+        found = []
+        for step in range(count):
+            index = start + step
+            if index >= self.count():
+                if not self.clock.loop:
+                    break
+                index %= self.count()
+            found.append(index)
+        return found
+
+    def _read_line(self, indices) -> list[str]:
+        line = []
+        for index in indices:
+            if self.shot.frames[index] not in self._missing:
+                line.extend(p for p in self._wanted_paths(index) if p is not None)
+        return line
+
+    def _show_when_ready(self, index: int, read_ahead: int = 2) -> bool:
+        """Show ``index`` now if its images are cached (True); else read them first (then a few after it)."""
+        if self.shot.frames[index] in self._missing:
+            self._shown_index = index
+            self.window.viewer.set_notice(f"Frame {self.shot.frames[index]} is missing: "
+                                          f"{Path(self.input_path(index)).name} does not exist")
+            self.window.image_label.setText(f"frame {self.shot.frames[index]} missing")
+            return False
+        images, paths = self._cached(index)
+        self.loader.want(self._read_line(self._ahead(index, read_ahead + 1)))
+        if images is not None:
             self._display(index, images[0], images[1], paths)
-        return ready
+        return images is not None
 
     def _on_loaded(self, path: str, image: Image) -> None:
         if self.shot is None:
@@ -560,12 +577,12 @@ class ShotView(QObject):
                 self.go_to(0)
             self.clock.fps = self.transport.fps()
             self.clock.start(self.index, time.monotonic())
+            self._last_due = -1
             self.meter.reset()
             self.settle_timer.stop()
             self.play_timer.start(max(1, int(500 / self.clock.fps)))  # twice per frame: a due frame waits <= 1/2
         else:
             self.play_timer.stop()
-            self.loader.want(None)
             if self.shot is not None:
                 self.transport.set_index(self.index)
                 self.settle_timer.start()
@@ -575,22 +592,44 @@ class ShotView(QObject):
         return self.play_timer.isActive()
 
     def _tick(self) -> None:
+        """Playback: show the newest decoded frame that is due, and read the frames that will be due by the time
+        a read ends; frames that cannot be decoded in time are skipped (playback keeps time)."""
         if self.shot is None:
             self.set_playing(False)
             return
         now = time.monotonic()
         due = self.clock.due(now)
-        if due is None:  # past the last frame, no loop
-            self.index = self.count() - 1
+        if due is None:  # past the last frame, no loop: stop on it
             self.set_playing(False)
+            self.go_to(self.count() - 1)
             return
-        read_ahead = min(READ_AHEAD, max(1, self.loader.cache.frames_that_fit(self._frame_bytes()) // 2))
-        if due != self._shown_index:
-            self.index = due
-            # A frame not decoded in time is skipped: the one due next is asked for, the shown one stays.
-            self._show_when_ready(due, read_ahead)
-            self.transport.set_index(due)
+        fits = self.loader.cache.frames_that_fit(self._frame_bytes() * (2 if self._shown_paths[1] else 1))
+        read_ahead = max(1, min(READ_AHEAD, fits // 2))
+        lead = math.ceil(self.loader.read_seconds * self.clock.fps) if self.loader.read_seconds else 0
+        if due != self._last_due:
+            self._last_due = due
+            self.loader.want(self._read_line(self._ahead(due + lead if lead > 1 else due, read_ahead)))
+        newest = self._newest_ready(due, lead + read_ahead)
+        if newest is not None:
+            images, paths = self._cached(newest)
+            self.index = newest
+            self._display(newest, images[0], images[1], paths)
+            self.transport.set_index(newest)
         self.transport.show_rate(self.meter.rate(now), self.clock.fps)
+
+    def _newest_ready(self, due: int, window: int) -> int | None:
+        """The latest frame up to ``due`` (and newer than the one shown) whose images are decoded, or None."""
+        for back in range(window + 1):
+            index = due - back
+            if index < 0:
+                if not self.clock.loop:
+                    return None
+                index %= self.count()
+            if index == self._shown_index:
+                return None
+            if self.shot.frames[index] not in self._missing and self._cached(index)[0] is not None:
+                return index
+        return None
 
     def _frame_bytes(self) -> int:
         image = self.window.session.original
