@@ -2,9 +2,9 @@
 
 A 4K EXR frame is ~100 MB as float32, so the cache is bounded by memory, not by a count of frames:
 :class:`FrameCache` holds images up to ``budget_bytes`` (1 GiB by default) and drops the least recently used.
-:class:`FrameLoader` reads frames on its own thread pool (one reader, so the machine keeps cores for the job and
-the window) and says when one is ready; requests that are no longer wanted (the user scrubbed on, playback moved
-past them) are skipped when their turn comes instead of being read for nothing.
+:class:`FrameLoader` reads frames on its own small thread pool (two readers: A and B of a frame at once, while the
+machine keeps cores for a job and the window) and says when one is ready; it reads the most wanted frame first, and
+reads the user has moved past (scrubbing on, playback going on) are never started.
 
 Frames are keyed by path and modification time, so a frame rewritten on disk (a rerun of the shot with
 overwrite) is read again instead of shown stale.

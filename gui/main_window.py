@@ -57,7 +57,7 @@ SHORTCUTS = (
     ("F / double-click", "Fit to window"), ("1", "Actual pixels (1:1)"), ("+ / \u2212, wheel", "Zoom (wheel zooms "
      "around the cursor)"), ("Drag, arrows", "Pan"), ("Drag the divider", "Move the split"),
     ("E / Shift+E", "Exposure +/\u2212 half a stop"), ("R", "Reset exposure"),
-    ("Ctrl+Shift+S", "Open a shot (an image sequence)"),
+    ("Ctrl+Alt+O", "Open a shot (an image sequence)"),
     ("Space, \u2190 \u2192, Home / End", "Shot: play / pause, step a frame, first / last frame"), ("F1", "This list"),
 )
 

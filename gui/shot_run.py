@@ -260,12 +260,9 @@ class ShotRun:
 
     # -- while it runs (called by the RunController) ------------------------------------------------------------
     def on_progress(self, progress) -> None:
-        metrics = progress.metrics or {}
-        frame = metrics.get("frame")
-        upto = len(self._order)
+        frame = (progress.metrics or {}).get("frame")
         if frame is not None and int(frame) in self._order:
-            upto = self._order.index(int(frame)) + 1
-        self._catch_up(upto)
+            self._catch_up(self._order.index(int(frame)) + 1)
         eta = format_eta(progress.eta_s)
         text = progress.message or progress.stage
         self.view.transport.setToolTip(f"{text}, {eta}" if eta else text)

@@ -116,7 +116,7 @@ class ShotView(QObject):
         self.index = 0
         self._shown_index = -1
         self._shown_paths: tuple[str | None, str | None] = (None, None)
-        self.loader = FrameLoader(FrameCache(), threads=1, parent=self)
+        self.loader = FrameLoader(FrameCache(), threads=2, parent=self)
         self.loader.loaded.connect(self._on_loaded)
         self.loader.failed.connect(self._on_load_failed)
         self.clock = PlaybackClock(1)
@@ -134,6 +134,7 @@ class ShotView(QObject):
         self.shot_run = None
         self._missing: frozenset[int] = frozenset()
         self._last_due = -1
+        self._described = ""
         self.last_error = ""
         self.done: set[int] = set()  # indices whose restored frame exists
         #: Where each shot opened this session was restored to (its pattern -> the output pattern).
@@ -158,14 +159,15 @@ class ShotView(QObject):
         self.act_open_shot = QAction("Open &Shot\u2026", window)
         self.act_open_shot.setIcon(window._icon("shot"))
         self.act_open_shot.setProperty("iconName", "shot")
-        self.act_open_shot.setShortcut(QKeySequence("Ctrl+Shift+S"))
+        self.act_open_shot.setShortcut(QKeySequence("Ctrl+Alt+O"))
         self.act_open_shot.setStatusTip("Open a numbered image sequence (pick any of its frames) as one shot")
         self.act_open_shot.triggered.connect(self.open_shot_dialog)
         window.addAction(self.act_open_shot)
         file_menu = next(a.menu() for a in window.menuBar().actions() if a.text().replace("&", "") == "File")
         file_menu.insertAction(window.act_open_folder, self.act_open_shot)
-        # Frame keys act while the viewer or the transport bar has the focus (typing elsewhere is never stolen);
-        # they are on only while a shot is open, so a single image keeps its arrow-key panning and flicker Space.
+        # Frame keys act anywhere in the window while a shot is open (fields that take these keys, such as a
+        # number being typed, keep them); with no shot they are off, so a single image keeps its arrow-key panning
+        # and its flicker Space.
         self.frame_actions: list[QAction] = []
         for text, key, slot in (("Play / Pause", "Space", self.toggle_playing),
                                 ("Next Frame", "Right", lambda: self.step(+1)),
@@ -174,11 +176,10 @@ class ShotView(QObject):
                                 ("Last Frame", "End", lambda: self.go_to(self.count() - 1))):
             action = QAction(text, window)
             action.setShortcut(QKeySequence(key))
-            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
             action.setEnabled(False)
             action.triggered.connect(slot)
-            window.viewer.addAction(action)
-            self.transport.addAction(action)
+            window.addAction(action)
             self.frame_actions.append(action)
         view = next(a.menu() for a in window.menuBar().actions() if a.text().replace("&", "") == "View")
         shot_menu = view.addMenu("S&hot")
@@ -497,16 +498,12 @@ class ShotView(QObject):
         from .main_window import APP_TITLE
 
         window.setWindowTitle(f"{self.shot.name} \u2014 {APP_TITLE}")
-        missing = len(self.shot.missing)
-        window.flash(f"Opened shot {self.shot.label}: {self.count()} frames"
-                     + (f", {missing} missing in the range" if missing else "")
+        window.flash(f"Opened {self.shot.label}"  # the label counts the missing frames
                      + (f", {len(self.done)} already restored" if self.done else "")
                      + " \u00b7 Space plays, \u2190 \u2192 step", 8000)
-        if self.done and self.index in self.done:
-            self._show_when_ready(self.index)  # with its restored frame as B
-            self._settle(b_key=RESULT_KEY)
-        else:
-            self._settle()
+        self._settle()
+        if self.index in self.done:  # restored before: its restored frame becomes B once read
+            self.show_result_now(select=True)
         self.shotOpened.emit(self.shot.label)
 
     def _display(self, index: int, a_image: Image, b_image: Image | None, paths) -> None:
@@ -526,8 +523,22 @@ class ShotView(QObject):
         self.frameShown.emit(self.shot.frames[index])
         if self.play_timer.isActive():
             self.meter.tick(time.monotonic())
+            self._show_frame_words(index)
         else:
             self.settle_timer.start()
+
+    def _show_frame_words(self, index: int) -> None:
+        """While playing: the status line and the compare bar's names follow the frame (cheaply: the image is
+        described again once playback stops)."""
+        window, session = self.window, self.window.session
+        frame = self.shot.frames[index]
+        window.image_label.setText(f"{self._described} \u00b7 frame {frame} ({index + 1}/{self.count()})")
+        names = {"original": f"Original ({session.original_path.name})", RESULT_KEY: session.shot_result_label()}
+        for combo in (window.compare_bar.a_combo, window.compare_bar.b_combo):
+            for key, name in names.items():
+                found = combo.findData(key)
+                if found >= 0:
+                    combo.setItemText(found, name)
 
     def _source_image(self, key: str | None) -> tuple[Image | None, str]:
         session = self.window.session
@@ -558,7 +569,8 @@ class ShotView(QObject):
 
         image = window.session.original
         frame = self.frame()
-        text = describe_image(image) + f" \u00b7 frame {frame} ({self.index + 1}/{self.count()})"
+        self._described = describe_image(image)
+        text = self._described + f" \u00b7 frame {frame} ({self.index + 1}/{self.count()})"
         window.image_label.setText(text)
         window.image_label.setToolTip(text)
 

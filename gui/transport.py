@@ -146,6 +146,13 @@ class FrameSlider(QSlider):
             painter.end()
 
 
+class _RateBox(QDoubleSpinBox):
+    """Frames per second, written as short as it is (24, 23.976)."""
+
+    def textFromValue(self, value: float) -> str:  # noqa: N802 (Qt's name)
+        return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
 class TransportBar(QWidget):
     """First / previous / play / next / last, the frame slider, the frame number, frame rate and loop."""
 
@@ -188,12 +195,13 @@ class TransportBar(QWidget):
         self.frame_box.valueChanged.connect(self._on_frame_box)
         self.position_label = QLabel()
         self.position_label.setToolTip("Position in the shot")
-        self.fps_box = QDoubleSpinBox()
+        self.fps_box = _RateBox()
         self.fps_box.setRange(1.0, 240.0)
         self.fps_box.setDecimals(3)
         self.fps_box.setValue(DEFAULT_FPS)
         self.fps_box.setSuffix(" fps")
         self.fps_box.setKeyboardTracking(False)
+        self.fps_box.setFixedWidth(self.fps_box.fontMetrics().horizontalAdvance("239.976 fps") + 30)
         self.fps_box.setToolTip("Playback frame rate (from the files when they say; common: "
                                 + ", ".join(f"{r:g}" for r in COMMON_RATES) + ")")
         self.fps_box.valueChanged.connect(lambda value: self.fpsChanged.emit(float(value)))
@@ -232,6 +240,9 @@ class TransportBar(QWidget):
         self.slider.setValue(0)
         self.slider.set_done(())
         if self._frames:
+            digits = max(len(str(min(self._frames))), len(str(max(self._frames))))
+            # Room for the number beside the step buttons (the dark theme pads the text on the right).
+            self.frame_box.setMinimumWidth(self.frame_box.fontMetrics().horizontalAdvance("0" * digits) + 46)
             self.frame_box.setRange(min(self._frames), max(self._frames))
             self.frame_box.setValue(self._frames[0])
         self._updating = False
