@@ -401,11 +401,20 @@ class MainWindow(QMainWindow):
         if folder:
             self.open_paths([folder])
 
+    def queue_folder(self, folder: str) -> None:
+        """Every image of ``folder`` in the queue, the first one opened (a folder of frames otherwise opens as a
+        shot)."""
+        self.shots.close()
+        self._open_files([folder])
+
     def open_paths(self, paths: list[str]) -> None:
         """Open one image, or queue several (folders expand to their images) and open the first; a frame pattern
         or a folder of numbered frames opens as a shot."""
         if self.shots.open_paths(paths):
             return
+        self._open_files(paths)
+
+    def _open_files(self, paths: list[str]) -> None:
         files, companions = expand_paths(paths)
         skipped = 0
         if len(files) > 1:  # in a batch, leave out what cannot be an image instead of failing on it later

@@ -66,7 +66,8 @@ def is_pattern(text: str) -> bool:
 
 
 class SequenceNotice(QFrame):
-    """"shot_1004.exr is frame 4 of shot_####.exr (100 frames) [Open as Shot] [x]": above the viewer, never modal."""
+    """"shot_1004.exr is frame 4 of shot_####.exr (100 frames) [Open as Shot] [x]": above the viewer, never modal.
+    Also the other way round: a folder opened as a shot offers [Queue as Images]."""
 
     accepted = Signal()
 
@@ -94,8 +95,11 @@ class SequenceNotice(QFrame):
         layout.addWidget(self.close_button)
         self.hide()
 
-    def offer(self, text: str) -> None:
+    def offer(self, text: str, button: str = "Open as Shot", tip: str = "") -> None:
         self.label.setText(text)
+        self.open_button.setText(button)
+        if tip:
+            self.open_button.setToolTip(tip)
         self.show()
 
 
@@ -129,6 +133,7 @@ class ShotView(QObject):
         self.settle_timer.setInterval(SETTLE_MS)
         self.settle_timer.timeout.connect(self._settle)
         self._candidate: tuple[object, Path] | None = None  # (shot, frame file) the notice offers
+        self._queue_folder: str | None = None  # a folder opened as a shot, which the notice offers to queue
         self._select_result = False  # the next settle puts the restored frame in B
         self._first_frame_pending: str | None = None
         self.shot_run = None
@@ -147,7 +152,7 @@ class ShotView(QObject):
         self.transport.fpsChanged.connect(self._on_fps)
         self.transport.loopChanged.connect(lambda loop: setattr(self.clock, "loop", loop))
         self.notice = SequenceNotice()
-        self.notice.accepted.connect(self._open_candidate)
+        self.notice.accepted.connect(self._notice_accepted)
         layout: QVBoxLayout = window.centralWidget().layout()
         layout.insertWidget(layout.indexOf(window.viewer), self.notice)
         layout.addWidget(self.transport)
@@ -230,6 +235,11 @@ class ShotView(QObject):
             return True
         if shot is not None and len(shot.frames) >= 2:
             self.open_shot(shot)
+            if path.is_dir():  # a folder of numbered photos may be meant as a batch: one click makes it one
+                self._queue_folder = str(path)
+                self.notice.offer(f"{path.name} opened as the shot {shot.name} ({len(shot.frames)} frames).",
+                                  "Queue as Images", "Put every image of the folder in the queue instead, to "
+                                  "process them one by one as separate images")
             return True
         if not path.exists() and is_pattern(str(path)):
             self.window.show_error("No frames found", f"No file matches {path.name} in {path.parent}.")
@@ -278,6 +288,7 @@ class ShotView(QObject):
         self.transport.set_fps(DEFAULT_FPS)
         self.transport.show()
         self.notice.hide()
+        self._queue_folder = None
         for action in self.frame_actions:
             action.setEnabled(True)
         self.scan_outputs()
@@ -332,7 +343,13 @@ class ShotView(QObject):
 
         background.call_in_background(look, found, lambda error, details: None)
 
-    def _open_candidate(self) -> None:
+    def _notice_accepted(self) -> None:
+        self.notice.hide()
+        if self._queue_folder is not None:
+            folder, self._queue_folder = self._queue_folder, None
+            self.close()
+            self.window.queue_folder(folder)
+            return
         if self._candidate is None:
             return
         shot, path = self._candidate

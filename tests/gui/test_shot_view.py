@@ -213,6 +213,9 @@ def test_dropping_a_folder_of_frames_opens_a_shot_and_other_folders_still_queue(
     with qtbot.waitSignal(window.shots.shotOpened, timeout=WAIT_MS):
         drop(window, [tmp_path / "frames"])
     assert window.shots.count() == 4
+    # A folder of numbered photos may be meant as a batch: the notice offers that, one click away.
+    assert window.shots.notice.isVisible() and window.shots.notice.open_button.text() == "Queue as Images"
+    assert "4 frames" in window.shots.notice.label.text()
     photos = tmp_path / "photos"
     photos.mkdir()
     for name in ("beach.png", "city.png"):
