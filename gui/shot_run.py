@@ -203,8 +203,14 @@ class ShotRun:
         shot = self.view.shot
         suggested = self.view.output_pattern or default_output(shot)
         self.dialog = ShotOutputDialog(shot, request.title, suggested, self.window)
-        self.dialog.accepted.connect(lambda: self.start(request, self.dialog.pattern(), self.dialog.overwrite()))
+        self.dialog.accepted.connect(lambda: self._confirmed(request))
         self.dialog.open()
+
+    def _confirmed(self, request: RunRequest) -> None:
+        dialog = self.dialog
+        self.start(request, dialog.pattern(), dialog.overwrite())
+        self.window.activateWindow()  # the frame keys and Esc (cancel) go to the window again
+        self.window.viewer.setFocus()
 
     def refusal(self, request: RunRequest | None) -> str | None:
         if self.view.shot is None:

@@ -237,7 +237,8 @@ class ShotView(QObject):
             self.open_shot(shot)
             if path.is_dir():  # a folder of numbered photos may be meant as a batch: one click makes it one
                 self._queue_folder = str(path)
-                self.notice.offer(f"{path.name} opened as the shot {shot.name} ({len(shot.frames)} frames).",
+                self.notice.offer(f"The folder \u201c{path.name}\u201d is open as one shot: {shot.name}, "
+                                  f"{len(shot.frames)} frames.",
                                   "Queue as Images", "Put every image of the folder in the queue instead, to "
                                   "process them one by one as separate images")
             return True
