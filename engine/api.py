@@ -87,6 +87,9 @@ _LAZY: dict[str, tuple[str, str]] = {
     "FrameState": ("engine.shot", "FrameState"),
     "restore_shot": ("engine.shot", "restore_shot"),
     "shot_output_pattern": ("engine.shot", "output_pattern"),
+    "format_frames": ("engine.shot", "format_frames"),
+    "parse_frames": ("engine.batch", "parse_frames"),
+    "ShotError": ("engine.shot", "ShotError"),
     "motion_pass": ("engine.motion", "motion_pass"),
     # the batch queue's items (shared with the command line's batch command)
     "BatchItem": ("engine.batch", "BatchItem"),

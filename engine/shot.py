@@ -331,6 +331,14 @@ class ShotRestoreRequest:
     overwrite: bool = False
     ensemble: int = 1
 
+    def output_pattern(self) -> str:
+        """Where the frames go (absolute, ``#`` padding); ShotError for an output that cannot take a shot."""
+        return output_pattern(self.shot, self.output)
+
+    def output_path(self, frame: int) -> Path:
+        """The output file of ``frame`` (the viewer opens it when the frame's ``restored`` progress arrives)."""
+        return Path(expand_pattern(self.output_pattern(), frame))
+
 
 @dataclass(frozen=True)
 class ShotRestoreResult:
@@ -441,7 +449,8 @@ def restore_shot(request: ShotRestoreRequest, token: CancelToken | None = None,
     Yields Progress with the fraction over all frames, an ETA from the frames restored so far, a message such as
     ``frame 1004 (4/100): tile 2 of 6`` and ``metrics`` ``{"frame", "index", "total", "done", "skipped",
     "failed"}``; stage ``restoring`` while a frame runs, then one record per frame with stage ``restored``,
-    ``skipped``, ``missing`` or ``failed``. ``token.cancel()`` stops at once (the frame under way is not written;
+    ``skipped``, ``missing`` or ``failed``; stage ``note`` for what the user should know once (also in the result's
+    ``notes``). ``token.cancel()`` stops at once (the frame under way is not written;
     JobCancelled); ``token.request_stop()`` stops after the frame under way and returns the result. Frame failures
     (an unreadable input, a write error) are reported and the run goes on; a model that cannot be loaded stops it
     (ModelError)."""
@@ -476,15 +485,22 @@ def restore_shot(request: ShotRestoreRequest, token: CancelToken | None = None,
     temporal = needs_previous(manifest)
     tile = BatchOptions(tile=request.tile).tile_for(manifest)
     params: dict[str, Any] = dict(request.params)
+    try:
+        manifest.resolve_params(params)  # a wrong parameter stops the run before any frame
+    except ValueError as error:
+        raise ShotError(str(error)) from None
     noise_fixed = False
     notes: list[str] = []
     if temporal:
         notes.append(f"{manifest.display_name} is temporal: each frame is restored with the previous one")
+        yield Progress(0.0, "note", notes[-1])
 
     def target(frame: int) -> Path:
         return Path(expand_pattern(target_pattern, frame))
 
     pending = [f for f in shot.frames if f not in shot.missing and (request.overwrite or not target(f).exists())]
+    if first_image is not None and (not pending or pending[0] != shot.present[0]):
+        first_image = None  # read to choose the model; not restored in this run
     work_total = max(1, len(pending))
     work_done = 0
     clock: EtaClock | None = None
@@ -532,8 +548,8 @@ def restore_shot(request: ShotRestoreRequest, token: CancelToken | None = None,
         clock = clock or EtaClock()
         frame_started = time.perf_counter()
         try:
-            image = first_image if first_image is not None and frame == shot.present[0] else read_image(source)
-            first_image = None
+            reuse = first_image is not None and frame == shot.present[0]
+            image, first_image = (first_image if reuse else read_image(source)), None
             colour = image.pixels
             if temporal:
                 if previous is None and previous_on_disk == frame - 1:
@@ -543,10 +559,8 @@ def restore_shot(request: ShotRestoreRequest, token: CancelToken | None = None,
                 found, why = usable_motion(image)
                 if previous is not None and found is None and not motion_said:
                     motion_said = True
-                    note = f"{why} in frame {frame}: previous frames are used unwarped (zero motion)"
-                    notes.append(note)
-                    yield Progress((index + 0.0) / total, "restoring", f"{where}: {note}", eta(0.0),
-                                   metrics(frame, index))
+                    notes.append(f"{why} in frame {frame}: previous frames are used unwarped (zero motion)")
+                    yield Progress(index / total, "note", notes[-1], eta(0.0), metrics(frame, index))
                 forward = found.forward() if found is not None else None
                 image = _with_layers(image, temporal_layers(image, previous))
             if not noise_fixed:
@@ -555,6 +569,7 @@ def restore_shot(request: ShotRestoreRequest, token: CancelToken | None = None,
                 params, noise_fixed = dict(values), True
                 if level is not None:
                     notes.append(f"noise level {level:g} estimated on frame {frame}, used for every frame")
+                    yield Progress(index / total, "note", notes[-1], eta(0.0), metrics(frame, index))
             job = restore_job(image, entry, params, tile=tile, device=request.device, ensemble=request.ensemble,
                               token=token, release_input=not temporal)
             del image

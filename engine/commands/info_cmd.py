@@ -1,4 +1,8 @@
-"""``main.py info FILE [--json]``: what the loader sees in a file, and which render pass took which role."""
+"""``main.py info FILE [--json]``: what the loader sees in a file, and which render pass took which role.
+
+A frame pattern (``shot_####.exr``, ``--frames 1001-1100``) or a folder of numbered frames describes the shot: its
+frames, the missing ones, and its first frame (size, passes, the motion pass and whether its convention is known).
+A frame of a sequence also names the shot it belongs to."""
 
 from __future__ import annotations
 
@@ -9,7 +13,8 @@ from typing import Any
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("info", help="describe an image file as the loader sees it")
-    parser.add_argument("file")
+    parser.add_argument("file", help="an image file, a frame pattern (shot_####.exr) or a folder of frames")
+    parser.add_argument("--frames", help="frames of a shot: 1001-1100, 1-99x2, 1,5,9-12 (default: those on disk)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(handler=run)
     return parser
@@ -29,12 +34,44 @@ def exr_details(extra: dict[str, Any]) -> dict[str, Any]:
     return details
 
 
+def shot_details(shot) -> dict[str, Any]:
+    """The shot part of ``info``: pattern, frames, missing frames."""
+    from ..shot import format_frames
+
+    details: dict[str, Any] = {"shot": shot.label, "pattern": shot.pattern, "frames": format_frames(shot.frames),
+                               "frame_count": len(shot.frames)}
+    if shot.missing:
+        details["missing"] = format_frames(shot.missing)
+    return details
+
+
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..cli import UsageError
     from ..imageio import describe, read_image
     from ..imageio.aov import describe_roles
+    from ..shot import find_shot, normalise_pattern
 
-    image = read_image(args.file)
-    info = describe(image)
+    shot_info: dict[str, Any] = {}
+    source = args.file
+    as_shot = normalise_pattern(args.file)[0] is not None or Path(args.file).is_dir() or args.frames
+    if as_shot:
+        shot = find_shot(args.file, args.frames)
+        if shot is None:
+            raise UsageError(f"{args.file}: no numbered frames found (a pattern such as shot_####.exr, or a folder "
+                             "of frames)")
+        shot_info = shot_details(shot)
+        if not shot.present:
+            raise UsageError(f"{shot.label}: none of its frames exists")
+        source = str(shot.path(shot.present[0]))
+        shot_info["first_frame"] = source
+    else:
+        shot = find_shot(args.file) if Path(args.file).is_file() else None
+        if shot is not None:
+            shot_info = {"shot": shot.label}
+    image = read_image(source)
+    info = {**shot_info, **describe(image)} if as_shot else {**describe(image), **shot_info}
     info.update(exr_details(dict(image.meta.extra)))
     roles = info.pop("roles", None) if not args.json else None
     if args.json:

@@ -9,6 +9,9 @@ progress bar on the terminal and goes on past a bad file, exiting 1 at the end i
 ``--then ID`` (repeatable) runs more models after the first as one chain (engine/chain.py), e.g.
 ``--model photo-denoise-color --then sr-x2``: denoise, then upscale, one output. ``--set NAME=VALUE`` goes to
 every model of the chain that has that parameter.
+
+A shot (a frame pattern such as ``shot_####.exr``, a folder of EXR frames, or any input with ``--frames``) is
+restored frame by frame by engine/commands/restore_shot_cmd.py: skipping finished frames, resumable.
 """
 
 from __future__ import annotations
@@ -23,8 +26,11 @@ from ..errors import EngineError
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("restore", help="restore images with a model")
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
-    parser.add_argument("-o", "--output", required=True, help="output file (one input) or folder")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="image files or folders, or one shot: a frame pattern (shot_####.exr) or folder of frames")
+    parser.add_argument("-o", "--output", required=True,
+                        help="output file (one input) or folder; for a shot a pattern (out/shot_####.exr) or folder")
+    parser.add_argument("--frames", help="frames of a shot: 1001-1100, 1-99x2, 1,5,9-12 (default: those on disk)")
     parser.add_argument("--model", help="model id (see `models`); default: the best for the image kind")
     parser.add_argument("--then", action="append", default=[], metavar="ID", dest="then",
                         help="run this model on the result next, as one chain (repeatable; e.g. --then sr-x2)")
@@ -138,6 +144,9 @@ def run(args: argparse.Namespace) -> int:
     from ..models.registry import ModelRegistry
     from ..models.suggest import require_suggestion
 
+    shot = shot_input(args)
+    if shot is not None:
+        return _run_shot(args, shot)
     files = collect_inputs(args.inputs)
     output = Path(args.output)
     batch = len(files) > 1 or any(Path(item).is_dir() for item in args.inputs)
@@ -246,6 +255,69 @@ def run(args: argparse.Namespace) -> int:
         done = len(files) - failures
         print(f"{done} of {len(files)} images restored in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     return 1 if failures else 0
+
+
+def shot_input(args: argparse.Namespace):
+    """The shot the inputs name, or None for files and folders restored one by one: a frame pattern, any input with
+    ``--frames``, or a folder holding one numbered sequence of EXR frames (a folder of photos stays a batch: each
+    photo gets its own noise estimate)."""
+    from ..cli import UsageError
+    from ..shot import ShotError, find_shot, normalise_pattern
+
+    patterns = [item for item in args.inputs if normalise_pattern(item)[0] is not None]
+    if patterns or args.frames:
+        if len(args.inputs) != 1:
+            raise UsageError("a shot is restored on its own: give one frame pattern or folder of frames")
+        shot = find_shot(args.inputs[0], args.frames)
+        if shot is None:
+            if patterns:
+                raise UsageError(f"{args.inputs[0]}: no frames found (give --frames, e.g. --frames 1001-1100)")
+            raise UsageError(f"--frames needs a frame pattern such as shot_####.exr, a folder of frames or a frame "
+                             f"of a sequence, not {args.inputs[0]}")
+        return shot
+    if len(args.inputs) == 1 and Path(args.inputs[0]).is_dir():
+        try:
+            shot = find_shot(args.inputs[0])
+        except ShotError:  # several sequences: restored as a folder of files
+            return None
+        if shot is not None and shot.name.lower().endswith(".exr"):
+            collect_inputs(args.inputs)  # says which sidecars and references it leaves out, as for files
+            return shot
+    return None
+
+
+def _run_shot(args: argparse.Namespace, shot) -> int:
+    """The model and parameters for a shot (named, or suggested for its first frame), then the frames."""
+    from ..batch import EXIT_MISSING_INPUT
+    from ..cli import UsageError
+    from ..imageio import read_image
+    from ..models.registry import ModelRegistry
+    from ..models.suggest import require_suggestion
+    from ..shot import output_pattern
+    from .restore_shot_cmd import run_shot
+
+    if args.then:
+        raise UsageError("--then is not available for shots; restore the shot, then run the next model on its output")
+    if args.workers != 1:
+        raise UsageError("a shot is restored one frame after another: leave out --workers")
+    if args.tile is not None and args.tile < 0:
+        raise UsageError("--tile must be 0 or more")
+    output_pattern(shot, args.output)  # a bad output stops before any work (exit 2)
+    registry = ModelRegistry()
+    for problem in registry.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    if args.model:
+        entry = resolve_model(registry, args.model)
+    else:
+        if not shot.present:
+            print(f"error: {shot.label}: none of its frames exists", file=sys.stderr)
+            return EXIT_MISSING_INPUT
+        first = shot.present[0]
+        suggestion = require_suggestion(registry, read_image(shot.path(first)))
+        entry = suggestion.entry
+        print(f"{shot.name}: model {entry.id} ({suggestion.reason}, on frame {first}; --model to choose another)",
+              file=sys.stderr)
+    return run_shot(args, shot, entry, parse_settings(args.settings, entry.manifest), registry)
 
 
 def refuse_input_as_output(source: Path, target: Path) -> None:

@@ -399,6 +399,12 @@ def _resolve_roles(file_layers: dict[str, list[str]], planes: dict[str, np.ndarr
         if role in candidates:
             layer = candidates[role][0]
             roles[role] = _role_entry(layer, file_layers[layer], "", candidates[role])
+    if "motion" in roles:  # whether engine/motion.py can turn it into the engine's backward flow
+        from ..motion import convention_key, convention_known, describe_convention
+
+        renderer = roles["motion"]["renderer"]
+        roles["motion"]["convention"] = convention_key(renderer) if convention_known(renderer) else ""
+        roles["motion"]["note"] = describe_convention(renderer)
     roles["colour"] = {"layer": main_layer, "channels": main_keys, "renderer": "", "note": ""}
     if alpha_suffix:
         roles["alpha"] = {"layer": main_layer, "channels": [groups[main_layer][alpha_suffix]], "renderer": "",
