@@ -192,7 +192,7 @@ class ShotView(QObject):
             window.addAction(action)
             self.frame_actions.append(action)
         view = next(a.menu() for a in window.menuBar().actions() if a.text().replace("&", "") == "View")
-        shot_menu = view.addMenu("S&hot")
+        shot_menu = view.addMenu("Pla&yback")
         shot_menu.addActions(self.frame_actions)
 
     def set_icons(self, icon_for) -> None:

@@ -418,3 +418,27 @@ def test_run_with_the_shot_open_asks_for_the_output_and_refuses_zssr_and_chains(
 def _small_cache(monkeypatch):
     """Tests never hold a gigabyte of frames."""
     monkeypatch.setattr(frame_cache, "DEFAULT_BUDGET", 64 << 20)
+
+
+def test_a_failing_shot_run_says_why_and_keeps_the_frames_it_finished(qtbot, window, tmp_path, monkeypatch):
+    import engine.shot
+    from engine.api import EngineError, Progress
+
+    write_sequence(tmp_path / "seq", range(1, 5))
+    open_shot(qtbot, window, tmp_path / "seq" / "shot_####.png")
+    wait_frame(qtbot, window, 1)
+    out = tmp_path / "out" / "shot_####.png"
+
+    def broken(request, token=None, registry=None):  # one frame written, then the model gives up
+        out.parent.mkdir()
+        imageio.write_image(out.parent / "shot_0001.png", make_image(frame_pixels(1)))
+        yield Progress(0.25, "restored", "frame 1 (1/4) -> shot_0001.png", metrics={"frame": 1, "done": 1})
+        raise EngineError("the model could not be loaded")
+
+    monkeypatch.setattr(engine.shot, "restore_shot", broken)
+    run_shot(qtbot, window, str(out))
+    qtbot.waitUntil(lambda: window.last_error_dialog is not None, timeout=WAIT_MS)
+    dialog = window.last_error_dialog
+    assert "the model could not be loaded" in dialog.text() and "1 restored frame(s) are kept" in dialog.text()
+    assert window.model_panel.progress.format() == "Failed"
+    assert window.shots.done == {0} and window.model_panel.run_button.isEnabled()
