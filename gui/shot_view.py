@@ -327,7 +327,9 @@ class ShotView(QObject):
         self.transport.hide()
         for action in self.frame_actions:
             action.setEnabled(False)
+        self._select_result = False
         self.window.session.shot_result = None
+        self.window.session.shot_result_path = None
 
     def image_opened(self, path: str) -> None:
         """A single image was opened: when it is a frame of a numbered sequence, offer the shot (a notice)."""
