@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
@@ -148,6 +148,9 @@ class FrameLoader(QObject):
         #: Reads done, and the recent seconds per read (a moving average).
         self.reads = 0
         self.read_seconds = 0.0
+        #: Called on the reading thread with (path, image) after each read: work to do ahead of the GUI thread
+        #: (a shot prepares the frame's display tiles). Its errors are ignored: the frame is shown anyway.
+        self.after_read: Callable[[str, Image], None] | None = None
 
     def request(self, path: str | Path) -> Image | None:
         path = str(path)
@@ -224,6 +227,11 @@ class FrameLoader(QObject):
             self._pump()
             return
         self.cache.put(key, image)
+        if self.after_read is not None:
+            try:
+                self.after_read(path, image)
+            except Exception:  # only a head start for the display: painting converts the frame itself
+                pass
         seconds = time.perf_counter() - started
         with self._lock:
             self._reading.discard(path)

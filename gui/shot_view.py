@@ -15,7 +15,9 @@ viewer's images are swapped directly; the compare bar, the scores and the histog
 from __future__ import annotations
 
 import math
+import threading
 import time
+from collections import OrderedDict
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,8 +29,10 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QToolBut
 from engine.api import Image
 
 from . import background
+from .display_cache import TILE, DisplayPyramid
 from .frame_cache import FrameCache, FrameLoader
 from .transport import DEFAULT_FPS, PlaybackClock, RateMeter, TransportBar
+from .viewer import display_converter
 
 if TYPE_CHECKING:
     from .main_window import MainWindow
@@ -39,6 +43,9 @@ RESULT_KEY = "shot:result"
 SETTLE_MS = 120
 #: Frames read ahead of the one shown while playing (also bounded by the cache's budget).
 READ_AHEAD = 6
+#: Memory for frames' display tiles made ahead on the reading threads (bytes), and the most tiles made per frame.
+PREPARED_BYTES = 256 << 20
+PREPARED_TILES = 16
 
 
 def frame_rate(image: Image) -> float | None:
@@ -125,6 +132,11 @@ class ShotView(QObject):
         self.loader = FrameLoader(FrameCache(), threads=2, parent=self)
         self.loader.loaded.connect(self._on_loaded)
         self.loader.failed.connect(self._on_load_failed)
+        self.loader.after_read = self._prepare_display
+        #: (exposure, tone map, zoom) of the viewer, for the reading threads; and the frames they prepared.
+        self._display_snapshot = window.viewer.display_settings()
+        self._prepared: OrderedDict[str, tuple[Image, DisplayPyramid, tuple[float, str], int]] = OrderedDict()
+        self._prepared_lock = threading.Lock()
         self.clock = PlaybackClock(1)
         self.meter = RateMeter()
         self.play_timer = QTimer(self)
@@ -144,6 +156,7 @@ class ShotView(QObject):
         self._missing: frozenset[int] = frozenset()
         self._last_due = -1
         self._described = ""
+        self._output_paths: tuple[str | None, list[str]] = (None, [])
         self.last_error = ""
         self.done: set[int] = set()  # indices whose restored frame exists
         #: Where each shot opened this session was restored to (its pattern -> the output pattern).
@@ -284,6 +297,7 @@ class ShotView(QObject):
         """Show ``shot`` from frame ``index``: its first frame opens like an image (model suggestion, panel)."""
         self.close()
         self.shot = shot
+        self._output_paths = (None, [])
         self.index = min(max(index, 0), len(shot.frames) - 1)
         self.output_pattern = self.outputs.get(shot.pattern)
         if self.output_pattern is None:
@@ -324,6 +338,8 @@ class ShotView(QObject):
         self._missing = frozenset()
         self.window.viewer.set_notice("")
         self.loader.clear()
+        with self._prepared_lock:
+            self._prepared.clear()
         self.transport.hide()
         for action in self.frame_actions:
             action.setEnabled(False)
@@ -384,9 +400,12 @@ class ShotView(QObject):
     def output_path(self, index: int) -> str | None:
         if self.output_pattern is None:
             return None
-        from .shot_run import output_frame_path
+        if self._output_paths[0] != self.output_pattern:  # worked out once per output (asked many times a second)
+            from .shot_run import output_frame_path
 
-        return str(output_frame_path(self.output_pattern, self.shot.frames[index]))
+            self._output_paths = (self.output_pattern,
+                                  [str(output_frame_path(self.output_pattern, f)) for f in self.shot.frames])
+        return self._output_paths[1][index]
 
     def _any_output_exists(self, pattern: str) -> bool:
         from .shot_run import output_frame_path
@@ -557,12 +576,48 @@ class ShotView(QObject):
         a = self._source_image(a_key)
         b = self._source_image(b_key)
         window.viewer.set_images(a[0], b[0], a[1], b[1])
+        self._adopt_prepared(dict(zip(paths, (a_image, b_image), strict=True)))
+        self._display_snapshot = window.viewer.display_settings()
         self.frameShown.emit(self.shot.frames[index])
         if self.play_timer.isActive():
             self.meter.tick(time.monotonic())
             self._show_frame_words(index)
         else:
             self.settle_timer.start()
+
+    def _prepare_display(self, path: str, image: Image) -> None:
+        """On a reading thread: the frame's display tiles at the viewer's zoom, exposure and tone map, so that
+        showing it costs the GUI thread a blit, not a tone mapping (playback keeps its rate on big frames)."""
+        exposure, tonemap, zoom = self._display_snapshot
+        pyramid = DisplayPyramid(image.pixels, display_converter(image, exposure, tonemap), image.alpha)
+        level = pyramid.level_for_zoom(zoom)
+        width, height = pyramid.level_size(level)
+        across, down = -(-width // TILE), -(-height // TILE)
+        if across * down <= PREPARED_TILES:
+            for ty in range(down):
+                for tx in range(across):
+                    pyramid.tile(level, ty, tx)
+        else:  # zoomed far into a big frame: its stand-in only (the visible tiles are made while painting)
+            pyramid.thumbnail()
+        # Its 8-bit tiles, and the smaller float levels built on the way (a third of the pixels' bytes at most).
+        size = 4 * width * height + (int(image.pixels.nbytes) // 3 if level else 0)
+        with self._prepared_lock:
+            self._prepared.pop(path, None)
+            self._prepared[path] = (image, pyramid, (exposure, tonemap), size)
+            while sum(entry[3] for entry in self._prepared.values()) > PREPARED_BYTES and len(self._prepared) > 1:
+                self._prepared.popitem(last=False)
+
+    def _adopt_prepared(self, images: dict) -> None:
+        """Hand the viewer the display tiles a reading thread made for these (path -> image) frames."""
+        for path, image in images.items():
+            if path is None or image is None:
+                continue
+            with self._prepared_lock:
+                entry = self._prepared.get(path)
+                if entry is not None:
+                    self._prepared.move_to_end(path)  # a loop shows it again: kept while memory allows
+            if entry is not None and entry[0] is image:
+                self.window.viewer.adopt_pyramid(image, entry[1], entry[2])
 
     def _show_frame_words(self, index: int) -> None:
         """While playing: the status line and the compare bar's names follow the frame (cheaply: the image is
@@ -647,6 +702,7 @@ class ShotView(QObject):
             self.set_playing(False)
             return
         now = time.monotonic()
+        self._display_snapshot = self.window.viewer.display_settings()
         due = self.clock.due(now)
         if due is None:  # past the last frame, no loop: stop on it
             self.set_playing(False)

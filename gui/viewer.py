@@ -120,6 +120,19 @@ class CompareViewer(QWidget):
         self._relayout()
         self.update()
 
+    def display_settings(self) -> tuple[float, str, float]:
+        """(exposure, tone map, zoom): what a picture made ahead of painting (a shot's next frame) must match."""
+        return self._exposure, self._tonemap, self._zoom
+
+    def adopt_pyramid(self, image: Image, pyramid: DisplayPyramid, settings: tuple[float, str]) -> bool:
+        """Paint ``image`` (shown now) from ``pyramid``, made off the GUI thread with ``settings`` (exposure, tone
+        map), instead of converting it while painting; False (and nothing done) when the settings have changed."""
+        shown = [s.image for s in (self._a, self._b) if s is not None]
+        if tuple(settings) != (self._exposure, self._tonemap) or not any(i is image for i in shown):
+            return False
+        self._pyramids[id(image)] = (image, pyramid, (self._exposure, self._tonemap))
+        return True
+
     def set_notice(self, text: str) -> None:
         """Show ``text`` in a box over the images ("" removes it): e.g. a shot frame that has no file."""
         if text != self._notice:

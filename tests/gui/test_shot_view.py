@@ -442,3 +442,20 @@ def test_a_failing_shot_run_says_why_and_keeps_the_frames_it_finished(qtbot, win
     assert "the model could not be loaded" in dialog.text() and "1 restored frame(s) are kept" in dialog.text()
     assert window.model_panel.progress.format() == "Failed"
     assert window.shots.done == {0} and window.model_panel.run_button.isEnabled()
+
+
+def test_frames_come_with_display_tiles_made_on_the_reading_thread(qtbot, window, tmp_path):
+    write_exr_sequence(tmp_path / "exr", range(1, 6), Fraction(24))
+    open_shot(qtbot, window, tmp_path / "exr" / "render.####.exr")
+    wait_frame(qtbot, window, 1)
+    window.shots.go_to(3)  # not read yet: read, then tone mapped for the viewer's zoom on the reading thread
+    wait_frame(qtbot, window, 4)
+    image = window.viewer.image_a()
+    path = str(tmp_path / "exr" / "render.0004.exr")
+    prepared = window.shots._prepared[path]
+    assert prepared[0] is image and prepared[1].cached_tile_count() >= 1  # tiles made before any paint
+    assert window.viewer._pyramids[id(image)][1] is prepared[1]  # the viewer paints from them
+    # Made for other display settings, they are not used.
+    exposure, tonemap, _ = window.viewer.display_settings()
+    assert not window.viewer.adopt_pyramid(image, prepared[1], (exposure + 1.0, tonemap))
+    assert window.viewer.adopt_pyramid(image, prepared[1], (exposure, tonemap))
