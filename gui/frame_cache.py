@@ -218,7 +218,15 @@ class FrameLoader(QObject):
 
             if key is None:
                 raise FileNotFoundError(f"{Path(path).name} does not exist")
-            image = self.cache.get(key) or read_image(path)
+            try:
+                image = self.cache.get(key) or read_image(path)
+            except Exception as error:
+                if "library reported" not in str(error):
+                    raise
+                # The EXR reader takes anything written to the process's stderr while it decodes for the
+                # library's complaint (engine/imageio/__init__.py), and the window's other threads write there
+                # too (Qt warnings, a running job): read once more before calling the frame damaged.
+                image = read_image(path)
         except Exception as error:  # a broken frame is reported, the others still play
             with self._lock:
                 self._reading.discard(path)
