@@ -459,3 +459,27 @@ def test_frames_come_with_display_tiles_made_on_the_reading_thread(qtbot, window
     exposure, tonemap, _ = window.viewer.display_settings()
     assert not window.viewer.adopt_pyramid(image, prepared[1], (exposure + 1.0, tonemap))
     assert window.viewer.adopt_pyramid(image, prepared[1], (exposure, tonemap))
+
+
+def test_a_frame_read_blamed_on_stray_stderr_output_is_read_again(qtbot, tmp_path, monkeypatch):
+    from engine.errors import ImageReadError
+    from gui.frame_cache import FrameLoader
+
+    write_sequence(tmp_path, [1])
+    path = tmp_path / "shot_0001.png"
+    real_read = imageio.read_image
+    calls = []
+
+    def noisy_read(p, *args, **kwargs):  # what the EXR reader says when another thread wrote to stderr meanwhile
+        calls.append(p)
+        if len(calls) == 1:
+            raise ImageReadError(Path(p), "damaged OpenEXR file: the library reported 'This plugin does not "
+                                          "support propagateSizeHints()'")
+        return real_read(p, *args, **kwargs)
+
+    monkeypatch.setattr(imageio, "read_image", noisy_read)
+    loader = FrameLoader(FrameCache(1 << 20))
+    with qtbot.waitSignal(loader.loaded, timeout=WAIT_MS) as blocker:
+        assert loader.request(path) is None
+    assert blocker.args[0] == str(path) and frame_of(blocker.args[1]) == 1 and len(calls) == 2
+    assert loader.request(path) is blocker.args[1]  # cached now
