@@ -157,6 +157,10 @@ class ShotView(QObject):
         self._last_due = -1
         self._described = ""
         self._output_paths: tuple[str | None, list[str]] = (None, [])
+        #: The side ("a" / "b") the user shows the restored frame on: frames without one show the input there
+        #: for the time being, and the restored frame comes back on the frames that have it.
+        self._result_in: str | None = None
+        self._settling = False
         self.last_error = ""
         self.done: set[int] = set()  # indices whose restored frame exists
         #: Where each shot opened this session was restored to (its pattern -> the output pattern).
@@ -175,6 +179,7 @@ class ShotView(QObject):
         layout.insertWidget(layout.indexOf(window.viewer), self.notice)
         layout.addWidget(self.transport)
         self._build_actions()
+        window.compare_bar.sourcesChanged.connect(self._on_sources_chosen)
 
     # == actions ===============================================================================================
     def _build_actions(self) -> None:
@@ -316,6 +321,7 @@ class ShotView(QObject):
         self._queue_folder = None
         for action in self.frame_actions:
             action.setEnabled(True)
+        self.window.viewer.flicker_hint = "Click to flip between A and B (Space plays the shot)"
         self.scan_outputs()
         self.window.flash(f"Opening shot {shot.label}\u2026")
         path = str(shot.path(shot.frames[self.index]))
@@ -344,6 +350,10 @@ class ShotView(QObject):
         for action in self.frame_actions:
             action.setEnabled(False)
         self._select_result = False
+        self._result_in = None
+        from .viewer import FLICKER_HINT
+
+        self.window.viewer.flicker_hint = FLICKER_HINT
         self.window.session.shot_result = None
         self.window.session.shot_result_path = None
 
@@ -427,12 +437,28 @@ class ShotView(QObject):
                     self.done.discard(index)
         self.transport.set_done(self.done)
 
+    def _on_sources_chosen(self, a_key: str, b_key: str) -> None:
+        """The compare bar changed: when the user did it, remember on which side they want the restored frame."""
+        if self._settling or self.shot is None:
+            return
+        self._result_in = "a" if a_key == RESULT_KEY else "b" if b_key == RESULT_KEY else None
+
+    def _effective_keys(self, has_result: bool) -> tuple[str | None, str | None]:
+        """The compare bar's (A, B), with the restored frame back on its side when this frame has one."""
+        a_key, b_key = self.window.compare_bar.keys()
+        if has_result and self._result_in == "a" and a_key == "original":
+            a_key = RESULT_KEY
+        if has_result and self._result_in == "b" and b_key == "original":
+            b_key = RESULT_KEY
+        return a_key, b_key
+
     def _wanted_paths(self, index: int) -> tuple[str, str | None]:
         """(input, restored or None) of frame ``index``: the restored one when it exists and is shown (or about
         to be: a run just finished it)."""
         result = self.output_path(index) if index in self.done else None
         a_key, b_key = self.window.compare_bar.keys()
-        if RESULT_KEY not in (a_key, b_key) and not self._select_result and self.play_timer.isActive():
+        if RESULT_KEY not in (a_key, b_key) and self._result_in is None and not self._select_result \
+                and self.play_timer.isActive():
             result = None  # not shown: not read while playing
         return self.input_path(index), result
 
@@ -572,7 +598,7 @@ class ShotView(QObject):
         self._shown_index = index
         self._shown_paths = (paths[0], paths[1])
         window.viewer.set_notice("")
-        a_key, b_key = window.compare_bar.keys()
+        a_key, b_key = self._effective_keys(b_image is not None)
         a = self._source_image(a_key)
         b = self._source_image(b_key)
         window.viewer.set_images(a[0], b[0], a[1], b[1])
@@ -648,15 +674,23 @@ class ShotView(QObject):
         window = self.window
         if self.shot is None:
             return
-        a_key, current_b = window.compare_bar.keys()
+        has_result = window.session.shot_result is not None
+        a_key, current_b = self._effective_keys(has_result)
         if b_key is None:
             b_key = RESULT_KEY if self._select_result else current_b
-        if self._select_result and window.session.shot_result is not None:
+        if self._select_result and has_result:
             self._select_result = False
-        if b_key == RESULT_KEY and window.session.shot_result is None:
-            b_key = "original"
+        if not has_result:  # this frame has no restored file (yet): its input there meanwhile
+            a_key = "original" if a_key == RESULT_KEY else a_key
+            b_key = "original" if b_key == RESULT_KEY else b_key
         window.history_panel.set_results(window.session.results, window.session.is_saved)
-        window._refresh_sources(a_key or "original", b_key or "original")
+        self._settling = True
+        try:
+            window._refresh_sources(a_key or "original", b_key or "original")
+        finally:
+            self._settling = False
+        if RESULT_KEY in (a_key, b_key):
+            self._result_in = "a" if a_key == RESULT_KEY else "b"
         from .opening import describe_image
 
         image = window.session.original

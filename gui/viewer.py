@@ -44,6 +44,7 @@ PAINT_BUDGET_MS = 15.0
 #: Screen pixels per image pixel from which each pixel's values are written into it.
 PIXEL_VALUES_ZOOM = 40.0
 PANE_GAP = 2
+FLICKER_HINT = "Hold Space or click to flip between A and B"
 BACKGROUND = QColor(38, 38, 40)
 
 
@@ -106,6 +107,8 @@ class CompareViewer(QWidget):
         self._empty_text = "Drop images here, or File \u203a Open (Ctrl+O)"
         #: A line over the images (a shot's missing frame), or "".
         self._notice = ""
+        #: What the flicker view says it answers to (Space plays a shot instead).
+        self.flicker_hint = FLICKER_HINT
 
     # -- content -------------------------------------------------------------------------------------------
     def set_images(self, a: Image | None, b: Image | None, a_label: str = "A", b_label: str = "B") -> None:
@@ -372,7 +375,7 @@ class CompareViewer(QWidget):
                 self._paint_image(painter, shown.image, panes[0], panes[0])
             tag = "B" if shown is self._b else "A"
             self._paint_label(painter, shown, Qt.AlignmentFlag.AlignLeft, panes[0], prefix=f"{tag} \u00b7 ")
-            self._paint_hint(painter, "Hold Space or click to flip between A and B")
+            self._paint_hint(painter, self.flicker_hint)
         else:
             made = self.diff_pyramid()
             if made is None:

@@ -483,3 +483,29 @@ def test_a_frame_read_blamed_on_stray_stderr_output_is_read_again(qtbot, tmp_pat
         assert loader.request(path) is None
     assert blocker.args[0] == str(path) and frame_of(blocker.args[1]) == 1 and len(calls) == 2
     assert loader.request(path) is blocker.args[1]  # cached now
+
+
+def test_the_restored_frame_keeps_its_side_across_frames_without_one(qtbot, window, tmp_path):
+    write_sequence(tmp_path / "seq", range(1, 7))
+    restored = tmp_path / "seq" / "shot_restored"
+    restored.mkdir()
+    for frame in (1, 2, 3, 5):  # an earlier run that did not restore frames 4 and 6
+        imageio.write_image(restored / f"shot_{frame:04d}.png", make_image(frame_pixels(frame + 50)))
+    open_shot(qtbot, window, tmp_path / "seq" / "shot_####.png")
+    shots = window.shots
+    assert shots.done == {0, 1, 2, 4}
+    qtbot.waitUntil(lambda: window.compare_bar.keys() == ("original", RESULT_KEY), timeout=WAIT_MS)
+    assert frame_of(window.viewer.image_b()) == 51
+    shots.go_to(3)  # frame 4: not restored, its input on B meanwhile
+    qtbot.waitUntil(lambda: window.compare_bar.keys() == ("original", "original") and frame_of(
+        window.session.original) == 4, timeout=WAIT_MS)
+    shots.go_to(4)  # frame 5: its restored frame is back on B
+    qtbot.waitUntil(lambda: window.compare_bar.keys() == ("original", RESULT_KEY), timeout=WAIT_MS)
+    assert frame_of(window.viewer.image_b()) == 55
+    window.compare_bar.select(b_key="original")  # the user's own choice is kept
+    shots.go_to(0)
+    wait_frame(qtbot, window, 1)
+    qtbot.wait(300)
+    assert window.compare_bar.keys() == ("original", "original")
+    window.set_mode("flicker")
+    assert "Space plays the shot" in window.viewer.flicker_hint
