@@ -41,6 +41,7 @@ from .run_controller import RunController
 from .saving import Saving
 from .session import Session
 from .settings import AppSettings
+from .shot_view import ShotView
 from .side_panels import HistoryPanel, QueuePanel
 from .task_panels import available_task_panels
 from .theme import apply_theme, icon_colour
@@ -55,7 +56,9 @@ SHORTCUTS = (
     ("Space (hold)", "Flicker: show the other image"), ("Click", "Flicker: flip between A and B"),
     ("F / double-click", "Fit to window"), ("1", "Actual pixels (1:1)"), ("+ / \u2212, wheel", "Zoom (wheel zooms "
      "around the cursor)"), ("Drag, arrows", "Pan"), ("Drag the divider", "Move the split"),
-    ("E / Shift+E", "Exposure +/\u2212 half a stop"), ("R", "Reset exposure"), ("F1", "This list"),
+    ("E / Shift+E", "Exposure +/\u2212 half a stop"), ("R", "Reset exposure"),
+    ("Ctrl+Alt+O", "Open a shot (an image sequence)"),
+    ("Space, \u2190 \u2192, Home / End", "Shot: play / pause, step a frame, first / last frame"), ("F1", "This list"),
 )
 
 
@@ -145,6 +148,8 @@ class MainWindow(QMainWindow):
         self._build_toolbar()
         self._build_status_bar()
         self._connect()
+        #: A shot (image sequence) open as one: transport bar, playback, runs over every frame (gui/shot_view.py).
+        self.shots = ShotView(self)
         self.compare_bar.set_tonemap(self.settings.tonemap if self.settings.tonemap in _tonemaps() else "aces")
         self.viewer.set_tonemap(self.compare_bar.tonemap())
         self._restore_geometry()
@@ -188,7 +193,8 @@ class MainWindow(QMainWindow):
         self.act_open = self._action("&Open\u2026", self.open_dialog, QKeySequence.StandardKey.Open, "open",
                                      "Open one or more images (several become a queue)")
         self.act_open_folder = self._action("Open &Folder\u2026", self.open_folder_dialog, None, None,
-                                            "Queue every image of a folder")
+                                            "Open a folder: numbered frames open as a shot, other images are "
+                                            "queued")
         self.act_reference = self._action("Load &Reference\u2026", self.reference_dialog, "Ctrl+Shift+O",
                                           "reference", "Load a clean reference image to score results against")
         self.act_clear_reference = self._action("Clear Reference", self.clear_reference)
@@ -351,7 +357,7 @@ class MainWindow(QMainWindow):
         self._update_device_label()
 
     def _connect(self) -> None:
-        self.model_panel.runRequested.connect(lambda request: self.runs.run(request, self.session.original))
+        self.model_panel.runRequested.connect(self.run_request)
         self.model_panel.noiseLevelSettled.connect(self.runs.noise_level_settled)
         self.model_panel.cancelRequested.connect(self.cancel_job)
         self.model_panel.stopRequested.connect(self.runs.request_stop)
@@ -395,8 +401,20 @@ class MainWindow(QMainWindow):
         if folder:
             self.open_paths([folder])
 
+    def queue_folder(self, folder: str) -> None:
+        """Every image of ``folder`` in the queue, the first one opened (a folder of frames otherwise opens as a
+        shot)."""
+        self.shots.close()
+        self._open_files([folder])
+
     def open_paths(self, paths: list[str]) -> None:
-        """Open one image, or queue several (folders expand to their images) and open the first."""
+        """Open one image, or queue several (folders expand to their images) and open the first; a frame pattern
+        or a folder of numbered frames opens as a shot."""
+        if self.shots.open_paths(paths):
+            return
+        self._open_files(paths)
+
+    def _open_files(self, paths: list[str]) -> None:
         files, companions = expand_paths(paths)
         skipped = 0
         if len(files) > 1:  # in a batch, leave out what cannot be an image instead of failing on it later
@@ -418,6 +436,7 @@ class MainWindow(QMainWindow):
     def open_file(self, path: str) -> None:
         """Read ``path`` on a background thread and show it; a readable dialog when it cannot be read."""
         path = str(path)
+        self.shots.close()
         self.flash(f"Opening {Path(path).name}\u2026")
         read_image = imageio_module().read_image
         background.call_in_background(lambda: read_image(path), lambda image: self._on_opened(image, path),
@@ -435,6 +454,7 @@ class MainWindow(QMainWindow):
         else:
             self.flash(f"Opened {Path(path).name}" + (f" \u00b7 its {earlier} earlier result(s) are in the History"
                                                       if earlier else ""), 6000 if earlier else 4000)
+        self.shots.image_opened(path)  # one frame of a sequence: the shot is offered
         self.imageOpened.emit(path)
 
     def show_page(self, step: int) -> None:
@@ -533,7 +553,7 @@ class MainWindow(QMainWindow):
             action = self.recent_menu.addAction(Path(path).name)
             action.setToolTip(path)
             action.setStatusTip(path)
-            action.triggered.connect(lambda _=False, p=path: self.open_file(p))
+            action.triggered.connect(lambda _=False, p=path: self.open_paths([p]))
         if not files:
             self.recent_menu.addAction("(none)").setEnabled(False)
         else:
@@ -664,8 +684,14 @@ class MainWindow(QMainWindow):
         return self.runs.runner
 
     def run_current(self) -> None:
-        """Run what the model panel shows on the open image."""
-        self.runs.run(self.model_panel.request(), self.session.original)
+        """Run what the model panel shows on the open image (or on every frame of the open shot)."""
+        self.run_request(self.model_panel.request())
+
+    def run_request(self, request) -> None:
+        if self.shots.is_open():
+            self.shots.run(request)
+        else:
+            self.runs.run(request, self.session.original)
 
     def cancel_job(self) -> None:
         self.runs.cancel()
@@ -770,6 +796,7 @@ class MainWindow(QMainWindow):
             if name:
                 action.setIcon(self._icon(name))
         self.compare_bar.set_icons(self._icon)
+        self.shots.set_icons(self._icon)
 
     def set_device(self, device: str) -> None:
         self.settings.device = device
@@ -926,6 +953,7 @@ class MainWindow(QMainWindow):
         if not self.ask_about_unsaved():
             event.ignore()
             return
+        self.shots.shutdown()
         if self.persist_layout:
             self.settings.geometry = self.saveGeometry()
             self.settings.window_state = self.saveState()

@@ -33,6 +33,9 @@ class RunController(QObject):
         #: Run was pressed while the photo's noise level was being measured: it goes once the level is known.
         self.run_when_measured = False
         self._request: RunRequest | None = None
+        #: A job with its own outcome handling (a shot's run, gui/shot_run.py): told of progress and the outcome
+        #: through on_progress / on_succeeded(result, seconds) / on_failed / on_cancelled.
+        self.handler: Any = None
         self._job_started = 0.0
         self._job_title = ""
         self._pending_preview: Image | None = None
@@ -95,7 +98,9 @@ class RunController(QObject):
 
         return make, request.title
 
-    def start(self, factory, title: str, request: RunRequest | None = None, build_here: bool = False) -> None:
+    def start(self, factory, title: str, request: RunRequest | None = None, build_here: bool = False,
+              handler: Any = None) -> None:
+        self.handler = handler
         self._job_title = title
         self._job_started = time.perf_counter()
         self._request = request
@@ -105,6 +110,7 @@ class RunController(QObject):
         try:
             self.runner.start(factory, build_here=build_here)
         except Exception as error:  # a panel that cannot build its job (bad settings) says why
+            self.handler = None
             self.host.show_error(f"{title} cannot start", str(error))
             return
         self.host.model_panel.set_running(True)
@@ -156,6 +162,9 @@ class RunController(QObject):
                 panel.on_progress(progress)
             except Exception as error:  # a panel's display bug must not stop the job's reporting
                 self.host.flash(f"Panel display error: {error}", 5000)
+        if self.handler is not None:
+            self.handler.on_progress(progress)
+            return
         eta = format_eta(progress.eta_s)
         self.host.flash(f"{self._job_title}: {progress.message or progress.stage}" + (f" \u2014 {eta}" if eta else ""))
         if isinstance(progress.preview, Image) and self.batch is None:
@@ -172,6 +181,9 @@ class RunController(QObject):
 
     def _on_succeeded(self, result: Any) -> None:
         seconds = time.perf_counter() - self._job_started
+        if self.handler is not None:
+            self.handler.on_succeeded(result, seconds)
+            return
         if self.batch is not None:
             self._batch_item_done(result)
             return
@@ -181,6 +193,9 @@ class RunController(QObject):
         self.host.show_result(result, result.seconds or seconds)
 
     def _on_failed(self, message: str, details: str) -> None:
+        if self.handler is not None:
+            self.handler.on_failed(message, details)
+            return
         if self.batch is not None:
             self._batch_item_failed(message)
             return
@@ -190,6 +205,9 @@ class RunController(QObject):
         self.host.show_error(f"{self._job_title or 'The job'} failed", message, details)
 
     def _on_cancelled(self) -> None:
+        if self.handler is not None:
+            self.handler.on_cancelled()
+            return
         if self.batch is not None:
             self._batch_item_failed("cancelled", status="cancelled")
             return
@@ -206,6 +224,7 @@ class RunController(QObject):
             return
         if self.batch is not None:
             self._batch_end()
+        self.handler = None
         self.host.model_panel.set_running(False)
         self.host.update_actions()
 

@@ -56,6 +56,9 @@ class Session:
     kept: dict[str, tuple[Path, list[ImageResult]]] = field(default_factory=dict)
     #: ids of the results saved at least once (results are never copied, so their ids stay theirs).
     _saved: set[int] = field(default_factory=set, repr=False)
+    #: With a shot open (gui/shot_view.py): the current frame's restored file, read from disk, and its path.
+    shot_result: Image | None = None
+    shot_result_path: Path | None = None
 
     def open(self, image: Image, path: Path | None) -> None:
         """Make ``image`` the original. The previous image's results are kept aside (by its path) and this
@@ -101,6 +104,8 @@ class Session:
         if self.original is not None:
             name = self.original_path.name if self.original_path else "image"
             found.append(Source("original", f"Original ({name})", self.original))
+        if self.shot_result is not None:
+            found.append(Source("shot:result", self.shot_result_label(), self.shot_result))
         for index, result in enumerate(self.results):
             found.append(Source(f"result:{index}", f"#{index + 1} {result.label}", result.image))
         if self.preview is not None:
@@ -111,6 +116,9 @@ class Session:
             found.append(Source("reference", f"Reference ({name})", self.reference))
         found.extend(self.layer_sources())
         return found
+
+    def shot_result_label(self) -> str:
+        return f"Restored ({self.shot_result_path.name})" if self.shot_result_path else "Restored"
 
     def layer_sources(self) -> list[Source]:
         """The original's AOV layers (albedo, normal, depth) as pictures to view as A or B

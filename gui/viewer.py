@@ -44,6 +44,7 @@ PAINT_BUDGET_MS = 15.0
 #: Screen pixels per image pixel from which each pixel's values are written into it.
 PIXEL_VALUES_ZOOM = 40.0
 PANE_GAP = 2
+FLICKER_HINT = "Hold Space or click to flip between A and B"
 BACKGROUND = QColor(38, 38, 40)
 
 
@@ -104,6 +105,10 @@ class CompareViewer(QWidget):
         self._diff_problem = ""
         self._deadline = 0.0
         self._empty_text = "Drop images here, or File \u203a Open (Ctrl+O)"
+        #: A line over the images (a shot's missing frame), or "".
+        self._notice = ""
+        #: What the flicker view says it answers to (Space plays a shot instead).
+        self.flicker_hint = FLICKER_HINT
 
     # -- content -------------------------------------------------------------------------------------------
     def set_images(self, a: Image | None, b: Image | None, a_label: str = "A", b_label: str = "B") -> None:
@@ -117,6 +122,28 @@ class CompareViewer(QWidget):
             self._fit = True
         self._relayout()
         self.update()
+
+    def display_settings(self) -> tuple[float, str, float]:
+        """(exposure, tone map, zoom): what a picture made ahead of painting (a shot's next frame) must match."""
+        return self._exposure, self._tonemap, self._zoom
+
+    def adopt_pyramid(self, image: Image, pyramid: DisplayPyramid, settings: tuple[float, str]) -> bool:
+        """Paint ``image`` (shown now) from ``pyramid``, made off the GUI thread with ``settings`` (exposure, tone
+        map), instead of converting it while painting; False (and nothing done) when the settings have changed."""
+        shown = [s.image for s in (self._a, self._b) if s is not None]
+        if tuple(settings) != (self._exposure, self._tonemap) or not any(i is image for i in shown):
+            return False
+        self._pyramids[id(image)] = (image, pyramid, (self._exposure, self._tonemap))
+        return True
+
+    def set_notice(self, text: str) -> None:
+        """Show ``text`` in a box over the images ("" removes it): e.g. a shot frame that has no file."""
+        if text != self._notice:
+            self._notice = text
+            self.update()
+
+    def notice(self) -> str:
+        return self._notice
 
     def image_a(self) -> Image | None:
         return self._a.image if self._a else None
@@ -348,7 +375,7 @@ class CompareViewer(QWidget):
                 self._paint_image(painter, shown.image, panes[0], panes[0])
             tag = "B" if shown is self._b else "A"
             self._paint_label(painter, shown, Qt.AlignmentFlag.AlignLeft, panes[0], prefix=f"{tag} \u00b7 ")
-            self._paint_hint(painter, "Hold Space or click to flip between A and B")
+            self._paint_hint(painter, self.flicker_hint)
         else:
             made = self.diff_pyramid()
             if made is None:
@@ -360,6 +387,9 @@ class CompareViewer(QWidget):
                 caption = f"{ERROR_KINDS[self._error_kind]}: {self._b.label} vs {self._a.label}"
                 self._paint_text_box(painter, caption, QRect(panes[0]), Qt.AlignmentFlag.AlignLeft)
         self._paint_zoom(painter)
+        if self._notice:
+            self._paint_text_box(painter, self._notice, self.rect().adjusted(0, self.height() // 2 - 14, 0, 0),
+                                 Qt.AlignmentFlag.AlignHCenter)
 
     def _paint_image(self, painter: QPainter, image: Image, pane: QRect, clip: QRect) -> None:
         pyramid = self._pyramid(image)
@@ -482,6 +512,8 @@ class CompareViewer(QWidget):
         width = metrics.horizontalAdvance(text) + 14
         height = metrics.height() + 8
         x = area.left() + 8 if align == Qt.AlignmentFlag.AlignLeft else area.right() - 8 - width
+        if align == Qt.AlignmentFlag.AlignHCenter:
+            x = area.center().x() - width / 2
         y = area.bottom() - 8 - height if bottom else area.top() + 8
         box = QRectF(x, y, width, height)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)

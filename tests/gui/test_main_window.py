@@ -74,7 +74,7 @@ def test_drop_one_file_several_files_and_a_folder(qtbot, window, tmp_path):
     assert window.queue_panel.paths() == [str(files[2]), str(first)]
 
 
-def test_dropping_a_shot_folder_queues_the_frames_not_their_references_and_aovs(qtbot, window, tmp_path):
+def test_dropping_a_shot_folder_opens_the_frames_as_a_shot_not_their_references_and_aovs(qtbot, window, tmp_path):
     from engine.image import ImageMeta
 
     shot = tmp_path / "shot"
@@ -83,11 +83,10 @@ def test_dropping_a_shot_folder_queues_the_frames_not_their_references_and_aovs(
     rgb = np.random.default_rng(0).random((16, 16, 3), dtype=np.float32)
     for name in ("frame_0000", "frame_0000_ref", "frame_0000_albedo", "frame_0001", "frame_0001_ref"):
         imageio.write_image(shot / f"{name}.exr", make_image(rgb, None, meta))
-    with qtbot.waitSignal(window.imageOpened, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.shots.shotOpened, timeout=WAIT_MS):  # a folder of frames is one shot
         drop(window, [shot])
-    assert window.queue_panel.paths() == [str(shot / "frame_0000.exr"), str(shot / "frame_0001.exr")]
-    assert "3 AOV / reference file(s) left out" in window.queue_panel.summary.text()
-    qtbot.waitUntil(lambda: window.session.original is not None, timeout=WAIT_MS)
+    assert window.shots.shot.frames == (0, 1) and window.shots.shot.name == "frame_####.exr"
+    assert window.session.original_path == shot / "frame_0000.exr"
     assert "albedo" in window.session.original.layers  # the sidecar left out of the queue is the frame's layer
 
 
