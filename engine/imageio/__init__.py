@@ -26,6 +26,7 @@ import contextlib
 import errno
 import io
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -205,6 +206,15 @@ def _native_output() -> Iterator[Callable[[], str]]:
         sink.close()
 
 
+#: Lines other parts of the process write to the shared stdout / stderr while a decode runs (the capture is
+#: process-wide): Qt's warnings ("QPainter::begin: ...", "qt.qpa.xcb: ..."), which are not about the file.
+_ELSEWHERE = re.compile(r"^(Q[A-Za-z0-9]+::|qt\.[a-z0-9_.]+:|QObject|QThread|QBasicTimer|QSocketNotifier)")
+
+
+def _from_elsewhere(message: str) -> bool:
+    return bool(_ELSEWHERE.match(message))
+
+
 def _decode(path: Path, fmt: str, max_pixels: int, page: int | None = None) -> Image:
     """Decode with the library messages collected: a damaged EXR the OpenEXR library warns about is refused
     (its pixels are not what the file meant); other decoders' warnings are kept in ``meta.extra`` as
@@ -217,6 +227,7 @@ def _decode(path: Path, fmt: str, max_pixels: int, page: int | None = None) -> I
         if fmt == "exr" and messages and "corrupt" not in error.problem:
             raise ImageReadError(path, f"{error.problem}; the OpenEXR library reported: {messages[0]}") from error
         raise
+    messages = [m for m in messages if not _from_elsewhere(m)]
     if messages and fmt == "exr":
         raise ImageReadError(path, f"damaged OpenEXR file: the library reported {messages[0]!r}")
     if messages:
