@@ -81,6 +81,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     # shots: numbered frame sequences (engine/shot.py), restored frame by frame
     "Shot": ("engine.shot", "Shot"),
     "find_shot": ("engine.shot", "find_shot"),
+    "folder_is_shot": ("engine.shot", "folder_is_shot"),
     "ShotRestoreRequest": ("engine.shot", "ShotRestoreRequest"),
     "ShotRestoreResult": ("engine.shot", "ShotRestoreResult"),
     "FrameOutcome": ("engine.shot", "FrameOutcome"),

@@ -215,6 +215,17 @@ def _requested(frames: str | Iterable[int] | None) -> list[int] | None:
     return chosen
 
 
+#: Frame formats whose numbered folders are shots (renders); other numbered images in a folder (photos, scans)
+#: are restored one by one, each with its own noise estimate.
+SHOT_FOLDER_FORMATS = (".exr",)
+
+
+def folder_is_shot(shot: Shot) -> bool:
+    """Whether a *folder* whose frames form ``shot`` opens (window) and restores (``restore``) as one shot: when
+    its frames are renders (EXR). The one place this rule lives."""
+    return shot.name.lower().endswith(SHOT_FOLDER_FORMATS)
+
+
 def find_shot(path_or_pattern: str | os.PathLike[str], frames: str | Iterable[int] | None = None) -> Shot | None:
     """The shot ``path_or_pattern`` names (see the module docstring), over ``frames`` (``"1001-1100"``, or
     numbers; default: those on disk). None when it names no sequence: a lone file, a folder without one, a pattern

@@ -243,7 +243,7 @@ class ShotView(QObject):
         True when handled here (the window then does nothing else)."""
         if len(paths) != 1:
             return False
-        from engine.api import EngineError, find_shot
+        from engine.api import EngineError, find_shot, folder_is_shot
 
         path = Path(paths[0])
         if path.is_file():
@@ -257,10 +257,9 @@ class ShotView(QObject):
             self.window.show_error("Cannot open the shot", str(error))
             return True
         if shot is not None and len(shot.frames) >= 2:
-            if path.is_dir() and not shot.name.lower().endswith(".exr"):
-                # As on the command line (engine/commands/restore_cmd.py shot_input): a folder of EXR frames is a
-                # shot, a folder of other numbered images (photos, scans) a batch; the queue's first image then
-                # offers its shot (image_opened).
+            if path.is_dir() and not folder_is_shot(shot):
+                # The engine's rule, as on the command line: a folder of numbered photos or scans is a batch; the
+                # queue's first image then offers its shot (image_opened).
                 return False
             self.open_shot(shot)
             if path.is_dir():  # frames may still be meant as separate images: one click queues them

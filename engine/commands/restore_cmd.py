@@ -262,7 +262,7 @@ def shot_input(args: argparse.Namespace):
     ``--frames``, or a folder holding one numbered sequence of EXR frames (a folder of photos stays a batch: each
     photo gets its own noise estimate)."""
     from ..cli import UsageError
-    from ..shot import ShotError, find_shot, normalise_pattern
+    from ..shot import ShotError, find_shot, folder_is_shot, normalise_pattern
 
     patterns = [item for item in args.inputs if normalise_pattern(item)[0] is not None]
     if patterns or args.frames:
@@ -280,7 +280,7 @@ def shot_input(args: argparse.Namespace):
             shot = find_shot(args.inputs[0])
         except ShotError:  # several sequences: restored as a folder of files
             return None
-        if shot is not None and shot.name.lower().endswith(".exr"):
+        if shot is not None and folder_is_shot(shot):
             collect_inputs(args.inputs)  # says which sidecars and references it leaves out, as for files
             return shot
     return None
