@@ -82,8 +82,8 @@ class DataSection:
     #: Recurse into sub-folders.
     recursive: bool = False
     #: The commands that write this recipe's data folders when they are not in ../shared (run from the repository
-    #: root, in order; ``python`` is this interpreter). ``train --prepare`` runs them; a missing folder's error
-    #: names them.
+    #: root, in order; ``python`` is this interpreter, ``bpy-python`` the one in $BPY_PYTHON). ``train --prepare``
+    #: runs them; a missing folder's error names them.
     prepare: tuple[str, ...] = ()
 
 
@@ -423,8 +423,10 @@ def prepare_hint(recipe: Recipe) -> str:
 
 
 def run_prepare(recipe: Recipe, echo=print) -> None:
-    """Run the recipe's ``[data] prepare`` commands from the repository root (``python`` = this interpreter); an
-    EngineError naming the command that failed."""
+    """Run the recipe's ``[data] prepare`` commands from the repository root (``python`` = this interpreter,
+    ``bpy-python`` = the Python with Blender's bpy named by the ``BPY_PYTHON`` variable, for the Cycles generator);
+    an EngineError naming the command that failed."""
+    import os
     import shlex
     import subprocess
     import sys
@@ -433,6 +435,11 @@ def run_prepare(recipe: Recipe, echo=print) -> None:
         argv = shlex.split(command)
         if argv and argv[0] in ("python", "python3"):
             argv[0] = sys.executable
+        elif argv and argv[0] == "bpy-python":
+            if not os.environ.get("BPY_PYTHON"):
+                raise EngineError(f"the recipe's data step {command!r} renders with Blender: set BPY_PYTHON to a "
+                                  "Python that has bpy 5.0.1 (engine/render_data/README.md)")
+            argv[0] = os.environ["BPY_PYTHON"]
         echo(f"[prepare] {command}")
         try:
             done = subprocess.run(argv, cwd=REPO_ROOT, check=False)
