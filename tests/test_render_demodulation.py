@@ -213,3 +213,31 @@ def test_a_recipe_data_step_renders_with_the_bpy_python_it_is_given(tmp_path, mo
     monkeypatch.setenv("BPY_PYTHON", sys.executable)
     run_prepare(recipe, echo=lambda _: None)
     assert marker.read_text() == "ok" and os.environ["BPY_PYTHON"] == sys.executable
+
+
+def test_the_share_trains_alone_and_moves_towards_the_better_result():
+    """train_only = "share": every weight but the share's frozen; on a textured scene whose clean colour the
+    demodulated path keeps, a few steps raise the demodulated share. A model that does not demodulate has no
+    share to train."""
+    from engine.errors import EngineError
+    from engine.training.losses import restoration_loss
+    from engine.training.trainer import train_only
+
+    torch.manual_seed(0)
+    model = build_model("kprcan", dict(TINY, demodulate=True, guide=["albedo"]))
+    _random_kernels(model)
+    _set_share(model, 0.0)
+    train_only(model, "share", "kprcan")
+    assert {name for name, p in model.named_parameters() if p.requires_grad} == {"mix.weight", "mix.bias"}
+    clean, albedo, normal = _textured_scene(flat_light=True)
+    noisy = torch.log1p(torch.expm1(clean) * torch.distributions.Gamma(4.0, 4.0).sample(clean.shape))
+    optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=0.01)
+    before = float(model.demodulated_share(noisy, albedo, normal).mean())
+    for _ in range(30):
+        optimiser.zero_grad()
+        target = torch.log1p(torch.expm1(clean) * torch.distributions.Gamma(4.0, 4.0).sample(clean.shape))
+        restoration_loss(model(noisy, albedo, normal), target, None, "relmse").backward()
+        optimiser.step()
+    assert float(model.demodulated_share(noisy, albedo, normal).mean()) > before + 0.2
+    with pytest.raises(EngineError, match="does not demodulate"):
+        train_only(build_model("kprcan", TINY), "share", "kprcan")

@@ -160,7 +160,8 @@ class TrainSection:
     init: str = ""
     #: Train one part and keep the rest as it is: "" (everything) or "refine" (a kernel-predicting render
     #: denoiser's refinement stage alone, its first pass a constant; needs weight_decay = 0, which would
-    #: otherwise shrink the frozen rows of the tail they share).
+    #: otherwise shrink the frozen rows of the tail they share) or "share" (a demodulating one's per-pixel share
+    #: of the demodulated result alone, every kernel as it is).
     train_only: str = ""
     #: A recipe written for fine-tuning a trained model of its ``[model] id`` on a user's own images: the Train
     #: dialog offers it first when that model is the base, and uses its ``lr`` as it is (other recipes' rates
@@ -282,8 +283,8 @@ def validate(recipe: Recipe) -> None:
         problems.append(f"amp {t.amp!r} must be auto, off, bf16 or fp16")
     if t.steps <= 0 and t.minutes <= 0:
         problems.append("set a budget: train.steps or train.minutes")
-    if t.train_only not in ("", "refine"):
-        problems.append(f"train_only {t.train_only!r} must be \"\" (everything) or \"refine\"")
+    if t.train_only not in ("", "refine", "share"):
+        problems.append(f"train_only {t.train_only!r} must be \"\" (everything), \"refine\" or \"share\"")
     if t.train_only and t.weight_decay:
         problems.append("train_only needs weight_decay = 0 (decay would shrink the frozen weights too)")
     if not isinstance(t.for_fine_tuning, bool):
