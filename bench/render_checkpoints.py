@@ -5,7 +5,9 @@ For choosing among training candidates before any is exported (the app's path, O
 prepares it (one image-wide exposure scale, log1p, the AOV conventions), so on 128 px scenes the figures equal
 the app's to the printed digits (on seeds 80000-80015 at 4 / 16 spp, both ways: render-kprcan-aov 0.00527 /
 0.00333, render-kprcan-color 0.00637 / 0.00403, and the colour model before it 0.00717 / 0.00444). Scenes:
-folders of ``render-data`` scenes (``*/scene.json``); never the benchmark's held-out seeds (90000+) for choosing.
+folders of ``render-data`` scenes (``*/scene.json``), or a Cycles validation set of
+``engine.render_data.cycles_backend --ref-spp`` (``input/`` + ``clean/``, seeds 40000+); never the benchmark's
+held-out seeds (90000+) nor the foreign set for choosing.
 
     .venv/bin/python bench/render_checkpoints.py SCENES_DIR CHECKPOINT.pt... [--spp 4,16] [--threads 1] [--oidn]
 
@@ -30,8 +32,27 @@ from engine.metrics import relmse, tonemapped_psnr  # noqa: E402
 from engine.transforms import auto_exposure_scale, prepare_aov  # noqa: E402
 
 
+def load_cycles_cases(scenes_dir: Path, spps: list[int]) -> list[tuple[int, object, np.ndarray]]:
+    """(spp, noisy image, reference pixels) of every scene of a Cycles validation set
+    (engine/render_data/cycles_backend.py with ``--ref-spp``: ``input/NAME_sppNNNN_color.exr`` beside
+    ``clean/NAME_ref.exr``) that has its clean reference and every asked sample count."""
+    cases = []
+    for clean in sorted((scenes_dir / "clean").glob("*_ref.exr")):
+        name = clean.name[: -len("_ref.exr")]
+        inputs = [scenes_dir / "input" / f"{name}_spp{spp:04d}_color.exr" for spp in spps]
+        if all(path.is_file() for path in inputs):
+            reference = read_image(clean).pixels
+            cases += [(spp, read_image(path), reference) for spp, path in zip(spps, inputs, strict=True)]
+    if not cases:
+        raise SystemExit(f"{scenes_dir}/clean holds no complete scene")
+    return cases
+
+
 def load_cases(scenes_dir: Path, spps: list[int]) -> list[tuple[int, object, np.ndarray]]:
-    """(spp, noisy image, reference pixels) of every complete scene."""
+    """(spp, noisy image, reference pixels) of every complete scene: render-data scenes (``*/scene.json``), or a
+    Cycles validation set (``clean/`` + ``input/``)."""
+    if (scenes_dir / "clean").is_dir():
+        return load_cycles_cases(scenes_dir, spps)
     cases = []
     for info_path in sorted(scenes_dir.glob("*/scene.json")):
         info = json.loads(info_path.read_text(encoding="utf-8"))

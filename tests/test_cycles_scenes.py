@@ -73,16 +73,21 @@ def test_every_render_of_a_scene_gets_its_own_cycles_seed():
 @pytest.mark.skipif(not os.environ.get("BPY_PYTHON"), reason="renders with Blender: set BPY_PYTHON to a bpy Python")
 def test_renders_pairs_the_trainer_reads(tmp_path):
     """With bpy (BPY_PYTHON=/path/to/python-with-bpy): one tiny scene renders into input/ + target/, which the
-    trainer's pair finder and AOV reader accept."""
+    trainer's pair finder and AOV reader accept, and with a clean reference into the input/ + reference/ view."""
     import subprocess
     from pathlib import Path
 
-    from engine.training.datasets import find_pairs, read_aovs
+    from engine.training.datasets import find_pairs, match_pairs, read_aovs
 
     root = Path(__file__).resolve().parent.parent
     subprocess.run([os.environ["BPY_PYTHON"], "-m", "engine.render_data.cycles_backend", "--out", str(tmp_path),
-                    "--seed", "30001", "--spp", "2", "--target-spp", "4", "--size", "32x32"], cwd=root, check=True)
+                    "--seed", "30001", "--spp", "2", "--target-spp", "4", "--ref-spp", "8", "--size", "32x32"],
+                   cwd=root, check=True)
     pairs = find_pairs(tmp_path)
     assert [(p.name, t.name) for p, t in pairs] == [("scene_030001_spp0002_color.exr", "scene_030001_spp0002_ref.exr")]
+    assert pairs[0][1].resolve() == (tmp_path / "target" / "scene_030001_target.exr").resolve()
+    # the validation view: input/ + reference/ pairs the input with the clean render
+    (_, clean), = match_pairs(tmp_path / "input", tmp_path / "reference")
+    assert clean.resolve() == (tmp_path / "clean" / "scene_030001_ref.exr").resolve()
     aovs = read_aovs(pairs[0][0], ["albedo", "normal", "depth"])
     assert aovs["albedo"].shape == (32, 32, 3) and math.isfinite(float(aovs["depth"].max()))

@@ -642,9 +642,12 @@ def test_retired_options_load_at_their_neutral_values_and_are_refused_otherwise(
     plain = build_model("kprcan", TINY)
     spelled = build_model("kprcan", dict(TINY, **RETIRED_OPTIONS))
     assert {k: v.shape for k, v in plain.state_dict().items()} == {k: v.shape for k, v in spelled.state_dict().items()}
-    for name, value in {"demodulate": "mix", "scales": 4, "filter_space": "linear", "correction": True}.items():
+    for name, value in {"scales": 4, "filter_space": "linear", "correction": True}.items():
         with pytest.raises(ValueError, match=f"option {name} = .* was removed"):
             build_model("kprcan", dict(TINY, **{name: value}))
+    # demodulate is a switch again (issue 42); the earlier experiment's "mix" is not it
+    with pytest.raises(ValueError, match="demodulate must be true or false"):
+        build_model("kprcan", dict(TINY, aux_inputs=["albedo"], demodulate="mix"))
     # a recipe with a retired option is refused, not silently trained as its init's model
     with pytest.raises(ValueError, match="was removed"):
         _build_recipe_from_checkpoint(tmp_path, TINY, plain.state_dict(), dict(TINY, correction=True))

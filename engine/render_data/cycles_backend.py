@@ -15,7 +15,8 @@ KPCN's split needs, emission and environment), with denoising off:
 - ``DIR/input/scene_SSSSSS_sppNNNN_color.exr``: the noisy input at each ``--spp``, each with its own Cycles seed;
 - ``DIR/target/scene_SSSSSS_sppNNNN_ref.exr``: its Noise2Noise target, a second render of the same view at
   ``--target-spp`` with another seed (independent noise; Lehtinen et al. 2018), shared by the scene's inputs;
-- with ``--ref-spp R`` > 0 also ``DIR/clean/scene_SSSSSS_ref.exr`` (a clean reference, for validation sets);
+- with ``--ref-spp R`` > 0 also ``DIR/clean/scene_SSSSSS_ref.exr`` (a clean reference, for validation sets) and
+  ``DIR/reference/scene_SSSSSS_sppNNNN_ref.exr`` links to it (``input/`` + ``reference/``: the clean pairs);
 - ``DIR/scenes/scene_SSSSSS.json``: the description, the seeds and the wall time of every render (one thread unless
   ``--threads``).
 
@@ -336,6 +337,24 @@ def _render(spec: dict[str, Any], target: Path, samples: int, seed: int, size: t
     return round(seconds, 2)
 
 
+def _link(link: Path, points_to: str) -> None:
+    """A relative symlink, written atomically (kept when there)."""
+    if not link.exists():
+        temporary = link.with_name(link.name + ".tmp")
+        temporary.unlink(missing_ok=True)
+        os.symlink(points_to, temporary)
+        os.replace(temporary, link)
+
+
+def write_reference_links(out: Path, name: str, spps: list[int]) -> None:
+    """A validation set's clean pairs: ``DIR/reference/NAME_sppNNNN_ref.exr`` links to ``DIR/clean/NAME_ref.exr``,
+    so ``input/`` + ``reference/`` pairs every noisy input with the clean reference (a recipe's ``val_input_dir``
+    / ``val_target_dir``: checkpoints are chosen against clean references, never against noisy targets)."""
+    (out / "reference").mkdir(parents=True, exist_ok=True)
+    for n in spps:
+        _link(out / "reference" / f"{name}_spp{n:04d}_ref.exr", f"../clean/{name}_ref.exr")
+
+
 def render_scene(out: Path, seed: int, spps: list[int], target_spp: int, ref_spp: int = 0,
                  size: tuple[int, int] = (128, 128), threads: int = 1) -> dict[str, Any]:
     """Render scene ``seed`` into the pairs layout under ``out`` (see the module docstring); returns its record."""
@@ -357,12 +376,9 @@ def render_scene(out: Path, seed: int, spps: list[int], target_spp: int, ref_spp
             record_path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     # Every input pairs with the scene's Noise2Noise target by name (datasets.match_pairs: X_color <-> X_ref).
     for n in spps:
-        link = out / "target" / f"{name}_spp{n:04d}_ref.exr"
-        if not link.exists():
-            temporary = link.with_name(link.name + ".tmp")
-            temporary.unlink(missing_ok=True)
-            os.symlink(f"{name}_target.exr", temporary)
-            os.replace(temporary, link)
+        _link(out / "target" / f"{name}_spp{n:04d}_ref.exr", f"{name}_target.exr")
+    if ref_spp:
+        write_reference_links(out, name, spps)
     record.update(spp=spps, target_spp=target_spp, ref_spp=ref_spp,
                   target_kind="independent noisy render (Noise2Noise)")
     record_path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")

@@ -82,8 +82,8 @@ class DataSection:
     #: Recurse into sub-folders.
     recursive: bool = False
     #: The commands that write this recipe's data folders when they are not in ../shared (run from the repository
-    #: root, in order; ``python`` is this interpreter). ``train --prepare`` runs them; a missing folder's error
-    #: names them.
+    #: root, in order; ``python`` is this interpreter, ``bpy-python`` the one in $BPY_PYTHON). ``train --prepare``
+    #: runs them; a missing folder's error names them.
     prepare: tuple[str, ...] = ()
 
 
@@ -160,7 +160,8 @@ class TrainSection:
     init: str = ""
     #: Train one part and keep the rest as it is: "" (everything) or "refine" (a kernel-predicting render
     #: denoiser's refinement stage alone, its first pass a constant; needs weight_decay = 0, which would
-    #: otherwise shrink the frozen rows of the tail they share).
+    #: otherwise shrink the frozen rows of the tail they share) or "share" (a demodulating one's per-pixel share
+    #: of the demodulated result alone, every kernel as it is).
     train_only: str = ""
     #: A recipe written for fine-tuning a trained model of its ``[model] id`` on a user's own images: the Train
     #: dialog offers it first when that model is the base, and uses its ``lr`` as it is (other recipes' rates
@@ -282,8 +283,8 @@ def validate(recipe: Recipe) -> None:
         problems.append(f"amp {t.amp!r} must be auto, off, bf16 or fp16")
     if t.steps <= 0 and t.minutes <= 0:
         problems.append("set a budget: train.steps or train.minutes")
-    if t.train_only not in ("", "refine"):
-        problems.append(f"train_only {t.train_only!r} must be \"\" (everything) or \"refine\"")
+    if t.train_only not in ("", "refine", "share"):
+        problems.append(f"train_only {t.train_only!r} must be \"\" (everything), \"refine\" or \"share\"")
     if t.train_only and t.weight_decay:
         problems.append("train_only needs weight_decay = 0 (decay would shrink the frozen weights too)")
     if not isinstance(t.for_fine_tuning, bool):
@@ -423,8 +424,10 @@ def prepare_hint(recipe: Recipe) -> str:
 
 
 def run_prepare(recipe: Recipe, echo=print) -> None:
-    """Run the recipe's ``[data] prepare`` commands from the repository root (``python`` = this interpreter); an
-    EngineError naming the command that failed."""
+    """Run the recipe's ``[data] prepare`` commands from the repository root (``python`` = this interpreter,
+    ``bpy-python`` = the Python with Blender's bpy named by the ``BPY_PYTHON`` variable, for the Cycles generator);
+    an EngineError naming the command that failed."""
+    import os
     import shlex
     import subprocess
     import sys
@@ -433,6 +436,11 @@ def run_prepare(recipe: Recipe, echo=print) -> None:
         argv = shlex.split(command)
         if argv and argv[0] in ("python", "python3"):
             argv[0] = sys.executable
+        elif argv and argv[0] == "bpy-python":
+            if not os.environ.get("BPY_PYTHON"):
+                raise EngineError(f"the recipe's data step {command!r} renders with Blender: set BPY_PYTHON to a "
+                                  "Python that has bpy 5.0.1 (engine/render_data/README.md)")
+            argv[0] = os.environ["BPY_PYTHON"]
         echo(f"[prepare] {command}")
         try:
             done = subprocess.run(argv, cwd=REPO_ROOT, check=False)

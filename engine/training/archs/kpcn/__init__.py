@@ -17,6 +17,15 @@ def _train_refinement_only(model: KernelPredictionDenoiser) -> None:
     model.train_only_refinement()
 
 
+def _train_share_only(model: KernelPredictionDenoiser) -> None:
+    if not model.demodulate:
+        raise ValueError("this model does not demodulate (set demodulate = true in [model.config])")
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    for parameter in model.mix.parameters():
+        parameter.requires_grad_(True)
+
+
 def _spec(builder, description: str) -> ArchSpec:
     return ArchSpec(
         builder,
@@ -25,7 +34,7 @@ def _spec(builder, description: str) -> ArchSpec:
         grows_into=grows_into,
         grow=grow_model,
         companions=export_kernel_model,
-        parts={"refine": _train_refinement_only},
+        parts={"refine": _train_refinement_only, "share": _train_share_only},
     )
 
 

@@ -15,7 +15,9 @@ none), so a stage can only improve on the last:
 - a context branch (``context_blocks``): whole, with its output convolution at zero;
 - a refinement (``refine``): a fixed cross-bilateral (the ``REFINE_START`` constants, the same at every pixel);
   its feature network (``refine_features``) starts with its output at zero;
-- ``color_guide_centre`` moved: the same weights, the colour taps compared with another centre.
+- ``color_guide_centre`` moved: the same weights, the colour taps compared with another centre;
+- demodulation (``demodulate``): the same kernels, their result blended half and half with the demodulated one
+  (the share's convolution starts at zero); on pixels whose neighbours share their albedo the two are the same.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ REFINE_START_SIGMA = 1.5
 REFINE_START_STRENGTH = {"color": 300.0, "albedo": 300.0, "normal": 10.0}
 #: The options growth may change; every other option must be the same in the old and the new configuration.
 GROWABLE = ("aux_inputs", "guide", "blocks", "features", "context_blocks", "refine", "refine_features",
-            "color_guide_centre")
+            "color_guide_centre", "demodulate")
 
 
 def grows_into(config: Mapping[str, Any], weights: Mapping[str, Any], arch: str) -> bool:
@@ -69,8 +71,11 @@ def grows_into(config: Mapping[str, Any], weights: Mapping[str, Any], arch: str)
     adds_refine = (not old["refine"] and bool(new["refine"])) or old["refine_features"] == 0 < new["refine_features"]
     adds_context = old["context_blocks"] == 0 < new["context_blocks"]
     moves_centre = old["color_guide_centre"] != new["color_guide_centre"]
+    if old["demodulate"] and not new["demodulate"]:
+        return False
+    adds_demodulation = not old["demodulate"] and bool(new["demodulate"])
     return (old_aux < new_aux or adds_guide or adds_blocks or old["features"] < new["features"] or adds_context
-            or adds_refine or moves_centre)
+            or adds_refine or moves_centre or adds_demodulation)
 
 
 def input_parts(aux_inputs: tuple[str, ...]) -> list[tuple[str, int]]:
@@ -84,6 +89,8 @@ def grow_model(model: KernelPredictionDenoiser, state: dict[str, torch.Tensor], 
     Input channels are matched by name through pixel-unshuffle's layout (channel c becomes c * r^2 + offset).
     """
     old_config = without_retired(old_config)
+    if old_config.get("demodulate", False) and not model.demodulate:
+        raise ValueError("cannot drop the old model's demodulation")
     old_parts = input_parts(tuple(old_config.get("aux_inputs", ())))
     new_parts = input_parts(model.aux_inputs)
     if not {name for name, _ in old_parts} <= {name for name, _ in new_parts}:
@@ -148,8 +155,8 @@ def grow_model(model: KernelPredictionDenoiser, state: dict[str, torch.Tensor], 
     state["tail.bias"] = torch.cat([taps_b, *guide_b, refine_b])
     fresh = model.state_dict()
     for key in fresh:
-        # a new context branch or refinement network: its output starts at zero
-        if key.startswith(("context", "refine_net")) and key not in state:
+        # a new context branch, refinement network or demodulated share: its output starts at zero
+        if key.startswith(("context", "refine_net", "mix.")) and key not in state:
             state[key] = fresh[key]
     for key, value in state.items():
         if key in fresh and value.shape != fresh[key].shape:

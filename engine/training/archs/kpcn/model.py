@@ -36,9 +36,18 @@ pixel's noise otherwise swamps the distance, and a model without buffers learnt 
 no strength (0.01-0.2).
 Output: (N, 3, H, W) in log1p space.
 
-Options that no shipped model (nor the device round) used were removed in issue 41 (``RETIRED_OPTIONS``:
-demodulated taps, a fourth kernel scale, linear-space filtering, a direct correction); their experiments and
-results are described in lab/. Weights saved with those options at their neutral values still load.
+``demodulate=True`` (KPCN's diffuse path, for the single Combined + Denoising Data input; needs ``albedo``): the
+same kernels also filter the demodulated colour, ``log1p(linear / (albedo + DEMOD_EPS))`` (irradiance: texture
+divided out), whose result is multiplied back by the pixel's own ``albedo + DEMOD_EPS``, so a texture the albedo
+buffer shows is kept by construction however wide the kernel. Where the albedo does not modulate the light
+(emitters, glass, mirrors, the sky: albedo near zero or unrelated to the colour) demodulation is wrong, so a
+per-pixel share ``m = sigmoid(MIX_GAIN * mix(features))`` blends the two results in linear radiance,
+``m * demodulated + (1 - m) * colour``; the refinement filters both before the blend. Same ONNX contract (the
+demodulation happens inside the graph).
+
+Options that no shipped model (nor the device round) used were removed in issue 41 (``RETIRED_OPTIONS``: a
+fourth kernel scale, linear-space filtering, a direct correction); their experiments and results are described in
+lab/. Weights saved with those options at their neutral values still load.
 """
 
 from __future__ import annotations
@@ -60,7 +69,12 @@ from .kernels import (
 
 #: Options of earlier versions, with the only value still accepted (the one that means "off"): weights and
 #: recipes saved with them load unchanged; any other value was an experiment no shipped model kept.
-RETIRED_OPTIONS = {"demodulate": False, "scales": 3, "filter_space": "log", "correction": False}
+RETIRED_OPTIONS = {"scales": 3, "filter_space": "log", "correction": False}
+#: ``demodulate``: the colour is divided by ``albedo + DEMOD_EPS`` (KPCN used 0.00316 on its diffuse buffer; a
+#: combined colour has dark-albedo pixels whose light is not diffuse, where a small epsilon explodes the quotient).
+DEMOD_EPS = 0.02
+#: The demodulated share is sigmoid(MIX_GAIN * mix output): as GUIDE_GAIN, lets Adam move it within few steps.
+MIX_GAIN = 10.0
 MULTISCALE_TAPS = 5
 #: Dilations of the multiscale kernels' 5x5 grids.
 MULTISCALE_DILATIONS = (1, 2, 4)
@@ -145,6 +159,7 @@ class KernelPredictionDenoiser(nn.Module):
         color_guide_centre: str = "pixel",
         refine: bool = False,
         refine_features: int = 0,
+        demodulate: bool = False,
     ) -> None:
         super().__init__()
         if block not in ("plain", "residual", "rcab"):
@@ -234,6 +249,17 @@ class KernelPredictionDenoiser(nn.Module):
             nn.init.zeros_(self.refine_net[2].weight)
             nn.init.zeros_(self.refine_net[2].bias)
         self.tail = nn.Conv2d(features, outputs * self.unshuffle**2, 1)
+        # Demodulation (kernel mode): the per-pixel share of the demodulated result, from the body's features; it
+        # starts at one half everywhere (weights and bias zero).
+        if demodulate not in (True, False):  # "mix", an earlier experiment's value, is not this switch
+            raise ValueError(f"demodulate must be true or false, got {demodulate!r}")
+        self.demodulate = bool(demodulate)
+        if self.demodulate and (mode != "kernel" or "albedo" not in self.aux_inputs):
+            raise ValueError("demodulate needs a kernel-mode model with the albedo input")
+        self.mix = nn.Conv2d(features, self.unshuffle**2, 1) if self.demodulate else None
+        if self.mix is not None:
+            nn.init.zeros_(self.mix.weight)
+            nn.init.zeros_(self.mix.bias)
         self.alignment = self.unshuffle * (CONTEXT_FACTOR if self.context_blocks else 1)
         attention_reach = blocks * (ATTENTION_WINDOW // 2) if block == "rcab" else 0
         # the context branch: its pooling window and its blocks' reach at 1/CONTEXT_FACTOR of the body's scale
@@ -245,6 +271,14 @@ class KernelPredictionDenoiser(nn.Module):
 
     # The pieces are separate methods so that the kernel inspector can run the same graph up to the weights.
     def _features(self, color: torch.Tensor, aux: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self._head_out(self.tail, self._body(color, aux))
+
+    def _head_out(self, conv: nn.Conv2d, y: torch.Tensor) -> torch.Tensor:
+        """A 1x1 output convolution of the body's features at full resolution (pixel-shuffled)."""
+        return shuffled_tail(conv, y, self.unshuffle) if self.unshuffle > 1 else conv(y)
+
+    def _body(self, color: torch.Tensor, aux: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The body's features (N, features, H / unshuffle, W / unshuffle), after the last ReLU."""
         parts = [color] + [aux[name] for name in self.aux_inputs]
         x = torch.cat(parts, dim=1) if len(parts) > 1 else color
         if self.unshuffle > 1:
@@ -254,8 +288,7 @@ class KernelPredictionDenoiser(nn.Module):
             c = self.context(F.avg_pool2d(h, CONTEXT_FACTOR))
             h = h + self.context_out(F.interpolate(c, scale_factor=CONTEXT_FACTOR, mode="bilinear",
                                                    align_corners=False))
-        y = F.relu(self.body(h))
-        return shuffled_tail(self.tail, y, self.unshuffle) if self.unshuffle > 1 else self.tail(y)
+        return F.relu(self.body(h))
 
     def _split(self, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if len(inputs) != len(self.input_roles):
@@ -326,6 +359,8 @@ class KernelPredictionDenoiser(nn.Module):
         color, aux = self._split(inputs)
         if self.mode == "direct":
             return color + self._features(color, aux)
+        if self.demodulate:
+            return self._demodulated_forward(color, aux)
         out = self._features(color, aux)
         if self.refine_only:  # training the refinement alone: the first pass is a constant of the gradient
             rows = self._refine_rows()
@@ -333,6 +368,37 @@ class KernelPredictionDenoiser(nn.Module):
         weights = softmax_channels(self._logits(color, aux, out), self.centre_tap, self.softmax_ones)
         filtered = self._filtered(color, weights)
         return self._refined(filtered, aux, out[:, -self._refine_rows() :]) if self.refine else filtered
+
+    def _demodulated_forward(self, color: torch.Tensor, aux: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``demodulate``: the kernels (and the refinement) filter the colour and the demodulated colour alike;
+        the demodulated result is remodulated by the pixel's albedo and the two are blended by the predicted share
+        (see the module docstring). Log1p in, log1p out."""
+        y = self._body(color, aux)
+        out = self._head_out(self.tail, y)
+        if self.refine_only:
+            rows = self._refine_rows()
+            out = torch.cat([out[:, :-rows].detach(), out[:, -rows:]], dim=1)
+        weights = softmax_channels(self._logits(color, aux, out), self.centre_tap, self.softmax_ones)
+        modulation = aux["albedo"].clamp(min=0.0) + DEMOD_EPS
+        linear = torch.exp(color.clamp(min=0)) - 1
+        irradiance = torch.log(1 + linear / modulation)
+        both = [torch.cat(pair, dim=1) for pair in zip(self._prefiltered(color), self._prefiltered(irradiance),
+                                                       strict=True)]
+        filtered = apply_kernels(both, weights, self.grids)  # (N, 6, H, W): colour, irradiance (log1p)
+        linear = torch.exp(filtered.clamp(min=0)) - 1
+        if self.refine:
+            refine_weights = self._refine_weights(filtered[:, :3], aux, out[:, -self._refine_rows() :])
+            linear = apply_kernels([linear], refine_weights, [(0, REFINE_TAPS, 1)]).clamp(min=0)
+        share = torch.sigmoid(MIX_GAIN * self._head_out(self.mix, y))
+        blended = (1 - share) * linear[:, :3] + share * (linear[:, 3:] * modulation)
+        return torch.log(1 + blended.clamp(min=0))
+
+    def demodulated_share(self, *inputs: torch.Tensor) -> torch.Tensor:
+        """The per-pixel share of the demodulated result (N, 1, H, W), for a model with ``demodulate``."""
+        if not self.demodulate:
+            raise ValueError("this model does not demodulate")
+        color, aux = self._split(inputs)
+        return torch.sigmoid(MIX_GAIN * self._head_out(self.mix, self._body(color, aux)))
 
     def _refine_rows(self) -> int:
         return REFINE_TAPS**2 + len(self.refine_guides)
