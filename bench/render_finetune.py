@@ -41,6 +41,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # this checkout's engine, not another one installed in the environment
+    sys.path.insert(0, str(ROOT))
 
 from engine.imageio import read_image  # noqa: E402
 from engine.jobs import run_job  # noqa: E402
@@ -124,11 +126,14 @@ def score(entry: ModelEntry, frames, threads: int = 0) -> dict:
             "psnr": float(np.mean([r["psnr"] for r in rows])), "frames": rows}
 
 
-def fine_tune(recipe, base: str, data: Path, minutes: float, tag: str, threads: int) -> tuple[ModelEntry, dict]:
+def fine_tune(recipe, base: str, data: Path, minutes: float, tag: str, threads: int,
+              patch: int | None = None) -> tuple[ModelEntry, dict]:
     run_dir, out_dir = WORK / "runs" / tag, WORK / "models" / tag
     for folder in (run_dir, out_dir):
         shutil.rmtree(folder, ignore_errors=True)
     recipe = recipe.replace(train=replace(recipe.train, lr=fine_tuning_lr(recipe)))
+    if patch:
+        recipe = recipe.replace(data=replace(recipe.data, patch_size=patch))
     options = TrainOptions(minutes=minutes, data=(str(data),), run_dir=run_dir, out_dir=out_dir,
                            model_id=f"bench-ft-{tag}", model_name=tag, init=base, threads=threads)
     cpu_started = time.process_time()
@@ -139,7 +144,7 @@ def fine_tune(recipe, base: str, data: Path, minutes: float, tag: str, threads: 
         raise SystemExit(f"{tag}: the fine-tuned model did not export: {problems}")
     info = {"steps": result.steps, "seconds": result.seconds, "lr": recipe.train.lr,
             "train_only": recipe.train.train_only or "everything", "best_val_psnr": result.best_val_psnr,
-            "cpu_seconds": cpu_seconds}
+            "cpu_seconds": cpu_seconds, "patch_size": recipe.data.patch_size}
     return found[0], info
 
 
@@ -152,6 +157,9 @@ def main() -> int:
                         help="shots to render and score (default: 92000:4 92001:16, where the recipes' lr was chosen)")
     parser.add_argument("--cycles", nargs="*", default=None, metavar="SHOT_DIR",
                         help="Cycles validation shot folders (cycles_shot.py) instead of the Mitsuba shots")
+    parser.add_argument("--patch", type=int, default=None,
+                        help="training patch size (default: the recipe's; smaller frames need a smaller one: the "
+                        "recipes' 128 does not fit the 96x96 Cycles shots)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "render_finetune"))
     args = parser.parse_args()
@@ -202,7 +210,7 @@ def main() -> int:
             shot[peer.id] = score(peer, frames, score_threads)
         for recipe in candidates:
             tag = f"{Path(str(recipe.source)).stem}_{shot_tag}"
-            entry, info = fine_tune(recipe, args.base, train, args.minutes, tag, args.threads)
+            entry, info = fine_tune(recipe, args.base, train, args.minutes, tag, args.threads, args.patch)
             shot[Path(str(recipe.source)).stem] = {**score(entry, frames, score_threads), **info}
             if has_blender:
                 ratio = shot[Path(str(recipe.source)).stem]["rel_mse"] / shot["blender-oidn"]["rel_mse"]
