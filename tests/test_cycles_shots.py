@@ -11,7 +11,12 @@ import numpy as np
 import pytest
 
 from engine.render_data.cycles_scenes import (
-    CAMERA_MOVES, SHOT_KINDS, random_cycles_scene, random_cycles_shot, shot_cameras, shot_render_seeds,
+    CAMERA_MOVES,
+    SHOT_KINDS,
+    random_cycles_scene,
+    random_cycles_shot,
+    shot_cameras,
+    shot_render_seeds,
 )
 
 
