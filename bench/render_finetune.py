@@ -127,7 +127,7 @@ def score(entry: ModelEntry, frames, threads: int = 0) -> dict:
 
 
 def fine_tune(recipe, base: str, data: Path, minutes: float, tag: str, threads: int,
-              patch: int | None = None) -> tuple[ModelEntry, dict]:
+              patch: int | None = None, steps: int | None = None) -> tuple[ModelEntry, dict]:
     run_dir, out_dir = WORK / "runs" / tag, WORK / "models" / tag
     for folder in (run_dir, out_dir):
         shutil.rmtree(folder, ignore_errors=True)
@@ -135,7 +135,7 @@ def fine_tune(recipe, base: str, data: Path, minutes: float, tag: str, threads: 
     if patch:
         recipe = recipe.replace(data=replace(recipe.data, patch_size=patch))
     options = TrainOptions(minutes=minutes, data=(str(data),), run_dir=run_dir, out_dir=out_dir,
-                           model_id=f"bench-ft-{tag}", model_name=tag, init=base, threads=threads)
+                           model_id=f"bench-ft-{tag}", model_name=tag, init=base, threads=threads, steps=steps)
     cpu_started = time.process_time()
     result = run_job(train_job(recipe, None, options))
     cpu_seconds = time.process_time() - cpu_started
@@ -160,6 +160,9 @@ def main() -> int:
     parser.add_argument("--patch", type=int, default=None,
                         help="training patch size (default: the recipe's; smaller frames need a smaller one: the "
                         "recipes' 128 does not fit the 96x96 Cycles shots)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="also stop after this many steps (on a busy machine the wall-clock budget buys fewer "
+                        "CPU-minutes: give a step count worth the CPU budget and a larger --minutes)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "render_finetune"))
     args = parser.parse_args()
@@ -210,7 +213,7 @@ def main() -> int:
             shot[peer.id] = score(peer, frames, score_threads)
         for recipe in candidates:
             tag = f"{Path(str(recipe.source)).stem}_{shot_tag}"
-            entry, info = fine_tune(recipe, args.base, train, args.minutes, tag, args.threads, args.patch)
+            entry, info = fine_tune(recipe, args.base, train, args.minutes, tag, args.threads, args.patch, args.steps)
             shot[Path(str(recipe.source)).stem] = {**score(entry, frames, score_threads), **info}
             if has_blender:
                 ratio = shot[Path(str(recipe.source)).stem]["rel_mse"] / shot["blender-oidn"]["rel_mse"]
