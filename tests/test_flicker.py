@@ -71,3 +71,56 @@ def test_a_model_given_by_its_files_is_found(tmp_path):
     assert [e.id for e in entries] == ["render-kprcan-color"]
     with pytest.raises(SystemExit, match="no-such-model"):
         flicker.resolve_models(["no-such-model"])
+
+
+def _temporal_gate(folder):
+    """A temporal ONNX model: previous_valid * previous_output + (1 - previous_valid) * color (+ 0 * previous_color):
+    it carries the first frame's output along wherever the previous frame is valid, so it hardly flickers."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from engine.models.registry import file_sha256
+
+    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 3, "H", "W"])
+              for n in ("color", "previous_color", "previous_output")]
+    inputs.append(helper.make_tensor_value_info("previous_valid", TensorProto.FLOAT, [1, 1, "H", "W"]))
+    nodes = [helper.make_node("Mul", ["previous_valid", "previous_output"], ["kept"]),
+             helper.make_node("Sub", ["one", "previous_valid"], ["weight"]),
+             helper.make_node("Mul", ["weight", "color"], ["fresh"]),
+             helper.make_node("Mul", ["zero", "previous_color"], ["unused"]),
+             helper.make_node("Add", ["kept", "fresh"], ["mixed"]),
+             helper.make_node("Add", ["mixed", "unused"], ["output"])]
+    constants = [numpy_helper.from_array(np.ones((1, 1, 1, 1), np.float32), "one"),
+                 numpy_helper.from_array(np.zeros((1, 1, 1, 1), np.float32), "zero")]
+    graph = helper.make_graph(nodes, "gate", inputs,
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, "H", "W"])], constants)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    folder.mkdir(parents=True)
+    path = folder / "gate-temporal.onnx"
+    onnx.save(model, str(path))
+    manifest = {"id": "gate-temporal", "task": "render-denoise", "name": "Gate", "engine": "onnx", "file": path.name,
+                "sha256": file_sha256(path), "channels": 3,
+                "inputs": ["color", "previous_color", "previous_output", "previous_valid"], "value_transform": "linear",
+                "tile": {"alignment": 1, "overlap": 0, "default": 0}, "provenance": {"recipe": "tests (a gate)"}}
+    (folder / "gate-temporal.json").write_text(json.dumps(manifest), encoding="utf-8")
+
+
+def test_a_temporal_model_runs_through_the_shot_restorer(tmp_path, monkeypatch):
+    from engine.models.manifest import INPUT_ROLES
+
+    if "previous_output" not in INPUT_ROLES:
+        pytest.skip("this checkout has no temporal models (engine/shot.py and the manifest's temporal inputs)")
+    pytest.importorskip("engine.shot", reason="the shot restorer (engine/shot.py) is not in this checkout")
+    _shot(tmp_path / "shots")
+    _temporal_gate(tmp_path / "models")
+    monkeypatch.setattr(flicker, "DEFAULT_MODELS", ())
+    out = tmp_path / "flicker"
+    assert flicker.main(["--cycles", str(tmp_path / "shots"), "--mitsuba", "--models", str(tmp_path / "models"),
+                         "--out", str(out)]) == 0
+    methods = json.loads(out.with_suffix(".json").read_text())["shots"]["shot_095000_spp0004"]["methods"]
+    gate, noisy = methods["gate-temporal"], methods["noisy"]
+    assert gate["temporal_model"] is True
+    # No motion pass in this shot: the restorer carries frame t - 1's output along unwarped, so the output changes
+    # far less from frame to frame than the noisy input.
+    assert gate["temporal"] < noisy["temporal"] / 4

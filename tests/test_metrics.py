@@ -130,7 +130,7 @@ def test_temporal_relmse_measures_flicker_not_steady_error():
     assert temporal_relmse(steady, refs) == pytest.approx(0.0, abs=1e-12)
     assert relmse(steady[0], refs[0]) > 0
     noisy = [r + rng.normal(0, 0.05, r.shape) for r in refs]  # independent errors: about 2x the relMSE
-    per_frame = np.mean([relmse(o, r) for o, r in zip(noisy, refs)])
+    per_frame = np.mean([relmse(o, r) for o, r in zip(noisy, refs, strict=True)])
     assert temporal_relmse(noisy, refs) == pytest.approx(2 * per_frame, rel=0.15)
     alternating = [r + (0.05 if t % 2 else -0.05) for t, r in enumerate(refs)]  # worst case: 4x
     expected = np.mean([0.1**2 / (((refs[t][0, 0, 0] + refs[t - 1][0, 0, 0]) / 2) ** 2 + 0.01) for t in range(1, 6)])
