@@ -103,6 +103,36 @@ def relmse(x: np.ndarray, ref: np.ndarray, eps: float = 0.01) -> float:
     return float(np.mean(relative_squared_error(x, ref, eps)))
 
 
+def temporal_relmse(outputs, references, eps: float = 0.01) -> float:
+    """Flicker of a restored sequence against its reference sequence (linear HDR frames of one shot, in order).
+
+    For every pair of consecutive frames t - 1, t (t >= 1), the change the method made,
+    ``d_out = out[t] - out[t-1]``, is compared with the reference's, ``d_ref = ref[t] - ref[t-1]``, normalised like
+    :func:`relmse` by the reference's magnitude over the two frames, ``m = (ref[t] + ref[t-1]) / 2``::
+
+        temporal relMSE = mean over t = 1..N-1 of  mean over pixels, channels of  (d_out - d_ref)^2 / (m^2 + eps)
+
+    Since ``d_out - d_ref = e[t] - e[t-1]`` with ``e = out - ref``, it is the frame-to-frame change of the error:
+    0 for an error that stays put (a steady bias does not flicker), about twice the relMSE for errors that are
+    independent from frame to frame (a per-frame denoiser of independent noise), more where they alternate.
+    Unwarped: the frames' real change is in ``d_ref`` and cancels. Needs at least two frames."""
+    outputs, references = list(outputs), list(references)
+    if len(outputs) != len(references):
+        raise ValueError(f"{len(outputs)} outputs for {len(references)} reference frames")
+    if len(outputs) < 2:
+        raise ValueError("the temporal error needs at least two frames")
+    scores = []
+    for t in range(1, len(outputs)):
+        out_now, ref_now = _pair(outputs[t], references[t])
+        out_before, ref_before = _pair(outputs[t - 1], references[t - 1])
+        if out_now.shape != out_before.shape:
+            raise ValueError(f"frames {t - 1} and {t} differ in shape: {out_before.shape} vs {out_now.shape}")
+        magnitude = (ref_now + ref_before) / 2
+        change = (out_now - out_before) - (ref_now - ref_before)
+        scores.append(float(np.mean(change * change / (magnitude * magnitude + eps))))
+    return float(np.mean(scores))
+
+
 def tonemapped_psnr(x: np.ndarray, ref: np.ndarray) -> float:
     """PSNR of two linear HDR images after clipping to [0, 1] and gamma 1/2.2 (peak 1), per the protocol."""
     x, ref = _pair(x, ref)

@@ -118,3 +118,24 @@ def test_set5_bicubic_reproduces_the_published_protocol_numbers():
             up = np.clip(np.rint(_matlab_bicubic_upscale(lr, scale)), 0, 255).astype(np.uint8)
             scores.append(psnr_y_sr(up, hr, scale))
         assert np.mean(scores) == pytest.approx(expected, abs=0.006)
+
+
+def test_temporal_relmse_measures_flicker_not_steady_error():
+    from engine.metrics import temporal_relmse
+
+    rng = np.random.default_rng(3)
+    refs = [np.full((16, 16, 3), 0.5, np.float32) + 0.1 * t for t in range(6)]  # the scene brightens
+    assert temporal_relmse(refs, refs) == 0.0
+    steady = [r + 0.05 for r in refs]  # a bias that stays put does not flicker
+    assert temporal_relmse(steady, refs) == pytest.approx(0.0, abs=1e-12)
+    assert relmse(steady[0], refs[0]) > 0
+    noisy = [r + rng.normal(0, 0.05, r.shape) for r in refs]  # independent errors: about 2x the relMSE
+    per_frame = np.mean([relmse(o, r) for o, r in zip(noisy, refs, strict=True)])
+    assert temporal_relmse(noisy, refs) == pytest.approx(2 * per_frame, rel=0.15)
+    alternating = [r + (0.05 if t % 2 else -0.05) for t, r in enumerate(refs)]  # worst case: 4x
+    expected = np.mean([0.1**2 / (((refs[t][0, 0, 0] + refs[t - 1][0, 0, 0]) / 2) ** 2 + 0.01) for t in range(1, 6)])
+    assert temporal_relmse(alternating, refs) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError):
+        temporal_relmse(refs[:1], refs[:1])
+    with pytest.raises(ValueError):
+        temporal_relmse(refs[:3], refs[:2])

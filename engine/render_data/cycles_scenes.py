@@ -160,3 +160,116 @@ def random_cycles_scene(seed: int) -> Spec:
     spec["camera"] = camera
     spec["motion_blur"] = any("motion" in s for s in spec["shapes"])
     return spec
+
+
+# -- shots: one scene, several frames, with the camera and objects moving ----------------------------------------
+
+#: What moves in a shot: the camera, one or two objects, or both. ``random_cycles_shot`` picks ``seed % 3``, so
+#: any three consecutive seeds give one of each.
+SHOT_KINDS = ("camera", "object", "both")
+#: Camera moves: towards / away from the target, turning on the spot, circling the target, a hand-held wobble.
+CAMERA_MOVES = ("dolly", "pan", "orbit", "handheld")
+
+
+def _rotate_z(point: list[float], centre: list[float], angle: float) -> list[float]:
+    dx, dy = point[0] - centre[0], point[1] - centre[1]
+    c, s = math.cos(angle), math.sin(angle)
+    return [centre[0] + c * dx - s * dy, centre[1] + s * dx + c * dy, point[2]]
+
+
+def _smooth_walk(rng: np.random.Generator, frames: int, sigma: float) -> np.ndarray:
+    """(frames, 3) offsets of a hand-held camera: a random walk, smoothed over 3 frames, starting near zero."""
+    steps = rng.normal(0.0, sigma, (frames + 2, 3))
+    walk = np.cumsum(steps, axis=0)
+    smooth = (walk[:-2] + walk[1:-1] + walk[2:]) / 3.0
+    return smooth - smooth[0]
+
+
+def shot_cameras(camera: Spec, move: Spec, frames: int) -> list[Spec]:
+    """The camera (``location``, ``target``) of every frame for a move of :func:`random_cycles_shot`.
+
+    The move runs linearly from frame 0 to the last frame; ``jitter`` (hand-held) adds the stored per-frame
+    offsets to the location and the target."""
+    location, target = [float(v) for v in camera["location"]], [float(v) for v in camera["target"]]
+    out = []
+    for index in range(frames):
+        t = index / max(frames - 1, 1)
+        loc, tgt = list(location), list(target)
+        if move["kind"] == "dolly":  # along the view axis, towards (amount > 0) or away from the target
+            loc = [a + move["amount"] * t * (b - a) for a, b in zip(location, target, strict=True)]
+        elif move["kind"] == "pan":  # the camera stays, the target turns about the vertical through the camera
+            tgt = _rotate_z(target, location, math.radians(move["degrees"]) * t)
+        elif move["kind"] == "orbit":  # the camera circles the target
+            loc = _rotate_z(location, target, math.radians(move["degrees"]) * t)
+        jitter = move.get("jitter")
+        if jitter:
+            loc = [a + b for a, b in zip(loc, jitter["location"][index], strict=True)]
+            tgt = [a + b for a, b in zip(tgt, jitter["target"][index], strict=True)]
+        out.append({"location": [round(v, 5) for v in loc], "target": [round(v, 5) for v in tgt]})
+    return out
+
+
+def random_cycles_shot(seed: int, frames: int = 8, kind: str | None = None) -> Spec:
+    """Scene ``seed`` (:func:`random_cycles_scene`) as a shot of ``frames`` frames: the camera moves (a dolly, a
+    pan, an orbit or a hand-held wobble, sometimes a wobble on top of a move), one or two objects translate and
+    rotate at constant speed (keyframed linearly), or both (``kind``; default ``SHOT_KINDS[seed % 3]``).
+
+    Motion blur is off (Cycles writes its ``Vector`` pass only without it): the shapes' own shutter motion is
+    dropped. Everything the shot adds draws from the ``"shot"`` stream, so the still scene of the seed is
+    unchanged. ``spec["shot"]`` holds the kind, the camera move, the per-frame cameras and the object moves
+    (``index`` into ``spec["shapes"]``, ``translate`` in metres per frame, ``rotate`` in radians per frame)."""
+    if frames < 1:
+        raise ValueError("a shot needs at least one frame")
+    kind = kind if kind is not None else SHOT_KINDS[int(seed) % len(SHOT_KINDS)]
+    if kind not in SHOT_KINDS:
+        raise ValueError(f"unknown shot kind {kind!r}; expected one of {SHOT_KINDS}")
+    spec = random_cycles_scene(seed)
+    for shape in spec["shapes"]:
+        shape.pop("motion", None)
+    spec["motion_blur"] = False
+    spec["generator"] = "cycles_scenes v1 shot"
+    rng = _stream(seed, "shot")
+    camera = spec["camera"]
+    distance = math.dist(camera["location"], camera["target"])
+    move: Spec = {"kind": "static"}
+    if kind in ("camera", "both"):
+        move = {"kind": str(rng.choice(CAMERA_MOVES, p=[0.25, 0.25, 0.3, 0.2]))}
+        if move["kind"] == "dolly":
+            move["amount"] = round(float(rng.uniform(0.08, 0.25) * rng.choice([-1, 1])), 4)
+        elif move["kind"] == "pan":
+            move["degrees"] = round(float(rng.uniform(4, 12) * rng.choice([-1, 1])), 3)
+        elif move["kind"] == "orbit":
+            move["degrees"] = round(float(rng.uniform(8, 25) * rng.choice([-1, 1])), 3)
+        if move["kind"] == "handheld" or rng.random() < 0.3:
+            sigma = 0.004 * distance
+            move["jitter"] = {"location": _smooth_walk(rng, frames, sigma).round(5).tolist(),
+                              "target": _smooth_walk(rng, frames, sigma).round(5).tolist()}
+    moves: list[Spec] = []
+    if kind in ("object", "both"):
+        count = min(len(spec["shapes"]), int(rng.integers(1, 3)))
+        for index in sorted(int(i) for i in rng.choice(len(spec["shapes"]), count, replace=False)):
+            heading = float(rng.uniform(0, 2 * math.pi))
+            travel = float(rng.uniform(0.15, 0.5)) / max(frames - 1, 1)  # metres per frame
+            lift = float(rng.normal(0, 0.02)) if rng.random() < 0.3 else 0.0
+            spin = [0.0, 0.0, float(rng.uniform(0.3, 1.2) * rng.choice([-1, 1])) / max(frames - 1, 1)]
+            if rng.random() < 0.3:  # tumbling too
+                spin[0] = float(rng.uniform(-0.6, 0.6)) / max(frames - 1, 1)
+            moves.append({"index": index,
+                          "translate": [round(travel * math.cos(heading), 5), round(travel * math.sin(heading), 5),
+                                        round(lift, 5)],
+                          "rotate": [round(v, 5) for v in spin]})
+    spec["shot"] = {"frames": int(frames), "kind": kind, "camera_move": move,
+                    "cameras": shot_cameras(camera, move, frames), "object_moves": moves}
+    return spec
+
+
+def shot_render_seeds(seed: int, frames: int, spps: list[int]) -> list[dict[str, int]]:
+    """The Cycles seed of every render of every frame of shot ``seed``: all distinct (noisy at each spp, the
+    Noise2Noise target, the reference), so no two renders share noise. Blender's own denoised frame reuses its
+    noisy frame's seed on purpose: it is the denoiser's output for exactly that noisy render."""
+    base = (int(seed) * 7919) % (2**31 - 10_000_000)
+    out = []
+    for index in range(frames):
+        frame = base + 1000 * (index + 1)
+        out.append({"target": frame + 1, "reference": frame + 2, **{f"spp{n}": frame + 16 + n for n in spps}})
+    return out
