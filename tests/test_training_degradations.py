@@ -275,3 +275,26 @@ def test_camera_noise_recipe_degrades_patches():
     assert noisy.shape == clean.shape and not np.allclose(noisy, clean)
     with pytest.raises(RecipeError):
         recipe_from_dict({**base, "degradation": {"noise": "film"}})
+
+
+def test_paired_patches_shrink_to_fit_a_small_shot(tmp_path):
+    """A user's 96x96 frames against a recipe's 128 px patches (the Train dialog's per-shot fine-tune): the
+    dataset uses the largest aligned patch the frames hold and says so; without fit_multiple it refuses."""
+    cv2 = pytest.importorskip("cv2")
+    from engine.training.datasets import DataError, PairedImageDataset, match_pairs
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "ref").mkdir()
+    for i in range(2):
+        image = (rng.random((96, 100, 3)) * 255).astype(np.uint8)
+        cv2.imwrite(str(tmp_path / "in" / f"frame_{i}.png"), image)
+        cv2.imwrite(str(tmp_path / "ref" / f"frame_{i}.png"), image)
+    pairs = match_pairs(tmp_path / "in", tmp_path / "ref")
+    with pytest.raises(DataError, match="at least 128"):
+        PairedImageDataset(pairs, patch_size=128, roles=("color",))
+    dataset = PairedImageDataset(pairs, patch_size=128, roles=("color",), fit_multiple=16)
+    assert dataset.patch_size == 96 and "96 px instead of the recipe's 128 px" in dataset.note
+    assert dataset.sample(np.random.default_rng(1)).target.shape == (3, 96, 96)
+    roomy = PairedImageDataset(pairs, patch_size=64, roles=("color",), fit_multiple=16)
+    assert roomy.patch_size == 64 and roomy.note == ""

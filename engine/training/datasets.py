@@ -20,6 +20,7 @@ read exactly as the app reads them.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -554,9 +555,15 @@ class PairedImageDataset:
         mining: str = "random",
         mine_fraction: float = 0.5,
         exposure_jitter_stops: float = 0.0,
+        fit_multiple: int = 0,
     ) -> None:
+        """``fit_multiple``: when no pair is as large as ``patch_size`` (a user's 96x96 shot against a recipe's
+        128 px patches), use the largest patch, a multiple of this (the model's alignment), that the largest pair
+        holds, and say so in :attr:`note`, instead of refusing (0: refuse)."""
         self.roles = tuple(roles)
         self.scale = scale
+        #: What the dataset changed from the recipe (shown in the training progress), or "".
+        self.note = ""
         self.transform = transform
         self.channels = channels
         self.augment = augment
@@ -579,6 +586,14 @@ class PairedImageDataset:
             self.items.append((input_path, inp, tgt, aovs, hdr, exposure))
             self.depth_max.append(finite_max(aovs["depth"]) if "depth" in aovs else None)
         lr_patch = self.patch_size // scale
+        largest = max((min(it[1].shape[:2]) for it in self.items), default=0)
+        if fit_multiple > 0 and self.items and largest < lr_patch:
+            step = fit_multiple * scale // math.gcd(fit_multiple, scale)  # a multiple of both, in input pixels
+            fitted = largest // step * step
+            if fitted >= max(step, 16):
+                self.note = (f"training patches of {fitted * scale} px instead of the recipe's {self.patch_size} px: "
+                             f"the largest training image is {largest} px")
+                self.patch_size, lr_patch = fitted * scale, fitted
         keep = [i for i, it in enumerate(self.items) if it[1].shape[0] >= lr_patch and it[1].shape[1] >= lr_patch]
         self.items = [self.items[i] for i in keep]
         self.depth_max = [self.depth_max[i] for i in keep]

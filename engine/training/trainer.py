@@ -174,9 +174,10 @@ def build_data(recipe: Recipe, options: TrainOptions, model) -> tuple[Any, list]
         mining=d.mining,
         mine_fraction=d.mine_fraction,
         exposure_jitter_stops=d.exposure_jitter_stops,
+        fit_multiple=alignment,
         **common,
     )
-    val_set = ds.PairedImageDataset(val_pairs, patch_size=d.patch_size, **common)
+    val_set = ds.PairedImageDataset(val_pairs, patch_size=train.patch_size, fit_multiple=alignment, **common)
     return train, ds.validation_from_pairs(val_set, d.val_crop, alignment)
 
 
@@ -485,6 +486,8 @@ def _train(recipe: Recipe, token: CancelToken | None, options: TrainOptions) -> 
     if options.resume and run.last_path.is_file():
         _resume(run)
     run.session_start = time.perf_counter()
+    if getattr(run.train_set, "note", ""):  # e.g. patches shrunk to fit a small shot's frames
+        yield Progress(0.0, "prepare", run.train_set.note)
     yield from _validate_start(run)
 
     feeder = _feeder(run)
