@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
+from ..motion import TEMPORAL_INPUTS
 
 TASKS = ("render-denoise", "photo-denoise", "document", "super-resolution")
 TASK_LABELS = {
@@ -32,7 +33,8 @@ TASK_LABELS = {
     "document": "Document",
     "super-resolution": "Super-resolution",
 }
-INPUT_ROLES = ("color", "albedo", "normal", "depth", "noise_level")
+#: Model inputs by role; a temporal model also takes frame t - 1's data (engine/motion.py, filled by engine/shot.py).
+INPUT_ROLES = ("color", "albedo", "normal", "depth", "noise_level", *TEMPORAL_INPUTS)
 VALUE_TRANSFORMS = ("srgb", "linear", "log1p")
 PARAM_TYPES = ("float", "int", "bool", "choice")
 
