@@ -286,8 +286,8 @@ def validate(recipe: Recipe) -> None:
         problems.append(f"amp {t.amp!r} must be auto, off, bf16 or fp16")
     if t.steps <= 0 and t.minutes <= 0:
         problems.append("set a budget: train.steps or train.minutes")
-    if t.train_only not in ("", "refine"):
-        problems.append(f"train_only {t.train_only!r} must be \"\" (everything) or \"refine\"")
+    if t.train_only not in ("", "refine", "temporal"):
+        problems.append(f"train_only {t.train_only!r} must be \"\" (everything), \"refine\" or \"temporal\"")
     if t.train_only and t.weight_decay:
         problems.append("train_only needs weight_decay = 0 (decay would shrink the frozen weights too)")
     if not isinstance(t.for_fine_tuning, bool):

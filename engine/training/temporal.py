@@ -16,8 +16,8 @@ model learns to reject history that disagrees with the present.
 
 Loss per frame: the recipe's ``l1+relmse`` (L1 of log1p values plus ``relmse_weight`` times the relative MSE
 against the reference); plus ``temporal_weight`` times the relative MSE of consecutive-frame differences against
-the reference's (Chaitanya et al. 2017's temporal loss, in the form of the flicker measure: ((o_t - o_{t-1}) -
-(r_t - r_{t-1}))^2 / (r_t^2 + 0.01), linear values in frame t's exposure).
+the reference's (Chaitanya et al. 2017's temporal loss, in the form of bench/flicker.py's measure: ((o_t - o_{t-1})
+- (r_t - r_{t-1}))^2 / (((r_t + r_{t-1}) / 2)^2 + 0.01), linear values in frame t's exposure).
 
 Every value is in the model's space as the app gives it: log1p of the linear colour times the frame's own
 ``auto_exposure_scale`` (engine/transforms.py), history converted with the current frame's scale. Checkpoints
@@ -59,6 +59,9 @@ class Shot:
     reference: np.ndarray
     flow: np.ndarray  # (F, H, W, 2) backward flow; frame 0's is zero
     visible: np.ndarray  # (F, H, W) 1 where the point was visible in the previous frame
+    #: The references are independent noisy renders (Noise2Noise targets): the relMSE's normaliser is the
+    #: detached prediction's (losses.relative_mse), not the noisy target's.
+    noise2noise: bool = False
 
 
 def _read_exr(path: Path) -> dict[str, np.ndarray]:
@@ -75,20 +78,33 @@ def _stack(channels: dict[str, np.ndarray], names: Sequence[str]) -> np.ndarray:
 
 
 def frame_files(folder: Path) -> list[Path]:
-    """The noisy frames of a shot folder, in order (``NAME_ref.exr`` are their references)."""
-    return sorted(p for p in folder.glob("*.exr") if not p.stem.endswith("_ref"))
+    """The noisy frames of a shot folder, in order (``NAME_ref.exr``, ``NAME_target.exr`` and Blender's own
+    ``NAME_blender.exr`` beside them are not frames)."""
+    return sorted(p for p in folder.glob("*.exr") if not p.stem.endswith(("_ref", "_target", "_blender")))
+
+
+def _target_of(path: Path) -> tuple[Path, bool]:
+    """A frame's reference (``_ref``), else its Noise2Noise target (``_target``: an independent noisy render);
+    and whether it is the latter."""
+    reference = path.with_name(path.stem + "_ref.exr")
+    if reference.is_file():
+        return reference, False
+    return path.with_name(path.stem + "_target.exr"), True
 
 
 def load_shot(folder: Path) -> Shot:
-    """A shot folder written by ``render-shot`` (with its motion layers and visibility.npz)."""
+    """A shot folder: ``render-shot``'s (motion layers, visibility.npz) or a renderer's multi-layer frames read by
+    the app's EXR reader (engine/imageio: Blender's Denoising Albedo / Normal and ``Vector`` pass; the Cycles
+    shots of engine/render_data/cycles_shot.py), whose visibility is the forward/backward consistency of the
+    motion pass where it has both directions (engine.motion.consistency_mask), else the inside mask."""
     frames = frame_files(folder)
     if len(frames) < 2:
         raise ValueError(f"{folder}: a shot needs at least two frames")
+    if "motion.X" not in _read_exr(frames[0]) or not (folder / "visibility.npz").is_file():
+        return _load_engine_shot(folder, frames)
     color, albedo, normal, reference, flow = [], [], [], [], []
     for path in frames:
         channels = _read_exr(path)
-        if "motion.X" not in channels:
-            raise ValueError(f"{path}: no motion layer (render the shot again with this version of render-shot)")
         color.append(_stack(channels, ("R", "G", "B")))
         albedo.append(prepare_aov("albedo", _stack(channels, ("albedo.R", "albedo.G", "albedo.B"))))
         normal.append(prepare_aov("normal", _stack(channels, ("normal.X", "normal.Y", "normal.Z"))))
@@ -98,6 +114,45 @@ def load_shot(folder: Path) -> Shot:
     arrays = [np.nan_to_num(np.stack(a), nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
               for a in (color, albedo, normal, reference, flow)]
     return Shot(folder.name, *arrays, visible)
+
+
+def _load_engine_shot(folder: Path, frames: list[Path]) -> Shot:
+    from ..imageio import read_image
+    from ..motion import consistency_mask, flow_to_next, flow_to_previous, inside_mask
+
+    color, albedo, normal, reference, backward, forward = [], [], [], [], [], []
+    noise2noise = False
+    for path in frames:
+        image = read_image(path)
+        height, width = image.pixels.shape[:2]
+        color.append(np.asarray(image.pixels[:, :, :3], np.float32))
+        for name, out in (("albedo", albedo), ("normal", normal)):
+            if name not in image.layers:
+                raise ValueError(f"{path}: no {name} pass")
+            out.append(prepare_aov(name, image.layers[name][:, :, :3]))
+        role = dict(image.meta.extra.get("aov_roles", {}) or {}).get("motion")
+        if not role:
+            raise ValueError(f"{path}: no motion pass")
+        layer = image.layers[role["layer"]]
+        # engine/motion.py's generic convention is a layer named "motion"; aov.py's table puts that name in a
+        # row with Arnold's, whose convention is not verified
+        renderer = "generic" if role["layer"].rsplit(".", 1)[-1].lower() == "motion" else role.get("renderer", "")
+        back = flow_to_previous(layer, renderer)
+        if back is None:
+            raise ValueError(f"{path}: motion pass {role['layer']} of an unverified convention")
+        backward.append(back)
+        forward.append(flow_to_next(layer, renderer))
+        target, n2n = _target_of(path)
+        noise2noise |= n2n
+        reference.append(np.asarray(read_image(target).pixels[:, :, :3], np.float32))
+    visible = np.zeros((len(frames), height, width), np.float32)
+    for t in range(1, len(frames)):
+        visible[t] = (consistency_mask(backward[t], forward[t - 1]) if forward[t - 1] is not None
+                      else inside_mask(backward[t]))
+    backward[0] = np.zeros_like(backward[0])
+    arrays = [np.nan_to_num(np.stack(a), nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+              for a in (color, albedo, normal, reference, backward)]
+    return Shot(folder.name, *arrays, visible, noise2noise)
 
 
 def find_shots(roots: Sequence[str | Path]) -> list[Path]:
@@ -152,6 +207,7 @@ class Clip:
     flow: Any
     valid_extra: Any  # (N, T, 1, H, W): visibility (or ones), multiplied with the inside mask
     exposure: Any
+    noise2noise: Any = None  # (N,) 1.0 where the references are Noise2Noise targets
 
 
 def sample_clips(shots: Sequence[Shot], rng: np.random.Generator, batch: int, frames: int, patch: int,
@@ -174,14 +230,16 @@ def sample_clips(shots: Sequence[Shot], rng: np.random.Generator, batch: int, fr
             flow[:] = 0.0
             extra = np.ones_like(visible)
         exposure = np.array([auto_exposure_scale(shot.color[start + i]) for i in range(length)], np.float32)
-        items.append((color, shot.albedo[window], shot.normal[window], reference, flow, extra[..., None], exposure))
+        items.append((color, shot.albedo[window], shot.normal[window], reference, flow, extra[..., None], exposure,
+                      float(shot.noise2noise)))
 
     def tensor(index: int) -> Any:
         return torch.from_numpy(np.ascontiguousarray(np.stack([item[index] for item in items]))).permute(
             0, 1, 4, 2, 3).contiguous()
 
     exposure = torch.from_numpy(np.stack([item[6] for item in items]))
-    return Clip(tensor(0), tensor(1), tensor(2), tensor(3), tensor(4), tensor(5), exposure)
+    noise2noise = torch.tensor([item[7] for item in items], dtype=torch.float32)
+    return Clip(tensor(0), tensor(1), tensor(2), tensor(3), tensor(4), tensor(5), exposure, noise2noise)
 
 
 def to_model(linear, exposure):
@@ -229,10 +287,16 @@ def run_clip(model, clip: Clip, grad_first: bool = False) -> list[Any]:
 
 def clip_losses(outputs: Sequence[Any], clip: Clip, relmse_weight: float, temporal_weight: float,
                 first: int = 1) -> tuple[Any, dict[str, float]]:
-    """The per-frame loss (L1 of log1p + relmse_weight * relMSE) over frames ``first``..; plus the temporal term
-    on each pair (t - 1, t) with t >= ``first``."""
+    """The per-frame loss over frames ``first``..: L1 of log1p values + ``relmse_weight`` * relMSE against a
+    reference; against a Noise2Noise target the relMSE alone (L1's minimiser is the noisy target's median, not its
+    mean), normalised by the detached prediction (losses.relative_mse). Plus ``temporal_weight`` times the
+    temporal term on each pair (t - 1, t) with t >= ``first`` (normalised by the prediction too for N2N targets)."""
     import torch
 
+    def per_item(x: Any) -> Any:
+        return x.flatten(1).mean(dim=1)
+
+    n2n = clip.noise2noise if clip.noise2noise is not None else torch.zeros(clip.color.shape[0])
     frame_terms, temporal_terms = [], []
     for t in range(first, len(outputs)):
         exposure = clip.exposure[:, t]
@@ -240,13 +304,17 @@ def clip_losses(outputs: Sequence[Any], clip: Clip, relmse_weight: float, tempor
         out = outputs[t]
         linear = torch.expm1(out.clamp(max=20.0))
         ref = torch.expm1(target)
-        l1 = (out - target).abs().mean()
-        relmse = ((linear - ref) ** 2 / (ref**2 + EPSILON)).mean()
-        frame_terms.append(l1 + relmse_weight * relmse)
+        scaled = n2n.view(-1, 1, 1, 1)
+        normaliser = (scaled * linear.detach() + (1 - scaled) * ref) ** 2 + EPSILON
+        relmse = per_item((linear - ref) ** 2 / normaliser)
+        l1 = per_item((out - target).abs())
+        frame_terms.append(((1 - n2n) * (l1 + relmse_weight * relmse) + n2n * relmse).mean())
         # frame t - 1 in frame t's exposure units
         previous = from_model(outputs[t - 1], clip.exposure[:, t - 1]) * exposure.view(-1, 1, 1, 1)
         previous_ref = clip.reference[:, t - 1].clamp(min=0) * exposure.view(-1, 1, 1, 1)
-        temporal_terms.append((((linear - previous) - (ref - previous_ref)) ** 2 / (ref**2 + EPSILON)).mean())
+        middle = scaled * (linear.detach() + previous.detach()) / 2 + (1 - scaled) * (ref + previous_ref) / 2
+        # as engine.metrics.temporal_relmse (bench/flicker.py)
+        temporal_terms.append((((linear - previous) - (ref - previous_ref)) ** 2 / (middle**2 + EPSILON)).mean())
     frame_loss = torch.stack(frame_terms).mean()
     temporal_loss = torch.stack(temporal_terms).mean()
     loss = frame_loss + temporal_weight * temporal_loss
@@ -264,17 +332,19 @@ def shot_clip(shot: Shot) -> Clip:
 
     exposure = torch.tensor([[auto_exposure_scale(frame) for frame in shot.color]], dtype=torch.float32)
     return Clip(tensor(shot.color), tensor(shot.albedo), tensor(shot.normal), tensor(shot.reference),
-                tensor(shot.flow), tensor(np.ones_like(shot.visible[..., None])), exposure)
+                tensor(shot.flow), tensor(np.ones_like(shot.visible[..., None])), exposure,
+                torch.tensor([float(shot.noise2noise)]))
 
 
 def shot_scores(frames: Sequence[np.ndarray], reference: np.ndarray) -> dict[str, float]:
     """Per-frame relMSE (mean over frames) and flicker (relMSE of out[t] - out[t-1] against ref[t] - ref[t-1],
-    normalised by ref[t]^2 + 0.01, mean over t >= 1) of linear (F, H, W, 3) frames."""
+    normalised by ((ref[t] + ref[t-1]) / 2)^2 + 0.01 as bench/flicker.py's engine.metrics.temporal_relmse, mean
+    over t >= 1) of linear (F, H, W, 3) frames."""
     frames = np.asarray(frames, dtype=np.float64)
     reference = np.asarray(reference, dtype=np.float64)
-    denominator = reference**2 + EPSILON
-    relmse = float(np.mean((frames - reference) ** 2 / denominator))
-    flicker = float(np.mean(((frames[1:] - frames[:-1]) - (reference[1:] - reference[:-1])) ** 2 / denominator[1:]))
+    relmse = float(np.mean((frames - reference) ** 2 / (reference**2 + EPSILON)))
+    scale = ((reference[1:] + reference[:-1]) / 2) ** 2 + EPSILON
+    flicker = float(np.mean(((frames[1:] - frames[:-1]) - (reference[1:] - reference[:-1])) ** 2 / scale))
     return {"relmse": relmse, "flicker": flicker}
 
 
@@ -371,11 +441,16 @@ def train_temporal(recipe: Recipe, options: TemporalOptions,
     run_dir = Path(options.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     model, init_note = _init_model(recipe, options.init)
+    if t.train_only:
+        from .trainer import train_only
+
+        train_only(model, t.train_only, recipe.model.arch)
     # the parts the per-frame model does not have learn faster (they start at zero)
-    new = [p for name, p in model.named_parameters() if not name.startswith("frame.")]
-    old = [p for name, p in model.named_parameters() if name.startswith("frame.")]
-    optimizer = torch.optim.AdamW([{"params": old, "lr_factor": 1.0},
-                                   {"params": new, "lr_factor": NEW_PARTS_LR_FACTOR}],
+    trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    new = [p for name, p in trainable if not name.startswith("frame.")]
+    old = [p for name, p in trainable if name.startswith("frame.")]
+    groups = [{"params": old, "lr_factor": 1.0}] if old else []
+    optimizer = torch.optim.AdamW(groups + [{"params": new, "lr_factor": NEW_PARTS_LR_FACTOR}],
                                   lr=t.lr, weight_decay=t.weight_decay)
     step, elapsed, best, skipped = 0, 0.0, None, 0
     history: list[dict[str, float]] = []

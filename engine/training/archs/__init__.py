@@ -17,7 +17,7 @@ from torch import nn
 from .dncnn import DnCNN
 from .edsr import EDSR
 from .kpcn import SPECS as KPCN_SPECS
-from .kpcn_temporal import kprcan_temporal
+from .kpcn_temporal import freeze_frame_model, kprcan_temporal
 from .rcan import RCAN
 from .restormer import build_restormer
 from .spec import ArchSpec
@@ -51,6 +51,7 @@ ARCHITECTURES: dict[str, ArchSpec] = {
         kprcan_temporal,
         "KPRCAN with a history kernel on the warped previous output (one softmax over both): shots",
         {"features": 4, "blocks": 1, "guide": ["albedo", "normal", "color"], "refine": True},
+        parts={"temporal": freeze_frame_model},
     ),
 }
 

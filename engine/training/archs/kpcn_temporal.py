@@ -158,5 +158,12 @@ class TemporalKernelDenoiser(nn.Module):
         return sorted(set(own) - set(matched))
 
 
+def freeze_frame_model(model: TemporalKernelDenoiser) -> None:
+    """Train the temporal parts alone (recipes' ``train_only = "temporal"``): the per-frame model's weights stay
+    as loaded, so that a shot's first frame (no valid history) is restored exactly as the per-frame model does."""
+    for parameter in model.frame.parameters():
+        parameter.requires_grad_(False)
+
+
 def kprcan_temporal(**config: Any) -> TemporalKernelDenoiser:
     return TemporalKernelDenoiser(**config)
