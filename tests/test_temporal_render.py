@@ -233,3 +233,41 @@ def test_mitsuba_shot_motion_is_exact(tmp_path):
     unwarped = np.abs(shot.normal[0] - shot.normal[1])[mask].mean()
     reversed_ = np.abs(warp(shot.normal[0], -shot.flow[1]) - shot.normal[1])[mask].mean()
     assert warped < 0.3 * unwarped and warped < 0.3 * reversed_
+
+
+def _write_blender_like_shot(folder: Path, frames: int = 3, size: int = 16, shift: int = 2) -> None:
+    """Frames in Blender's layer names (ViewLayer.Combined, Denoising Albedo / Normal, Vector: X Y = previous
+    position minus this one, y up; Z W = this position minus the next) with Noise2Noise targets beside them."""
+    import OpenEXR
+
+    rng = np.random.default_rng(5)
+    folder.mkdir(parents=True)
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    for t in range(frames):
+        plane = lambda: rng.random((size, size)).astype(np.float32)  # noqa: E731
+        channels = {f"ViewLayer.Combined.{c}": plane() for c in "RGB"}
+        channels.update({f"ViewLayer.Denoising Albedo.{c}": plane() for c in "RGB"})
+        channels.update({f"ViewLayer.Denoising Normal.{c}": v for c, v in
+                         zip("XYZ", (np.zeros((size, size), np.float32), np.zeros((size, size), np.float32),
+                                     np.ones((size, size), np.float32)), strict=True)})
+        # content moves `shift` px right per frame
+        for c, value in zip("XYZW", (-shift, 0.0, -shift, 0.0), strict=True):
+            channels[f"ViewLayer.Vector.{c}"] = np.full((size, size), value, np.float32)
+        with OpenEXR.File(header, channels) as exr:
+            exr.write(str(folder / f"frame_{t:04d}.exr"))
+        with OpenEXR.File(header, {c: plane() for c in "RGB"}) as exr:
+            exr.write(str(folder / f"frame_{t:04d}_target.exr"))
+    (folder / "shot.json").write_text("{}", encoding="utf-8")
+
+
+def test_blender_shot_loads_through_the_exr_reader(tmp_path):
+    from engine.training.temporal import load_shot
+
+    _write_blender_like_shot(tmp_path / "shot")
+    shot = load_shot(tmp_path / "shot")
+    assert shot.noise2noise and not shot.exact_visibility
+    assert shot.color.shape == (3, 16, 16, 3)
+    assert np.all(shot.flow[0] == 0)
+    assert np.allclose(shot.flow[1][..., 0], -2) and np.allclose(shot.flow[1][..., 1], 0)
+    # consistent backward and forward vectors: valid wherever the source is inside the frame (x >= 2)
+    assert np.all(shot.visible[1][:, 2:] == 1) and np.all(shot.visible[1][:, :2] == 0)

@@ -62,6 +62,9 @@ class Shot:
     #: The references are independent noisy renders (Noise2Noise targets): the relMSE's normaliser is the
     #: detached prediction's (losses.relative_mse), not the noisy target's.
     noise2noise: bool = False
+    #: ``visible`` is the renderer's exact visibility (render-shot's visibility.npz), which a shot restorer does not
+    #: have; False: it is what the motion pass itself tells (consistency of backward and forward flow, or inside).
+    exact_visibility: bool = True
 
 
 def _read_exr(path: Path) -> dict[str, np.ndarray]:
@@ -152,7 +155,7 @@ def _load_engine_shot(folder: Path, frames: list[Path]) -> Shot:
     backward[0] = np.zeros_like(backward[0])
     arrays = [np.nan_to_num(np.stack(a), nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
               for a in (color, albedo, normal, reference, backward)]
-    return Shot(folder.name, *arrays, visible, noise2noise)
+    return Shot(folder.name, *arrays, visible, noise2noise, exact_visibility=False)
 
 
 def find_shots(roots: Sequence[str | Path]) -> list[Path]:
@@ -340,9 +343,12 @@ def shot_scores(frames: Sequence[np.ndarray], reference: np.ndarray) -> dict[str
     """Per-frame relMSE (mean over frames) and flicker (relMSE of out[t] - out[t-1] against ref[t] - ref[t-1],
     normalised by ((ref[t] + ref[t-1]) / 2)^2 + 0.01 as bench/flicker.py's engine.metrics.temporal_relmse, mean
     over t >= 1) of linear (F, H, W, 3) frames."""
+    from ..metrics import relmse as frame_relmse
+
     frames = np.asarray(frames, dtype=np.float64)
     reference = np.asarray(reference, dtype=np.float64)
-    relmse = float(np.mean((frames - reference) ** 2 / (reference**2 + EPSILON)))
+    relmse = float(np.mean([frame_relmse(f, r, EPSILON) for f, r in zip(frames, reference, strict=True)]))
+    # the formula of engine.metrics.temporal_relmse (branch s3-data, bench/flicker.py): call it once merged
     scale = ((reference[1:] + reference[:-1]) / 2) ** 2 + EPSILON
     flicker = float(np.mean(((frames[1:] - frames[:-1]) - (reference[1:] - reference[:-1])) ** 2 / scale))
     return {"relmse": relmse, "flicker": flicker}

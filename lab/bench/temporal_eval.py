@@ -8,7 +8,12 @@ definitions of bench/flicker.py):
 - ``flicker``: the relMSE of the frame-to-frame change (out[t] - out[t-1]) against (ref[t] - ref[t-1]),
   normalised by ((ref[t] + ref[t-1]) / 2)^2 + 0.01, mean over t >= 1.
 
-Methods: ``noisy``; ``oidn-aov`` (the app's OIDN with albedo + normal, prefilter accurate) and
+Cycles validation shots (/work/wt/shared_data/cycles_shots, seeds 95000+, Blender's ``Vector`` pass) are read by
+the app's EXR reader; their frames' ``previous_valid`` is the inside mask times the pass's forward/backward
+consistency, as the shot restorer computes it for Blender.
+
+Methods: ``noisy``; on Cycles shots ``blender-oidn`` (Blender's own OIDN result saved beside each frame);
+``oidn-aov`` (the app's OIDN with albedo + normal, prefilter accurate) and
 ``render-kprcan-aov`` frame by frame through the app's restore job; the temporal model (``--model``: an ONNX
 file with its manifest beside it) run recurrently **here**, with ONNX Runtime and engine.motion only (no torch),
 by the rule engine/motion.py states for the shot restorer: frame 0 with ``previous_valid`` = 0 and its own colour
@@ -44,7 +49,10 @@ from engine.motion import inside_mask, warp  # noqa: E402
 from engine.training.temporal import frame_files, load_shot, shot_scores  # noqa: E402
 from engine.transforms import auto_exposure_scale, from_model_space, to_model_space  # noqa: E402
 
-DEFAULT_SHOTS = tuple(f"runs/shots/val/shot_{92000 + i}" for i in range(6))
+CYCLES = Path("/work/wt/shared_data/cycles_shots")
+#: Mitsuba shots of render-shot (seeds 92000+) and s3-data's Cycles validation shots (seeds 95000+).
+DEFAULT_SHOTS = (tuple(f"runs/shots/val/shot_{92000 + i}" for i in range(2))
+                 + tuple(str(CYCLES / f"shot_{95000 + i:06d}_spp{spp:04d}") for i in range(3) for spp in (4, 16)))
 PER_FRAME = ("oidn-aov", "render-kprcan-aov")
 PARAMS = {"oidn-aov": {"prefilter": "accurate"}}
 
@@ -63,7 +71,10 @@ def run_temporal(session, shot) -> np.ndarray:
             flow = shot.flow[t]
             previous_color = warp(shot.color[t - 1], flow)
             previous_output = warp(outputs[-1], flow)
-            valid = inside_mask(flow)[:, :, None]
+            # what the shot restorer knows: the inside mask, times the motion pass's own consistency where it has
+            # forward vectors too (Blender); never render-shot's exact visibility
+            valid = inside_mask(flow) * (1.0 if shot.exact_visibility else shot.visible[t])
+            valid = valid[:, :, None].astype(np.float32)
         layers = {"color": to_model_space(color.copy(), "log1p", True, scale),
                   "albedo": shot.albedo[t], "normal": shot.normal[t],
                   "previous_color": to_model_space(np.array(previous_color), "log1p", True, scale),
@@ -76,14 +87,29 @@ def run_temporal(session, shot) -> np.ndarray:
 
 
 def run_per_frame(entry, folder: Path) -> np.ndarray:
+    """The entry frame by frame through the app's restore job, cached in runs/eval_cache (the per-frame methods do
+    not change between runs of this script)."""
     from engine.restore import restore_job
 
+    cache = ROOT / "runs" / "eval_cache" / f"{folder.parent.name}_{folder.name}_{entry.id}.npy"
+    if cache.is_file():
+        return np.load(cache)
     frames = []
     for path in frame_files(folder):
         image = read_image(path)
         result = run_job(restore_job(image, entry, device="cpu", params=PARAMS.get(entry.id, {})))
         frames.append(result.image.pixels[:, :, :3])
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.save(cache, np.stack(frames))
     return np.stack(frames)
+
+
+def blender_oidn(folder: Path) -> np.ndarray | None:
+    """Blender's own OIDN results of the noisy frames (Cycles shots: NAME_blender.exr), or None."""
+    paths = [p.with_name(p.stem + "_blender.exr") for p in frame_files(folder)]
+    if not all(p.is_file() for p in paths):
+        return None
+    return np.stack([read_image(p).pixels[:, :, :3] for p in paths])
 
 
 def ensure_shot(folder: Path) -> None:
@@ -118,11 +144,18 @@ def main() -> int:
     temporal_name = args.model.stem if args.model else None
     results: dict = {"command": " ".join(shlex.quote(a) for a in sys.argv), "shots": {}}
     for folder in map(Path, args.shots):
-        ensure_shot(folder)
+        if folder.parent != CYCLES:
+            ensure_shot(folder)
+        elif not (folder / "shot.json").is_file():
+            print(f"{folder}: not rendered (yet), skipped", file=sys.stderr)
+            continue
         shot = load_shot(folder)
         info = json.loads((folder / "shot.json").read_text())
         label = f"{folder.name} ({info.get('spp')} spp, {shot.color.shape[0]} frames, {shot.color.shape[2]} px)"
         row = {"noisy": shot_scores(shot.color, shot.reference)}
+        blender = blender_oidn(folder)
+        if blender is not None:
+            row["blender-oidn"] = shot_scores(blender, shot.reference)
         for entry in entries:
             row[entry.id] = shot_scores(run_per_frame(entry, folder), shot.reference)
         if session is not None:
@@ -132,18 +165,21 @@ def main() -> int:
         results["shots"][label] = row
         print(label, json.dumps(row), file=sys.stderr, flush=True)
     methods = list(dict.fromkeys(m for row in results["shots"].values() for m in row))
-    mean = {m: {k: float(np.mean([row[m][k] for row in results["shots"].values()])) for k in ("relmse", "flicker")}
-            for m in methods}
+    # means over the shots every method ran on (blender-oidn: the Cycles shots only)
+    mean = {m: {k: float(np.mean([row[m][k] for row in results["shots"].values() if m in row]))
+                for k in ("relmse", "flicker")} for m in methods}
     results["mean"] = mean
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     lines = [f"## Temporal render denoiser on held-out Mitsuba shots ({when}, {platform.machine()}, CPU)", "",
              f"`{results['command']}`", "",
              "relMSE: per-frame, mean over frames; flicker: relMSE of out[t] - out[t-1] against ref[t] - ref[t-1] "
-             "(normalised by ((ref[t] + ref[t-1]) / 2)^2 + 0.01), mean over t >= 1. Each cell: relMSE / flicker.",
+             "(normalised by ((ref[t] + ref[t-1]) / 2)^2 + 0.01), mean over t >= 1. Each cell: relMSE / flicker; the mean "
+             "is over the shots the method ran on (blender-oidn: the Cycles shots).",
              "", "| method | " + " | ".join(results["shots"]) + " | mean |",
              "|---|" + "---|" * (len(results["shots"]) + 1)]
     for method in methods:
-        cells = [f"{row[method]['relmse']:.5f} / {row[method]['flicker']:.5f}" for row in results["shots"].values()]
+        cells = [f"{row[method]['relmse']:.5f} / {row[method]['flicker']:.5f}" if method in row else "-"
+                 for row in results["shots"].values()]
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {mean[method]['relmse']:.5f} / "
                      f"{mean[method]['flicker']:.5f} |")
     if temporal_name:
