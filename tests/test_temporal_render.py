@@ -175,6 +175,15 @@ def test_tiny_training_run_end_to_end(tmp_path):
         _write_synthetic_shot(tmp_path / "train" / f"shot_{seed}", seed)
     _write_synthetic_shot(tmp_path / "val" / "shot_9", 9)
     shot = load_shot(tmp_path / "train" / "shot_0")
+    # every layer as the app's EXR reader reads it (OpenEXR's API groups R, G, B layers: the colour once came back
+    # as the albedo)
+    from engine.imageio import read_image
+
+    frame = read_image(tmp_path / "train" / "shot_0" / "frame_0001.exr")
+    assert np.array_equal(shot.color[1], frame.pixels[:, :, :3])
+    assert np.array_equal(shot.albedo[1], frame.layers["albedo"][:, :, :3])
+    assert np.array_equal(shot.normal[1], frame.layers["normal"][:, :, :3])
+    assert np.array_equal(shot.reference[1], read_image(tmp_path / "train" / "shot_0" / "frame_0001_ref.exr").pixels)
     # the synthetic motion is right: the previous reference warped onto the next is that reference
     assert np.allclose(warp(shot.reference[0], shot.flow[1])[:, 2:], shot.reference[1][:, 2:], atol=1e-6)
     recipe = recipe_from_dict({

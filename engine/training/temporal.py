@@ -75,9 +75,16 @@ def _read_exr(path: Path) -> dict[str, np.ndarray]:
 
 
 def _stack(channels: dict[str, np.ndarray], names: Sequence[str]) -> np.ndarray:
-    if len(names) == 3 and names[0] not in channels and "RGB" in channels:
-        return channels["RGB"]
-    return np.stack([channels[n] for n in names], axis=-1)
+    """The (H, W, len(names)) array of these channels. OpenEXR's Python API groups a layer's R, G, B channels into
+    one (H, W, 3) entry (``RGB``, ``albedo``); X, Y, Z channels stay apart."""
+    if all(name in channels for name in names):
+        return np.stack([channels[name] for name in names], axis=-1)
+    layer = names[0].rsplit(".", 1)[0] if "." in names[0] else ""
+    for key in (layer or "RGB", f"{layer}.RGB" if layer else "RGB"):
+        grouped = channels.get(key)
+        if grouped is not None and grouped.ndim == 3 and grouped.shape[2] == len(names):
+            return grouped
+    raise KeyError(f"no channels {', '.join(names)} (the file has {', '.join(sorted(channels))})")
 
 
 def frame_files(folder: Path) -> list[Path]:

@@ -151,7 +151,8 @@ def main() -> int:
             continue
         shot = load_shot(folder)
         info = json.loads((folder / "shot.json").read_text())
-        label = f"{folder.name} ({info.get('spp')} spp, {shot.color.shape[0]} frames, {shot.color.shape[2]} px)"
+        spp = info.get("spp") if isinstance(info.get("spp"), int) else int(folder.name.rsplit("spp", 1)[-1])
+        label = f"{folder.name} ({spp} spp, {shot.color.shape[0]} frames, {shot.color.shape[2]} px)"
         row = {"noisy": shot_scores(shot.color, shot.reference)}
         blender = blender_oidn(folder)
         if blender is not None:
