@@ -75,10 +75,11 @@ class TemporalKernelDenoiser(nn.Module):
         self.alignment = frame.alignment
         features = frame.head.out_channels
         unshuffle = frame.unshuffle
+        # no bias: without valid history its input is all zeros, and so is what it adds (the first frame of a shot
+        # is restored exactly as the per-frame model restores it)
         self.temporal_head = nn.Conv2d(TEMPORAL_CHANNELS * unshuffle**2, features, frame.head.kernel_size,
-                                       padding=frame.head.padding)
+                                       padding=frame.head.padding, bias=False)
         nn.init.zeros_(self.temporal_head.weight)
-        nn.init.zeros_(self.temporal_head.bias)
         # history logits (25) and one log-strength of the distance to the per-frame estimate, per pixel
         self.history_layout = grid_layout([(0, HISTORY_TAPS, 1)])
         self.temporal_tail = nn.Conv2d(features, (HISTORY_TAPS**2 + 1) * unshuffle**2, 1)
