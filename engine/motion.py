@@ -18,7 +18,8 @@ forward motion, scaled by the shutter, or normalised by a user setting, and none
 renderer here: :func:`flow_to_previous` returns ``None`` for them and callers treat the shot as having no motion
 pass (and say so) rather than warp with a guess.
 
-Pure numpy + OpenCV (imported when a frame is warped), no torch: the window, the command line and the ONNX temporal models use it at run time.
+Pure numpy + OpenCV (imported when a frame is warped), no torch: the window, the command line and the ONNX
+temporal models use it at run time.
 """
 
 from __future__ import annotations
@@ -120,7 +121,8 @@ def consistency_mask(flow_back: np.ndarray, flow_forward_prev: np.ndarray, toler
 
 #: The extra inputs a temporal model's manifest names (engine/models/manifest.py ``inputs``) and that the shot
 #: restorer (engine/shot.py) fills for frame t as image layers before restoring it:
-#: ``previous_color``  frame t - 1's noisy colour warped onto frame t (H, W, 3); frame t's own colour on the first frame;
+#: ``previous_color``  frame t - 1's noisy colour warped onto frame t (H, W, 3); frame t's own colour on the
+#:                     first frame;
 #: ``previous_output`` frame t - 1's restored colour warped onto frame t (H, W, 3); frame t's colour on the first frame;
 #: ``previous_valid``  (H, W, 1) 1 where the warped pixels can be trusted (inside the previous frame and not
 #:                     disoccluded), 0 elsewhere and everywhere on the first frame of a run.

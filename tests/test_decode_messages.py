@@ -10,8 +10,8 @@ import pytest
 
 import engine.imageio as imageio
 from engine.errors import ImageReadError
-from engine.imageio import read_image, write_image
 from engine.image import ImageMeta, make_image
+from engine.imageio import read_image, write_image
 
 
 @pytest.fixture()

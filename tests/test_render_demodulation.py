@@ -151,7 +151,6 @@ def test_the_noise2noise_loss_learns_the_mean_of_noisy_targets():
     normalised by the noisy target instead, or as L1 in log space, it learns something darker."""
     from engine.training.losses import restoration_loss
 
-    g = torch.Generator().manual_seed(0)
     clean = 0.8
     # Monte Carlo pixel estimates: heavy-tailed (most samples miss a bright path), mean = clean
     samples = torch.distributions.Gamma(0.5, 0.5 / clean).sample((4000, 1, 1, 1))

@@ -43,7 +43,8 @@ own ``A`` channel.
 | specular | V-Ray | `VRaySpecular`, `VRayReflection` | - |
 | specular | Redshift | `SpecularLighting`, `Reflections` | - |
 | motion | Blender | `Vector` | - |
-| motion | Arnold / Karma / generic | `motionvector`, `motionvectors`, `motion`, `velocity` | - |
+| motion | generic | `motion` | - |
+| motion | Arnold / Karma | `motionvector`, `motionvectors`, `velocity` | - |
 | motion | RenderMan | `forward` | - |
 | motion | V-Ray | `VRayVelocity` | - |
 | motion | Redshift | `MotionVectors` | - |
@@ -118,7 +119,8 @@ CONVENTIONS: tuple[Convention, ...] = (
     Convention("specular", "V-Ray", ("VRaySpecular", "VRayReflection")),
     Convention("specular", "Redshift", ("SpecularLighting", "Reflections")),
     Convention("motion", "Blender", ("Vector",)),
-    Convention("motion", "Arnold / Karma / generic", ("motionvector", "motionvectors", "motion", "velocity")),
+    Convention("motion", "generic", ("motion",)),
+    Convention("motion", "Arnold / Karma", ("motionvector", "motionvectors", "velocity")),
     Convention("motion", "RenderMan", ("forward",)),
     Convention("motion", "V-Ray", ("VRayVelocity",)),
     Convention("motion", "Redshift", ("MotionVectors",)),

@@ -1,6 +1,7 @@
 """Writing render sets as EXR files with the channel names Mitsuba uses (as in ``bench/renders/cbox256``).
 
-Colour and albedo are ``R, G, B``, the shading normal ``X, Y, Z`` and depth ``T``; one file per buffer
+Colour and albedo are ``R, G, B``, the shading normal ``X, Y, Z``, depth ``T`` and a shot's motion ``X, Y`` (the
+engine's backward flow, engine/motion.py); one file per buffer
 (``<name>_spp00004_color.exr``, ``..._albedo.exr``...), or all of them as layers of one file
 (``albedo.R``, ``normal.X``, ``depth.T``...) for a self-contained sample.
 """
@@ -13,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 #: Channel names of each buffer, in array order.
-CHANNELS = {"color": ("R", "G", "B"), "albedo": ("R", "G", "B"), "normal": ("X", "Y", "Z"), "depth": ("T",)}
+CHANNELS = {"color": ("R", "G", "B"), "albedo": ("R", "G", "B"), "normal": ("X", "Y", "Z"), "depth": ("T",),
+            "motion": ("X", "Y")}
 
 
 def _channel_arrays(buffer: str, array: np.ndarray, prefix: str, half: bool) -> dict[str, np.ndarray]:

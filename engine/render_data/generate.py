@@ -144,7 +144,12 @@ def generate_set(
 class ShotRequest:
     """One procedural scene rendered as a short camera move, in the layout the Train dialog reads for per-scene
     fine-tuning: ``frame_0000.exr`` (noisy colour with ``albedo`` / ``normal`` / ``depth`` EXR layers, as a
-    renderer writes a multi-layer frame) beside ``frame_0000_ref.exr`` (the same frame with many samples)."""
+    renderer writes a multi-layer frame) beside ``frame_0000_ref.exr`` (the same frame with many samples).
+
+    Each frame also has a ``motion`` layer (``X, Y``): the engine's backward flow to the previous frame
+    (engine/motion.py), exact at pixel centres (camera_motion.py; zero on the first frame), and the shot folder a
+    ``visibility.npz`` (``visible``: frames x H x W, 1 where the pixel's surface point was visible in the previous
+    frame; 0 on disocclusions and everywhere on the first frame), which training uses as the ideal history mask."""
 
     out: Path
     seed: int
@@ -179,6 +184,7 @@ def generate_shot(request: ShotRequest, token: CancelToken | None = None) -> Gen
 
     Every frame shares one exposure (the first reference's), as the frames of one shot do, and every render its
     own sampler seed, so the frames' noise is independent."""
+    from .camera_motion import backward_flow
     from .exr import write_layered
 
     if request.frames < 1:
@@ -189,6 +195,7 @@ def generate_shot(request: ShotRequest, token: CancelToken | None = None) -> Gen
     base = random_scene(request.seed, DEFAULT_GAUSSIAN_FRACTION, request.panel_fraction)
     clock = EtaClock()
     names, gain, times, cameras = [], None, [], []
+    visibility = np.zeros((request.frames, request.height, request.width), np.uint8)
     for index in range(request.frames):
         token.raise_if_cancelled()
         turn = request.orbit_degrees * (index / max(request.frames - 1, 1) - 0.5)
@@ -205,13 +212,51 @@ def generate_shot(request: ShotRequest, token: CancelToken | None = None) -> Gen
             gain = base["exposure"] * MIDDLE_GREY / mean if mean > 1e-8 else 1.0
         name = frame_name(index)
         noisy["color"] = noisy["color"] * np.float32(gain)
+        if index:
+            noisy["motion"], visible = backward_flow(scene, cameras[index], cameras[index - 1], request.width,
+                                                     request.height)
+            visibility[index] = visible > 0
+        else:
+            noisy["motion"] = np.zeros((request.height, request.width, 2), np.float32)
         write_layered(request.out / f"{name}.exr", noisy, half=False)
         write_buffer(request.out / f"{name}_ref.exr", "color", reference * np.float32(gain))
         names.append(name)
         fraction = (index + 1) / request.frames
         yield Progress(fraction, "render", f"{name} ({index + 1}/{request.frames})", clock.eta(fraction))
+    np.savez_compressed(request.out / "visibility.npz", visible=visibility)
     info = {"seed": request.seed, "frames": request.frames, "spp": request.spp, "ref_spp": request.ref_spp,
             "width": request.width, "height": request.height, "orbit_degrees": request.orbit_degrees,
-            "variant": variant, "exposure_gain": gain, "render_seconds": times, "cameras": cameras, "spec": base}
+            "variant": variant, "exposure_gain": gain, "render_seconds": times, "cameras": cameras, "spec": base,
+            "motion": "backward flow, engine/motion.py's generic convention (layer motion, channels X Y)"}
     (request.out / "shot.json").write_text(json.dumps(info, indent=1), encoding="utf-8")
     return RenderSetResult(request.out, tuple(names), clock.elapsed(), variant)
+
+
+def add_shot_motion(folder: Path) -> int:
+    """Add the ``motion`` layers and ``visibility.npz`` to a shot rendered before ``generate_shot`` wrote them
+    (from its shot.json: the scene and every frame's camera); returns the number of frames updated."""
+    import OpenEXR
+
+    from .camera_motion import backward_flow
+
+    info = json.loads((folder / "shot.json").read_text(encoding="utf-8"))
+    width, height, cameras = info["width"], info["height"], info["cameras"]
+    mitsuba_backend.set_variant()
+    scene = mitsuba_backend.build_scene({**info["spec"], "camera": cameras[0]}, width, height)
+    visibility = np.zeros((len(cameras), height, width), np.uint8)
+    for index in range(len(cameras)):
+        path = folder / f"{frame_name(index)}.exr"
+        if index:
+            flow, visible = backward_flow(scene, cameras[index], cameras[index - 1], width, height)
+            visibility[index] = visible > 0
+        else:
+            flow = np.zeros((height, width, 2), np.float32)
+        with OpenEXR.File(str(path)) as exr:
+            header = dict(exr.header())
+            channels = {name: np.array(channel.pixels) for name, channel in exr.channels().items()}
+        channels["motion.X"], channels["motion.Y"] = flow[..., 0].copy(), flow[..., 1].copy()
+        with OpenEXR.File({"compression": header.get("compression", OpenEXR.ZIP_COMPRESSION),
+                           "type": OpenEXR.scanlineimage}, channels) as exr:
+            exr.write(str(path))
+    np.savez_compressed(folder / "visibility.npz", visible=visibility)
+    return len(cameras)

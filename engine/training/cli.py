@@ -60,6 +60,8 @@ def _train(args: argparse.Namespace, context) -> int:
     from .trainer import TrainOptions, train_job
 
     recipe = load_recipe(args.recipe)
+    if recipe.data.kind == "shots":
+        return _train_shots(args, recipe)
     if args.prepare:
         if not recipe.data.prepare:
             raise UsageError(f"{recipe.source} names no data commands: its data is in ../shared (or pass --data)")
@@ -103,4 +105,31 @@ def _train(args: argparse.Namespace, context) -> int:
     if result.export is not None:
         print(f"exported {result.export.onnx_path} (parity error {result.export.parity_error:.2g})")
     sys.stdout.flush()
+    return 0
+
+
+def _train_shots(args: argparse.Namespace, recipe) -> int:
+    """A temporal model's recipe (``[data] kind = "shots"``): recurrent clips (engine/training/temporal.py), then
+    ``python main.py ship RUN_DIR`` exports it."""
+    from ..cli import UsageError
+    from ..jobs import CancelToken, run_job
+    from .temporal import TemporalOptions, train_temporal
+
+    if not args.run_dir:
+        raise UsageError("a shots recipe needs --run-dir (ship the run with: python main.py ship RUN_DIR)")
+    options = TemporalOptions(run_dir=Path(args.run_dir), steps=args.steps, minutes=args.minutes,
+                              resume=args.resume, threads=args.threads, init=args.init,
+                              data=tuple(args.data or ()))
+    last_print = [0.0]
+
+    def report(progress) -> None:
+        now = time.monotonic()
+        if "val" in progress.message or now - last_print[0] >= 30.0:
+            last_print[0] = now
+            print(f"[{progress.stage}] {progress.message}", flush=True)
+
+    result = run_job(train_temporal(recipe, options, CancelToken()), report)
+    best = "n/a" if result.best_score is None else f"{result.best_score:.5f}"
+    print(f"trained {result.steps} steps in {result.seconds / 60:.1f} min; best validation relMSE + flicker {best}; "
+          f"ship it with: python main.py ship {result.run_dir} --recipe {recipe.source}")
     return 0

@@ -66,10 +66,10 @@ def _example_inputs(model, height: int, width: int, seed: int, value_range: floa
             tensors.append(torch.rand((1, 1, 1, 1), generator=generator) * 0.3)
         elif role == "normal":
             tensors.append(torch.rand((1, 3, height, width), generator=generator) * 2 - 1)
-        elif role == "depth":
+        elif role in ("depth", "previous_valid"):
             tensors.append(torch.rand((1, 1, height, width), generator=generator))
         else:
-            channels = model.channels if role == "color" else 3
+            channels = model.channels if role in ("color", "previous_color", "previous_output") else 3
             tensors.append(torch.rand((1, channels, height, width), generator=generator) * value_range)
     return tuple(tensors)
 

@@ -167,6 +167,10 @@ class TrainSection:
     #: dialog offers it first when that model is the base, and uses its ``lr`` as it is (other recipes' rates
     #: are scaled by FINE_TUNE_LR_FACTOR there, as they were written for training from scratch or from a stage).
     for_fine_tuning: bool = False
+    #: Shots (``[data] kind = "shots"``, engine/training/temporal.py): frames per training clip, run recurrently,
+    #: and the weight of the temporal loss (consecutive-frame differences against the reference's).
+    clip_frames: int = 4
+    temporal_weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -254,8 +258,8 @@ def validate(recipe: Recipe) -> None:
         problems.append(f"task {m.task!r} is not one of {', '.join(TASKS)}")
     if m.value_transform not in VALUE_TRANSFORMS:
         problems.append(f"value_transform {m.value_transform!r} is not one of {', '.join(VALUE_TRANSFORMS)}")
-    if d.kind not in ("clean", "paired"):
-        problems.append(f"data kind {d.kind!r} must be 'clean' or 'paired'")
+    if d.kind not in ("clean", "paired", "shots"):
+        problems.append(f"data kind {d.kind!r} must be 'clean', 'paired' or 'shots'")
     if d.mining not in ("gradient", "std", "hf_power", "random"):
         problems.append(f"mining {d.mining!r} must be gradient, std, hf_power or random")
     if not 0 < d.mine_fraction <= 1:
@@ -283,8 +287,8 @@ def validate(recipe: Recipe) -> None:
         problems.append(f"amp {t.amp!r} must be auto, off, bf16 or fp16")
     if t.steps <= 0 and t.minutes <= 0:
         problems.append("set a budget: train.steps or train.minutes")
-    if t.train_only not in ("", "refine", "share"):
-        problems.append(f"train_only {t.train_only!r} must be \"\" (everything), \"refine\" or \"share\"")
+    if t.train_only not in ("", "refine", "share", "temporal"):
+        problems.append(f"train_only {t.train_only!r} must be \"\" (everything), \"refine\", \"share\" or \"temporal\"")
     if t.train_only and t.weight_decay:
         problems.append("train_only needs weight_decay = 0 (decay would shrink the frozen weights too)")
     if not isinstance(t.for_fine_tuning, bool):

@@ -26,7 +26,7 @@ import numpy as np
 #: Tile edges measured (input pixels); large enough that the per-pixel part dominates the fixed part.
 SIZES = (256, 512)
 #: Channels of each spatial input role besides ``color`` (whose channels are the manifest's).
-ROLE_CHANNELS = {"albedo": 3, "normal": 3, "depth": 1}
+ROLE_CHANNELS = {"albedo": 3, "normal": 3, "depth": 1, "previous_color": 3, "previous_output": 3, "previous_valid": 1}
 
 
 def _status_kib(field: str) -> int:

@@ -117,6 +117,9 @@ def build_data(recipe: Recipe, options: TrainOptions, model) -> tuple[Any, list]
     channels, scale = int(model.channels), int(model.scale)
     if g.kind == "sr" and g.scale != scale:
         raise EngineError(f"the recipe degrades by x{g.scale} but the model upscales x{scale}")
+    if d.kind == "shots":
+        raise EngineError(f"{recipe.source} trains on shots (a temporal model): python main.py train --recipe "
+                          f"{recipe.source} --run-dir RUN, then python main.py ship RUN (engine/training/temporal.py)")
     if d.kind == "clean":
         paths = [p for folder in _train_folders(recipe, options) for p in ds.list_images(folder, d.recursive)]
         if d.max_images:

@@ -17,6 +17,7 @@ from torch import nn
 from .dncnn import DnCNN
 from .edsr import EDSR
 from .kpcn import SPECS as KPCN_SPECS
+from .kpcn_temporal import freeze_frame_model, kprcan_temporal
 from .rcan import RCAN
 from .restormer import build_restormer
 from .spec import ArchSpec
@@ -44,6 +45,14 @@ ARCHITECTURES: dict[str, ArchSpec] = {
     ),
     # Render denoisers (seed 001): per-pixel kernels applied to the noisy radiance; see archs/kpcn/.
     **KPCN_SPECS,
+    # Temporal render denoiser (issue 44): the per-frame KPRCAN plus a kernel on the warped previous output, one
+    # softmax over both; see archs/kpcn_temporal.py (trained by engine/training/temporal.py).
+    "kprcan-temporal": ArchSpec(
+        kprcan_temporal,
+        "KPRCAN with a history kernel on the warped previous output (one softmax over both): shots",
+        {"features": 4, "blocks": 1, "guide": ["albedo", "normal", "color"], "refine": True},
+        parts={"temporal": freeze_frame_model},
+    ),
 }
 
 
