@@ -17,6 +17,7 @@ from torch import nn
 from .dncnn import DnCNN
 from .edsr import EDSR
 from .kpcn import SPECS as KPCN_SPECS
+from .rawunet import RawUNet
 from .rcan import RCAN
 from .restormer import build_restormer
 from .spec import ArchSpec
@@ -34,6 +35,11 @@ ARCHITECTURES: dict[str, ArchSpec] = {
         RCAN,
         "RCAN: residual groups of channel-attention blocks",
         {"features": 4, "groups": 1, "blocks": 1, "reduction": 2},
+    ),
+    # Raw (Bayer mosaic) denoising: packed RGGB planes + a Poisson-Gaussian noise map; see archs/rawunet.py.
+    "raw-unet": ArchSpec(
+        RawUNet, "U-Net on the packed Bayer mosaic with a Poisson-Gaussian noise map (Brooks et al. 2019)",
+        {"features": 4, "blocks": 1},
     ),
     # Document restoration (seed 004): transposed attention, gated-Dconv FFN; see archs/restormer.py.
     "restormer": ArchSpec(
