@@ -71,6 +71,19 @@ def measure_noise(path: str | Path) -> tuple[NoiseProfile | None, str | None]:
     return estimate_noise(mosaic.planes), mosaic.pattern
 
 
+def denoise_planes(planes: np.ndarray, profile: NoiseProfile, run_tile: Any, manifest: Any, *, tile: int | None = None,
+                   token: CancelToken | None = None) -> Generator[tuple[int, int], None, np.ndarray]:
+    """Run a raw denoiser (``run_tile``: its bound tile function) over packed planes (4 x H x W) with the noise map
+    of ``profile``, in tiles; yields (tiles done, total) and returns the denoised 4 x H x W planes."""
+    from ..tiling import run_tiled
+
+    sigma = noise_map(planes, profile.shot, profile.read)
+    inputs = {"color": planes.transpose(1, 2, 0), "noise_map": sigma.transpose(1, 2, 0)}
+    output = yield from run_tiled(inputs, run_tile, scale=1, out_channels=4, tile=int(tile or DEFAULT_TILE),
+                                  overlap=manifest.tile.overlap, alignment=manifest.tile.alignment, token=token)
+    return np.ascontiguousarray(output.transpose(2, 0, 1))
+
+
 def raw_restore_job(
     image: Any,
     entry: Any,
@@ -84,8 +97,6 @@ def raw_restore_job(
 ) -> Generator[Progress, None, ImageResult]:
     """Denoise the raw file ``image`` was read from with the raw-denoise model ``entry``; the result is that file
     developed from the denoised mosaic, with ``image``'s metadata (EXIF) so that saving keeps it."""
-    from ..tiling import run_tiled
-
     token = token or CancelToken()
     manifest = entry.manifest
     source = image.meta.path
@@ -99,13 +110,10 @@ def raw_restore_job(
         profile = estimate_noise(mosaic.planes)
         if profile is None:
             raise EngineError(f"{Path(source).name}: too small, dark or bright to measure its noise")
-        sigma = noise_map(mosaic.planes, profile.shot, profile.read)
         token.raise_if_cancelled()
         yield Progress(0.0, "load model", f"Loading {manifest.display_name}")
         bound = entry.tile_function(dict(params or {}), device, token, session={"threads": threads, "worker": worker})
-        inputs = {"color": mosaic.planes.transpose(1, 2, 0), "noise_map": sigma.transpose(1, 2, 0)}
-        tiles = run_tiled(inputs, bound.run, scale=1, out_channels=4, tile=int(tile or DEFAULT_TILE),
-                          overlap=manifest.tile.overlap, alignment=manifest.tile.alignment, token=token)
+        tiles = denoise_planes(mosaic.planes, profile, bound.run, manifest, tile=tile, token=token)
         while True:
             try:
                 done, total = next(tiles)
@@ -113,7 +121,7 @@ def raw_restore_job(
                 output = finished.value
                 break
             yield Progress(0.9 * done / max(total, 1), "raw denoise", f"tile {done} of {total}")
-        write_mosaic(raw, mosaic, output.transpose(2, 0, 1))
+        write_mosaic(raw, mosaic, output)
         token.raise_if_cancelled()
         yield Progress(0.9, "develop", "Developing the denoised mosaic")
         developed = develop(raw)
