@@ -43,7 +43,6 @@ import numpy as np
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 DATA = Path(os.environ.get("RAW_BENCH_DIR", ROOT.parent / "shared" / "data" / "train" / "BSDS500_test"))
 RESULTS = ROOT / "bench" / "results"
