@@ -2,10 +2,11 @@
 
     .venv/bin/python bench/raw_denoise.py                        # 12 held-out photographs, 3 noise levels
     .venv/bin/python bench/raw_denoise.py --images 4 --levels high --crops 0
-    .venv/bin/python bench/raw_denoise.py --models-dir runs/raw/models   # a raw model not (yet) in resources/models
+    .venv/bin/python bench/raw_denoise.py --models-dir runs/raw/models --srgb-models MODEL   # models not in resources/models
 
-Data: the LAST ``--images`` photographs (sorted by id) of ``../shared/data/train/BSDS500_test``, which no training
-recipe here trains on (lab/recipes/raw_denoise_bayer.toml validates on its FIRST 8), centre-cropped to 480 x 320.
+Data: the LAST ``--images`` photographs (sorted by id) of ``../shared/data/train/BSDS500_test``, which no recipe
+here trains on or selects checkpoints with (recipes validate on its first 8; photo-denoise-color's checkpoint was
+chosen on the next 40), centre-cropped to 480 x 320.
 Each is unprocessed to a raw RGGB mosaic by a camera drawn with a fixed seed (engine/training/degradations:
 ``random_camera``, ``unprocess``: Brooks et al. 2019's inverse pipeline), given Poisson-Gaussian sensor noise at
 fixed shot / read levels (``LEVELS``; read tied to shot by Brooks et al.'s fit to real sensors), clipped.
@@ -80,10 +81,11 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 class Methods:
-    def __init__(self, models_dir: Path | None, threads: int) -> None:
+    def __init__(self, models_dirs: list[Path], threads: int, srgb_models: list[str]) -> None:
         from engine.models.registry import ModelRegistry, default_folders
 
-        folders = default_folders() + ([(models_dir, "user")] if models_dir else [])
+        folders = default_folders() + [(folder, "user") for folder in models_dirs]
+        self.srgb_models = srgb_models
         self.registry = ModelRegistry(folders)
         self.threads = threads
         self.raw_entry = self.registry.get(RAW_MODEL)
@@ -142,6 +144,8 @@ def run_case(methods: Methods, clean_rgb: np.ndarray, seed: tuple[int, int], lev
         timed("raw model", lambda: raw_with(measured.shot, measured.read))
     timed("raw model, true noise", lambda: raw_with(shot, read))
     timed("photo-denoise-real", lambda: methods.srgb("photo-denoise-real", developed))
+    for model_id in methods.srgb_models:
+        timed(model_id, lambda model_id=model_id: methods.srgb(model_id, developed))
     timed("photo-denoise-color (true sigma)", lambda: methods.srgb("photo-denoise-color", developed, sigma))
     timed("nlm (true sigma)", lambda: methods.srgb("nlm", developed, sigma))
     if with_bm3d:
@@ -174,12 +178,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--levels", nargs="+", default=list(LEVELS), choices=list(LEVELS))
     parser.add_argument("--crops", type=int, default=3, help="crops of the first images with BM3D (0: none)")
     parser.add_argument("--crop-size", type=int, default=128)
-    parser.add_argument("--models-dir", type=Path, default=None, help="a further models folder (the raw model)")
+    parser.add_argument("--models-dir", type=Path, nargs="*", default=[], help="further models folders")
+    parser.add_argument("--srgb-models", nargs="*", default=[],
+                        help="further blind sRGB denoisers to run on the developed photo (model ids)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
 
-    methods = Methods(args.models_dir, args.threads)
+    methods = Methods(args.models_dir, args.threads, args.srgb_models)
     files = held_out(args.images)
     whole, crops = [], []
     for index, path in enumerate(files):

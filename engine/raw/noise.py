@@ -21,6 +21,7 @@ reported beside the measurement instead (``info``).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +53,7 @@ class NoiseProfile:
                 "snr_at_0.18": 0.18 / max(self.sigma_at(0.18), 1e-12), "bins": self.bins}
 
 
+@functools.lru_cache(maxsize=8)
 def _chi2_quantile_factor(quantile: float, dof: int, rng_seed: int = 0) -> float:
     """E-independent correction: the ``quantile`` of (mean of ``dof`` squared unit normals), by simulation."""
     rng = np.random.default_rng(rng_seed)
