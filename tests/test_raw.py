@@ -245,3 +245,53 @@ def test_a_folder_of_raws_is_restored_to_tiffs(tmp_path, raw_models):
         _write_scene_dng(folder / f"{name}.dng", noise=0.01)
     assert cli(["restore", str(folder), "-o", str(tmp_path / "out")]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.tif", "b.tif"]
+
+
+# --------------------------------------------------------------------------------------------- training
+
+
+def test_a_raw_recipe_trains_exports_and_denoises_a_dng(tmp_path):
+    """The whole chain on a toy: [degradation] kind = raw trains raw-unet on unprocessed photographs, exports an
+    ONNX model with the raw-denoise contract, and `restore` runs it on a DNG."""
+    pytest.importorskip("torch")
+    import cv2
+    import torch
+
+    from engine.jobs import run_job
+    from engine.training.archs import ARCHITECTURES
+    from engine.training.export import read_onnx_manifest
+    from engine.training.recipes import recipe_from_dict
+    from engine.training.trainer import TrainOptions, train_job
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        base = (np.ones((64, 64, 3)) * rng.random(3) * 255).astype(np.uint8)
+        base[:, 20 + 5 * i :] //= 2
+        cv2.imwrite(str(photos / f"p{i}.png"), base)
+    recipe = recipe_from_dict({
+        "model": {"id": "toy-raw", "task": "raw-denoise", "arch": "raw-unet", "value_transform": "linear",
+                  "config": dict(ARCHITECTURES["raw-unet"].tiny)},
+        "data": {"train": [str(photos)], "patch_size": 8, "val_crop": 32, "val_count": 1, "mining": "random"},
+        "degradation": {"kind": "raw"},
+        "train": {"steps": 3, "batch_size": 2, "val_every": 0, "checkpoint_every": 0},
+    }, source="toy")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = run_job(train_job(recipe, options=TrainOptions(run_dir=tmp_path / "run", out_dir=tmp_path / "models")))
+    finally:
+        torch.set_num_threads(previous)
+    assert result.export.parity_error <= 1e-4
+    manifest = read_onnx_manifest(result.export.onnx_path)
+    assert manifest["inputs"] == ["color", "noise_map"] and manifest["channels"] == 4
+    path = _write_scene_dng(tmp_path / "n.dng", "GRBG", noise=0.01)
+    out = tmp_path / "n.tif"
+    assert cli(["restore", str(path), "-o", str(out), "--model", "toy-raw"]) == 2  # not installed: usage error
+    from engine.paths import user_models_dir
+
+    for file in (tmp_path / "models").iterdir():
+        (user_models_dir() / file.name).write_bytes(file.read_bytes())
+    assert cli(["restore", str(path), "-o", str(out), "--model", "toy-raw"]) == 0
+    assert read_image(out).pixels.shape == (192, 256, 3)
