@@ -291,6 +291,7 @@ def test_a_raw_recipe_trains_exports_and_denoises_a_dng(tmp_path):
     assert cli(["restore", str(path), "-o", str(out), "--model", "toy-raw"]) == 2  # not installed: usage error
     from engine.paths import user_models_dir
 
+    user_models_dir().mkdir(parents=True, exist_ok=True)
     for file in (tmp_path / "models").iterdir():
         (user_models_dir() / file.name).write_bytes(file.read_bytes())
     assert cli(["restore", str(path), "-o", str(out), "--model", "toy-raw"]) == 0
