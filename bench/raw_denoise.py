@@ -241,8 +241,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_write:
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / "raw_denoise.md").write_text(text, encoding="utf-8")
-        (RESULTS / "raw_denoise.json").write_text(json.dumps({"whole": whole, "crops": crops}, indent=1),
-                                                  encoding="utf-8")
+        summary = {}  # the raw model's mean PSNR per level, as `main.py ship --scores` copies it into its manifest
+        for key, name in (("scores", f"bsds{len(files)}_raw_psnr"), ("end_to_end", f"bsds{len(files)}_raw_psnr_e2e")):
+            summary[name] = {RAW_MODEL: {level: round(float(np.mean([r[key]["raw model"] for r in whole
+                                                                      if r["level"] == level])), 3)
+                                         for level in args.levels}}
+        (RESULTS / "raw_denoise.json").write_text(json.dumps(
+            {"benchmark": "bench/results/raw_denoise.md", "summary": summary, "whole": whole, "crops": crops},
+            indent=1), encoding="utf-8")
     return 0
 
 
