@@ -244,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
         summary = {}  # the raw model's mean PSNR per level, as `main.py ship --scores` copies it into its manifest
         for key, name in (("scores", f"bsds{len(files)}_raw_psnr"), ("end_to_end", f"bsds{len(files)}_raw_psnr_e2e")):
             summary[name] = {RAW_MODEL: {level: round(float(np.mean([r[key]["raw model"] for r in whole
-                                                                      if r["level"] == level])), 3)
+                                                                      if r["level"] == level
+                                                                      and "raw model" in r[key]])), 3)
                                          for level in args.levels}}
         (RESULTS / "raw_denoise.json").write_text(json.dumps(
             {"benchmark": "bench/results/raw_denoise.md", "summary": summary, "whole": whole, "crops": crops},
