@@ -22,8 +22,9 @@ balance, bilinear-class demosaicing, colour correction, gamma, tone curve):
   shot / read instead;
 - ``photo-denoise-real``: the shipped blind sRGB denoiser on the developed noisy photo;
 - ``nlm`` and ``photo-denoise-color``: on the developed photo, told the TRUE noise standard deviation of the
-  developed photo (an oracle: the most favourable level for them);
-- ``bm3d`` (CBM3D, same oracle level): too slow for whole photographs on this CPU, so it runs with every other method
+  developed photo (an oracle: the most favourable level for them); ``nlm (measured sigma)``: told the level the app
+  measures on the developed photo, as the app runs it;
+- ``bm3d`` (CBM3D, the oracle and the measured level): too slow for whole photographs on this CPU, so it runs with every other method
   on ``--crops`` centre crops of ``--crop-size`` pixels of the first images, unprocessed and noised the same way.
 
 Every model runs through the app's own code: sRGB models through ``engine.restore.restore_job`` with their
@@ -93,13 +94,19 @@ class Methods:
         self.raw_entry = self.registry.get(RAW_MODEL)
         self.raw_run = self.raw_entry.tile_function({}, "cpu", None, session={"threads": threads}).run
 
-    def srgb(self, model_id: str, developed: np.ndarray, sigma: float | None = None) -> np.ndarray:
+    def srgb(self, model_id: str, developed: np.ndarray, sigma: float | None = None,
+             estimated: bool = False) -> np.ndarray:
+        """``model_id`` on the developed photo: told ``sigma``, or (``estimated``) the level the app measures on
+        the photo and tells it (engine/noise_estimate.py), or nothing (a blind model)."""
         from engine.image import ImageMeta, make_image
         from engine.jobs import run_job
+        from engine.noise_estimate import with_estimated_noise_level
         from engine.restore import restore_job
 
         image = make_image(developed, None, ImageMeta(format="tiff", bit_depth=16))
         params = {"noise_level": sigma} if sigma is not None else {}
+        if estimated:
+            params, _ = with_estimated_noise_level(image, self.registry.get(model_id).manifest, params)
         return run_job(restore_job(image, self.registry.get(model_id), params, device="cpu",
                                    threads=self.threads)).image.pixels
 
@@ -155,8 +162,10 @@ def run_case(methods: Methods, clean_rgb: np.ndarray, seed: tuple[int, int], lev
         timed(model_id, lambda model_id=model_id: methods.srgb(model_id, developed))
     timed("photo-denoise-color (true sigma)", lambda: methods.srgb("photo-denoise-color", developed, sigma))
     timed("nlm (true sigma)", lambda: methods.srgb("nlm", developed, sigma))
+    timed("nlm (measured sigma)", lambda: methods.srgb("nlm", developed, estimated=True))
     if with_bm3d:
         timed("bm3d (true sigma)", lambda: methods.srgb("bm3d", developed, sigma))
+        timed("bm3d (measured sigma)", lambda: methods.srgb("bm3d", developed, estimated=True))
     return {"level": level, "scores": scores, "end_to_end": end_to_end, "seconds": seconds, "sigma_srgb": sigma,
             "measured": None if measured is None else {"shot": measured.shot, "read": measured.read}}
 

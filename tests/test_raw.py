@@ -195,13 +195,17 @@ def raw_models(_user_home):
     return user_models_dir()
 
 
-def test_restore_picks_the_raw_model_and_writes_a_denoised_16_bit_tiff_with_exif(tmp_path, raw_models, capsys):
+@pytest.mark.parametrize("model", [None, "raw-test-box"])
+def test_restore_picks_the_raw_model_and_writes_a_denoised_16_bit_tiff_with_exif(tmp_path, raw_models, capsys, model):
+    """Without --model the suggestion rule picks the bundled raw model (bundled before the user's); with it, the
+    tiny box-filter model. Either denoises the mosaic before the same development."""
     import tifffile
 
     path = _write_scene_dng(tmp_path / "noisy.dng", "BGGR", noise=0.02)
     out = tmp_path / "noisy.tif"
-    assert cli(["restore", str(path), "-o", str(out)]) == 0
-    assert "raw-test-box" in capsys.readouterr().err
+    assert cli(["restore", str(path), "-o", str(out)] + (["--model", model] if model else [])) == 0
+    if model is None:
+        assert "model raw-denoise-bayer (camera raw file (BGGR Bayer sensor)" in capsys.readouterr().err
     restored = tifffile.imread(out)
     assert restored.dtype == np.uint16 and restored.shape == (192, 256, 3)
     plain = np.rint(read_image(path).pixels * 65535)
@@ -235,7 +239,7 @@ def test_raw_models_are_not_suggested_for_developed_photos(tmp_path, raw_models)
     registry = ModelRegistry()
     assert registry.suggest(photo).entry.manifest.task == "photo-denoise"
     assert "raw files" in suitability_warning(photo, registry.get("raw-test-box").manifest)
-    assert registry.suggest(read_image(tmp_path / "p.dng")).entry.id == "raw-test-box"
+    assert registry.suggest(read_image(tmp_path / "p.dng")).entry.manifest.task == "raw-denoise"
 
 
 def test_a_folder_of_raws_is_restored_to_tiffs(tmp_path, raw_models):
