@@ -96,9 +96,9 @@ class RawInfo:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "camera": self.camera, "lens": self.lens or None, "iso": self.iso or None,
-            "exposure_time": self.exposure_time or None, "aperture": self.aperture or None,
-            "focal_length": self.focal_length or None, "timestamp": self.timestamp, "cfa": self.cfa,
+            "camera": self.camera, "lens": self.lens or None, "iso": round(self.iso) or None,
+            "exposure_time": float(f"{self.exposure_time:.4g}") or None, "aperture": round(self.aperture, 1) or None,
+            "focal_length": round(self.focal_length, 1) or None, "timestamp": self.timestamp, "cfa": self.cfa,
             "black_levels": list(self.black_levels), "white_level": self.white_level,
             "sensor_size": [self.width, self.height], "flip": self.flip,
         }

@@ -123,7 +123,8 @@ def suggest_model(image: Image | None, task: str | None = None, *, entries: Sequ
             warning = suitability_warning(image, entry.manifest)
             if warning is None:
                 uses = [b for b in BUFFERS if b in entry.manifest.inputs]
-                why = f"uses its {' + '.join(uses)}" if uses else "colour only"
+                why = (f"uses its {' + '.join(uses)}" if uses else
+                       "on its Bayer mosaic, before demosaicing" if name == "raw-denoise" else "colour only")
                 return Suggestion(entry, f"{_describe(image)}: the preferred {name} model that suits it ({why})")
             if fallback is None:
                 fallback = Suggestion(entry, f"{_describe(image)}: no installed {name} model suits it", warning)
