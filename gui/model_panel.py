@@ -73,9 +73,9 @@ SOURCE_LABELS = {"builtin": "classical, built in", "bundled": "trained, bundled"
 TASK_CHOICES = (
     ("render-denoise", "Render \u2014 remove render noise"),
     ("photo-denoise", "Photo \u2014 remove noise"),
-    ("raw-denoise", "Raw \u2014 denoise a camera raw file before demosaicing"),
     ("document", "Document \u2014 clean a scanned page"),
     ("super-resolution", "Upscale \u2014 enlarge"),
+    ("raw-denoise", "Raw \u2014 denoise a camera raw file before demosaicing"),
     ("zssr", "ZSSR \u2014 enlarge by learning from the image"),
 )
 _CHOICE_KEYS = {key for key, _label in TASK_CHOICES}
