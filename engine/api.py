@@ -59,6 +59,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "read_page": ("engine.imageio.pages", "read_page"),
     "write_pages": ("engine.imageio.pages", "write_pages"),
     "SUPPORTED_READ_EXTENSIONS": ("engine.imageio", "SUPPORTED_READ_EXTENSIONS"),
+    "output_name": ("engine.imageio", "output_name"),
     # render passes: which pass plays which role (engine/imageio/aov.py), and choosing others
     "ROLES": ("engine.imageio.aov", "ROLES"),
     "MODEL_ROLES": ("engine.imageio.aov", "MODEL_ROLES"),

@@ -185,7 +185,7 @@ def plan(inputs: Sequence[str], output: str, frames: Sequence[int] | None = None
     A pattern input takes ``frames`` (default: the frames found on disk); a missing frame becomes a FAILED item
     (EXIT_MISSING_INPUT) rather than stopping the others. A single non-pattern input may go to a file; anything
     else needs a folder or, for frame patterns, an output pattern."""
-    from .imageio import folder_images, is_supported
+    from .imageio import folder_images, is_supported, output_name
 
     entries: list[tuple[Path, int | None]] = []
     missing: list[tuple[Path, int | None]] = []
@@ -229,7 +229,7 @@ def plan(inputs: Sequence[str], output: str, frames: Sequence[int] | None = None
             if frame is None:
                 raise UsageProblem(f"{source}: an output pattern needs every input to be a frame pattern")
             return Path(expand_pattern(output, frame))
-        return out / source.name if to_folder else out
+        return out / output_name(source.name) if to_folder else out
 
     items = [BatchItem(source, target(source, frame), frame) for source, frame in entries]
     for source, frame in missing:

@@ -329,6 +329,12 @@ def restore_job(
     ``release_input``: the caller will not use ``image`` again (the command line), so the result may be written
     into its pixel buffer (same size and channels): no second image-sized buffer (1.2 GB for a 100 MP photo)."""
     token = token or CancelToken()
+    if entry.manifest.task == "raw-denoise":  # the raw file's Bayer mosaic, before demosaicing; one pass (a
+        # mirrored or rotated mosaic has another CFA pattern, so there is no self-ensemble)
+        from .raw.denoise import raw_restore_job
+
+        return (yield from raw_restore_job(image, entry, params, tile=tile, device=device, token=token,
+                                           threads=threads, worker=worker))
     try:
         passes(ensemble)
     except ValueError as error:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.api import BatchItem, ItemState
+from engine.api import BatchItem, ItemState, output_name
 
 
 @dataclass
@@ -44,7 +44,7 @@ class BatchQueue:
     def target_for(self, path: str | Path) -> Path:
         """Where the result of ``path`` is saved."""
         source = Path(path)
-        return self.out / f"{source.stem}_{self.suffix}{source.suffix}"
+        return self.out / output_name(f"{source.stem}_{self.suffix}{source.suffix}")
 
     @property
     def todo(self) -> list[str]:

@@ -75,6 +75,7 @@ TASK_CHOICES = (
     ("photo-denoise", "Photo \u2014 remove noise"),
     ("document", "Document \u2014 clean a scanned page"),
     ("super-resolution", "Upscale \u2014 enlarge"),
+    ("raw-denoise", "Raw \u2014 denoise a camera raw file before demosaicing"),
     ("zssr", "ZSSR \u2014 enlarge by learning from the image"),
 )
 _CHOICE_KEYS = {key for key, _label in TASK_CHOICES}

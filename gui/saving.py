@@ -15,7 +15,7 @@ from PySide6.QtCore import QPointF, QRect
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QFileDialog
 
-from engine.api import EngineError, Image, ImageResult
+from engine.api import EngineError, Image, ImageResult, output_name
 
 from . import background
 from .display_cache import uint8_to_qimage
@@ -52,7 +52,7 @@ class Saving:
         original = original_path or Path("image.png")
         folder = original.parent if original_path else Path(self.host.settings.last_folder)
         model = result.model_id.replace("+", "_then_") if result else "result"
-        return folder / f"{original.stem}_{model}{original.suffix or '.png'}"
+        return folder / output_name(f"{original.stem}_{model}{original.suffix or '.png'}")
 
     def save_all_unsaved(self) -> list[Path]:
         """Save every unsaved result of the session beside its input, under its suggested name (a number is

@@ -45,6 +45,19 @@ def shot_details(shot) -> dict[str, Any]:
     return details
 
 
+def raw_noise_text(path: str) -> str:
+    """A raw file's Poisson-Gaussian noise, measured on its Bayer mosaic (engine/raw/noise.py), in words."""
+    from ..raw.denoise import measure_noise
+
+    profile, pattern = measure_noise(path)
+    if pattern is None:
+        return "not measured (not a Bayer sensor)"
+    if profile is None:
+        return "cannot tell (too small, dark or bright)"
+    return (f"shot {profile.shot:.3g}, read {profile.read:.3g} (variance shot * x + read, x in 0-1 of the white "
+            f"level): sigma {profile.sigma_at(0.18) * 100:.2f}% of white at 18% grey, measured on the mosaic")
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -73,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
     image = read_image(source)
     info = {**shot_info, **describe(image)} if as_shot else {**describe(image), **shot_info}
     info.update(exr_details(dict(image.meta.extra)))
+    if image.meta.format == "raw":
+        info["noise"] = raw_noise_text(args.file)
     roles = info.pop("roles", None) if not args.json else None
     if args.json:
         print(json.dumps(info, indent=2, default=str))

@@ -122,9 +122,11 @@ def chain_settings(settings: list[str], manifests: list) -> list[dict]:
 
 
 def output_path_for(source: Path, output: Path, batch: bool) -> Path:
+    from ..imageio import output_name
+
     if not batch:
         return output
-    return output / source.name
+    return output / output_name(source.name)  # a camera raw file's result is a TIFF
 
 
 def _progress_bar(fraction: float, label: str) -> None:
@@ -138,7 +140,7 @@ def _progress_bar(fraction: float, label: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..cli import UsageError
-    from ..imageio import is_supported, read_image, write_image
+    from ..imageio import is_supported, output_name, read_image, write_image
     from ..imageio.atomic import claim_output
     from ..imageio.pages import page_count, read_page, write_pages
     from ..models.registry import ModelRegistry
@@ -155,10 +157,11 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"{output}: several inputs need an output folder")
         output.mkdir(parents=True, exist_ok=True)
     elif output.is_dir():
-        output = output / files[0].name
+        output = output_path_for(files[0], output, True)
         batch = False
-    elif not is_supported(output):
-        raise UsageError(f"{output}: unsupported output format (use an image extension or a folder)")
+    elif not is_supported(output) or output_name(output) != output:
+        raise UsageError(f"{output}: unsupported output format (use an image extension or a folder; camera raw "
+                         "files are read only: a raw's result is a 16-bit .tif)")
 
     registry = ModelRegistry()
     for problem in registry.problems:  # a bad user model is named once and skipped; the others work

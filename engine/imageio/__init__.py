@@ -52,6 +52,7 @@ from .formats import (
     is_supported,
     max_pixels_limit,
     normalise_format,
+    output_name,
     sniff_format,
 )
 from .hdr import sanitize_hdr, sanitize_image
@@ -62,6 +63,7 @@ __all__ = [
     "MAX_PIXELS_ENV",
     "SUPPORTED_READ_EXTENSIONS",
     "SUPPORTED_WRITE_EXTENSIONS",
+    "output_name",
     "describe",
     "folder_images",
     "is_supported",
@@ -119,7 +121,7 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int | None = DEFAULT
     head = _check_readable(path)
     if max_pixels is None or (max_pixels == DEFAULT_MAX_PIXELS and os.environ.get(MAX_PIXELS_ENV)):
         max_pixels = max_pixels_limit(None)
-    fmt = sniff_format(head)
+    fmt = "raw" if format_from_extension(path) == "raw" else sniff_format(head)
     if fmt is None:
         named = format_from_extension(path)
         if named is None:
@@ -252,6 +254,10 @@ def _decode_quietly(path: Path, fmt: str, max_pixels: int, page: int | None = No
             from .hdr import read_hdr
 
             return read_hdr(path, max_pixels)
+        if fmt == "raw":
+            from .camera_raw import read_raw
+
+            return read_raw(path, max_pixels)
         from .raster import read_raster
 
         return read_raster(path, fmt, max_pixels)
@@ -301,6 +307,9 @@ def write_image(
     if fmt is None:
         supported = " ".join(sorted({e.lstrip(".") for e in SUPPORTED_WRITE_EXTENSIONS}))
         raise ImageWriteError(path, f"unknown output format for extension {path.suffix!r} (use one of: {supported})")
+    if fmt == "raw":
+        raise ImageWriteError(path, f"camera raw files ({path.suffix}) are read, never written: save a developed "
+                                    "photo as .tif (16 bit, EXIF kept) or another image format")
     if jpeg_quality is not None and not 1 <= int(jpeg_quality) <= 100:
         raise ImageWriteError(path, f"JPEG quality must be 1 to 100, got {jpeg_quality}")
     if not allow_overwrite_input:
@@ -392,5 +401,8 @@ def describe(image: Image) -> dict[str, Any]:
         info["decoder_warnings"] = list(extra["decoder_warnings"])
     if "exr_compression" in extra:
         info["compression"] = extra["exr_compression"]
+    if "raw" in extra:  # a camera raw file: what LibRaw read, and how it was developed for viewing
+        info.update(dict(extra["raw"]))
+        info["developed"] = extra.get("raw_developed")
     return info
 

@@ -14,6 +14,11 @@ MAX_PIXELS_ENV = "RESTORATION_STUDIO_MAX_PIXELS"
 #: No real image is wider or taller than this; a header claiming more is corrupt or hostile.
 MAX_SIDE = 1 << 20
 
+#: Camera raw extensions, read (developed) through LibRaw by camera_raw.py, never written.
+RAW_EXTENSIONS: tuple[str, ...] = (
+    ".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".raf", ".orf", ".rw2", ".rwl",
+    ".pef", ".srw", ".3fr", ".fff", ".iiq", ".mos", ".mef", ".mrw", ".kdc", ".dcr", ".erf", ".x3f", ".gpr",
+)
 #: Extension (lower case, with dot) -> container format name used in ImageMeta.format.
 EXTENSION_FORMATS: dict[str, str] = {
     ".png": "png",
@@ -28,6 +33,9 @@ EXTENSION_FORMATS: dict[str, str] = {
     ".exr": "exr",
     ".hdr": "hdr",
     ".pic": "hdr",
+    # Camera raw files, read (developed) through LibRaw; never written. The extension decides: most raws are
+    # TIFF containers whose first image is a thumbnail (camera_raw.py).
+    **{extension: "raw" for extension in RAW_EXTENSIONS},
 }
 #: The extension written for each format when a caller names a format but no extension.
 FORMAT_EXTENSIONS: dict[str, str] = {
@@ -42,7 +50,7 @@ FORMAT_EXTENSIONS: dict[str, str] = {
 FORMAT_ALIASES = {"jpg": "jpeg", "tif": "tiff", "rgbe": "hdr", "radiance": "hdr", "openexr": "exr"}
 
 SUPPORTED_READ_EXTENSIONS: tuple[str, ...] = tuple(EXTENSION_FORMATS)
-SUPPORTED_WRITE_EXTENSIONS: tuple[str, ...] = tuple(EXTENSION_FORMATS)
+SUPPORTED_WRITE_EXTENSIONS: tuple[str, ...] = tuple(e for e, f in EXTENSION_FORMATS.items() if f != "raw")
 
 #: Formats whose pixels are scene-referred linear floats.
 HDR_FORMATS = frozenset({"exr", "hdr"})
@@ -50,6 +58,13 @@ HDR_FORMATS = frozenset({"exr", "hdr"})
 
 def format_from_extension(path: str | os.PathLike[str]) -> str | None:
     return EXTENSION_FORMATS.get(Path(path).suffix.lower())
+
+
+def output_name(path: str | os.PathLike[str]) -> Path:
+    """The name a result of ``path`` is saved under by default: the same, except that a camera raw file (never
+    written) gives a 16-bit TIFF, ``photo.dng`` -> ``photo.tif``."""
+    path = Path(path)
+    return path.with_suffix(FORMAT_EXTENSIONS["tiff"]) if format_from_extension(path) == "raw" else path
 
 
 def normalise_format(name: str) -> str:

@@ -674,7 +674,20 @@ def _encode_pillow(
 
 def _encode_tiff(image: Image, samples: np.ndarray, alpha: np.ndarray | None, gray: bool, stream: BinaryIO) -> None:
     array = samples if alpha is None else np.dstack((samples if samples.ndim == 3 else samples[:, :, None], alpha))
-    _tiff_write(image, array, gray, alpha is not None, stream)
+    _tiff_write_with_exif(image, array, gray, alpha is not None, stream)
+
+
+def _tiff_write_with_exif(image: Image, array: np.ndarray, gray: bool, has_alpha: bool, stream: BinaryIO) -> None:
+    """One TIFF page, with the image's EXIF (camera, lens, exposure, dates...) when it has some: tifffile cannot
+    write an EXIF IFD, so libexiv2 (exif_tags.py) adds it to the encoded file."""
+    if not image.meta.exif:
+        _tiff_write(image, array, gray, has_alpha, stream)
+        return
+    from .exif_tags import tiff_with_exif
+
+    buffer = io.BytesIO()
+    _tiff_write(image, array, gray, has_alpha, buffer)
+    stream.write(tiff_with_exif(buffer.getvalue(), image.meta.exif))
 
 
 def _encode_tiff_float(image: Image, colour: np.ndarray, gray: bool, stream: BinaryIO) -> None:
@@ -682,7 +695,7 @@ def _encode_tiff_float(image: Image, colour: np.ndarray, gray: bool, stream: Bin
     values = colour if image.meta.hdr else linearise(colour)
     array = values if image.alpha is None else np.dstack((values if values.ndim == 3 else values[:, :, None],
                                                           image.alpha))
-    _tiff_write(image, np.asarray(array, dtype=np.float32), gray, image.alpha is not None, stream)
+    _tiff_write_with_exif(image, np.asarray(array, dtype=np.float32), gray, image.alpha is not None, stream)
 
 
 def _tiff_write(image: Image, array: np.ndarray, gray: bool, has_alpha: bool, stream: Any) -> None:

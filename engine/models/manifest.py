@@ -7,6 +7,9 @@ ONNX contract (every exported model follows it):
 - inputs are named by role: ``color`` (1, C, H, W) float32 in the model's value space (see
   ``value_transform``), and, when the manifest lists them, ``albedo`` (1, 3, H, W), ``normal`` (1, 3, H, W),
   ``depth`` (1, 1, H, W), ``noise_level`` (1, 1, 1, 1) in [0, 1] units (the user's 8-bit value / 255);
+  a raw denoiser (task ``raw-denoise``) takes the packed Bayer mosaic as ``color`` (1, 4, H, W) and its
+  per-photosite noise standard deviation as ``noise_map`` (1, 4, H, W), both in normalised raw units
+  (engine/raw/mosaic.py);
 - one output, (1, C, H * scale, W * scale), in the same value space as ``color``;
 - H and W are dynamic; they must be multiples of ``tile.alignment``.
 
@@ -26,15 +29,16 @@ from typing import Any
 from ..errors import ModelError
 from ..motion import TEMPORAL_INPUTS
 
-TASKS = ("render-denoise", "photo-denoise", "document", "super-resolution")
+TASKS = ("render-denoise", "photo-denoise", "document", "super-resolution", "raw-denoise")
 TASK_LABELS = {
     "render-denoise": "Render denoise",
     "photo-denoise": "Photo denoise",
     "document": "Document",
     "super-resolution": "Super-resolution",
+    "raw-denoise": "Raw denoise",
 }
 #: Model inputs by role; a temporal model also takes frame t - 1's data (engine/motion.py, filled by engine/shot.py).
-INPUT_ROLES = ("color", "albedo", "normal", "depth", "noise_level", *TEMPORAL_INPUTS)
+INPUT_ROLES = ("color", "albedo", "normal", "depth", "noise_level", "noise_map", *TEMPORAL_INPUTS)
 VALUE_TRANSFORMS = ("srgb", "linear", "log1p")
 PARAM_TYPES = ("float", "int", "bool", "choice")
 
@@ -253,8 +257,11 @@ def manifest_from_dict(data: Mapping[str, Any], source: str = "manifest") -> Mod
                        if key not in memory}, **{key: float(value) for key, value in memory.items()})
     scale = integer(data, "scale", 1)
     channels = integer(data, "channels", 3)
-    if scale < 1 or channels not in (1, 3) or tile.alignment < 1 or tile.overlap < 0 or tile.default < 0:
-        raise fail("scale must be >= 1, channels 1 or 3, alignment >= 1, overlap and default tile >= 0")
+    # 4 channels: a raw denoiser's packed Bayer planes (task raw-denoise).
+    allowed = (4,) if text("task", "") == "raw-denoise" else (1, 3)
+    if scale < 1 or channels not in allowed or tile.alignment < 1 or tile.overlap < 0 or tile.default < 0:
+        raise fail("scale must be >= 1, channels 1 or 3 (4 for raw-denoise), alignment >= 1, overlap and "
+                   "default tile >= 0")
     return ModelManifest(
         id=data["id"],
         task=data["task"],

@@ -6,7 +6,8 @@ self-test all follow.
 
 The rule, in order:
 
-1. The task follows the image: an HDR render -> render denoising; a gray (scanned) image -> document
+1. The task follows the image: an HDR render -> render denoising; a camera raw file with a Bayer sensor -> raw
+   denoising (on the mosaic, before demosaicing), then photo denoising; a gray (scanned) image -> document
    restoration, then photo denoising; any other image -> photo denoising. An explicit ``task`` overrides this.
 2. Within a task the models are ranked (:func:`rank`): bundled networks before the user's own, before built-in
    classical engines, before blends; then those using more of the image's buffers (albedo, normal, depth);
@@ -46,6 +47,14 @@ class Suggestion:
 
 def suitability_warning(image: Image, manifest: ModelManifest) -> str | None:
     """A short warning when the image does not suit the model (shown by the GUI, printed by the CLI)."""
+    if manifest.task == "raw-denoise":
+        if image.meta.format != "raw":
+            return (f"{manifest.display_name} denoises camera raw files (DNG, CR2, NEF, ARW...) before "
+                    "demosaicing; this image is already developed: choose a photo denoiser.")
+        if not dict(image.meta.extra.get("raw", {})).get("cfa"):
+            return (f"{manifest.display_name} needs a Bayer sensor; this raw file's sensor is not a 2x2 Bayer "
+                    "mosaic (X-Trans, Foveon or a demosaiced DNG): choose a photo denoiser.")
+        return None
     missing = [name for name in BUFFERS if name in manifest.inputs and name not in image.layers]
     if missing:
         return (
@@ -69,6 +78,8 @@ def tasks_for(image: Image) -> list[str]:
     """The tasks that suit an image, preferred first."""
     if image.meta.hdr:
         return ["render-denoise"]
+    if image.meta.format == "raw":
+        return ["raw-denoise", "photo-denoise"]
     if image.meta.gray:
         return ["document", "photo-denoise"]
     return ["photo-denoise"]
@@ -83,6 +94,9 @@ def rank(entries: Iterable[ModelEntry], task: str, buffers: Iterable[str] = ()) 
 
 
 def _describe(image: Image) -> str:
+    if image.meta.format == "raw":
+        cfa = dict(image.meta.extra.get("raw", {})).get("cfa")
+        return f"camera raw file ({cfa} Bayer sensor)" if cfa else "camera raw file (not a Bayer sensor)"
     if not image.meta.hdr:
         return "gray image" if image.meta.gray else "photo"
     buffers = [name for name in BUFFERS if name in image.layers]
@@ -109,7 +123,8 @@ def suggest_model(image: Image | None, task: str | None = None, *, entries: Sequ
             warning = suitability_warning(image, entry.manifest)
             if warning is None:
                 uses = [b for b in BUFFERS if b in entry.manifest.inputs]
-                why = f"uses its {' + '.join(uses)}" if uses else "colour only"
+                why = (f"uses its {' + '.join(uses)}" if uses else
+                       "on its Bayer mosaic, before demosaicing" if name == "raw-denoise" else "colour only")
                 return Suggestion(entry, f"{_describe(image)}: the preferred {name} model that suits it ({why})")
             if fallback is None:
                 fallback = Suggestion(entry, f"{_describe(image)}: no installed {name} model suits it", warning)

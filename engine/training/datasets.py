@@ -666,7 +666,10 @@ def validation_from_clean(
     scale = degradation.scale if degradation.kind == "sr" else 1
     for array, hdr in zip(store.arrays, store.hdr, strict=True):
         clean = to_float(centre_crop(array, crop, multiple * scale), channels)
-        fixed = degradation.val_sigma if degradation.kind == "noise" else None
+        # Camera noise validates on camera noise (seeded, so the same each time): a Gaussian level would pick the
+        # checkpoint best at a noise the model is not trained for.
+        camera = degradation.kind == "noise" and degradation.noise == "camera"
+        fixed = degradation.val_sigma if degradation.kind == "noise" and not camera else None
         degraded, level = degrade(clean, degradation, rng, fixed_sigma=fixed)
         samples.append(make_sample(clean, degraded, transform=transform, hdr=hdr, roles=roles, noise_level=level))
     return samples

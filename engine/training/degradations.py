@@ -177,46 +177,67 @@ def _demosaic_rggb(mosaic: np.ndarray) -> np.ndarray:
     return rgb.astype(np.float32) / 65535.0
 
 
-def add_camera_noise(image: np.ndarray, rng: np.random.Generator, camera: dict | None = None,
-                     noise_scale: float = 1.0) -> tuple[np.ndarray, float]:
-    """Realistic camera noise on a display-referred RGB image (H x W x 3 in [0, 1], even H and W), after Brooks
-    et al. 2019: unprocess (inverse tone curve, inverse gamma, inverse colour correction, inverse white balance
-    and digital gain), mosaic to RGGB, add heteroscedastic Poisson-Gaussian noise in raw space (variance
-    ``shot * x + read``), clip as the sensor does, then process again: white balance, demosaicing, colour
-    correction, gamma and tone curve. Without noise (``noise_scale = 0``) the result differs from the input only
-    by demosaicing. Returns the noisy image and the mean noise standard deviation in display units."""
+def camera_gains(camera: dict) -> np.ndarray:
+    """The white-balance gains times the digital gain, per RGB channel, that :func:`process_mosaic` applies."""
+    return np.array([camera["red_gain"], 1.0, camera["blue_gain"]]) * camera["digital_gain"]
+
+
+def unprocess(image: np.ndarray, camera: dict) -> np.ndarray:
+    """A display-referred RGB image (H x W x 3 in [0, 1], even H and W) back to a clean RGGB Bayer mosaic in
+    linear raw space (H x W float64 in [0, 1], 0 = black level, 1 = white level), after Brooks et al. 2019:
+    inverse tone curve, inverse gamma, inverse colour correction, inverse white balance and digital gain
+    (their "safe" inverse that keeps highlights), then mosaicking."""
     image = _as_float_image(image)
     if image.shape[2] != 3:
-        raise ValueError("camera noise needs an RGB image")
+        raise ValueError("unprocessing needs an RGB image")
     height, width = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
     image = image[:height, :width]
-    camera = camera or random_camera(rng)
     rgb2cam = np.asarray(camera["rgb2cam"], np.float64)
-    gains = np.array([camera["red_gain"], 1.0, camera["blue_gain"]]) * camera["digital_gain"]
-    # Unprocess.
     linear = np.maximum(_smoothstep_inverse(image.astype(np.float64)), 1e-8) ** 2.2
     raw = linear @ rgb2cam.T
-    # Inverse white balance that keeps highlights (Brooks et al.'s "safe" inverse gains).
     gray = raw.mean(axis=2, keepdims=True)
-    inverse = 1.0 / gains
+    inverse = 1.0 / camera_gains(camera)
     mask = (np.maximum(gray - 0.9, 0.0) / 0.1) ** 2
-    raw = raw * np.maximum(inverse, (1.0 - mask) * inverse + mask)
-    raw = np.clip(raw, 0.0, 1.0)
+    raw = np.clip(raw * np.maximum(inverse, (1.0 - mask) * inverse + mask), 0.0, 1.0)
     mosaic = np.empty((height, width))
     mosaic[0::2, 0::2] = raw[0::2, 0::2, 0]
     mosaic[0::2, 1::2] = raw[0::2, 1::2, 1]
     mosaic[1::2, 0::2] = raw[1::2, 0::2, 1]
     mosaic[1::2, 1::2] = raw[1::2, 1::2, 2]
-    # Sensor noise, then the sensor's clipping.
-    shot, read = camera["shot"] * noise_scale**2, camera["read"] * noise_scale**2
-    std = np.sqrt(shot * mosaic + read)
-    mosaic = np.clip(mosaic + std * rng.standard_normal(mosaic.shape), 0.0, 1.0)
-    # Process.
-    demosaiced = _demosaic_rggb(mosaic).astype(np.float64) * gains
-    cam2rgb = np.linalg.inv(rgb2cam)
+    return mosaic
+
+
+def add_sensor_noise(mosaic: np.ndarray, shot: float, read: float, rng: np.random.Generator) -> np.ndarray:
+    """Heteroscedastic sensor noise on a linear raw mosaic in [0, 1]: variance ``shot * x + read`` (the Gaussian
+    approximation of Poisson-Gaussian noise), then the sensor's clipping to [0, 1]."""
+    std = np.sqrt(shot * np.clip(mosaic, 0.0, None) + read)
+    return np.clip(mosaic + std * rng.standard_normal(mosaic.shape), 0.0, 1.0)
+
+
+def process_mosaic(mosaic: np.ndarray, camera: dict) -> np.ndarray:
+    """The camera's processing of an RGGB raw mosaic in [0, 1] (the inverse of :func:`unprocess`): white balance
+    and digital gain, demosaicing, colour correction, gamma and tone curve. Returns H x W x 3 float32 in [0, 1]."""
+    demosaiced = _demosaic_rggb(np.asarray(mosaic)).astype(np.float64) * camera_gains(camera)
+    cam2rgb = np.linalg.inv(np.asarray(camera["rgb2cam"], np.float64))
     rgb = np.clip(demosaiced @ cam2rgb.T, 0.0, 1.0)
-    display = _smoothstep(np.maximum(rgb, 1e-8) ** (1.0 / 2.2))
-    return display.astype(np.float32), float(np.sqrt(shot * 0.2 + read))
+    return _smoothstep(np.maximum(rgb, 1e-8) ** (1.0 / 2.2)).astype(np.float32)
+
+
+def add_camera_noise(image: np.ndarray, rng: np.random.Generator, camera: dict | None = None,
+                     noise_scale: float = 1.0) -> tuple[np.ndarray, float]:
+    """Realistic camera noise on a display-referred RGB image (H x W x 3 in [0, 1], even H and W), after Brooks
+    et al. 2019: :func:`unprocess` to an RGGB mosaic, heteroscedastic Poisson-Gaussian noise in raw space
+    (:func:`add_sensor_noise`, variance ``shot * x + read``, clipped as the sensor does), then
+    :func:`process_mosaic` again. Without noise (``noise_scale = 0``) the result differs from the input only by
+    demosaicing. Returns the noisy image and the mean noise standard deviation in display units."""
+    image = _as_float_image(image)
+    if image.shape[2] != 3:
+        raise ValueError("camera noise needs an RGB image")
+    camera = camera or random_camera(rng)
+    mosaic = unprocess(image, camera)
+    shot, read = camera["shot"] * noise_scale**2, camera["read"] * noise_scale**2
+    display = process_mosaic(add_sensor_noise(mosaic, shot, read, rng), camera)
+    return display, float(np.sqrt(shot * 0.2 + read))
 
 
 # ----------------------------------------------------------------------------------------------- blur kernels

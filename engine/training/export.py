@@ -69,7 +69,7 @@ def _example_inputs(model, height: int, width: int, seed: int, value_range: floa
         elif role in ("depth", "previous_valid"):
             tensors.append(torch.rand((1, 1, height, width), generator=generator))
         else:
-            channels = model.channels if role in ("color", "previous_color", "previous_output") else 3
+            channels = model.channels if role in ("color", "noise_map", "previous_color", "previous_output") else 3
             tensors.append(torch.rand((1, channels, height, width), generator=generator) * value_range)
     return tuple(tensors)
 

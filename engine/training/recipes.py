@@ -89,7 +89,8 @@ class DataSection:
 
 @dataclass(frozen=True)
 class DegradationSection:
-    #: "noise" (denoising), "sr" (downscaling, then optional noise), "none" (paired data / identity).
+    #: "noise" (denoising), "sr" (downscaling, then optional noise), "none" (paired data / identity), "raw"
+    #: (noisy / clean Bayer mosaics unprocessed from the photographs with random cameras: training/raw_data.py).
     kind: str = "noise"
     #: Noise: "gaussian", "poisson-gaussian" (levels in 8-bit units, sigma 25 = 25/255) or "camera": Brooks et
     #: al. 2019's unprocessing, Poisson-Gaussian noise on an RGGB mosaic in raw space, then demosaicing, colour
@@ -264,8 +265,10 @@ def validate(recipe: Recipe) -> None:
         problems.append(f"mining {d.mining!r} must be gradient, std, hf_power or random")
     if not 0 < d.mine_fraction <= 1:
         problems.append("mine_fraction must be in (0, 1]")
-    if g.kind not in ("noise", "sr", "none"):
-        problems.append(f"degradation kind {g.kind!r} must be noise, sr or none")
+    if g.kind not in ("noise", "sr", "none", "raw"):
+        problems.append(f"degradation kind {g.kind!r} must be noise, sr, none or raw")
+    if g.kind == "raw" and d.kind != "clean":
+        problems.append("a 'raw' degradation (Bayer mosaics unprocessed from photographs) needs clean data")
     for name in ("clip_prob", "jpeg_prob", "jpeg_subsampling_prob"):
         if not 0.0 <= getattr(g, name) <= 1.0:
             problems.append(f"{name} must be in [0, 1]")

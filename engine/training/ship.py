@@ -135,8 +135,8 @@ def reexport(model_id: str, out: Path | None = None):
 
 
 def scores_from(results: Mapping[str, Any], model_id: str) -> tuple[dict[str, Any], str]:
-    """A model's scores in a benchmark JSON: bench/render.py's ("summary") or bench/documents.py's ("records");
-    and the benchmark's report that explains them."""
+    """A model's scores in a benchmark JSON: bench/render.py's ("summary"; bench/raw_denoise.py's too, naming its
+    report in "benchmark") or bench/documents.py's ("records"); and the benchmark's report that explains them."""
     scores: dict[str, Any] = {}
     if "summary" in results:
         for set_name, methods in results["summary"].items():
@@ -146,7 +146,7 @@ def scores_from(results: Mapping[str, Any], model_id: str) -> tuple[dict[str, An
                     scores[f"{set_name}_spp{level}_psnr_tonemapped"] = round(values["psnr"], 3)
                 else:
                     scores[f"{set_name}_{level}"] = round(values, 4)
-        return scores, "bench/results/render.md"
+        return scores, str(results.get("benchmark", "bench/results/render.md"))
     if "records" in results:
         for record in results["records"]:
             if record["method"].startswith(f"{model_id} ("):

@@ -469,7 +469,7 @@ def train_temporal(recipe: Recipe, options: TemporalOptions,
     history: list[dict[str, float]] = []
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
     if options.resume and last_path.is_file():
-        state = torch.load(str(last_path), map_location="cpu", weights_only=False)
+        state = torch.load(str(last_path), map_location="cpu", weights_only=True)
         model.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         step, elapsed, best, skipped = state["step"], state["elapsed"], state.get("best_score"), state["skipped"]
@@ -493,11 +493,15 @@ def train_temporal(recipe: Recipe, options: TemporalOptions,
                 train_shots.append(load_shot(path))
     recipe_tables = dict(recipe.to_dict(), source=recipe.source)
 
+    def plain(value: Any) -> Any:  # numpy scalars -> Python numbers, so that resuming loads with weights_only
+        return value.item() if isinstance(value, np.generic) else value
+
     def payload(extra: dict[str, Any]) -> dict[str, Any]:
         return {"arch": recipe.model.arch, "config": dict(recipe.model.config), "state_dict": model.state_dict(),
-                "step": step, "elapsed": elapsed, "skipped": skipped, "best_score": best, "recipe": recipe_tables,
-                "history": history, "init": init_note,
-                "data": {"train": [str(p) for p in train_paths], "val": [str(p) for p in val_paths]}, **extra}
+                "step": int(step), "elapsed": float(elapsed), "skipped": int(skipped), "best_score": plain(best),
+                "recipe": recipe_tables, "history": [{k: plain(v) for k, v in h.items()} for h in history],
+                "init": init_note, "data": {"train": [str(p) for p in train_paths], "val": [str(p) for p in val_paths]},
+                **{k: plain(v) for k, v in extra.items()}}
 
     if step == 0 and val_shots:
         scores = validate(model, val_shots)

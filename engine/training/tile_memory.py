@@ -43,7 +43,7 @@ def _tiles(inputs: list[str], channels: int, size: int, seed: int = 0) -> dict[s
     for role in inputs:
         if role == "noise_level":
             continue
-        count = channels if role == "color" else ROLE_CHANNELS[role]
+        count = channels if role in ("color", "noise_map") else ROLE_CHANNELS[role]
         tiles[role] = rng.random((size, size, count), dtype=np.float32)
     return tiles
 

@@ -135,6 +135,10 @@ def build_data(recipe: Recipe, options: TrainOptions, model) -> tuple[Any, list]
             holdout = min(d.val_count, max(1, len(paths) // 5)) if len(paths) > 1 else 0
             val_paths = paths[len(paths) - holdout :] if holdout else paths[:1]
             paths = paths[: len(paths) - holdout] if holdout else paths
+        if g.kind == "raw":  # Bayer mosaics unprocessed from the photographs (raw_data.py)
+            from .raw_data import raw_datasets
+
+            return raw_datasets(paths, val_paths, d, recipe.train.seed + 12345)
         train = ds.CleanImageDataset(
             ds.ImageStore.load(paths),
             patch_size=d.patch_size,

@@ -18,6 +18,7 @@ from .dncnn import DnCNN
 from .edsr import EDSR
 from .kpcn import SPECS as KPCN_SPECS
 from .kpcn_temporal import freeze_frame_model, kprcan_temporal
+from .rawunet import RawUNet
 from .rcan import RCAN
 from .restormer import build_restormer
 from .spec import ArchSpec
@@ -35,6 +36,11 @@ ARCHITECTURES: dict[str, ArchSpec] = {
         RCAN,
         "RCAN: residual groups of channel-attention blocks",
         {"features": 4, "groups": 1, "blocks": 1, "reduction": 2},
+    ),
+    # Raw (Bayer mosaic) denoising: packed RGGB planes + a Poisson-Gaussian noise map; see archs/rawunet.py.
+    "raw-unet": ArchSpec(
+        RawUNet, "U-Net on the packed Bayer mosaic with a Poisson-Gaussian noise map (Brooks et al. 2019)",
+        {"features": 4, "blocks": 1},
     ),
     # Document restoration (seed 004): transposed attention, gated-Dconv FFN; see archs/restormer.py.
     "restormer": ArchSpec(
