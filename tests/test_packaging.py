@@ -279,3 +279,31 @@ def test_install_and_purge_into_a_temporary_root_leave_nothing_behind(deb, tmp_p
             left.append(str(path.relative_to(root)))
     assert not left, f"left behind after purge: {left}"
     assert not (root / "usr" / "bin" / "restoration-studio").is_symlink()
+
+
+@pytest.mark.timeout(600)
+def test_frozen_app_restores_a_camera_raw_file_and_keeps_its_exif(unpacked, tmp_path):
+    """LibRaw (rawpy) and libexiv2 (pyexiv2, loaded with ctypes from its own folder) are in the bundle: a DNG
+    is read, denoised with the raw model and saved as a 16-bit TIFF that keeps the camera's EXIF."""
+    import numpy as np
+    import tifffile
+
+    from engine.imageio.exif_tags import read_file_tags
+    from tests.raw_dng import raw_values, scene, write_dng
+
+    rng = np.random.default_rng(0)
+    values = raw_values(scene(96, 128), "RGGB", 512, 16383) + rng.normal(0, 60, (96, 128))
+    dng = write_dng(tmp_path / "photo.dng", np.clip(values, 0, 16383).astype(np.uint16))
+    binary = unpacked / "opt" / "restoration-studio" / "RestorationStudio"
+    info = subprocess.run([str(binary), "info", str(dng)], capture_output=True, text=True, timeout=300,
+                          env=_env(tmp_path))
+    assert info.returncode == 0, info.stdout + info.stderr[-3000:]
+    assert "Testmaker" in info.stdout
+    out = tmp_path / "photo.tif"
+    run = subprocess.run([str(binary), "restore", str(dng), "-o", str(out)], capture_output=True, text=True,
+                         timeout=300, env=_env(tmp_path))
+    assert run.returncode == 0, run.stdout + run.stderr[-3000:]
+    with tifffile.TiffFile(out) as tif:
+        assert tif.pages[0].dtype == np.uint16
+    tags = read_file_tags(out)
+    assert (tags.get("Exif.Image.Make"), tags.get("Exif.Photo.ISOSpeedRatings")) == ("Testmaker", "3200")

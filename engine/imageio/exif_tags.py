@@ -35,12 +35,12 @@ def photographic_tags(tags: Mapping[str, str]) -> dict[str, str]:
 def read_file_tags(path: str | Path) -> dict[str, str]:
     """A file's EXIF tags as exiv2 reads them ({} when it cannot): TIFF-based raws (DNG, NEF, CR2, ARW, ORF,
     RW2, PEF, SRW), RAF, CR3, JPEG, TIFF..."""
-    import pyexiv2
-
     try:
+        import pyexiv2
+
         with pyexiv2.Image(str(path)) as image:
             return dict(image.read_exif())
-    except Exception:  # no EXIF, or a format this exiv2 build does not parse
+    except Exception:  # no EXIF, a format this exiv2 build does not parse, or no libexiv2 (a broken install)
         return {}
 
 
@@ -70,10 +70,11 @@ def tags_to_exif(tags: Mapping[str, str]) -> bytes | None:
 
 def exif_to_tags(exif: bytes) -> dict[str, str]:
     """The tags of an ``Exif\\0\\0`` payload ({} when it cannot be parsed)."""
-    import pyexiv2
     from PIL import Image as PILImage
 
     try:
+        import pyexiv2
+
         buffer = io.BytesIO()
         PILImage.new("L", (1, 1)).save(buffer, format="JPEG", exif=exif)
         with pyexiv2.ImageData(buffer.getvalue()) as carrier:
