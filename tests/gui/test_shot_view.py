@@ -4,6 +4,7 @@ dropping late frames, the memory-bounded frame cache, and restoring a whole shot
 
 from __future__ import annotations
 
+import re
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -343,7 +344,8 @@ def test_run_restores_every_frame_shows_progress_and_each_finished_frame_as_b(qt
     run, records = run_shot(qtbot, window, str(out))
     assert sorted(p.name for p in out.parent.iterdir()) == [f"shot_{f}.png" for f in range(1001, 1007)]
     messages = [r.message for r in records]
-    assert any(m.startswith("frame 1003 (3/6)") for m in messages), messages
+    # Progress over frames (the run controller coalesces fast updates, so not every frame's line arrives).
+    assert any(re.match(r"frame 100[1-6] \([1-6]/6\)", m) for m in messages), messages
     assert records[-1].fraction == pytest.approx(1.0)
     assert "6 frames restored" in run.last_summary and "6 frames restored" in window.message_label.text()
     assert window.shots.done == set(range(6)) and window.shots.transport.slider.done() == frozenset(range(6))
