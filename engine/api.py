@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         chain,
         display,
         imageio,
+        jobs,
         kernel_inspector,
         metrics,
         motion,
@@ -82,6 +83,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     # shots: numbered frame sequences (engine/shot.py), restored frame by frame
     "Shot": ("engine.shot", "Shot"),
     "find_shot": ("engine.shot", "find_shot"),
+    "describe_eta": ("engine.jobs", "describe_eta"),
     "folder_is_shot": ("engine.shot", "folder_is_shot"),
     "ShotRestoreRequest": ("engine.shot", "ShotRestoreRequest"),
     "ShotRestoreResult": ("engine.shot", "ShotRestoreResult"),

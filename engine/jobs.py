@@ -142,3 +142,15 @@ class ImageResult:
     seconds: float
     #: Anything else worth showing (parameters used, tiles, iterations, final loss...).
     details: Mapping[str, Any] = field(default_factory=dict)
+
+
+def describe_eta(seconds: float | None) -> str:
+    """``"2 min 05 s left"``, ``"40 s left"``, ``""`` when unknown: how the window and the command line say an ETA."""
+    if seconds is None:
+        return ""
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min left"
+    if seconds >= 60:
+        return f"{seconds // 60} min {seconds % 60:02d} s left"
+    return f"{seconds} s left"

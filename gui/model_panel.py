@@ -47,6 +47,7 @@ from engine.api import (
     ModelRegistry,
     ParamSpec,
     Progress,
+    describe_eta,
     headline_scores,
     suggest_model,
     suitability_warning,
@@ -91,14 +92,7 @@ QUALITY_CHOICES = (
 
 
 def format_eta(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    seconds = int(round(seconds))
-    if seconds >= 3600:
-        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min left"
-    if seconds >= 60:
-        return f"{seconds // 60} min {seconds % 60:02d} s left"
-    return f"{seconds} s left"
+    return describe_eta(seconds)  # the engine's wording, shared with the command line
 
 
 def progress_text(progress: Progress) -> str:

@@ -16,18 +16,7 @@ import sys
 import time
 
 from ..errors import EngineError
-
-
-def describe_eta(seconds: float | None) -> str:
-    """``"2 min 05 s left"``, ``"40 s left"``, ``""`` when unknown."""
-    if seconds is None:
-        return ""
-    seconds = int(round(seconds))
-    if seconds >= 3600:
-        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min left"
-    if seconds >= 60:
-        return f"{seconds // 60} min {seconds % 60:02d} s left"
-    return f"{seconds} s left"
+from ..jobs import describe_eta
 
 
 def _terminate(signum, frame):  # SIGTERM from a farm manager: stop like Ctrl+C (finished frames stay)
