@@ -11,3 +11,13 @@ def test_headline_scores_are_readable_and_skip_unknown_keys():
     assert headline_scores(docs) == ["Dirty Documents (16 held-out pages): RMSE 0.0304"]
     assert headline_scores({"val_psnr": 31.2}) == ["validation PSNR 31.20 dB (training's own split)"]
     assert headline_scores({"mystery": 1.0}) == []
+
+
+def test_render_scores_lead_with_the_foreign_set():
+    """A render model's card says first how it does on scenes no training saw, against OIDN, not its Cornell box."""
+    render = {"cbox256_spp4_relmse": 0.00104, "foreign_spp4_ratio_oidn_aov": 1.217, "foreign_spp4_wins": 3,
+              "foreign_spp64_ratio_oidn_aov": 2.569}
+    assert headline_scores(render) == [
+        "Blender scenes it never saw, 4 spp: 1.22x the error of OIDN + albedo + normal",
+        "Blender scenes it never saw, 64 spp: 2.57x the error of OIDN + albedo + normal",
+        "Cornell box 4 spp: relMSE 0.0010"]

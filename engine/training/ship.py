@@ -136,8 +136,17 @@ def reexport(model_id: str, out: Path | None = None):
 
 def scores_from(results: Mapping[str, Any], model_id: str) -> tuple[dict[str, Any], str]:
     """A model's scores in a benchmark JSON: bench/render.py's ("summary"; bench/raw_denoise.py's too, naming its
-    report in "benchmark") or bench/documents.py's ("records"); and the benchmark's report that explains them."""
+    report in "benchmark"), the foreign render set's (bench/render_foreign.py: geometric-mean ratio to OIDN + AOVs,
+    scenes won, the worst do-no-harm margin) or bench/documents.py's ("records"); and the benchmark's report that
+    explains them."""
     scores: dict[str, Any] = {}
+    if "reference_noise" in results:  # bench/render_foreign.py: per method, per spp, ratios to OIDN + AOVs
+        for level, values in results["summary"].get(model_id, {}).items():
+            scores[f"foreign_spp{level}_ratio_oidn_aov"] = round(values["geo_ratio"], 3)
+            scores[f"foreign_spp{level}_wins"] = int(values["wins"])
+            scores["foreign_scenes"] = int(values["scenes"])
+            scores[f"foreign_spp{level}_worst_dpsnr"] = round(values["worst_dpsnr"], 2)
+        return scores, "bench/results/render_foreign.md"
     if "summary" in results:
         for set_name, methods in results["summary"].items():
             for level, values in methods.get(model_id, {}).items():
@@ -158,10 +167,14 @@ def scores_from(results: Mapping[str, Any], model_id: str) -> tuple[dict[str, An
 
 
 def add_scores(results: Mapping[str, Any], model_id: str, out: Path | None = None) -> dict[str, Any]:
-    """Copy ``model_id``'s scores from a benchmark's results into its manifest; returns them."""
+    """Copy ``model_id``'s scores from a benchmark's results into its manifest, beside the scores other benchmarks
+    wrote there (a key of this benchmark's is replaced; "benchmark" lists every report); returns them."""
     scores, benchmark = scores_from(results, model_id)
     if not scores:
         raise EngineError(f"no scores of {model_id} in these benchmark results")
     path = (Path(out) if out else shipped_models_dir()) / f"{model_id}.json"
-    update_manifest(path, scores=dict(scores, benchmark=benchmark))
+    existing = dict(load_manifest(path).scores)
+    reports = [r for r in str(existing.pop("benchmark", "")).split(", ") if r]
+    merged = dict(existing, **scores, benchmark=", ".join(dict.fromkeys([*reports, benchmark])))
+    update_manifest(path, scores=merged)
     return scores
