@@ -18,6 +18,6 @@ def test_render_scores_lead_with_the_foreign_set():
     render = {"cbox256_spp4_relmse": 0.00104, "foreign_spp4_ratio_oidn_aov": 1.217, "foreign_spp4_wins": 3,
               "foreign_spp64_ratio_oidn_aov": 2.569}
     assert headline_scores(render) == [
-        "Blender scenes it never saw, 4 spp: 1.22x the error of OIDN + albedo + normal",
-        "Blender scenes it never saw, 64 spp: 2.57x the error of OIDN + albedo + normal",
+        "Unseen Blender scenes, 4 spp: 1.22x the error of OIDN + AOVs",
+        "Unseen Blender scenes, 64 spp: 2.57x the error of OIDN + AOVs",
         "Cornell box 4 spp: relMSE 0.0010"]

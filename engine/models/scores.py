@@ -17,7 +17,7 @@ Formatter = Callable[[re.Match, float], str]
 _RULES: list[tuple[str, Formatter]] = [
     # Render denoisers: first how they do on Blender scenes that no training or choice saw (bench/render_foreign.py)
     (r"foreign_spp(\d+)_ratio_oidn_aov",
-     lambda m, v: f"Blender scenes it never saw, {m[1]} spp: {v:.2f}x the error of OIDN + albedo + normal"),
+     lambda m, v: f"Unseen Blender scenes, {m[1]} spp: {v:.2f}x the error of OIDN + AOVs"),
     (r"kodak24_sigma(\d+)_psnr", lambda m, v: f"Kodak24 \u03c3{m[1]}: {v:.2f} dB"),
     (r"set5_x(\d+)_psnr_y", lambda m, v: f"Set5 \u00d7{m[1]}: {v:.2f} dB"),
     (r"set5_real_x(\d+)_psnr_y", lambda m, v: f"Set5 \u00d7{m[1]}, blurred + noisy + JPEG input: {v:.2f} dB"),
