@@ -388,7 +388,7 @@ class ModelPanel(QWidget):
         tile_row.setContentsMargins(0, 0, 0, 0)
         tile_row.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         tile_row.addRow(self.then_label, self.then_combo)
-        tile_row.addRow("Quality", self.quality_box)
+        tile_row.addRow("Passes", self.quality_box)  # not "Quality": OIDN has a parameter of that name
         tile_row.addRow("Tile size", self.tile_box)
         tile_row.addRow(self.tile_note)
         self.model_page = QWidget()

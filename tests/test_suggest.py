@@ -3,6 +3,7 @@ and the self-test ask the same function, so they agree for the same file (issue 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -88,3 +89,38 @@ def test_restore_without_model_on_a_render_without_buffers(tmp_path, capsys):
     assert "model render-kprcan-color" in err and "without albedo/normal" in err
     restored = read_image(target)
     assert restored.pixels.shape == (40, 56, 3) and np.isfinite(restored.pixels).all()
+
+
+def cycles_render(path: Path, samples: int) -> Path:
+    """A render with albedo and normal whose header says, as Blender's Cycles writes it, how many samples it has."""
+    rng = np.random.default_rng(3)
+    size = (40, 56)
+    meta = ImageMeta(format="exr", bit_depth=32, sample_type="float", hdr=True, color_space="linear",
+                     extra={"exr_header": {"Software": "Blender 5.0.1", "cycles.ViewLayer.samples": str(samples)}})
+    layers = {"albedo": rng.random((*size, 3)), "normal": rng.random((*size, 3)) * 2 - 1}
+    return write_image(path, make_image((rng.random((*size, 3)) * 4).astype(np.float32), None, meta, layers))
+
+
+def test_a_render_with_many_samples_does_not_go_to_a_model_that_harmed_such_renders(tmp_path, bundled, everything):
+    """Do no harm: the foreign set (in the manifests' scores) shows our networks below the noisy input on some Blender
+    scenes at 16 and 64 spp; a render whose header says it has that many samples is not suggested to them."""
+    from engine.models.suggest import harm_at_samples, render_samples
+
+    low = read_image(cycles_render(tmp_path / "low.exr", 8))
+    high = read_image(cycles_render(tmp_path / "high.exr", 64))
+    assert render_samples(low) == 8 and render_samples(high) == 64
+    ours = bundled.get("render-kprcan-aov").manifest
+    assert ours.scores["foreign_spp64_worst_dpsnr"] < 0 <= ours.scores["foreign_spp4_worst_dpsnr"]
+    assert suitability_warning(low, ours) is None  # 8 spp is judged by the 4-spp figures: no harm there
+    warning = suitability_warning(high, ours)
+    assert warning.startswith("This render has 64 samples per pixel") and "OIDN + AOVs" in warning
+    assert f"{-ours.scores['foreign_spp64_worst_dpsnr']:.1f} dB" in warning
+    assert harm_at_samples(ours, 16) is not None and harm_at_samples(ours, 1) is None
+    assert suggest_model(low, entries=everything.models()).entry.id == "render-kprcan-aov"
+    suggestion = suggest_model(high, entries=everything.models())
+    if "oidn-aov" in everything:  # Intel's denoiser did no harm there: it is suggested
+        assert suggestion.entry.id == "oidn-aov" and suggestion.warning is None
+    else:  # nothing suits: the first ranked model, with the warning that says why the result may be poor
+        assert suggestion.entry.id == "render-kprcan-aov" and suggestion.warning == warning
+    # a model without foreign-set figures (the user's own, a peer) is never judged by them
+    assert suitability_warning(high, dataclasses.replace(ours, scores={})) is None

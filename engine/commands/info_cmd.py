@@ -22,7 +22,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def exr_details(extra: dict[str, Any]) -> dict[str, Any]:
     """The EXR-only part of ``info``: parts, tiles, notes and the passes used as albedo / normal / depth..."""
+    from ..models.suggest import samples_in_header
+
     details: dict[str, Any] = {}
+    samples = samples_in_header(extra.get("exr_header") or {})
+    if samples is not None:
+        details["samples"] = f"{samples} per pixel (from the renderer's header)"
     if extra.get("exr_parts", 1) > 1:
         details["parts"] = int(extra["exr_parts"])
     for key in ("exr_tiles", "exr_notes"):

@@ -13,13 +13,17 @@ The rule, in order:
    classical engines, before blends; then those using more of the image's buffers (albedo, normal, depth);
    then by id, so a model ``X`` comes before its variant ``X-fast``.
 3. The first ranked model that suits the image (:func:`suitability_warning` says nothing) is suggested: a
-   render without albedo and normal buffers gets a colour-only model, one with them the model using them.
+   render without albedo and normal buffers gets a colour-only model, one with them the model using them. A
+   render whose file says how many samples per pixel it has (Cycles writes it into the EXR header) does not suit
+   a model that did harm at that level on the foreign set (:func:`harm_at_samples`: its tonemapped PSNR fell
+   below the noisy input's on a Blender scene no training saw), so such a render goes to the next model.
 4. When none suits, the first ranked model of the first task is returned with its warning, so callers that
    must pick something (the command line) say why the result may be poor.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -34,6 +38,45 @@ if TYPE_CHECKING:
 SOURCE_RANK = {"bundled": 0, "user": 1, "builtin": 2, "blend": 3}
 #: Buffers besides colour that a model may take.
 BUFFERS = ("albedo", "normal", "depth")
+
+
+#: EXR header keys giving a render's samples per pixel: Cycles writes ``cycles.<view layer>.samples``.
+SAMPLES_KEY = re.compile(r"cycles\.[^.]+\.samples")
+
+
+def render_samples(image: Image) -> int | None:
+    """Samples per pixel of a render, from its file's header (Blender Cycles writes them); None when unknown."""
+    return samples_in_header((image.meta.extra or {}).get("exr_header") or {})
+
+
+def samples_in_header(header: dict) -> int | None:
+    """Samples per pixel written in an EXR header (:data:`SAMPLES_KEY`), or None."""
+    for key, value in header.items():
+        if SAMPLES_KEY.fullmatch(str(key)):
+            try:
+                return int(float(str(value).strip()))
+            except ValueError:
+                return None
+    return None
+
+
+def harm_at_samples(manifest: ModelManifest, samples: int) -> str | None:
+    """What the foreign set (bench/render_foreign.py, scores ``foreign_spp{N}_...`` in the manifest) says of this
+    model at ``samples`` per pixel, when it did harm there: its figures at the largest measured count not above
+    ``samples`` (the smallest measured one below it), in words; None when it did no harm or was not measured."""
+    scores = manifest.scores
+    measured = sorted(int(m[1]) for key in scores if (m := re.fullmatch(r"foreign_spp(\d+)_worst_dpsnr", key)))
+    if not measured:
+        return None
+    level = max([n for n in measured if n <= samples] or measured[:1])
+    worst = scores.get(f"foreign_spp{level}_worst_dpsnr")
+    if not isinstance(worst, int | float) or worst >= 0:
+        return None
+    ratio = scores.get(f"foreign_spp{level}_ratio_oidn_aov")
+    compared = f"{float(ratio):.2f}x the error of OIDN + AOVs and " if isinstance(ratio, int | float) else ""
+    return (f"this render has {samples} samples per pixel: on Blender scenes at {level} spp that no training saw, "
+            f"{manifest.display_name} had {compared}up to {-float(worst):.1f} dB less detail than the render "
+            "before denoising (it smears fine texture when there is little noise); OIDN + AOVs is the safer choice")
 
 
 @dataclass(frozen=True)
@@ -61,6 +104,11 @@ def suitability_warning(image: Image, manifest: ModelManifest) -> str | None:
             f"{manifest.display_name} needs {' and '.join(missing)} buffers, which this image does not have; "
             "choose a colour-only model or load the render's AOVs."
         )
+    samples = render_samples(image) if manifest.task == "render-denoise" else None
+    if samples is not None:
+        harm = harm_at_samples(manifest, samples)
+        if harm is not None:
+            return harm[0].upper() + harm[1:] + "."
     if manifest.hdr and not image.meta.hdr:
         return (
             f"{manifest.display_name} is made for linear HDR renders; this is a {image.meta.bit_depth}-bit "
@@ -118,14 +166,21 @@ def suggest_model(image: Image | None, task: str | None = None, *, entries: Sequ
     tasks = [task] if task else tasks_for(image)
     buffers = [name for name in BUFFERS if name in image.layers]
     fallback: Suggestion | None = None
+    samples = render_samples(image)
     for name in tasks:
+        harmful = []  # models passed over because they did harm at this many samples (rule 3)
         for entry in rank(entries, name, buffers):
             warning = suitability_warning(image, entry.manifest)
             if warning is None:
                 uses = [b for b in BUFFERS if b in entry.manifest.inputs]
                 why = (f"uses its {' + '.join(uses)}" if uses else
                        "on its Bayer mosaic, before demosaicing" if name == "raw-denoise" else "colour only")
+                if harmful:
+                    why += (f"; not {', '.join(harmful)}: on unseen Blender scenes with {samples} samples per pixel "
+                            "they lost detail against the undenoised render")
                 return Suggestion(entry, f"{_describe(image)}: the preferred {name} model that suits it ({why})")
+            if samples is not None and harm_at_samples(entry.manifest, samples) is not None:
+                harmful.append(entry.id)
             if fallback is None:
                 fallback = Suggestion(entry, f"{_describe(image)}: no installed {name} model suits it", warning)
     return fallback
