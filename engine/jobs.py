@@ -25,6 +25,8 @@ from typing import Any, TypeVar
 from .errors import JobCancelled
 
 R = TypeVar("R")
+T = TypeVar("T")
+U = TypeVar("U")
 Job = Generator["Progress", None, R]
 
 
@@ -118,8 +120,11 @@ class EtaClock:
         return max(0.0, elapsed * (1.0 - fraction) / fraction)
 
 
-def run_job(job: Job[R], on_progress: Callable[[Progress], None] | None = None) -> R:
-    """Drive a job to completion in the calling thread and return its result."""
+def run_job(job: Generator[T, None, R], on_progress: Callable[[T], None] | None = None) -> R:
+    """Drive a job to completion in the calling thread and return its result.
+
+    ``on_progress`` sees every record; an exception it raises (or a KeyboardInterrupt) leaves the job suspended:
+    the caller closes it (``job.close()``) to let it clean up."""
     while True:
         try:
             record = next(job)
@@ -127,6 +132,26 @@ def run_job(job: Job[R], on_progress: Callable[[Progress], None] | None = None) 
             return stop.value
         if on_progress is not None:
             on_progress(record)
+
+
+def relay(job: Generator[T, None, R], convert: Callable[[T], U | None]) -> Generator[U, None, R]:
+    """Pass a job's progress on as another job's: yields ``convert(record)`` for each record of ``job`` (leaving
+    out those it maps to None, e.g. to throttle) and returns the job's result, so that an outer job writes
+
+        result = yield from relay(inner_job, lambda p: Progress(p.fraction, "restoring", p.message))
+
+    Closing the outer job closes ``job`` too."""
+    try:
+        while True:
+            try:
+                record = next(job)
+            except StopIteration as stop:
+                return stop.value
+            converted = convert(record)
+            if converted is not None:
+                yield converted
+    finally:
+        job.close()
 
 
 @dataclass(frozen=True)

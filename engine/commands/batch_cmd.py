@@ -16,6 +16,8 @@ import json
 import signal
 import sys
 
+from .progress_bar import clear_bar, draw_bar
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
@@ -126,28 +128,22 @@ def _print_text(record: dict, out) -> None:
         model = record["model"] or "suggested per image"
         where = f"{record['workers']} Ray worker(s)" if record["backend"] == "ray" else "this process"
         print(f"{record['total']} item(s) with {model} on {where}", file=sys.stderr)
-    elif kind == "progress" and sys.stderr.isatty():
-        filled = int(round(record["overall"] * 30))
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {record['overall'] * 100:5.1f}%")
-        sys.stderr.flush()
+    elif kind == "progress":
+        draw_bar(record["overall"])
     elif kind == "done":
-        _clear_bar()
+        clear_bar()
         print(f"{record['input']} -> {record['output']}  [{record.get('model')}, {record.get('device')}, "
               f"{record.get('seconds', 0):.2f} s]", file=out, flush=True)
     elif kind == "skipped":
-        _clear_bar()
+        clear_bar()
         print(f"{record['output']}: exists, skipped", file=out, flush=True)
     elif kind == "error":
-        _clear_bar()
+        clear_bar()
         print(f"error: {record['message']}", file=sys.stderr, flush=True)
     elif kind == "retry":
+        clear_bar()
         print(f"retrying {record['input']} ({record['reason']})", file=sys.stderr, flush=True)
     elif kind == "finish":
-        _clear_bar()
+        clear_bar()
         print(f"{record['done']} restored, {record['skipped']} skipped, {record['failed']} failed of "
               f"{record['total']} in {record['seconds']:.1f} s", file=sys.stderr)
-
-
-def _clear_bar() -> None:
-    if sys.stderr.isatty():
-        sys.stderr.write("\r" + " " * 40 + "\r")

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from ..errors import EngineError
+from .progress_bar import clear_bar, draw_bar
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -129,15 +130,6 @@ def output_path_for(source: Path, output: Path, batch: bool) -> Path:
     return output / output_name(source.name)  # a camera raw file's result is a TIFF
 
 
-def _progress_bar(fraction: float, label: str) -> None:
-    if not sys.stderr.isatty():
-        return
-    width = 30
-    filled = int(round(fraction * width))
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {fraction * 100:5.1f}%  {label[:50]:<50}")
-    sys.stderr.flush()
-
-
 def run(args: argparse.Namespace) -> int:
     from ..cli import UsageError
     from ..imageio import is_supported, output_name, read_image, write_image
@@ -220,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
 
                 def show(progress, page=0, label=label, index=index, pages=pages):
                     overall = (index + (page + (progress.fraction or 0.0)) / pages) / len(files)
-                    _progress_bar(overall, label)
+                    draw_bar(overall, label)
 
                 if pages == 1:
                     result = restore_one(image, source.name, entry, settings, after, args, show)
@@ -241,8 +233,7 @@ def run(args: argparse.Namespace) -> int:
 
                     write_pages(target, restored_pages(), overwrite=args.overwrite)
                     result = results[-1]
-            if sys.stderr.isatty():
-                sys.stderr.write("\r" + " " * 90 + "\r")
+            clear_bar()
             for warning in result.details.get("warnings", ()):
                 print(f"warning: {source.name}: {warning}", file=sys.stderr)
             pages_note = f", {pages} pages" if pages > 1 else ""
@@ -251,8 +242,7 @@ def run(args: argparse.Namespace) -> int:
             if not batch:
                 raise
             failures += 1
-            if sys.stderr.isatty():
-                sys.stderr.write("\n")
+            clear_bar()
             print(f"error: {error}", file=sys.stderr)
     if batch:
         done = len(files) - failures
@@ -383,16 +373,16 @@ def _run_with_workers(files: list[Path], plan, args: argparse.Namespace) -> int:
 
     def report(result) -> None:
         done[0] += 1
+        clear_bar()  # the file's line replaces the bar, which is drawn again below it
         if result.ok:
             print(f"{result.source} -> {result.target}  [{result.label}, {result.device}, {result.seconds:.2f} s]")
         else:
             print(f"error: {result.error}", file=sys.stderr)
-        _progress_bar(done[0] / len(files), f"{done[0]}/{len(files)} {result.source.name}")
+        draw_bar(done[0] / len(files), f"{done[0]}/{len(files)} {result.source.name}")
 
     results = restore_files(files, plan, workers=args.workers, tile=args.tile, device=args.device,
                             ensemble=args.ensemble, on_result=report, overwrite=args.overwrite)
-    if sys.stderr.isatty():
-        sys.stderr.write("\n")
+    clear_bar()
     failures = sum(not r.ok for r in results)
     print(f"{len(files) - failures} of {len(files)} images restored in {time.perf_counter() - started:.1f} s "
           f"({args.workers} at a time)", file=sys.stderr)

@@ -15,25 +15,12 @@ import signal
 import sys
 import time
 
-from ..errors import EngineError
 from ..jobs import describe_eta
+from .progress_bar import clear_bar, draw_bar
 
 
 def _terminate(signum, frame):  # SIGTERM from a farm manager: stop like Ctrl+C (finished frames stay)
     raise KeyboardInterrupt
-
-
-def _bar(fraction: float, text: str) -> None:
-    if not sys.stderr.isatty():
-        return
-    filled = int(round(fraction * 30))
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {fraction * 100:5.1f}%  {text[:60]:<60}")
-    sys.stderr.flush()
-
-
-def _clear() -> None:
-    if sys.stderr.isatty():
-        sys.stderr.write("\r" + " " * 100 + "\r")
 
 
 def run_shot(args: argparse.Namespace, shot, entry, settings: dict, registry) -> int:
@@ -52,7 +39,7 @@ def run_shot(args: argparse.Namespace, shot, entry, settings: dict, registry) ->
 
 def _run(args: argparse.Namespace, shot, entry, settings: dict, registry) -> int:
     from ..batch import EXIT_INTERRUPTED
-    from ..jobs import CancelToken
+    from ..jobs import CancelToken, run_job
     from ..shot import ShotRestoreRequest, output_pattern, restore_shot
 
     pattern = output_pattern(shot, args.output)
@@ -62,40 +49,34 @@ def _run(args: argparse.Namespace, shot, entry, settings: dict, registry) -> int
     job = restore_shot(request, CancelToken(), registry)
     counts = {"done": 0, "skipped": 0}
     started = time.perf_counter()
+
+    def show(progress) -> None:
+        metrics = dict(progress.metrics)
+        counts.update({k: int(metrics[k]) for k in counts if k in metrics})
+        stage, left = progress.stage, describe_eta(progress.eta_s)
+        if stage == "restoring":
+            draw_bar(float(progress.fraction or 0.0),
+                     f"frame {metrics.get('frame')} ({metrics.get('index')}/{metrics.get('total')})"
+                     + (f", {left}" if left else ""))
+        elif stage in ("restored", "skipped"):
+            clear_bar()
+            more = stage == "restored" and left and metrics.get("index") != metrics.get("total")
+            print(progress.message + (f"  [{left}]" if more else ""), flush=True)
+        elif stage in ("missing", "failed", "note"):
+            clear_bar()
+            print(f"{'note' if stage == 'note' else 'error'}: {progress.message}", file=sys.stderr, flush=True)
+
     try:
-        while True:
-            try:
-                progress = next(job)
-            except StopIteration as finished:
-                result = finished.value
-                break
-            metrics = dict(progress.metrics)
-            counts.update({k: int(metrics[k]) for k in counts if k in metrics})
-            stage, fraction = progress.stage, float(progress.fraction or 0.0)
-            left = describe_eta(progress.eta_s)
-            if stage == "restoring":
-                _bar(fraction, f"frame {metrics.get('frame')} ({metrics.get('index')}/{metrics.get('total')})"
-                               + (f", {left}" if left else ""))
-            elif stage in ("restored", "skipped"):
-                _clear()
-                more = stage == "restored" and left and metrics.get("index") != metrics.get("total")
-                print(progress.message + (f"  [{left}]" if more else ""), flush=True)
-            elif stage in ("missing", "failed"):
-                _clear()
-                print(f"error: {progress.message}", file=sys.stderr, flush=True)
-            elif stage == "note":
-                _clear()
-                print(f"note: {progress.message}", file=sys.stderr, flush=True)
-    except KeyboardInterrupt:
+        result = run_job(job, show)
+    except KeyboardInterrupt:  # Ctrl+C, or SIGTERM (_terminate): the job's finished frames stay on disk
         job.close()
-        _clear()
+        result = None
+    finally:
+        clear_bar()
+    if result is None:
         print(f"interrupted: {counts['done']} frame(s) restored and kept; run the same command again to restore "
               "the rest", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except EngineError:
-        _clear()
-        raise
-    _clear()
     print(f"{result.restored} restored, {result.skipped} skipped, {result.failed} failed of {len(result.frames)} "
           f"frames in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     return result.exit_code
