@@ -14,9 +14,11 @@ needed. What each scene stresses:
 - ``emitters``: tiny very bright emissive spheres (fairy lights) over a glossy floor in the dark (fireflies).
 - ``dof``: a row of textured objects seen through a wide aperture (depth of field), focus on the middle one.
 
-Run with a Python that has bpy 5.0.1 (never a dependency of the app or of its tests)::
+Run with a Python that has bpy 5.0.1 (never a dependency of the app or of its tests), from the repository root (the
+Cycles settings, the sky and the rendering are engine/render_data/cycles_backend.py's, shared with the training
+renders)::
 
-    nohup nice -n 5 /path/to/bpy-python bench/cycles_foreign.py render bench/work/cycles_foreign &
+    nohup nice -n 5 /path/to/bpy-python -m bench.cycles_foreign render bench/work/cycles_foreign &
 
 Writes ``OUT/<scene>/spp0004.exr`` ... ``spp0064.exr`` (Denoising Data, the diffuse / glossy / transmission split
 passes, normal and depth stored; denoising off) and ``ref1024.exr`` (1024 spp; ``--ref-spp N`` for more),
@@ -29,8 +31,9 @@ from __future__ import annotations
 import json
 import math
 import sys
-import time
 from pathlib import Path
+
+from engine.render_data.cycles_backend import add_sky, look_at, new_cycles_scene, render_still
 
 WIDTH = HEIGHT = 128
 SPP = (4, 16, 64)
@@ -80,12 +83,10 @@ def _smooth(obj):
 
 def _camera(location, target, lens=35.0):
     import bpy
-    from mathutils import Vector
 
     bpy.ops.object.camera_add(location=location)
     camera = bpy.context.object
-    direction = Vector(target) - Vector(location)
-    camera.rotation_euler = direction.to_track_quat("-Z", "Y").to_euler()
+    look_at(camera, location, target)
     camera.data.lens = lens
     bpy.context.scene.camera = camera
     return camera
@@ -93,7 +94,6 @@ def _camera(location, target, lens=35.0):
 
 def _light(kind: str, location, energy, size=0.5, target=(0, 0, 0), color=(1, 1, 1)):
     import bpy
-    from mathutils import Vector
 
     bpy.ops.object.light_add(type=kind, location=location)
     light = bpy.context.object
@@ -103,31 +103,13 @@ def _light(kind: str, location, energy, size=0.5, target=(0, 0, 0), color=(1, 1,
         light.data.size = size
     elif kind == "SUN":
         light.data.angle = math.radians(size)
-    light.rotation_euler = (Vector(target) - Vector(location)).to_track_quat("-Z", "Y").to_euler()
+    look_at(light, location, target)
     return light
 
 
 def _world(top=(0.05, 0.05, 0.05), bottom=None, strength=1.0):
     """A uniform or vertical-gradient sky."""
-    import bpy
-
-    world = bpy.data.worlds.new("sky")
-    bpy.context.scene.world = world
-    world.use_nodes = True
-    tree = world.node_tree
-    background = tree.nodes["Background"]
-    background.inputs["Strength"].default_value = strength
-    if bottom is None:
-        background.inputs["Color"].default_value = (*top, 1)
-        return
-    coords = tree.nodes.new("ShaderNodeTexCoord")
-    separate = tree.nodes.new("ShaderNodeSeparateXYZ")
-    ramp = tree.nodes.new("ShaderNodeValToRGB")
-    ramp.color_ramp.elements[0].color = (*bottom, 1)
-    ramp.color_ramp.elements[1].color = (*top, 1)
-    tree.links.new(coords.outputs["Generated"], separate.inputs["Vector"])
-    tree.links.new(separate.outputs["Z"], ramp.inputs["Fac"])
-    tree.links.new(ramp.outputs["Color"], background.inputs["Color"])
+    add_sky(strength, top, bottom)
 
 
 def _bricks(tree, principled):
@@ -321,37 +303,13 @@ BUILDERS = {name: globals()[f"scene_{name}"] for name in SCENES}
 
 
 def build(name: str):
-    import bpy
-
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    scene = bpy.context.scene
-    scene.render.engine = "CYCLES"
-    scene.cycles.device = "CPU"
-    scene.cycles.use_adaptive_sampling = False
-    scene.cycles.use_denoising = False
-    scene.render.threads_mode = "FIXED"
-    scene.render.threads = 1
-    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = WIDTH, HEIGHT, 100
-    scene.render.film_transparent = False
-    scene.view_settings.view_transform = "Standard"
+    """Scene ``name`` in a fresh Blender scene with the project's Cycles settings (one thread)."""
+    scene = new_cycles_scene(WIDTH, HEIGHT, threads=1)
     BUILDERS[name]()
-    layer = scene.view_layers[0]
-    layer.cycles.denoising_store_passes = True
-    for flag in ("normal", "z", "diffuse_direct", "diffuse_indirect", "diffuse_color", "glossy_direct",
-                 "glossy_indirect", "glossy_color", "transmission_direct", "transmission_indirect",
-                 "transmission_color", "emit", "environment"):
-        setattr(layer, f"use_pass_{flag}", True)
-    settings = scene.render.image_settings
-    settings.media_type = "MULTI_LAYER_IMAGE"
-    settings.file_format = "OPEN_EXR_MULTILAYER"
-    settings.color_depth = "32"
-    settings.exr_codec = "ZIP"
     return scene
 
 
 def render_scene(name: str, out: Path, reference_spp: int = REFERENCE_SPP) -> dict:
-    import bpy
-
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
     cost_path = folder / "cost.json"
@@ -362,14 +320,10 @@ def render_scene(name: str, out: Path, reference_spp: int = REFERENCE_SPP) -> di
         target = folder / file_name
         if target.exists():
             continue
-        scene = build(name)
-        scene.cycles.samples = samples
-        scene.cycles.seed = BASE_SEED + 100 * index + samples  # independent noise per render
-        scene.render.filepath = str(target)
-        start = time.perf_counter()
-        bpy.ops.render.render(write_still=True)
-        cost[file_name] = {"spp": samples, "seconds": round(time.perf_counter() - start, 2), "threads": 1,
-                           "size": [WIDTH, HEIGHT], "seed": scene.cycles.seed}
+        seed = BASE_SEED + 100 * index + samples  # independent noise per render
+        seconds = render_still(build(name), target, samples, seed)
+        cost[file_name] = {"spp": samples, "seconds": round(seconds, 2), "threads": 1, "size": [WIDTH, HEIGHT],
+                           "seed": seed}
         cost_path.write_text(json.dumps(cost, indent=1) + "\n")
         print(f"{name}/{file_name}: {cost[file_name]['seconds']} s", flush=True)
     return cost

@@ -13,7 +13,7 @@ Reported (``engine.metrics`` for every figure):
 - per spp: the geometric mean over scenes of those ratios, and scenes won;
 - "do no harm": tonemapped PSNR of each method minus the noisy input's, per scene; the worst scene per spp.
 
-    /path/to/bpy-python bench/cycles_foreign.py render bench/work/cycles_foreign     # the renders (cached)
+    /path/to/bpy-python -m bench.cycles_foreign render bench/work/cycles_foreign     # the renders (cached)
     nice -n 10 .venv/bin/python bench/render.py --foreign bench/work/cycles_foreign  # this table
 
 Writes bench/results/render_foreign.md and .json.
@@ -176,7 +176,7 @@ def run(folder: Path, out: Path, model_dirs: list[Path], with_oidn: bool = True)
     started = time.perf_counter()
     cases = foreign_cases(folder)
     if not cases:
-        raise SystemExit(f"{folder}: no rendered scenes (run bench/cycles_foreign.py render {folder} first)")
+        raise SystemExit(f"{folder}: no rendered scenes (run bpy-python -m bench.cycles_foreign render {folder} first)")
     entries = methods(model_dirs, with_oidn)
     rows = evaluate(cases, entries, log=lambda text: print(text, file=sys.stderr))
     names = {e.id: e.manifest.display_name for e in entries}
