@@ -169,13 +169,16 @@ class ImageResult:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
-def describe_eta(seconds: float | None) -> str:
-    """``"2 min 05 s left"``, ``"40 s left"``, ``""`` when unknown: how the window and the command line say an ETA."""
-    if seconds is None:
-        return ""
+def describe_duration(seconds: float) -> str:
+    """``"1 h 05 min"``, ``"2 min 05 s"``, ``"40 s"``: how the window and the command line say a length of time."""
     seconds = int(round(seconds))
     if seconds >= 3600:
-        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min left"
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
     if seconds >= 60:
-        return f"{seconds // 60} min {seconds % 60:02d} s left"
-    return f"{seconds} s left"
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds} s"
+
+
+def describe_eta(seconds: float | None) -> str:
+    """``"2 min 05 s left"``, ``"40 s left"``, ``""`` when unknown: how the window and the command line say an ETA."""
+    return "" if seconds is None else f"{describe_duration(seconds)} left"

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from .model_panel import format_eta
+from engine.api import describe_duration, describe_eta
 
 if TYPE_CHECKING:
     from .model_panel import RunRequest
@@ -269,7 +269,7 @@ class ShotRun:
         frame = (progress.metrics or {}).get("frame")
         if frame is not None and int(frame) in self._order:
             self._catch_up(self._order.index(int(frame)) + 1)
-        eta = format_eta(progress.eta_s)
+        eta = describe_eta(progress.eta_s)
         text = progress.message or progress.stage
         self.view.transport.setToolTip(f"{text}, {eta}" if eta else text)
         self.window.flash(f"Restoring the shot: {text}" + (f", {eta}" if eta else ""))
@@ -298,8 +298,9 @@ class ShotRun:
             parts.append(f"{result.skipped} already done (skipped)")
         if result.failed:
             parts.append(f"{result.failed} failed or missing")
-        self.last_summary = ", ".join(parts) + f" in {_duration(took)} \u2192 {Path(result.output_pattern).parent}"
-        window.model_panel.show_outcome(f"Done in {_duration(took)}" if not result.failed
+        took_text = describe_duration(took)
+        self.last_summary = ", ".join(parts) + f" in {took_text} \u2192 {Path(result.output_pattern).parent}"
+        window.model_panel.show_outcome(f"Done in {took_text}" if not result.failed
                                         else f"{result.failed} frame(s) failed", not result.failed)
         window.run_label.setText(f"Last run: {took:.1f} s")
         window.run_label.setToolTip("\n".join(result.notes))
@@ -334,11 +335,3 @@ class ShotRun:
     def _after_run(self) -> None:
         self.view.transport.setToolTip("")
 
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    if seconds >= 3600:
-        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-    if seconds >= 60:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds} s"

@@ -91,3 +91,10 @@ def test_eta_clock_extrapolates():
     assert clock.eta(0.0) is None
     assert clock.eta(0.5) == pytest.approx(10.0, abs=0.5)
     assert clock.eta(1.0) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_durations_and_times_left_are_said_one_way():
+    from engine.jobs import describe_duration, describe_eta
+
+    assert [describe_duration(s) for s in (0.4, 40, 125, 3900)] == ["0 s", "40 s", "2 min 05 s", "1 h 05 min"]
+    assert describe_eta(125) == "2 min 05 s left" and describe_eta(None) == ""
