@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 
 from .progress_bar import clear_bar, draw_bar
+from .stopping import sigterm_as_ctrl_c
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -61,21 +61,14 @@ def options_from_args(args: argparse.Namespace):
                         skip_existing=args.skip_existing)
 
 
-def _terminate(signum, frame):  # SIGTERM from a farm manager: stop like Ctrl+C (outputs stay whole)
-    raise KeyboardInterrupt
-
-
 def run(args: argparse.Namespace) -> int:
     as_json = args.progress == "json"
-    try:
-        signal.signal(signal.SIGTERM, _terminate)
-    except ValueError:  # not the main thread (tests calling the CLI from a thread)
-        pass
     # stdout carries only our lines (JSON ones with --progress json); what libraries print there (Ray's
     # "(raylet) A worker died..." notes, say) goes to stderr instead.
     out, sys.stdout = sys.stdout, sys.stderr
     try:
-        return _run(args, as_json, out)
+        with sigterm_as_ctrl_c():  # a farm manager's stop: outputs stay whole, --skip-existing resumes
+            return _run(args, as_json, out)
     finally:
         sys.stdout = out
 

@@ -11,30 +11,19 @@ failed), 2 (usage), 3 (model), 4 (only missing input frames), 130 (interrupted; 
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import time
 
 from ..jobs import describe_eta
 from .progress_bar import clear_bar, draw_bar
-
-
-def _terminate(signum, frame):  # SIGTERM from a farm manager: stop like Ctrl+C (finished frames stay)
-    raise KeyboardInterrupt
+from .stopping import sigterm_as_ctrl_c
 
 
 def run_shot(args: argparse.Namespace, shot, entry, settings: dict, registry) -> int:
     """Restore ``shot`` with the model ``entry`` of ``registry`` (``settings``: its typed parameters) as ``args``
     say (the ``restore`` command's options, checked by engine/commands/restore_cmd.py); returns the exit code."""
-    try:
-        previous_handler = signal.signal(signal.SIGTERM, _terminate)
-    except ValueError:  # not the main thread (tests calling the CLI from a thread)
-        previous_handler = None
-    try:
+    with sigterm_as_ctrl_c():  # a farm manager's stop: finished frames stay, the same command resumes
         return _run(args, shot, entry, settings, registry)
-    finally:
-        if previous_handler is not None:
-            signal.signal(signal.SIGTERM, previous_handler)
 
 
 def _run(args: argparse.Namespace, shot, entry, settings: dict, registry) -> int:
@@ -68,7 +57,7 @@ def _run(args: argparse.Namespace, shot, entry, settings: dict, registry) -> int
 
     try:
         result = run_job(job, show)
-    except KeyboardInterrupt:  # Ctrl+C, or SIGTERM (_terminate): the job's finished frames stay on disk
+    except KeyboardInterrupt:  # Ctrl+C, or SIGTERM (sigterm_as_ctrl_c): the job's finished frames stay on disk
         job.close()
         result = None
     finally:
