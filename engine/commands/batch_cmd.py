@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..jobs import EtaClock, describe_eta
+from ..jobs import EtaClock
 from .progress_bar import clear_bar, draw_bar
 from .stopping import sigterm_as_ctrl_c
 
@@ -121,7 +121,7 @@ def run_local(items, options):
 
 class TextReport:
     """``--progress text``: one line per item on ``out`` (errors on stderr) and, on a terminal, the progress bar
-    with the item in hand and the time left of the whole run (engine.jobs.describe_eta)."""
+    with the item in hand and the time left of the whole run."""
 
     def __init__(self, out) -> None:
         self.out = out
@@ -158,5 +158,4 @@ class TextReport:
                   f"{record['total']} in {record['seconds']:.1f} s", file=sys.stderr)
 
     def _bar(self, fraction: float, text: str) -> None:
-        left = describe_eta(self.clock.eta(fraction)) if fraction < 1 else ""
-        draw_bar(fraction, text + (f", {left}" if left else ""))
+        draw_bar(fraction, text, eta_s=self.clock.eta(fraction) if fraction < 1 else None)
