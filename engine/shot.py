@@ -31,7 +31,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Generator, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -49,7 +49,7 @@ from .batch import (
     parse_frames,
 )
 from .errors import EngineError, JobCancelled, ModelError
-from .jobs import CancelToken, EtaClock, Progress
+from .jobs import CancelToken, EtaClock, Progress, relay
 
 #: Houdini's ``$F`` / ``$F4``.
 _HOUDINI = re.compile(r"\$F(\d*)")
@@ -531,6 +531,16 @@ def restore_shot(request: ShotRestoreRequest, token: CancelToken | None = None,
             return None
         return clock.eta(min(1.0, (work_done + fraction_of_frame) / work_total))
 
+    def restoring(frame: int, index: int, where: str) -> Callable[[Progress], Progress]:
+        """A frame's restore job's progress as the shot's."""
+
+        def convert(step: Progress) -> Progress:
+            fraction = float(step.fraction or 0.0)
+            return Progress((index + fraction) / total, "restoring", f"{where}: {step.message}", eta(fraction),
+                            metrics(frame, index))
+
+        return convert
+
     for index, frame in enumerate(shot.frames):
         token.raise_if_cancelled()
         source, output = shot.path(frame), target(frame)
@@ -584,15 +594,7 @@ def restore_shot(request: ShotRestoreRequest, token: CancelToken | None = None,
             job = restore_job(image, entry, params, tile=tile, device=request.device, ensemble=request.ensemble,
                               token=token, release_input=not temporal)
             del image
-            while True:
-                try:
-                    step = next(job)
-                except StopIteration as finished:
-                    result = finished.value
-                    break
-                fraction = float(step.fraction or 0.0)
-                yield Progress((index + fraction) / total, "restoring", f"{where}: {step.message}", eta(fraction),
-                               metrics(frame, index))
+            result = yield from relay(job, restoring(frame, index, where))
             restored = _without_temporal_layers(result.image)
             output.parent.mkdir(parents=True, exist_ok=True)
             write_image(output, restored, overwrite=request.overwrite)

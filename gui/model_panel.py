@@ -542,14 +542,15 @@ class ModelPanel(QWidget):
         if self.current_task() is not None:
             self._fill_tree(self.current_task(), None)
 
-    def _set_task(self, task: str) -> bool:
+    def _set_task(self, task: str, keep: tuple[str, str] | None = None) -> bool:
+        """Show ``task``'s models (quietly: no task-changed refill), ``keep`` selected; False for an unknown task."""
         index = self.task_combo.findData(task)
         if index < 0:
             return False
         self.task_combo.blockSignals(True)
         self.task_combo.setCurrentIndex(index)
         self.task_combo.blockSignals(False)
-        self._fill_tree(task, None)
+        self._fill_tree(task, keep)
         return True
 
     def _fill_tree(self, task: str, keep: tuple[str, str] | None) -> None:
@@ -641,14 +642,9 @@ class ModelPanel(QWidget):
         task = self._task_of((kind, ident))
         if task is None:
             return False
-        if task != self.current_task() or self._find_item((kind, ident)) is None:
-            index = self.task_combo.findData(task)
-            if index < 0:
-                return False
-            self.task_combo.blockSignals(True)
-            self.task_combo.setCurrentIndex(index)
-            self.task_combo.blockSignals(False)
-            self._fill_tree(task, (kind, ident))
+        elsewhere = task != self.current_task() or self._find_item((kind, ident)) is None
+        if elsewhere and not self._set_task(task, (kind, ident)):
+            return False
         item = self._find_item((kind, ident))
         if item is not None:
             if item.parent() is not None:

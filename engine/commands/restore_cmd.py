@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from ..errors import EngineError
+from ..jobs import EtaClock
 from .progress_bar import clear_bar, draw_bar
 
 
@@ -190,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
 
     failures = 0
     started = time.perf_counter()
+    clock = EtaClock()  # the time left of the whole run, on the bar
     for index, source in enumerate(files):
         label = f"{index + 1}/{len(files)} {source.name}"
         target = output_path_for(source, output, batch)
@@ -212,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
 
                 def show(progress, page=0, label=label, index=index, pages=pages):
                     overall = (index + (page + (progress.fraction or 0.0)) / pages) / len(files)
-                    draw_bar(overall, label)
+                    draw_bar(overall, label, eta_s=clock.eta(overall))
 
                 if pages == 1:
                     result = restore_one(image, source.name, entry, settings, after, args, show)
@@ -369,6 +371,7 @@ def _run_with_workers(files: list[Path], plan, args: argparse.Namespace) -> int:
     from ..inflight import restore_files
 
     started = time.perf_counter()
+    clock = EtaClock()
     done = [0]
 
     def report(result) -> None:
@@ -378,7 +381,8 @@ def _run_with_workers(files: list[Path], plan, args: argparse.Namespace) -> int:
             print(f"{result.source} -> {result.target}  [{result.label}, {result.device}, {result.seconds:.2f} s]")
         else:
             print(f"error: {result.error}", file=sys.stderr)
-        draw_bar(done[0] / len(files), f"{done[0]}/{len(files)} {result.source.name}")
+        draw_bar(done[0] / len(files), f"{done[0]}/{len(files)} {result.source.name}",
+                 eta_s=clock.eta(done[0] / len(files)) if done[0] < len(files) else None)
 
     results = restore_files(files, plan, workers=args.workers, tile=args.tile, device=args.device,
                             ensemble=args.ensemble, on_result=report, overwrite=args.overwrite)

@@ -45,8 +45,8 @@ def _run(args: argparse.Namespace, shot, entry, settings: dict, registry) -> int
         stage, left = progress.stage, describe_eta(progress.eta_s)
         if stage == "restoring":
             draw_bar(float(progress.fraction or 0.0),
-                     f"frame {metrics.get('frame')} ({metrics.get('index')}/{metrics.get('total')})"
-                     + (f", {left}" if left else ""))
+                     f"frame {metrics.get('frame')} ({metrics.get('index')}/{metrics.get('total')})",
+                     eta_s=progress.eta_s)
         elif stage in ("restored", "skipped"):
             clear_bar()
             more = stage == "restored" and left and metrics.get("index") != metrics.get("total")

@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import EngineError
     from ..imageio import is_supported, read_image, write_image
     from ..imageio.atomic import claim_output
-    from ..jobs import CancelToken, describe_eta, run_job
+    from ..jobs import CancelToken, run_job
     from .train import zssr_job
 
     request = request_from_args(args)
@@ -100,8 +100,7 @@ def run(args: argparse.Namespace) -> int:
     def show(progress) -> None:
         fraction = progress.fraction or 0.0
         if tty:
-            left = describe_eta(progress.eta_s)
-            draw_bar(fraction, progress.message + (f", {left}" if left else ""))
+            draw_bar(fraction, progress.message, eta_s=progress.eta_s)
         elif fraction - last[0] >= 0.1:
             last[0] = fraction
             print(f"{fraction * 100:5.1f}% {progress.message}", file=sys.stderr)
