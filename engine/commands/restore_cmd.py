@@ -47,6 +47,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument("--overwrite", action="store_true", help="allow replacing existing output files")
     parser.add_argument(
+        "--smooth", type=float, default=None, metavar="WEIGHT",
+        help="a shot: the weight of the previous frame's result, warped by the motion pass, in each frame's (less "
+             "flicker; on by default at the measured weight, 0 turns it off)",
+    )
+    parser.add_argument(
         "--workers", type=int, default=1, metavar="N",
         help="images restored at once, each with its own share of the cores (many small images: try 2)",
     )
@@ -142,6 +147,9 @@ def run(args: argparse.Namespace) -> int:
     shot = shot_input(args)
     if shot is not None:
         return _run_shot(args, shot)
+    if args.smooth is not None:
+        raise UsageError("--smooth blends a shot's frames: give a frame pattern (shot_####.exr), a folder of "
+                         "frames or --frames")
     files = collect_inputs(args.inputs)
     output = Path(args.output)
     batch = len(files) > 1 or any(Path(item).is_dir() for item in args.inputs)

@@ -33,7 +33,8 @@ def _run(args: argparse.Namespace, shot, entry, settings: dict, registry) -> int
 
     pattern = output_pattern(shot, args.output)
     request = ShotRestoreRequest(shot, pattern, entry.id, settings, tile=args.tile or None, device=args.device,
-                                 overwrite=args.overwrite, ensemble=args.ensemble)
+                                 overwrite=args.overwrite, ensemble=args.ensemble,
+                                 smoothing=getattr(args, "smooth", None))
     print(f"{shot.label} -> {pattern}", file=sys.stderr)
     job = restore_shot(request, CancelToken(), registry)
     counts = {"done": 0, "skipped": 0}
