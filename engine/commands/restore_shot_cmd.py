@@ -6,6 +6,8 @@ are skipped, so the same command run again after Ctrl+C, a crash or a killed far
 (``--overwrite`` redoes them). One line per frame (stdout: restored and skipped frames; stderr: missing and failed
 ones), a progress bar with the time left on a terminal; exit codes as ``batch``'s (docs/farm.md): 0, 1 (a frame
 failed), 2 (usage), 3 (model), 4 (only missing input frames), 130 (interrupted; finished frames are kept).
+A per-frame model's frames are smoothed over time along the motion pass (engine/temporal_filter.py) unless
+``--smooth 0``; ``--smooth W`` sets the previous result's weight.
 """
 
 from __future__ import annotations
