@@ -18,7 +18,9 @@ bench/work/flicker_shots when missing; the camera orbits; no motion pass). Metho
   OIDN with albedo + normal, prefilter Accurate, as an artist gets it);
 - ``oidn-aov``: the app's OIDN with albedo + normal, prefilter accurate, frame by frame;
 - ``render-kprcan-aov``, ``render-kprcan-color``: our per-frame networks;
-- ``--models ID|PATH ...``: any model id of the registry, or a folder / manifest / ONNX file of a trained model.
+- ``--models ID|PATH ...``: any model id of the registry, or a folder / manifest / ONNX file of a trained model;
+- ``--smooth WEIGHT``: every model again through the shot restorer with temporal smoothing
+  (engine/temporal_filter.py), as ``<id> + smoothing WEIGHT``.
   A model whose manifest's inputs include engine.motion.TEMPORAL_INPUTS (a temporal model) runs through the shot
   restorer (:func:`engine.shot.restore_shot`: frame t - 1's input and output warped by the motion pass); all others
   through the restore job frame by frame.
@@ -134,7 +136,8 @@ def restore_frames(entry: ModelEntry, shot: Shot, threads: int) -> list[np.ndarr
             for path in shot.frames]
 
 
-def restore_sequence(entry: ModelEntry, shot: Shot, registry: ModelRegistry) -> list[np.ndarray]:
+def restore_sequence(entry: ModelEntry, shot: Shot, registry: ModelRegistry,
+                     smoothing: float = 0.0) -> list[np.ndarray]:
     """The frames restored in order by the shot restorer (a temporal model: frame t - 1 warped onto frame t).
 
     The one call to the shot restorer of engine/shot.py (branch s3-shot); it writes the frames to a temporary
@@ -145,8 +148,9 @@ def restore_sequence(entry: ModelEntry, shot: Shot, registry: ModelRegistry) -> 
         raise SystemExit(f"{entry.id} is a temporal model: it needs engine/shot.py's restore_shot ({error})") from None
     with tempfile.TemporaryDirectory(prefix="flicker_") as out:
         shot_frames = find_shot(str(shot.folder / "frame_####.exr"))
-        result = run_job(restore_shot(ShotRestoreRequest(shot_frames, out, model_id=entry.id, device="cpu"),
-                                      registry=registry))
+        request = ShotRestoreRequest(shot_frames, out, model_id=entry.id, params=PARAMS.get(entry.id, {}), device="cpu",
+                                     smoothing=smoothing)
+        result = run_job(restore_shot(request, registry=registry))
         if result.failed:
             raise SystemExit(f"{entry.id} on {shot.name}: {result.failed} frames failed")
         return [read_image(Path(out) / path.name).pixels for path in shot.frames]
@@ -226,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="*", default=[], metavar="ID|PATH",
                         help="more models: registry ids, or a folder / manifest / ONNX file of a trained model")
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads")
+    parser.add_argument("--smooth", type=float, default=None, metavar="WEIGHT",
+                        help="also run every model through the shot restorer with temporal smoothing of this weight "
+                             "(engine/temporal_filter.py), as '<id> + smoothing'")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "flicker")
     args = parser.parse_args(argv)
     started = time.perf_counter()
@@ -240,7 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     command = "nice -n 15 .venv/bin/python bench/flicker.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     results: dict = {"command": command,
                      "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "shots": {}}
+    smoothed = f" + smoothing {args.smooth:g}" if args.smooth else ""
     methods = ["noisy", "blender-oidn"] + [e.id for e in entries]
+    methods += [e.id + smoothed for e in entries] if smoothed else []
     for shot in shots:
         record: dict = {"group": shot.group, "folder": str(shot.folder), "frames": len(shot.frames),
                         "ref_spp": shot.ref_spp, "methods": {}}
@@ -253,6 +262,12 @@ def main(argv: list[str] | None = None) -> int:
                 restore_frames(entry, shot, args.threads)
             record["methods"][entry.id] = {**score(outputs, shot), "temporal_model": is_temporal(entry),
                                            "seconds": time.perf_counter() - begun}
+            if smoothed:
+                begun = time.perf_counter()
+                outputs = restore_sequence(entry, shot, registry, args.smooth)
+                record["methods"][entry.id + smoothed] = {**score(outputs, shot), "temporal_model": is_temporal(entry),
+                                                          "smoothing": args.smooth,
+                                                          "seconds": time.perf_counter() - begun}
         record["reference_floor"] = reference_floor(shot)
         results["shots"][shot.name] = record
         print(f"{shot.name}: " + ", ".join(f"{m} {r['rel_mse']:.4f}/{r['temporal']:.4f}"

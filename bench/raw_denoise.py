@@ -113,16 +113,11 @@ class Methods:
                                    threads=self.threads)).image.pixels
 
     def raw(self, planes: np.ndarray, shot: float, read: float) -> np.ndarray:
-        from engine.jobs import run_job  # noqa: F401  (same import path as the app)
+        from engine.jobs import run_job
         from engine.raw.denoise import denoise_planes
         from engine.raw.noise import NoiseProfile
 
-        tiles = denoise_planes(planes, NoiseProfile(shot, read, 0), self.raw_run, self.raw_entry.manifest)
-        while True:
-            try:
-                next(tiles)
-            except StopIteration as finished:
-                return finished.value
+        return run_job(denoise_planes(planes, NoiseProfile(shot, read, 0), self.raw_run, self.raw_entry.manifest))
 
 
 def run_case(methods: Methods, clean_rgb: np.ndarray, seed: tuple[int, int], level: str, with_bm3d: bool) -> dict:

@@ -226,12 +226,15 @@ def main() -> int:
                                                      "or render_foreign with --foreign)")
     parser.add_argument("--foreign", metavar="DIR", default=None,
                         help="measure on the foreign Cycles set rendered by bench/cycles_foreign.py into DIR")
+    parser.add_argument("--earlier", metavar="JSON", default=None,
+                        help="with --foreign: count the scenes of an earlier run's JSON that DIR lacks (same methods)")
     args = parser.parse_args()
     if args.foreign:
         from bench.render_foreign import run as run_foreign
 
         run_foreign(Path(args.foreign), Path(args.out or ROOT / "bench" / "results" / "render_foreign"),
-                    [Path(d) for d in args.models], not args.no_oidn)
+                    [Path(d) for d in args.models], not args.no_oidn,
+                    Path(args.earlier) if args.earlier else None)
         return 0
     args.out = args.out or str(ROOT / "bench" / "results" / "render")
     started = time.perf_counter()

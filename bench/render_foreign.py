@@ -13,7 +13,7 @@ Reported (``engine.metrics`` for every figure):
 - per spp: the geometric mean over scenes of those ratios, and scenes won;
 - "do no harm": tonemapped PSNR of each method minus the noisy input's, per scene; the worst scene per spp.
 
-    /path/to/bpy-python bench/cycles_foreign.py render bench/work/cycles_foreign     # the renders (cached)
+    /path/to/bpy-python -m bench.cycles_foreign render bench/work/cycles_foreign     # the renders (cached)
     nice -n 10 .venv/bin/python bench/render.py --foreign bench/work/cycles_foreign  # this table
 
 Writes bench/results/render_foreign.md and .json.
@@ -170,16 +170,31 @@ def scene_costs(folder: Path) -> list[str]:
     return lines
 
 
-def run(folder: Path, out: Path, model_dirs: list[Path], with_oidn: bool = True) -> dict:
+def earlier_rows(path: Path, scenes_here: set[str], methods_here: set[str]) -> tuple[list[dict], list[str]]:
+    """Rows of an earlier run (its .json) for the scenes not rendered in this run's folder, of the methods this run
+    measures; and those scenes' names. The scenes' renders are reproducible to the figures (bench/cycles_foreign.py),
+    so a scene measured once need not be rendered again to be counted, as long as the methods are the same files."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    rows = [r for r in data["rows"] if r["scene"] not in scenes_here and r["method"] in methods_here]
+    return rows, sorted({r["scene"] for r in rows})
+
+
+def run(folder: Path, out: Path, model_dirs: list[Path], with_oidn: bool = True, earlier: Path | None = None) -> dict:
     from bench.render import methods
 
     started = time.perf_counter()
     cases = foreign_cases(folder)
     if not cases:
-        raise SystemExit(f"{folder}: no rendered scenes (run bench/cycles_foreign.py render {folder} first)")
+        raise SystemExit(f"{folder}: no rendered scenes (run bpy-python -m bench.cycles_foreign render {folder} first)")
     entries = methods(model_dirs, with_oidn)
     rows = evaluate(cases, entries, log=lambda text: print(text, file=sys.stderr))
     names = {e.id: e.manifest.display_name for e in entries}
+    note = ""
+    if earlier is not None:
+        kept, scenes = earlier_rows(earlier, {c["scene"] for c in cases}, {r["method"] for r in rows})
+        rows += kept
+        note = (f"Scenes {', '.join(scenes)} are counted from an earlier run of the same methods (`{earlier}`, rows "
+                f"copied: their renders were not on disk this time); the others were rendered and measured now.\n\n")
     table, summary = summarise(rows, names)
     noise = reference_noise(rows)
     table += ("\n### How noisy the references still are\n\nrelMSE of the noisy input at the highest count x spp / "
@@ -189,12 +204,13 @@ def run(folder: Path, out: Path, model_dirs: list[Path], with_oidn: bool = True)
               + "".join(f"| {scene} | {v['ref_spp']} | {v['estimate']:.5f} | "
                         + (f"{v['share_of_peer']:.0%} at {v['spp']} spp" if v["share_of_peer"] is not None else "-")
                         + " |\n" for scene, v in noise.items()))
-    ref_spp = sorted({c["ref_spp"] for c in cases})
+    ref_spp = sorted({r["ref_spp"] for r in rows})
     text = (f"## Render denoising on the foreign set (one run, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
             f"{platform.processor() or platform.machine()}, shared 2-core CPU)\n\n"
             f"Hand-built Blender 5.0.1 Cycles scenes (bench/cycles_foreign.py), 128x128, Denoising Data passes, "
             f"reference {', '.join(map(str, ref_spp))} spp; no generator, training run or checkpoint choice has "
-            f"seen them.\n\n    nice -n 10 .venv/bin/python bench/render.py --foreign {folder}\n\n"
+            f"seen them.\n\n    nice -n 10 .venv/bin/python bench/render.py --foreign {folder}"
+            + (f" --earlier {earlier}" if earlier is not None else "") + "\n\n" + note
             + table + "\n### Render cost\n\n" + "\n".join(scene_costs(folder)) + "\n")
     print(text)
     out.parent.mkdir(parents=True, exist_ok=True)

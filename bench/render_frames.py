@@ -53,15 +53,10 @@ else:  # a photo model: a synthetic 8-bit photo of that size (mid-gray noise; sp
                                               color_space="srgb"))
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 tiles = [0]
-def progress_tiles(job):
-    while True:
-        try:
-            update = next(job)
-        except StopIteration as done:
-            return done.value
-        tiles[0] = max(tiles[0], int((update.metrics or {}).get("tiles", 1)))
+def count_tiles(update):
+    tiles[0] = max(tiles[0], int((update.metrics or {}).get("tiles", 1)))
 start = time.perf_counter()
-result = progress_tiles(restore_job(image, entry, tile=None if tile < 0 else tile, device="cpu"))
+result = run_job(restore_job(image, entry, tile=None if tile < 0 else tile, device="cpu"), count_tiles)
 seconds = time.perf_counter() - start
 print(json.dumps({"seconds": seconds, "tiles": tiles[0], "tile": result.details["tile"],
                   "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,

@@ -84,6 +84,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "Shot": ("engine.shot", "Shot"),
     "find_shot": ("engine.shot", "find_shot"),
     "describe_eta": ("engine.jobs", "describe_eta"),
+    "describe_duration": ("engine.jobs", "describe_duration"),
     "folder_is_shot": ("engine.shot", "folder_is_shot"),
     "ShotRestoreRequest": ("engine.shot", "ShotRestoreRequest"),
     "ShotRestoreResult": ("engine.shot", "ShotRestoreResult"),

@@ -327,12 +327,9 @@ def suggested_model(registry, image):
 
 def restore_item(item: BatchItem, options: BatchOptions, registry, entry=None, token=None) -> BatchItem:
     """Restore one item and write its output atomically; returns a new item (DONE, SKIPPED or FAILED)."""
-    steps = restore_item_steps(item, options, registry, entry, token)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as finished:
-            return finished.value
+    from .jobs import run_job
+
+    return run_job(restore_item_steps(item, options, registry, entry, token))
 
 
 def restore_item_steps(item: BatchItem, options: BatchOptions, registry, entry=None,
@@ -342,7 +339,7 @@ def restore_item_steps(item: BatchItem, options: BatchOptions, registry, entry=N
     Only EngineErrors become FAILED items (with the message); ModelPinError and anything else (a bug, a killed
     process) propagate to the caller, which may retry elsewhere."""
     from .imageio import read_image, write_image
-    from .jobs import CancelToken
+    from .jobs import CancelToken, relay
     from .noise_estimate import with_estimated_noise_level
     from .restore import restore_job
 
@@ -365,13 +362,7 @@ def restore_item_steps(item: BatchItem, options: BatchOptions, registry, entry=N
         job = restore_job(image, chosen, values, tile=options.tile_for(chosen.manifest), device=options.device,
                           ensemble=options.ensemble, token=token or CancelToken())
         del image  # the job holds the input only while it runs
-        while True:
-            try:
-                progress = next(job)
-            except StopIteration as finished:
-                result = finished.value
-                break
-            yield float(progress.fraction or 0.0)
+        result = yield from relay(job, lambda progress: float(progress.fraction or 0.0))
         del job
         item.target.parent.mkdir(parents=True, exist_ok=True)
         write_image(item.target, result.image)
@@ -456,6 +447,7 @@ def run_local(items: list[BatchItem], options: BatchOptions, registry=None,
 
     Events: ``start``, ``progress`` (per tile: index, fraction of the item, overall fraction), then one of
     ``done`` / ``skipped`` / ``error`` per item, and ``finish`` with the counts and the exit code."""
+    from .jobs import relay
     from .models.registry import ModelRegistry
 
     registry = registry or ModelRegistry()
@@ -471,17 +463,22 @@ def run_local(items: list[BatchItem], options: BatchOptions, registry=None,
             continue
         items[index] = replace(item, state=ItemState.RUNNING)
         steps = restore_item_steps(item, options, registry, entry, token)
-        last = 0.0
-        while True:
-            try:
-                fraction = next(steps)
-            except StopIteration as finished:
-                items[index] = item = finished.value
-                break
-            now = time.monotonic()
-            if now - last >= 0.5:  # a few lines a second at most
-                last = now
-                yield event("progress", index=index, total=total, input=str(item.source), frame=item.frame,
-                            fraction=round(fraction, 4), overall=round((index + fraction) / total, 4))
+        items[index] = item = yield from relay(steps, _progress_events(item, index, total))
         yield item_event(item, index, total)
     yield finish_event(items, time.perf_counter() - started)
+
+
+def _progress_events(item: BatchItem, index: int, total: int, interval_s: float = 0.5):
+    """The ``progress`` event for one of ``item``'s completed fractions, or None within ``interval_s`` of the last
+    (a few lines a second at most; the first fraction always has its event)."""
+    last = [float("-inf")]
+
+    def progress(fraction: float) -> dict[str, Any] | None:
+        now = time.monotonic()
+        if now - last[0] < interval_s:
+            return None
+        last[0] = now
+        return event("progress", index=index, total=total, input=str(item.source), frame=item.frame,
+                     fraction=round(fraction, 4), overall=round((index + fraction) / total, 4))
+
+    return progress

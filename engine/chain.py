@@ -12,13 +12,12 @@ order cannot work (a model that needs the render's AOVs after an upscaler, which
 
 from __future__ import annotations
 
-import time
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import EngineError
-from .jobs import CancelToken, ImageResult, Progress
+from .jobs import CancelToken, EtaClock, ImageResult, Progress, relay
 from .models.registry import ModelEntry
 
 
@@ -65,7 +64,7 @@ def chain_job(
 
     check_chain(steps)
     token = token or CancelToken()
-    started = time.perf_counter()
+    clock = EtaClock()  # the time left of the whole chain
     # Each step's share of the progress: the pixels it reads (its input is the previous step's output).
     weights, pixels = [], image.width * image.height
     for step in steps:
@@ -88,23 +87,11 @@ def chain_job(
             warnings.append(f"{step.entry.id}: {warning}")
             yield Progress(done_before, f"step {name}", f"{name}: {warning}")
         job = restore_job(current, step.entry, params, tile=tile, device=device, ensemble=ensemble, token=token)
-        while True:
-            try:
-                record = next(job)
-            except StopIteration as stop:
-                result = stop.value
-                break
-            fraction = None if record.fraction is None else done_before + share * record.fraction
-            eta = None
-            if fraction and fraction > 0:
-                elapsed = time.perf_counter() - started
-                eta = elapsed * (1.0 - fraction) / fraction
-            yield Progress(fraction, f"{name}: {record.stage}", f"{name}: {record.message}", eta, record.metrics,
-                           record.preview)
+        result = yield from relay(job, _as_chain_progress(name, done_before, share, clock))
         results.append(result)
         current = result.image
         del job
-    seconds = time.perf_counter() - started
+    seconds = clock.elapsed()
     label = chain_label(results)
     yield Progress(1.0, "done", f"{label} in {seconds:.2f} s")
     return ImageResult(
@@ -119,3 +106,15 @@ def chain_job(
             **({"warnings": warnings} if warnings else {}),
         },
     )
+
+
+def _as_chain_progress(name: str, done_before: float, share: float, clock: EtaClock) -> Callable[[Progress], Progress]:
+    """A step's progress as the chain's: its fraction placed in the step's share of the whole (``done_before`` +
+    ``share`` x the step's), its words prefixed with the step's ``name``, the time left of the whole chain."""
+
+    def convert(record: Progress) -> Progress:
+        fraction = None if record.fraction is None else done_before + share * record.fraction
+        return Progress(fraction, f"{name}: {record.stage}", f"{name}: {record.message}",
+                        clock.eta(fraction) if fraction is not None else None, record.metrics, record.preview)
+
+    return convert

@@ -25,6 +25,8 @@ from typing import Any, TypeVar
 from .errors import JobCancelled
 
 R = TypeVar("R")
+T = TypeVar("T")
+U = TypeVar("U")
 Job = Generator["Progress", None, R]
 
 
@@ -118,8 +120,11 @@ class EtaClock:
         return max(0.0, elapsed * (1.0 - fraction) / fraction)
 
 
-def run_job(job: Job[R], on_progress: Callable[[Progress], None] | None = None) -> R:
-    """Drive a job to completion in the calling thread and return its result."""
+def run_job(job: Generator[T, None, R], on_progress: Callable[[T], None] | None = None) -> R:
+    """Drive a job to completion in the calling thread and return its result.
+
+    ``on_progress`` sees every record; an exception it raises (or a KeyboardInterrupt) leaves the job suspended:
+    the caller closes it (``job.close()``) to let it clean up."""
     while True:
         try:
             record = next(job)
@@ -127,6 +132,26 @@ def run_job(job: Job[R], on_progress: Callable[[Progress], None] | None = None) 
             return stop.value
         if on_progress is not None:
             on_progress(record)
+
+
+def relay(job: Generator[T, None, R], convert: Callable[[T], U | None]) -> Generator[U, None, R]:
+    """Pass a job's progress on as another job's: yields ``convert(record)`` for each record of ``job`` (leaving
+    out those it maps to None, e.g. to throttle) and returns the job's result, so that an outer job writes
+
+        result = yield from relay(inner_job, lambda p: Progress(p.fraction, "restoring", p.message))
+
+    Closing the outer job closes ``job`` too."""
+    try:
+        while True:
+            try:
+                record = next(job)
+            except StopIteration as stop:
+                return stop.value
+            converted = convert(record)
+            if converted is not None:
+                yield converted
+    finally:
+        job.close()
 
 
 @dataclass(frozen=True)
@@ -144,13 +169,16 @@ class ImageResult:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
-def describe_eta(seconds: float | None) -> str:
-    """``"2 min 05 s left"``, ``"40 s left"``, ``""`` when unknown: how the window and the command line say an ETA."""
-    if seconds is None:
-        return ""
+def describe_duration(seconds: float) -> str:
+    """``"1 h 05 min"``, ``"2 min 05 s"``, ``"40 s"``: how the window and the command line say a length of time."""
     seconds = int(round(seconds))
     if seconds >= 3600:
-        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min left"
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
     if seconds >= 60:
-        return f"{seconds // 60} min {seconds % 60:02d} s left"
-    return f"{seconds} s left"
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds} s"
+
+
+def describe_eta(seconds: float | None) -> str:
+    """``"2 min 05 s left"``, ``"40 s left"``, ``""`` when unknown: how the window and the command line say an ETA."""
+    return "" if seconds is None else f"{describe_duration(seconds)} left"

@@ -133,6 +133,15 @@ def temporal_relmse(outputs, references, eps: float = 0.01) -> float:
     return float(np.mean(scores))
 
 
+def shot_scores(outputs, references, eps: float = 0.01) -> dict[str, float]:
+    """A restored shot's two figures, as every shot benchmark and the temporal trainer's validation report them:
+    ``relmse``, the :func:`relmse` of each frame against its reference averaged over the frames, and ``flicker``,
+    the :func:`temporal_relmse` of the sequence."""
+    outputs, references = list(outputs), list(references)
+    per_frame = [relmse(out, ref, eps) for out, ref in zip(outputs, references, strict=True)]
+    return {"relmse": float(np.mean(per_frame)), "flicker": temporal_relmse(outputs, references, eps)}
+
+
 def tonemapped_psnr(x: np.ndarray, ref: np.ndarray) -> float:
     """PSNR of two linear HDR images after clipping to [0, 1] and gamma 1/2.2 (peak 1), per the protocol."""
     x, ref = _pair(x, ref)

@@ -75,10 +75,12 @@ def _maps(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return xs + flow[..., 0], ys + flow[..., 1]
 
 
-def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+def warp(image: np.ndarray, flow: np.ndarray, interpolation: str = "linear") -> np.ndarray:
     """``image`` (aligned with frame t - 1; (H, W) or (H, W, C), any channel count) resampled onto frame t.
 
-    Bilinear; a source outside the frame takes the nearest edge pixel (see :func:`inside_mask` to tell them)."""
+    Bilinear, or bicubic with ``interpolation="cubic"`` (sharper: what a result warped again every frame needs, see
+    engine/temporal_filter.py; it can overshoot at edges); a source outside the frame takes the nearest edge pixel
+    (see :func:`inside_mask` to tell them)."""
     image = np.asarray(image, dtype=np.float32)
     if image.shape[:2] != flow.shape[:2]:
         raise ValueError(f"image {image.shape[:2]} and flow {flow.shape[:2]} differ in size")
@@ -86,8 +88,12 @@ def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
 
     map_x, map_y = _maps(flow)
     if image.ndim == 3 and image.shape[2] > 4:  # cv2.remap takes at most 4 channels at once
-        return np.concatenate([warp(image[..., i:i + 4], flow) for i in range(0, image.shape[2], 4)], axis=-1)
-    out = cv2.remap(image, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return np.concatenate([warp(image[..., i:i + 4], flow, interpolation) for i in range(0, image.shape[2], 4)],
+                              axis=-1)
+    modes = {"linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC}
+    if interpolation not in modes:
+        raise ValueError(f"interpolation must be one of {', '.join(modes)}, got {interpolation!r}")
+    out = cv2.remap(image, map_x, map_y, interpolation=modes[interpolation], borderMode=cv2.BORDER_REPLICATE)
     if image.ndim == 3 and out.ndim == 2:
         out = out[..., None]
     return out

@@ -23,6 +23,10 @@ frame t - 1's noisy colour and restored output warped onto frame t by frame t's 
 (:func:`engine.motion.temporal_layers`). The previous frame is the frame number t - 1 only: after a gap, a missing or
 failed frame, or with every other frame, a new run starts. When a run resumes, frame t - 1's output is read back
 from its file.
+
+With ``smoothing`` (any model), each restored frame is blended with frame t - 1's result warped onto it where the
+motion pass is trusted (engine/temporal_filter.py: less flicker); the same rules for t - 1 apply, and frames without
+a usable motion pass are left as restored.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Generator, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -49,7 +53,8 @@ from .batch import (
     parse_frames,
 )
 from .errors import EngineError, JobCancelled, ModelError
-from .jobs import CancelToken, EtaClock, Progress
+from .jobs import CancelToken, EtaClock, Progress, relay
+from .temporal_filter import DEFAULT_STRENGTH
 
 #: Houdini's ``$F`` / ``$F4``.
 _HOUDINI = re.compile(r"\$F(\d*)")
@@ -341,6 +346,11 @@ class ShotRestoreRequest:
     device: str = "auto"
     overwrite: bool = False
     ensemble: int = 1
+    #: Temporal smoothing (engine/temporal_filter.py): the weight of the previous frame's result, warped by the
+    #: motion pass, in each frame's result; 0: off; None: engine.temporal_filter.DEFAULT_STRENGTH for a per-frame
+    #: model (on held-out Cycles shots it lowered flicker and per-frame error alike, bench/results/flicker_smooth.md),
+    #: off for a temporal model (it sees the previous frame itself).
+    smoothing: float | None = None
 
     def output_pattern(self) -> str:
         """Where the frames go (absolute, ``#`` padding); ShotError for an output that cannot take a shot."""
@@ -466,11 +476,13 @@ def restore_shot(request: ShotRestoreRequest, token: CancelToken | None = None,
     result. Frame failures (an unreadable input, a write error) are reported and the run goes on; a model that
     cannot be loaded stops it (ModelError)."""
     from .batch import BatchOptions
+    from .image import make_image
     from .imageio import read_image, write_image
     from .models.registry import ModelRegistry
     from .motion import PreviousFrame, temporal_layers, usable_motion
     from .noise_estimate import with_estimated_noise_level
     from .restore import restore_job
+    from .temporal_filter import smooth_with_previous
 
     token = token or CancelToken()
     registry = registry or ModelRegistry()
@@ -494,6 +506,10 @@ def restore_shot(request: ShotRestoreRequest, token: CancelToken | None = None,
         entry = require_suggestion(registry, first_image).entry
     manifest = entry.manifest
     temporal = needs_previous(manifest)
+    # by default a per-frame model's frames are smoothed; a temporal model already sees the previous frame
+    default = 0.0 if temporal else DEFAULT_STRENGTH
+    smoothing = default if request.smoothing is None else max(0.0, float(request.smoothing))
+    keeps_previous = temporal or smoothing > 0
     tile = BatchOptions(tile=request.tile).tile_for(manifest)
     params: dict[str, Any] = dict(request.params)
     try:
@@ -504,6 +520,10 @@ def restore_shot(request: ShotRestoreRequest, token: CancelToken | None = None,
     notes: list[str] = []
     if temporal:
         notes.append(f"{manifest.display_name} is temporal: each frame is restored with the previous one")
+        yield Progress(0.0, "note", notes[-1])
+    if smoothing > 0:
+        notes.append(f"smoothed over time: each frame blended with the previous result (weight {smoothing:g}) where "
+                     "the motion pass is trusted")
         yield Progress(0.0, "note", notes[-1])
 
     def target(frame: int) -> Path:
@@ -530,6 +550,16 @@ def restore_shot(request: ShotRestoreRequest, token: CancelToken | None = None,
         if clock is None:
             return None
         return clock.eta(min(1.0, (work_done + fraction_of_frame) / work_total))
+
+    def restoring(frame: int, index: int, where: str) -> Callable[[Progress], Progress]:
+        """A frame's restore job's progress as the shot's."""
+
+        def convert(step: Progress) -> Progress:
+            fraction = float(step.fraction or 0.0)
+            return Progress((index + fraction) / total, "restoring", f"{where}: {step.message}", eta(fraction),
+                            metrics(frame, index))
+
+        return convert
 
     for index, frame in enumerate(shot.frames):
         token.raise_if_cancelled()
@@ -562,7 +592,8 @@ def restore_shot(request: ShotRestoreRequest, token: CancelToken | None = None,
             reuse = first_image is not None and frame == shot.present[0]
             image, first_image = (first_image if reuse else read_image(source)), None
             colour = image.pixels
-            if temporal:
+            frame_image = image
+            if keeps_previous:
                 if previous is None and previous_on_disk == frame - 1:
                     previous = _previous_from_disk(frame - 1, shot.path(frame - 1), target(frame - 1))
                 if previous is not None and previous.frame != frame - 1:
@@ -570,9 +601,11 @@ def restore_shot(request: ShotRestoreRequest, token: CancelToken | None = None,
                 found, why = usable_motion(image)
                 if previous is not None and found is None and not motion_said:
                     motion_said = True
-                    notes.append(f"{why} in frame {frame}: previous frames are used unwarped (zero motion)")
+                    notes.append(f"{why} in frame {frame}: " + ("previous frames are used unwarped (zero motion)"
+                                                                 if temporal else "frames without it are not smoothed"))
                     yield Progress(index / total, "note", notes[-1], eta(0.0), metrics(frame, index))
                 forward = found.forward() if found is not None else None
+            if temporal:
                 image = _with_layers(image, temporal_layers(image, previous))
             if not noise_fixed:
                 # One noise level for the whole shot (estimated on its first frame restored): frames restored alike.
@@ -582,18 +615,15 @@ def restore_shot(request: ShotRestoreRequest, token: CancelToken | None = None,
                     notes.append(f"noise level {level:g} estimated on frame {frame}, used for every frame")
                     yield Progress(index / total, "note", notes[-1], eta(0.0), metrics(frame, index))
             job = restore_job(image, entry, params, tile=tile, device=request.device, ensemble=request.ensemble,
-                              token=token, release_input=not temporal)
+                              token=token, release_input=not keeps_previous)
             del image
-            while True:
-                try:
-                    step = next(job)
-                except StopIteration as finished:
-                    result = finished.value
-                    break
-                fraction = float(step.fraction or 0.0)
-                yield Progress((index + fraction) / total, "restoring", f"{where}: {step.message}", eta(fraction),
-                               metrics(frame, index))
+            result = yield from relay(job, restoring(frame, index, where))
             restored = _without_temporal_layers(result.image)
+            if smoothing > 0:
+                smoothed = smooth_with_previous(frame_image, restored.pixels, previous, smoothing)
+                if smoothed is not None:
+                    restored = make_image(smoothed, restored.alpha, restored.meta, restored.layers)
+            del frame_image
             output.parent.mkdir(parents=True, exist_ok=True)
             write_image(output, restored, overwrite=request.overwrite)
         except (ModelError, JobCancelled):
@@ -611,7 +641,7 @@ def restore_shot(request: ShotRestoreRequest, token: CancelToken | None = None,
         counts["done"] += 1
         work_done += 1
         previous_on_disk = None
-        previous = PreviousFrame(frame, colour, restored.pixels, forward) if temporal else None
+        previous = PreviousFrame(frame, colour, restored.pixels, forward) if keeps_previous else None
         yield Progress((index + 1) / total, "restored", f"{where} -> {output.name} ({seconds:.1f} s)", eta(0.0),
                        metrics(frame, index), preview=restored)
     return ShotRestoreResult(shot, target_pattern, manifest.id, tuple(outcomes), tuple(notes),

@@ -36,7 +36,7 @@ from .inspector import PixelInspector
 from .kernel_panel import KernelInspectorPanel
 from .metrics_bar import MetricsBar
 from .model_panel import ModelPanel
-from .opening import describe_image, expand_paths, imageio_module
+from .opening import describe_image, expand_paths, image_file_filter, imageio_module
 from .run_controller import RunController
 from .saving import Saving
 from .session import Session
@@ -389,10 +389,7 @@ class MainWindow(QMainWindow):
 
     # == opening =================================================================================================
     def open_dialog(self) -> None:
-        imageio = imageio_module()
-        patterns = " ".join(f"*{ext}" for ext in sorted(imageio.SUPPORTED_READ_EXTENSIONS))
-        paths, _ = QFileDialog.getOpenFileNames(self, "Open images", self.settings.last_folder,
-                                                f"Images ({patterns});;All files (*)")
+        paths, _ = QFileDialog.getOpenFileNames(self, "Open images", self.settings.last_folder, image_file_filter())
         if paths:
             self.open_paths(paths)
 
@@ -523,10 +520,8 @@ class MainWindow(QMainWindow):
             self.model_panel.select("model", suggestion.entry.id)
 
     def reference_dialog(self) -> None:
-        imageio = imageio_module()
-        patterns = " ".join(f"*{ext}" for ext in sorted(imageio.SUPPORTED_READ_EXTENSIONS))
         path, _ = QFileDialog.getOpenFileName(self, "Load reference image", self.settings.last_folder,
-                                              f"Images ({patterns});;All files (*)")
+                                              image_file_filter())
         if path:
             self.load_reference(path)
 

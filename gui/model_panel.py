@@ -91,16 +91,12 @@ QUALITY_CHOICES = (
 )
 
 
-def format_eta(seconds: float | None) -> str:
-    return describe_eta(seconds)  # the engine's wording, shared with the command line
-
-
 def progress_text(progress: Progress) -> str:
     """"denoise · 45% · 12 s left" (the parts that are known)."""
     parts = [progress.stage] if progress.stage else []
     if progress.fraction is not None:
         parts.append(f"{progress.fraction * 100:.0f}%")
-    eta = format_eta(progress.eta_s)
+    eta = describe_eta(progress.eta_s)
     if eta:
         parts.append(eta)
     return " \u00b7 ".join(parts)
@@ -198,6 +194,16 @@ class ParamForm(QWidget):
         return row
 
     def _control(self, spec: ParamSpec, value: Any) -> QWidget:
+        """The editor of one parameter, showing ``value``; any edit emits ``changed`` and marks the value the
+        user's own."""
+        control, edited = self._editor(spec, value)
+        edited.connect(self.changed)
+        edited.connect(lambda _value, name=spec.name: self._user_changed(name))
+        return control
+
+    @staticmethod
+    def _editor(spec: ParamSpec, value: Any) -> tuple[QWidget, Any]:
+        """The widget for ``spec``'s type and the signal it emits when edited."""
         if spec.type == "float":
             box = QDoubleSpinBox()
             box.setRange(spec.min if spec.min is not None else -1e9, spec.max if spec.max is not None else 1e9)
@@ -205,30 +211,22 @@ class ParamForm(QWidget):
             box.setDecimals(3 if span <= 2 else 2 if span <= 20 else 1)
             box.setSingleStep(span / 100 if spec.min is not None and spec.max is not None else 0.1)
             box.setValue(float(value if value is not None else box.minimum()))
-            box.valueChanged.connect(self.changed)
-            box.valueChanged.connect(lambda _value, name=spec.name: self._user_changed(name))
-            return box
+            return box, box.valueChanged
         if spec.type == "int":
             box = QSpinBox()
             box.setRange(int(spec.min) if spec.min is not None else -(2 ** 31),
                          int(spec.max) if spec.max is not None else 2 ** 31 - 1)
             box.setValue(int(value if value is not None else box.minimum()))
-            box.valueChanged.connect(self.changed)
-            box.valueChanged.connect(lambda _value, name=spec.name: self._user_changed(name))
-            return box
+            return box, box.valueChanged
         if spec.type == "bool":
             box = QCheckBox()
             box.setChecked(bool(value))
-            box.toggled.connect(self.changed)
-            box.toggled.connect(lambda _value, name=spec.name: self._user_changed(name))
-            return box
+            return box, box.toggled
         combo = QComboBox()
         combo.addItems(list(spec.choices))
         if value in spec.choices:
             combo.setCurrentText(str(value))
-        combo.currentTextChanged.connect(self.changed)
-        combo.currentTextChanged.connect(lambda _value, name=spec.name: self._user_changed(name))
-        return combo
+        return combo, combo.currentTextChanged
 
     def values(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -544,14 +542,15 @@ class ModelPanel(QWidget):
         if self.current_task() is not None:
             self._fill_tree(self.current_task(), None)
 
-    def _set_task(self, task: str) -> bool:
+    def _set_task(self, task: str, keep: tuple[str, str] | None = None) -> bool:
+        """Show ``task``'s models (quietly: no task-changed refill), ``keep`` selected; False for an unknown task."""
         index = self.task_combo.findData(task)
         if index < 0:
             return False
         self.task_combo.blockSignals(True)
         self.task_combo.setCurrentIndex(index)
         self.task_combo.blockSignals(False)
-        self._fill_tree(task, None)
+        self._fill_tree(task, keep)
         return True
 
     def _fill_tree(self, task: str, keep: tuple[str, str] | None) -> None:
@@ -643,14 +642,9 @@ class ModelPanel(QWidget):
         task = self._task_of((kind, ident))
         if task is None:
             return False
-        if task != self.current_task() or self._find_item((kind, ident)) is None:
-            index = self.task_combo.findData(task)
-            if index < 0:
-                return False
-            self.task_combo.blockSignals(True)
-            self.task_combo.setCurrentIndex(index)
-            self.task_combo.blockSignals(False)
-            self._fill_tree(task, (kind, ident))
+        elsewhere = task != self.current_task() or self._find_item((kind, ident)) is None
+        if elsewhere and not self._set_task(task, (kind, ident)):
+            return False
         item = self._find_item((kind, ident))
         if item is not None:
             if item.parent() is not None:

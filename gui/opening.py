@@ -16,6 +16,12 @@ def imageio_module():
     return imageio
 
 
+def image_file_filter() -> str:
+    """The open dialogs' file-type filter: every extension the loader reads, then all files."""
+    patterns = " ".join(f"*{ext}" for ext in sorted(imageio_module().SUPPORTED_READ_EXTENSIONS))
+    return f"Images ({patterns});;All files (*)"
+
+
 def describe_image(image: Image) -> str:
     """Status bar text: size, format and depth, HDR or not, alpha, value range."""
     meta = image.meta

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QTimer
 
-from engine.api import CancelToken, Image, ImageResult, Progress
+from engine.api import CancelToken, Image, ImageResult, Progress, describe_eta
 
 from .batch import BatchQueue
-from .model_panel import RunRequest, format_eta
+from .model_panel import RunRequest
 from .worker import JobRunner
 
 if TYPE_CHECKING:
@@ -165,7 +165,7 @@ class RunController(QObject):
         if self.handler is not None:
             self.handler.on_progress(progress)
             return
-        eta = format_eta(progress.eta_s)
+        eta = describe_eta(progress.eta_s)
         self.host.flash(f"{self._job_title}: {progress.message or progress.stage}" + (f" \u2014 {eta}" if eta else ""))
         if isinstance(progress.preview, Image) and self.batch is None:
             self._pending_preview = progress.preview

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from .model_panel import format_eta
+from engine.api import describe_duration, describe_eta
 
 if TYPE_CHECKING:
     from .model_panel import RunRequest
@@ -121,6 +121,12 @@ class ShotOutputDialog(QDialog):
         self.status.setWordWrap(True)
         self.redo_box = QCheckBox()
         self.redo_box.toggled.connect(self._check)
+        self.smooth_box = QCheckBox("Smooth over time (less flicker)")
+        self.smooth_box.setChecked(True)
+        self.smooth_box.setToolTip("Blend each frame with the previous result, moved along the render's motion pass "
+                                   "(Blender's Vector), where the motion can be trusted: less flicker from frame to "
+                                   "frame. Frames without a motion pass are left as restored; a temporal model "
+                                   "already sees the previous frame and is not smoothed again.")
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.run_button = self.buttons.addButton("Restore", QDialogButtonBox.ButtonRole.AcceptRole)
         self.buttons.accepted.connect(self.accept)
@@ -131,6 +137,7 @@ class ShotOutputDialog(QDialog):
         layout.addLayout(row)
         layout.addWidget(self.status)
         layout.addWidget(self.redo_box)
+        layout.addWidget(self.smooth_box)
         layout.addWidget(self.buttons)
         self.existing: list[int] = []
         self._check()
@@ -144,6 +151,10 @@ class ShotOutputDialog(QDialog):
 
     def overwrite(self) -> bool:
         return self.redo_box.isVisible() and self.redo_box.isChecked()
+
+    def smoothing(self) -> float | None:
+        """What ShotRestoreRequest.smoothing gets: None (the engine's default) when checked, else 0 (off)."""
+        return None if self.smooth_box.isChecked() else 0.0
 
     def _browse(self) -> None:
         current = Path(self.pattern() or self.shot.pattern)
@@ -208,7 +219,7 @@ class ShotRun:
 
     def _confirmed(self, request: RunRequest) -> None:
         dialog = self.dialog
-        self.start(request, dialog.pattern(), dialog.overwrite())
+        self.start(request, dialog.pattern(), dialog.overwrite(), dialog.smoothing())
         self.window.activateWindow()  # the frame keys and Esc (cancel) go to the window again
         self.window.viewer.setFocus()
 
@@ -225,8 +236,9 @@ class ShotRun:
                     "the restored shot and run the upscaler on it.")
         return None
 
-    def start(self, request: RunRequest, pattern: str, overwrite: bool = False) -> bool:
-        """Start ``restore_shot`` into ``pattern`` (checked again here: never the input)."""
+    def start(self, request: RunRequest, pattern: str, overwrite: bool = False, smoothing: float | None = None) -> bool:
+        """Start ``restore_shot`` into ``pattern`` (checked again here: never the input); ``smoothing`` as
+        ShotRestoreRequest's (None: the engine's default)."""
         from engine.api import ShotRestoreRequest, restore_shot
 
         view, window = self.view, self.window
@@ -244,7 +256,7 @@ class ShotRun:
         job_request = ShotRestoreRequest(shot=shot, output=pattern, model_id=request.entry.id,
                                          params=dict(request.params), tile=request.tile,
                                          device=window.settings.device, overwrite=overwrite,
-                                         ensemble=request.ensemble)
+                                         ensemble=request.ensemble, smoothing=smoothing)
         registry = window.registry
         self.pattern = pattern
         view.set_output(pattern)
@@ -269,7 +281,7 @@ class ShotRun:
         frame = (progress.metrics or {}).get("frame")
         if frame is not None and int(frame) in self._order:
             self._catch_up(self._order.index(int(frame)) + 1)
-        eta = format_eta(progress.eta_s)
+        eta = describe_eta(progress.eta_s)
         text = progress.message or progress.stage
         self.view.transport.setToolTip(f"{text}, {eta}" if eta else text)
         self.window.flash(f"Restoring the shot: {text}" + (f", {eta}" if eta else ""))
@@ -298,8 +310,9 @@ class ShotRun:
             parts.append(f"{result.skipped} already done (skipped)")
         if result.failed:
             parts.append(f"{result.failed} failed or missing")
-        self.last_summary = ", ".join(parts) + f" in {_duration(took)} \u2192 {Path(result.output_pattern).parent}"
-        window.model_panel.show_outcome(f"Done in {_duration(took)}" if not result.failed
+        took_text = describe_duration(took)
+        self.last_summary = ", ".join(parts) + f" in {took_text} \u2192 {Path(result.output_pattern).parent}"
+        window.model_panel.show_outcome(f"Done in {took_text}" if not result.failed
                                         else f"{result.failed} frame(s) failed", not result.failed)
         window.run_label.setText(f"Last run: {took:.1f} s")
         window.run_label.setToolTip("\n".join(result.notes))
@@ -334,11 +347,3 @@ class ShotRun:
     def _after_run(self) -> None:
         self.view.transport.setToolTip("")
 
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    if seconds >= 3600:
-        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-    if seconds >= 60:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds} s"

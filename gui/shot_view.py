@@ -229,12 +229,10 @@ class ShotView(QObject):
     def open_shot_dialog(self) -> None:
         from PySide6.QtWidgets import QFileDialog
 
-        from .opening import imageio_module
+        from .opening import image_file_filter
 
-        patterns = " ".join(f"*{ext}" for ext in sorted(imageio_module().SUPPORTED_READ_EXTENSIONS))
         path, _ = QFileDialog.getOpenFileName(self.window, "Open shot: choose any frame of the sequence",
-                                              self.window.settings.last_folder,
-                                              f"Images ({patterns});;All files (*)")
+                                              self.window.settings.last_folder, image_file_filter())
         if path:
             self.open_path(path, at=path)
 

@@ -177,6 +177,28 @@ def test_batch_folder_and_single_file_text_output(tmp_path, tiny_model, capsys):
     assert (tmp_path / "one.png").is_file()
 
 
+def test_batch_on_a_terminal_draws_the_bar_with_the_time_left(tmp_path, tiny_model, monkeypatch, capsys):
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    write_frames(tmp_path / "in", range(1, 5), size=(120, 160))
+    terminal = Terminal()
+    monkeypatch.setenv("COLUMNS", "90")
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert cli(["batch", str(tmp_path / "in/shot.####.png"), "-o", str(tmp_path / "out/r.####.png"), "--model",
+                "tiny", "--tile", "32"]) == 0
+    err = terminal.getvalue()
+    bars = [part for part in err.split("\r") if part.startswith("[")]
+    assert all(len(bar) == 89 for bar in bars)  # within the terminal
+    assert any("1/4 shot.0001.png" in bar for bar in bars)  # the item in hand, from its progress events
+    assert any("2/4 finished" in bar and bar.rstrip().endswith("s left") for bar in bars)  # engine.jobs wording
+    assert f"\r{' ' * 89}\r4 restored, 0 skipped, 0 failed of 4 in " in err  # the bar is cleared first
+    assert len(capsys.readouterr().out.splitlines()) == 4  # one line per frame, on stdout
+
+
 def test_a_corrupt_frame_fails_alone(tmp_path, tiny_model, capsys):
     write_frames(tmp_path / "in", [1, 3])
     (tmp_path / "in/shot.0002.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")

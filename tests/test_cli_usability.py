@@ -108,6 +108,9 @@ def test_chain_progress_runs_once_from_0_to_1_and_estimates_later_noise_levels(t
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     # The upscaler reads 64 x 64 pixels, the denoiser after it 128 x 128: the first fifth is the upscaler's.
     assert max(r.fraction for r in records if r.stage.startswith("1/2")) <= 0.2 + 1e-6
+    # the time left is the whole chain's (engine.jobs.EtaClock), never negative
+    etas = [r.eta_s for r in records if r.stage.startswith(("1/2", "2/2")) and r.fraction]
+    assert etas and all(eta is not None and eta >= 0 for eta in etas)
     assert any("noise level" in r.message and r.stage.startswith("step 2/2") for r in records)
     # Estimated on the denoiser's own input (the upscaled image, smoother than the original), not the original.
     from engine.noise_estimate import with_estimated_noise_level

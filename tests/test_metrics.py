@@ -139,3 +139,19 @@ def test_temporal_relmse_measures_flicker_not_steady_error():
         temporal_relmse(refs[:1], refs[:1])
     with pytest.raises(ValueError):
         temporal_relmse(refs[:3], refs[:2])
+
+
+def test_shot_scores_are_the_mean_per_frame_relmse_and_the_temporal_relmse():
+    from engine.metrics import shot_scores, temporal_relmse
+
+    rng = np.random.default_rng(4)
+    refs = rng.random((5, 12, 10, 3)).astype(np.float32)  # (F, H, W, 3), as the shot benchmarks hold them
+    outputs = refs + rng.normal(0, 0.05, refs.shape).astype(np.float32)
+    scores = shot_scores(outputs, refs)
+    assert scores == {"relmse": pytest.approx(np.mean([relmse(o, r) for o, r in zip(outputs, refs, strict=True)])),
+                      "flicker": temporal_relmse(list(outputs), list(refs))}
+    assert shot_scores(refs, refs) == {"relmse": 0.0, "flicker": 0.0}
+    steady = shot_scores(refs + 0.1, refs)  # a steady error costs per-frame relMSE only
+    assert steady["flicker"] < 1e-10 < steady["relmse"]
+    with pytest.raises(ValueError):
+        shot_scores(outputs[:3], refs)  # every frame needs its reference

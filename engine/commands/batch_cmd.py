@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
+from pathlib import Path
+
+from ..jobs import EtaClock
+from .progress_bar import clear_bar, draw_bar
+from .stopping import sigterm_as_ctrl_c
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -59,21 +63,14 @@ def options_from_args(args: argparse.Namespace):
                         skip_existing=args.skip_existing)
 
 
-def _terminate(signum, frame):  # SIGTERM from a farm manager: stop like Ctrl+C (outputs stay whole)
-    raise KeyboardInterrupt
-
-
 def run(args: argparse.Namespace) -> int:
     as_json = args.progress == "json"
-    try:
-        signal.signal(signal.SIGTERM, _terminate)
-    except ValueError:  # not the main thread (tests calling the CLI from a thread)
-        pass
     # stdout carries only our lines (JSON ones with --progress json); what libraries print there (Ray's
     # "(raylet) A worker died..." notes, say) goes to stderr instead.
     out, sys.stdout = sys.stdout, sys.stderr
     try:
-        return _run(args, as_json, out)
+        with sigterm_as_ctrl_c():  # a farm manager's stop: outputs stay whole, --skip-existing resumes
+            return _run(args, as_json, out)
     finally:
         sys.stdout = out
 
@@ -81,11 +78,13 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, as_json: bool, out) -> int:
     from ..batch import event, parse_frames, plan
 
+    report = TextReport(out)
+
     def emit(record: dict) -> None:
         if as_json:
             print(json.dumps(record), file=out, flush=True)
         else:
-            _print_text(record, out)
+            report(record)
 
     try:
         options = options_from_args(args)
@@ -120,34 +119,43 @@ def run_local(items, options):
     return local(items, options)
 
 
-def _print_text(record: dict, out) -> None:
-    kind = record["event"]
-    if kind == "start":
-        model = record["model"] or "suggested per image"
-        where = f"{record['workers']} Ray worker(s)" if record["backend"] == "ray" else "this process"
-        print(f"{record['total']} item(s) with {model} on {where}", file=sys.stderr)
-    elif kind == "progress" and sys.stderr.isatty():
-        filled = int(round(record["overall"] * 30))
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {record['overall'] * 100:5.1f}%")
-        sys.stderr.flush()
-    elif kind == "done":
-        _clear_bar()
-        print(f"{record['input']} -> {record['output']}  [{record.get('model')}, {record.get('device')}, "
-              f"{record.get('seconds', 0):.2f} s]", file=out, flush=True)
-    elif kind == "skipped":
-        _clear_bar()
-        print(f"{record['output']}: exists, skipped", file=out, flush=True)
-    elif kind == "error":
-        _clear_bar()
-        print(f"error: {record['message']}", file=sys.stderr, flush=True)
-    elif kind == "retry":
-        print(f"retrying {record['input']} ({record['reason']})", file=sys.stderr, flush=True)
-    elif kind == "finish":
-        _clear_bar()
-        print(f"{record['done']} restored, {record['skipped']} skipped, {record['failed']} failed of "
-              f"{record['total']} in {record['seconds']:.1f} s", file=sys.stderr)
+class TextReport:
+    """``--progress text``: one line per item on ``out`` (errors on stderr) and, on a terminal, the progress bar
+    with the item in hand and the time left of the whole run."""
 
+    def __init__(self, out) -> None:
+        self.out = out
+        self.clock = EtaClock()
+        self.total = 0
+        self.finished = 0
 
-def _clear_bar() -> None:
-    if sys.stderr.isatty():
-        sys.stderr.write("\r" + " " * 40 + "\r")
+    def __call__(self, record: dict) -> None:
+        kind = record["event"]
+        if kind == "start":
+            self.clock, self.total = EtaClock(), record["total"]
+            model = record["model"] or "suggested per image"
+            where = f"{record['workers']} Ray worker(s)" if record["backend"] == "ray" else "this process"
+            print(f"{record['total']} item(s) with {model} on {where}", file=sys.stderr)
+        elif kind == "progress":
+            self._bar(record["overall"], f"{record['index'] + 1}/{record['total']} {Path(record['input']).name}")
+        elif kind in ("done", "skipped", "error"):
+            clear_bar()
+            if kind == "done":
+                print(f"{record['input']} -> {record['output']}  [{record.get('model')}, {record.get('device')}, "
+                      f"{record.get('seconds', 0):.2f} s]", file=self.out, flush=True)
+            elif kind == "skipped":
+                print(f"{record['output']}: exists, skipped", file=self.out, flush=True)
+            else:
+                print(f"error: {record['message']}", file=sys.stderr, flush=True)
+            self.finished += 1  # in any order (Ray): the bar counts the items finished
+            self._bar(self.finished / max(self.total, 1), f"{self.finished}/{self.total} finished")
+        elif kind == "retry":
+            clear_bar()
+            print(f"retrying {record['input']} ({record['reason']})", file=sys.stderr, flush=True)
+        elif kind == "finish":
+            clear_bar()
+            print(f"{record['done']} restored, {record['skipped']} skipped, {record['failed']} failed of "
+                  f"{record['total']} in {record['seconds']:.1f} s", file=sys.stderr)
+
+    def _bar(self, fraction: float, text: str) -> None:
+        draw_bar(fraction, text, eta_s=self.clock.eta(fraction) if fraction < 1 else None)

@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 
 from ..errors import EngineError
+from ..jobs import EtaClock
+from .progress_bar import clear_bar, draw_bar
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -44,6 +46,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="average the model over 4 mirrored or 8 rotated and mirrored copies (better, 4 / 8 x the time)",
     )
     parser.add_argument("--overwrite", action="store_true", help="allow replacing existing output files")
+    parser.add_argument(
+        "--smooth", type=float, default=None, metavar="WEIGHT",
+        help="a shot: the weight of the previous frame's result, warped by the motion pass, in each frame's (less "
+             "flicker; on by default at the measured weight, 0 turns it off)",
+    )
     parser.add_argument(
         "--workers", type=int, default=1, metavar="N",
         help="images restored at once, each with its own share of the cores (many small images: try 2)",
@@ -129,15 +136,6 @@ def output_path_for(source: Path, output: Path, batch: bool) -> Path:
     return output / output_name(source.name)  # a camera raw file's result is a TIFF
 
 
-def _progress_bar(fraction: float, label: str) -> None:
-    if not sys.stderr.isatty():
-        return
-    width = 30
-    filled = int(round(fraction * width))
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {fraction * 100:5.1f}%  {label[:50]:<50}")
-    sys.stderr.flush()
-
-
 def run(args: argparse.Namespace) -> int:
     from ..cli import UsageError
     from ..imageio import is_supported, output_name, read_image, write_image
@@ -149,6 +147,9 @@ def run(args: argparse.Namespace) -> int:
     shot = shot_input(args)
     if shot is not None:
         return _run_shot(args, shot)
+    if args.smooth is not None:
+        raise UsageError("--smooth blends a shot's frames: give a frame pattern (shot_####.exr), a folder of "
+                         "frames or --frames")
     files = collect_inputs(args.inputs)
     output = Path(args.output)
     batch = len(files) > 1 or any(Path(item).is_dir() for item in args.inputs)
@@ -198,6 +199,7 @@ def run(args: argparse.Namespace) -> int:
 
     failures = 0
     started = time.perf_counter()
+    clock = EtaClock()  # the time left of the whole run, on the bar
     for index, source in enumerate(files):
         label = f"{index + 1}/{len(files)} {source.name}"
         target = output_path_for(source, output, batch)
@@ -220,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
 
                 def show(progress, page=0, label=label, index=index, pages=pages):
                     overall = (index + (page + (progress.fraction or 0.0)) / pages) / len(files)
-                    _progress_bar(overall, label)
+                    draw_bar(overall, label, eta_s=clock.eta(overall))
 
                 if pages == 1:
                     result = restore_one(image, source.name, entry, settings, after, args, show)
@@ -241,8 +243,7 @@ def run(args: argparse.Namespace) -> int:
 
                     write_pages(target, restored_pages(), overwrite=args.overwrite)
                     result = results[-1]
-            if sys.stderr.isatty():
-                sys.stderr.write("\r" + " " * 90 + "\r")
+            clear_bar()
             for warning in result.details.get("warnings", ()):
                 print(f"warning: {source.name}: {warning}", file=sys.stderr)
             pages_note = f", {pages} pages" if pages > 1 else ""
@@ -251,8 +252,7 @@ def run(args: argparse.Namespace) -> int:
             if not batch:
                 raise
             failures += 1
-            if sys.stderr.isatty():
-                sys.stderr.write("\n")
+            clear_bar()
             print(f"error: {error}", file=sys.stderr)
     if batch:
         done = len(files) - failures
@@ -379,20 +379,22 @@ def _run_with_workers(files: list[Path], plan, args: argparse.Namespace) -> int:
     from ..inflight import restore_files
 
     started = time.perf_counter()
+    clock = EtaClock()
     done = [0]
 
     def report(result) -> None:
         done[0] += 1
+        clear_bar()  # the file's line replaces the bar, which is drawn again below it
         if result.ok:
             print(f"{result.source} -> {result.target}  [{result.label}, {result.device}, {result.seconds:.2f} s]")
         else:
             print(f"error: {result.error}", file=sys.stderr)
-        _progress_bar(done[0] / len(files), f"{done[0]}/{len(files)} {result.source.name}")
+        draw_bar(done[0] / len(files), f"{done[0]}/{len(files)} {result.source.name}",
+                 eta_s=clock.eta(done[0] / len(files)) if done[0] < len(files) else None)
 
     results = restore_files(files, plan, workers=args.workers, tile=args.tile, device=args.device,
                             ensemble=args.ensemble, on_result=report, overwrite=args.overwrite)
-    if sys.stderr.isatty():
-        sys.stderr.write("\n")
+    clear_bar()
     failures = sum(not r.ok for r in results)
     print(f"{len(files) - failures} of {len(files)} images restored in {time.perf_counter() - started:.1f} s "
           f"({args.workers} at a time)", file=sys.stderr)

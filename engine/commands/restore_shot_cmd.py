@@ -6,96 +6,69 @@ are skipped, so the same command run again after Ctrl+C, a crash or a killed far
 (``--overwrite`` redoes them). One line per frame (stdout: restored and skipped frames; stderr: missing and failed
 ones), a progress bar with the time left on a terminal; exit codes as ``batch``'s (docs/farm.md): 0, 1 (a frame
 failed), 2 (usage), 3 (model), 4 (only missing input frames), 130 (interrupted; finished frames are kept).
+A per-frame model's frames are smoothed over time along the motion pass (engine/temporal_filter.py) unless
+``--smooth 0``; ``--smooth W`` sets the previous result's weight.
 """
 
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import time
 
-from ..errors import EngineError
 from ..jobs import describe_eta
-
-
-def _terminate(signum, frame):  # SIGTERM from a farm manager: stop like Ctrl+C (finished frames stay)
-    raise KeyboardInterrupt
-
-
-def _bar(fraction: float, text: str) -> None:
-    if not sys.stderr.isatty():
-        return
-    filled = int(round(fraction * 30))
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {fraction * 100:5.1f}%  {text[:60]:<60}")
-    sys.stderr.flush()
-
-
-def _clear() -> None:
-    if sys.stderr.isatty():
-        sys.stderr.write("\r" + " " * 100 + "\r")
+from .progress_bar import clear_bar, draw_bar
+from .stopping import sigterm_as_ctrl_c
 
 
 def run_shot(args: argparse.Namespace, shot, entry, settings: dict, registry) -> int:
     """Restore ``shot`` with the model ``entry`` of ``registry`` (``settings``: its typed parameters) as ``args``
     say (the ``restore`` command's options, checked by engine/commands/restore_cmd.py); returns the exit code."""
-    try:
-        previous_handler = signal.signal(signal.SIGTERM, _terminate)
-    except ValueError:  # not the main thread (tests calling the CLI from a thread)
-        previous_handler = None
-    try:
+    with sigterm_as_ctrl_c():  # a farm manager's stop: finished frames stay, the same command resumes
         return _run(args, shot, entry, settings, registry)
-    finally:
-        if previous_handler is not None:
-            signal.signal(signal.SIGTERM, previous_handler)
 
 
 def _run(args: argparse.Namespace, shot, entry, settings: dict, registry) -> int:
     from ..batch import EXIT_INTERRUPTED
-    from ..jobs import CancelToken
+    from ..jobs import CancelToken, run_job
     from ..shot import ShotRestoreRequest, output_pattern, restore_shot
 
     pattern = output_pattern(shot, args.output)
     request = ShotRestoreRequest(shot, pattern, entry.id, settings, tile=args.tile or None, device=args.device,
-                                 overwrite=args.overwrite, ensemble=args.ensemble)
+                                 overwrite=args.overwrite, ensemble=args.ensemble,
+                                 smoothing=getattr(args, "smooth", None))
     print(f"{shot.label} -> {pattern}", file=sys.stderr)
     job = restore_shot(request, CancelToken(), registry)
     counts = {"done": 0, "skipped": 0}
     started = time.perf_counter()
+
+    def show(progress) -> None:
+        metrics = dict(progress.metrics)
+        counts.update({k: int(metrics[k]) for k in counts if k in metrics})
+        stage, left = progress.stage, describe_eta(progress.eta_s)
+        if stage == "restoring":
+            draw_bar(float(progress.fraction or 0.0),
+                     f"frame {metrics.get('frame')} ({metrics.get('index')}/{metrics.get('total')})",
+                     eta_s=progress.eta_s)
+        elif stage in ("restored", "skipped"):
+            clear_bar()
+            more = stage == "restored" and left and metrics.get("index") != metrics.get("total")
+            print(progress.message + (f"  [{left}]" if more else ""), flush=True)
+        elif stage in ("missing", "failed", "note"):
+            clear_bar()
+            print(f"{'note' if stage == 'note' else 'error'}: {progress.message}", file=sys.stderr, flush=True)
+
     try:
-        while True:
-            try:
-                progress = next(job)
-            except StopIteration as finished:
-                result = finished.value
-                break
-            metrics = dict(progress.metrics)
-            counts.update({k: int(metrics[k]) for k in counts if k in metrics})
-            stage, fraction = progress.stage, float(progress.fraction or 0.0)
-            left = describe_eta(progress.eta_s)
-            if stage == "restoring":
-                _bar(fraction, f"frame {metrics.get('frame')} ({metrics.get('index')}/{metrics.get('total')})"
-                               + (f", {left}" if left else ""))
-            elif stage in ("restored", "skipped"):
-                _clear()
-                more = stage == "restored" and left and metrics.get("index") != metrics.get("total")
-                print(progress.message + (f"  [{left}]" if more else ""), flush=True)
-            elif stage in ("missing", "failed"):
-                _clear()
-                print(f"error: {progress.message}", file=sys.stderr, flush=True)
-            elif stage == "note":
-                _clear()
-                print(f"note: {progress.message}", file=sys.stderr, flush=True)
-    except KeyboardInterrupt:
+        result = run_job(job, show)
+    except KeyboardInterrupt:  # Ctrl+C, or SIGTERM (sigterm_as_ctrl_c): the job's finished frames stay on disk
         job.close()
-        _clear()
+        result = None
+    finally:
+        clear_bar()
+    if result is None:
         print(f"interrupted: {counts['done']} frame(s) restored and kept; run the same command again to restore "
               "the rest", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except EngineError:
-        _clear()
-        raise
-    _clear()
     print(f"{result.restored} restored, {result.skipped} skipped, {result.failed} failed of {len(result.frames)} "
           f"frames in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     return result.exit_code

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import EngineError
 from ..imageio.camera_raw import cfa_pattern, develop, open_raw
-from ..jobs import CancelToken, ImageResult, Progress
+from ..jobs import CancelToken, ImageResult, Progress, relay
 from .mosaic import Packing, noise_map, pack, unpack
 from .noise import NoiseProfile, estimate_noise
 
@@ -113,14 +113,13 @@ def raw_restore_job(
         token.raise_if_cancelled()
         yield Progress(0.0, "load model", f"Loading {manifest.display_name}")
         bound = entry.tile_function(dict(params or {}), device, token, session={"threads": threads, "worker": worker})
+
+        def tile_progress(step: tuple[int, int]) -> Progress:
+            done, total = step
+            return Progress(0.9 * done / max(total, 1), "raw denoise", f"tile {done} of {total}")
+
         tiles = denoise_planes(mosaic.planes, profile, bound.run, manifest, tile=tile, token=token)
-        while True:
-            try:
-                done, total = next(tiles)
-            except StopIteration as finished:
-                output = finished.value
-                break
-            yield Progress(0.9 * done / max(total, 1), "raw denoise", f"tile {done} of {total}")
+        output = yield from relay(tiles, tile_progress)
         write_mosaic(raw, mosaic, output)
         token.raise_if_cancelled()
         yield Progress(0.9, "develop", "Developing the denoised mosaic")

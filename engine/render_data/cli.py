@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..jobs import Progress, run_job
+from ..jobs import Progress, describe_eta, run_job
 from .scenes import DEFAULT_GAUSSIAN_FRACTION
 
 
@@ -53,8 +53,9 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _report(progress: Progress) -> None:
-    eta = f", {progress.eta_s:.0f} s left" if progress.eta_s is not None else ""
-    print(f"[{progress.fraction:6.1%}] {progress.message}{eta}", file=sys.stderr, flush=True)
+    left = describe_eta(progress.eta_s)
+    print(f"[{progress.fraction:6.1%}] {progress.message}" + (f", {left}" if left else ""), file=sys.stderr,
+          flush=True)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -57,7 +57,87 @@ def render_seeds(seed: int, spps: list[int]) -> dict[str, int]:
     return {"target": base + 1, "reference": base + 2, **{f"spp{n}": base + 16 + n for n in spps}}
 
 
-# --- building the scene (bpy) ------------------------------------------------------------------------------
+# --- Cycles settings and rendering (bpy): every Cycles render of the project -------------------------------
+
+
+def new_cycles_scene(width: int, height: int, threads: int = 1):
+    """A fresh, empty Blender scene set up as every Cycles render of this project is (training pairs, shots,
+    bench/cycles_foreign.py's set): Cycles on the CPU at a fixed sample count (adaptive sampling off), denoising
+    off, ``threads`` fixed threads (one: the noise then depends on the seed alone), the Standard view transform, an
+    opaque film, the Denoising Data and the passes of PASSES stored, multi-layer 32-bit EXR (ZIP) output."""
+    import bpy
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    scene.render.engine = "CYCLES"
+    scene.cycles.device = "CPU"
+    scene.cycles.use_adaptive_sampling = False
+    scene.cycles.use_denoising = False
+    scene.render.threads_mode = "FIXED"
+    scene.render.threads = threads
+    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = width, height, 100
+    scene.render.film_transparent = False
+    scene.view_settings.view_transform = "Standard"
+    layer = scene.view_layers[0]
+    layer.cycles.denoising_store_passes = True
+    for name in PASSES:
+        setattr(layer, f"use_pass_{name}", True)
+    settings = scene.render.image_settings
+    settings.media_type = "MULTI_LAYER_IMAGE"
+    settings.file_format = "OPEN_EXR_MULTILAYER"
+    settings.color_depth = "32"
+    settings.exr_codec = "ZIP"
+    return scene
+
+
+def render_still(scene, target: Path, samples: int, seed: int) -> float:
+    """Render ``scene``'s current frame at ``samples`` spp with Cycles seed ``seed`` into ``target``, written whole
+    or not at all (an interrupted run resumes cleanly: a file there is a finished render). Returns the wall
+    seconds."""
+    import bpy
+
+    scene.cycles.samples = samples
+    scene.cycles.seed = seed
+    partial = target.with_name(target.stem + ".partial.exr")
+    scene.render.filepath = str(partial)
+    started = time.perf_counter()
+    bpy.ops.render.render(write_still=True)
+    seconds = time.perf_counter() - started
+    os.replace(partial, target)
+    return seconds
+
+
+def look_at(obj, location, target) -> None:
+    """Turn ``obj`` (a camera or a light, which look down their -Z) at ``location`` towards ``target``."""
+    from mathutils import Vector
+
+    obj.rotation_euler = (Vector(target) - Vector(location)).to_track_quat("-Z", "Y").to_euler()
+
+
+def add_sky(strength: float, zenith, horizon=None) -> None:
+    """The world: a uniform colour ``zenith``, or with ``horizon`` a vertical gradient from it up to ``zenith``."""
+    import bpy
+
+    world = bpy.data.worlds.new("sky")
+    bpy.context.scene.world = world
+    world.use_nodes = True
+    tree = world.node_tree
+    background = tree.nodes["Background"]
+    background.inputs["Strength"].default_value = strength
+    if horizon is None:
+        background.inputs["Color"].default_value = (*zenith, 1)
+        return
+    coords = tree.nodes.new("ShaderNodeTexCoord")
+    separate = tree.nodes.new("ShaderNodeSeparateXYZ")
+    ramp = tree.nodes.new("ShaderNodeValToRGB")
+    ramp.color_ramp.elements[0].color = (*horizon, 1)
+    ramp.color_ramp.elements[1].color = (*zenith, 1)
+    tree.links.new(coords.outputs["Generated"], separate.inputs["Vector"])
+    tree.links.new(separate.outputs["Z"], ramp.inputs["Fac"])
+    tree.links.new(ramp.outputs["Color"], background.inputs["Color"])
+
+
+# --- building a scene description (bpy) --------------------------------------------------------------------
 
 
 def _principled(name: str, spec: dict[str, Any]):
@@ -136,12 +216,6 @@ def _texture(tree, texture: dict[str, Any], base: list[float]):
     return ramp
 
 
-def _look_at(obj, location, target) -> None:
-    from mathutils import Vector
-
-    obj.rotation_euler = (Vector(target) - Vector(location)).to_track_quat("-Z", "Y").to_euler()
-
-
 def _add_shape(index: int, shape: dict[str, Any]):
     import bpy
 
@@ -187,25 +261,6 @@ def _add_shape(index: int, shape: dict[str, Any]):
     return obj
 
 
-def _world(spec: dict[str, Any]) -> None:
-    import bpy
-
-    world = bpy.data.worlds.new("sky")
-    bpy.context.scene.world = world
-    world.use_nodes = True
-    tree = world.node_tree
-    background = tree.nodes["Background"]
-    background.inputs["Strength"].default_value = spec["strength"]
-    coords = tree.nodes.new("ShaderNodeTexCoord")
-    separate = tree.nodes.new("ShaderNodeSeparateXYZ")
-    ramp = tree.nodes.new("ShaderNodeValToRGB")
-    ramp.color_ramp.elements[0].color = (*spec["horizon"], 1)
-    ramp.color_ramp.elements[1].color = (*spec["zenith"], 1)
-    tree.links.new(coords.outputs["Generated"], separate.inputs["Vector"])
-    tree.links.new(separate.outputs["Z"], ramp.inputs["Fac"])
-    tree.links.new(ramp.outputs["Color"], background.inputs["Color"])
-
-
 def _room(room: dict[str, Any]) -> None:
     """Four walls and a ceiling around the origin; the +x wall has the window (four boxes around an opening)."""
     import bpy
@@ -236,22 +291,13 @@ def _room(room: dict[str, Any]) -> None:
 
 
 def build_scene(spec: dict[str, Any], width: int, height: int, threads: int = 1):
-    """A fresh Blender scene from a description: Cycles on the CPU, denoising off, the passes of PASSES and the
-    Denoising Data stored, multi-layer 32-bit EXR output."""
+    """A fresh Blender scene (:func:`new_cycles_scene`) from a description."""
     import bpy
 
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    scene = bpy.context.scene
-    scene.render.engine = "CYCLES"
-    scene.cycles.device = "CPU"
-    scene.cycles.use_adaptive_sampling = False
-    scene.cycles.use_denoising = False
-    scene.render.threads_mode = "FIXED"
-    scene.render.threads = threads
-    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = width, height, 100
-    scene.view_settings.view_transform = "Standard"
+    scene = new_cycles_scene(width, height, threads)
     scene.frame_set(10)
-    _world(spec["world"])
+    world = spec["world"]
+    add_sky(world["strength"], world["zenith"], world["horizon"])
     bpy.ops.mesh.primitive_plane_add(size=40 if spec["layout"] != "interior" else spec["room"]["size"])
     bpy.context.object.data.materials.append(_principled("ground", spec["ground"]))
     if spec["layout"] == "interior":
@@ -267,12 +313,12 @@ def build_scene(spec: dict[str, Any], width: int, height: int, threads: int = 1)
             elevation, azimuth = math.radians(light["elevation"]), light["azimuth"]
             direction = (math.cos(azimuth) * math.cos(elevation), math.sin(azimuth) * math.cos(elevation),
                          math.sin(elevation))
-            _look_at(sun, direction, (0, 0, 0))
+            look_at(sun, direction, (0, 0, 0))
         elif light["kind"] == "area":
             bpy.ops.object.light_add(type="AREA", location=light["location"])
             area = bpy.context.object
             area.data.energy, area.data.size, area.data.color = light["power"], light["size"], light["color"]
-            _look_at(area, light["location"], (0, 0, 0.3))
+            look_at(area, light["location"], (0, 0, 0.3))
         else:  # a small bright emitting sphere
             bpy.ops.mesh.primitive_ico_sphere_add(radius=light["radius"], location=light["location"],
                                                   subdivisions=2)
@@ -301,7 +347,7 @@ def build_scene(spec: dict[str, Any], width: int, height: int, threads: int = 1)
     camera_spec = spec["camera"]
     bpy.ops.object.camera_add(location=camera_spec["location"])
     camera = bpy.context.object
-    _look_at(camera, camera_spec["location"], camera_spec["target"])
+    look_at(camera, camera_spec["location"], camera_spec["target"])
     camera.data.lens = camera_spec["lens"]
     if camera_spec["fstop"]:
         camera.data.dof.use_dof = True
@@ -309,32 +355,12 @@ def build_scene(spec: dict[str, Any], width: int, height: int, threads: int = 1)
         camera.data.dof.focus_distance = math.dist(camera_spec["location"], camera_spec["target"])
     scene.camera = camera
     scene.render.use_motion_blur = bool(spec["motion_blur"])
-    layer = scene.view_layers[0]
-    layer.cycles.denoising_store_passes = True
-    for name in PASSES:
-        setattr(layer, f"use_pass_{name}", True)
-    settings = scene.render.image_settings
-    settings.media_type = "MULTI_LAYER_IMAGE"
-    settings.file_format = "OPEN_EXR_MULTILAYER"
-    settings.color_depth = "32"
-    settings.exr_codec = "ZIP"
     return scene
 
 
 def _render(spec: dict[str, Any], target: Path, samples: int, seed: int, size: tuple[int, int],
             threads: int) -> float:
-    import bpy
-
-    scene = build_scene(spec, *size, threads=threads)
-    scene.cycles.samples = samples
-    scene.cycles.seed = seed
-    partial = target.with_name(target.stem + ".partial.exr")
-    scene.render.filepath = str(partial)
-    started = time.perf_counter()
-    bpy.ops.render.render(write_still=True)
-    seconds = time.perf_counter() - started
-    os.replace(partial, target)  # a file is there whole or not at all: an interrupted run resumes cleanly
-    return round(seconds, 2)
+    return round(render_still(build_scene(spec, *size, threads=threads), target, samples, seed), 2)
 
 
 def _link(link: Path, points_to: str) -> None:

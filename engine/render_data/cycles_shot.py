@@ -76,7 +76,7 @@ def build_shot(spec: dict[str, Any], width: int, height: int, threads: int = 1):
     motion blur off and the ``Vector`` pass on."""
     import bpy
 
-    from .cycles_backend import _look_at, build_scene
+    from .cycles_backend import build_scene, look_at
 
     scene = build_scene(spec, width, height, threads=threads)
     shot = spec["shot"]
@@ -88,7 +88,7 @@ def build_shot(spec: dict[str, Any], width: int, height: int, threads: int = 1):
     camera = scene.camera
     for index, pose in enumerate(shot["cameras"]):
         camera.location = pose["location"]
-        _look_at(camera, pose["location"], pose["target"])
+        look_at(camera, pose["location"], pose["target"])
         camera.keyframe_insert("location", frame=index + 1)
         camera.keyframe_insert("rotation_euler", frame=index + 1)
         if camera.data.dof.use_dof:
@@ -111,24 +111,16 @@ def build_shot(spec: dict[str, Any], width: int, height: int, threads: int = 1):
 def render_frame(scene, target: Path, frame: int, samples: int, seed: int, denoise: bool = False) -> float:
     """Render Blender frame ``frame`` at ``samples`` spp with Cycles seed ``seed`` into ``target`` (written whole
     or not at all); ``denoise``: Blender's OIDN on (:data:`BLENDER_DENOISER`). Returns the wall seconds."""
-    import bpy
+    from .cycles_backend import render_still
 
     scene.frame_set(frame)
-    scene.cycles.samples = samples
-    scene.cycles.seed = seed
     scene.cycles.use_animated_seed = False
     scene.cycles.use_denoising = denoise
     if denoise:
         for key, value in BLENDER_DENOISER.items():
             setattr(scene.cycles, key, value)
         scene.cycles.denoising_use_gpu = False
-    partial = target.with_name(target.stem + ".partial.exr")
-    scene.render.filepath = str(partial)
-    started = time.perf_counter()
-    bpy.ops.render.render(write_still=True)
-    seconds = time.perf_counter() - started
-    os.replace(partial, target)
-    return round(seconds, 3)
+    return round(render_still(scene, target, samples, seed), 3)
 
 
 def render_shot(out: Path, seed: int, frames: int, spps: list[int], ref_spp: int = 0, target_spp: int = 0,

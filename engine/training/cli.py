@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace, context) -> int:
     from ..cli import UsageError
-    from ..jobs import CancelToken, run_job
+    from ..jobs import CancelToken, describe_eta, run_job
     from .recipes import load_recipe, run_prepare
     from .trainer import TrainOptions, train_job
 
@@ -88,7 +88,8 @@ def _train(args: argparse.Namespace, context) -> int:
         now = time.monotonic()
         if progress.stage != "train" or "val_psnr" in progress.metrics or now - last_print[0] >= 5.0:
             last_print[0] = now
-            eta = f" (about {progress.eta_s / 60:.1f} min left)" if progress.eta_s else ""
+            left = describe_eta(progress.eta_s)
+            eta = f" ({left})" if left else ""
             print(f"[{progress.stage}] {progress.message}{eta}", flush=True)
 
     result = run_job(train_job(recipe, CancelToken(), options), report)

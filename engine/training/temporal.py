@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from ..jobs import CancelToken, EtaClock, Progress
+from ..metrics import shot_scores
 from ..transforms import auto_exposure_scale, prepare_aov
 from .recipes import Recipe, resolve_path
 
@@ -344,21 +345,6 @@ def shot_clip(shot: Shot) -> Clip:
     return Clip(tensor(shot.color), tensor(shot.albedo), tensor(shot.normal), tensor(shot.reference),
                 tensor(shot.flow), tensor(np.ones_like(shot.visible[..., None])), exposure,
                 torch.tensor([float(shot.noise2noise)]))
-
-
-def shot_scores(frames: Sequence[np.ndarray], reference: np.ndarray) -> dict[str, float]:
-    """Per-frame relMSE (mean over frames) and flicker (relMSE of out[t] - out[t-1] against ref[t] - ref[t-1],
-    normalised by ((ref[t] + ref[t-1]) / 2)^2 + 0.01 as bench/flicker.py's engine.metrics.temporal_relmse, mean
-    over t >= 1) of linear (F, H, W, 3) frames."""
-    from ..metrics import relmse as frame_relmse
-
-    frames = np.asarray(frames, dtype=np.float64)
-    reference = np.asarray(reference, dtype=np.float64)
-    relmse = float(np.mean([frame_relmse(f, r, EPSILON) for f, r in zip(frames, reference, strict=True)]))
-    # the formula of engine.metrics.temporal_relmse (branch s3-data, bench/flicker.py): call it once merged
-    scale = ((reference[1:] + reference[:-1]) / 2) ** 2 + EPSILON
-    flicker = float(np.mean(((frames[1:] - frames[:-1]) - (reference[1:] - reference[:-1])) ** 2 / scale))
-    return {"relmse": relmse, "flicker": flicker}
 
 
 def restore_shot_torch(model, shot: Shot) -> np.ndarray:

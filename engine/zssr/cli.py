@@ -74,6 +74,7 @@ def request_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from ..cli import UsageError
+    from ..commands.progress_bar import clear_bar, draw_bar
     from ..errors import EngineError
     from ..imageio import is_supported, read_image, write_image
     from ..imageio.atomic import claim_output
@@ -99,18 +100,17 @@ def run(args: argparse.Namespace) -> int:
     def show(progress) -> None:
         fraction = progress.fraction or 0.0
         if tty:
-            eta = f" eta {progress.eta_s:.0f}s" if progress.eta_s is not None else ""
-            sys.stderr.write(f"\r{fraction * 100:5.1f}% {progress.message[:70]:<70}{eta}   ")
-            sys.stderr.flush()
+            draw_bar(fraction, progress.message, eta_s=progress.eta_s)
         elif fraction - last[0] >= 0.1:
             last[0] = fraction
             print(f"{fraction * 100:5.1f}% {progress.message}", file=sys.stderr)
 
     # Claimed before training and published without replacing anything: parallel runs never clobber each other.
     with claim_output(target, overwrite=args.overwrite):
-        result = run_job(zssr_job(image, request, CancelToken()), show)
-        if tty:
-            sys.stderr.write("\n")
+        try:
+            result = run_job(zssr_job(image, request, CancelToken()), show)
+        finally:
+            clear_bar()
         write_image(target, result.image, overwrite=args.overwrite)
     if request.seconds is not None and result.details["iterations"] == 0:
         print(f"warning: --seconds {request.seconds:g} left no time to train on this machine (the result is "

@@ -39,7 +39,7 @@ import numpy as np
 
 from ..errors import EngineError
 from ..image import Image
-from ..jobs import CancelToken, ImageResult, Job, Progress
+from ..jobs import CancelToken, EtaClock, ImageResult, Job, Progress
 from ..runtime import cpu_name
 from .config import ZssrRequest
 from .kernels import imresize, load_kernel, scaled_shape
@@ -369,7 +369,8 @@ def _assemble(image: Image, out: np.ndarray, space: ValueSpace, gray: bool, shap
 
 def zssr_job(image: Image, request: ZssrRequest, token: CancelToken) -> Job[ImageResult]:
     """Train ZSSR on ``image`` and return it upscaled by ``request.scale`` (see the module docstring)."""
-    start = time.perf_counter()
+    clock = EtaClock()
+    start = clock.start
     device, device_label = pick_device(request.device)
     deadline = None if request.seconds is None else start + float(request.seconds)
     gray = bool(image.meta.gray)
@@ -424,13 +425,12 @@ def zssr_job(image: Image, request: ZssrRequest, token: CancelToken) -> Job[Imag
                 preview = _assemble(image, _to_numpy(current), space, gray, trainer.output_shape())
                 preview_cost = time.perf_counter() - t0
                 last_preview = time.perf_counter()
-            elapsed = now - start
             yield Progress(
                 fraction,
                 stage=f"train {stage}",
                 message=f"step {step_index + 1}/{len(steps)} {stage}: iteration {trainer.iteration}, "
                 f"loss {loss:.4f}, lr {trainer.lr:.0e}",
-                eta_s=elapsed * (1.0 - fraction) / fraction if fraction > 0 else None,
+                eta_s=clock.eta(fraction),
                 metrics={
                     "iteration": float(trainer.total_iterations),
                     "loss": loss,

@@ -1,12 +1,12 @@
 """Flicker and per-frame error of a temporal render denoiser beside the per-frame ones, on shots no training saw.
 
 Per shot folder (``render-shot``'s layout with its ``motion`` layers: Mitsuba seeds 92000+ by default, rendered
-into runs/shots/val when missing) and method, two figures (engine/training/temporal.py ``shot_scores``, the
-definitions of bench/flicker.py):
+into runs/shots/val when missing) and method, two figures (:func:`engine.metrics.shot_scores`, as bench/flicker.py
+and the temporal trainer's validation report them):
 
-- ``relMSE``: per-frame relMSE against the frame's reference, mean over the frames;
-- ``flicker``: the relMSE of the frame-to-frame change (out[t] - out[t-1]) against (ref[t] - ref[t-1]),
-  normalised by ((ref[t] + ref[t-1]) / 2)^2 + 0.01, mean over t >= 1.
+- ``relMSE``: per-frame relMSE (:func:`engine.metrics.relmse`) against the frame's reference, mean over the frames;
+- ``flicker``: :func:`engine.metrics.temporal_relmse`, the relMSE of the frame-to-frame change (out[t] - out[t-1])
+  against (ref[t] - ref[t-1]), normalised by ((ref[t] + ref[t-1]) / 2)^2 + 0.01, mean over t >= 1.
 
 Cycles validation shots (/work/wt/shared_data/cycles_shots, seeds 95000+, Blender's ``Vector`` pass) are read by
 the app's EXR reader; their frames' ``previous_valid`` is the inside mask times the pass's forward/backward
@@ -20,8 +20,8 @@ by the rule engine/motion.py states for the shot restorer: frame 0 with ``previo
 as history; frame t with frame t - 1's noisy colour and restored result warped by frame t's motion layer
 (engine's generic backward flow) and ``previous_valid`` = the warp's inside mask (a two-channel motion pass has no
 forward flow for a disocclusion test). Each frame goes into log1p space with its own ``auto_exposure_scale``, as
-the restore job converts a single image. (This branch has no engine/shot.py yet; bench/flicker.py runs temporal
-models through it once merged.)
+the restore job converts a single image. (bench/flicker.py measures shipped temporal models through the app's own
+shot restorer, engine/shot.py, instead.)
 
     nice -n 15 .venv/bin/python lab/bench/temporal_eval.py --model runs/temporal_export/render-kprcan-temporal.onnx \
         [--shots runs/shots/val/shot_92000 ...] [--out lab/bench/results/temporal_eval]
@@ -43,8 +43,9 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 from engine.imageio import read_image  # noqa: E402
 from engine.jobs import run_job  # noqa: E402
+from engine.metrics import shot_scores  # noqa: E402
 from engine.motion import inside_mask, warp  # noqa: E402
-from engine.training.temporal import frame_files, load_shot, shot_scores  # noqa: E402
+from engine.training.temporal import frame_files, load_shot  # noqa: E402
 from engine.transforms import auto_exposure_scale, from_model_space, to_model_space  # noqa: E402
 
 CYCLES = Path("/work/wt/shared_data/cycles_shots")

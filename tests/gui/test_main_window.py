@@ -359,3 +359,21 @@ def test_gui_tests_never_write_the_users_settings(tmp_path):
     from gui.settings import AppSettings
 
     assert AppSettings().store.fileName().startswith(str(tmp_path))
+
+
+def test_every_open_dialog_offers_the_image_types_the_loader_reads(window, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    import engine.imageio as imageio
+
+    filters = []
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames", lambda *args: (filters.append(args[3]), ([], ""))[1])
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *args: (filters.append(args[3]), ("", ""))[1])
+    window.open_dialog()
+    window.reference_dialog()
+    window.shots.open_shot_dialog()
+    assert len(filters) == 3 and len(set(filters)) == 1
+    offered = filters[0]
+    assert offered.endswith(";;All files (*)")
+    assert all(f"*{ext}" in offered for ext in imageio.SUPPORTED_READ_EXTENSIONS)
+    assert "*.exr" in offered and "*.dng" in offered

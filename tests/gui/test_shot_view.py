@@ -386,6 +386,10 @@ def test_cancel_keeps_finished_frames_and_a_rerun_resumes(qtbot, window, tmp_pat
     dialog = ShotOutputDialog(window.shots.shot, "NLM", window.shots.output_pattern, window)
     assert f"{len(kept)} of 8 frames are already restored" in dialog.status.text()
     assert dialog.run_button.isEnabled() and not dialog.overwrite()
+    # smoothing over time is offered and on: the engine's default (None); unticked it is off (0)
+    assert dialog.smooth_box.isChecked() and dialog.smoothing() is None
+    dialog.smooth_box.setChecked(False)
+    assert dialog.smoothing() == 0.0
     dialog.close()
     run, records = run_shot(qtbot, window, str(out))
     left = 8 - len(kept)

@@ -1,0 +1,58 @@
+"""The command line's progress bar: one line on stderr, redrawn in place, on a terminal only (a log file or a farm
+manager's pipe gets the finished lines alone). ``restore``, ``restore`` of a shot, ``batch`` and ``zssr`` draw it.
+
+    draw_bar(0.42, "frame 1042 (42/100)", eta_s=125)   # [#############.................]  42.0%  frame 1042
+                                                        #   (42/100), 2 min 05 s left
+    clear_bar()                                         # before printing a line of its own
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from typing import TextIO
+
+from ..jobs import describe_eta
+
+#: Cells of the bar itself; the text after it is cut to the terminal's width.
+BAR_CELLS = 30
+
+
+def _columns(stream: TextIO) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, ValueError, OSError):  # not a real terminal file (tests, some IDE consoles)
+        return shutil.get_terminal_size().columns
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def draw_bar(fraction: float, text: str = "", *, eta_s: float | None = None, stream: TextIO | None = None) -> None:
+    """Draw ``[####....]  42.0%  text, 2 min 05 s left`` over the line (the time left ``eta_s`` as
+    :func:`engine.jobs.describe_eta` says it, when known), never wider than the terminal (a wrapped line could not
+    be redrawn in place)."""
+    stream = stream or sys.stderr
+    if not _is_terminal(stream):
+        return
+    left = describe_eta(eta_s)
+    text = f"{text}, {left}" if text and left else text or left
+    fraction = min(max(float(fraction), 0.0), 1.0)
+    filled = int(round(fraction * BAR_CELLS))
+    line = f"[{'#' * filled}{'.' * (BAR_CELLS - filled)}] {fraction * 100:5.1f}%"
+    if text:
+        line += f"  {text}"
+    width = max(_columns(stream) - 1, 1)  # the last column would move some terminals' cursor to the next line
+    stream.write("\r" + line[:width].ljust(width))
+    stream.flush()
+
+
+def clear_bar(stream: TextIO | None = None) -> None:
+    """Blank the bar's line, so that the next line printed starts at its left edge."""
+    stream = stream or sys.stderr
+    if _is_terminal(stream):
+        stream.write("\r" + " " * max(_columns(stream) - 1, 1) + "\r")
+        stream.flush()
