@@ -57,7 +57,7 @@ def hybrid_manifest() -> ModelManifest:
         description="Runs our KPRCAN render denoiser and Intel's OIDN on the same render (both with albedo and "
         "normal buffers) and blends their results: a combination with Intel's network, at the cost of both. "
         "Lower error than either alone on renders like our training data; on Blender scenes no training saw, "
-        "level with OIDN at 4 spp and behind it at 16 and 64 spp. Network share 0 gives OIDN, 1 gives KPRCAN.",
+        "slightly behind OIDN at 4 spp and behind it at 16 and 64 spp. Network share 0 gives OIDN, 1 gives KPRCAN.",
         engine="classical",
         inputs=("color", "albedo", "normal"),
         value_transform="linear",
