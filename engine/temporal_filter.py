@@ -2,8 +2,9 @@
 renderers call temporal accumulation, to take out the frame-to-frame flicker that a per-frame denoiser leaves.
 
 For frame t, with ``den`` its restored colour and ``history`` frame t - 1's smoothed result warped onto frame t by
-frame t's motion pass (:func:`engine.motion.temporal_layers`, which also gives ``valid``: 0 outside frame t - 1 and
-where the backward and forward motion vectors disagree, i.e. disocclusions)::
+frame t's motion pass (bicubic: the history is resampled again every frame, and bilinear resampling compounds into
+blur), and ``valid`` 0 outside frame t - 1 and where the backward and forward motion vectors disagree
+(disocclusions; engine/motion.py's masks, as for a temporal model)::
 
     out = den + strength * valid * (clamp(history) - den)
 
