@@ -202,3 +202,33 @@ def test_restoring_a_shot_folder_restores_the_frames_not_their_references(tmp_pa
     assert cli(["restore", str(shot), "-o", str(out), "--model", "tiny-render"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["frame_0000.exr", "frame_0001.exr"]
     assert "left out 2 file(s)" in capsys.readouterr().err
+
+
+def test_a_line_said_while_another_thread_decodes_is_not_taken_for_that_files_message(capfd):
+    """restore --workers: one worker says something (a noise level, a file's line) while another decodes, whose
+    capture of the console (engine.imageio: what libraries print about the file) must not swallow the line."""
+    import threading
+
+    from engine.commands.restore_cmd import _say
+    from engine.imageio import _library_messages
+
+    capturing, release, captured = threading.Event(), threading.Event(), []
+
+    def decode() -> None:
+        with _library_messages() as messages:
+            capturing.set()
+            release.wait(10)
+        captured.append(list(messages))
+
+    decoder = threading.Thread(target=decode)
+    decoder.start()
+    assert capturing.wait(10)
+    sayer = threading.Thread(target=_say, args=("b.png: noise level 7 (estimated)",))
+    sayer.start()
+    sayer.join(0.3)
+    assert sayer.is_alive()  # it waits for the decode's capture to end
+    release.set()
+    decoder.join(10)
+    sayer.join(10)
+    assert captured == [[]]
+    assert "b.png: noise level 7 (estimated)" in capfd.readouterr().err

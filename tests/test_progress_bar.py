@@ -41,9 +41,14 @@ def test_fractions_out_of_range_are_clamped(monkeypatch):
     assert out.getvalue().startswith("\r[" + "." * BAR_CELLS + "]   0.0%")
 
 
-def test_clear_blanks_the_line_and_returns_to_its_start(monkeypatch):
+def test_clear_blanks_the_bar_once_and_returns_to_its_start(monkeypatch):
     monkeypatch.setenv("COLUMNS", "50")
     out = Terminal()
+    clear_bar(out)
+    assert out.getvalue() == ""  # no bar there: nothing to clear
+    draw_bar(0.5, "frame 3", stream=out)
+    out.seek(0), out.truncate()
+    clear_bar(out)
     clear_bar(out)
     assert out.getvalue() == "\r" + " " * 49 + "\r"
 
