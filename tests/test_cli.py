@@ -103,27 +103,18 @@ def test_batch_goes_on_past_a_bad_file(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_restore_on_a_terminal_draws_one_bar_and_clears_it_for_each_line(tmp_path, monkeypatch, capsys, workers):
-    import io
-
-    class Terminal(io.StringIO):
-        def isatty(self) -> bool:
-            return True
-
+def test_restore_on_a_terminal_draws_one_bar_and_clears_it_for_each_line(tmp_path, terminal_stderr, capsys, workers):
     folder = tmp_path / "in"
     folder.mkdir()
     for name in ("a.png", "b.png", "c.png"):
         rgba16_png(folder / name)
-    terminal = Terminal()
-    monkeypatch.setenv("COLUMNS", "80")
-    monkeypatch.setattr(sys, "stderr", terminal)
+    terminal = terminal_stderr()
     assert cli(["restore", str(folder), "-o", str(tmp_path / "out"), "--model", "bicubic-x2", "--workers",
                 str(workers)]) == 0
-    err = terminal.getvalue()
-    bars = [part for part in err.split("\r") if part.startswith("[")]
+    bars = terminal.bars()
     assert bars and all(len(bar) == 79 for bar in bars)  # the engine/commands/progress_bar.py bar, within 80 columns
     assert any(bar.rstrip().endswith("s left") for bar in bars)  # the run's time left (engine.jobs.describe_eta)
-    assert f"\r{' ' * 79}\r3 of 3 images restored in " in err  # cleared before the summary
+    assert f"\r{' ' * 79}\r3 of 3 images restored in " in terminal.getvalue()  # cleared before the summary
     assert len(capsys.readouterr().out.splitlines()) == 3
 
 
