@@ -15,6 +15,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from .commands.progress_bar import clear_bar
 from .errors import EngineError
 
 #: Modules that add a sub-command (imported only to build the parser; keep their top level light).
@@ -92,17 +93,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         return int(args.handler(args) or 0)
     except UsageError as error:
+        clear_bar()  # a command's progress bar: the message starts at the left edge, not after it
         print(f"error: {error}", file=sys.stderr)
         return 2
     except EngineError as error:
+        clear_bar()
         if debug:
             raise
         print(f"error: {error}", file=sys.stderr)
         return int(getattr(error, "exit_code", 1))  # e.g. 3 for a model that fails its pin (engine/batch.py)
     except KeyboardInterrupt:
+        clear_bar()
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as error:  # an unexpected bug: still one line unless --debug
+        clear_bar()
         if debug:
             raise
         print(f"error: {type(error).__name__}: {error} (run with --debug for details)", file=sys.stderr)

@@ -12,7 +12,8 @@ inside one process.)
 
 Results come back in the order of ``sources``; a file that fails (unreadable, unsuitable model, existing target)
 gets its error in its result and the others go on. ``on_result`` is called once per file as it finishes, from the
-worker's thread, one call at a time.
+worker's thread, one call at a time; one that prints holds ``engine.imageio.CONSOLE_LOCK`` (another worker may be
+decoding, and a decode captures the console).
 """
 
 from __future__ import annotations

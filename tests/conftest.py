@@ -16,3 +16,44 @@ def _user_home(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("studio_home")
     monkeypatch.setenv("RESTORATION_STUDIO_HOME", str(home))
     return home
+
+
+class FakeTerminal:
+    """A text stream that says it is a terminal (80 columns, from COLUMNS): where the command line draws its
+    progress bar (engine/commands/progress_bar.py)."""
+
+    def __init__(self) -> None:
+        import io
+
+        self._text = io.StringIO()
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        return self._text.write(text)
+
+    def flush(self) -> None:
+        pass
+
+    def getvalue(self) -> str:
+        return self._text.getvalue()
+
+    def bars(self) -> list[str]:
+        """Every bar drawn, as it stood on the line (a bar is redrawn after a carriage return)."""
+        return [part for part in self.getvalue().split("\r") if part.startswith("[")]
+
+
+@pytest.fixture
+def terminal_stderr(monkeypatch):
+    """A function that puts an 80-column FakeTerminal in sys.stderr's place and returns it; called in the test's
+    body (capture re-takes sys.stderr when the test's call begins, after the fixtures)."""
+    import sys
+
+    def install() -> FakeTerminal:
+        terminal = FakeTerminal()
+        monkeypatch.setenv("COLUMNS", "80")
+        monkeypatch.setattr(sys, "stderr", terminal)
+        return terminal
+
+    return install

@@ -177,25 +177,16 @@ def test_batch_folder_and_single_file_text_output(tmp_path, tiny_model, capsys):
     assert (tmp_path / "one.png").is_file()
 
 
-def test_batch_on_a_terminal_draws_the_bar_with_the_time_left(tmp_path, tiny_model, monkeypatch, capsys):
-    import io
-
-    class Terminal(io.StringIO):
-        def isatty(self) -> bool:
-            return True
-
+def test_batch_on_a_terminal_draws_the_bar_with_the_time_left(tmp_path, tiny_model, terminal_stderr, capsys):
     write_frames(tmp_path / "in", range(1, 5), size=(120, 160))
-    terminal = Terminal()
-    monkeypatch.setenv("COLUMNS", "90")
-    monkeypatch.setattr(sys, "stderr", terminal)
+    terminal = terminal_stderr()
     assert cli(["batch", str(tmp_path / "in/shot.####.png"), "-o", str(tmp_path / "out/r.####.png"), "--model",
                 "tiny", "--tile", "32"]) == 0
-    err = terminal.getvalue()
-    bars = [part for part in err.split("\r") if part.startswith("[")]
-    assert all(len(bar) == 89 for bar in bars)  # within the terminal
+    bars = terminal.bars()
+    assert all(len(bar) == 79 for bar in bars)  # within the terminal
     assert any("1/4 shot.0001.png" in bar for bar in bars)  # the item in hand, from its progress events
     assert any("2/4 finished" in bar and bar.rstrip().endswith("s left") for bar in bars)  # engine.jobs wording
-    assert f"\r{' ' * 89}\r4 restored, 0 skipped, 0 failed of 4 in " in err  # the bar is cleared first
+    assert f"\r{' ' * 79}\r4 restored, 0 skipped, 0 failed of 4 in " in terminal.getvalue()  # cleared first
     assert len(capsys.readouterr().out.splitlines()) == 4  # one line per frame, on stdout
 
 

@@ -103,27 +103,18 @@ def test_batch_goes_on_past_a_bad_file(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_restore_on_a_terminal_draws_one_bar_and_clears_it_for_each_line(tmp_path, monkeypatch, capsys, workers):
-    import io
-
-    class Terminal(io.StringIO):
-        def isatty(self) -> bool:
-            return True
-
+def test_restore_on_a_terminal_draws_one_bar_and_clears_it_for_each_line(tmp_path, terminal_stderr, capsys, workers):
     folder = tmp_path / "in"
     folder.mkdir()
     for name in ("a.png", "b.png", "c.png"):
         rgba16_png(folder / name)
-    terminal = Terminal()
-    monkeypatch.setenv("COLUMNS", "80")
-    monkeypatch.setattr(sys, "stderr", terminal)
+    terminal = terminal_stderr()
     assert cli(["restore", str(folder), "-o", str(tmp_path / "out"), "--model", "bicubic-x2", "--workers",
                 str(workers)]) == 0
-    err = terminal.getvalue()
-    bars = [part for part in err.split("\r") if part.startswith("[")]
+    bars = terminal.bars()
     assert bars and all(len(bar) == 79 for bar in bars)  # the engine/commands/progress_bar.py bar, within 80 columns
     assert any(bar.rstrip().endswith("s left") for bar in bars)  # the run's time left (engine.jobs.describe_eta)
-    assert f"\r{' ' * 79}\r3 of 3 images restored in " in err  # cleared before the summary
+    assert f"\r{' ' * 79}\r3 of 3 images restored in " in terminal.getvalue()  # cleared before the summary
     assert len(capsys.readouterr().out.splitlines()) == 3
 
 
@@ -202,3 +193,33 @@ def test_restoring_a_shot_folder_restores_the_frames_not_their_references(tmp_pa
     assert cli(["restore", str(shot), "-o", str(out), "--model", "tiny-render"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["frame_0000.exr", "frame_0001.exr"]
     assert "left out 2 file(s)" in capsys.readouterr().err
+
+
+def test_a_line_said_while_another_thread_decodes_is_not_taken_for_that_files_message(capfd):
+    """restore --workers: one worker says something (a noise level, a file's line) while another decodes, whose
+    capture of the console (engine.imageio: what libraries print about the file) must not swallow the line."""
+    import threading
+
+    from engine.commands.restore_cmd import _say
+    from engine.imageio import _library_messages
+
+    capturing, release, captured = threading.Event(), threading.Event(), []
+
+    def decode() -> None:
+        with _library_messages() as messages:
+            capturing.set()
+            release.wait(10)
+        captured.append(list(messages))
+
+    decoder = threading.Thread(target=decode)
+    decoder.start()
+    assert capturing.wait(10)
+    sayer = threading.Thread(target=_say, args=("b.png: noise level 7 (estimated)",))
+    sayer.start()
+    sayer.join(0.3)
+    assert sayer.is_alive()  # it waits for the decode's capture to end
+    release.set()
+    decoder.join(10)
+    sayer.join(10)
+    assert captured == [[]]
+    assert "b.png: noise level 7 (estimated)" in capfd.readouterr().err

@@ -3,11 +3,7 @@
 import io
 
 from engine.commands.progress_bar import BAR_CELLS, clear_bar, draw_bar
-
-
-class Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
+from tests.conftest import FakeTerminal as Terminal
 
 
 def test_the_bar_is_drawn_in_place_within_the_terminal_width(monkeypatch):
@@ -41,11 +37,16 @@ def test_fractions_out_of_range_are_clamped(monkeypatch):
     assert out.getvalue().startswith("\r[" + "." * BAR_CELLS + "]   0.0%")
 
 
-def test_clear_blanks_the_line_and_returns_to_its_start(monkeypatch):
+def test_clear_blanks_the_bar_once_and_returns_to_its_start(monkeypatch):
     monkeypatch.setenv("COLUMNS", "50")
     out = Terminal()
     clear_bar(out)
-    assert out.getvalue() == "\r" + " " * 49 + "\r"
+    assert out.getvalue() == ""  # no bar there: nothing to clear
+    draw_bar(0.5, "frame 3", stream=out)
+    drawn = out.getvalue()
+    clear_bar(out)
+    clear_bar(out)  # once
+    assert out.getvalue()[len(drawn):] == "\r" + " " * 49 + "\r"
 
 
 def test_nothing_is_written_where_stderr_is_a_file_or_a_pipe():

@@ -606,25 +606,16 @@ def test_main_py_restores_a_png_shot_end_to_end(tmp_path):
     assert read_image(tmp_path / "out" / "plate.0002.png").width == W
 
 
-def test_cli_on_a_terminal_draws_a_bar_with_the_time_left_and_clears_it(tmp_path, monkeypatch, capsys):
-    import io
-    import sys
-
-    class Terminal(io.StringIO):
-        def isatty(self) -> bool:
-            return True
-
+def test_cli_on_a_terminal_draws_a_bar_with_the_time_left_and_clears_it(tmp_path, terminal_stderr, capsys):
     png_frames(tmp_path / "in", range(1, 4), "plate.{:04d}.png")
-    terminal = Terminal()
-    monkeypatch.setenv("COLUMNS", "100")
-    monkeypatch.setattr(sys, "stderr", terminal)
+    terminal = terminal_stderr()
     assert cli(["restore", str(tmp_path / "in" / "plate.####.png"), "-o", str(tmp_path / "out" / "plate.####.png"),
                 "--model", "nlm", "--set", "noise_level=10"]) == 0
-    err = terminal.getvalue()
-    bars = [part for part in err.split("\r") if part.startswith("[")]
+    bars = terminal.bars()
     assert any("frame 1 (1/3)" in bar for bar in bars) and any("frame 3 (3/3)" in bar for bar in bars)
     assert any(bar.rstrip().endswith("s left") for bar in bars if "frame 2 (2/3)" in bar)  # engine.jobs.describe_eta
-    assert all(len(bar) == 99 for bar in bars)  # as wide as the terminal allows, never wrapping
-    assert f"\r{' ' * 99}\r3 restored, 0 skipped, 0 failed of 3 frames in " in err  # the bar is cleared first
+    assert all(len(bar) == 79 for bar in bars)  # as wide as the terminal allows, never wrapping
+    # the bar is cleared before the summary
+    assert f"\r{' ' * 79}\r3 restored, 0 skipped, 0 failed of 3 frames in " in terminal.getvalue()
     assert [line.split(" ->")[0] for line in capsys.readouterr().out.splitlines()] == [
         "frame 1 (1/3)", "frame 2 (2/3)", "frame 3 (3/3)"]

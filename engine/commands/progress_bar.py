@@ -17,6 +17,8 @@ from ..jobs import describe_eta
 
 #: Cells of the bar itself; the text after it is cut to the terminal's width.
 BAR_CELLS = 30
+#: The stream a bar stands on now (one bar at a time): clear_bar writes only there.
+_drawn_on: TextIO | None = None
 
 
 def _columns(stream: TextIO) -> int:
@@ -48,11 +50,16 @@ def draw_bar(fraction: float, text: str = "", *, eta_s: float | None = None, str
     width = max(_columns(stream) - 1, 1)  # the last column would move some terminals' cursor to the next line
     stream.write("\r" + line[:width].ljust(width))
     stream.flush()
+    global _drawn_on
+    _drawn_on = stream
 
 
 def clear_bar(stream: TextIO | None = None) -> None:
-    """Blank the bar's line, so that the next line printed starts at its left edge."""
+    """Blank the bar's line, so that the next line printed starts at its left edge (nothing when no bar stands
+    there: any command, and the command line's error handler, may call it)."""
+    global _drawn_on
     stream = stream or sys.stderr
-    if _is_terminal(stream):
+    if stream is _drawn_on:
+        _drawn_on = None
         stream.write("\r" + " " * max(_columns(stream) - 1, 1) + "\r")
         stream.flush()

@@ -359,38 +359,50 @@ def _chosen_values(image, name: str, entry, settings: dict) -> dict:
     from ..restore import suitability_warning
 
     for message in image.meta.extra.get("decoder_warnings", ()):
-        print(f"warning: {name}: the decoder reported: {message}", file=sys.stderr)
+        _say(f"warning: {name}: the decoder reported: {message}")
     values, level = with_estimated_noise_level(image, entry.manifest, settings)
     if level is not None:
-        print(f"{name}: noise level {level:g} (estimated; --set noise_level=N to choose it)", file=sys.stderr)
+        _say(f"{name}: noise level {level:g} (estimated; --set noise_level=N to choose it)")
     elif wants_noise_level(entry.manifest) and "noise_level" not in settings:
         # Not measurable, or the estimate was unsure: say so rather than pass a wrong level off as its own.
         used = values.get("noise_level", entry.manifest.param("noise_level").default)
-        print(f"{name}: cannot tell its noise level; using {used:g} (--set noise_level=N to choose it)",
-              file=sys.stderr)
+        _say(f"{name}: cannot tell its noise level; using {used:g} (--set noise_level=N to choose it)")
     warning = suitability_warning(image, entry.manifest)
     if warning:
-        print(f"warning: {name}: {warning}", file=sys.stderr)
+        _say(f"warning: {name}: {warning}")
     return values
+
+
+def _say(text: str) -> None:
+    """One line on stderr, whole: the bar cleared first, and never while another thread's decode captures the
+    console (``--workers``: the line would be taken for that file's decoder message)."""
+    from ..imageio import CONSOLE_LOCK
+
+    with CONSOLE_LOCK:
+        clear_bar()
+        print(text, file=sys.stderr, flush=True)
 
 
 def _run_with_workers(files: list[Path], plan, args: argparse.Namespace) -> int:
     """Several files in flight (engine/inflight.py); one line per file as it finishes, in finishing order."""
+    from ..imageio import CONSOLE_LOCK
     from ..inflight import restore_files
 
     started = time.perf_counter()
     clock = EtaClock()
     done = [0]
 
-    def report(result) -> None:
+    def report(result) -> None:  # from the worker that finished, while others may be decoding: CONSOLE_LOCK
         done[0] += 1
-        clear_bar()  # the file's line replaces the bar, which is drawn again below it
-        if result.ok:
-            print(f"{result.source} -> {result.target}  [{result.label}, {result.device}, {result.seconds:.2f} s]")
-        else:
-            print(f"error: {result.error}", file=sys.stderr)
-        draw_bar(done[0] / len(files), f"{done[0]}/{len(files)} {result.source.name}",
-                 eta_s=clock.eta(done[0] / len(files)) if done[0] < len(files) else None)
+        with CONSOLE_LOCK:
+            clear_bar()  # the file's line replaces the bar, which is drawn again below it
+            if result.ok:
+                print(f"{result.source} -> {result.target}  [{result.label}, {result.device}, "
+                      f"{result.seconds:.2f} s]", flush=True)
+            else:
+                print(f"error: {result.error}", file=sys.stderr, flush=True)
+            draw_bar(done[0] / len(files), f"{done[0]}/{len(files)} {result.source.name}",
+                     eta_s=clock.eta(done[0] / len(files)) if done[0] < len(files) else None)
 
     results = restore_files(files, plan, workers=args.workers, tile=args.tile, device=args.device,
                             ensemble=args.ensemble, on_result=report, overwrite=args.overwrite)

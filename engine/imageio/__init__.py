@@ -58,6 +58,7 @@ from .formats import (
 from .hdr import sanitize_hdr, sanitize_image
 
 __all__ = [
+    "CONSOLE_LOCK",
     "DEFAULT_MAX_PIXELS",
     "FORMAT_EXTENSIONS",
     "MAX_PIXELS_ENV",
@@ -138,8 +139,10 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int | None = DEFAULT
 
 #: Warning categories about the code, not the file being read (a library's first import may raise them).
 _NOT_ABOUT_THE_FILE = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, FutureWarning, ResourceWarning)
-#: Serialises the decodes whose library messages are captured (the capture swaps the process-wide sys.stdout).
-_CAPTURE_LOCK = threading.Lock()
+#: Held while a decode captures what libraries print (the capture swaps the process-wide sys.stdout and file
+#: descriptors 1 and 2): decodes take turns, and a thread that prints while another may be decoding (``restore
+#: --workers``) holds it too, or its line would vanish into that file's ``decoder_warnings``.
+CONSOLE_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -158,7 +161,7 @@ def _library_messages() -> Iterator[list[str]]:
 
     handler = _Collect(logging.WARNING)
     logger = logging.getLogger("tifffile")
-    with _CAPTURE_LOCK, warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(printed), \
+    with CONSOLE_LOCK, warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(printed), \
             _native_output() as native:
         warnings.simplefilter("always")
         logger.addHandler(handler)
