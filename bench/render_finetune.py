@@ -244,7 +244,7 @@ def main() -> int:
             if args.blend and indices is not None and "oidn-aov" in peer_outputs:
                 # The fine-tuned network blended with Intel's OIDN (+ albedo + normal), its share chosen on the
                 # frame the fine-tune held out for validation (the last even frame), never on the scored ones.
-                held = scored_frames(folder, [sorted(int(p.stem[6:]) for p in train.glob("frame_*_ref.exr"))[-1]])
+                held = scored_frames(folder, [sorted(int(p.stem[6:10]) for p in train.glob("frame_*_ref.exr"))[-1]])
                 oidn = next(p for p in peers if p.id == "oidn-aov")
                 share = blend_share(restored(entry, held, score_threads)[0][0],
                                     restored(oidn, held, score_threads)[0][0], held[0][2])
