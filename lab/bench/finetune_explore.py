@@ -18,6 +18,11 @@ present settings (lr 1.5e-4, patch 128 (96 on these frames), flips/rotations wit
 permutation, exposure jitter 1 stop, relMSE weight 0.25); the first line is that recipe at patch 64: 1.03x.
 lr 5e-4 0.99x (1e-3 1.04x, whole 96 px frames 1.01x); without normal/RGB augmentation 0.97x, also without exposure
 jitter 0.93x, without any augmentation 0.90x (lr 3e-4 0.98x); relMSE weight 2: 0.86x (8: 0.86x).
+That recipe (lr 5e-4, no augmentation, relMSE weight 2) then kept its step-50 weights on shot 95000 at 4 spp (its
+held-out frame got worse after that: a static camera lets it memorise, a panning one does not), so a second round
+(the later lines, overrides of that recipe) compared on both shots' held-out frames: on 95000, lr 5e-4 with flips
+1.19x, lr 1.5e-4 1.07x, the recipe before all this 1.15x; on 95002, lr 1.5e-4 0.97x (before: 1.03x). Chosen: lr
+1.5e-4, no augmentation, relMSE weight 2, 64 px patches, better than the former recipe on both held-out frames.
 """
 
 from __future__ import annotations
