@@ -23,6 +23,9 @@ held-out frame got worse after that: a static camera lets it memorise, a panning
 (the later lines, overrides of that recipe) compared on both shots' held-out frames: on 95000, lr 5e-4 with flips
 1.19x, lr 1.5e-4 1.07x, the recipe before all this 1.15x; on 95002, lr 1.5e-4 0.97x (before: 1.03x). Chosen: lr
 1.5e-4, no augmentation, relMSE weight 2, 64 px patches, better than the former recipe on both held-out frames.
+On the scored odd frames (bench/results/render_finetune_cycles_shots.md) it won on 95002 @ 4 spp but lost on 95000
+@ 4 spp, so the shipped recipe kept its settings; these are lab/recipes/render_kprcan_aov_finetune_shot.toml. One
+held-out frame is a noisy judge: the trainer's best step on it was 100-450 of 600.
 """
 
 from __future__ import annotations
