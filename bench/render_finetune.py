@@ -112,16 +112,36 @@ def blender_oidn(folder: Path, frames) -> dict:
 PARAMS = {"oidn-aov": {"prefilter": "accurate"}}
 
 
-def score(entry: ModelEntry, frames, threads: int = 0) -> dict:
-    rows = []
-    for name, image, reference in frames:
+def restored(entry: ModelEntry, frames, threads: int = 0) -> list[tuple[np.ndarray, float]]:
+    """Each frame restored by ``entry`` (linear HDR) and the seconds it took."""
+    outputs = []
+    for _, image, _ in frames:
         started = time.perf_counter()
         result = run_job(restore_job(image, entry, PARAMS.get(entry.id), device="cpu", threads=threads))
-        rows.append({"frame": name, "rel_mse": relmse(result.image.pixels, reference),
-                     "psnr": tonemapped_psnr(result.image.pixels, reference),
-                     "seconds": time.perf_counter() - started})
+        outputs.append((result.image.pixels, time.perf_counter() - started))
+    return outputs
+
+
+def score_outputs(outputs, frames) -> dict:
+    rows = [{"frame": name, "rel_mse": relmse(pixels, reference), "psnr": tonemapped_psnr(pixels, reference),
+             "seconds": seconds} for (pixels, seconds), (name, _, reference) in zip(outputs, frames, strict=True)]
     return {"rel_mse": float(np.mean([r["rel_mse"] for r in rows])),
             "psnr": float(np.mean([r["psnr"] for r in rows])), "frames": rows}
+
+
+def score(entry: ModelEntry, frames, threads: int = 0) -> dict:
+    return score_outputs(restored(entry, frames, threads), frames)
+
+
+#: Network shares tried for the blend of a fine-tuned model with OIDN (``engine/models/hybrid.py``'s blend).
+SHARES = tuple(round(0.1 * i, 1) for i in range(11))
+
+
+def blend_share(ours: np.ndarray, theirs: np.ndarray, reference: np.ndarray) -> float:
+    """The network share whose blend with OIDN scores best (relMSE) on one held-out frame."""
+    from engine.models.hybrid import blend
+
+    return min(SHARES, key=lambda share: relmse(blend(ours, theirs, share), reference))
 
 
 def fine_tune(recipe, base: str, data: Path, minutes: float, tag: str, threads: int,
@@ -161,6 +181,10 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=None,
                         help="also stop after this many steps (on a busy machine the wall-clock budget buys fewer "
                         "CPU-minutes: give a step count worth the CPU budget and a larger --minutes)")
+    parser.add_argument("--blend", action="store_true",
+                        help="Cycles shots: also score each fine-tuned model blended with Intel's OIDN (+ albedo + "
+                        "normal), the network's share chosen on the held-out reference frame (a combination with "
+                        "Intel's network, labelled so in the table)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "render_finetune"))
     args = parser.parse_args()
@@ -207,16 +231,34 @@ def main() -> int:
         if has_blender:
             shot["blender-oidn"] = blender_oidn(folder, frames)
         shot[args.base] = score(base, frames, score_threads)
+        peer_outputs = {}
         for peer in peers:
-            shot[peer.id] = score(peer, frames, score_threads)
+            peer_outputs[peer.id] = restored(peer, frames, score_threads)
+            shot[peer.id] = score_outputs(peer_outputs[peer.id], frames)
         for recipe in candidates:
-            tag = f"{Path(str(recipe.source)).stem}_{shot_tag}"
+            stem = Path(str(recipe.source)).stem
+            tag = f"{stem}_{shot_tag}"
             entry, info = fine_tune(recipe, args.base, train, args.minutes, tag, args.threads, args.patch, args.steps)
-            shot[Path(str(recipe.source)).stem] = {**score(entry, frames, score_threads), **info}
+            outputs = restored(entry, frames, score_threads)
+            shot[stem] = {**score_outputs(outputs, frames), **info}
+            if args.blend and indices is not None and "oidn-aov" in peer_outputs:
+                # The fine-tuned network blended with Intel's OIDN (+ albedo + normal), its share chosen on the
+                # frame the fine-tune held out for validation (the last even frame), never on the scored ones.
+                held = scored_frames(folder, [sorted(int(p.stem[6:10]) for p in train.glob("frame_*_ref.exr"))[-1]])
+                oidn = next(p for p in peers if p.id == "oidn-aov")
+                share = blend_share(restored(entry, held, score_threads)[0][0],
+                                    restored(oidn, held, score_threads)[0][0], held[0][2])
+                from engine.models.hybrid import blend
+
+                mixed = [(blend(ours, theirs, share), 0.0)
+                         for (ours, _), (theirs, _) in zip(outputs, peer_outputs["oidn-aov"], strict=True)]
+                shot[f"{stem} + oidn-aov"] = {**score_outputs(mixed, frames), "share": share,
+                                              "combination": "with Intel's OIDN"}
             if has_blender:
-                ratio = shot[Path(str(recipe.source)).stem]["rel_mse"] / shot["blender-oidn"]["rel_mse"]
-                shot[Path(str(recipe.source)).stem]["vs_blender_oidn"] = ratio
-            print(f"{label}, {tag}: {shot[Path(str(recipe.source)).stem]['rel_mse']:.5f}", file=sys.stderr)
+                for method in (stem, f"{stem} + oidn-aov"):
+                    if method in shot:
+                        shot[method]["vs_blender_oidn"] = shot[method]["rel_mse"] / shot["blender-oidn"]["rel_mse"]
+            print(f"{label}, {tag}: {shot[stem]['rel_mse']:.5f}", file=sys.stderr)
         results["shots"][label] = shot
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     lines = [f"## Per-scene fine-tuning of `{args.base}` (one run, {when}, "
@@ -235,14 +277,20 @@ def main() -> int:
         lr = f"{runs[0]['lr']:.2g}" if runs else "-"
         trains = runs[0]["train_only"] if runs else "-"
         label = f"fine-tuned with `{method}.toml`" if runs else f"`{method}`"
+        shares = [shot[method]["share"] for shot in results["shots"].values() if "share" in shot.get(method, {})]
+        if shares:
+            recipe_stem = method.split(" + ")[0]
+            label = (f"COMBINATION with Intel's OIDN: fine-tuned `{recipe_stem}.toml` blended with `oidn-aov` "
+                     f"(network share {'/'.join(f'{v:g}' for v in shares)}, chosen on the held-out frame)")
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {steps} | {lr} | {trains} |")
     verdicts = [(label, method, r["vs_blender_oidn"]) for label, shot in results["shots"].items()
                 for method, r in shot.items() if "vs_blender_oidn" in r]
     if verdicts:
         lines += ["", "Target: fine-tuned at least 20% below Blender's OIDN in relMSE on the shot's other frames "
                   "(ratio <= 0.80):", ""]
-        lines += [f"- {label}, `{method}`: {ratio:.2f}x Blender's OIDN: "
-                  f"{'met' if ratio <= 0.8 else 'not met'}" for label, method, ratio in verdicts]
+        lines += [f"- {label}, `{method}`{' (a combination with Intel OIDN)' if ' + ' in method else ''}: "
+                  f"{ratio:.2f}x Blender's OIDN: {'met' if ratio <= 0.8 else 'not met'}"
+                  for label, method, ratio in verdicts]
     runs = [r for shot in results["shots"].values() for r in shot.values() if "cpu_seconds" in r]
     if runs:
         lines += ["", "Fine-tuning CPU time (process): " + ", ".join(f"{r['cpu_seconds'] / 60:.1f} min" for r in runs)

@@ -727,3 +727,38 @@ def test_onnx_speed_profile_reports_operator_shares(tmp_path):
     seconds, shares = op_shares(path, {"color": np.random.default_rng(0).random((1, 3, 64, 64), dtype=np.float32)})
     assert seconds > 0 and shares[0][0] == "Conv"
     assert 0.99 <= sum(share for _, share in shares) <= 1.0 + 1e-9
+
+
+def test_per_shot_fine_tuning_can_keep_normals_and_hues(tmp_path):
+    """``augment_aovs = false`` (the per-shot fine-tuning recipe): flips and rotations still apply, but normals keep
+    their directions and colours their channel order; by default both are randomised."""
+    from engine.imageio import write_image
+    from engine.training.datasets import PairedImageDataset
+
+    (tmp_path / "input").mkdir()
+    (tmp_path / "target").mkdir()
+    rng = np.random.default_rng(1)
+    color = np.tile(np.array([0.1, 0.5, 0.9], np.float32), (16, 16, 1)) * rng.uniform(0.8, 1.2, (16, 16, 1))
+    normal = np.tile(np.array([0.0, 0.0, 1.0], np.float32), (16, 16, 1))
+    meta = ImageMeta(hdr=True, format="exr", color_space="linear")
+    write_image(tmp_path / "input" / "a_color.exr", make_image(color.astype(np.float32), meta=meta))
+    write_image(tmp_path / "input" / "a_normal.exr", make_image(normal, meta=meta))
+    write_image(tmp_path / "target" / "a_ref.exr", make_image(color.astype(np.float32), meta=meta))
+    pairs = [(tmp_path / "input" / "a_color.exr", tmp_path / "target" / "a_ref.exr")]
+
+    def samples(**options):
+        dataset = PairedImageDataset(pairs, roles=("color", "normal"), patch_size=8, transform="log1p",
+                                     augment=True, **options)
+        draw = np.random.default_rng(0)
+        return [dataset.sample(draw) for _ in range(12)]
+
+    def channel_order(sample) -> tuple:
+        return tuple(np.argsort([sample.inputs["color"][c].mean() for c in range(3)]))
+
+    kept = samples(augment_aovs=False)
+    assert all(np.array_equal(s.inputs["normal"], kept[0].inputs["normal"]) for s in kept)
+    assert {channel_order(s) for s in kept} == {(0, 1, 2)}
+    assert len({s.inputs["color"].tobytes() for s in kept}) > 1  # still flipped / rotated / cropped
+    randomised = samples()
+    assert not all(np.allclose(s.inputs["normal"], randomised[0].inputs["normal"]) for s in randomised)
+    assert len({channel_order(s) for s in randomised}) > 1

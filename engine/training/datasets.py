@@ -556,8 +556,10 @@ class PairedImageDataset:
         mine_fraction: float = 0.5,
         exposure_jitter_stops: float = 0.0,
         fit_multiple: int = 0,
+        augment_aovs: bool = True,
     ) -> None:
-        """``fit_multiple``: when no pair is as large as ``patch_size`` (a user's 96x96 shot against a recipe's
+        """``augment_aovs``: with ``augment``, also rotate normals and permute RGB (:func:`augment_aovs`).
+        ``fit_multiple``: when no pair is as large as ``patch_size`` (a user's 96x96 shot against a recipe's
         128 px patches), use the largest patch, a multiple of this (the model's alignment), that the largest pair
         holds, and say so in :attr:`note`, instead of refusing (0: refuse)."""
         self.roles = tuple(roles)
@@ -567,6 +569,7 @@ class PairedImageDataset:
         self.transform = transform
         self.channels = channels
         self.augment = augment
+        self.augment_aovs = augment_aovs
         self.exposure_jitter_stops = exposure_jitter_stops
         self.patch_size = max(scale, patch_size - patch_size % scale)
         aov_names = [r for r in self.roles if r in AOV_NAMES]
@@ -629,7 +632,7 @@ class PairedImageDataset:
             arrays = augment_pair([x, y] + [crops[n] for n in names], rng)
             x, y = arrays[0], arrays[1]
             crops = dict(zip(names, arrays[2:], strict=True))
-            if crops:
+            if crops and self.augment_aovs:
                 x, y, crops = augment_aovs(x, y, crops, rng)
         if hdr and self.exposure_jitter_stops > 0 and exposure is not None:
             exposure = exposure * float(2.0 ** rng.uniform(-self.exposure_jitter_stops, self.exposure_jitter_stops))

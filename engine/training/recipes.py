@@ -77,6 +77,10 @@ class DataSection:
     max_images: int = 0
     #: Random flips and 90-degree rotations (seed 000 found they matter little: off by default).
     augment: bool = False
+    #: With ``augment``, render buffers also get a random normal rotation and RGB permutation
+    #: (datasets.augment_aovs: no scene's directions or hues become a cue). A per-shot fine-tune turns it off: there
+    #: the shot's own directions and hues are what the network should learn.
+    augment_aovs: bool = True
     #: HDR only: random exposure scale 2**U(-stops, stops) applied to input and target together.
     exposure_jitter_stops: float = 0.0
     #: Recurse into sub-folders.

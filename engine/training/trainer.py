@@ -182,6 +182,7 @@ def build_data(recipe: Recipe, options: TrainOptions, model) -> tuple[Any, list]
         mine_fraction=d.mine_fraction,
         exposure_jitter_stops=d.exposure_jitter_stops,
         fit_multiple=alignment,
+        augment_aovs=d.augment_aovs,
         **common,
     )
     val_set = ds.PairedImageDataset(val_pairs, patch_size=train.patch_size, fit_multiple=alignment, **common)
