@@ -20,6 +20,8 @@ of every noisy frame saved beside it). The fine-tuning set is the even frames' n
 (the "few high-spp frames" an artist renders; the dialog holds one out for validation), the odd frames are scored,
 beside ``blender-oidn`` (the saved Blender-denoised frames: OIDN with albedo + normal, prefilter Accurate, as
 Blender runs it) and the app's OIDN. The target: the fine-tuned model at least 20% below Blender's OIDN in relMSE.
+``--smooth W`` also scores the base model, OIDN + AOVs and each fine-tuned model as the app restores the whole shot
+(all frames in order, engine/shot.py) with temporal smoothing W (engine/temporal_filter.py), on the same odd frames.
 
     nice -n 15 .venv/bin/python bench/render_finetune.py \
         --cycles /work/wt/shared_data/cycles_shots/shot_095000_spp0004 --threads 1 \
@@ -133,6 +135,32 @@ def score(entry: ModelEntry, frames, threads: int = 0) -> dict:
     return score_outputs(restored(entry, frames, threads), frames)
 
 
+def restored_as_shot(entry: ModelEntry, folder: Path, frames, smoothing: float) -> list[tuple[np.ndarray, float]]:
+    """``frames`` (the scored ones) as the app makes them when it restores the whole shot in ``folder`` with
+    ``entry`` and temporal smoothing ``smoothing`` (engine/shot.py's restore_shot, engine/temporal_filter.py):
+    every frame in order, each blended with the previous result along the motion pass. The seconds are the shot's
+    time shared among its frames."""
+    import tempfile
+
+    from engine.models.registry import default_folders
+    from engine.shot import ShotRestoreRequest, find_shot, restore_shot
+
+    folders = list(default_folders())
+    if entry.source == "user" and entry.path is not None:
+        folders.append((entry.path.parent, "user"))
+    registry = ModelRegistry(folders)
+    shot = find_shot(str(folder / "frame_####.exr"))
+    with tempfile.TemporaryDirectory(prefix="finetune_shot_") as out:
+        started = time.perf_counter()
+        request = ShotRestoreRequest(shot, out, model_id=entry.id, params=PARAMS.get(entry.id, {}), device="cpu",
+                                     smoothing=smoothing)
+        result = run_job(restore_shot(request, registry=registry))
+        if result.failed:
+            raise SystemExit(f"{entry.id} on {folder.name}: {result.failed} frames failed")
+        seconds = (time.perf_counter() - started) / max(1, len(shot.frames))
+        return [(read_image(Path(out) / f"{name}.exr").pixels, seconds) for name, _, _ in frames]
+
+
 #: Network shares tried for the blend of a fine-tuned model with OIDN (``engine/models/hybrid.py``'s blend).
 SHARES = tuple(round(0.1 * i, 1) for i in range(11))
 
@@ -185,6 +213,10 @@ def main() -> int:
                         help="Cycles shots: also score each fine-tuned model blended with Intel's OIDN (+ albedo + "
                         "normal), the network's share chosen on the held-out reference frame (a combination with "
                         "Intel's network, labelled so in the table)")
+    parser.add_argument("--smooth", type=float, default=None, metavar="WEIGHT",
+                        help="Cycles shots: also score the base model, OIDN + AOVs and each fine-tuned model as the "
+                             "app restores a whole shot, with temporal smoothing of this weight "
+                             "(engine/temporal_filter.py), as '<method> + smoothing'")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "render_finetune"))
     args = parser.parse_args()
@@ -231,16 +263,24 @@ def main() -> int:
         if has_blender:
             shot["blender-oidn"] = blender_oidn(folder, frames)
         shot[args.base] = score(base, frames, score_threads)
+        smoothed = f" + smoothing {args.smooth:g}" if args.smooth and has_blender else ""
+        if smoothed:
+            shot[args.base + smoothed] = score_outputs(restored_as_shot(base, folder, frames, args.smooth), frames)
         peer_outputs = {}
         for peer in peers:
             peer_outputs[peer.id] = restored(peer, frames, score_threads)
             shot[peer.id] = score_outputs(peer_outputs[peer.id], frames)
+            if smoothed and peer.id == "oidn-aov":
+                shot[peer.id + smoothed] = score_outputs(restored_as_shot(peer, folder, frames, args.smooth), frames)
         for recipe in candidates:
             stem = Path(str(recipe.source)).stem
             tag = f"{stem}_{shot_tag}"
             entry, info = fine_tune(recipe, args.base, train, args.minutes, tag, args.threads, args.patch, args.steps)
             outputs = restored(entry, frames, score_threads)
             shot[stem] = {**score_outputs(outputs, frames), **info}
+            if smoothed:
+                shot[stem + smoothed] = {**score_outputs(restored_as_shot(entry, folder, frames, args.smooth), frames),
+                                         **info}
             if args.blend and indices is not None and "oidn-aov" in peer_outputs:
                 # The fine-tuned network blended with Intel's OIDN (+ albedo + normal), its share chosen on the
                 # frame the fine-tune held out for validation (the last even frame), never on the scored ones.
@@ -255,7 +295,7 @@ def main() -> int:
                 shot[f"{stem} + oidn-aov"] = {**score_outputs(mixed, frames), "share": share,
                                               "combination": "with Intel's OIDN"}
             if has_blender:
-                for method in (stem, f"{stem} + oidn-aov"):
+                for method in (stem, f"{stem} + oidn-aov", stem + smoothed):
                     if method in shot:
                         shot[method]["vs_blender_oidn"] = shot[method]["rel_mse"] / shot["blender-oidn"]["rel_mse"]
             print(f"{label}, {tag}: {shot[stem]['rel_mse']:.5f}", file=sys.stderr)
@@ -276,7 +316,10 @@ def main() -> int:
         steps = "/".join(str(r["steps"]) for r in runs) or "-"
         lr = f"{runs[0]['lr']:.2g}" if runs else "-"
         trains = runs[0]["train_only"] if runs else "-"
-        label = f"fine-tuned with `{method}.toml`" if runs else f"`{method}`"
+        recipe_stem, _, smoothing = method.partition(" + smoothing ")
+        label = f"fine-tuned with `{recipe_stem}.toml`" if runs else f"`{recipe_stem}`"
+        if smoothing:
+            label += f", the whole shot restored by the app with temporal smoothing {smoothing}"
         shares = [shot[method]["share"] for shot in results["shots"].values() if "share" in shot.get(method, {})]
         if shares:
             recipe_stem = method.split(" + ")[0]
@@ -288,7 +331,8 @@ def main() -> int:
     if verdicts:
         lines += ["", "Target: fine-tuned at least 20% below Blender's OIDN in relMSE on the shot's other frames "
                   "(ratio <= 0.80):", ""]
-        lines += [f"- {label}, `{method}`{' (a combination with Intel OIDN)' if ' + ' in method else ''}: "
+        intel = " (a combination with Intel OIDN)"
+        lines += [f"- {label}, `{method}`{intel if method.endswith(' + oidn-aov') else ''}: "
                   f"{ratio:.2f}x Blender's OIDN: {'met' if ratio <= 0.8 else 'not met'}"
                   for label, method, ratio in verdicts]
     runs = [r for shot in results["shots"].values() for r in shot.values() if "cpu_seconds" in r]
