@@ -97,6 +97,41 @@ def test_shipped_denoiser_improves_noisy_image(entry):
     assert psnr(gray_out, clean[:, :, 1]) > psnr(np.clip(gray_noisy[:, :, 1], 0, 1), clean[:, :, 1]) + 2.0
 
 
+def near_black_and_white(size: int = 48) -> np.ndarray:
+    """Left half a dark ramp (3-7% grey), right half a bright one (93-97%), where clipped noise is one-sided."""
+    ramp = np.linspace(0.0, 0.04, size, dtype=np.float32)[:, None, None]
+    image = np.empty((size, size, 3), np.float32)
+    image[:, : size // 2] = 0.03 + ramp
+    image[:, size // 2 :] = 0.93 + ramp
+    return image
+
+
+#: Measured on the scene below: the shipped weights keep 0.84-0.90 of the shift and gain 11.7 / 9.3 dB at sigma
+#: 25 / 50; the weights before (unclipped noise only) kept all of it (0.98-1.03) and gained 10.5 / 8.2 dB.
+SHIFT_LEFT = 0.94
+GAIN_DB = {25.0: 11.1, 50.0: 8.75}
+
+
+def test_photo_denoise_color_puts_back_some_of_the_level_that_clipped_noise_shifts():
+    """A camera clips its noisy values to [0, 1], so near black the noise only adds and near white it only
+    subtracts: at sigma 25 a 5%-grey area reads about 5/255 too bright. The shipped colour denoiser is fine-tuned on
+    clipped noise (recipes/photo_denoise_color_clipped.toml) and takes part of that shift back; the weights before
+    it, trained on unclipped noise only, kept all of it."""
+    entry = ModelRegistry(folders=default_folders()[:1], include_classical=False).get("photo-denoise-color")
+    clean = near_black_and_white()
+    inner = (slice(4, -4), slice(4, -4))
+    for sigma in (25.0, 50.0):
+        noise = sigma / 255.0 * np.random.default_rng(int(sigma)).standard_normal(clean.shape).astype(np.float32)
+        noisy = np.clip(clean + noise, 0.0, 1.0)
+        out = restore(entry, noisy, {"noise_level": sigma})
+        half = clean.shape[1] // 2
+        for side in (slice(0, half), slice(half, None)):
+            shift_in = float((noisy[:, side] - clean[:, side])[inner].mean()) * 255.0
+            shift_out = float((out[:, side] - clean[:, side])[inner].mean()) * 255.0
+            assert abs(shift_out) < SHIFT_LEFT * abs(shift_in), (sigma, shift_in, shift_out)
+        assert psnr(out[inner], clean[inner]) > psnr(noisy[inner], clean[inner]) + GAIN_DB[sigma]
+
+
 @pytest.mark.parametrize("entry", shipped("super-resolution"), ids=lambda e: e.id)
 def test_shipped_sr_model_beats_nearest_neighbour(entry):
     import cv2

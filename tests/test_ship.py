@@ -144,3 +144,27 @@ kind = "paired"
 kind = "none"
 """)
     return path
+
+
+def test_ship_a_blend_of_a_fine_tuned_run_and_the_weights_it_started_from(render_run, tmp_path, capsys):
+    best = torch.load(render_run / "best.pt", map_location="cpu", weights_only=True)
+    start = tmp_path / "start.pt"
+    zeroed = {k: torch.zeros_like(v) if v.is_floating_point() else v for k, v in best["state_dict"].items()}
+    torch.save({"arch": best["arch"], "config": best["config"], "state_dict": zeroed}, start)
+    out = tmp_path / "models"
+    assert cli(["ship", str(render_run), "--blend-with", str(start), "--blend", "0.25", "--out", str(out)]) == 0
+    shipped = torch.load(out / "tiny-render.pt", map_location="cpu", weights_only=True)["state_dict"]
+    floating = [k for k, v in best["state_dict"].items() if v.is_floating_point()]
+    assert floating and all(torch.allclose(shipped[k], 0.25 * best["state_dict"][k]) for k in floating)
+    manifest = load_manifest(out / "tiny-render.json")
+    assert manifest.provenance["blend"]["share"] == 0.25 and manifest.provenance["blend"]["with"] == "start.pt"
+    assert "val_psnr" not in manifest.scores  # the run's validation score was not the blend's
+    verify_model_file(ModelRegistry(folders=[(out, "bundled")], include_classical=False).get("tiny-render"))
+
+    capsys.readouterr()
+    assert cli(["ship", str(render_run), "--blend-with", str(start), "--blend", "1.5", "--out", str(out)]) == 1
+    assert "[0, 1]" in capsys.readouterr().err
+    other = tmp_path / "other.pt"
+    torch.save({"arch": "dncnn", "config": {"features": 4, "depth": 2}, "state_dict": {}}, other)
+    assert cli(["ship", str(render_run), "--blend-with", str(other), "--out", str(tmp_path / "o")]) == 1
+    assert "architecture" in capsys.readouterr().err and not (tmp_path / "o").exists()

@@ -38,6 +38,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--tile", type=int, help="default tile (0: whole image)")
     parser.add_argument("--overlap", type=int, help="tile overlap instead of the receptive radius")
     parser.add_argument("--out", help="models folder to write (default: resources/models)")
+    parser.add_argument("--blend-with", metavar="PT", help="blend the run's weights with these (the weights it was "
+                        "fine-tuned from): (1 - SHARE) x PT + SHARE x run")
+    parser.add_argument("--blend", type=float, default=0.5, metavar="SHARE", help="the run's share with --blend-with")
     parser.set_defaults(handler=run)
     return parser
 
@@ -70,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
             Path(args.run), recipe=args.recipe, checkpoint=args.checkpoint, out=out, model_id=args.model_id,
             name=args.name, description=args.description, validated_note=args.validated_note,
             data_note=args.data_note, device_note=args.device_note or ship.CPU_NOTE, tile=args.tile,
-            overlap=args.overlap, steps=args.steps, minutes=args.minutes)
+            overlap=args.overlap, steps=args.steps, minutes=args.minutes,
+            blend_with=Path(args.blend_with) if args.blend_with else None, blend=args.blend)
         result = ship.ship(request)
     kernels = result.manifest.provenance.get("kernel_model")
     size_mb = result.onnx_path.stat().st_size / 1e6

@@ -43,6 +43,10 @@ class ShipRequest:
     #: With a weights file: what the run's log said (its steps and minutes).
     steps: int | None = None
     minutes: float | None = None
+    #: Ship a blend of the run's weights and these (the weights the run was fine-tuned from):
+    #: ``(1 - blend) * blend_with + blend * run`` (:func:`blend_weights`).
+    blend_with: Path | None = None
+    blend: float = 1.0
 
 
 def shipped_models_dir() -> Path:
@@ -87,11 +91,49 @@ def _load(request: ShipRequest):
     return model, weights, recipe, provenance, weights.get("val_psnr", weights.get("best_psnr"))
 
 
+def blend_weights(start: Mapping[str, Any], tuned: Mapping[str, Any], share: float) -> dict[str, Any]:
+    """``(1 - share) * start + share * tuned`` for every floating-point tensor of two state dicts of one model.
+
+    A fine-tuned model blended with the weights it started from keeps much of what fine-tuning gained while
+    losing little of what the start was good at (WiSE-FT: Wortsman et al., "Robust fine-tuning of zero-shot
+    models", CVPR 2022): the clipped-noise fine-tuning of photo-denoise-color gained on clipped inputs and lost
+    on unclipped ones, and the blend kept most of the gain (recipes/photo_denoise_color_clipped.toml)."""
+    if not 0.0 <= share <= 1.0:
+        raise EngineError(f"the blend share must be in [0, 1], not {share}")
+    if set(start) != set(tuned):
+        raise EngineError("cannot blend weights of different models (their tensors differ)")
+    blended = {}
+    for name, value in tuned.items():
+        other = start[name]
+        if tuple(other.shape) != tuple(value.shape):
+            raise EngineError(f"cannot blend weights of different models ({name}: {tuple(other.shape)} vs "
+                              f"{tuple(value.shape)})")
+        if value.is_floating_point():
+            blended[name] = ((1.0 - share) * other.double() + share * value.double()).to(value.dtype)
+        else:
+            blended[name] = value
+    return blended
+
+
+def _blend(request: ShipRequest, model, weights: Mapping[str, Any], provenance: dict[str, Any]):
+    from .export import load_weights
+
+    start = load_weights(Path(request.blend_with))
+    if start["arch"] != weights["arch"] or dict(start["config"]) != dict(weights["config"]):
+        raise EngineError(f"{request.blend_with}: not the run's architecture ({start['arch']} {dict(start['config'])})")
+    model.load_state_dict(blend_weights(start["state_dict"], weights["state_dict"], request.blend))
+    provenance["blend"] = {"with": Path(request.blend_with).name, "share": request.blend,
+                           "rule": "(1 - share) * with + share * run (WiSE-FT)"}
+
+
 def ship(request: ShipRequest):
     """Export the run of ``request`` as a shipped model; returns the :class:`ExportResult`."""
     from .export import build_manifest, export_model
 
     model, weights, recipe, provenance, val = _load(request)
+    if request.blend_with is not None:
+        _blend(request, model, weights, provenance)
+        val = None  # the run's validation score was the unblended weights'
     model_id = request.model_id or recipe.model.id
     val = None if val is None else round(float(val), 3)
     provenance.update({
