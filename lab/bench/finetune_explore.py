@@ -38,16 +38,14 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import render_finetune as rf  # the repository root on the path: run as the docstring says
+from engine.jobs import run_job
+from engine.metrics import relmse
+from engine.models.builtin import BUILTIN_ENGINES
+from engine.restore import restore_job
+from engine.training.recipes import load_recipe
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "bench"))
-
-import render_finetune as rf  # noqa: E402
-
-from engine.jobs import run_job  # noqa: E402
-from engine.metrics import relmse  # noqa: E402
-from engine.models.builtin import BUILTIN_ENGINES  # noqa: E402
-from engine.restore import restore_job  # noqa: E402
-from engine.training.recipes import load_recipe  # noqa: E402
 
 RECIPE = ROOT / "recipes" / "render_kprcan_aov_finetune.toml"
 
