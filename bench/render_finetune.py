@@ -280,7 +280,7 @@ def main() -> int:
             shot[stem] = {**score_outputs(outputs, frames), **info}
             if smoothed:
                 shot[stem + smoothed] = {**score_outputs(restored_as_shot(entry, folder, frames, args.smooth), frames),
-                                         **info}
+                                         **{k: v for k, v in info.items() if k != "cpu_seconds"}}
             if args.blend and indices is not None and "oidn-aov" in peer_outputs:
                 # The fine-tuned network blended with Intel's OIDN (+ albedo + normal), its share chosen on the
                 # frame the fine-tune held out for validation (the last even frame), never on the scored ones.
