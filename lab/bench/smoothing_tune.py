@@ -1,0 +1,109 @@
+"""How engine/temporal_filter.py's settings were chosen: temporal smoothing of per-frame restored frames on the
+Cycles TRAINING shots (engine/render_data/cycles_shot.py seeds 50000-50008, 4 and 16 spp), scored against their
+independent 128-spp renders with tonemapped errors (per frame, and of the frame-to-frame change): those renders'
+fireflies swamp relMSE. Never use it on the validation shots to choose anything: they are what bench/flicker.py
+measures.
+
+    .venv/bin/python lab/bench/smoothing_tune.py 0.3:0.5:cubic:restored 0.5:0.5:cubic:restored 0.3:0.5:cubic:mean
+
+Each setting is WEIGHT:SPREAD:INTERPOLATION:CENTRE (the history's warp: linear | cubic; the clamp centred on the
+restored pixel or on the noisy neighbourhood's mean); the first row is always no smoothing. The per-frame restorations
+are cached in $SMOOTHING_CACHE (default /tmp/smoothing_tune). The runs of 2026-12-07 chose 0.3:0.5:cubic:restored,
+the only setting no worse per frame than no smoothing for OIDN + AOVs and KPRCAN at both 4 and 16 spp.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import engine.temporal_filter as temporal_filter
+from engine.imageio import read_image
+from engine.jobs import run_job
+from engine.models.registry import ModelRegistry
+from engine.motion import PreviousFrame, consistency_mask, inside_mask, usable_motion, warp
+from engine.restore import restore_job
+
+SHOTS = Path(os.environ.get("CYCLES_SHOTS", "/work/wt/shared_data/cycles_shots"))
+CACHE = Path(os.environ.get("SMOOTHING_CACHE", "/tmp/smoothing_tune")) / "train.pkl"
+METHODS = {"oidn-aov": {"prefilter": "accurate"}, "render-kprcan-aov": {}}
+
+
+def training_shots() -> list[dict]:
+    """Per training shot: its frame files, their 128-spp renders and each method's per-frame results (cached)."""
+    if CACHE.exists():
+        return pickle.loads(CACHE.read_bytes())
+    registry, shots = ModelRegistry(), []
+    for info_path in sorted(SHOTS.glob("shot_*_spp*/shot.json")):
+        if json.loads(info_path.read_text())["seed"] >= 90000:
+            continue  # a validation shot: never used here
+        frames = sorted(info_path.parent.glob("frame_[0-9][0-9][0-9][0-9].exr"))
+        shot = {"name": info_path.parent.name, "frames": frames, "targets": [], "restored": {m: [] for m in METHODS}}
+        for path in frames:
+            image = read_image(path)
+            shot["targets"].append(read_image(path.with_name(path.stem + "_target.exr")).pixels[:, :, :3])
+            for method, params in METHODS.items():
+                job = restore_job(image, registry.get(method), params, device="cpu", threads=1)
+                shot["restored"][method].append(run_job(job).image.pixels[:, :, :3])
+        shots.append(shot)
+        print("restored", shot["name"], file=sys.stderr)
+    CACHE.parent.mkdir(parents=True, exist_ok=True)
+    CACHE.write_bytes(pickle.dumps(shots))
+    return shots
+
+
+def smoothed(shot: dict, method: str, weight: float, spread: float, interpolation: str, centre: str) -> list:
+    temporal_filter.CENTRE = centre
+    outputs, previous = [], None
+    for index, path in enumerate(shot["frames"]):
+        image, restored = read_image(path), shot["restored"][method][index]
+        found, _ = usable_motion(image)
+        out = restored
+        if previous is not None and found is not None and weight > 0:
+            flow = found.backward()
+            history = np.maximum(warp(previous.output, flow, interpolation=interpolation), 0.0)
+            valid = inside_mask(flow)
+            if previous.forward is not None:
+                valid = valid * consistency_mask(flow, previous.forward)
+            out = temporal_filter.smooth_frame(restored, image.pixels, history, valid, weight, spread)
+        outputs.append(out)
+        previous = PreviousFrame(index, image.pixels, out, found.forward() if found else None)
+    return outputs
+
+
+def tonemapped(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, None)
+    return x / (1.0 + x)
+
+
+def scores(outputs: list, targets: list) -> tuple[float, float]:
+    """Tonemapped MSE per frame, and of the frame-to-frame change against the targets' change."""
+    out, ref = [tonemapped(o) for o in outputs], [tonemapped(t) for t in targets]
+    per_frame = np.mean([np.mean((o - r) ** 2) for o, r in zip(out, ref, strict=True)])
+    change = np.mean([np.mean(((out[t] - out[t - 1]) - (ref[t] - ref[t - 1])) ** 2) for t in range(1, len(out))])
+    return float(per_frame), float(change)
+
+
+def main(argv: list[str]) -> int:
+    settings = [(0.0, 1.0, "linear", "restored")]
+    for item in argv:
+        weight, spread, interpolation, centre = item.split(":")
+        settings.append((float(weight), float(spread), interpolation, centre))
+    shots = training_shots()
+    for method in METHODS:
+        for spp in ("0004", "0016"):
+            group = [s for s in shots if s["name"].endswith(spp)]
+            for setting in settings:
+                results = [scores(smoothed(s, method, *setting), s["targets"]) for s in group]
+                per_frame, change = np.mean(results, axis=0)
+                print(f"{method:18s} {int(spp)} spp {setting}: per frame {per_frame:.5f}, change {change:.5f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
