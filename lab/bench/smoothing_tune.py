@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import sys
 from pathlib import Path
 
@@ -30,30 +29,34 @@ from engine.motion import PreviousFrame, consistency_mask, inside_mask, usable_m
 from engine.restore import restore_job
 
 SHOTS = Path(os.environ.get("CYCLES_SHOTS", "/work/wt/shared_data/cycles_shots"))
-CACHE = Path(os.environ.get("SMOOTHING_CACHE", "/tmp/smoothing_tune")) / "train.pkl"
+CACHE = Path(os.environ.get("SMOOTHING_CACHE", "/tmp/smoothing_tune"))
 METHODS = {"oidn-aov": {"prefilter": "accurate"}, "render-kprcan-aov": {}}
 
 
 def training_shots() -> list[dict]:
-    """Per training shot: its frame files, their 128-spp renders and each method's per-frame results (cached)."""
-    if CACHE.exists():
-        return pickle.loads(CACHE.read_bytes())
-    registry, shots = ModelRegistry(), []
+    """Per training shot: its frame files, their 128-spp renders and each method's per-frame results (cached as
+    arrays, one .npz per shot)."""
+    registry, shots = None, []
+    CACHE.mkdir(parents=True, exist_ok=True)
     for info_path in sorted(SHOTS.glob("shot_*_spp*/shot.json")):
         if json.loads(info_path.read_text())["seed"] >= 90000:
             continue  # a validation shot: never used here
         frames = sorted(info_path.parent.glob("frame_[0-9][0-9][0-9][0-9].exr"))
-        shot = {"name": info_path.parent.name, "frames": frames, "targets": [], "restored": {m: [] for m in METHODS}}
-        for path in frames:
-            image = read_image(path)
-            shot["targets"].append(read_image(path.with_name(path.stem + "_target.exr")).pixels[:, :, :3])
-            for method, params in METHODS.items():
-                job = restore_job(image, registry.get(method), params, device="cpu", threads=1)
-                shot["restored"][method].append(run_job(job).image.pixels[:, :, :3])
-        shots.append(shot)
-        print("restored", shot["name"], file=sys.stderr)
-    CACHE.parent.mkdir(parents=True, exist_ok=True)
-    CACHE.write_bytes(pickle.dumps(shots))
+        cached = CACHE / f"{info_path.parent.name}.npz"
+        if not cached.exists():
+            registry = registry or ModelRegistry()
+            arrays: dict[str, list] = {"targets": [], **{m: [] for m in METHODS}}
+            for path in frames:
+                image = read_image(path)
+                arrays["targets"].append(read_image(path.with_name(path.stem + "_target.exr")).pixels[:, :, :3])
+                for method, params in METHODS.items():
+                    job = restore_job(image, registry.get(method), params, device="cpu", threads=1)
+                    arrays[method].append(run_job(job).image.pixels[:, :, :3])
+            np.savez(cached, **{key: np.stack(value) for key, value in arrays.items()})
+            print("restored", info_path.parent.name, file=sys.stderr)
+        with np.load(cached) as data:
+            shots.append({"name": info_path.parent.name, "frames": frames, "targets": list(data["targets"]),
+                          "restored": {m: list(data[m]) for m in METHODS}})
     return shots
 
 
