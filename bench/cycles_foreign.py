@@ -123,6 +123,15 @@ def _world(top=(0.05, 0.05, 0.05), bottom=None, strength=1.0):
     add_sky(strength, top, bottom)
 
 
+def _ramp(tree, fac, dark, light):
+    """A two-colour ramp node driven by the output ``fac``, from ``dark`` to ``light`` (RGB)."""
+    ramp = tree.nodes.new("ShaderNodeValToRGB")
+    ramp.color_ramp.elements[0].color = (*dark, 1)
+    ramp.color_ramp.elements[1].color = (*light, 1)
+    tree.links.new(fac, ramp.inputs["Fac"])
+    return ramp
+
+
 def _bricks(tree, principled):
     bricks = tree.nodes.new("ShaderNodeTexBrick")
     bricks.inputs["Scale"].default_value = 6.0
@@ -138,11 +147,7 @@ def _noise_floor(tree, principled, scale=25.0, dark=(0.08, 0.08, 0.07), light=(0
     noise = tree.nodes.new("ShaderNodeTexNoise")
     noise.inputs["Scale"].default_value = scale
     noise.inputs["Detail"].default_value = 8.0
-    ramp = tree.nodes.new("ShaderNodeValToRGB")
-    ramp.color_ramp.elements[0].color = (*dark, 1)
-    ramp.color_ramp.elements[1].color = (*light, 1)
-    tree.links.new(noise.outputs["Fac"], ramp.inputs["Fac"])
-    tree.links.new(ramp.outputs["Color"], principled.inputs["Base Color"])
+    tree.links.new(_ramp(tree, noise.outputs["Fac"], dark, light).outputs["Color"], principled.inputs["Base Color"])
     tree.links.new(noise.outputs["Fac"], principled.inputs["Roughness"])
 
 
@@ -380,10 +385,7 @@ def _leaf(tree, principled):
     tree.links.new(cut.outputs["Value"], principled.inputs["Alpha"])
     noise = tree.nodes.new("ShaderNodeTexNoise")
     noise.inputs["Scale"].default_value = 6.0
-    ramp = tree.nodes.new("ShaderNodeValToRGB")
-    ramp.color_ramp.elements[0].color = (0.08, 0.22, 0.03, 1)
-    ramp.color_ramp.elements[1].color = (0.35, 0.55, 0.08, 1)
-    tree.links.new(noise.outputs["Fac"], ramp.inputs["Fac"])
+    ramp = _ramp(tree, noise.outputs["Fac"], (0.08, 0.22, 0.03), (0.35, 0.55, 0.08))
     tree.links.new(ramp.outputs["Color"], principled.inputs["Base Color"])
     principled.inputs["Roughness"].default_value = 0.5
 
