@@ -63,6 +63,8 @@ def take_screenshot(window, image_path: str, out_path: str) -> int:
     window.viewer.set_divider(0.5)
     _process_until(app, lambda: window.windowHandle() is not None and window.windowHandle().isExposed(), 5000)
     _process_until(app, lambda: window.device_text() != "detecting\u2026", 10000)
+    # A photo's noise level is measured in the background: show the settled panel, as a user sees it a moment later.
+    _process_until(app, lambda: not window.model_panel.waiting_for_noise_level(), 20000)
     for _ in range(5):
         app.processEvents()
     picture = window.grab()

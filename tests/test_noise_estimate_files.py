@@ -169,6 +169,12 @@ def test_noise_level_command_on_a_jpeg(tmp_path, capsys):
     assert result["method"] == "jpeg" and result["confident"]
     assert abs(result["noise_level"] / truth - 1.0) < 0.15
     assert result["sigma_before_compression"] == pytest.approx(25.0, rel=0.2)
+    # What a denoiser is to be told, as restore and the app tell it: the sigma before compression.
+    assert result["denoiser_level"] == result["sigma_before_compression"]
+    assert main(["noise-level", str(tmp_path / "n.jpg")]) == 0
+    printed = capsys.readouterr()
+    assert float(printed.out) == pytest.approx(result["noise_level"], abs=0.06)
+    assert f"for a denoiser: {result['denoiser_level']:.1f}" in printed.err
 
 
 def test_restore_says_when_it_cannot_tell_a_photos_noise_level(tmp_path, capsys):

@@ -1,8 +1,10 @@
 """``main.py noise-level FILE [--method auto|pca|immerkaer] [--json]``: estimate a photo's noise level.
 
-Prints sigma in 8-bit units, the value to give a denoiser as ``restore --set noise_level=...``: for a JPEG, the
-noise the file still holds after compression. ``auto`` (the default, what the app and ``restore`` use) picks the
-method from the file and says how sure it is; an unsure level is printed with the reason on stderr (the app and
+Prints sigma in 8-bit units: the noise the file holds (for a JPEG, what is left after compression). For a JPEG the
+level to give a denoiser (``restore --set noise_level=...``) is the sigma before compression, larger: it is printed
+on stderr ("for a denoiser: ..."), and ``--json`` gives it as ``denoiser_level``; ``restore`` and the app use it
+when they measure a photo themselves. ``auto`` (the default, what the app and ``restore`` use) picks the method
+from the file and says how sure it is; an unsure level is printed with the reason on stderr (the app and
 ``restore`` do not use it), and an image it cannot measure at all is an error.
 """
 
@@ -43,9 +45,14 @@ def run(args: argparse.Namespace) -> int:
                 "reason": estimate.reason,
                 "sigma_before_compression": None if estimate.sigma_before_compression is None
                 else round(estimate.sigma_before_compression, 2),
+                "denoiser_level": round(estimate.denoiser_level, 2),
             }))
         else:
             print(f"{estimate.level:.1f}")
+            if estimate.sigma_before_compression is not None:
+                print(f"for a denoiser: {estimate.denoiser_level:.1f} (the sigma before compression, which restore "
+                      "and the app use; the file holds less noise than was there before compression)",
+                      file=sys.stderr)
             if not estimate.confident:
                 print(f"unsure (confidence {estimate.confidence:.2f}): {estimate.reason}", file=sys.stderr)
         return 0
