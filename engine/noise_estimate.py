@@ -453,7 +453,7 @@ def _block_statistic(energies: np.ndarray) -> np.ndarray:
 #: Ridge regression of log(noise held / simulated level) on :func:`calibration_features` (last: the intercept),
 #: fitted by ``lab/bench/jpeg_calibration.py fit`` on 70 training photographs (SunHays80 from the 11th; the first
 #: 10 are ``bench/noise_estimate_files.py``'s), sigma 3-55, quality 75-98, 4:2:0 and 4:4:4.
-JPEG_CALIBRATION = (-0.0609, 0.4709, -0.1037, -0.6207, 0.0188, -0.0223, -0.0111, -0.0464, -0.0206, 0.0927)
+JPEG_CALIBRATION = (-0.0424, 0.0012, -0.1407, -0.6090, 0.0101, -0.0235, -0.0077, -0.0472, -0.0055, 0.0587)
 #: The correction is at most this factor either way (it was fitted on corrections well inside it).
 JPEG_CALIBRATION_LIMIT = 2.0
 
