@@ -259,7 +259,7 @@ class RunRequest:
     params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     #: Tile edge the user chose; None for automatic.
     tile: int | None = None
-    #: Passes per tile (1, 4 or 8: the Quality setting).
+    #: Passes per tile (1, 4 or 8: the Passes setting).
     ensemble: int = 1
     #: The noise level is the app's measurement of the opened photo, not a value the user set (a batch measures
     #: each of its photos again).

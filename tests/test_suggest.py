@@ -122,5 +122,8 @@ def test_a_render_with_many_samples_does_not_go_to_a_model_that_harmed_such_rend
         assert suggestion.entry.id == "oidn-aov" and suggestion.warning is None
     else:  # nothing suits: the first ranked model, with the warning that says why the result may be poor
         assert suggestion.entry.id == "render-kprcan-aov" and suggestion.warning == warning
+    # the blend with OIDN carries its own foreign-set figures: harm at 64 spp (-3.94 dB), none at 16
+    from engine.models.hybrid import hybrid_manifest
+    assert harm_at_samples(hybrid_manifest(), 64) is not None and harm_at_samples(hybrid_manifest(), 16) is None
     # a model without foreign-set figures (the user's own, a peer) is never judged by them
     assert suitability_warning(high, dataclasses.replace(ours, scores={})) is None

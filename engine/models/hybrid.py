@@ -49,6 +49,17 @@ def blend(network: np.ndarray, oidn: np.ndarray, share: float) -> np.ndarray:
     return (share * network + (np.float32(1.0) - share) * oidn).astype(np.float32, copy=False)
 
 
+#: Its figures on the foreign set (bench/results/render_foreign.md, 2026-12-07, one run of the 11 Blender scenes),
+#: in the keys ``main.py ship --scores`` gives the bundled networks: its card shows them, and the do-no-harm rule of
+#: engine.models.suggest reads them (it made one scene worse than the undenoised render at 64 spp).
+FOREIGN_SCORES = {
+    "benchmark": "bench/results/render_foreign.md", "foreign_scenes": 11,
+    "foreign_spp4_ratio_oidn_aov": 1.054, "foreign_spp4_wins": 4, "foreign_spp4_worst_dpsnr": 3.76,
+    "foreign_spp16_ratio_oidn_aov": 1.317, "foreign_spp16_wins": 0, "foreign_spp16_worst_dpsnr": 0.85,
+    "foreign_spp64_ratio_oidn_aov": 1.280, "foreign_spp64_wins": 1, "foreign_spp64_worst_dpsnr": -3.94,
+}
+
+
 def hybrid_manifest() -> ModelManifest:
     return ModelManifest(
         id="render-kprcan-oidn",
@@ -74,6 +85,7 @@ def hybrid_manifest() -> ModelManifest:
             "(bench/render_blend.py); not the benchmark's held-out seeds",
             "weights": "ours (KPRCAN) and Intel's (OIDN)",
         },
+        scores=FOREIGN_SCORES,
     )
 
 

@@ -41,7 +41,7 @@ BUFFERS = ("albedo", "normal", "depth")
 
 
 #: EXR header keys giving a render's samples per pixel: Cycles writes ``cycles.<view layer>.samples``.
-SAMPLES_KEY = re.compile(r"cycles\.[^.]+\.samples")
+SAMPLES_KEY = re.compile(r"cycles\..+\.samples")  # view layer names may hold dots (ViewLayer.001)
 
 
 def render_samples(image: Image) -> int | None:
