@@ -508,7 +508,10 @@ def restore_shot(request: ShotRestoreRequest, token: CancelToken | None = None,
     temporal = needs_previous(manifest)
     # by default a per-frame model's frames are smoothed; a temporal model already sees the previous frame
     default = 0.0 if temporal else DEFAULT_STRENGTH
-    smoothing = default if request.smoothing is None else max(0.0, float(request.smoothing))
+    if request.smoothing is not None and not 0.0 <= float(request.smoothing) < 1.0:
+        raise ShotError(f"the smoothing weight is the previous result's share of each frame: from 0 (off) to below 1, "
+                        f"not {request.smoothing:g}")
+    smoothing = default if request.smoothing is None else float(request.smoothing)
     keeps_previous = temporal or smoothing > 0
     tile = BatchOptions(tile=request.tile).tile_for(manifest)
     params: dict[str, Any] = dict(request.params)

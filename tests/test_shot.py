@@ -619,3 +619,17 @@ def test_cli_on_a_terminal_draws_a_bar_with_the_time_left_and_clears_it(tmp_path
     assert f"\r{' ' * 79}\r3 restored, 0 skipped, 0 failed of 3 frames in " in terminal.getvalue()
     assert [line.split(" ->")[0] for line in capsys.readouterr().out.splitlines()] == [
         "frame 1 (1/3)", "frame 2 (2/3)", "frame 3 (3/3)"]
+
+
+@pytest.mark.parametrize("weight", [-0.1, 1.0, 1.5])
+def test_a_smoothing_weight_outside_0_to_1_is_refused_before_any_frame(tmp_path, weight):
+    """The weight is the previous result's share of each frame: -1 used to switch smoothing off quietly, 1 would keep
+    only the history and more would extrapolate."""
+    from engine.shot import ShotError
+
+    pattern = blender_shot(tmp_path / "in", range(1001, 1003))
+    temporal_model(tmp_path / "models", "tiny-prev-colour", source="previous_color")
+    request = ShotRestoreRequest(find_shot(pattern), str(tmp_path / "out"), "tiny-prev-colour", smoothing=weight)
+    with pytest.raises(ShotError, match="smoothing weight"):
+        run_job(restore_shot(request, registry=registry_with(tmp_path / "models")))
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
