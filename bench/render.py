@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -241,7 +242,8 @@ def main() -> int:
     result = run(args)
     table, summary, ratios = summarise(result["rows"], result["names"])
     header = (f"## Render denoising (one run, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-              f"{platform.processor() or platform.machine()}, shared 2-core CPU; times include tiling and "
+              f"{platform.processor() or platform.machine()}, {os.cpu_count()}-core CPU, "
+              f"load average {os.getloadavg()[0]:.1f}; times include tiling and "
               f"transforms)\n\n")
     text = header + table
     print(text)

@@ -22,6 +22,7 @@ Writes bench/results/render_foreign.md and .json.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import re
 import sys
@@ -205,8 +206,10 @@ def run(folder: Path, out: Path, model_dirs: list[Path], with_oidn: bool = True,
                         + (f"{v['share_of_peer']:.0%} at {v['spp']} spp" if v["share_of_peer"] is not None else "-")
                         + " |\n" for scene, v in noise.items()))
     ref_spp = sorted({r["ref_spp"] for r in rows})
-    text = (f"## Render denoising on the foreign set (one run, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-            f"{platform.processor() or platform.machine()}, shared 2-core CPU)\n\n"
+    runs = "one run" if earlier is None else "rows of an earlier run merged in"
+    text = (f"## Render denoising on the foreign set ({runs}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+            f"{platform.processor() or platform.machine()}, {os.cpu_count()}-core CPU, "
+            f"load average {os.getloadavg()[0]:.1f})\n\n"
             f"Hand-built Blender 5.0.1 Cycles scenes (bench/cycles_foreign.py), 128x128, Denoising Data passes, "
             f"reference {', '.join(map(str, ref_spp))} spp; no generator, training run or checkpoint choice has "
             f"seen them.\n\n    nice -n 10 .venv/bin/python bench/render.py --foreign {folder}"

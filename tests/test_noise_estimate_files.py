@@ -82,8 +82,14 @@ def test_jpeg_quality_70(tmp_path, sigma):
 
 def test_jpeg_calibration_matches_its_features(tmp_path):
     """The calibration has one coefficient per feature plus an intercept, and stays within its limit."""
-    from engine.noise_estimate import (JPEG_CALIBRATION, JPEG_CALIBRATION_LIMIT, JpegSettings, calibration_factor,
-                                       calibration_features, measure_jpeg)
+    from engine.noise_estimate import (
+        JPEG_CALIBRATION,
+        JPEG_CALIBRATION_LIMIT,
+        JpegSettings,
+        calibration_factor,
+        calibration_features,
+        measure_jpeg,
+    )
 
     clean, noisy = noisy_photo(10.0, seed=5)
     settings = JpegSettings(quality=85, subsampling=2)
