@@ -31,7 +31,7 @@ rank-deficient and the noise in it is the same in every channel anyway.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -191,6 +191,15 @@ def _wide_weight(narrow_sigma: float) -> float:
     1 above ``JPEG_WIDE_ABOVE``): texture can make the wide reading high at any noise, not the narrow one."""
     position = np.log(max(narrow_sigma, 1e-6) / JPEG_WIDE_FROM) / np.log(JPEG_WIDE_ABOVE / JPEG_WIDE_FROM)
     return float(np.clip(position, 0.0, 1.0))
+
+
+def _blended_sigma(narrow_sigma: float, wide_sigma: float) -> float:
+    """The narrow reading where the noise is weak, the wide one where it is strong, geometrically blended between;
+    the wide one alone where the narrow one could not measure (NaN)."""
+    if np.isnan(narrow_sigma):
+        return wide_sigma
+    weight = _wide_weight(narrow_sigma)
+    return narrow_sigma ** (1 - weight) * wide_sigma ** weight
 #: At most this many pixels enter the simulation: a big photo is measured on tiles aligned with its JPEG grid.
 JPEG_MAX_PIXELS = 1 << 18
 
@@ -386,14 +395,14 @@ class JpegMeasurement:
     first_sigma: float
     #: Share of the noise that survives the file's compression, simulated on the proxy.
     share: float
-    #: Smooth blocks matched, and all blocks of the measured area.
-    smooth_blocks: int
+    #: All 8x8 blocks of the measured area.
     blocks: int
     #: The wide reading's sigma (all bands).
     wide_sigma: float
     #: The share of the luma noise that survives: what quantisation removes, apart from 4:2:0's colour.
     luma_share: float
-    #: True where the narrow reading cannot measure (its blocks' coefficients quantised to zero).
+    #: True where the narrow reading cannot measure (its blocks' coefficients quantised to zero); ``band_sigmas``
+    #: are then the wide reading's.
     narrow_degenerate: bool
     #: How textured the image is: the median energy in ``JPEG_BANDS`` of its blocks, blurred (8-bit DCT units²).
     texture: float
@@ -408,8 +417,8 @@ class JpegMeasurement:
 
     @property
     def sigma(self) -> float:
-        """The narrow reading where the noise is weak, the wide one where it is strong, blended between."""
-        return self.narrow_sigma ** (1 - self.wide_weight) * self.wide_sigma ** self.wide_weight
+        """The sigma before compression: :func:`_blended_sigma` of the two readings."""
+        return self.wide_sigma if self.narrow_degenerate else _blended_sigma(self.narrow_sigma, self.wide_sigma)
 
     @property
     def level(self) -> float:
@@ -460,9 +469,7 @@ JPEG_CALIBRATION_LIMIT = 2.0
 
 
 def calibration_factor(measured: JpegMeasurement, settings: JpegSettings) -> float:
-    """The factor :data:`JPEG_CALIBRATION` puts on the simulated level (1 without a calibration)."""
-    if not JPEG_CALIBRATION:
-        return 1.0
+    """The factor :data:`JPEG_CALIBRATION` puts on the simulated level."""
     coefficients = np.asarray(JPEG_CALIBRATION)
     value = float(np.dot(calibration_features(measured, settings), coefficients[:-1]) + coefficients[-1])
     limit = np.log(JPEG_CALIBRATION_LIMIT)
@@ -495,13 +502,13 @@ def measure_jpeg(pixels: np.ndarray, settings: JpegSettings, max_pixels: int = J
         return mask
 
     blurred = blur(tiles)
-    chosen = smoothest(tiles)
-    observed = _block_statistic(_band_energies(tiles, chosen))
+    smoothness = _band_energies(blurred).sum(axis=1)
+    file_energies = _band_energies(tiles)
+    observed = _block_statistic(file_energies[smoothest(tiles)])
     # The wide reading: the mean energy of the smoothest JPEG_WIDE_SHARE of the blocks, the same blocks in the
     # file and in every simulation. Steadier than the narrow one where the noise is strong.
-    wide_smoothness = _band_energies(blurred).sum(axis=1)
-    wide = wide_smoothness <= np.quantile(wide_smoothness, JPEG_WIDE_SHARE)
-    observed_wide = _band_energies(tiles, wide).mean(axis=0)
+    wide = smoothness <= np.quantile(smoothness, JPEG_WIDE_SHARE)
+    observed_wide = file_energies[wide].mean(axis=0)
 
     def match(proxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The added noise (per band) whose compressed smooth blocks hold the file's energy: the narrow and the
@@ -519,47 +526,48 @@ def measure_jpeg(pixels: np.ndarray, settings: JpegSettings, max_pixels: int = J
             return np.array([np.interp(target[b], np.maximum.accumulate(table[:, b]), grid)
                              for b in range(len(JPEG_BANDS))])
 
-        # Where the file's smoothest blocks hold less than the noise-free proxy's (compression zeroed most of their
-        # coefficients, as at quality 70 and below), the narrow reading says nothing: it is marked with NaN.
+        # Where compression zeroed most of the smoothest blocks' coefficients (quality 70 and below), their quantile
+        # hardly moves over the low levels: a file whose energy falls within 5% of the noise-free proxy's is
+        # matched by any of them, so the narrow reading says nothing and is marked with NaN. (Not an exact
+        # comparison: the 8-bit rounding of both sides makes them differ in the last digits.)
         narrow = invert(observed, narrow_energies)
-        if np.any(observed <= np.asarray(narrow_energies)[0]):
+        table = np.maximum.accumulate(np.asarray(narrow_energies), axis=0)
+        ambiguous = [observed[b] <= table[table[:, b] <= 1.05 * table[0, b], b].max() for b in range(len(JPEG_BANDS))]
+        if any(ambiguous):
             narrow[:] = np.nan
         return narrow, invert(observed_wide, wide_energies)
 
-    # The share of the noise the file keeps, on a proxy: ``std(jpeg(proxy + noise) - jpeg(proxy)) / std(noise)``.
-    def surviving_share(proxy: np.ndarray, level: float, luma: bool = False) -> float:
+    # The share of the noise the file keeps, on a proxy: ``std(jpeg(proxy + noise) - jpeg(proxy)) / std(noise)``,
+    # in all channels and in luma alone (what quantisation leaves, without what 4:2:0 takes from the colour).
+    def surviving_shares(proxy: np.ndarray, level: float) -> tuple[float, float]:
         if level <= 0:
-            return 1.0
+            return 1.0, 1.0
         noisy = np.clip(proxy + (level / 255.0) * noise, 0.0, 1.0)
         after = settings.compress(noisy) - settings.compress(proxy)
         before = noisy - proxy
-        if luma:  # what quantisation leaves, without what 4:2:0 takes from the colour
-            after, before = _luma(after), _luma(before)
-        spread = float(before.std())
-        return float(after.std()) / spread if spread > 0 else 1.0
+        shares = []
+        for kept, added in ((after, before), (_luma(after), _luma(before))):
+            spread = float(added.std())
+            shares.append(float(kept.std()) / spread if spread > 0 else 1.0)
+        return shares[0], shares[1]
 
     # Pass 1, on the blurred proxy: a first sigma (too high where the smooth blocks still hold fine detail,
     # which the blur took out of the proxy but not out of the file).
     narrow, wide_sigmas = match(blurred)
-    degenerate = bool(np.isnan(narrow).any())
-    weight = 1.0 if degenerate else _wide_weight(float(np.mean(narrow)))
-    first = float(np.mean(wide_sigmas)) if degenerate else (
-        float(np.mean(narrow)) ** (1 - weight) * float(np.mean(wide_sigmas)) ** weight)
+    first = _blended_sigma(float(np.mean(narrow)), float(np.mean(wide_sigmas)))
     # Pass 2, on the file denoised at about the level it holds: a proxy that keeps the image's detail above the
     # noise, so detail counts on both sides of the match, and decides how much noise JPEG lets through.
-    proxy = _dct_threshold_denoise(tiles, first * surviving_share(blurred, first) / 255.0)
+    proxy = _dct_threshold_denoise(tiles, first * surviving_shares(blurred, first)[0] / 255.0)
+    narrow_first = narrow
     narrow, wide_sigmas = match(proxy)
-    degenerate = degenerate or bool(np.isnan(narrow).any())
+    degenerate = bool(np.isnan(narrow_first).any() or np.isnan(narrow).any())
     if degenerate:  # the wide reading decides alone
         narrow = np.asarray(wide_sigmas, dtype=float)
-    weight = 1.0 if degenerate else _wide_weight(float(np.mean(narrow)))
-    sigma = float(np.mean(narrow)) ** (1 - weight) * float(np.mean(wide_sigmas)) ** weight
-    share = surviving_share(proxy, sigma)
-    luma_share = surviving_share(proxy, sigma, luma=True)
-    return JpegMeasurement(tuple(float(s) for s in narrow), first, share, int(chosen.sum()), int(chosen.size),
-                           wide_sigma=float(np.mean(wide_sigmas)), luma_share=luma_share,
-                           narrow_degenerate=degenerate,
-                           texture=float(np.median(_band_energies(blurred).sum(axis=1))))
+    measured = JpegMeasurement(tuple(float(s) for s in narrow), first, 1.0, int(smoothness.size),
+                               wide_sigma=float(np.mean(wide_sigmas)), luma_share=1.0, narrow_degenerate=degenerate,
+                               texture=float(np.median(smoothness)))
+    share, luma_share = surviving_shares(proxy, measured.sigma)
+    return replace(measured, share=share, luma_share=luma_share)
 
 
 def estimate_jpeg_noise(pixels: np.ndarray, settings: JpegSettings, max_pixels: int = JPEG_MAX_PIXELS) -> NoiseEstimate:
