@@ -25,6 +25,9 @@ def test_the_time_left_is_said_as_engine_jobs_says_it(monkeypatch):
         out = Terminal()
         draw_bar(0.25, text, eta_s=eta_s, stream=out)
         assert out.getvalue().split("%", 1)[1].strip() == expected
+    out = Terminal()
+    draw_bar(1.0, "done", eta_s=0.0, stream=out)  # a full bar says no time left, whatever the clock gives
+    assert out.getvalue().split("%", 1)[1].strip() == "done"
 
 
 def test_fractions_out_of_range_are_clamped(monkeypatch):

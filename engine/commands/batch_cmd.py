@@ -158,4 +158,4 @@ class TextReport:
                   f"{record['total']} in {record['seconds']:.1f} s", file=sys.stderr)
 
     def _bar(self, fraction: float, text: str) -> None:
-        draw_bar(fraction, text, eta_s=self.clock.eta(fraction) if fraction < 1 else None)
+        draw_bar(fraction, text, eta_s=self.clock.eta(fraction))

@@ -35,12 +35,12 @@ def _is_terminal(stream: TextIO) -> bool:
 
 def draw_bar(fraction: float, text: str = "", *, eta_s: float | None = None, stream: TextIO | None = None) -> None:
     """Draw ``[####....]  42.0%  text, 2 min 05 s left`` over the line (the time left ``eta_s`` as
-    :func:`engine.jobs.describe_eta` says it, when known), never wider than the terminal (a wrapped line could not
-    be redrawn in place)."""
+    :func:`engine.jobs.describe_eta` says it, when known; none once the bar is full), never wider than the terminal
+    (a wrapped line could not be redrawn in place)."""
     stream = stream or sys.stderr
     if not _is_terminal(stream):
         return
-    left = describe_eta(eta_s)
+    left = describe_eta(eta_s) if fraction < 1 else ""
     text = f"{text}, {left}" if text and left else text or left
     fraction = min(max(float(fraction), 0.0), 1.0)
     filled = int(round(fraction * BAR_CELLS))

@@ -402,7 +402,7 @@ def _run_with_workers(files: list[Path], plan, args: argparse.Namespace) -> int:
             else:
                 print(f"error: {result.error}", file=sys.stderr, flush=True)
             draw_bar(done[0] / len(files), f"{done[0]}/{len(files)} {result.source.name}",
-                     eta_s=clock.eta(done[0] / len(files)) if done[0] < len(files) else None)
+                     eta_s=clock.eta(done[0] / len(files)))
 
     results = restore_files(files, plan, workers=args.workers, tile=args.tile, device=args.device,
                             ensemble=args.ensemble, on_result=report, overwrite=args.overwrite)
