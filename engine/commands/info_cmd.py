@@ -22,7 +22,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def exr_details(extra: dict[str, Any]) -> dict[str, Any]:
     """The EXR-only part of ``info``: parts, tiles, notes and the passes used as albedo / normal / depth..."""
-    from ..models.suggest import samples_in_header
+    from ..imageio.exr import samples_in_header
 
     details: dict[str, Any] = {}
     samples = samples_in_header(extra.get("exr_header") or {})

@@ -28,6 +28,7 @@ NOTE: this OpenEXR binding silently writes garbage for non-contiguous arrays; ev
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,21 @@ def _plain(value: Any) -> Any:
         return value
     if isinstance(value, np.ndarray) and value.size <= 16:
         return value.tolist()
+    return None
+
+
+#: EXR header keys giving a render's samples per pixel: Cycles writes ``cycles.<view layer>.samples``.
+SAMPLES_KEY = re.compile(r"cycles\..+\.samples")  # view layer names may hold dots (ViewLayer.001)
+
+
+def samples_in_header(header: dict) -> int | None:
+    """Samples per pixel written in an EXR header (``meta.extra["exr_header"]``, :data:`SAMPLES_KEY`), or None."""
+    for key, value in header.items():
+        if SAMPLES_KEY.fullmatch(str(key)):
+            try:
+                return int(float(str(value).strip()))
+            except ValueError:
+                return None
     return None
 
 

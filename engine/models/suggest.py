@@ -40,24 +40,11 @@ SOURCE_RANK = {"bundled": 0, "user": 1, "builtin": 2, "blend": 3}
 BUFFERS = ("albedo", "normal", "depth")
 
 
-#: EXR header keys giving a render's samples per pixel: Cycles writes ``cycles.<view layer>.samples``.
-SAMPLES_KEY = re.compile(r"cycles\..+\.samples")  # view layer names may hold dots (ViewLayer.001)
-
-
 def render_samples(image: Image) -> int | None:
     """Samples per pixel of a render, from its file's header (Blender Cycles writes them); None when unknown."""
+    from ..imageio.exr import samples_in_header
+
     return samples_in_header((image.meta.extra or {}).get("exr_header") or {})
-
-
-def samples_in_header(header: dict) -> int | None:
-    """Samples per pixel written in an EXR header (:data:`SAMPLES_KEY`), or None."""
-    for key, value in header.items():
-        if SAMPLES_KEY.fullmatch(str(key)):
-            try:
-                return int(float(str(value).strip()))
-            except ValueError:
-                return None
-    return None
 
 
 def harm_at_samples(manifest: ModelManifest, samples: int) -> str | None:
