@@ -25,6 +25,7 @@ temporal models use it at run time.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -107,6 +108,16 @@ def inside_mask(flow: np.ndarray) -> np.ndarray:
     return inside.astype(np.float32)
 
 
+def trusted_mask(flow_back: np.ndarray, flow_forward_prev: np.ndarray | None) -> np.ndarray:
+    """Where frame t - 1 warped onto frame t by ``flow_back`` can be trusted (float32 (H, W) 0/1): inside frame
+    t - 1 (:func:`inside_mask`) and, when frame t - 1's forward flow is known and of the same size, not disoccluded
+    (:func:`consistency_mask`). The one rule for a temporal model's ``previous_valid`` and for temporal smoothing."""
+    valid = inside_mask(flow_back)
+    if flow_forward_prev is not None and flow_forward_prev.shape[:2] == flow_back.shape[:2]:
+        valid = valid * consistency_mask(flow_back, flow_forward_prev)
+    return valid
+
+
 def compose(flow_t: np.ndarray, flow_prev: np.ndarray) -> np.ndarray:
     """Backward flow from frame t to frame t - 2, given t -> t - 1 (``flow_t``) and t - 1 -> t - 2 (``flow_prev``)."""
     return flow_t + warp(flow_prev, flow_t)
@@ -162,12 +173,16 @@ class MotionPass:
         return convention_known(self.renderer)
 
     def backward(self) -> np.ndarray | None:
-        """Backward flow (to frame t - 1), None for an unverified convention."""
-        return flow_to_previous(self.array, self.renderer)
+        """Backward flow (to frame t - 1), None for an unverified convention; computed once per pass."""
+        return self._flows[0]
 
     def forward(self) -> np.ndarray | None:
-        """Forward flow (to frame t + 1) where the pass has it (Blender's Z W), else None."""
-        return flow_to_next(self.array, self.renderer)
+        """Forward flow (to frame t + 1) where the pass has it (Blender's Z W), else None; computed once per pass."""
+        return self._flows[1]
+
+    @cached_property
+    def _flows(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        return flow_to_previous(self.array, self.renderer), flow_to_next(self.array, self.renderer)
 
 
 def motion_pass(image: Any) -> MotionPass | None:
@@ -204,13 +219,15 @@ class PreviousFrame:
     forward: np.ndarray | None = None
 
 
-def temporal_layers(image: Any, previous: PreviousFrame | None = None) -> dict[str, np.ndarray]:
+def temporal_layers(image: Any, previous: PreviousFrame | None = None, motion: MotionPass | None = None
+                    ) -> dict[str, np.ndarray]:
     """The :data:`TEMPORAL_INPUTS` layers of frame ``image`` (an engine Image), given frame t - 1's data.
 
     With ``previous`` (same size): its colour and output warped onto this frame with this frame's backward flow (its
     motion pass; zero flow when it has none usable), ``previous_valid`` = :func:`inside_mask` times, when
     ``previous.forward`` and this frame's flow exist, :func:`consistency_mask`. Without (the first frame of a run,
-    a lone image): both ``previous_*`` colours are this frame's own colour and ``previous_valid`` is 0.
+    a lone image): both ``previous_*`` colours are this frame's own colour and ``previous_valid`` is 0. ``motion``:
+    the image's :func:`usable_motion` pass when the caller has it already (found here otherwise).
 
     The one rule for the shot restorer (engine/shot.py) and for a temporal model run on a single image
     (engine/restore.py fills the layers this way when the image has none)."""
@@ -219,16 +236,13 @@ def temporal_layers(image: Any, previous: PreviousFrame | None = None) -> dict[s
     if previous is None or previous.colour.shape[:2] != (height, width) or previous.output.shape[:2] != (height, width):
         return {"previous_color": colour, "previous_output": colour,
                 "previous_valid": np.zeros((height, width, 1), np.float32)}
-    found, _ = usable_motion(image)
+    found = motion if motion is not None else usable_motion(image)[0]
     flow = found.backward() if found is not None else None
     if flow is None:
         zero = np.zeros((height, width, 2), np.float32)
         return {"previous_color": np.array(previous.colour[:, :, :3], np.float32),
                 "previous_output": np.array(previous.output[:, :, :3], np.float32),
                 "previous_valid": inside_mask(zero)[:, :, None]}
-    valid = inside_mask(flow)
-    if previous.forward is not None and previous.forward.shape[:2] == (height, width):
-        valid = valid * consistency_mask(flow, previous.forward)
     return {"previous_color": warp(previous.colour[:, :, :3], flow),
             "previous_output": warp(previous.output[:, :, :3], flow),
-            "previous_valid": valid.astype(np.float32)[:, :, None]}
+            "previous_valid": trusted_mask(flow, previous.forward)[:, :, None]}

@@ -609,7 +609,7 @@ def restore_shot(request: ShotRestoreRequest, token: CancelToken | None = None,
                     yield Progress(index / total, "note", notes[-1], eta(0.0), metrics(frame, index))
                 forward = found.forward() if found is not None else None
             if temporal:
-                image = _with_layers(image, temporal_layers(image, previous))
+                image = _with_layers(image, temporal_layers(image, previous, found))
             if not noise_fixed:
                 # One noise level for the whole shot (estimated on its first frame restored): frames restored alike.
                 values, level = with_estimated_noise_level(image, manifest, params)
@@ -623,7 +623,7 @@ def restore_shot(request: ShotRestoreRequest, token: CancelToken | None = None,
             result = yield from relay(job, restoring(frame, index, where))
             restored = _without_temporal_layers(result.image)
             if smoothing > 0:
-                smoothed = smooth_with_previous(frame_image, restored.pixels, previous, smoothing)
+                smoothed = smooth_with_previous(frame_image, restored.pixels, previous, smoothing, motion=found)
                 if smoothed is not None:
                     restored = make_image(smoothed, restored.alpha, restored.meta, restored.layers)
             del frame_image

@@ -39,11 +39,6 @@ DEFAULT_SPREAD = 0.5
 WINDOW = 5
 
 
-#: Where the clamp is centred: "mean" (the noisy neighbourhood's mean, as TAA's variance clipping) or "restored"
-#: (the frame's restored value: the history may differ from it by ``spread`` local standard deviations).
-CENTRE = "restored"
-
-
 def neighbourhood_bounds(noisy: np.ndarray, spread: float = DEFAULT_SPREAD, centre: np.ndarray | None = None
                          ) -> tuple[np.ndarray, np.ndarray]:
     """Per pixel and channel, (low, high) in log1p space: ``centre`` (log1p of linear values; default the mean of
@@ -60,14 +55,19 @@ def neighbourhood_bounds(noisy: np.ndarray, spread: float = DEFAULT_SPREAD, cent
 
 
 def smooth_frame(restored: np.ndarray, noisy: np.ndarray, history: np.ndarray, valid: np.ndarray,
-                 strength: float = DEFAULT_STRENGTH, spread: float = DEFAULT_SPREAD) -> np.ndarray:
+                 strength: float = DEFAULT_STRENGTH, spread: float = DEFAULT_SPREAD, centre: str = "restored"
+                 ) -> np.ndarray:
     """Frame t's smoothed colour (H x W x 3, linear): ``restored`` (frame t restored on its own) blended with
     ``history`` (frame t - 1's smoothed colour warped onto frame t), clamped to ``noisy``'s (frame t's input)
-    neighbourhood, with weight ``strength * valid`` (``valid``: H x W or H x W x 1 in [0, 1])."""
+    neighbourhood, with weight ``strength * valid`` (``valid``: H x W or H x W x 1 in [0, 1]). ``centre``: where
+    the clamp is centred, "restored" (the frame's restored value, the product's choice: see the module docstring)
+    or "mean" (the noisy neighbourhood's mean, as TAA's variance clipping; kept for lab/bench/smoothing_tune.py)."""
+    if centre not in ("restored", "mean"):
+        raise ValueError(f"unknown clamp centre {centre!r}")
     restored = np.asarray(restored[:, :, :3], np.float32)
     if strength <= 0.0:
         return restored.copy()
-    centre = np.log1p(np.maximum(restored, 0.0)) if CENTRE == "restored" else None
+    centre = np.log1p(np.maximum(restored, 0.0)) if centre == "restored" else None
     low, high = neighbourhood_bounds(noisy, spread, centre)
     clamped = np.expm1(np.clip(np.log1p(np.maximum(history[:, :, :3], 0.0)), low, high))
     weight = strength * np.asarray(valid, np.float32).reshape(restored.shape[0], restored.shape[1], 1)
@@ -75,14 +75,15 @@ def smooth_frame(restored: np.ndarray, noisy: np.ndarray, history: np.ndarray, v
 
 
 def smooth_with_previous(image: Any, restored: np.ndarray, previous: Any, strength: float = DEFAULT_STRENGTH,
-                         spread: float = DEFAULT_SPREAD) -> np.ndarray | None:
+                         spread: float = DEFAULT_SPREAD, motion: Any = None) -> np.ndarray | None:
     """Frame t's smoothed colour from ``image`` (frame t's input, an engine Image with its motion pass),
     ``restored`` (its restored colour) and ``previous`` (an engine.motion.PreviousFrame whose ``output`` is frame
     t - 1's *smoothed* colour); None when there is nothing to smooth with: no previous frame (the first frame, after
-    a gap), another size, or no motion pass whose convention is known (smoothing without motion would ghost)."""
-    from .motion import consistency_mask, inside_mask, usable_motion, warp
+    a gap), another size, or no motion pass whose convention is known (smoothing without motion would ghost).
+    ``motion``: the image's usable motion pass when the caller has found it already."""
+    from .motion import trusted_mask, usable_motion, warp
 
-    found, _ = usable_motion(image)
+    found = motion if motion is not None else usable_motion(image)[0]
     if previous is None or found is None or strength <= 0.0:
         return None
     height, width = restored.shape[:2]
@@ -93,7 +94,4 @@ def smooth_with_previous(image: Any, restored: np.ndarray, previous: Any, streng
         return None
     # bicubic: the history is resampled again every frame, and bilinear resampling compounds into blur
     history = np.maximum(warp(previous.output[:, :, :3], flow, interpolation="cubic"), 0.0)
-    valid = inside_mask(flow)
-    if previous.forward is not None and previous.forward.shape[:2] == (height, width):
-        valid = valid * consistency_mask(flow, previous.forward)
-    return smooth_frame(restored, image.pixels, history, valid, strength, spread)
+    return smooth_frame(restored, image.pixels, history, trusted_mask(flow, previous.forward), strength, spread)

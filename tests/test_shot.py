@@ -243,6 +243,7 @@ def test_the_exr_reader_exposes_the_motion_pass_with_its_convention(tmp_path, ca
     top, left = square_at(1002)
     np.testing.assert_array_equal(found.backward()[top, left], (-MOVE[0], -MOVE[1]))  # it came from up-left
     np.testing.assert_array_equal(found.forward()[top, left], MOVE)
+    assert found.backward() is found.backward()  # converted once per frame, however many callers ask
     assert image.meta.extra["aov_roles"]["motion"]["convention"] == "Blender"
     assert cli(["info", str(path)]) == 0
     out = capsys.readouterr().out

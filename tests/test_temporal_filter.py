@@ -5,6 +5,7 @@ without motion left as restored, and a resumed run identical to one that never s
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from engine.cli import main as cli
 from engine.imageio import read_image
@@ -47,6 +48,11 @@ def test_history_that_no_longer_fits_the_frame_does_not_ghost():
     history[10:30, 10:30] = 8.0  # not in this frame
     out = smooth_frame(frame, noisy, history, np.ones(SIZE, np.float32), strength=0.9)
     assert float(out[10:30, 10:30].max()) < 0.5  # without the clamp: 0.1 * 0.3 + 0.9 * 8 = 7.2
+    # centred on the noisy neighbourhood's mean (TAA's clip, kept for the lab's comparison) the clamp also holds
+    mean_centred = smooth_frame(frame, noisy, history, np.ones(SIZE, np.float32), strength=0.9, centre="mean")
+    assert float(mean_centred[10:30, 10:30].max()) < 0.5
+    with pytest.raises(ValueError, match="centre"):
+        smooth_frame(frame, noisy, history, np.ones(SIZE, np.float32), centre="median")
 
 
 def test_smoothing_follows_the_motion_pass(tmp_path):

@@ -25,7 +25,7 @@ import engine.temporal_filter as temporal_filter
 from engine.imageio import read_image
 from engine.jobs import run_job
 from engine.models.registry import ModelRegistry
-from engine.motion import PreviousFrame, consistency_mask, inside_mask, usable_motion, warp
+from engine.motion import PreviousFrame, trusted_mask, usable_motion, warp
 from engine.restore import restore_job
 
 SHOTS = Path(os.environ.get("CYCLES_SHOTS", "/work/wt/shared_data/cycles_shots"))
@@ -61,7 +61,6 @@ def training_shots() -> list[dict]:
 
 
 def smoothed(shot: dict, method: str, weight: float, spread: float, interpolation: str, centre: str) -> list:
-    temporal_filter.CENTRE = centre
     outputs, previous = [], None
     for index, path in enumerate(shot["frames"]):
         image, restored = read_image(path), shot["restored"][method][index]
@@ -70,10 +69,8 @@ def smoothed(shot: dict, method: str, weight: float, spread: float, interpolatio
         if previous is not None and found is not None and weight > 0:
             flow = found.backward()
             history = np.maximum(warp(previous.output, flow, interpolation=interpolation), 0.0)
-            valid = inside_mask(flow)
-            if previous.forward is not None:
-                valid = valid * consistency_mask(flow, previous.forward)
-            out = temporal_filter.smooth_frame(restored, image.pixels, history, valid, weight, spread)
+            out = temporal_filter.smooth_frame(restored, image.pixels, history, trusted_mask(flow, previous.forward),
+                                               weight, spread, centre)
         outputs.append(out)
         previous = PreviousFrame(index, image.pixels, out, found.forward() if found else None)
     return outputs
