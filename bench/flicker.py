@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from engine.imageio import read_image  # noqa: E402
 from engine.jobs import run_job  # noqa: E402
-from engine.metrics import relmse, temporal_relmse  # noqa: E402
+from engine.metrics import relmse, shot_scores  # noqa: E402
 from engine.models.registry import ModelEntry, ModelRegistry, default_folders, scan_models_folder  # noqa: E402
 from engine.motion import TEMPORAL_INPUTS  # noqa: E402
 from engine.restore import restore_job  # noqa: E402
@@ -136,30 +136,36 @@ def restore_frames(entry: ModelEntry, shot: Shot, threads: int) -> list[np.ndarr
             for path in shot.frames]
 
 
-def restore_sequence(entry: ModelEntry, shot: Shot, registry: ModelRegistry,
-                     smoothing: float = 0.0) -> list[np.ndarray]:
-    """The frames restored in order by the shot restorer (a temporal model: frame t - 1 warped onto frame t).
+def restore_shot_folder(entry: ModelEntry, folder: Path, registry: ModelRegistry, smoothing: float = 0.0
+                        ) -> dict[str, np.ndarray]:
+    """Every frame of the shot in ``folder`` (``frame_####.exr``) restored in order by the app's shot restorer
+    (engine/shot.py: a temporal model sees frame t - 1 warped onto frame t; ``smoothing`` > 0 blends each result
+    with the previous one along the motion pass), as {frame file stem: linear HDR pixels}. It writes the frames to a
+    temporary folder, read back here. bench/render_finetune.py uses it too."""
+    from engine.shot import ShotRestoreRequest, find_shot, restore_shot
 
-    The one call to the shot restorer of engine/shot.py (branch s3-shot); it writes the frames to a temporary
-    folder, read back here."""
-    try:
-        from engine.shot import ShotRestoreRequest, find_shot, restore_shot
-    except ImportError as error:
-        raise SystemExit(f"{entry.id} is a temporal model: it needs engine/shot.py's restore_shot ({error})") from None
-    with tempfile.TemporaryDirectory(prefix="flicker_") as out:
-        shot_frames = find_shot(str(shot.folder / "frame_####.exr"))
+    with tempfile.TemporaryDirectory(prefix="shot_restore_") as out:
+        shot_frames = find_shot(str(folder / "frame_####.exr"))
         request = ShotRestoreRequest(shot_frames, out, model_id=entry.id, params=PARAMS.get(entry.id, {}), device="cpu",
                                      smoothing=smoothing)
         result = run_job(restore_shot(request, registry=registry))
         if result.failed:
-            raise SystemExit(f"{entry.id} on {shot.name}: {result.failed} frames failed")
-        return [read_image(Path(out) / path.name).pixels for path in shot.frames]
+            raise SystemExit(f"{entry.id} on {folder.name}: {result.failed} frames failed")
+        return {path.stem: read_image(path).pixels for path in sorted(Path(out).glob("*.exr"))}
+
+
+def restore_sequence(entry: ModelEntry, shot: Shot, registry: ModelRegistry,
+                     smoothing: float = 0.0) -> list[np.ndarray]:
+    """The shot's frames restored in order by the shot restorer (:func:`restore_shot_folder`)."""
+    restored = restore_shot_folder(entry, shot.folder, registry, smoothing)
+    return [restored[path.stem] for path in shot.frames]
 
 
 def score(outputs: list[np.ndarray], shot: Shot) -> dict:
-    per_frame = [relmse(o, r) for o, r in zip(outputs, shot.references, strict=True)]
-    return {"rel_mse": float(np.mean(per_frame)), "temporal": temporal_relmse(outputs, shot.references),
-            "per_frame": per_frame}
+    """engine.metrics.shot_scores (mean per-frame relMSE, temporal relMSE) in this table's keys, with the frames'."""
+    scores = shot_scores(outputs, shot.references)
+    return {"rel_mse": scores["relmse"], "temporal": scores["flicker"],
+            "per_frame": [relmse(o, r) for o, r in zip(outputs, shot.references, strict=True)]}
 
 
 def resolve_models(specs: list[str]) -> tuple[ModelRegistry, list[ModelEntry]]:

@@ -44,6 +44,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 
+from bench.flicker import PARAMS  # noqa: E402  (peers run as Blender runs its denoiser)
 from engine.imageio import read_image  # noqa: E402
 from engine.jobs import run_job  # noqa: E402
 from engine.metrics import relmse, tonemapped_psnr  # noqa: E402
@@ -110,8 +111,6 @@ def blender_oidn(folder: Path, frames) -> dict:
             "psnr": float(np.mean([r["psnr"] for r in rows])), "frames": rows}
 
 
-#: Peers run as Blender runs its denoiser (OIDN's "accurate" prefilter: also what "auto" picks for Blender renders).
-PARAMS = {"oidn-aov": {"prefilter": "accurate"}}
 
 
 def restored(entry: ModelEntry, frames, threads: int = 0) -> list[tuple[np.ndarray, float]]:
@@ -137,28 +136,19 @@ def score(entry: ModelEntry, frames, threads: int = 0) -> dict:
 
 def restored_as_shot(entry: ModelEntry, folder: Path, frames, smoothing: float) -> list[tuple[np.ndarray, float]]:
     """``frames`` (the scored ones) as the app makes them when it restores the whole shot in ``folder`` with
-    ``entry`` and temporal smoothing ``smoothing`` (engine/shot.py's restore_shot, engine/temporal_filter.py):
-    every frame in order, each blended with the previous result along the motion pass. The seconds are the shot's
-    time shared among its frames."""
-    import tempfile
-
+    ``entry`` and temporal smoothing ``smoothing`` (bench/flicker.py's restore_shot_folder: engine/shot.py's
+    restore_shot, engine/temporal_filter.py): every frame in order, each blended with the previous result along the
+    motion pass. The seconds are the shot's time shared among its frames."""
+    from bench.flicker import restore_shot_folder
     from engine.models.registry import default_folders
-    from engine.shot import ShotRestoreRequest, find_shot, restore_shot
 
     folders = list(default_folders())
     if entry.source == "user" and entry.path is not None:
         folders.append((entry.path.parent, "user"))
-    registry = ModelRegistry(folders)
-    shot = find_shot(str(folder / "frame_####.exr"))
-    with tempfile.TemporaryDirectory(prefix="finetune_shot_") as out:
-        started = time.perf_counter()
-        request = ShotRestoreRequest(shot, out, model_id=entry.id, params=PARAMS.get(entry.id, {}), device="cpu",
-                                     smoothing=smoothing)
-        result = run_job(restore_shot(request, registry=registry))
-        if result.failed:
-            raise SystemExit(f"{entry.id} on {folder.name}: {result.failed} frames failed")
-        seconds = (time.perf_counter() - started) / max(1, len(shot.frames))
-        return [(read_image(Path(out) / f"{name}.exr").pixels, seconds) for name, _, _ in frames]
+    started = time.perf_counter()
+    restored = restore_shot_folder(entry, folder, ModelRegistry(folders), smoothing)
+    seconds = (time.perf_counter() - started) / max(1, len(restored))
+    return [(restored[name], seconds) for name, _, _ in frames]
 
 
 #: Network shares tried for the blend of a fine-tuned model with OIDN (``engine/models/hybrid.py``'s blend).
@@ -290,8 +280,9 @@ def main() -> int:
                                     restored(oidn, held, score_threads)[0][0], held[0][2])
                 from engine.models.hybrid import blend
 
-                mixed = [(blend(ours, theirs, share), 0.0)
-                         for (ours, _), (theirs, _) in zip(outputs, peer_outputs["oidn-aov"], strict=True)]
+                mixed = [(blend(ours, theirs, share), ours_seconds + theirs_seconds)  # both models run
+                         for (ours, ours_seconds), (theirs, theirs_seconds)
+                         in zip(outputs, peer_outputs["oidn-aov"], strict=True)]
                 shot[f"{stem} + oidn-aov"] = {**score_outputs(mixed, frames), "share": share,
                                               "combination": "with Intel's OIDN"}
             if has_blender:
