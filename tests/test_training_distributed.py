@@ -105,6 +105,16 @@ def test_one_process_is_a_world_of_one():
     assert distributed.wrap(model, "cpu") is model
 
 
+def test_a_finished_worker_exits_with_its_code_and_its_output_written():
+    """exit_process skips the interpreter's teardown (where gloo aborted about one worker exit in ten) but not the
+    output: a pipe's buffered text and the log reach the reader, and the code is the run's."""
+    code = ("import logging, sys; from engine.training.distributed import exit_process; "
+            "logging.basicConfig(stream=sys.stderr); logging.getLogger('x').warning('logged'); "
+            "print('buffered', end=''); exit_process(3)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 3 and result.stdout == "buffered" and "logged" in result.stderr
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_two_processes_match_one_with_double_batch_and_resume(tmp_path):

@@ -47,10 +47,15 @@ def run(args: argparse.Namespace) -> int:
     from . import distributed
 
     context = distributed.setup(None if args.device == "auto" else args.device)
-    try:
+    if not context.enabled:
         return _train(args, context)
-    finally:
-        distributed.teardown()
+    try:
+        code = _train(args, context)
+    except BaseException:
+        distributed.teardown(finished=False)
+        raise
+    distributed.teardown(finished=True)
+    distributed.exit_process(code)  # never returns: see its docstring
 
 
 def _train(args: argparse.Namespace, context) -> int:

@@ -76,10 +76,37 @@ def setup(device: str | None = None) -> Context:
     return context
 
 
-def teardown() -> None:
+def teardown(finished: bool = True) -> None:
+    """Leave the process group. After a finished run every rank first waits for the others (rank 0 still
+    validates, saves and exports after the last step); after a failure there is no waiting: torchrun stops the
+    other ranks."""
     dist = _dist()
-    if dist is not None:
-        dist.destroy_process_group()
+    if dist is None:
+        return
+    if finished:
+        dist.barrier()
+    import gc
+
+    gc.collect()  # the DDP wrapper and its reducer hold the group: let them go before it is destroyed
+    dist.destroy_process_group()
+
+
+def exit_process(code: int) -> None:
+    """End a torchrun worker whose run is finished and whose group is torn down, without the interpreter's
+    teardown. On a loaded machine about one worker exit in ten aborted in a C++ static destructor after all Python
+    code had returned ("terminate called without an active exception", SIGABRT, no Python frame: a gloo / c10d
+    thread still joinable), and torchrun then failed the whole run. Everything is written by then; the standard
+    streams and logging are flushed here before ``os._exit``."""
+    import logging
+    import sys
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def wrap(model, device: str):
