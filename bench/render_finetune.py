@@ -134,17 +134,21 @@ def score(entry: ModelEntry, frames, threads: int = 0) -> dict:
     return score_outputs(restored(entry, frames, threads), frames)
 
 
-def restored_as_shot(entry: ModelEntry, folder: Path, frames, smoothing: float) -> list[tuple[np.ndarray, float]]:
+def restored_as_shot(entry: ModelEntry, folder: Path, frames, smoothing: float, user_folder: Path | None = None
+                     ) -> list[tuple[np.ndarray, float]]:
     """``frames`` (the scored ones) as the app makes them when it restores the whole shot in ``folder`` with
     ``entry`` and temporal smoothing ``smoothing`` (bench/flicker.py's restore_shot_folder: engine/shot.py's
     restore_shot, engine/temporal_filter.py): every frame in order, each blended with the previous result along the
-    motion pass. The seconds are the shot's time shared among its frames."""
+    motion pass. The seconds are the shot's time shared among its frames. ``user_folder``: the user models folder
+    the entry comes from (default: a user entry's own folder), as the app's registry would scan it."""
     from bench.flicker import restore_shot_folder
     from engine.models.registry import default_folders
 
     folders = list(default_folders())
-    if entry.source == "user" and entry.path is not None:
-        folders.append((entry.path.parent, "user"))
+    if user_folder is None and entry.source == "user" and entry.path is not None:
+        user_folder = entry.path.parent
+    if user_folder is not None:
+        folders.append((user_folder, "user"))
     started = time.perf_counter()
     restored = restore_shot_folder(entry, folder, ModelRegistry(folders), smoothing)
     seconds = (time.perf_counter() - started) / max(1, len(restored))
@@ -202,7 +206,8 @@ def main() -> int:
     parser.add_argument("--blend", action="store_true",
                         help="Cycles shots: also score each fine-tuned model blended with Intel's OIDN (+ albedo + "
                         "normal), the network's share chosen on the held-out reference frame (a combination with "
-                        "Intel's network, labelled so in the table)")
+                        "Intel's network, labelled so in the table); with --smooth also the blend the app offers for "
+                        "a fine-tuned network (<network>-oidn, its default share) over the whole shot, smoothed")
     parser.add_argument("--smooth", type=float, default=None, metavar="WEIGHT",
                         help="Cycles shots: also score the base model, OIDN + AOVs and each fine-tuned model as the "
                              "app restores a whole shot, with temporal smoothing of this weight "
@@ -260,7 +265,7 @@ def main() -> int:
         for peer in peers:
             peer_outputs[peer.id] = restored(peer, frames, score_threads)
             shot[peer.id] = score_outputs(peer_outputs[peer.id], frames)
-            if smoothed and peer.id == "oidn-aov":
+            if smoothed and peer.id in ("oidn-aov", "render-kprcan-oidn"):  # the bundled blend: what a fine-tune adds
                 shot[peer.id + smoothed] = score_outputs(restored_as_shot(peer, folder, frames, args.smooth), frames)
         for recipe in candidates:
             stem = Path(str(recipe.source)).stem
@@ -285,8 +290,17 @@ def main() -> int:
                          in zip(outputs, peer_outputs["oidn-aov"], strict=True)]
                 shot[f"{stem} + oidn-aov"] = {**score_outputs(mixed, frames), "share": share,
                                               "combination": "with Intel's OIDN"}
+                if smoothed:
+                    # As the app offers it: the fine-tuned network's own blend with OIDN (engine/models/hybrid.py,
+                    # registry id <network>-oidn, its default share), over the whole shot with temporal smoothing.
+                    from engine.models.hybrid import USER_SHARE, USER_SUFFIX
+
+                    blended = ModelRegistry([(entry.path.parent, "user")]).get(entry.id + USER_SUFFIX)
+                    shot[f"{stem} + oidn-aov{smoothed}"] = {
+                        **score_outputs(restored_as_shot(blended, folder, frames, args.smooth, entry.path.parent),
+                                        frames), "share": USER_SHARE, "combination": "with Intel's OIDN"}
             if has_blender:
-                for method in (stem, f"{stem} + oidn-aov", stem + smoothed):
+                for method in (stem, f"{stem} + oidn-aov", stem + smoothed, f"{stem} + oidn-aov{smoothed}"):
                     if method in shot:
                         shot[method]["vs_blender_oidn"] = shot[method]["rel_mse"] / shot["blender-oidn"]["rel_mse"]
             print(f"{label}, {tag}: {shot[stem]['rel_mse']:.5f}", file=sys.stderr)
@@ -316,6 +330,10 @@ def main() -> int:
             recipe_stem = method.split(" + ")[0]
             label = (f"COMBINATION with Intel's OIDN: fine-tuned `{recipe_stem}.toml` blended with `oidn-aov` "
                      f"(network share {'/'.join(f'{v:g}' for v in shares)}, chosen on the held-out frame)")
+            if smoothing:
+                label = (f"COMBINATION with Intel's OIDN: the fine-tuned network's blend with OIDN as the app offers "
+                         f"it (`<network>-oidn`, share {shares[0]:g}), the whole shot restored with temporal "
+                         f"smoothing {smoothing}")
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {steps} | {lr} | {trains} |")
     verdicts = [(label, method, r["vs_blender_oidn"]) for label, shot in results["shots"].items()
                 for method, r in shot.items() if "vs_blender_oidn" in r]
@@ -323,7 +341,7 @@ def main() -> int:
         lines += ["", "Target: fine-tuned at least 20% below Blender's OIDN in relMSE on the shot's other frames "
                   "(ratio <= 0.80):", ""]
         intel = " (a combination with Intel OIDN)"
-        lines += [f"- {label}, `{method}`{intel if method.endswith(' + oidn-aov') else ''}: "
+        lines += [f"- {label}, `{method}`{intel if ' + oidn-aov' in method else ''}: "
                   f"{ratio:.2f}x Blender's OIDN: {'met' if ratio <= 0.8 else 'not met'}"
                   for label, method, ratio in verdicts]
     runs = [r for shot in results["shots"].values() for r in shot.values() if "cpu_seconds" in r]

@@ -66,7 +66,7 @@ UNMEASURABLE_NOTE = "Could not measure this image (too small?)"
 #: Shown (with the estimator's reason) when a photo was measured but the level is not sure enough to fill in.
 UNSURE_NOTE = "Cannot tell this photo's noise level ({reason}): set it yourself"
 SOURCE_LABELS = {"builtin": "classical, built in", "bundled": "trained, bundled", "user": "trained on this machine",
-                 "blend": "our bundled network blended with a built-in peer"}
+                 "blend": "a network of ours or yours blended with a built-in peer (Intel OIDN)"}
 
 
 #: The task chooser at the top of the panel, in the words a user looks for: (key, label). A key is an engine

@@ -85,3 +85,37 @@ def test_cancel_stops_it(crop, registry):
     token.cancel()
     with pytest.raises(JobCancelled):
         run_job(restore_job(image, registry.get("render-kprcan-oidn"), device="cpu", token=token))
+
+
+def user_network(folder: Path, model_id: str = "shot-ft", **changes) -> Path:
+    """The bundled AOV network copied into a user models folder as ``model_id`` (what a shot fine-tune leaves)."""
+    import json
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    data = json.loads((ROOT / "resources" / "models" / f"{hybrid.NETWORK_ID}.json").read_text(encoding="utf-8"))
+    data.update(id=model_id, name="My shot", file=f"{model_id}.onnx", **changes)
+    shutil.copyfile(ROOT / "resources" / "models" / f"{hybrid.NETWORK_ID}.onnx", folder / f"{model_id}.onnx")
+    (folder / f"{model_id}.json").write_text(json.dumps(data), encoding="utf-8")
+    return folder
+
+
+def test_a_users_render_network_is_also_offered_blended_with_oidn(crop, registry, tmp_path):
+    user = ModelRegistry(folders=[(user_network(tmp_path / "user"), "user")])
+    entry = user.get("shot-ft" + hybrid.USER_SUFFIX)
+    assert entry.source == "blend" and entry.manifest.display_name == "My shot + OIDN blend"
+    assert entry.manifest.default_params() == {"network_share": hybrid.USER_SHARE}
+    assert entry.manifest.tile.overlap == user.get("shot-ft").manifest.tile.overlap  # the network's reach
+    assert user.default_for("render-denoise").id == "shot-ft"  # the network itself before its blend
+    image, _ = crop
+    network = restore(image, user.get("shot-ft")).image.pixels
+    oidn = restore(image, registry.get("oidn-aov")).image.pixels
+    result = restore(image, entry, network_share=0.7)
+    np.testing.assert_allclose(result.image.pixels, 0.7 * network + 0.3 * oidn, rtol=1e-4, atol=1e-5)
+    assert "My shot and OIDN" in result.device
+    # only networks that take what OIDN takes, and only the user's (the bundled one has its own blend)
+    colour_only = ModelRegistry(folders=[(user_network(tmp_path / "c", "col-ft", inputs=["color"]), "user")])
+    assert "col-ft" in colour_only and "col-ft" + hybrid.USER_SUFFIX not in colour_only
+    assert hybrid.NETWORK_ID + hybrid.USER_SUFFIX not in registry
+    assert "shot-ft" + hybrid.USER_SUFFIX not in ModelRegistry(folders=[(tmp_path / "user", "user")],
+                                                               include_classical=False)

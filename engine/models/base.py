@@ -40,8 +40,8 @@ class ClassicalEngine:
     bind: Callable[[Mapping[str, Any], str, Any], tuple[TileFunction, str]] | None = None
     #: Further condition for being offered (files it needs), checked with ``requires``.
     present: Callable[[], bool] | None = None
-    #: The registry's source for it: "builtin" (no weights of ours) or "blend" (a bundled network of ours
-    #: combined with a built-in peer).
+    #: The registry's source for it: "builtin" (no weights of ours) or "blend" (a bundled network of ours,
+    #: or one the user trained, combined with a built-in peer).
     source: str = "builtin"
 
     def available(self) -> bool:

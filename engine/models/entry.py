@@ -44,7 +44,7 @@ class ModelEntry:
     manifest: ModelManifest
     #: The ONNX file for engine "onnx"; None for built-in engines.
     path: Path | None
-    #: "builtin" (classical), "blend" (a bundled network with a built-in peer), "bundled" (resources/models) or
+    #: "builtin" (classical), "blend" (a bundled or user network with a built-in peer), "bundled" (resources/models) or
     #: "user" (trained on this machine).
     source: str
     #: How the entry runs (set by the registry); None: by its manifest's engine (:data:`ENGINE_BINDERS`).

@@ -14,6 +14,7 @@ Its tile runner is bound to the user's device (the network may run on CUDA; OIDN
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -90,19 +91,28 @@ def hybrid_manifest() -> ModelManifest:
 
 
 def bind_hybrid(params: Mapping[str, Any], device: str, token: CancelToken) -> tuple[TileFunction, str]:
-    """The tile function for the user's ``device``, and a description of where each half runs."""
+    """The bundled blend's tile function for the user's ``device``, and where each half runs."""
+    manifest_path, onnx_path = network_files()
+    return _bind_blend(ModelEntry(load_manifest(manifest_path), onnx_path, "bundled"), DEFAULT_SHARE, params, device,
+                       token)
+
+
+def _bind_blend(network_entry: ModelEntry, default_share: float, params: Mapping[str, Any], device: str,
+                token: CancelToken) -> tuple[TileFunction, str]:
+    """``network_entry`` (an ONNX render network taking colour, albedo and normal) and OIDN on each tile, blended."""
     from ..runtime import cpu_description, load_onnx_model
 
-    manifest_path, onnx_path = network_files()
-    entry = ModelEntry(load_manifest(manifest_path), onnx_path, "bundled")
-    verify_model_file(entry)
-    model = load_onnx_model(onnx_path, device)
-    share = float(params.get("network_share", DEFAULT_SHARE))
+    verify_model_file(network_entry)
+    model = load_onnx_model(network_entry.path, device)
+    space = network_entry.manifest.value_transform
+    share = float(params.get("network_share", default_share))
+    label = "KPRCAN" if network_entry.source == "bundled" else network_entry.manifest.display_name
 
     def network(tile: Mapping[str, np.ndarray]) -> np.ndarray:
-        """KPRCAN's output in linear HDR (the tile is already exposure-scaled; its graph works in log1p)."""
-        values = dict(tile, color=to_model_space(tile["color"], "log1p", True))
-        return from_model_space(model.run_image(values, token), "log1p", True)
+        """The network's output in linear HDR (the tile is already exposure-scaled; its graph works in its
+        manifest's value space, log1p for ours)."""
+        values = dict(tile, color=to_model_space(tile["color"], space, True))
+        return from_model_space(model.run_image(values, token), space, True)
 
     def run(tile: Mapping[str, np.ndarray]) -> np.ndarray:
         color = tile["color"]
@@ -113,9 +123,10 @@ def bind_hybrid(params: Mapping[str, Any], device: str, token: CancelToken) -> t
 
     info = model.device
     if info.kind == "cpu":
-        where = f"{cpu_description()}, KPRCAN and OIDN" + (f" — {info.fallback_reason}" if info.fallback_reason else "")
+        fallback = f" — {info.fallback_reason}" if info.fallback_reason else ""
+        where = f"{cpu_description()}, {label} and OIDN{fallback}"
     else:
-        where = f"KPRCAN on {info.description}, OIDN on {cpu_description()}"
+        where = f"{label} on {info.description}, OIDN on {cpu_description()}"
     return run, where
 
 
@@ -123,3 +134,57 @@ def hybrid_engines() -> list[ClassicalEngine]:
     """The blended engine for ``BUILTIN_ENGINES`` (shown when pyoidn and the bundled network are present)."""
     return [ClassicalEngine(hybrid_manifest(), None, requires=("pyoidn", "onnxruntime"), bind=bind_hybrid,
                             present=network_present, source="blend")]
+
+
+#: The network share of a user's fine-tuned network in its blend: the share chosen on each shot's held-out
+#: reference frame by ``bench/render_finetune.py --blend`` was 0.5 on five Cycles shots of six (0.3 on the other;
+#: bench/results/render_finetune_cycles_shots_spp4.md, _spp16.md). A fine-tuned network is nearer its shot than
+#: the bundled one is to an unseen render, so it gets more weight than the bundled blend's 0.4.
+USER_SHARE = 0.5
+#: What a user's blend is called: the network's id with this suffix.
+USER_SUFFIX = "-oidn"
+
+
+def blends_with_oidn(entry: ModelEntry) -> bool:
+    """A network of the user's own that can be blended with OIDN: an ONNX render denoiser taking exactly colour,
+    albedo and normal (what OIDN takes too), at the same scale."""
+    manifest = entry.manifest
+    return (entry.source == "user" and manifest.engine == "onnx" and entry.path is not None
+            and manifest.task == "render-denoise" and tuple(manifest.inputs) == ("color", "albedo", "normal")
+            and manifest.scale == 1)
+
+
+def user_blend_engine(network_entry: ModelEntry) -> ClassicalEngine:
+    """``network_entry`` (one of the user's networks, e.g. fine-tuned on a shot in the Train dialog) blended with
+    OIDN, offered beside it as ``<its id>-oidn``: what made a fine-tune of a few CPU-minutes beat Blender's OIDN on
+    Cycles shots it was not trained on (bench/render_finetune.py --blend --smooth; docs/benchmarks.md)."""
+    network = network_entry.manifest
+    manifest = ModelManifest(
+        id=network.id + USER_SUFFIX,
+        task="render-denoise",
+        name=f"{network.display_name} + OIDN blend",
+        description=f"Runs your network {network.display_name} and Intel's OIDN on the same render (both with "
+        "albedo and normal buffers) and blends their results: a combination with Intel's network, at the cost of "
+        "both. Network share 0 gives OIDN, 1 gives your network.",
+        engine="classical",
+        inputs=("color", "albedo", "normal"),
+        value_transform="linear",
+        params=(
+            ParamSpec("network_share", "float", USER_SHARE, min=0.0, max=1.0, label="Network share",
+                      help="Weight of your network in the blend (the rest is OIDN's)"),
+        ),
+        tile=replace(network.tile, overlap=max(network.tile.overlap, OIDN_OVERLAP)),  # the network's memory figures
+        provenance={
+            "method": f"share x {network.id} (your ONNX network) + (1 - share) x OIDN RT filter (pyoidn), both "
+            "with albedo + normal, mixed in linear HDR",
+            "network": network.id,
+            "weights": "yours and Intel's (OIDN)",
+        },
+    )
+
+    def bind(params: Mapping[str, Any], device: str, token: CancelToken) -> tuple[TileFunction, str]:
+        return _bind_blend(network_entry, USER_SHARE, params, device, token)
+
+    return ClassicalEngine(manifest, None, requires=("pyoidn", "onnxruntime"), bind=bind,
+                           present=lambda: network_entry.path is not None and network_entry.path.is_file(),
+                           source="blend")

@@ -90,8 +90,22 @@ class ModelRegistry:
                     entry, problem = resolve_id_clash(entry, entries)
                     problems.append(problem)
                 entries[entry.id] = entry
+        if self.include_classical:
+            self._add_user_blends(entries)
         self._entries = entries
         self.problems = problems
+
+    @staticmethod
+    def _add_user_blends(entries: dict[str, ModelEntry]) -> None:
+        """Each of the user's render networks that takes colour + albedo + normal (a shot fine-tune, for one) is
+        also offered blended with OIDN (engine/models/hybrid.py ``user_blend_engine``), when OIDN is installed and
+        the blend's id is free."""
+        from .hybrid import blends_with_oidn, user_blend_engine
+
+        for entry in [e for e in entries.values() if blends_with_oidn(e)]:
+            engine = user_blend_engine(entry)
+            if engine.manifest.id not in entries and engine.available():
+                entries[engine.manifest.id] = engine.entry()
 
     def models(self, task: str | None = None) -> list[ModelEntry]:
         return [e for e in self._entries.values() if task is None or e.manifest.task == task]
