@@ -22,7 +22,7 @@ from .ensemble import describe, passes
 from .errors import DeviceOutOfMemory, EngineError
 from .image import Image, luma
 from .imageio.hdr import sanitize_hdr, value_report
-from .jobs import CancelToken, EtaClock, ImageResult, Progress
+from .jobs import CancelToken, EtaClock, ImageResult, Progress, relay
 from .models.entry import ModelEntry
 from .models.manifest import ModelManifest
 from .models.suggest import suitability_warning
@@ -288,24 +288,22 @@ def _tiled_progress(
     )
     first_row = len(plan_axis(next(iter(inputs.values())).shape[1], tile_size, manifest.tile.overlap)) * ensemble
     clock = EtaClock()
-    try:
-        while True:
-            try:
-                done, total = next(tiles)
-            except StopIteration as finished:
-                return finished.value
-            if out is not None and written is not None and done >= first_row:
-                written[0] = done
-            fraction = done / total
-            tile_index, tile_count = -(-done // ensemble), total // ensemble
-            metrics = {"tile": tile_index, "tiles": tile_count, "tile_size": tile_size}
-            text = f"tile {tile_index} of {tile_count}"
-            if ensemble > 1:
-                metrics["pass"] = (done - 1) % ensemble + 1
-                text += f", pass {metrics['pass']} of {ensemble}"
-            yield Progress(fraction, stage, text + note, clock.eta(fraction), metrics)
-    finally:
-        tiles.close()  # a failed attempt frees its output buffer before the next one allocates
+
+    def progress(step: tuple[int, int]) -> Progress:
+        done, total = step
+        if out is not None and written is not None and done >= first_row:
+            written[0] = done
+        fraction = done / total
+        tile_index, tile_count = -(-done // ensemble), total // ensemble
+        metrics = {"tile": tile_index, "tiles": tile_count, "tile_size": tile_size}
+        text = f"tile {tile_index} of {tile_count}"
+        if ensemble > 1:
+            metrics["pass"] = (done - 1) % ensemble + 1
+            text += f", pass {metrics['pass']} of {ensemble}"
+        return Progress(fraction, stage, text + note, clock.eta(fraction), metrics)
+
+    # relay closes the tile run however this ends: a failed attempt frees its output buffer before the next allocates
+    return (yield from relay(tiles, progress))
 
 
 def restore_job(
