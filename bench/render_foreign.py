@@ -218,7 +218,13 @@ def run(folder: Path, out: Path, model_dirs: list[Path], with_oidn: bool = True,
     print(text)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".md").write_text(text, encoding="utf-8")
-    out.with_suffix(".json").write_text(json.dumps({"summary": summary, "reference_noise": noise, "rows": rows,
+    try:
+        report = out.with_suffix(".md").resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        report = str(out.with_suffix(".md"))
+    # "kind" tells `main.py ship --scores` which benchmark wrote the file; "benchmark" names the report
+    out.with_suffix(".json").write_text(json.dumps({"kind": "render-foreign", "benchmark": report,
+                                                    "summary": summary, "reference_noise": noise, "rows": rows,
                                                     "names": names,
                                                     "seconds": time.perf_counter() - started}, indent=1),
                                         encoding="utf-8")

@@ -80,10 +80,11 @@ def test_ship_a_run_then_reexport_it_and_add_benchmark_scores(render_run, tmp_pa
     scores = load_manifest(out / "tiny-render.json").scores
     assert scores["val_spp4_relmse"] == 0.012346 and scores["benchmark"] == "bench/results/render.md"
     # the foreign set's figures (bench/render_foreign.py) join the scores already there, they do not replace them
-    foreign = {"summary": {"tiny-render": {"4": {"geo_ratio": 1.21749, "wins": 3, "scenes": 7, "worst_dpsnr": 3.634},
+    foreign = {"kind": "render-foreign", "benchmark": "bench/results/render_foreign.md",
+               "summary": {"tiny-render": {"4": {"geo_ratio": 1.21749, "wins": 3, "scenes": 7, "worst_dpsnr": 3.634},
                                            "64": {"geo_ratio": 2.5691, "wins": 1, "scenes": 7, "worst_dpsnr": -7.1}},
                            "oidn-aov": {"4": {"geo_ratio": 1.0, "wins": 0, "scenes": 7, "worst_dpsnr": 5.5}}},
-               "reference_noise": {}, "rows": []}
+               "rows": []}
     (tmp_path / "foreign.json").write_text(json.dumps(foreign))
     assert cli(["ship", "--scores", str(tmp_path / "foreign.json"), "--id", "tiny-render", "--out", str(out)]) == 0
     scores = load_manifest(out / "tiny-render.json").scores

@@ -182,13 +182,15 @@ def scores_from(results: Mapping[str, Any], model_id: str) -> tuple[dict[str, An
     scenes won, the worst do-no-harm margin) or bench/documents.py's ("records"); and the benchmark's report that
     explains them."""
     scores: dict[str, Any] = {}
-    if "reference_noise" in results:  # bench/render_foreign.py: per method, per spp, ratios to OIDN + AOVs
+    # bench/render_foreign.py: per method, per spp, ratios to OIDN + AOVs (files written before it named its kind
+    # are known by their reference-noise table)
+    if results.get("kind") == "render-foreign" or "reference_noise" in results:
         for level, values in results["summary"].get(model_id, {}).items():
             scores[f"foreign_spp{level}_ratio_oidn_aov"] = round(values["geo_ratio"], 3)
             scores[f"foreign_spp{level}_wins"] = int(values["wins"])
             scores["foreign_scenes"] = int(values["scenes"])
             scores[f"foreign_spp{level}_worst_dpsnr"] = round(values["worst_dpsnr"], 2)
-        return scores, "bench/results/render_foreign.md"
+        return scores, str(results.get("benchmark", "bench/results/render_foreign.md"))
     if "summary" in results:
         for set_name, methods in results["summary"].items():
             for level, values in methods.get(model_id, {}).items():
