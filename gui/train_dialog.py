@@ -403,9 +403,13 @@ class TrainDialog(QDialog):
             else:
                 score += f", up {result.best_val_psnr - start:.2f} dB from the starting model's {start:.2f} dB"
         if exported is not None:
+            blends = [e for e in self.registry.models(exported.manifest.task)
+                      if e.source == "blend" and e.manifest.provenance.get("network") == exported.manifest.id]
+            blend = (f" It is also offered blended with Intel's OIDN as “{blends[0].manifest.display_name}”, which "
+                     "did better on the Cycles shots we measured." if blends else "")
             self.status.setText(
                 f"“{exported.manifest.display_name}” is ready in the model list: {score} "
-                f"({result.steps} steps, {result.seconds / 60:.1f} min on {result.device})."
+                f"({result.steps} steps, {result.seconds / 60:.1f} min on {result.device}).{blend}"
             )
             self.model_trained.emit(exported.manifest.id)
         else:

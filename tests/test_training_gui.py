@@ -1,5 +1,7 @@
 """The Train / fine-tune dialog, offscreen, with a tiny recipe: train, finish early, see the model registered."""
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -154,6 +156,13 @@ def test_render_fine_tuning_from_a_flat_folder_of_shot_frames(qtbot, tmp_path, m
     except StopIteration as stop:
         result = stop.value
     assert result.steps == 3 and (tmp_path / "out").is_dir()
+    if importlib.util.find_spec("pyoidn") is not None:
+        # the finished dialog names the new network's blend with OIDN, which the model list now offers beside it
+        done = TrainDialog(None, ModelRegistry(folders=[(tmp_path / "out", "user")]))
+        qtbot.addWidget(done)
+        done._on_succeeded(result)
+        name = result.export.manifest.display_name
+        assert f"blended with Intel's OIDN as “{name} + OIDN blend”" in done.status.text()
 
     # the dialog offers fine-tuning the shipped render denoiser first, and says how to lay out a shot
     dialog = TrainDialog(None, ModelRegistry(include_classical=False))
