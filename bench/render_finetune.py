@@ -232,7 +232,7 @@ def main() -> int:
     peers = [e.entry() for e in BUILTIN_ENGINES
              if e.manifest.task == "render-denoise" and e.available()]
     results: dict = {"base": args.base, "minutes": args.minutes, "shots": {},
-                     "command": "nice -n 15 .venv/bin/python bench/render_finetune.py " + shlex.join(sys.argv[1:])}
+                     "command": ".venv/bin/python bench/render_finetune.py " + shlex.join(sys.argv[1:])}
     jobs = []  # (label, folder, fine-tuning folder, scored frame indices, tag, Blender's OIDN saved)
     if args.cycles:
         for path in args.cycles:
