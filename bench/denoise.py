@@ -83,7 +83,8 @@ def build_registry(extra_dirs: list[str]):
     return ModelRegistry(folders)
 
 
-def run_one(entry, clean: np.ndarray, sigma: float, index: int, device: str, clipped: bool = False) -> dict:
+def run_one(entry, clean: np.ndarray, sigma: float, index: int, device: str, clipped: bool = False,
+            ensemble: int = 1) -> dict:
     from engine.image import make_image
     from engine.jobs import run_job
     from engine.restore import restore_job
@@ -91,11 +92,12 @@ def run_one(entry, clean: np.ndarray, sigma: float, index: int, device: str, cli
     noisy = make_image(noisy_version(clean, sigma, index, clipped))
     params = {"noise_level": float(sigma)} if any(p.name == "noise_level" for p in entry.manifest.params) else {}
     started = time.perf_counter()
-    result = run_job(restore_job(noisy, entry, params, device=device), lambda progress: None)
+    result = run_job(restore_job(noisy, entry, params, device=device, ensemble=ensemble), lambda progress: None)
     seconds = time.perf_counter() - started
     megapixels = clean.shape[0] * clean.shape[1] / 1e6
     return {
-        "model": entry.id,
+        # the window's "Passes" setting: the mean of 4 / 8 mirrored and rotated passes is its own method here
+        "model": entry.id if ensemble == 1 else f"{entry.id} x{ensemble} passes",
         "model_sha256": entry.manifest.sha256 or "",  # tells records of retrained weights apart
         "sigma": sigma,
         "image": index,
@@ -262,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--clipped", action="store_true",
                         help="the clipped variant: noisy input clipped to [0, 1] and stored as 16-bit")
+    parser.add_argument("--ensemble", type=int, choices=(1, 4, 8), default=1,
+                        help="networks: the mean of this many mirrored / rotated passes (the window's Passes)")
     parser.add_argument("--report", action="store_true", help="only rebuild the table from the records")
     parser.add_argument("--no-record", action="store_true", help="print results without saving them")
     parser.add_argument("--update-manifests", action="store_true",
@@ -277,9 +281,10 @@ def main(argv: list[str] | None = None) -> int:
         for entry in entries:
             for sigma in args.sigmas:
                 for index in indices:
-                    record = run_one(entry, read_clean(index), float(sigma), index, args.device, args.clipped)
+                    record = run_one(entry, read_clean(index), float(sigma), index, args.device, args.clipped,
+                                     args.ensemble if entry.manifest.engine == "onnx" else 1)
                     record["sigma"] = int(sigma)
-                    print(f"{entry.id:28s} σ{sigma:<3d} {'clipped ' if args.clipped else ''}kodim{index:02d} "
+                    print(f"{record['model']:28s} σ{sigma:<3d} {'clipped ' if args.clipped else ''}kodim{index:02d} "
                           f"{record['psnr']:6.2f} dB "
                           f"{record['s_per_mp']:7.2f} s/MP", flush=True)
                     if not args.no_record:
