@@ -114,8 +114,29 @@ def test_a_users_render_network_is_also_offered_blended_with_oidn(crop, registry
     np.testing.assert_allclose(result.image.pixels, 0.7 * network + 0.3 * oidn, rtol=1e-4, atol=1e-5)
     assert "My shot and OIDN" in result.device
     # only networks that take what OIDN takes, and only the user's (the bundled one has its own blend)
-    colour_only = ModelRegistry(folders=[(user_network(tmp_path / "c", "col-ft", inputs=["color"]), "user")])
-    assert "col-ft" in colour_only and "col-ft" + hybrid.USER_SUFFIX not in colour_only
+    with_depth = ModelRegistry(folders=[(user_network(tmp_path / "d", "depth-ft",
+                                                      inputs=["color", "albedo", "normal", "depth"]), "user")])
+    assert "depth-ft" in with_depth and "depth-ft" + hybrid.USER_SUFFIX not in with_depth
     assert hybrid.NETWORK_ID + hybrid.USER_SUFFIX not in registry
     assert "shot-ft" + hybrid.USER_SUFFIX not in ModelRegistry(folders=[(tmp_path / "user", "user")],
                                                                include_classical=False)
+
+
+def test_a_users_colour_only_network_is_blended_with_oidn_on_the_colour_alone(crop, registry, tmp_path):
+    import json
+    import shutil
+
+    folder = tmp_path / "user"
+    folder.mkdir()
+    data = json.loads((ROOT / "resources" / "models" / "render-kprcan-color.json").read_text(encoding="utf-8"))
+    data.update(id="col-ft", name="Colour shot", file="col-ft.onnx")
+    shutil.copyfile(ROOT / "resources" / "models" / "render-kprcan-color.onnx", folder / "col-ft.onnx")
+    (folder / "col-ft.json").write_text(json.dumps(data), encoding="utf-8")
+    user = ModelRegistry(folders=[(folder, "user")])
+    entry = user.get("col-ft" + hybrid.USER_SUFFIX)
+    assert entry.manifest.inputs == ("color",) and "colour alone" in entry.manifest.description
+    image, _ = crop
+    network = restore(image, user.get("col-ft")).image.pixels
+    oidn = restore(image, registry.get("oidn")).image.pixels  # OIDN colour only
+    result = restore(image, entry, network_share=0.5)
+    np.testing.assert_allclose(result.image.pixels, 0.5 * network + 0.5 * oidn, rtol=1e-4, atol=1e-5)

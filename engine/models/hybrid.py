@@ -118,7 +118,8 @@ def _bind_blend(network_entry: ModelEntry, default_share: float, params: Mapping
         color = tile["color"]
         ours = network(tile) if share > 0.0 else np.zeros_like(color)  # at share 0 or 1 only one model runs
         token.raise_if_cancelled()
-        theirs = oidn_denoise(color, tile["albedo"], tile["normal"]) if share < 1.0 else np.zeros_like(color)
+        theirs = (oidn_denoise(color, tile.get("albedo"), tile.get("normal")) if share < 1.0
+                  else np.zeros_like(color))
         return blend(ours, theirs, share)
 
     info = model.device
@@ -145,29 +146,36 @@ USER_SHARE = 0.5
 USER_SUFFIX = "-oidn"
 
 
+#: The inputs a blended network may take: what OIDN takes too (colour alone, or with albedo and normal).
+BLENDABLE_INPUTS = (("color", "albedo", "normal"), ("color",))
+
+
 def blends_with_oidn(entry: ModelEntry) -> bool:
-    """A network of the user's own that can be blended with OIDN: an ONNX render denoiser taking exactly colour,
-    albedo and normal (what OIDN takes too), at the same scale."""
+    """A network of the user's own that can be blended with OIDN: an ONNX render denoiser at the same scale taking
+    exactly what OIDN takes (:data:`BLENDABLE_INPUTS`)."""
     manifest = entry.manifest
     return (entry.source == "user" and manifest.engine == "onnx" and entry.path is not None
-            and manifest.task == "render-denoise" and tuple(manifest.inputs) == ("color", "albedo", "normal")
+            and manifest.task == "render-denoise" and tuple(manifest.inputs) in BLENDABLE_INPUTS
             and manifest.scale == 1)
 
 
 def user_blend_engine(network_entry: ModelEntry) -> ClassicalEngine:
     """``network_entry`` (one of the user's networks, e.g. fine-tuned on a shot in the Train dialog) blended with
-    OIDN, offered beside it as ``<its id>-oidn``: what made a fine-tune of a few CPU-minutes beat Blender's OIDN on
-    Cycles shots it was not trained on (bench/render_finetune.py --blend --smooth; docs/benchmarks.md)."""
+    OIDN (with albedo and normal when the network takes them), offered beside it as ``<its id>-oidn``. On held-out
+    Cycles shots it brought a ten-CPU-minute fine-tune from 0.71-0.99x to 0.66-0.90x Blender's OIDN's relMSE
+    (bench/render_finetune.py --blend --smooth; docs/benchmarks.md)."""
     network = network_entry.manifest
+    aovs = "albedo" in network.inputs
     manifest = ModelManifest(
         id=network.id + USER_SUFFIX,
         task="render-denoise",
         name=f"{network.display_name} + OIDN blend",
-        description=f"Runs your network {network.display_name} and Intel's OIDN on the same render (both with "
-        "albedo and normal buffers) and blends their results: a combination with Intel's network, at the cost of "
-        "both. Network share 0 gives OIDN, 1 gives your network.",
+        description=f"Runs your network {network.display_name} and Intel's OIDN on the same render ("
+        + ("both with albedo and normal buffers" if aovs else "both on the colour alone")
+        + ") and blends their results: a combination with Intel's network, at the cost of both. Network share 0 "
+        "gives OIDN, 1 gives your network.",
         engine="classical",
-        inputs=("color", "albedo", "normal"),
+        inputs=tuple(network.inputs),
         value_transform="linear",
         params=(
             ParamSpec("network_share", "float", USER_SHARE, min=0.0, max=1.0, label="Network share",
@@ -175,8 +183,8 @@ def user_blend_engine(network_entry: ModelEntry) -> ClassicalEngine:
         ),
         tile=replace(network.tile, overlap=max(network.tile.overlap, OIDN_OVERLAP)),  # the network's memory figures
         provenance={
-            "method": f"share x {network.id} (your ONNX network) + (1 - share) x OIDN RT filter (pyoidn), both "
-            "with albedo + normal, mixed in linear HDR",
+            "method": f"share x {network.id} (your ONNX network) + (1 - share) x OIDN RT filter (pyoidn), "
+            + ("both with albedo + normal" if aovs else "both colour only") + ", mixed in linear HDR",
             "network": network.id,
             "weights": "yours and Intel's (OIDN)",
         },

@@ -97,7 +97,7 @@ class ModelRegistry:
 
     @staticmethod
     def _add_user_blends(entries: dict[str, ModelEntry]) -> None:
-        """Each of the user's render networks that takes colour + albedo + normal (a shot fine-tune, for one) is
+        """Each of the user's render networks that takes what OIDN takes (a shot fine-tune, for one) is
         also offered blended with OIDN (engine/models/hybrid.py ``user_blend_engine``), when OIDN is installed and
         the blend's id is free."""
         from .hybrid import blends_with_oidn, user_blend_engine
