@@ -95,14 +95,22 @@ def main(argv: list[str] | None = None) -> int:
                                         f"estimate {shown} "
                                         f"({100 * error:+.0f}%) confidence {estimate.confidence:.2f} {estimate.reason}")
                     print(lines_detail[-1], flush=True)
+    if args.data.resolve() == DATA.resolve():
+        provenance = ("These photos are not in the estimator's calibration data, but from the same collection (its "
+                      "11th photo on); the blend of its wide reading above σ 10-20 was chosen after seeing them.")
+    else:
+        provenance = (f"{args.data.name} is not the collection the estimator was calibrated on (SunHays80) and "
+                      "informed none of its choices.")
+    command = f"bench/noise_estimate_files.py --photos {args.photos} --crop {args.crop}"
+    if args.data.resolve() != DATA.resolve():
+        command += f" --data {args.data} --out {args.out}"
     lines = ["# Noise level on real photographs, as files hold them", "",
-             f"`.venv/bin/python bench/noise_estimate_files.py --photos {args.photos} --crop {args.crop}`: first "
-             f"{len(files)} SunHays80 photos ({', '.join(f.name for f in files)}), centre {args.crop}² crops, "
+             f"`.venv/bin/python {command}`: first "
+             f"{len(files)} {args.data.name} photos ({', '.join(f.name for f in files)}), centre {args.crop}² crops, "
              f"sigma {', '.join(f'{s:g}' for s in SIGMAS)} added and clipped. Relative error of the level against "
              "the noise the file holds (JPEG: std(jpeg(noisy) - jpeg(clean)) x sqrt(1 + own² / σ²); PNG/TIFF: "
              "sqrt(σ² + own²), own = the photo's own level). Target: within 15% for σ 5-50 (JPEG quality ≥ 80). "
-             "These photos are not in the estimator's calibration data; the blend of its wide reading above σ 10-20 "
-             "was chosen after seeing them.", "",
+             + provenance, "",
              "| file | mean abs error | worst (σ) | within 15% | sure |", "|---|---|---|---|---|"]
     for name, values in rows.items():
         errors = np.array([abs(e) for e, _, _ in values])
