@@ -11,7 +11,9 @@ resident memory (``ru_maxrss``).
         [--model render-kprcan-aov,oidn-aov,render-kprcan-aov@DIR] [--code DIR] [--label TEXT]
 
 ``--model`` takes several ids, each run in turn in the same session (so beside OIDN on the same load); ``ID@DIR``
-takes the model from the models folder DIR instead of the bundled one (e.g. a re-export with another graph form).
+takes the model from the models folder DIR instead of the bundled one (e.g. a re-export with another graph form);
+``ID:graph`` runs a render model's whole ONNX graph instead of its fused CPU kernel stage (engine/kernel_pipeline.py).
+``--repeat N`` runs the whole list N times, interleaved, so that a busy moment of a shared machine hits every row.
 
 ``--code DIR`` runs the children on another checkout (e.g. a worktree of an older commit) for a before / after
 table; ``--label`` names the rows. Rows are appended to bench/results/render_frames.md.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -73,18 +76,22 @@ def main() -> int:
     parser.add_argument("--code", default=str(ROOT), help="the checkout whose engine the children run")
     parser.add_argument("--label", default="")
     parser.add_argument("--cbox", default=str(CBOX), help="the Cornell box renders the frame is tiled from")
+    parser.add_argument("--repeat", type=int, default=1, help="run the list this many times, interleaved")
     args = parser.parse_args()
     code = Path(args.code).resolve()
     label = args.label or subprocess.run(["git", "-C", str(code), "rev-parse", "--short", "HEAD"],
                                          capture_output=True, text=True).stdout.strip()
     rows = []
-    for size, model in ((s, m) for s in args.sizes.split(",") for m in args.model.split(",")):
-        model_id, _, models = model.partition("@")
+    runs = [(s, m) for s in args.sizes.split(",") for m in args.model.split(",")] * max(1, args.repeat)
+    for size, model in runs:
+        spec, _, stage = model.partition(":")
+        model_id, _, models = spec.partition("@")
+        env = dict(os.environ, RESTORATION_STUDIO_KERNEL_STAGE=stage) if stage else None
         width, height = (int(v) for v in size.split("x"))
         for tile in (int(t) for t in args.tiles.split(",")):
             out = subprocess.run([sys.executable, "-c", CHILD, str(code), args.cbox, model_id, str(width),
                                   str(height), str(tile), str(Path(models).resolve()) if models else ""],
-                                 capture_output=True, text=True)
+                                 capture_output=True, text=True, env=env)
             if out.returncode:
                 print(out.stderr[-2000:], file=sys.stderr)
                 raise SystemExit(f"{size} tile {tile}: the child failed")

@@ -72,9 +72,9 @@ class RestoreWorker:
 
         self.entry = resolve_model(self.registry, options)  # ModelPinError here fails the run, not a file
         if self.entry is not None and self.entry.path is not None:
-            from .runtime import load_onnx_model
+            from .kernel_pipeline import load_network
 
-            load_onnx_model(self.entry.path, options.device)  # the session, created once and kept warm
+            load_network(self.entry, options.device)  # the sessions, created once and kept warm
 
     def describe(self) -> dict[str, Any]:
         import socket

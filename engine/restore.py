@@ -391,10 +391,10 @@ def restore_job(
 
     del inputs, run_tile
     if manifest.engine == "onnx" and not device_used.startswith("CUDA"):
-        from .runtime import load_onnx_model
+        from .kernel_pipeline import load_network
 
         # The session stays warm for the next image, without its last tile's working set.
-        load_onnx_model(entry.path, device, threads=threads, slot=worker).release_memory(manifest.tile.alignment)
+        load_network(entry, device, threads=threads, slot=worker).release_memory(manifest.tile.alignment)
     output = from_model_space(output, manifest.value_transform, image.meta.hdr, scale_hdr, in_place=True)
     if not image.meta.hdr:
         np.clip(output, 0.0, 1.0, out=output)  # in place: a copy would cost an image-sized buffer

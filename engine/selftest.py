@@ -77,6 +77,11 @@ def run_selftest(
     result = run_job(restore_job(image, entry, {}, token=CancelToken()))
     report.model_id, report.device = entry.id, result.device
     step(f"ran {entry.id} on {result.device} in {result.seconds:.2f} s")
+    from .kernel_pipeline import native_available, pipeline_files
+
+    if pipeline_files(entry.manifest.provenance) is not None and not result.device.startswith("CUDA"):
+        step("kernel stage: " + ("fused native code" if native_available()
+                                 else "the whole ONNX graph (the native stage is not built: 2-3x slower)"))
 
     expected = (image.height * entry.manifest.scale, image.width * entry.manifest.scale, 3)
     with tempfile.TemporaryDirectory(prefix="restoration-studio-selftest-") as folder:

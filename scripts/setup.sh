@@ -48,8 +48,10 @@ if ! current "$requirements" && ! current requirements-dev.txt; then
 fi
 
 # 3. The project itself, editable (pip install -e .): engine, gui, bench and main import from this checkout in every
-#    script, bench and test, with no sys.path edits. Re-done when pyproject.toml changes or the checkout moved.
-project_digest=$( (cat pyproject.toml; pwd) | sha256sum | cut -d' ' -f1)
+#    script, bench and test, with no sys.path edits; it builds the C extension engine/native (the render models'
+#    fused kernel stage; optional: without a C compiler they run their whole ONNX graph, 2-3x slower). Re-done
+#    when pyproject.toml or engine/native changes or the checkout moved.
+project_digest=$( (cat pyproject.toml engine/native/*.[ch]; pwd) | sha256sum | cut -d' ' -f1)
 if [ ! -f .venv/.installed-project ] || [ "$(cat .venv/.installed-project)" != "$project_digest" ] \
         || ! .venv/bin/python -I -c "import engine, pathlib, sys; sys.exit(pathlib.Path(engine.__file__).parent.parent != pathlib.Path(sys.argv[1]))" "$PWD" 2>/dev/null; then
     echo "setup: installing the project into .venv (pip install -e .)"

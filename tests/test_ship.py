@@ -72,6 +72,10 @@ def test_ship_a_run_then_reexport_it_and_add_benchmark_scores(render_run, tmp_pa
     assert provenance["recipe"] == "recipes/tiny_render.toml" and provenance["arch"] == "kprcan"
     assert provenance["steps"] == 2 and provenance["device"] == "test CPU"
     assert (out / provenance["kernel_model"]).is_file() and "kernel_refine_taps" in provenance
+    # the CPU kernel pipeline's graphs (engine/kernel_pipeline.py), checked against torch at export
+    pipeline = provenance["pipeline"]
+    assert (out / pipeline["features"]).is_file() and (out / pipeline["refine"]).is_file()
+    assert pipeline["guide"] and pipeline["ref_tap"] == 12
     assert (out / "tiny-render.pt").is_file() and entry.manifest.inputs == ("color", "albedo", "normal")
 
     results = {"summary": {"val": {"tiny-render": {"4": {"rel_mse": 0.0123456789, "psnr": 30.12345}}}}}

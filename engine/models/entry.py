@@ -162,13 +162,14 @@ def verified_companion(entry: ModelEntry, name: Any, expected: Any) -> Path:
 
 def bind_onnx(entry: ModelEntry, params: Mapping[str, Any], device: str, token: Any,
               session: Mapping[str, Any] | None = None) -> BoundModel:
-    """An ONNX network on ``device``: checked against its manifest's sha256, loaded with ONNX Runtime."""
-    from ..runtime import load_onnx_model
+    """An ONNX network on ``device``: checked against its manifest's sha256, loaded with ONNX Runtime (a render
+    model on the CPU as its convolutions plus the fused kernel stage, engine/kernel_pipeline.py)."""
+    from ..kernel_pipeline import load_network
 
     verify_model_file(entry)
     session = session or {}
-    model = load_onnx_model(entry.path, device, threads=int(session.get("threads", 0)), sha256=entry.manifest.sha256,
-                            slot=int(session.get("worker", 0)))
+    model = load_network(entry, device, threads=int(session.get("threads", 0)), sha256=entry.manifest.sha256,
+                         slot=int(session.get("worker", 0)))
     extra: dict[str, np.ndarray] = {}
     if "noise_level" in entry.manifest.inputs:
         level = float(params.get("noise_level", 0.0)) / 255.0

@@ -100,10 +100,11 @@ def bind_hybrid(params: Mapping[str, Any], device: str, token: CancelToken) -> t
 def _bind_blend(network_entry: ModelEntry, default_share: float, params: Mapping[str, Any], device: str,
                 token: CancelToken) -> tuple[TileFunction, str]:
     """``network_entry`` (an ONNX render network taking colour, albedo and normal) and OIDN on each tile, blended."""
-    from ..runtime import cpu_description, load_onnx_model
+    from ..kernel_pipeline import load_network
+    from ..runtime import cpu_description
 
     verify_model_file(network_entry)
-    model = load_onnx_model(network_entry.path, device)
+    model = load_network(network_entry, device)
     space = network_entry.manifest.value_transform
     share = float(params.get("network_share", default_share))
     label = "KPRCAN" if network_entry.source == "bundled" else network_entry.manifest.display_name

@@ -1,12 +1,12 @@
 """Kernel-prediction render denoisers (KPCN, KPRCN, KPRCAN, the direct baseline): the model (``model.py``), its
-kernel operations (``kernels.py``), how it grows from a smaller model (``growth.py``) and its companion export
-for the kernel inspector (``companion.py``). :data:`SPECS` describes the four architectures to the trainer and
-the exporter (engine/training/archs/__init__.py lists them)."""
+kernel operations (``kernels.py``), how it grows from a smaller model (``growth.py``) and its companion exports
+for the kernel inspector and the CPU kernel pipeline (``companion.py``). :data:`SPECS` describes the four
+architectures to the trainer and the exporter (engine/training/archs/__init__.py lists them)."""
 
 from __future__ import annotations
 
 from ..spec import ArchSpec
-from .companion import export_kernel_model
+from .companion import export_companions, export_kernel_model, export_pipeline
 from .growth import grow_model, grows_into
 from .model import KernelPredictionDenoiser, direct_denoiser, kpcn, kprcan, kprcn
 
@@ -33,7 +33,7 @@ def _spec(builder, description: str) -> ArchSpec:
         {"features": 4, "blocks": 1},
         grows_into=grows_into,
         grow=grow_model,
-        companions=export_kernel_model,
+        companions=export_companions,
         parts={"refine": _train_refinement_only, "share": _train_share_only},
     )
 
@@ -45,5 +45,6 @@ SPECS: dict[str, ArchSpec] = {
     "kp-direct": _spec(direct_denoiser, "Direct-prediction render denoiser (KPRCAN body, no kernels)"),
 }
 
-__all__ = ["SPECS", "KernelPredictionDenoiser", "direct_denoiser", "export_kernel_model", "grow_model",
+__all__ = ["SPECS", "KernelPredictionDenoiser", "direct_denoiser", "export_companions", "export_kernel_model",
+           "export_pipeline", "grow_model",
            "grows_into", "kpcn", "kprcan", "kprcn"]

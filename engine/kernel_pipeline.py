@@ -1,0 +1,300 @@
+"""The render denoisers' kernel stage run as fused native code on the CPU: the same result as their whole ONNX
+graph in a third of the time.
+
+A kernel-predicting render model (engine/training/archs/kpcn) is a small convolutional network that predicts, for
+every pixel, 75 kernel logits and a few guide strengths, followed by a kernel stage: each tap's logit loses its
+strength-weighted squared distance to the pixel in albedo, normal and colour, a softmax turns the logits into
+weights and the weights average the (box-prefiltered) colour around the pixel; a 5x5 refinement does the same once
+more on the result. In the ONNX graph the kernel stage is about 3,000 Slice / Sub / Mul / Concat nodes, each a pass
+over the whole tile through memory: two thirds of ONNX Runtime's time on a CPU (profiled at 512 px, 2 threads,
+against 24% for every convolution together).
+
+Here the network's convolutions still run in ONNX Runtime (``<id>.features.onnx``: the tail's outputs, and
+``<id>.refine.onnx``: the refinement's two 3x3 convolutions), and the kernel stage is one C function
+(engine/native/guided_kernels.c, built by ``pip install -e .``) that visits each row once with its buffers in
+cache, called through ctypes on bands of rows in parallel. The files and the stage's layout are named in the
+manifest's ``provenance.pipeline`` (written by the exporter, engine/training/archs/kpcn/companion.py); a model
+without them, a machine where the extension was not built, or a CUDA device runs the whole graph as before.
+tests/test_kernel_pipeline.py checks that both give the same output.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import EngineError
+
+log = logging.getLogger(__name__)
+
+#: Channels of each guide the stage compares (the model's GUIDE_CHANNELS).
+GUIDE_CHANNELS = {"albedo": 3, "normal": 3, "color": 3, "depth": 1}
+#: Environment switch: "graph" runs every render model's whole ONNX graph even where the fused stage applies (for
+#: benchmarks that compare the two, and as a way out should the native stage misbehave on some machine).
+STAGE_ENV = "RESTORATION_STUDIO_KERNEL_STAGE"
+#: Rows per band handed to one thread: small enough to share the work evenly, large enough to cost nothing.
+BAND_ROWS = 16
+
+_library: Any = None
+_library_lock = threading.Lock()
+
+
+def _load_library() -> Any:
+    """The extension's ``guided_kernels`` through ctypes, or None when it was not built."""
+    global _library
+    with _library_lock:
+        if _library is None:
+            try:
+                from .native import _guided_kernels  # type: ignore[attr-defined]
+
+                function = ctypes.CDLL(_guided_kernels.__file__).guided_kernels
+            except (ImportError, OSError, AttributeError):
+                _library = False
+            else:
+                int_p, float_p = ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_float)
+                i = ctypes.c_int
+                function.argtypes = [i, i, i, i, i, i, int_p, i, i, int_p, float_p, i, float_p, float_p, float_p,
+                                     ctypes.c_ssize_t, i, float_p, ctypes.c_float, float_p, float_p]
+                function.restype = ctypes.c_int
+                _library = function
+        return _library or None
+
+
+def native_available() -> bool:
+    """Whether the fused kernel stage was built on this machine (a C compiler at install time)."""
+    return _load_library() is not None
+
+
+_executors: dict[int, ThreadPoolExecutor] = {}
+
+
+def _executor(threads: int) -> ThreadPoolExecutor:
+    with _library_lock:
+        if threads not in _executors:
+            _executors[threads] = ThreadPoolExecutor(threads, thread_name_prefix="kernel-stage")
+        return _executors[threads]
+
+
+def _pointer(array: np.ndarray, kind: Any) -> Any:
+    return array.ctypes.data_as(ctypes.POINTER(kind))
+
+
+def guided_kernels(logits: np.ndarray, ref_tap: int, strengths: np.ndarray, group: list[int], guides: np.ndarray,
+                   centres: np.ndarray, signals: np.ndarray, size: int, dilations: list[int], pad: int,
+                   cap: float, threads: int = 0) -> np.ndarray:
+    """The fused kernel stage (see engine/native/guided_kernels.c for the formula and layouts): ``logits`` (K, H, W)
+    with K = scales x size^2; ``strengths`` (groups x scales, H, W); ``guides`` (scales, Cg, H + 2 pad, W + 2 pad)
+    and ``signals`` (scales, Cs, H + 2 pad, W + 2 pad), edge-replicated; ``centres`` (scales, Cg, H, W), or
+    (Cg, H, W) when every scale compares with the same values; ``group[c]``: the strength group of guide channel
+    c. Returns (Cs, H, W) float32."""
+    function = _load_library()
+    if function is None:
+        raise EngineError("the fused kernel stage is not built on this machine (pip install -e . with a C compiler)")
+    scales = len(dilations)
+    taps, height, width = logits.shape
+    if taps != scales * size * size or pad < max(dilations) * (size // 2):
+        raise ValueError("kernel stage: logits or padding do not match the kernel layout")
+    arrays = [np.ascontiguousarray(a, dtype=np.float32) for a in (logits, strengths, guides, centres, signals)]
+    logits, strengths, guides, centres, signals = arrays
+    guide_channels, signal_channels = guides.shape[1], signals.shape[1]
+    shared_centre = centres.ndim == 3
+    expected = {"guides": (guides.shape, (scales, guide_channels, height + 2 * pad, width + 2 * pad)),
+                "centres": (centres.shape, ((guide_channels, height, width) if shared_centre
+                                            else (scales, guide_channels, height, width))),
+                "signals": (signals.shape, (scales, signal_channels, height + 2 * pad, width + 2 * pad)),
+                "strengths": (strengths.shape, ((max(group) + 1) * scales, height, width))}
+    for name, (got, want) in expected.items():
+        if tuple(got) != want:
+            raise ValueError(f"kernel stage: {name} has shape {tuple(got)}, expected {want}")
+    out = np.empty((signal_channels, height, width), np.float32)
+    dilation_array = (ctypes.c_int * scales)(*dilations)
+    group_array = (ctypes.c_int * guide_channels)(*group)
+    f = ctypes.c_float
+    centre_stride = 0 if shared_centre else guide_channels * height * width
+    pointers = [_pointer(a, f) for a in (logits, strengths, guides, centres, signals, out)]
+
+    def band(y0: int) -> None:
+        scratch = np.empty((2 + signal_channels) * width, np.float32)
+        status = function(height, width, y0, min(height, y0 + BAND_ROWS), scales, size, dilation_array, pad,
+                          guide_channels, group_array, pointers[0], ref_tap, pointers[1], pointers[2], pointers[3],
+                          centre_stride, signal_channels, pointers[4], cap, pointers[5], _pointer(scratch, f))
+        if status != 0:
+            raise ValueError("kernel stage: too many channels for the native stage")
+
+    starts = range(0, height, BAND_ROWS)
+    threads = threads if threads > 0 else max(1, os.cpu_count() or 1)
+    if threads == 1 or len(starts) == 1:
+        for y0 in starts:
+            band(y0)
+    else:  # ctypes releases the GIL for the call: the bands run in parallel
+        list(_executor(threads).map(band, starts))
+    return out
+
+
+def _edge_pad(array: np.ndarray, pad: int) -> np.ndarray:
+    return np.pad(array, [(0, 0)] * (array.ndim - 2) + [(pad, pad), (pad, pad)], mode="edge")
+
+
+def _box(planes: np.ndarray, size: int) -> np.ndarray:
+    """The mean over a size x size window of each (C, H, W) plane, edges replicated (the model's prefilter)."""
+    if size == 1:
+        return planes
+    import cv2
+
+    out = np.empty_like(planes)
+    for plane, result in zip(planes, out, strict=True):
+        cv2.boxFilter(plane, -1, (size, size), dst=result, normalize=True, borderType=cv2.BORDER_REPLICATE)
+    return out
+
+
+@dataclass(frozen=True)
+class PipelineLayout:
+    """What the kernel stage needs to know of a model (its manifest's ``provenance.pipeline``)."""
+
+    taps: int
+    dilations: tuple[int, ...]
+    prefilters: tuple[int, ...]
+    guide: tuple[str, ...]
+    guide_centre: str
+    softmax_cap: float
+    ref_tap: int
+    refine_guides: tuple[str, ...] | None
+    refine_taps: int
+
+    @classmethod
+    def from_provenance(cls, data: Mapping[str, Any]) -> PipelineLayout:
+        try:
+            refine = data.get("refine_stage")
+            return cls(int(data["taps"]), tuple(int(d) for d in data["dilations"]),
+                       tuple(int(p) for p in data["prefilters"]), tuple(str(g) for g in data["guide"]),
+                       str(data["guide_centre"]), float(data["softmax_cap"]), int(data["ref_tap"]),
+                       tuple(str(g) for g in refine["guides"]) if refine else None,
+                       int(refine["taps"]) if refine else 0)
+        except (KeyError, TypeError, ValueError) as error:
+            raise EngineError(f"the model's kernel-stage layout is incomplete ({error})") from None
+
+    @property
+    def kernel_taps(self) -> int:
+        """The first kernels' taps (the features graph's ``logits`` channels)."""
+        return len(self.dilations) * self.taps**2
+
+
+def _groups(names: tuple[str, ...]) -> list[int]:
+    return [g for g, name in enumerate(names) for _ in range(GUIDE_CHANNELS[name])]
+
+
+def kernel_stage(layout: PipelineLayout, inputs: Mapping[str, np.ndarray], logits: np.ndarray,
+                 strengths: np.ndarray, refine: Any = None, threads: int = 0) -> np.ndarray:
+    """The model's output (3, H, W) in log1p space from its inputs by role ((C, H, W) each, ``color`` in log1p)
+    and its features graph's outputs: the first kernels' ``logits`` (K, H, W) and guide ``strengths``.
+    ``refine(guides)``: the refinement graph on its (C, H, W) guides -> its logits and strengths (None: no
+    refinement)."""
+    color = inputs["color"]
+    scales = len(layout.dilations)
+    raw = np.concatenate([inputs[name] for name in layout.guide], axis=0)
+    prefiltered = [raw] + [_box(raw, size) for size in layout.prefilters[1:scales]]
+    pad = max(layout.dilations) * (layout.taps // 2)
+    guides = _edge_pad(np.stack(prefiltered), pad)
+    centres = raw
+    if "color" in layout.guide:  # the colour's prefiltered copies are the guides' colour channels
+        at = sum(GUIDE_CHANNELS[name] for name in layout.guide[: layout.guide.index("color")])
+        signals = guides[:, at : at + 3]
+        if layout.guide_centre == "box":  # each scale compares with the box mean around the pixel at that scale
+            centres = np.stack([np.concatenate([raw[:at], p[at : at + 3], raw[at + 3 :]]) for p in prefiltered])
+    else:
+        signals = _edge_pad(np.stack([color] + [_box(color, size) for size in layout.prefilters[1:scales]]), pad)
+    filtered = guided_kernels(logits, layout.ref_tap, strengths, _groups(layout.guide), guides, centres, signals,
+                              layout.taps, list(layout.dilations), pad, layout.softmax_cap, threads)
+    if not layout.refine_guides or refine is None:
+        return filtered
+    refine_guides = np.concatenate([filtered if name == "color" else inputs[name] for name in layout.refine_guides])
+    refine_logits, refine_strengths = refine(refine_guides)
+    linear = np.expm1(np.maximum(filtered, 0.0))
+    pad = layout.refine_taps // 2
+    refined = guided_kernels(refine_logits, layout.refine_taps**2 // 2, refine_strengths,
+                             _groups(layout.refine_guides), _edge_pad(refine_guides, pad)[None], refine_guides,
+                             _edge_pad(linear, pad)[None], layout.refine_taps, [1], pad, layout.softmax_cap, threads)
+    return np.log1p(np.maximum(refined, 0.0))
+
+
+class KernelPipelineModel:
+    """A render model run as its convolutions in ONNX Runtime plus the fused kernel stage, with the interface of
+    :class:`engine.runtime.OnnxModel` that the restore job uses (``run_image``, ``release_memory``, ``device``)."""
+
+    def __init__(self, features: Any, refine: Any, layout: PipelineLayout, roles: tuple[str, ...],
+                 threads: int = 0) -> None:
+        self.features, self.refine, self.layout, self.roles = features, refine, layout, roles
+        self.device = features.device
+        self.threads = threads
+        self.path = features.path
+
+    def run_image(self, tile: Mapping[str, np.ndarray], token: Any = None,
+                  extra: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+        inputs = {name: np.ascontiguousarray(tile[name].transpose(2, 0, 1), dtype=np.float32) for name in self.roles}
+        logits, strengths, rows = (a[0] for a in self.features.run({n: inputs[n][None] for n in self.roles}, token))
+        if token is not None:
+            token.raise_if_cancelled()
+
+        def refine(guides: np.ndarray) -> list[np.ndarray]:
+            return [a[0] for a in self.refine.run({"guides": guides[None], "rows": rows[None]}, token)]
+
+        result = kernel_stage(self.layout, inputs, logits, strengths, refine if self.refine is not None else None,
+                              self.threads)
+        return np.ascontiguousarray(result.transpose(1, 2, 0))
+
+    def release_memory(self, alignment: int = 1) -> None:
+        self.features.release_memory(alignment)
+
+
+def pipeline_files(provenance: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The manifest's ``provenance.pipeline`` when it names a features graph, else None."""
+    data = provenance.get("pipeline")
+    return data if isinstance(data, Mapping) and isinstance(data.get("features"), str) else None
+
+
+def load_pipeline_model(entry: Any, device: str, *, threads: int = 0, slot: int = 0) -> KernelPipelineModel | None:
+    """``entry``'s kernel pipeline on the CPU, or None where the whole graph should run instead (no pipeline
+    files in its manifest, no native stage built, :data:`STAGE_ENV` set to "graph", or a CUDA device: the graph's
+    many small operations are cheap on a GPU), or where its pipeline files are missing or do not match their
+    sha256 in the manifest."""
+    from .models.entry import verified_companion
+    from .runtime import load_onnx_model, probe_device
+
+    data = pipeline_files(entry.manifest.provenance)
+    if data is None or os.environ.get(STAGE_ENV, "") == "graph" or not native_available():
+        return None
+    if device == "cuda" or probe_device(device).kind == "cuda":
+        return None
+    try:
+        layout = PipelineLayout.from_provenance(data)
+        features_path = verified_companion(entry, data["features"], data.get("features_sha256"))
+        refine_path = None
+        if data.get("refine"):
+            refine_path = verified_companion(entry, data["refine"], data.get("refine_sha256"))
+    except EngineError as error:  # ModelError included
+        # The whole graph (verified by the caller) computes the same: a model folder copied without its pipeline
+        # files, or with files that do not match, still runs, only slower.
+        log.warning("%s: running the whole graph (%s)", entry.id, error)
+        return None
+    features = load_onnx_model(features_path, device, threads=threads, slot=slot)
+    refine = load_onnx_model(refine_path, device, threads=threads, slot=slot) if refine_path else None
+    return KernelPipelineModel(features, refine, layout, tuple(entry.manifest.inputs), threads)
+
+
+def load_network(entry: Any, device: str, *, threads: int = 0, sha256: str | None = None, slot: int = 0) -> Any:
+    """What runs an ONNX network entry's tiles: its kernel pipeline where that applies, else its whole graph."""
+    from .runtime import load_onnx_model
+
+    pipeline = load_pipeline_model(entry, device, threads=threads, slot=slot)
+    if pipeline is not None:
+        return pipeline
+    return load_onnx_model(Path(entry.path), device, threads=threads, sha256=sha256, slot=slot)
