@@ -140,19 +140,22 @@ def guided_kernels(logits: np.ndarray, ref_tap: int, strengths: np.ndarray, grou
     return out
 
 
-def _edge_pad(array: np.ndarray, pad: int) -> np.ndarray:
-    return np.pad(array, [(0, 0)] * (array.ndim - 2) + [(pad, pad), (pad, pad)], mode="edge")
-
-
-def _box(planes: np.ndarray, size: int) -> np.ndarray:
-    """The mean over a size x size window of each (C, H, W) plane, edges replicated (the model's prefilter)."""
-    if size == 1:
-        return planes
+def _padded_scales(planes: np.ndarray, sizes: tuple[int, ...], pad: int) -> np.ndarray:
+    """(len(sizes), C, H + 2 pad, W + 2 pad): the (C, H, W) ``planes`` box-filtered at each size (1: as they are;
+    edges replicated, the model's prefilter) and edge-padded by ``pad``, each plane written once in place (OpenCV;
+    numpy's pad and stack copied every plane twice more)."""
     import cv2
 
-    out = np.empty_like(planes)
-    for plane, result in zip(planes, out, strict=True):
-        cv2.boxFilter(plane, -1, (size, size), dst=result, normalize=True, borderType=cv2.BORDER_REPLICATE)
+    channels, height, width = planes.shape
+    out = np.empty((len(sizes), channels, height + 2 * pad, width + 2 * pad), np.float32)
+    box = np.empty((height, width), np.float32)
+    for scale, size in enumerate(sizes):
+        for channel, plane in enumerate(planes):
+            source = plane
+            if size > 1:
+                cv2.boxFilter(plane, -1, (size, size), dst=box, normalize=True, borderType=cv2.BORDER_REPLICATE)
+                source = box
+            cv2.copyMakeBorder(source, pad, pad, pad, pad, cv2.BORDER_REPLICATE, dst=out[scale, channel])
     return out
 
 
@@ -201,17 +204,17 @@ def kernel_stage(layout: PipelineLayout, inputs: Mapping[str, np.ndarray], logit
     color = inputs["color"]
     scales = len(layout.dilations)
     raw = np.concatenate([inputs[name] for name in layout.guide], axis=0)
-    prefiltered = [raw] + [_box(raw, size) for size in layout.prefilters[1:scales]]
     pad = max(layout.dilations) * (layout.taps // 2)
-    guides = _edge_pad(np.stack(prefiltered), pad)
+    guides = _padded_scales(raw, layout.prefilters[:scales], pad)
     centres = raw
     if "color" in layout.guide:  # the colour's prefiltered copies are the guides' colour channels
         at = sum(GUIDE_CHANNELS[name] for name in layout.guide[: layout.guide.index("color")])
         signals = guides[:, at : at + 3]
         if layout.guide_centre == "box":  # each scale compares with the box mean around the pixel at that scale
-            centres = np.stack([np.concatenate([raw[:at], p[at : at + 3], raw[at + 3 :]]) for p in prefiltered])
+            centres = np.repeat(raw[None], scales, axis=0)
+            centres[:, at : at + 3] = guides[:, at : at + 3, pad:-pad, pad:-pad]
     else:
-        signals = _edge_pad(np.stack([color] + [_box(color, size) for size in layout.prefilters[1:scales]]), pad)
+        signals = _padded_scales(color, layout.prefilters[:scales], pad)
     filtered = guided_kernels(logits, layout.ref_tap, strengths, _groups(layout.guide), guides, centres, signals,
                               layout.taps, list(layout.dilations), pad, layout.softmax_cap, threads)
     if not layout.refine_guides or refine is None:
@@ -221,8 +224,9 @@ def kernel_stage(layout: PipelineLayout, inputs: Mapping[str, np.ndarray], logit
     linear = np.expm1(np.maximum(filtered, 0.0))
     pad = layout.refine_taps // 2
     refined = guided_kernels(refine_logits, layout.refine_taps**2 // 2, refine_strengths,
-                             _groups(layout.refine_guides), _edge_pad(refine_guides, pad)[None], refine_guides,
-                             _edge_pad(linear, pad)[None], layout.refine_taps, [1], pad, layout.softmax_cap, threads)
+                             _groups(layout.refine_guides), _padded_scales(refine_guides, (1,), pad), refine_guides,
+                             _padded_scales(linear, (1,), pad), layout.refine_taps, [1], pad, layout.softmax_cap,
+                             threads)
     return np.log1p(np.maximum(refined, 0.0))
 
 
@@ -231,11 +235,14 @@ class KernelPipelineModel:
     :class:`engine.runtime.OnnxModel` that the restore job uses (``run_image``, ``release_memory``, ``device``)."""
 
     def __init__(self, features: Any, refine: Any, layout: PipelineLayout, roles: tuple[str, ...],
-                 threads: int = 0) -> None:
+                 threads: int = 0, bytes_per_pixel: float | None = None) -> None:
         self.features, self.refine, self.layout, self.roles = features, refine, layout, roles
         self.device = features.device
         self.threads = threads
         self.path = features.path
+        #: Memory per tile pixel, measured at export (engine/training/tile_memory.py): less than the whole graph's,
+        #: so the restore job may choose larger tiles. None where not measured.
+        self.bytes_per_pixel = bytes_per_pixel
 
     def run_image(self, tile: Mapping[str, np.ndarray], token: Any = None,
                   extra: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
@@ -287,7 +294,9 @@ def load_pipeline_model(entry: Any, device: str, *, threads: int = 0, slot: int 
         return None
     features = load_onnx_model(features_path, device, threads=threads, slot=slot)
     refine = load_onnx_model(refine_path, device, threads=threads, slot=slot) if refine_path else None
-    return KernelPipelineModel(features, refine, layout, tuple(entry.manifest.inputs), threads)
+    measured = data.get("bytes_per_pixel")
+    return KernelPipelineModel(features, refine, layout, tuple(entry.manifest.inputs), threads,
+                               float(measured) if isinstance(measured, (int, float)) and measured > 0 else None)
 
 
 def load_network(entry: Any, device: str, *, threads: int = 0, sha256: str | None = None, slot: int = 0) -> Any:

@@ -174,3 +174,14 @@ def test_a_model_folder_without_its_pipeline_files_still_runs_its_whole_graph(tm
     with caplog.at_level("WARNING"):
         assert isinstance(load_network(entry, "cpu"), OnnxModel)
     assert "running the whole graph" in caplog.text and "features.onnx" in caplog.text
+
+
+@needs_native
+def test_the_restore_job_sizes_tiles_by_the_pipelines_own_memory_figure():
+    from engine.jobs import CancelToken
+
+    entry = ModelRegistry(include_classical=False).get("render-kprcan-aov")
+    measured = entry.manifest.provenance["pipeline"]["bytes_per_pixel"]
+    assert 0 < measured < entry.manifest.tile.bytes_per_pixel  # no 225-channel concatenations
+    bound = entry.tile_function({}, "cpu", CancelToken())
+    assert bound.bytes_per_pixel == measured

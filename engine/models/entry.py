@@ -174,8 +174,10 @@ def bind_onnx(entry: ModelEntry, params: Mapping[str, Any], device: str, token: 
     if "noise_level" in entry.manifest.inputs:
         level = float(params.get("noise_level", 0.0)) / 255.0
         extra["noise_level"] = np.full((1, 1, 1, 1), level, dtype=np.float32)
-    # Its memory per pixel comes from the manifest (measured at export): see engine.restore.model_bytes_per_pixel.
-    return BoundModel(lambda tile: model.run_image(tile, token, extra), str(model.device))
+    # Its memory per pixel comes from the manifest (measured at export): see engine.restore.model_bytes_per_pixel;
+    # a render model's CPU kernel pipeline has its own figure.
+    return BoundModel(lambda tile: model.run_image(tile, token, extra), str(model.device),
+                      getattr(model, "bytes_per_pixel", None))
 
 
 #: How an entry made without ``bind`` runs, by its manifest's ``engine`` (a built-in engine's entry comes from

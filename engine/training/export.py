@@ -260,6 +260,12 @@ def export_model(
         weights_path,
     )
     manifest_path = write_manifest(out_dir / f"{manifest.id}.json", manifest)
+    pipeline = manifest.provenance.get("pipeline")
+    if measure_memory and isinstance(pipeline, dict):  # the CPU kernel pipeline's tiles (read from the manifest)
+        figures = tile_memory_figures(manifest_path, manifest)
+        if figures:
+            manifest = replace(manifest, provenance=dict(manifest.provenance, pipeline=dict(pipeline, **figures)))
+            manifest_path = write_manifest(manifest_path, manifest)
     return ExportResult(onnx_path, manifest_path, weights_path, manifest, error)
 
 
@@ -275,7 +281,8 @@ def _export_companions(model, arch: str, out_dir: Path, model_id: str) -> dict[s
 
 
 def tile_memory_figures(onnx_path: Path, manifest: ModelManifest) -> dict[str, float]:
-    """``bytes_per_pixel`` and ``bytes_base`` of one tile, measured; {} where they cannot be (not Linux)."""
+    """``bytes_per_pixel`` and ``bytes_base`` of one tile, measured; {} where they cannot be (not Linux).
+    ``onnx_path`` may be a render model's written manifest: its CPU kernel pipeline is measured."""
     import subprocess
 
     from .tile_memory import measure

@@ -9,6 +9,9 @@ above the resident size before the tiles. Two sizes give a line: bytes per input
 
     .venv/bin/python -m engine.training.tile_memory resources/models/sr-x2.json [--write]
 
+A render model with a CPU kernel pipeline (engine/kernel_pipeline.py) is measured that way too; its figures go into
+the manifest's ``provenance.pipeline`` (the restore job sizes its tiles by them when the pipeline runs).
+
 Linux only (it reads ``/proc/self/status``). The export measures each new model this way (engine/training/export.py);
 ``--write`` adds the figures to an existing manifest without touching anything else in it.
 """
@@ -48,11 +51,26 @@ def _tiles(inputs: list[str], channels: int, size: int, seed: int = 0) -> dict[s
     return tiles
 
 
-def measure_in_this_process(onnx_path: Path, inputs: list[str], channels: int, size: int) -> int:
-    """Peak bytes above the resident set for two runs of one ``size`` x ``size`` tile (call in a fresh process)."""
+def _pipeline_model(manifest_path: Path):
+    """The CPU kernel pipeline (engine/kernel_pipeline.py) of the render model whose manifest is at
+    ``manifest_path``, built from its files as the app builds it."""
+    from ..kernel_pipeline import KernelPipelineModel, PipelineLayout
     from ..runtime import OnnxModel
 
-    model = OnnxModel(onnx_path, "cpu")
+    data = json.loads(manifest_path.read_text(encoding="utf-8"))
+    pipeline = data["provenance"]["pipeline"]
+    folder = manifest_path.parent
+    refine = OnnxModel(folder / pipeline["refine"], "cpu") if pipeline.get("refine") else None
+    return KernelPipelineModel(OnnxModel(folder / pipeline["features"], "cpu"), refine,
+                               PipelineLayout.from_provenance(pipeline), tuple(data["inputs"]))
+
+
+def measure_in_this_process(onnx_path: Path, inputs: list[str], channels: int, size: int) -> int:
+    """Peak bytes above the resident set for two runs of one ``size`` x ``size`` tile (call in a fresh process).
+    ``onnx_path`` may name a render model's manifest (.json) instead: its CPU kernel pipeline is measured."""
+    from ..runtime import OnnxModel
+
+    model = _pipeline_model(onnx_path) if onnx_path.suffix == ".json" else OnnxModel(onnx_path, "cpu")
     extra = {"noise_level": np.full((1, 1, 1, 1), 0.1, np.float32)} if "noise_level" in inputs else {}
     model.run_image(_tiles(inputs, channels, 32), extra=extra)  # warm-up: lazy initialisation is not per pixel
     with open("/proc/self/clear_refs", "w", encoding="ascii") as handle:
@@ -65,7 +83,8 @@ def measure_in_this_process(onnx_path: Path, inputs: list[str], channels: int, s
 
 
 def measure(onnx_path: Path, inputs: list[str], channels: int, alignment: int = 1) -> dict[str, float]:
-    """``{"bytes_per_pixel": ..., "bytes_base": ...}`` from one child process per size in :data:`SIZES`."""
+    """``{"bytes_per_pixel": ..., "bytes_base": ...}`` from one child process per size in :data:`SIZES`
+    (``onnx_path``: the model file, or a render model's manifest for its CPU kernel pipeline)."""
     root = Path(__file__).resolve().parents[2]
     peaks = []
     sizes = [size - size % max(1, alignment) for size in SIZES]
@@ -81,12 +100,17 @@ def measure(onnx_path: Path, inputs: list[str], channels: int, alignment: int = 
 
 
 def update_manifest(manifest_path: Path) -> dict[str, float]:
-    """Measure the model of ``manifest_path`` and add the figures to its ``tile`` (nothing else changes)."""
+    """Measure the model of ``manifest_path`` and add the figures to its ``tile`` (nothing else changes), and
+    those of its CPU kernel pipeline, if it has one, to ``provenance.pipeline``."""
     text = manifest_path.read_text(encoding="utf-8")
     data = json.loads(text)
-    figures = measure(manifest_path.parent / data["file"], list(data.get("inputs", ["color"])),
-                      int(data.get("channels", 3)), int(data.get("tile", {}).get("alignment", 1)))
+    shape = (list(data.get("inputs", ["color"])), int(data.get("channels", 3)),
+             int(data.get("tile", {}).get("alignment", 1)))
+    figures = measure(manifest_path.parent / data["file"], *shape)
     data.setdefault("tile", {}).update(figures)
+    pipeline = data.get("provenance", {}).get("pipeline")
+    if isinstance(pipeline, dict) and pipeline.get("features"):
+        pipeline.update(measure(manifest_path, *shape))
     ending = "\n" if text.endswith("\n") else ""
     manifest_path.write_text(json.dumps(data, indent=2, sort_keys=False) + ending, encoding="utf-8")
     return figures
