@@ -27,7 +27,6 @@ import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -266,44 +265,3 @@ def pipeline_files(provenance: Mapping[str, Any]) -> dict[str, Any] | None:
     """The manifest's ``provenance.pipeline`` when it names a features graph, else None."""
     data = provenance.get("pipeline")
     return data if isinstance(data, Mapping) and isinstance(data.get("features"), str) else None
-
-
-def load_pipeline_model(entry: Any, device: str, *, threads: int = 0, slot: int = 0) -> KernelPipelineModel | None:
-    """``entry``'s kernel pipeline on the CPU, or None where the whole graph should run instead (no pipeline
-    files in its manifest, no native stage built, :data:`STAGE_ENV` set to "graph", or a CUDA device: the graph's
-    many small operations are cheap on a GPU), or where its pipeline files are missing or do not match their
-    sha256 in the manifest."""
-    from .models.entry import verified_companion
-    from .runtime import load_onnx_model, probe_device
-
-    data = pipeline_files(entry.manifest.provenance)
-    if data is None or os.environ.get(STAGE_ENV, "") == "graph" or not native_available():
-        return None
-    if device == "cuda" or probe_device(device).kind == "cuda":
-        return None
-    try:
-        layout = PipelineLayout.from_provenance(data)
-        features_path = verified_companion(entry, data["features"], data.get("features_sha256"))
-        refine_path = None
-        if data.get("refine"):
-            refine_path = verified_companion(entry, data["refine"], data.get("refine_sha256"))
-    except EngineError as error:  # ModelError included
-        # The whole graph (verified by the caller) computes the same: a model folder copied without its pipeline
-        # files, or with files that do not match, still runs, only slower.
-        log.warning("%s: running the whole graph (%s)", entry.id, error)
-        return None
-    features = load_onnx_model(features_path, device, threads=threads, slot=slot)
-    refine = load_onnx_model(refine_path, device, threads=threads, slot=slot) if refine_path else None
-    measured = data.get("bytes_per_pixel")
-    return KernelPipelineModel(features, refine, layout, tuple(entry.manifest.inputs), threads,
-                               float(measured) if isinstance(measured, (int, float)) and measured > 0 else None)
-
-
-def load_network(entry: Any, device: str, *, threads: int = 0, sha256: str | None = None, slot: int = 0) -> Any:
-    """What runs an ONNX network entry's tiles: its kernel pipeline where that applies, else its whole graph."""
-    from .runtime import load_onnx_model
-
-    pipeline = load_pipeline_model(entry, device, threads=threads, slot=slot)
-    if pipeline is not None:
-        return pipeline
-    return load_onnx_model(Path(entry.path), device, threads=threads, sha256=sha256, slot=slot)

@@ -72,7 +72,7 @@ class RestoreWorker:
 
         self.entry = resolve_model(self.registry, options)  # ModelPinError here fails the run, not a file
         if self.entry is not None and self.entry.path is not None:
-            from .kernel_pipeline import load_network
+            from .models.entry import load_network
 
             load_network(self.entry, options.device)  # the sessions, created once and kept warm
 

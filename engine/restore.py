@@ -391,7 +391,7 @@ def restore_job(
 
     del inputs, run_tile
     if manifest.engine == "onnx" and not device_used.startswith("CUDA"):
-        from .kernel_pipeline import load_network
+        from .models.entry import load_network
 
         # The session stays warm for the next image, without its last tile's working set.
         load_network(entry, device, threads=threads, slot=worker).release_memory(manifest.tile.alignment)

@@ -11,13 +11,8 @@ import numpy as np
 import pytest
 
 from engine import kernel_pipeline
-from engine.kernel_pipeline import (
-    KernelPipelineModel,
-    PipelineLayout,
-    guided_kernels,
-    load_network,
-    native_available,
-)
+from engine.kernel_pipeline import KernelPipelineModel, PipelineLayout, guided_kernels, native_available
+from engine.models.entry import load_network
 from engine.models.registry import ModelRegistry
 from engine.runtime import OnnxModel, load_onnx_model
 

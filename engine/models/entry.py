@@ -7,6 +7,8 @@ job calls it without knowing which kind of model it runs.
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +17,10 @@ from typing import Any
 import numpy as np
 
 from ..digest import file_sha256
-from ..errors import ModelError
+from ..errors import EngineError, ModelError
 from .manifest import ModelManifest
+
+log = logging.getLogger(__name__)
 
 TileInputs = Mapping[str, np.ndarray]
 #: What the restore job runs on each tile: the tile's inputs by role (H x W x C float32 in the manifest's value
@@ -160,12 +164,51 @@ def verified_companion(entry: ModelEntry, name: Any, expected: Any) -> Path:
     return path
 
 
+def load_pipeline_model(entry: ModelEntry, device: str, *, threads: int = 0, slot: int = 0) -> Any:
+    """``entry``'s kernel pipeline on the CPU, or None where the whole graph should run instead (no pipeline
+    files in its manifest, no native stage built, :data:`STAGE_ENV` set to "graph", or a CUDA device: the graph's
+    many small operations are cheap on a GPU), or where its pipeline files are missing or do not match their
+    sha256 in the manifest."""
+    from ..kernel_pipeline import STAGE_ENV, KernelPipelineModel, PipelineLayout, native_available, pipeline_files
+    from ..runtime import load_onnx_model, probe_device
+
+    data = pipeline_files(entry.manifest.provenance)
+    if data is None or os.environ.get(STAGE_ENV, "") == "graph" or not native_available():
+        return None
+    if device == "cuda" or probe_device(device).kind == "cuda":
+        return None
+    try:
+        layout = PipelineLayout.from_provenance(data)
+        features_path = verified_companion(entry, data["features"], data.get("features_sha256"))
+        refine_path = None
+        if data.get("refine"):
+            refine_path = verified_companion(entry, data["refine"], data.get("refine_sha256"))
+    except EngineError as error:
+        # The whole graph (verified by the caller) computes the same: a model folder copied without its pipeline
+        # files, or with files that do not match, still runs, only slower.
+        log.warning("%s: running the whole graph (%s)", entry.id, error)
+        return None
+    features = load_onnx_model(features_path, device, threads=threads, slot=slot)
+    refine = load_onnx_model(refine_path, device, threads=threads, slot=slot) if refine_path else None
+    measured = data.get("bytes_per_pixel")
+    return KernelPipelineModel(features, refine, layout, tuple(entry.manifest.inputs), threads,
+                               float(measured) if isinstance(measured, (int, float)) and measured > 0 else None)
+
+
+def load_network(entry: ModelEntry, device: str, *, threads: int = 0, sha256: str | None = None, slot: int = 0) -> Any:
+    """What runs an ONNX network entry's tiles: its kernel pipeline where that applies, else its whole graph."""
+    from ..runtime import load_onnx_model
+
+    pipeline = load_pipeline_model(entry, device, threads=threads, slot=slot)
+    if pipeline is not None:
+        return pipeline
+    return load_onnx_model(Path(entry.path), device, threads=threads, sha256=sha256, slot=slot)
+
+
 def bind_onnx(entry: ModelEntry, params: Mapping[str, Any], device: str, token: Any,
               session: Mapping[str, Any] | None = None) -> BoundModel:
     """An ONNX network on ``device``: checked against its manifest's sha256, loaded with ONNX Runtime (a render
     model on the CPU as its convolutions plus the fused kernel stage, engine/kernel_pipeline.py)."""
-    from ..kernel_pipeline import load_network
-
     verify_model_file(entry)
     session = session or {}
     model = load_network(entry, device, threads=int(session.get("threads", 0)), sha256=entry.manifest.sha256,

@@ -24,7 +24,7 @@ from ..jobs import CancelToken
 from ..paths import resources_dir
 from ..transforms import from_model_space, to_model_space
 from .base import ClassicalEngine, TileFunction
-from .entry import ModelEntry, verify_model_file
+from .entry import ModelEntry, load_network, verify_model_file
 from .manifest import ModelManifest, ParamSpec, TileSpec, load_manifest
 from .oidn import OIDN_OVERLAP, oidn_denoise
 
@@ -100,7 +100,6 @@ def bind_hybrid(params: Mapping[str, Any], device: str, token: CancelToken) -> t
 def _bind_blend(network_entry: ModelEntry, default_share: float, params: Mapping[str, Any], device: str,
                 token: CancelToken) -> tuple[TileFunction, str]:
     """``network_entry`` (an ONNX render network taking colour, albedo and normal) and OIDN on each tile, blended."""
-    from ..kernel_pipeline import load_network
     from ..runtime import cpu_description
 
     verify_model_file(network_entry)
