@@ -50,9 +50,13 @@ fi
 # 3. The project itself, editable (pip install -e .): engine, gui, bench and main import from this checkout in every
 #    script, bench and test, with no sys.path edits; it builds the C extension engine/native (the render models'
 #    fused kernel stage; optional: without a C compiler they run their whole ONNX graph, 2-3x slower). Re-done
-#    when pyproject.toml or engine/native changes or the checkout moved.
+#    when pyproject.toml or engine/native changes, the checkout moved, or the built extension is gone (a clean of
+#    ignored files) while a C compiler is at hand.
 project_digest=$( (cat pyproject.toml engine/native/*.[ch]; pwd) | sha256sum | cut -d' ' -f1)
-if [ ! -f .venv/.installed-project ] || [ "$(cat .venv/.installed-project)" != "$project_digest" ] \
+extension_missing() {
+    command -v cc >/dev/null 2>&1 && ! compgen -G "engine/native/_guided_kernels*" >/dev/null
+}
+if [ ! -f .venv/.installed-project ] || [ "$(cat .venv/.installed-project)" != "$project_digest" ] || extension_missing \
         || ! .venv/bin/python -I -c "import engine, pathlib, sys; sys.exit(pathlib.Path(engine.__file__).parent.parent != pathlib.Path(sys.argv[1]))" "$PWD" 2>/dev/null; then
     echo "setup: installing the project into .venv (pip install -e .)"
     .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .

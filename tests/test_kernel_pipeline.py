@@ -157,6 +157,7 @@ def test_the_layout_in_the_bundled_manifest_is_complete():
         PipelineLayout.from_provenance(broken)
 
 
+@needs_native
 def test_a_model_folder_without_its_pipeline_files_still_runs_its_whole_graph(tmp_path, caplog):
     import json
 

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError
+from ..kernel_pipeline import native_available
 from ..models.entry import file_sha256
 from ..models.manifest import ModelManifest, ParamSpec, TileSpec, manifest_from_dict
 from ..models.manifest_writer import write_manifest
@@ -261,7 +262,7 @@ def export_model(
     )
     manifest_path = write_manifest(out_dir / f"{manifest.id}.json", manifest)
     pipeline = manifest.provenance.get("pipeline")
-    if measure_memory and isinstance(pipeline, dict):  # the CPU kernel pipeline's tiles (read from the manifest)
+    if measure_memory and isinstance(pipeline, dict) and native_available():  # the CPU pipeline's tiles
         figures = tile_memory_figures(manifest_path, manifest)
         if figures:
             manifest = replace(manifest, provenance=dict(manifest.provenance, pipeline=dict(pipeline, **figures)))
