@@ -30,6 +30,10 @@
 /* The most guide or signal channels one call takes (the shipped models use 9 and 3). */
 #define MAX_CHANNELS 16
 
+#if defined(_MSC_VER) && !defined(__clang__)
+#define restrict __restrict  /* MSVC's C has the keyword under this name */
+#endif
+
 #if defined(_WIN32)
 #define EXPORT __declspec(dllexport)
 #else
