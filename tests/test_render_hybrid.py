@@ -48,7 +48,10 @@ def test_offered_beside_its_parts_but_never_the_default(registry):
     assert registry.default_for("render-denoise").id == hybrid.NETWORK_ID
     manifest = registry.get("render-kprcan-oidn").manifest
     assert manifest.default_params() == {"network_share": hybrid.DEFAULT_SHARE}
-    assert manifest.tile.overlap >= registry.get(hybrid.NETWORK_ID).manifest.tile.overlap
+    network_tile = registry.get(hybrid.NETWORK_ID).manifest.tile
+    assert manifest.tile.overlap == max(network_tile.overlap, hybrid.OIDN_OVERLAP)  # read from its manifest
+    assert (manifest.tile.alignment, manifest.tile.bytes_per_pixel) == (network_tile.alignment,
+                                                                       network_tile.bytes_per_pixel)
 
 
 def test_hidden_without_the_bundled_network(monkeypatch, tmp_path):

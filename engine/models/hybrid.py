@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ModelError
 from ..jobs import CancelToken
 from ..paths import resources_dir
 from ..transforms import from_model_space, to_model_space
@@ -61,6 +62,17 @@ FOREIGN_SCORES = {
 }
 
 
+def _network_tile() -> TileSpec:
+    """The bundled network's alignment, reach (widened to cover OIDN's), default tile and memory figures, from its
+    manifest (a fixed stand-in where it is missing: the engine is then not offered anyway)."""
+    manifest_path, _ = network_files()
+    try:
+        tile = load_manifest(manifest_path).tile
+    except (OSError, ModelError, ValueError):
+        return TileSpec(alignment=2, overlap=OIDN_OVERLAP, default=1024)
+    return replace(tile, overlap=max(tile.overlap, OIDN_OVERLAP))
+
+
 def hybrid_manifest() -> ModelManifest:
     return ModelManifest(
         id="render-kprcan-oidn",
@@ -77,8 +89,7 @@ def hybrid_manifest() -> ModelManifest:
             ParamSpec("network_share", "float", DEFAULT_SHARE, min=0.0, max=1.0, label="KPRCAN share",
                       help="Weight of our network in the blend (the rest is OIDN's); 0.4 measured best"),
         ),
-        # KPRCAN's alignment and reach (its overlap covers OIDN's) and its default tile.
-        tile=TileSpec(alignment=2, overlap=max(88, OIDN_OVERLAP), default=1024),
+        tile=_network_tile(),
         provenance={
             "method": f"share x {NETWORK_ID} (bundled ONNX) + (1 - share) x OIDN RT filter (pyoidn 2.5.1.0, "
             "quality high), both with albedo + normal, mixed in linear HDR",
