@@ -13,7 +13,8 @@
  *   strengths  (groups * scales, H, W), index group * scales + scale
  *   guides     (scales, guide_channels, H + 2 pad, W + 2 pad), edge-replicated by the caller
  *   centres    (guide_channels, H, W) per scale, `centre_scale_stride` floats apart (0: the same for every scale)
- *   signals    (scales, signal_channels, H + 2 pad, W + 2 pad)
+ *   signals    (signal_channels, H + 2 pad, W + 2 pad) per scale, `signal_scale_stride` floats apart (they may
+ *              be some of the guides' channels)
  *   out        (signal_channels, H, W)
  *   scratch    (2 + signal_channels) * W floats, one per thread
  * Returns 0, or -1 when a channel count exceeds MAX_CHANNELS.
@@ -93,7 +94,8 @@ typedef struct {
 EXPORT int guided_kernels(int height, int width, int y0, int y1, int scales, int size, const int *dilations,
                           int pad, int guide_channels, const int *group, const float *logits, int ref_tap,
                           const float *strengths, const float *guides, const float *centres,
-                          ptrdiff_t centre_scale_stride, int signal_channels, const float *signals, float cap,
+                          ptrdiff_t centre_scale_stride, int signal_channels, const float *signals,
+                          ptrdiff_t signal_scale_stride, float cap,
                           float *out, float *scratch) {
 #ifdef HAVE_MXCSR
     /* Denormal numbers (tiny weights times tiny values) cost a hundred cycles each on x86: flush them to zero
@@ -106,12 +108,12 @@ EXPORT int guided_kernels(int height, int width, int y0, int y1, int scales, int
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
         status = guided_kernels_avx2(height, width, y0, y1, scales, size, dilations, pad, guide_channels, group, logits,
                                    ref_tap, strengths, guides, centres, centre_scale_stride, signal_channels, signals,
-                                   cap, out, scratch);
+                                   signal_scale_stride, cap, out, scratch);
     else
 #endif
         status = guided_kernels_generic(height, width, y0, y1, scales, size, dilations, pad, guide_channels, group, logits,
                                   ref_tap, strengths, guides, centres, centre_scale_stride, signal_channels, signals,
-                                  cap, out, scratch);
+                                  signal_scale_stride, cap, out, scratch);
 #ifdef HAVE_MXCSR
     _mm_setcsr(mode);
 #endif

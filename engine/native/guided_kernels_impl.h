@@ -56,7 +56,8 @@ static void NAMED(reference_row)(const TapRows *rows, const float *restrict l, f
 static int NAMED(guided_kernels)(int height, int width, int y0, int y1, int scales, int size, const int *dilations,
                           int pad, int guide_channels, const int *group, const float *logits, int ref_tap,
                           const float *strengths, const float *guides, const float *centres,
-                          ptrdiff_t centre_scale_stride, int signal_channels, const float *signals, float cap,
+                          ptrdiff_t centre_scale_stride, int signal_channels, const float *signals,
+                          ptrdiff_t signal_scale_stride, float cap,
                           float *out, float *scratch) {
     if (guide_channels > MAX_CHANNELS || signal_channels > MAX_CHANNELS) return -1;
     const ptrdiff_t plane = (ptrdiff_t)height * width;
@@ -73,7 +74,7 @@ static int NAMED(guided_kernels)(int height, int width, int y0, int y1, int scal
             for (int scale = 0; scale < scales; scale++) {
                 const int d = dilations[scale];
                 const float *g_scale = guides + (ptrdiff_t)scale * guide_channels * padded_plane;
-                const float *x_scale = signals + (ptrdiff_t)scale * signal_channels * padded_plane;
+                const float *x_scale = signals + scale * signal_scale_stride;
                 for (int c = 0; c < guide_channels; c++) {
                     rows.m[c] = centres + scale * centre_scale_stride + c * plane + row;
                     rows.s[c] = strengths + (ptrdiff_t)(group[c] * scales + scale) * plane + row;
