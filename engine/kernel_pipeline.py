@@ -13,15 +13,15 @@ Here the network's convolutions still run in ONNX Runtime (``<id>.features.onnx`
 ``<id>.refine.onnx``: the refinement's two 3x3 convolutions), and the kernel stage is one C function
 (engine/native/guided_kernels.c, built by ``pip install -e .``) that visits each row once with its buffers in
 cache, called through ctypes on bands of rows in parallel. The files and the stage's layout are named in the
-manifest's ``provenance.pipeline`` (written by the exporter, engine/training/archs/kpcn/companion.py); a model
-without them, a machine where the extension was not built, or a CUDA device runs the whole graph as before.
+manifest's ``provenance.pipeline`` (written by the exporter, engine/training/archs/kpcn/companion.py);
+``engine.models.entry.load_network`` runs the whole graph instead for a model without them, on a machine where the
+extension was not built, or on a CUDA device.
 tests/test_kernel_pipeline.py checks that both give the same output.
 """
 
 from __future__ import annotations
 
 import ctypes
-import logging
 import os
 import threading
 from collections.abc import Mapping
@@ -33,10 +33,6 @@ import numpy as np
 
 from .errors import EngineError
 
-log = logging.getLogger(__name__)
-
-#: Channels of each guide the stage compares (the model's GUIDE_CHANNELS).
-GUIDE_CHANNELS = {"albedo": 3, "normal": 3, "color": 3, "depth": 1}
 #: Environment switch: "graph" runs every render model's whole ONNX graph even where the fused stage applies (for
 #: benchmarks that compare the two, and as a way out should the native stage misbehave on some machine).
 STAGE_ENV = "RESTORATION_STUDIO_KERNEL_STAGE"
@@ -215,14 +211,10 @@ class PipelineLayout:
         except (KeyError, TypeError, ValueError) as error:
             raise EngineError(f"the model's kernel-stage layout is incomplete ({error})") from None
 
-    @property
-    def kernel_taps(self) -> int:
-        """The first kernels' taps (the features graph's ``logits`` channels)."""
-        return len(self.dilations) * self.taps**2
 
-
-def _groups(names: tuple[str, ...]) -> list[int]:
-    return [g for g, name in enumerate(names) for _ in range(GUIDE_CHANNELS[name])]
+def _groups(planes: list[np.ndarray]) -> list[int]:
+    """The strength group (the guide) of each channel of the guides ``planes`` (C, H, W) concatenated."""
+    return [g for g, array in enumerate(planes) for _ in range(array.shape[0])]
 
 
 def kernel_stage(layout: PipelineLayout, inputs: Mapping[str, np.ndarray], logits: np.ndarray,
@@ -230,11 +222,13 @@ def kernel_stage(layout: PipelineLayout, inputs: Mapping[str, np.ndarray], logit
                  ) -> np.ndarray:
     """The model's output (3, H, W) in log1p space from its inputs by role ((C, H, W) each, ``color`` in log1p)
     and its features graph's outputs: the first kernels' ``logits`` (K, H, W) and guide ``strengths``.
-    ``refine(guides)``: the refinement graph on its (C, H, W) guides -> its logits and strengths (None: no
-    refinement). ``buffers``: a dict the caller keeps from tile to tile, for the stage's large arrays."""
+    ``refine(guides)``: the refinement graph on its (C, H, W) guides -> its logits and strengths (required when
+    the layout has a refinement). ``buffers``: a dict the caller keeps from tile to tile, for the stage's large
+    arrays."""
     color = inputs["color"]
     scales = len(layout.dilations)
-    raw = np.concatenate([inputs[name] for name in layout.guide], axis=0)
+    parts = [inputs[name] for name in layout.guide]
+    raw = np.concatenate(parts, axis=0)
     channels, height, width = raw.shape
     pad = max(layout.dilations) * (layout.taps // 2)
     padded = (height + 2 * pad, width + 2 * pad)
@@ -242,7 +236,7 @@ def kernel_stage(layout: PipelineLayout, inputs: Mapping[str, np.ndarray], logit
                                                                                              *padded)))
     centres = raw
     if "color" in layout.guide:  # the colour's prefiltered copies are the guides' colour channels (a view)
-        at = sum(GUIDE_CHANNELS[name] for name in layout.guide[: layout.guide.index("color")])
+        at = sum(part.shape[0] for part in parts[: layout.guide.index("color")])
         signals = guides[:, at : at + 3]
         if layout.guide_centre == "box":  # each scale compares with the box mean around the pixel at that scale
             centres = np.repeat(raw[None], scales, axis=0)
@@ -250,18 +244,21 @@ def kernel_stage(layout: PipelineLayout, inputs: Mapping[str, np.ndarray], logit
     else:
         signals = _padded_scales(color, layout.prefilters[:scales], pad,
                                  _buffer(buffers, "signals", (scales, color.shape[0], *padded)))
-    filtered = guided_kernels(logits, layout.ref_tap, strengths, _groups(layout.guide), guides, centres, signals,
+    filtered = guided_kernels(logits, layout.ref_tap, strengths, _groups(parts), guides, centres, signals,
                               layout.taps, list(layout.dilations), pad, layout.softmax_cap, threads,
                               _buffer(buffers, "filtered", color.shape))
-    if not layout.refine_guides or refine is None:
+    if not layout.refine_guides:
         return filtered if buffers is None else filtered.copy()
-    refine_guides = np.concatenate([filtered if name == "color" else inputs[name] for name in layout.refine_guides])
+    if refine is None:
+        raise EngineError("the model's layout has a refinement but no refinement graph was given")
+    refine_parts = [filtered if name == "color" else inputs[name] for name in layout.refine_guides]
+    refine_guides = np.concatenate(refine_parts)
     refine_logits, refine_strengths = refine(refine_guides)
     linear = np.expm1(np.maximum(filtered, 0.0))
     pad = layout.refine_taps // 2
     padded = (height + 2 * pad, width + 2 * pad)
     refined = guided_kernels(
-        refine_logits, layout.refine_taps**2 // 2, refine_strengths, _groups(layout.refine_guides),
+        refine_logits, layout.refine_taps**2 // 2, refine_strengths, _groups(refine_parts),
         _padded_scales(refine_guides, (1,), pad, _buffer(buffers, "refine_guides", (1, len(refine_guides), *padded))),
         refine_guides, _padded_scales(linear, (1,), pad, _buffer(buffers, "linear", (1, len(linear), *padded))),
         layout.refine_taps, [1], pad, layout.softmax_cap, threads)

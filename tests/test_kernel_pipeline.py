@@ -149,7 +149,7 @@ def test_the_layout_in_the_bundled_manifest_is_complete():
     entry = ModelRegistry(include_classical=False).get("render-kprcan-aov")
     data = kernel_pipeline.pipeline_files(entry.manifest.provenance)
     layout = PipelineLayout.from_provenance(data)
-    assert layout.kernel_taps == 75 and layout.guide == ("albedo", "normal", "color")
+    assert (layout.taps, layout.dilations) == (5, (1, 2, 4)) and layout.guide == ("albedo", "normal", "color")
     assert layout.refine_guides == ("color", "albedo", "normal") and layout.ref_tap == 12
     broken = dict(data)
     del broken["dilations"]

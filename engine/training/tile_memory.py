@@ -53,16 +53,15 @@ def _tiles(inputs: list[str], channels: int, size: int, seed: int = 0) -> dict[s
 
 def _pipeline_model(manifest_path: Path):
     """The CPU kernel pipeline (engine/kernel_pipeline.py) of the render model whose manifest is at
-    ``manifest_path``, built from its files as the app builds it."""
-    from ..kernel_pipeline import KernelPipelineModel, PipelineLayout
-    from ..runtime import OnnxModel
+    ``manifest_path``, loaded as the app loads it (engine.models.entry.load_pipeline_model)."""
+    from ..models.entry import ModelEntry, load_pipeline_model
+    from ..models.manifest import load_manifest
 
-    data = json.loads(manifest_path.read_text(encoding="utf-8"))
-    pipeline = data["provenance"]["pipeline"]
-    folder = manifest_path.parent
-    refine = OnnxModel(folder / pipeline["refine"], "cpu") if pipeline.get("refine") else None
-    return KernelPipelineModel(OnnxModel(folder / pipeline["features"], "cpu"), refine,
-                               PipelineLayout.from_provenance(pipeline), tuple(data["inputs"]))
+    manifest = load_manifest(manifest_path)
+    model = load_pipeline_model(ModelEntry(manifest, manifest_path.parent / manifest.file, "user"), "cpu")
+    if model is None:
+        raise RuntimeError(f"{manifest_path.name}: no CPU kernel pipeline to measure (files or native stage missing)")
+    return model
 
 
 def measure_in_this_process(onnx_path: Path, inputs: list[str], channels: int, size: int) -> int:
