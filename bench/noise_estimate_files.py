@@ -9,8 +9,10 @@ subsampling (8-bit units); for PNG / TIFF, the sigma added. A real photo is not 
 estimate on the clean crop) is printed beside, and counted in the truth: ``sqrt(sigma^2 + own^2)`` for PNG / TIFF,
 and for a JPEG the added noise's share of what survives compression applied to it too,
 ``std(jpeg(noisy) - jpeg(clean)) * sqrt(1 + own^2 / sigma^2)``. The first 10 photos are never in the estimator's
-calibration data (``lab/bench/jpeg_calibration.py`` starts at the 11th); one design choice was made after seeing
-them (the wide reading above sigma 10-20: ``engine.noise_estimate.JPEG_WIDE_FROM``).
+data: the JPEG network (engine/training/noise_level_net.py) trains on the 11th to 70th and chooses its checkpoint
+on the last 10, the simulation's calibration (``lab/bench/jpeg_calibration.py``) starts at the 11th; one design
+choice of the simulation was made after seeing them (the wide reading above sigma 10-20:
+``engine.noise_estimate.JPEG_WIDE_FROM``). Kodak24 (``--data``) informed nothing.
 The table gives, per format, the mean and worst relative error over photos and sigmas, and how often the
 estimate was sure (``confident``). Results go to ``bench/results/noise_estimate_files.md``.
 """
@@ -96,11 +98,25 @@ def main(argv: list[str] | None = None) -> int:
                                         f"({100 * error:+.0f}%) confidence {estimate.confidence:.2f} {estimate.reason}")
                     print(lines_detail[-1], flush=True)
     if args.data.resolve() == DATA.resolve():
-        provenance = ("These photos are not in the estimator's calibration data, but from the same collection (its "
-                      "11th photo on); the blend of its wide reading above σ 10-20 was chosen after seeing them.")
+        provenance = ("These photos are not in the estimator's data, but from the same collection (the JPEG network "
+                      "trains on its 11th to 70th photo and chooses its checkpoint on the last 10, the simulation is "
+                      "calibrated from the 11th on); the simulation's wide reading above σ 10-20 was chosen after "
+                      "seeing them.")
     else:
-        provenance = (f"{args.data.name} is not the collection the estimator was calibrated on (SunHays80) and "
-                      "informed none of its choices.")
+        provenance = (f"{args.data.name} is not the collection the estimator was trained or calibrated on "
+                      "(SunHays80) and informed none of its choices.")
+    import json
+
+    from engine.noise_estimate import JPEG_NETWORK_FILE
+    from engine.paths import resources_dir
+
+    record_path = resources_dir().joinpath(*JPEG_NETWORK_FILE).with_suffix(".json")
+    if record_path.is_file():
+        record = json.loads(record_path.read_text())
+        provenance += (f" JPEG network: {'/'.join(JPEG_NETWORK_FILE)} sha256 {record['sha256'][:12]} (step "
+                       f"{record['step']} of `{record['trained_by']}`).")
+    else:
+        provenance += " No JPEG network installed: the simulation alone."
     command = f"bench/noise_estimate_files.py --photos {args.photos} --crop {args.crop}"
     if args.data.resolve() != DATA.resolve():
         command += f" --data {args.data} --out {args.out}"
@@ -117,6 +133,12 @@ def main(argv: list[str] | None = None) -> int:
         worst = max(values, key=lambda v: abs(v[0]))
         lines.append(f"| {name} | {100 * np.nanmean(errors):.1f}% | {100 * worst[0]:+.0f}% (σ{worst[2]:g}) | "
                      f"{int(np.sum(errors < 0.15))}/{len(values)} | {sum(c for _, c, _ in values)}/{len(values)} |")
+    good = {sigma: sum(abs(e) < 0.15 for name, values in rows.items() if name.startswith("JPEG")
+                       and int(name.split()[1][1:]) >= 80 for e, _, s in values if s == sigma) for sigma in SIGMAS}
+    cases = {sigma: sum(1 for name, values in rows.items() if name.startswith("JPEG")
+                        and int(name.split()[1][1:]) >= 80 for _, _, s in values if s == sigma) for sigma in SIGMAS}
+    lines += ["", f"JPEG quality ≥ 80, within 15%: {sum(good.values())}/{sum(cases.values())} ("
+              + ", ".join(f"σ{sigma:g} {good[sigma]}/{cases[sigma]}" for sigma in SIGMAS) + ")."]
     load = os.getloadavg()[0]
     lines += ["", f"JPEG estimate time: median {np.median(seconds):.2f} s per {args.crop}² crop on a shared "
               f"{os.cpu_count()}-core CPU (load average {load:.1f} at the end of the run).", "",
