@@ -80,11 +80,16 @@ def from_model_space(
 
 def prepare_aov(name: str, layer: np.ndarray, depth_max: float | None = None) -> np.ndarray:
     """Bring an AOV buffer into the convention models were trained with (see module docstring)."""
-    layer = np.nan_to_num(np.asarray(layer, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    # One copy (the image's own layer stays as it is), then everything in place: on a 1080p frame this took 0.19 s
+    # for albedo and normal as nan_to_num and a clipped copy, the most of any step around the network.
+    layer = np.array(layer, dtype=np.float32, copy=True)
+    broken = ~np.isfinite(layer)
+    if broken.any():
+        layer[broken] = 0.0
     if name == "albedo":
-        return np.clip(layer, 0.0, 1.0)
+        return np.clip(layer, 0.0, 1.0, out=layer)
     if name == "normal":
-        return np.clip(layer, -1.0, 1.0)
+        return np.clip(layer, -1.0, 1.0, out=layer)
     if name == "depth":
         if depth_max is None:
             depth_max = float(layer.max()) if layer.size else 1.0
