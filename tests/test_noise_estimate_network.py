@@ -90,7 +90,7 @@ def test_gray_jpeg_is_measured_by_the_simulation(tmp_path):
 
 def test_training_samples_and_export(tmp_path):
     torch = pytest.importorskip("torch")
-    from engine.training.noise_level_net import CROP, build_model, export, pooled, sample
+    from engine.training.noise_level_net import CROP, _command, build_model, export, pooled, sample
 
     clean, _ = noisy_photo(0.0, seed=0)
     photos = [(np.clip(np.rint(clean * 255), 0, 255).astype(np.uint8), 0.5)]
@@ -106,3 +106,9 @@ def test_training_samples_and_export(tmp_path):
     export(Namespace(checkpoint=str(checkpoint), out=str(tmp_path / "net.onnx")))
     record = json.loads((tmp_path / "net.json").read_text())
     assert record["parity_max_error"] < 1e-3 and record["parameters"] == sum(p.numel() for p in model.parameters())
+    assert record["trained_by"] == ("python -m engine.training.noise_level_net train --steps 1 --batch 1 --lr 0.001 "
+                                    "--seed 0")
+    # A fine-tune's record names the run it started from, and its own options.
+    tuned = _command({"steps": 4, "batch": 2, "lr": 3e-4, "seed": 0, "more_photos": True,
+                      "init": record["trained_by"] + " (its step 1)"})
+    assert tuned.startswith(record["trained_by"] + " (its step 1), then ") and "--more-photos --init" in tuned

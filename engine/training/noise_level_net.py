@@ -44,7 +44,11 @@ import numpy as np
 from ..noise_estimate import estimate_noise_level, jpeg_network_input, jpeg_table_features
 
 ROOT = Path(__file__).resolve().parents[2]
-PHOTOS = Path(os.environ.get("SHARED_DATA", ROOT.parent / "shared" / "data")) / "train" / "SunHays80"
+SHARED = Path(os.environ.get("SHARED_DATA", ROOT.parent / "shared" / "data"))
+PHOTOS = SHARED / "train" / "SunHays80"
+#: More scenes for ``--more-photos``: BSDS500's 198 training images (481 x 321, mildly compressed JPEGs: their own
+#: compression is part of the "clean" picture the noise is added to, as a phone's earlier processing would be).
+MORE_PHOTOS = SHARED / "train" / "BSDS500_train"
 TRAIN_SLICE, VALID_SLICE = slice(10, 70), slice(70, 80)
 CROP = 128
 SIGMA_RANGE = (1.5, 70.0)
@@ -164,6 +168,8 @@ def train(args: argparse.Namespace) -> None:
     if len(files) < 80:
         raise SystemExit(f"expected the 80 SunHays80 photos in {PHOTOS}, found {len(files)}")
     train_photos, valid_photos = load_photos(files[TRAIN_SLICE]), load_photos(files[VALID_SLICE])
+    if args.more_photos:
+        train_photos += load_photos(sorted(MORE_PHOTOS.glob("*.jpg")))
     valid_stream = batches(valid_photos, 99, 64)
     valid = [np.concatenate(part) for part in zip(*[next(valid_stream) for _ in range(8)], strict=True)]
     model = build_model(args.width, args.depth)
@@ -172,6 +178,8 @@ def train(args: argparse.Namespace) -> None:
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     start, best = 0, float("inf")
+    if args.init:  # fine-tune: the weights of another run's checkpoint, a fresh optimiser and schedule
+        model.load_state_dict(torch.load(args.init, weights_only=True)["model"])
     if args.resume and (run_dir / "last.pt").exists():
         state = torch.load(run_dir / "last.pt", weights_only=True)
         model.load_state_dict(state["model"])
@@ -201,11 +209,30 @@ def train(args: argparse.Namespace) -> None:
         record = {"model": model.state_dict(), "width": args.width, "depth": args.depth, "step": step,
                   "validation_held_error": score, "best": min(best, score), "optimiser": optimiser.state_dict(),
                   "schedule": schedule.state_dict(), "steps": args.steps, "batch": args.batch, "lr": args.lr,
-                  "seed": args.seed}
+                  "seed": args.seed, "more_photos": bool(args.more_photos),
+                  "init": _describe_init(args.init)}
         if score < best:
             best = score
             torch.save(record, run_dir / "best.pt")
         torch.save(record, run_dir / "last.pt")
+
+
+def _describe_init(path: str | None) -> str | None:
+    """How the checkpoint a fine-tune started from was made (its own command, recursively), for the record."""
+    if not path:
+        return None
+    import torch
+
+    state = torch.load(path, weights_only=True)
+    return _command(state) + f" (its step {state['step']})"
+
+
+def _command(state: dict) -> str:
+    command = (f"python -m engine.training.noise_level_net train --steps {state['steps']} --batch {state['batch']} "
+               f"--lr {state['lr']} --seed {state['seed']}" + (" --more-photos" if state.get("more_photos") else ""))
+    if state.get("init"):
+        command = f"{state['init']}, then {command} --init CHECKPOINT"
+    return command
 
 
 def export(args: argparse.Namespace) -> None:
@@ -233,9 +260,10 @@ def export(args: argparse.Namespace) -> None:
         raise SystemExit(f"ONNX and torch differ by {error}")
     record = {
         "what": "noise level of a JPEG (engine/noise_estimate.py: estimate_jpeg_noise)",
-        "trained_by": "python -m engine.training.noise_level_net train "
-                      f"--steps {state['steps']} --batch {state['batch']} --lr {state['lr']} --seed {state['seed']}",
-        "data": f"SunHays80 photos {TRAIN_SLICE.start + 1}-{TRAIN_SLICE.stop} (training), "
+        "trained_by": _command(state),
+        "data": f"SunHays80 photos {TRAIN_SLICE.start + 1}-{TRAIN_SLICE.stop} (training)"
+                + (", BSDS500's 198 training images (training)" if state.get("more_photos") else "") + ", "
+                f"SunHays80 photos "
                 f"{VALID_SLICE.start + 1}-{VALID_SLICE.stop} (checkpoint choice); synthetic Gaussian noise, "
                 "clipped, Pillow JPEG quality 65-99, 4:4:4 / 4:2:2 / 4:2:0",
         "step": int(state["step"]),
@@ -262,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--every", type=int, default=250)
     run.add_argument("--run-dir", required=True)
     run.add_argument("--resume", action="store_true")
+    run.add_argument("--init", help="fine-tune from this checkpoint's weights")
+    run.add_argument("--more-photos", action="store_true", help="also train on BSDS500's training images")
     out = commands.add_parser("export")
     out.add_argument("--checkpoint", required=True)
     out.add_argument("--out", default=str(OUTPUT))
