@@ -83,6 +83,11 @@ def run_selftest(
         step("kernel stage: " + ("fused native code" if native_available()
                                  else "the whole ONNX graph (the native stage is not built: 2-3x slower)"))
 
+    from .noise_estimate import jpeg_network_available
+
+    step("JPEG noise levels: " + ("read by the network (resources/estimators)" if jpeg_network_available()
+                                  else "by simulation only (the network's file is missing)"))
+
     expected = (image.height * entry.manifest.scale, image.width * entry.manifest.scale, 3)
     with tempfile.TemporaryDirectory(prefix="restoration-studio-selftest-") as folder:
         target = write_image(Path(folder) / "selftest.exr", result.image)

@@ -156,6 +156,7 @@ def test_frozen_selftest_from_the_unpacked_deb(unpacked, tmp_path):
     _record("frozen selftest", time.perf_counter() - started)
     assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-4000:]}"
     assert "selftest passed" in result.stdout and "render-kprcan-aov" in result.stdout
+    assert "JPEG noise levels: read by the network" in result.stdout  # the estimator's network is bundled
     assert "window built with" in result.stdout
     # The frozen CLI works too, and the lite build has no training commands.
     models = subprocess.run([str(binary), "models"], capture_output=True, text=True, timeout=120, env=_env(tmp_path))
