@@ -473,14 +473,7 @@ class JpegMeasurement:
 
 def _luma_steps(settings: JpegSettings) -> np.ndarray:
     """The luma quantisation table (64 steps, natural order) that ``settings`` compress with."""
-    if settings.qtables is not None:
-        return np.asarray(settings.qtables[0], np.float64)
-    from PIL import Image as PILImage
-
-    buffer = io.BytesIO()
-    PILImage.new("L", (16, 16)).save(buffer, format="JPEG", quality=int(settings.quality or 95))
-    with PILImage.open(buffer) as probe:
-        return np.asarray(probe.quantization[0], np.float64)
+    return np.asarray(settings_tables(settings)[0], np.float64)
 
 
 def calibration_features(measured: JpegMeasurement, settings: JpegSettings) -> list[float]:
@@ -758,9 +751,10 @@ JPEG_QUADRANT_ABOVE = 1.6
 #: ... and by more than this many levels: on clean photos (sigma read 1.6-2.2) a textured quadrant the network does not
 #: weigh reads 3-5.3 (BSDS500 JPEGs at quality 95, which no estimator choice had seen before this one).
 JPEG_QUADRANT_SLACK = 3.0
-#: The network and the simulation disagreeing on the sigma by more than this factor (and 2 levels; both read little
-#: noise on a clean photo, and differently): fine detail passes for noise.
+#: The network and the simulation disagreeing on the sigma by more than this factor and ``JPEG_METHODS_SLACK`` levels
+#: (both read little noise on a clean photo, and differently): fine detail passes for noise.
 JPEG_METHODS_APART = 1.6
+JPEG_METHODS_SLACK = 2.0
 #: The network was trained up to sigma 70.
 JPEG_NETWORK_TOP = 75.0
 
@@ -769,8 +763,8 @@ def estimate_jpeg_noise(pixels: np.ndarray, settings: JpegSettings, max_pixels: 
     """The noise a decoded JPEG still holds (8-bit units), with its confidence and the sigma before compression.
 
     Colour JPEGs are read by the network (:func:`network_jpeg_noise`; on photos it does not train on, within 15% of
-    the noise the file holds in 222 and 211 of 240 files at quality >= 80 against the simulation's 211 and 205:
-    bench/results/noise_estimate_files*.md). Its confidence: the quadrants of the image that it reads must agree
+    the noise the file holds in 220 and 208 of 240 files at quality >= 80 against the simulation's 207 and 203:
+    bench/results/noise_estimate_files*.md, README). Its confidence: the quadrants of the image that it reads must agree
     (and none it does not weigh may read much more), and the simulation (:func:`simulate_jpeg_noise`) must find
     about the same sigma (a texture finer than any noise reads as noise to the network alone). Gray JPEGs, and
     any JPEG where the network's file is missing, are measured by the simulation alone.
@@ -790,7 +784,8 @@ def estimate_jpeg_noise(pixels: np.ndarray, settings: JpegSettings, max_pixels: 
             reasons.append("its parts show different noise levels")
         confidence = min(confidence, apart)
     other = simulated.sigma_before_compression
-    if other is not None and max(other, read.before) > JPEG_METHODS_APART * min(other, read.before) + 2.0:
+    if other is not None and (max(other, read.before)
+                              > JPEG_METHODS_APART * min(other, read.before) + JPEG_METHODS_SLACK):
         confidence = min(confidence, 0.3)
         reasons.append("its fine detail and its noise do not tell apart")
     if "compression removed much" in simulated.reason:

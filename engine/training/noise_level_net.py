@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import os
 import time
@@ -41,7 +40,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..noise_estimate import estimate_noise_level, jpeg_network_input, jpeg_table_features
+from ..noise_estimate import (
+    JpegSettings,
+    estimate_noise_level,
+    jpeg_network_input,
+    jpeg_table_features,
+    settings_tables,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -55,17 +60,6 @@ SIGMA_RANGE = (1.5, 70.0)
 QUALITY_RANGE = (65, 99)
 SUBSAMPLING_SHARES = {0: 0.4, 1: 0.1, 2: 0.5}
 OUTPUT = ROOT / "resources" / "estimators" / "jpeg-noise.onnx"
-
-
-def _jpeg(samples: np.ndarray, quality: int, subsampling: int) -> tuple[np.ndarray, list[list[int]]]:
-    """``samples`` (uint8 H x W x 3) through Pillow's JPEG, decoded, and the file's quantisation tables."""
-    from PIL import Image as PILImage
-
-    buffer = io.BytesIO()
-    PILImage.fromarray(samples).save(buffer, "JPEG", quality=quality, subsampling=subsampling)
-    with PILImage.open(buffer) as decoded:
-        tables = [list(decoded.quantization[key]) for key in sorted(decoded.quantization)]
-        return np.asarray(decoded.convert("RGB"), np.uint8), tables
 
 
 def load_photos(files: list[Path]) -> list[tuple[np.ndarray, float]]:
@@ -96,11 +90,11 @@ def sample(photos: list, rng: np.random.Generator, crop: int = CROP) -> tuple[np
     quality = int(rng.integers(QUALITY_RANGE[0], QUALITY_RANGE[1] + 1))
     subsampling = int(rng.choice(list(SUBSAMPLING_SHARES), p=list(SUBSAMPLING_SHARES.values())))
     noisy = np.clip(np.rint(clean + sigma * rng.standard_normal(clean.shape)), 0, 255).astype(np.uint8)
-    decoded, tables = _jpeg(noisy, quality, subsampling)
-    reference, _ = _jpeg(clean, quality, subsampling)
-    held = float(np.std(decoded.astype(np.float32) - reference.astype(np.float32))) * np.sqrt(1 + own**2 / sigma**2)
+    settings = JpegSettings(quality=quality, subsampling=subsampling)  # Pillow / libjpeg, as the app reads files
+    decoded, reference = settings.compress(noisy / 255.0), settings.compress(clean / 255.0)
+    held = 255.0 * float(np.std(decoded - reference)) * np.sqrt(1 + own**2 / sigma**2)
     before = float(np.sqrt(sigma**2 + own**2))
-    return (jpeg_network_input(decoded.astype(np.float32) / 255.0), jpeg_table_features(tables, subsampling),
+    return (jpeg_network_input(decoded), jpeg_table_features(settings_tables(settings), subsampling),
             np.log([max(held, 0.05), before]).astype(np.float32))
 
 
