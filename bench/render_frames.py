@@ -14,6 +14,9 @@ resident memory (``ru_maxrss``).
 takes the model from the models folder DIR instead of the bundled one (e.g. a re-export with another graph form);
 ``ID:graph`` runs a render model's whole ONNX graph instead of its fused CPU kernel stage (engine/kernel_pipeline.py).
 ``--repeat N`` runs the whole list N times, interleaved, so that a busy moment of a shared machine hits every row.
+``--runs N`` restores the frame N times in each child: the seconds column gives the first run (a fresh process, as
+``restore`` on one file) and then the later ones (warm: ONNX Runtime's sessions built, memory already mapped, as in
+the window or over a shot's frames); the peak memory is over all runs.
 
 ``--code DIR`` runs the children on another checkout (e.g. a worktree of an older commit) for a before / after
 table; ``--label`` names the rows. Rows are appended to bench/results/render_frames.md.
@@ -34,7 +37,7 @@ CBOX = ROOT.parent / "shared" / "bench" / "renders" / "cbox256"
 
 CHILD = r"""
 import json, os, resource, sys, time
-code, cbox, model_id, width, height, tile, models = sys.argv[1:8]
+code, cbox, model_id, width, height, tile, models, runs = sys.argv[1:9]
 import numpy as np
 from pathlib import Path
 from engine.image import make_image
@@ -58,10 +61,13 @@ before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 tiles = [0]
 def count_tiles(update):
     tiles[0] = max(tiles[0], int((update.metrics or {}).get("tiles", 1)))
-start = time.perf_counter()
-result = run_job(restore_job(image, entry, tile=None if tile < 0 else tile, device="cpu"), count_tiles)
-seconds = time.perf_counter() - start
-print(json.dumps({"seconds": seconds, "tiles": tiles[0], "tile": result.details["tile"],
+times, result = [], None
+for _ in range(int(runs)):  # the first run in a fresh process, then the same frame again in it (warm)
+    result = None  # the previous run's output is not kept while the next one runs
+    start = time.perf_counter()
+    result = run_job(restore_job(image, entry, tile=None if tile < 0 else tile, device="cpu"), count_tiles)
+    times.append(time.perf_counter() - start)
+print(json.dumps({"seconds": times[0], "warm": times[1:], "tiles": tiles[0], "tile": result.details["tile"],
                   "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
                   "before_gb": before / 1e6}))
 """
@@ -77,6 +83,7 @@ def main() -> int:
     parser.add_argument("--label", default="")
     parser.add_argument("--cbox", default=str(CBOX), help="the Cornell box renders the frame is tiled from")
     parser.add_argument("--repeat", type=int, default=1, help="run the list this many times, interleaved")
+    parser.add_argument("--runs", type=int, default=1, help="restore the frame this many times in each child")
     args = parser.parse_args()
     code = Path(args.code).resolve()
     label = args.label or subprocess.run(["git", "-C", str(code), "rev-parse", "--short", "HEAD"],
@@ -90,15 +97,18 @@ def main() -> int:
         width, height = (int(v) for v in size.split("x"))
         for tile in (int(t) for t in args.tiles.split(",")):
             out = subprocess.run([sys.executable, "-c", CHILD, str(code), args.cbox, model_id, str(width),
-                                  str(height), str(tile), str(Path(models).resolve()) if models else ""],
+                                  str(height), str(tile), str(Path(models).resolve()) if models else "",
+                                  str(max(1, args.runs))],
                                  capture_output=True, text=True, env=env)
             if out.returncode:
                 print(out.stderr[-2000:], file=sys.stderr)
                 raise SystemExit(f"{size} tile {tile}: the child failed")
             record = json.loads(out.stdout.strip().splitlines()[-1])
             megapixels = width * height / 1e6
+            warm = "".join(f", {t:.2f}" for t in record["warm"])
+            seconds = f"{record['seconds']:.2f}; warm {warm[2:]}" if warm else f"{record['seconds']:.1f}"
             row = (f"| {label} | {model} | {size} | {'default' if tile < 0 else tile or 'auto'} "
-                   f"({record['tile'] or 'whole'}) | {record['tiles']} | {record['seconds']:.1f} | "
+                   f"({record['tile'] or 'whole'}) | {record['tiles']} | {seconds} | "
                    f"{record['seconds'] / megapixels:.2f} | {record['peak_gb']:.2f} |")
             print(row, flush=True)
             rows.append(row)
