@@ -219,7 +219,11 @@ class PreviousFrame:
     forward: np.ndarray | None = None
 
 
-def temporal_layers(image: Any, previous: PreviousFrame | None = None, motion: MotionPass | None = None
+#: ``motion`` arguments left out: the callee looks the image's motion pass up itself (None means "it has none").
+LOOK_UP: Any = object()
+
+
+def temporal_layers(image: Any, previous: PreviousFrame | None = None, motion: MotionPass | None = LOOK_UP
                     ) -> dict[str, np.ndarray]:
     """The :data:`TEMPORAL_INPUTS` layers of frame ``image`` (an engine Image), given frame t - 1's data.
 
@@ -227,7 +231,7 @@ def temporal_layers(image: Any, previous: PreviousFrame | None = None, motion: M
     motion pass; zero flow when it has none usable), ``previous_valid`` = :func:`inside_mask` times, when
     ``previous.forward`` and this frame's flow exist, :func:`consistency_mask`. Without (the first frame of a run,
     a lone image): both ``previous_*`` colours are this frame's own colour and ``previous_valid`` is 0. ``motion``:
-    the image's :func:`usable_motion` pass when the caller has it already (found here otherwise).
+    the image's :func:`usable_motion` pass (None: it has none) when the caller has looked it up already.
 
     The one rule for the shot restorer (engine/shot.py) and for a temporal model run on a single image
     (engine/restore.py fills the layers this way when the image has none)."""
@@ -236,7 +240,7 @@ def temporal_layers(image: Any, previous: PreviousFrame | None = None, motion: M
     if previous is None or previous.colour.shape[:2] != (height, width) or previous.output.shape[:2] != (height, width):
         return {"previous_color": colour, "previous_output": colour,
                 "previous_valid": np.zeros((height, width, 1), np.float32)}
-    found = motion if motion is not None else usable_motion(image)[0]
+    found = usable_motion(image)[0] if motion is LOOK_UP else motion
     flow = found.backward() if found is not None else None
     if flow is None:
         zero = np.zeros((height, width, 2), np.float32)
