@@ -407,7 +407,7 @@ def evaluate(args: argparse.Namespace) -> None:
                     fixed.append(frames[0].copy())
                     learned_in = (frames[0], frames[0], np.zeros(frames[0].shape[:2], np.float32))
                 else:
-                    history = np.maximum(warp(fixed[-1], flows[t], interpolation="cubic"), 0.0)
+                    history = np.maximum(warp(fixed[-1], flows[t], interpolation=args.warp), 0.0)
                     fixed.append(smooth_frame(frames[t], noisy[t], history, valid[t]))
                     learned_in = (frames[t], np.maximum(warp(learned[-1], flows[t], interpolation="cubic"), 0.0),
                                   valid[t]) if model is not None else None
@@ -466,6 +466,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=train)
     p = commands.add_parser("evaluate")
+    p.add_argument("--warp", choices=("cubic", "linear"), default="cubic",
+                   help="the fixed filter's history warp (the app's: cubic)")
     p.add_argument("--checkpoint", type=Path)
     p.add_argument("--data", type=Path, required=True)
     p.set_defaults(func=evaluate)
