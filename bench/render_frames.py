@@ -61,7 +61,7 @@ before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 tiles = [0]
 def count_tiles(update):
     tiles[0] = max(tiles[0], int((update.metrics or {}).get("tiles", 1)))
-times, result = [], None
+times = []
 for _ in range(int(runs)):  # the first run in a fresh process, then the same frame again in it (warm)
     result = None  # the previous run's output is not kept while the next one runs
     start = time.perf_counter()

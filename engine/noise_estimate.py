@@ -609,6 +609,11 @@ def measure_jpeg(pixels: np.ndarray, settings: JpegSettings, max_pixels: int = J
     return replace(measured, share=share, luma_share=luma_share)
 
 
+#: The reason given when compression took most of the noise: the simulation says it, and the network's estimate
+#: takes its word for it (same confidence cap).
+JPEG_MOSTLY_REMOVED = "compression removed much of the noise, so the level left is approximate"
+
+
 def simulate_jpeg_noise(pixels: np.ndarray, settings: JpegSettings, max_pixels: int = JPEG_MAX_PIXELS) -> NoiseEstimate:
     """The noise a decoded JPEG still holds, in 8-bit units, with its confidence, by simulation (no network: gray
     JPEGs, and where the network's file is missing; its readings also judge the network's confidence).
@@ -640,7 +645,7 @@ def simulate_jpeg_noise(pixels: np.ndarray, settings: JpegSettings, max_pixels: 
         # within 10%). The luma share, because 4:2:0 alone takes a third of the colour noise at any quality.
         # Still a usable, small level.
         confidence = min(confidence, 0.6)
-        reasons.append("compression removed much of the noise, so the level left is approximate")
+        reasons.append(JPEG_MOSTLY_REMOVED)
     if sigma >= grid[-1] * 0.98:
         confidence, reasons = 0.0, ["more noise than the estimator measures"]
     if measured.blocks < 640:
@@ -671,9 +676,10 @@ def _jpeg_network() -> Any:
         return None
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = min(4, os.cpu_count() or 1)
-    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    from .runtime import session_options
+
+    return ort.InferenceSession(str(path), sess_options=session_options(ort, min(4, os.cpu_count() or 1)),
+                                providers=["CPUExecutionProvider"])
 
 
 def jpeg_network_available() -> bool:
@@ -788,9 +794,9 @@ def estimate_jpeg_noise(pixels: np.ndarray, settings: JpegSettings, max_pixels: 
                               > JPEG_METHODS_APART * min(other, read.before) + JPEG_METHODS_SLACK):
         confidence = min(confidence, 0.3)
         reasons.append("its fine detail and its noise do not tell apart")
-    if "compression removed much" in simulated.reason:
+    if JPEG_MOSTLY_REMOVED in simulated.reason:
         confidence = min(confidence, 0.6)
-        reasons.append("compression removed much of the noise, so the level left is approximate")
+        reasons.append(JPEG_MOSTLY_REMOVED)
     if read.before >= JPEG_NETWORK_TOP:
         confidence, reasons = 0.0, ["more noise than the estimator measures"]
     if read.blocks < 400:

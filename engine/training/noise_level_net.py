@@ -223,7 +223,10 @@ def _describe_init(path: str | None) -> str | None:
 
 def _command(state: dict) -> str:
     command = (f"python -m engine.training.noise_level_net train --steps {state['steps']} --batch {state['batch']} "
-               f"--lr {state['lr']} --seed {state['seed']}" + (" --more-photos" if state.get("more_photos") else ""))
+               f"--lr {state['lr']} --seed {state['seed']}"
+               + "".join(f" --{key} {state[key]}" for key, default in (("width", 64), ("depth", 3))
+                         if state.get(key, default) != default)
+               + (" --more-photos" if state.get("more_photos") else ""))
     if state.get("init"):
         command = f"{state['init']}, then {command} --init CHECKPOINT"
     return command

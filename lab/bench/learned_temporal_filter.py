@@ -43,6 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.temporal_filter import DEFAULT_SPREAD
+
 ROOT = Path(__file__).resolve().parents[2]  # the repository
 SHOTS = Path(os.environ.get("CYCLES_SHOTS", "/work/wt/shared_data/cycles_shots"))
 #: Training shots kept aside to choose the checkpoint.
@@ -51,13 +53,10 @@ VALID_SEEDS = (50004, 50008)
 HELD_OUT = 90000
 #: Per-frame denoisers whose results the filter learns to follow ("blender-oidn": the shot's own Blender frames).
 BASES = ("blender-oidn", "render-kprcan-aov", "render-kprcan-color")
-#: Kernel taps: 3x3 over the restored frame, 3x3 over the warped history, one clamped history.
-TAPS = 19
-#: The clamp's half-width in standard deviations of the noisy 5x5 neighbourhood (log space), as the fixed filter.
-CLAMP_SPREAD = 0.5
+#: The clamp's half-width in standard deviations of the noisy 5x5 neighbourhood (log space): the fixed filter's.
+CLAMP_SPREAD = DEFAULT_SPREAD
 #: Relative-MSE epsilon (as bench/flicker.py's measure).
 EPSILON = 0.01
-INPUTS = ("restored", "noisy", "history", "valid")
 
 
 # ----------------------------------------------------------------------------------------------------------- data
