@@ -23,7 +23,7 @@ from .errors import DeviceOutOfMemory, EngineError
 from .image import Image, luma
 from .imageio.hdr import sanitize_hdr, value_report
 from .jobs import CancelToken, EtaClock, ImageResult, Progress, relay
-from .models.entry import ModelEntry
+from .models.entry import ModelEntry, for_input
 from .models.manifest import ModelManifest
 from .models.suggest import suitability_warning
 from .motion import TEMPORAL_INPUTS
@@ -337,6 +337,8 @@ def restore_job(
         passes(ensemble)
     except ValueError as error:
         raise EngineError(str(error)) from None
+    chosen = for_input(entry, image)  # its weights for clipped input, where it has them and the image is clipped
+    clipped_weights, entry = chosen is not entry, chosen
     manifest = entry.manifest
     values = manifest.resolve_params(params or {})
     if values.get("prefilter") == "auto":  # OIDN's prefilter follows the render's source (models/oidn.py)
@@ -353,7 +355,9 @@ def restore_job(
         yield Progress(0.0, "prepare", f"{replaced} NaN/Inf/negative HDR samples set to 0 before restoring")
     token.raise_if_cancelled()
     # Loading a network (and its GPU provider) can take seconds: the stage is named, so nothing looks stuck.
-    yield Progress(0.0, "load model", f"Loading {manifest.display_name}")
+    yield Progress(0.0, "load model", f"Loading {manifest.display_name}"
+                   + (" (its weights for clipped input: every value of this image is in [0, 1])"
+                      if clipped_weights else ""))
     run_tile, device_used, bytes_per_pixel = _tile_runner(entry, values, device, token, threads, worker)
     out = _reusable_buffer(image, manifest) if release_input else None
 

@@ -1,10 +1,14 @@
+import json
+import shutil
+
 import numpy as np
 import pytest
 
 from engine.errors import EngineError, JobCancelled, ModelError
 from engine.image import ImageMeta, make_image
 from engine.jobs import CancelToken, run_job
-from engine.models.registry import ModelRegistry, verify_model_file
+from engine.models.manifest import manifest_from_dict
+from engine.models.registry import ModelRegistry, file_sha256, verify_model_file
 from engine.restore import restore_job, suitability_warning
 from tests.onnx_factory import install
 
@@ -271,3 +275,61 @@ def test_lazy_model_inputs_equal_the_eager_ones(registry):
         assert lazy[name].shape == array.shape
         np.testing.assert_array_equal(lazy[name][10:30, 5:45], array[10:30, 5:45])
         assert np.isfinite(array).all()
+
+
+@pytest.fixture
+def two_weights(tmp_path):
+    """A photo model with weights for clipped input (another network of the same shape), and that other network
+    as a model of its own, to compare with."""
+    folder = tmp_path / "clipped_models"
+    level = [{"name": "noise_level", "type": "float", "default": 25, "min": 0, "max": 75}]
+    install(folder, "tiny-other", build={"layers": 3, "noise_input": True, "seed": 7}, params=level)
+    other = folder / "tiny-other.onnx"
+    shutil.copyfile(other, folder / "tiny-main.clipped.onnx")
+    install(folder, "tiny-main", build={"layers": 3, "noise_input": True}, params=level,
+            clipped={"file": "tiny-main.clipped.onnx", "sha256": file_sha256(other),
+                     "provenance": {"recipe": "tests (random weights)"}})
+    return folder, ModelRegistry([(folder, "bundled")], include_classical=False)
+
+
+def _run(image, entry):
+    messages = []
+    job = restore_job(image, entry, {"noise_level": 10})
+    try:
+        while True:
+            messages.append(next(job).message)
+    except StopIteration as stop:
+        return stop.value.image.pixels, " ".join(messages)
+
+
+def test_clipped_input_runs_the_weights_for_clipped_input(two_weights):
+    _, registry = two_weights
+    main, other = registry.get("tiny-main"), registry.get("tiny-other")
+    assert main.manifest.clipped["file"] == "tiny-main.clipped.onnx"
+    rng = np.random.default_rng(3)
+    values = rng.random((40, 50, 3)).astype(np.float32)
+    as_file = make_image(values, None, ImageMeta(format="png", bit_depth=16))  # an integer file: always clipped
+    result, messages = _run(as_file, main)
+    assert np.array_equal(result, _run(as_file, other)[0]) and "clipped input" in messages
+    unclipped = make_image(values * 1.4 - 0.2, None, ImageMeta(format="tiff", bit_depth=32, sample_type="float"))
+    result, messages = _run(unclipped, main)
+    # The model's own weights: the float image has values outside [0, 1], so its noise was not clipped.
+    assert not np.array_equal(result, _run(unclipped, other)[0]) and "clipped input" not in messages
+    in_range = make_image(values, None, ImageMeta(format="tiff", bit_depth=32, sample_type="float"))
+    assert np.array_equal(_run(in_range, main)[0], _run(in_range, other)[0])
+
+
+def test_weights_for_clipped_input_are_checked_and_validated(two_weights, tmp_path):
+    folder, registry = two_weights
+    with open(folder / "tiny-main.clipped.onnx", "ab") as handle:
+        handle.write(b"\0")
+    image = make_image(np.full((20, 20, 3), 0.5, np.float32), None, ImageMeta(format="png", bit_depth=8))
+    with pytest.raises(ModelError, match="checksum"):
+        _run(image, registry.get("tiny-main"))
+    manifest = json.loads((folder / "tiny-main.json").read_text(encoding="utf-8"))
+    for clipped, problem in (({"file": "../x.onnx", "sha256": "0" * 64}, "plain file name"),
+                             ({"file": "x.onnx"}, "sha256"),
+                             ({"file": "x.onnx", "sha256": "0" * 64, "provenance": []}, "provenance")):
+        with pytest.raises(ModelError, match=problem):
+            manifest_from_dict({**manifest, "clipped": clipped})
+    assert "clipped" not in manifest_from_dict({k: v for k, v in manifest.items() if k != "clipped"}).to_dict()

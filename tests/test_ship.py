@@ -14,11 +14,13 @@ torch = pytest.importorskip("torch")
 
 from engine.cli import main as cli  # noqa: E402
 from engine.errors import ModelError  # noqa: E402
+from engine.image import ImageMeta, make_image  # noqa: E402
 from engine.jobs import run_job  # noqa: E402
 from engine.kernel_pipeline import native_available  # noqa: E402
+from engine.models.entry import for_input  # noqa: E402
 from engine.models.manifest import load_manifest  # noqa: E402
 from engine.models.manifest_writer import update_manifest, write_manifest  # noqa: E402
-from engine.models.registry import ModelRegistry, verify_model_file  # noqa: E402
+from engine.models.registry import ModelRegistry, file_sha256, verify_model_file  # noqa: E402
 from engine.training.recipes import recipe_from_dict  # noqa: E402
 from engine.training.trainer import TrainOptions, train_job  # noqa: E402
 from tests.test_training_trainer import _render_pairs  # noqa: E402
@@ -177,3 +179,31 @@ def test_ship_a_blend_of_a_fine_tuned_run_and_the_weights_it_started_from(render
     torch.save({"arch": "dncnn", "config": {"features": 4, "depth": 2}, "state_dict": {}}, other)
     assert cli(["ship", str(render_run), "--blend-with", str(other), "--out", str(tmp_path / "o")]) == 1
     assert "architecture" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_ship_a_run_as_the_weights_a_model_runs_on_clipped_input(render_run, tmp_path, capsys):
+    out = tmp_path / "models"
+    assert cli(["ship", str(render_run), "--out", str(out)]) == 0
+    assert cli(["ship", str(render_run), "--checkpoint", "last", "--clipped-of", "tiny-render", "--out", str(out)]) == 0
+    assert "tiny-render.clipped.onnx" in capsys.readouterr().out
+    manifest = load_manifest(out / "tiny-render.json")
+    assert manifest.clipped["file"] == "tiny-render.clipped.onnx"
+    assert manifest.clipped["provenance"]["checkpoint"] == "last"
+    assert (out / "tiny-render.clipped.onnx").is_file() and not (out / "tiny-render.clipped.json").exists()
+    registry = ModelRegistry(folders=[(out, "bundled")], include_classical=False)
+    entry = registry.get("tiny-render")
+    assert [e.id for e in registry.models()] == [entry.id]  # one model, two sets of weights
+    assert file_sha256(out / "tiny-render.clipped.onnx") == manifest.clipped["sha256"]
+    photo = make_image(np.full((8, 8, 3), 0.5, np.float32), None, ImageMeta(format="png", bit_depth=8))
+    assert for_input(entry, photo).path == out / "tiny-render.clipped.onnx"
+
+    other = tmp_path / "other"
+    other.mkdir()
+    shipped = json.loads((out / "tiny-render.json").read_text(encoding="utf-8"))
+    shipped["provenance"]["config"] = {**shipped["provenance"]["config"], "features": 8}
+    del shipped["clipped"]
+    (other / "tiny-render.json").write_text(json.dumps(shipped), encoding="utf-8")
+    assert cli(["ship", str(render_run), "--clipped-of", "tiny-render", "--out", str(other)]) == 1
+    assert "not tiny-render's network" in capsys.readouterr().err and not (other / "tiny-render.clipped.onnx").exists()
+    assert cli(["ship", str(render_run), "--clipped-of", "nope", "--out", str(other)]) == 1
+

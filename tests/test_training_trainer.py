@@ -13,7 +13,13 @@ from engine.errors import EngineError, JobCancelled, ModelError  # noqa: E402
 from engine.jobs import CancelToken, run_job  # noqa: E402
 from engine.training import trainer as trainer_module  # noqa: E402
 from engine.training.archs import ARCHITECTURES, build_model  # noqa: E402
-from engine.training.losses import lowfreq_relative_mse, ms_ssim, relative_mse, restoration_loss  # noqa: E402
+from engine.training.losses import (  # noqa: E402
+    lowfreq_relative_mse,
+    ms_ssim,
+    noise2noise_relative_mse,
+    relative_mse,
+    restoration_loss,
+)
 from engine.training.recipes import RecipeError, load_recipe, recipe_from_dict  # noqa: E402
 from engine.training.trainer import TrainOptions, train_job  # noqa: E402
 
@@ -134,6 +140,29 @@ def test_relative_mse_loss_is_the_render_benchmarks_metric_on_linear_values():
     with pytest.raises(RecipeError, match="relmse"):
         recipe_from_dict({"model": {"id": "x", "task": "photo-denoise", "arch": "dncnn"},
                           "train": {"loss": "relmse"}})
+
+
+def test_noise2noise_relmse_is_least_at_the_clean_value_where_the_other_normalisers_are_not():
+    """Against skewed Monte Carlo-like noisy targets (gamma-distributed estimates with the clean mean), the mean
+    relMSE normalised by the target's ring of neighbours is least for the clean image itself; normalised by the
+    noisy target it favours a darker image, by the detached prediction a brighter one."""
+    generator = torch.Generator().manual_seed(0)
+    clean = 0.2 + torch.rand((1, 3, 48, 48), generator=generator)
+    gamma = torch.distributions.Gamma(torch.full((64, 3, 48, 48), 2.0), torch.full((64, 3, 48, 48), 2.0))
+    torch.manual_seed(1)
+    targets = torch.log1p(gamma.sample() * clean)
+
+    def scores(loss):
+        return {k: float(loss(torch.log1p(clean * k).expand_as(targets), targets)) for k in (0.8, 0.9, 1.0, 1.1, 1.25)}
+
+    n2n = scores(noise2noise_relative_mse)
+    assert min(n2n, key=n2n.get) == 1.0
+    reference = scores(lambda p, t: relative_mse(p, t, None, "reference"))
+    prediction = scores(lambda p, t: relative_mse(p, t, None, "prediction"))
+    assert min(reference, key=reference.get) == 0.8 and min(prediction, key=prediction.get) == 1.25
+    assert float(restoration_loss(targets[:1], targets[:1], None, "relmse-n2n")) == 0.0
+    recipe_from_dict({"model": {"id": "x", "task": "render-denoise", "arch": "kprcan", "value_transform": "log1p"},
+                      "train": {"loss": "relmse-n2n"}})
 
 
 def test_lowfreq_term_sees_a_dark_bias_that_zero_mean_noise_hides_from_it():

@@ -4,6 +4,7 @@
     python main.py ship RUN/best.pt --steps 12865 --minutes 6 --device-note "CUDA: NVIDIA H200, bf16"
     python main.py ship --reexport render-kprcan-color         # new ONNX files from a shipped model's .pt
     python main.py ship --scores bench/results/render.json --id render-kprcan-aov   # a benchmark's scores
+    python main.py ship runs/clip_only --clipped-of photo-denoise-color   # its weights for clipped input
 
 Writes ``<id>.onnx`` (parity-checked against torch), ``<id>.json`` and ``<id>.pt`` into ``--out`` (default:
 resources/models), plus the companion files the architecture exports (``<id>.kernels.onnx`` for the kernel
@@ -41,6 +42,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--blend-with", metavar="PT", help="blend the run's weights with these (the weights it was "
                         "fine-tuned from): (1 - SHARE) x PT + SHARE x run")
     parser.add_argument("--blend", type=float, default=0.5, metavar="SHARE", help="the run's share with --blend-with")
+    parser.add_argument("--clipped-of", metavar="ID", help="ship RUN as the weights model ID runs on clipped input "
+                        "(8- and 16-bit photos): ID.clipped.onnx and the manifest's 'clipped' field")
     parser.set_defaults(handler=run)
     return parser
 
@@ -75,6 +78,11 @@ def run(args: argparse.Namespace) -> int:
             data_note=args.data_note, device_note=args.device_note or ship.CPU_NOTE, tile=args.tile,
             overlap=args.overlap, steps=args.steps, minutes=args.minutes,
             blend_with=Path(args.blend_with) if args.blend_with else None, blend=args.blend)
+        if args.clipped_of:
+            clipped = ship.ship_clipped(request, args.clipped_of)
+            print(f"{clipped['file']} (sha256 {clipped['sha256'][:12]}) -> the weights {args.clipped_of} runs on "
+                  "clipped input")
+            return 0
         result = ship.ship(request)
     kernels = result.manifest.provenance.get("kernel_model")
     size_mb = result.onnx_path.stat().st_size / 1e6

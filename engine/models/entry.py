@@ -10,15 +10,18 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..digest import file_sha256
 from ..errors import EngineError, ModelError
 from .manifest import ModelManifest
+
+if TYPE_CHECKING:
+    from ..image import Image
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +70,29 @@ class ModelEntry:
             raise ModelError(f"model {self.id!r}: engine {self.manifest.engine!r} needs a bound entry "
                              "(built-in engines: engine.models.builtin.builtin_engine(id).entry())")
         return bind(self, params, device, token, session or {})
+
+
+def input_is_clipped(image: Image) -> bool:
+    """True when every value of ``image`` lies in [0, 1]: an 8- or 16-bit file always (its noise was clipped at
+    black and white), a float one when it happens to (a display-referred float image whose noise was not clipped
+    has values outside). HDR images are never taken as clipped."""
+    if image.meta.hdr:
+        return False
+    if image.meta.sample_type == "uint":
+        return True
+    pixels = image.pixels
+    return bool(pixels.size == 0 or (float(pixels.min()) >= 0.0 and float(pixels.max()) <= 1.0))
+
+
+def for_input(entry: ModelEntry, image: Image) -> ModelEntry:
+    """The entry that restores ``image``: ``entry`` itself, or, where its manifest has weights for clipped inputs
+    (``clipped``) and the image is clipped (:func:`input_is_clipped`), the same model with those weights."""
+    variant = entry.manifest.clipped
+    if not variant or entry.path is None or not input_is_clipped(image):
+        return entry
+    path = confined_path(entry.path.parent, variant["file"])
+    manifest = replace(entry.manifest, file=variant["file"], sha256=variant["sha256"], data_files={}, clipped={})
+    return replace(entry, manifest=manifest, path=path)
 
 
 def confined_path(folder: Path, name: str) -> Path:

@@ -127,6 +127,11 @@ class ModelManifest:
     provenance: Mapping[str, Any] = field(default_factory=dict)
     #: Measured scores, e.g. {"kodak24_sigma25_psnr": 31.2}.
     scores: Mapping[str, Any] = field(default_factory=dict)
+    #: Weights for clipped inputs, run instead of ``file`` where every value of the image lies in [0, 1] (every 8-
+    #: or 16-bit photo: the camera and the file clipped its noise at black and white), as
+    #: :func:`engine.models.entry.for_input` decides: ``{"file": ..., "sha256": ..., "provenance": {...}}`` (the
+    #: same network, trained on clipped noise only). Empty: ``file`` serves every input.
+    clipped: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def hdr(self) -> bool:
@@ -167,6 +172,9 @@ class ModelManifest:
             del data["data_files"]
         data["provenance"] = dict(self.provenance)
         data["scores"] = dict(self.scores)
+        data["clipped"] = dict(self.clipped)
+        if not data["clipped"]:
+            del data["clipped"]
         return data
 
     def to_json(self) -> str:
@@ -229,6 +237,18 @@ def manifest_from_dict(data: Mapping[str, Any], source: str = "manifest") -> Mod
             raise fail(f"data file {name!r} {problem}")
         if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
             raise fail(f"data file {name!r} needs its sha256 (64 lower-case hexadecimal digits)")
+    clipped = mapping_of("clipped")
+    if clipped:
+        if engine != "onnx":
+            raise fail("only an ONNX model can have 'clipped' weights")
+        problem = _file_name_problem(clipped.get("file")) if isinstance(clipped.get("file"), str) else \
+            "must be a plain file name in the manifest's folder"
+        if problem:
+            raise fail(f"'clipped' file {problem}")
+        if not isinstance(clipped.get("sha256"), str) or not re.fullmatch(r"[0-9a-f]{64}", clipped["sha256"]):
+            raise fail("'clipped' needs the sha256 of its file (64 lower-case hexadecimal digits)")
+        if not isinstance(clipped.get("provenance", {}), Mapping):
+            raise fail("'clipped' provenance must be a JSON object")
     raw_inputs = data.get("inputs", ["color"])
     if not isinstance(raw_inputs, (list, tuple)) or not all(isinstance(name, str) for name in raw_inputs):
         raise fail(f"'inputs' must be a list of names, got {raw_inputs!r}")
@@ -279,6 +299,7 @@ def manifest_from_dict(data: Mapping[str, Any], source: str = "manifest") -> Mod
         tile=tile,
         provenance=mapping_of("provenance"),
         scores=mapping_of("scores"),
+        clipped=clipped,
     )
 
 

@@ -50,6 +50,24 @@ def relative_mse(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor |
     return _masked_mean((p - r) ** 2 / (d**2 + 0.01), valid)
 
 
+def noise2noise_relative_mse(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None,
+                             ring: int = 2) -> torch.Tensor:
+    """The relative MSE against a *noisy* target (Noise2Noise: a second, independent render of the view),
+    (x - r)^2 / (d^2 + 0.01), whose normaliser ``d`` is the mean of the target's linear values on the ring of
+    (2 ``ring`` + 1)^2 - 1 pixels around each pixel, the pixel itself left out. Monte Carlo noise is independent
+    from pixel to pixel, so ``d`` is independent of the noise of the ``r`` it divides and the expected loss is
+    least at the clean value (Lehtinen et al. 2018 need such a normaliser; a noisy ``r^2`` favours overestimates).
+    Unlike the detached prediction (``relative_mse``'s default), it charges a prediction that overshoots a dark
+    pixel in full, as the benchmark's reference-normalised relMSE does."""
+    p = torch.expm1(pred.clamp(max=20.0))
+    r = torch.expm1(target)
+    size = 2 * ring + 1
+    padded = F.pad(r.detach(), (ring, ring, ring, ring), mode="replicate")
+    box = F.avg_pool2d(padded, size, stride=1) * (size * size)
+    d = (box - r.detach()) / (size * size - 1)
+    return _masked_mean((p - r) ** 2 / (d**2 + 0.01), valid)
+
+
 def lowfreq_relative_mse(pred: torch.Tensor, target: torch.Tensor, size: int = 8) -> torch.Tensor:
     """The relative MSE of ``size`` x ``size`` block means of the linear HDR values, (P - R)^2 / (R^2 + 0.01):
     the error a denoiser leaves at low frequencies (a region a few per cent too dark or blotchy), which the
@@ -133,6 +151,8 @@ def restoration_loss(
         return masked_l2(pred, target, valid)
     if kind == "relmse":
         return relative_mse(pred, target, valid)
+    if kind == "relmse-n2n":
+        return noise2noise_relative_mse(pred, target, valid)
     if kind == "l1+relmse":
         loss = masked_l1(pred, target, valid) + relmse_weight * relative_mse(pred, target, valid, "reference")
         if lowfreq_weight:

@@ -142,8 +142,8 @@ class TrainSection:
     min_lr_ratio: float = 0.01
     #: Gradient clipping (max global norm; 0: off).
     clip_grad: float = 1.0
-    #: "l1", "l2", "relmse", "l1+relmse", "ms-ssim" or "l1+ms-ssim" (weight ``ms_ssim_weight`` on the MS-SSIM
-    #: term, as in OIDN's 0.84).
+    #: "l1", "l2", "relmse", "relmse-n2n" (against noisy Noise2Noise targets: losses.noise2noise_relative_mse),
+    #: "l1+relmse", "ms-ssim" or "l1+ms-ssim" (weight ``ms_ssim_weight`` on the MS-SSIM term, as in OIDN's 0.84).
     loss: str = "l1"
     ms_ssim_weight: float = 0.84
     #: "l1+relmse" (log1p models): L1 in log space plus this weight times the relative MSE of the linear values,
@@ -282,9 +282,9 @@ def validate(recipe: Recipe) -> None:
         problems.append(f"downscale {g.downscale!r} must be bicubic or kernel")
     if g.kind == "sr" and g.scale < 2:
         problems.append("an 'sr' degradation needs scale >= 2")
-    if t.loss not in ("l1", "l2", "ms-ssim", "l1+ms-ssim", "relmse", "l1+relmse"):
-        problems.append(f"loss {t.loss!r} must be l1, l2, ms-ssim, l1+ms-ssim, relmse or l1+relmse")
-    if t.loss in ("relmse", "l1+relmse") and m.value_transform != "log1p":
+    if t.loss not in ("l1", "l2", "ms-ssim", "l1+ms-ssim", "relmse", "relmse-n2n", "l1+relmse"):
+        problems.append(f"loss {t.loss!r} must be l1, l2, ms-ssim, l1+ms-ssim, relmse, relmse-n2n or l1+relmse")
+    if t.loss in ("relmse", "relmse-n2n", "l1+relmse") and m.value_transform != "log1p":
         problems.append(f"loss {t.loss!r} needs value_transform = \"log1p\" (it compares linear HDR values)")
     if t.lowfreq_weight < 0 or t.lowfreq_size < 1:
         problems.append("lowfreq_weight must be >= 0 and lowfreq_size >= 1")

@@ -10,6 +10,8 @@ seed and date.
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -159,6 +161,33 @@ def ship(request: ShipRequest):
                                                                manifest.tile.default))
     out = Path(request.out) if request.out else shipped_models_dir()
     return export_model(model, manifest, out, arch=weights["arch"], arch_config=weights["config"])
+
+
+def ship_clipped(request: ShipRequest, model_id: str) -> dict[str, Any]:
+    """Export the run of ``request`` as the weights shipped model ``model_id`` runs on clipped inputs (every 8- or
+    16-bit photo; manifest field ``clipped``, :func:`engine.models.entry.for_input`): ``<id>.clipped.onnx``
+    beside ``<id>.onnx``, with its sha256 and the run's provenance in ``<id>.json``. The run must be the same
+    network (architecture and configuration) as the model's. Returns the manifest's new ``clipped`` field."""
+    out = Path(request.out) if request.out else shipped_models_dir()
+    manifest_path = out / f"{model_id}.json"
+    if not manifest_path.is_file():
+        raise EngineError(f"{manifest_path}: no such model to give weights for clipped input")
+    main = load_manifest(manifest_path)
+    if main.engine != "onnx":
+        raise EngineError(f"{model_id}: only an ONNX model can have weights for clipped input")
+    with tempfile.TemporaryDirectory() as folder:
+        result = ship(dataclasses.replace(request, out=Path(folder), model_id=f"{model_id}.clipped"))
+        run = result.manifest.provenance
+        if (run.get("arch"), run.get("config")) != (main.provenance.get("arch"), main.provenance.get("config")):
+            raise EngineError(f"{request.source}: not {model_id}'s network ({run.get('arch')} {run.get('config')} "
+                              f"against {main.provenance.get('arch')} {main.provenance.get('config')})")
+        if tuple(result.manifest.inputs) != tuple(main.inputs):
+            raise EngineError(f"{request.source}: its inputs {list(result.manifest.inputs)} are not {model_id}'s")
+        name = f"{model_id}.clipped.onnx"
+        shutil.copyfile(result.onnx_path, out / name)
+    clipped = {"file": name, "sha256": result.manifest.sha256, "provenance": dict(run)}
+    update_manifest(manifest_path, fields={"clipped": clipped})
+    return clipped
 
 
 def reexport(model_id: str, out: Path | None = None):
