@@ -73,13 +73,12 @@ class ModelEntry:
 
 
 def input_is_clipped(image: Image) -> bool:
-    """True when every value of ``image`` lies in [0, 1]: an 8- or 16-bit file always (its noise was clipped at
-    black and white), a float one when it happens to (a display-referred float image whose noise was not clipped
-    has values outside). HDR images are never taken as clipped."""
+    """True when every value of ``image`` lies in [0, 1], as in every image read from an 8- or 16-bit file (its
+    noise was clipped at black and white); a float image whose noise was not clipped (the Kodak24 protocol's
+    noisy inputs) has values outside. The values are looked at, not the file's sample type: an image made in
+    code says "uint" by default whatever it holds. HDR images are never taken as clipped."""
     if image.meta.hdr:
         return False
-    if image.meta.sample_type == "uint":
-        return True
     pixels = image.pixels
     return bool(pixels.size == 0 or (float(pixels.min()) >= 0.0 and float(pixels.max()) <= 1.0))
 
