@@ -87,6 +87,7 @@ def run_one(entry, clean: np.ndarray, sigma: float, index: int, device: str, cli
             ensemble: int = 1) -> dict:
     from engine.image import make_image
     from engine.jobs import run_job
+    from engine.models.entry import for_input
     from engine.restore import restore_job
 
     noisy = make_image(noisy_version(clean, sigma, index, clipped))
@@ -98,7 +99,8 @@ def run_one(entry, clean: np.ndarray, sigma: float, index: int, device: str, cli
     return {
         # the window's "Passes" setting: the mean of 4 / 8 mirrored and rotated passes is its own method here
         "model": entry.id if ensemble == 1 else f"{entry.id} x{ensemble} passes",
-        "model_sha256": entry.manifest.sha256 or "",  # tells records of retrained weights apart
+        # tells records of retrained weights apart: those that ran (a clipped input runs the weights for it)
+        "model_sha256": for_input(entry, noisy).manifest.sha256 or "",
         "sigma": sigma,
         "image": index,
         "clipped": clipped,
@@ -124,24 +126,34 @@ def load_records() -> list[dict]:
     return list(newest.values())
 
 
-def shipped_sha256() -> dict[str, str]:
-    """The sha256 of each bundled model's ONNX file, by id."""
+def shipped_sha256(clipped: bool = False) -> dict[str, str]:
+    """The sha256 of each bundled model's ONNX file, by id; ``clipped``: of the file it runs on clipped inputs
+    (its weights for clipped input where it has them)."""
     shas = {}
     for path in (ROOT / "resources" / "models").glob("*.json"):
         data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("sha256"):
-            shas[data["id"]] = data["sha256"]
+        sha = (data.get("clipped") or {}).get("sha256") if clipped else None
+        if sha or data.get("sha256"):
+            shas[data["id"]] = sha or data["sha256"]
     return shas
 
 
 def labelled(records: list[dict]) -> list[dict]:
     """Records of weights that were replaced since (a different or no sha256, where records of the shipped
     file exist) keep their rows, as "<id> (earlier weights)"."""
-    shas = shipped_sha256()
-    current = {r["model"] for r in records if r.get("model_sha256") and r["model_sha256"] == shas.get(r["model"])}
+    shas = {flag: shipped_sha256(flag) for flag in (False, True)}
+
+    def shipped(record: dict) -> str | None:
+        return shas[bool(record.get("clipped", False))].get(record["model"].removesuffix(" x8 passes")
+                                                             .removesuffix(" x4 passes"))
+
+    def key(record: dict) -> tuple[str, bool]:
+        return record["model"], bool(record.get("clipped", False))
+
+    current = {key(r) for r in records if r.get("model_sha256") and r["model_sha256"] == shipped(r)}
     out = []
     for record in records:
-        if record["model"] in current and record.get("model_sha256") != shas[record["model"]]:
+        if key(record) in current and record.get("model_sha256") != shipped(record):
             record = dict(record, model=f"{record['model']} (earlier weights)")
         out.append(record)
     return out

@@ -63,7 +63,8 @@ def test_shipped_weights_export_to_the_shipped_graph(model_id, tmp_path):
     align = max(8, manifest.tile.alignment)
     size = (4 * align, 5 * align)
     assert _same_outputs(MODELS / f"{model_id}.onnx", result.onnx_path, size) < 2e-4
-    companions = sorted(p.name.removeprefix(model_id) for p in MODELS.glob(f"{model_id}.*.onnx"))
+    clipped = manifest.clipped.get("file")  # other weights (test below), not a companion of these
+    companions = sorted(p.name.removeprefix(model_id) for p in MODELS.glob(f"{model_id}.*.onnx") if p.name != clipped)
     for suffix in companions:
         fresh = tmp_path / f"{model_id}{suffix}"
         assert fresh.is_file(), f"{model_id}: the export wrote no {fresh.name}"
@@ -84,3 +85,28 @@ def test_the_recipe_a_shipped_model_names_builds_its_network(model_id):
     model = build_model(recipe.model.arch, recipe.model.config)
     assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == {
         k: tuple(v.shape) for k, v in weights["state_dict"].items()}
+
+
+@pytest.mark.parametrize("model_id", [m for m in SHIPPED if load_manifest(MODELS / f"{m}.json").clipped])
+def test_weights_for_clipped_input_are_the_same_network(model_id):
+    """A model's weights for clipped input (manifest ``clipped``) are its network with other weights: the same
+    operators, inputs and tensor shapes, made by the same architecture and configuration, and not the same
+    values; their file matches the sha256 the manifest gives."""
+    import onnx
+    from onnx import numpy_helper
+
+    from engine.models.registry import file_sha256
+
+    manifest = load_manifest(MODELS / f"{model_id}.json")
+    path = MODELS / manifest.clipped["file"]
+    assert file_sha256(path) == manifest.clipped["sha256"]
+    run = manifest.clipped["provenance"]
+    assert (run["arch"], run["config"]) == (manifest.provenance["arch"], manifest.provenance["config"])
+    main, other = onnx.load(str(MODELS / manifest.file)), onnx.load(str(path))
+    assert [n.op_type for n in main.graph.node] == [n.op_type for n in other.graph.node]
+    assert [i.name for i in main.graph.input] == [i.name for i in other.graph.input]
+    shapes = {t.name: tuple(t.dims) for t in main.graph.initializer}
+    assert shapes == {t.name: tuple(t.dims) for t in other.graph.initializer}
+    differ = [t.name for t in other.graph.initializer if t.name in shapes and not np.array_equal(
+        numpy_helper.to_array(t), numpy_helper.to_array(next(u for u in main.graph.initializer if u.name == t.name)))]
+    assert differ
