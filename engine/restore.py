@@ -416,6 +416,8 @@ def restore_job(
     label = manifest.display_name
     if "noise_level" in values:
         label += f" σ{values['noise_level']:g}"
+    if clipped_weights:
+        label += ", weights for clipped input"
     if ensemble > 1:
         label += f" ({describe(ensemble)})"
     yield Progress(1.0, "done", f"{label} in {seconds:.2f} s")

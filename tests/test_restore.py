@@ -299,7 +299,7 @@ def _run(image, entry):
         while True:
             messages.append(next(job).message)
     except StopIteration as stop:
-        return stop.value.image.pixels, " ".join(messages)
+        return stop.value.image.pixels, " ".join(messages + [stop.value.label])
 
 
 def test_clipped_input_runs_the_weights_for_clipped_input(two_weights):
