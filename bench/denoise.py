@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import time
 from pathlib import Path
 
@@ -139,22 +140,24 @@ def shipped_sha256(clipped: bool = False) -> dict[str, str]:
 
 
 def labelled(records: list[dict]) -> list[dict]:
-    """Records of weights that were replaced since (a different or no sha256, where records of the shipped
-    file exist) keep their rows, as "<id> (earlier weights)"."""
+    """Records of weights that were replaced since (a different or no sha256, where records of the shipped file
+    exist) keep their rows, as "<id> (earlier weights <sha256 prefix>)", one row per set of weights. On clipped
+    inputs the shipped file is the model's weights for clipped input, where it has them."""
     shas = {flag: shipped_sha256(flag) for flag in (False, True)}
-
-    def shipped(record: dict) -> str | None:
-        return shas[bool(record.get("clipped", False))].get(record["model"].removesuffix(" x8 passes")
-                                                             .removesuffix(" x4 passes"))
 
     def key(record: dict) -> tuple[str, bool]:
         return record["model"], bool(record.get("clipped", False))
+
+    def shipped(record: dict) -> str | None:
+        model, clipped = key(record)
+        return shas[clipped].get(re.sub(r" x\d+ passes$", "", model))
 
     current = {key(r) for r in records if r.get("model_sha256") and r["model_sha256"] == shipped(r)}
     out = []
     for record in records:
         if key(record) in current and record.get("model_sha256") != shipped(record):
-            record = dict(record, model=f"{record['model']} (earlier weights)")
+            earlier = (record.get("model_sha256") or "")[:8]
+            record = dict(record, model=f"{record['model']} (earlier weights{' ' + earlier if earlier else ''})")
         out.append(record)
     return out
 

@@ -241,8 +241,8 @@ def manifest_from_dict(data: Mapping[str, Any], source: str = "manifest") -> Mod
     if clipped:
         if engine != "onnx":
             raise fail("only an ONNX model can have 'clipped' weights")
-        problem = _file_name_problem(clipped.get("file")) if isinstance(clipped.get("file"), str) else \
-            "must be a plain file name in the manifest's folder"
+        name = clipped.get("file")
+        problem = _file_name_problem(name if isinstance(name, str) else "")
         if problem:
             raise fail(f"'clipped' file {problem}")
         if not isinstance(clipped.get("sha256"), str) or not re.fullmatch(r"[0-9a-f]{64}", clipped["sha256"]):

@@ -36,9 +36,11 @@ def relative_mse(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor |
     relMSE, (x - r)^2 / (d^2 + 0.01). exp(x) - 1 is clamped at e^20 so that a wild early prediction cannot
     overflow.
 
-    ``denominator = "prediction"`` (d = the detached prediction, Noise2Noise's HDR loss) suits noisy references,
-    since a noisy r^2 favours overestimates; but it forgives an overshoot on a dark pixel (a bright prediction
-    shrinks its own weight), so emitter light leaking into a dark neighbour costs little. Measured
+    ``denominator = "prediction"`` (d = the detached prediction, Noise2Noise's HDR loss) suits noisy references
+    better, since a noisy r^2 favours underestimates (it weights most the pixels whose noise fell low); but it
+    leans the other way (least above the clean value: tests/test_training_trainer.py) and forgives an overshoot on
+    a dark pixel (a bright prediction shrinks its own weight), so emitter light leaking into a dark neighbour costs
+    little; ``noise2noise_relative_mse`` does neither. Measured
     (2026-11-27): continuing render-kprcan-aov for 500 steps with it alone instead of L1 in log space gave cbox256
     relMSE 0.0066 / 0.0062 at 4 / 16 spp against 0.0016 / 0.0010. ``"reference"`` (d = the target: the
     benchmark's own weighting) charges that leak in full; the render recipes add it to L1 (``l1+relmse``)."""
@@ -56,7 +58,8 @@ def noise2noise_relative_mse(pred: torch.Tensor, target: torch.Tensor, valid: to
     (x - r)^2 / (d^2 + 0.01), whose normaliser ``d`` is the mean of the target's linear values on the ring of
     (2 ``ring`` + 1)^2 - 1 pixels around each pixel, the pixel itself left out. Monte Carlo noise is independent
     from pixel to pixel, so ``d`` is independent of the noise of the ``r`` it divides and the expected loss is
-    least at the clean value (Lehtinen et al. 2018 need such a normaliser; a noisy ``r^2`` favours overestimates).
+    least at the clean value (Lehtinen et al. 2018 need such a normaliser; a noisy ``r^2`` favours underestimates,
+    the detached prediction overestimates).
     Unlike the detached prediction (``relative_mse``'s default), it charges a prediction that overshoots a dark
     pixel in full, as the benchmark's reference-normalised relMSE does."""
     p = torch.expm1(pred.clamp(max=20.0))
